@@ -1,0 +1,54 @@
+// src/worker/http_client.hpp — the worker's one outbound HTTP interface (implemented on libcurl multi + Asio).
+//
+// Every outbound call (agents, Twilio, Stripe) goes through HttpClient::send. Completion is always reported
+// exactly once, on the io_context thread, whether a response arrived, the deadline passed or the transport
+// failed. Nothing here blocks the event loop.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace darkspere::worker {
+
+using HeaderList = std::vector<std::pair<std::string, std::string>>;
+
+struct HttpRequest {
+    std::string method = "POST";
+    std::string url;
+    HeaderList headers;
+    std::string body;
+    // Whole-request deadline, connect included.
+    std::chrono::milliseconds deadline{10000};
+    // HTTP Basic credentials; sent only when user is non-empty. Never logged.
+    std::string basic_auth_user;
+    std::string basic_auth_password;
+    // Optional streaming hook: called with each body chunk as it arrives. Returning true ends the transfer early
+    // (the response then completes with the body received so far and status as received). Used by the MCP
+    // client to stop reading an SSE stream once the JSON-RPC response has arrived.
+    std::function<bool(std::string_view chunk)> on_body_chunk;
+};
+
+struct HttpResponse {
+    long status = 0;          // 0 when no HTTP response was received
+    HeaderList headers;       // names as received; look up with header()
+    std::string body;
+    std::string error;        // transport error ("timeout", "connection refused", …); empty on a response
+    bool timed_out = false;   // the deadline passed before completion
+    std::chrono::milliseconds elapsed{0};
+
+    // header — the first value of a header, compared case-insensitively; empty when absent.
+    std::string header(std::string_view name) const;
+};
+
+class HttpClient {
+public:
+    virtual ~HttpClient() = default;
+    // send — starts the request and returns at once; on_done runs once on the event loop.
+    virtual void send(HttpRequest request, std::function<void(HttpResponse)> on_done) = 0;
+};
+
+}  // namespace darkspere::worker
