@@ -1,0 +1,227 @@
+// test/e2e/peers/mcp-agent.mjs — an MCP agent built with the official TypeScript SDK 1.x (McpServer +
+// StreamableHTTPServerTransport), serving the legacy protocol era (2025-11-25 and older) at POST /mcp. The SDK
+// does the protocol, so the worker's MCP client is checked against code we did not write (specs/mcp.md §10.1).
+//
+// Transports:
+//   json       stateless, one server + transport per POST, plain JSON responses (enableJsonResponse: true)
+//   sse        stateless, answers as a text/event-stream (enableJsonResponse: false)
+//   stateful   Mcp-Session-Id sessions (sessionIdGenerator), SSE answers unless jsonResponse; expireSessions()
+//              forgets every session so the next request gets 404 and the client must re-initialize
+// Behaviours of the `chat` tool (setBehavior, or POST /_behavior {"behavior": …, "delay_ms": …}):
+//   echo       text `<name>: <message> [history N]`
+//   slow       echo after delay_ms
+//   isError    a tool execution error (result.isError = true)
+//   empty      a result with no text content
+//   error500   every POST answers HTTP 500 before MCP sees it
+//
+// CLI: node mcp-agent.mjs --port 0 [--transport json|sse|stateful] [--behavior echo] [--delay-ms 0] [--name agent]
+import { randomUUID } from 'node:crypto';
+import { createServer } from 'node:http';
+import { pathToFileURL } from 'node:url';
+import express from 'express';
+import { z } from 'zod';
+import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
+import { closeServer, listen, parseCliArgs, sleep } from '../lib/net.mjs';
+import { echoReply } from './echo.mjs';
+
+export const MCP_TRANSPORTS = ['json', 'sse', 'stateful'];
+export const MCP_BEHAVIORS = ['echo', 'slow', 'isError', 'empty', 'error500'];
+
+const historyTurn = z.object({ role: z.string(), content: z.string() }).passthrough();
+
+// The `chat` tool declares every argument of DarkSpere's default binding (mcp.md §6.3), so the worker sends
+// them all; only `message` is required, so a worker that sends less still gets an answer (and tests see it).
+const chatInput = {
+    message: z.string().describe('the SMS text of this turn'),
+    session_id: z.union([z.string(), z.number()]).optional().describe('DarkSpere conversation id'),
+    from: z.string().optional().describe("the end user's phone number, E.164"),
+    to: z.string().optional().describe('the service number, E.164'),
+    history: z.array(historyTurn).optional().describe('earlier turns, oldest first'),
+};
+
+// startMcpAgent starts the agent on 127.0.0.1 and resolves with
+// {url, port, calls, rpc, sessions, setBehavior, expireSessions, close}.
+export async function startMcpAgent({
+    port = 0,
+    transport = 'json',
+    jsonResponse = false,
+    behavior = 'echo',
+    delayMs = 0,
+    name = 'mcp-agent',
+    toolName = 'chat',
+    log = () => {},
+} = {}) {
+    if (!MCP_TRANSPORTS.includes(transport)) throw new Error(`unknown MCP transport ${transport}`);
+    if (!MCP_BEHAVIORS.includes(behavior)) throw new Error(`unknown MCP behavior ${behavior}`);
+    const state = { behavior, delayMs };
+    const calls = []; // one entry per tools/call that reached the tool
+    const rpc = []; // every JSON-RPC message received: {method, id, session, protocol_version}
+    const sessions = new Map(); // stateful mode: Mcp-Session-Id → {transport, server}
+    const stopping = new AbortController();
+
+    function makeServer(sessionRef) {
+        const server = new McpServer({ name, version: '0.0.1' });
+        server.registerTool(
+            toolName,
+            { description: 'Answer one SMS of a conversation', inputSchema: chatInput },
+            async (args) => {
+                const call = { ...args, mcp_session_id: sessionRef.id ?? null, behavior: state.behavior, received_at: Date.now() };
+                calls.push(call);
+                log(`mcp-agent ${name} (${state.behavior}): ${JSON.stringify(args.message)} history=${args.history?.length ?? 'none'}`);
+                switch (state.behavior) {
+                case 'isError':
+                    return { isError: true, content: [{ type: 'text', text: 'the kitchen is on fire' }] };
+                case 'empty':
+                    return { content: [] };
+                case 'slow':
+                    await sleep(state.delayMs, undefined, { signal: stopping.signal });
+                    break;
+                default:
+                    break;
+                }
+                call.answered = true;
+                return { content: [{ type: 'text', text: echoReply(name, args) }] };
+            },
+        );
+        return server;
+    }
+
+    const app = express();
+    app.disable('x-powered-by');
+    app.post('/_behavior', express.json(), (req, res) => {
+        handle.setBehavior(req.body.behavior, { delayMs: req.body.delay_ms });
+        res.json(state);
+    });
+    app.get('/_calls', (req, res) => res.json(calls));
+
+    app.use('/mcp', express.json({ limit: '1mb' }), (req, res, next) => {
+        const messages = Array.isArray(req.body) ? req.body : req.body ? [req.body] : [];
+        for (const m of messages) {
+            rpc.push({
+                http: req.method,
+                method: m?.method ?? (m?.result ? 'result' : 'unknown'),
+                id: m?.id ?? null,
+                session: req.get('mcp-session-id') || null,
+                protocol_version: req.get('mcp-protocol-version') || null,
+            });
+        }
+        if (req.method === 'POST' && state.behavior === 'error500') {
+            return res.status(500).json({ error: 'agent exploded' });
+        }
+        next();
+    });
+
+    if (transport === 'stateful') {
+        app.all('/mcp', async (req, res) => {
+            const sessionId = req.get('mcp-session-id');
+            if (sessionId) {
+                const session = sessions.get(sessionId);
+                if (!session) {
+                    return res.status(404).json({ jsonrpc: '2.0', error: { code: -32001, message: 'Session not found' }, id: null });
+                }
+                return session.transport.handleRequest(req, res, req.body);
+            }
+            if (req.method !== 'POST' || req.body?.method !== 'initialize') {
+                return res.status(400).json({
+                    jsonrpc: '2.0', error: { code: -32000, message: 'Bad Request: No valid session ID provided' }, id: null,
+                });
+            }
+            const sessionRef = { id: null };
+            const server = makeServer(sessionRef);
+            const t = new StreamableHTTPServerTransport({
+                sessionIdGenerator: () => randomUUID(),
+                enableJsonResponse: jsonResponse,
+                onsessioninitialized: (id) => {
+                    sessionRef.id = id;
+                    sessions.set(id, { transport: t, server });
+                },
+                onsessionclosed: (id) => {
+                    sessions.delete(id);
+                },
+            });
+            t.onclose = () => {
+                if (sessionRef.id) sessions.delete(sessionRef.id);
+            };
+            await server.connect(t);
+            await t.handleRequest(req, res, req.body);
+        });
+    } else {
+        app.post('/mcp', async (req, res) => {
+            const server = makeServer({ id: null });
+            const t = new StreamableHTTPServerTransport({
+                sessionIdGenerator: undefined,
+                enableJsonResponse: transport === 'json',
+            });
+            res.on('close', () => {
+                void t.close();
+                void server.close();
+            });
+            try {
+                await server.connect(t);
+                await t.handleRequest(req, res, req.body);
+            } catch (err) {
+                log(`mcp-agent ${name}: ${err.message}`);
+                if (!res.headersSent) {
+                    res.status(500).json({ jsonrpc: '2.0', error: { code: -32603, message: 'Internal server error' }, id: null });
+                }
+            }
+        });
+        // Stateless servers have no listen stream and no sessions to delete.
+        app.all('/mcp', (req, res) => {
+            res.status(405).set('Allow', 'POST')
+                .json({ jsonrpc: '2.0', error: { code: -32000, message: 'Method not allowed.' }, id: null });
+        });
+    }
+
+    const httpServer = createServer(app);
+    const boundPort = await listen(httpServer, port);
+    const handle = {
+        name,
+        port: boundPort,
+        url: `http://127.0.0.1:${boundPort}/mcp`,
+        calls,
+        rpc,
+        sessions,
+        get behavior() {
+            return state.behavior;
+        },
+        setBehavior(newBehavior, { delayMs: newDelay } = {}) {
+            if (!MCP_BEHAVIORS.includes(newBehavior)) throw new Error(`unknown MCP behavior ${newBehavior}`);
+            state.behavior = newBehavior;
+            if (newDelay !== undefined) state.delayMs = Number(newDelay);
+        },
+        // expireSessions forgets every MCP session, as a restarted server would: the next request gets 404.
+        async expireSessions() {
+            const all = [...sessions.values()];
+            sessions.clear();
+            await Promise.allSettled(all.map((s) => s.transport.close()));
+        },
+        async close() {
+            stopping.abort();
+            await handle.expireSessions();
+            await closeServer(httpServer);
+        },
+    };
+    return handle;
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] || '').href) {
+    const args = parseCliArgs(process.argv.slice(2));
+    const agent = await startMcpAgent({
+        port: Number(args.port || 0),
+        transport: args.transport || 'json',
+        jsonResponse: Boolean(args['json-response']),
+        behavior: args.behavior || 'echo',
+        delayMs: Number(args['delay-ms'] || 0),
+        name: args.name || 'mcp-agent',
+        log: (line) => process.stderr.write(`${line}\n`),
+    });
+    process.stdout.write(`${JSON.stringify({ msg: 'listening', peer: 'mcp-agent', port: agent.port, url: agent.url })}\n`);
+    const stop = async () => {
+        await agent.close();
+        process.exit(0);
+    };
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
+}
