@@ -1,0 +1,38 @@
+// src/worker/mcp_client.hpp — runs conversation turns as MCP tools/call requests (dual era, Streamable HTTP).
+//
+// Glossary (see docs/mcp-agents.md). A *turn* is one inbound SMS handed to one agent. A *call* is the work
+// McpClient does for a turn: era detection if needed, the legacy handshake if needed, tools/list if the
+// cached list is stale, then tools/call — all inside the turn's deadline. An *MCP session* (legacy
+// Mcp-Session-Id) is a transport session shared by every conversation with that endpoint; it is not a
+// DarkSpere session.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "agent_protocol.hpp"
+#include "http_client.hpp"
+
+namespace darkspere::worker {
+
+struct McpClientState;  // caches shared with calls in flight (mcp_client.cpp)
+
+class McpClient {
+  public:
+    // McpClient — http must outlive every call in flight; client_version goes into clientInfo.
+    McpClient(HttpClient &http, std::string client_version);
+    ~McpClient();
+    McpClient(const McpClient &) = delete;
+    McpClient &operator=(const McpClient &) = delete;
+
+    // call — runs one conversation turn as an MCP tools/call on turn.endpoint, tool turn.tool_name; reports
+    // exactly once through on_done (on the caller's event loop thread, via the HttpClient callbacks).
+    // Not thread-safe: call it from the event loop thread that runs the HttpClient callbacks.
+    void call(const AgentTurn &turn, AgentCallback on_done);
+
+  private:
+    // Calls in flight hold the state too, so destroying the client early never leaves them dangling.
+    std::shared_ptr<McpClientState> state_;
+};
+
+}  // namespace darkspere::worker

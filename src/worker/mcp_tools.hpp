@@ -1,0 +1,52 @@
+// src/worker/mcp_tools.hpp — DarkSpere's tool binding (mcp.md §6.3) and the reading of tools/call results
+// (§8).
+//
+// A *tool binding* is one entry of a server's tools/list as the worker needs it: the input schema that
+// decides which conversation fields are sent, and the x-mcp-header annotations that become Mcp-Param-*
+// headers.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "agent_protocol.hpp"
+#include "http_client.hpp"
+
+namespace darkspere::worker {
+
+struct McpTool {
+    std::string name;
+    nlohmann::json input_schema = nlohmann::json::object();
+    // (property, header suffix) for every x-mcp-header annotation: property "region" annotated "Region" is
+    // sent as Mcp-Param-Region.
+    std::vector<std::pair<std::string, std::string>> header_params;
+};
+
+// mcp_parse_tool — the binding for one tools/list entry; nullopt when the entry is malformed or carries an
+// invalid x-mcp-header annotation (the modern spec requires such tools to be dropped from the client's view).
+std::optional<McpTool> mcp_parse_tool(const nlohmann::json &entry);
+
+// McpArguments — the tools/call arguments for a turn, or why they cannot be built (a configuration error).
+struct McpArguments {
+    nlohmann::json arguments = nlohmann::json::object();
+    std::string error;
+};
+
+// mcp_tool_arguments — `message` always; `session_id`, `from`, `to` and `history` only when the tool's
+// inputSchema.properties declares them. Declared types are checked (session_id may be declared as a number);
+// a required property the worker cannot fill is a configuration error.
+McpArguments mcp_tool_arguments(const McpTool &tool, const AgentTurn &turn);
+
+// mcp_param_headers — Mcp-Param-<Name> headers for the annotated properties present in arguments.
+HeaderList mcp_param_headers(const McpTool &tool, const nlohmann::json &arguments);
+
+// mcp_outcome_from_result — maps a tools/call result to an outcome (latency left at 0): text items joined
+// with
+// "\n" and trimmed; no text → ok with no reply; isError or resultType input_required → failure.
+AgentOutcome mcp_outcome_from_result(const nlohmann::json &result);
+
+}  // namespace darkspere::worker
