@@ -1,0 +1,89 @@
+// test/e2e/lib/cluster.mjs — a throwaway PostgreSQL cluster per test file, through scripts/pgcluster, with one
+// fresh database (extension created) per test so tests in a file share a server but no data.
+import { execFile, spawnSync } from 'node:child_process';
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { onExit } from './cleanup.mjs';
+import { Db } from './db.mjs';
+import { PGCLUSTER } from './paths.mjs';
+
+const run = promisify(execFile);
+const PGCLUSTER_TIMEOUT_MS = 120000;
+
+function parseEnvLines(text) {
+    const env = {};
+    for (const line of text.split('\n')) {
+        const m = /^(PG[A-Z]+)=(.*)$/.exec(line.trim());
+        if (m) env[m[1]] = m[2];
+    }
+    if (!env.PGPORT) throw new Error(`scripts/pgcluster printed no PGPORT:\n${text}`);
+    return env;
+}
+
+// startCluster initialises and starts a cluster in a new temporary directory and resolves with
+// {env, host, port, conninfo(db), createDatabase(), restart(), stop(), start(), dir}.
+export async function startCluster() {
+    const root = mkdtempSync(join(tmpdir(), 'darkspere-e2e-'));
+    chmodSync(root, 0o755); // the cluster runs as an unprivileged user when we are root; it must reach its dir
+    const dir = join(root, 'pg');
+    const unregister = onExit(() => {
+        spawnSync(PGCLUSTER, ['stop', dir], { stdio: 'ignore', timeout: 30000 });
+        rmSync(root, { recursive: true, force: true });
+    });
+    const { stdout } = await run(PGCLUSTER, ['start', dir], { timeout: PGCLUSTER_TIMEOUT_MS });
+    const env = parseEnvLines(stdout);
+    let databases = 0;
+    const dbs = new Set();
+
+    const cluster = {
+        dir,
+        env,
+        host: env.PGHOST,
+        port: Number(env.PGPORT),
+        user: env.PGUSER,
+        // conninfo is the libpq connection string the worker gets for database `name`.
+        conninfo(name = env.PGDATABASE) {
+            return `host=${env.PGHOST} port=${env.PGPORT} user=${env.PGUSER} dbname=${name} connect_timeout=5`;
+        },
+        db(name = env.PGDATABASE) {
+            const db = new Db({ host: env.PGHOST, port: Number(env.PGPORT), user: env.PGUSER, database: name });
+            dbs.add(db);
+            return db;
+        },
+        // createDatabase makes a new database with the darkspere extension and resolves with {name, db}.
+        async createDatabase(prefix = 't') {
+            databases += 1;
+            const name = `${prefix}_${process.pid}_${databases}`;
+            const admin = cluster.db();
+            try {
+                await admin.query(`CREATE DATABASE ${name}`);
+            } finally {
+                await admin.end();
+                dbs.delete(admin);
+            }
+            const db = cluster.db(name);
+            await db.query('CREATE EXTENSION darkspere');
+            return { name, db };
+        },
+        async stop() {
+            await run(PGCLUSTER, ['stop', dir], { timeout: PGCLUSTER_TIMEOUT_MS });
+        },
+        async start() {
+            await run(PGCLUSTER, ['start', dir], { timeout: PGCLUSTER_TIMEOUT_MS });
+        },
+        // restart stops (fast shutdown: sessions are cut) and starts again on the same port.
+        async restart() {
+            await run(PGCLUSTER, ['restart', dir], { timeout: PGCLUSTER_TIMEOUT_MS });
+        },
+        // destroy closes our connections, stops the server and removes its directory.
+        async destroy() {
+            await Promise.allSettled([...dbs].map((db) => db.end()));
+            await cluster.stop().catch(() => {});
+            rmSync(root, { recursive: true, force: true });
+            unregister();
+        },
+    };
+    return cluster;
+}

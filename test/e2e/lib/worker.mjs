@@ -1,0 +1,130 @@
+// test/e2e/lib/worker.mjs — runs the real darkspere-worker as a child process and reads its JSON-lines log.
+import { spawn } from 'node:child_process';
+import { onExit } from './cleanup.mjs';
+import { freePort, sleep, waitFor } from './net.mjs';
+import { workerBinary } from './paths.mjs';
+
+const READY_TIMEOUT_MS = 20000;
+const STOP_TIMEOUT_MS = 15000;
+
+// startWorker spawns darkspere-worker on a free loopback port (or `port`, to restart on the same address) and
+// resolves once it logs {"msg":"ready"}. The public URL is the listen address, so signatures are computed
+// over the URL tests post to. Resolves with
+// {proc, port, url, name, logs, waitForLog(pred), stop(signal), kill(), exited}.
+export async function startWorker({
+    conninfo,
+    twilioAccounts = {},
+    twilioBase,
+    port,
+    name = `e2e-${process.pid}-${Math.floor(Math.random() * 1e6)}`,
+    agentDeadlineMs = 3000,
+    twilioDeadlineMs = 3000,
+    leaseSeconds,
+    pollIntervalMs = 250,
+    tickIntervalMs = 250,
+    extraArgs = [],
+    env = {},
+    echo = Boolean(process.env.E2E_WORKER_LOG),
+} = {}) {
+    const listenPort = port ?? (await freePort());
+    const url = `http://127.0.0.1:${listenPort}`;
+    const lease = leaseSeconds ?? Math.ceil((Math.max(agentDeadlineMs, twilioDeadlineMs) + 2000) / 1000);
+    const args = [
+        '--db', conninfo,
+        '--listen', `127.0.0.1:${listenPort}`,
+        '--public-url', url,
+        '--worker-name', name,
+        '--agent-deadline-ms', String(agentDeadlineMs),
+        '--twilio-deadline-ms', String(twilioDeadlineMs),
+        '--lease-seconds', String(lease),
+        '--poll-interval-ms', String(pollIntervalMs),
+        '--tick-interval-ms', String(tickIntervalMs),
+    ];
+    for (const [sid, token] of Object.entries(twilioAccounts)) args.push('--twilio-account', `${sid}:${token}`);
+    if (twilioBase) args.push('--twilio-base', twilioBase);
+    args.push(...extraArgs);
+
+    const proc = spawn(workerBinary(), args, {
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: { ...process.env, ...env },
+    });
+    const unregister = onExit(() => proc.kill('SIGKILL'));
+    const logs = [];
+    const output = [];
+    let exit = null;
+    const exited = new Promise((resolve) => {
+        proc.on('exit', (code, signal) => {
+            exit = { code, signal };
+            unregister();
+            resolve(exit);
+        });
+    });
+    let partial = '';
+    const onData = (chunk) => {
+        partial += chunk;
+        let nl;
+        while ((nl = partial.indexOf('\n')) >= 0) {
+            const line = partial.slice(0, nl);
+            partial = partial.slice(nl + 1);
+            if (!line.trim()) continue;
+            output.push(line);
+            if (output.length > 5000) output.shift();
+            if (echo) process.stderr.write(`[${name}] ${line}\n`);
+            try {
+                logs.push(JSON.parse(line));
+            } catch {
+                logs.push({ raw: line });
+            }
+        }
+    };
+    proc.stderr.setEncoding('utf8').on('data', onData);
+    proc.stdout.setEncoding('utf8').on('data', onData);
+
+    const tail = (n = 30) => output.slice(-n).join('\n');
+    const handle = {
+        proc,
+        port: listenPort,
+        url,
+        name,
+        logs,
+        tail,
+        exited,
+        get exit() {
+            return exit;
+        },
+        // waitForLog resolves with the first log record matching pred.
+        waitForLog(pred, { timeoutMs = 10000, message = 'a worker log line' } = {}) {
+            return waitFor(() => (exit && !logs.some(pred) ? Promise.reject(new Error(`worker exited ${JSON.stringify(exit)}`)) : logs.find(pred)),
+                { timeoutMs, message: () => `${message}; worker log tail:\n${tail()}` });
+        },
+        // stop sends a signal (SIGTERM drains) and resolves with {code, signal} once the process is gone.
+        async stop(signal = 'SIGTERM', timeoutMs = STOP_TIMEOUT_MS) {
+            if (exit) return exit;
+            proc.kill(signal);
+            const result = await Promise.race([exited, sleep(timeoutMs).then(() => null)]);
+            if (result) return result;
+            proc.kill('SIGKILL');
+            await exited;
+            throw new Error(`worker did not exit within ${timeoutMs} ms of ${signal}; log tail:\n${tail()}`);
+        },
+        // kill is SIGKILL: no drain, no acks — what a crash looks like to the queue.
+        async kill() {
+            if (exit) return exit;
+            proc.kill('SIGKILL');
+            return exited;
+        },
+    };
+
+    try {
+        await Promise.race([
+            handle.waitForLog((r) => r.msg === 'ready', { timeoutMs: READY_TIMEOUT_MS, message: 'worker {"msg":"ready"}' }),
+            exited.then((e) => {
+                throw new Error(`worker exited before ready (${JSON.stringify(e)}); output:\n${tail()}`);
+            }),
+        ]);
+    } catch (err) {
+        proc.kill('SIGKILL');
+        throw err;
+    }
+    return handle;
+}
