@@ -1,0 +1,18 @@
+// src/common/xml.hpp — escaping text for TwiML (XML) responses.
+#pragma once
+
+#ifdef POSTGRES_H
+#error \
+    "src/common headers are pure C++; include them only in translation units that do not include postgres.h"
+#endif
+
+#include <string>
+#include <string_view>
+
+namespace darkspere {
+
+// xml_escape returns text with & < > " ' replaced by their predefined entities, safe in element content and
+// in either kind of quoted attribute. Other bytes, UTF-8 included, pass through unchanged.
+std::string xml_escape(std::string_view text);
+
+}  // namespace darkspere
