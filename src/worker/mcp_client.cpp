@@ -317,6 +317,7 @@ class McpCall : public std::enable_shared_from_this<McpCall> {
         }
         reprobed_ = true;
         state_->eras.erase(origin_);
+        endpoint().tools_loaded = false;  // a different server may stand behind the endpoint now
         probe();
         return true;
     }

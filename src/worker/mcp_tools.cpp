@@ -106,8 +106,8 @@ McpArguments mcp_tool_arguments(const McpTool &tool, const AgentTurn &turn) {
     McpArguments out;
     const auto properties = tool.input_schema.value("properties", nlohmann::json::object());
     auto declared = [&](const char *name) { return properties.is_object() && properties.contains(name); };
-    auto property = [&](const char *name) {
-        return properties.is_object() ? properties.value(name, nullptr) : nullptr;
+    auto property = [&](const char *name) -> nlohmann::json {
+        return properties.is_object() ? properties.value(name, nlohmann::json()) : nlohmann::json();
     };
 
     auto put_string = [&](const char *name, const std::string &value) {
