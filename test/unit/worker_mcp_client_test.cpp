@@ -455,7 +455,7 @@ TEST_F(McpClientTest, LegacySessionAndVersionHeadersOnEveryLaterRequest) {
         EXPECT_EQ(sent[i].header("Mcp-Session-Id"), "sess-abc") << sent[i].method();
         EXPECT_EQ(sent[i].header("MCP-Protocol-Version"), "2025-06-18") << sent[i].method();
         EXPECT_EQ(sent[i].header("Accept"), "application/json, text/event-stream");
-        EXPECT_FALSE(sent[i].body["params"].contains("_meta"));
+        EXPECT_FALSE(sent[i].body.value("params", json::object()).contains("_meta"));
     }
 }
 
