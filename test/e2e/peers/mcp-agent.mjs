@@ -50,6 +50,7 @@ export async function startMcpAgent({
     delayMs = 0,
     name = 'mcp-agent',
     toolName = 'chat',
+    respond = (args) => echoReply(name, args), // the text of a successful answer
     log = () => {},
 } = {}) {
     if (!MCP_TRANSPORTS.includes(transport)) throw new Error(`unknown MCP transport ${transport}`);
@@ -81,7 +82,7 @@ export async function startMcpAgent({
                     break;
                 }
                 call.answered = true;
-                return { content: [{ type: 'text', text: echoReply(name, args) }] };
+                return { content: [{ type: 'text', text: await respond(args) }] };
             },
         );
         return server;
