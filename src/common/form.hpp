@@ -3,8 +3,7 @@
 #pragma once
 
 #ifdef POSTGRES_H
-#error \
-    "src/common headers are pure C++; include them only in translation units that do not include postgres.h"
+#error "src/common is pure C++: include its headers only where postgres.h is not included"
 #endif
 
 #include <optional>

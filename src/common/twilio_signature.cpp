@@ -2,6 +2,7 @@
 #include "common/twilio_signature.hpp"
 
 #include <algorithm>
+#include <optional>
 #include <utility>
 
 #include "common/crypto.hpp"
@@ -67,14 +68,26 @@ std::string_view default_port(std::string_view scheme) {
     return {};
 }
 
-// query_of returns the query of url (after '?', before '#'), or an empty view.
-std::string_view query_of(std::string_view url) {
+// raw_query_value returns the still-encoded value of the first query parameter of url called name, or
+// nullopt. The rest of the query is never decoded, so an unrelated odd escape cannot make a valid request
+// fail.
+std::optional<std::string_view> raw_query_value(std::string_view url, std::string_view name) {
     const std::size_t question = url.find('?');
     if (question == std::string_view::npos) {
-        return {};
+        return std::nullopt;
     }
-    const std::string_view rest = url.substr(question + 1);
-    return rest.substr(0, rest.find('#'));
+    std::string_view query = url.substr(question + 1);
+    query = query.substr(0, query.find('#'));
+    while (!query.empty()) {
+        const std::size_t amp = query.find('&');
+        const std::string_view piece = query.substr(0, amp);
+        query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
+        const std::size_t eq = piece.find('=');
+        if (eq != std::string_view::npos && piece.substr(0, eq) == name) {
+            return piece.substr(eq + 1);
+        }
+    }
+    return std::nullopt;
 }
 
 }  // namespace
@@ -140,11 +153,8 @@ bool twilio_signature_valid(std::string_view auth_token, std::string_view url,
 
 bool twilio_json_signature_valid(std::string_view auth_token, std::string_view url, std::string_view raw_body,
                                  std::string_view signature) {
-    const auto query = parse_form(query_of(url));
-    if (!query) {
-        return false;
-    }
-    const auto body_hash = form_value(*query, "bodySHA256");
+    // The value is lowercase hex, which form encoding leaves unchanged, so it is compared still encoded.
+    const auto body_hash = raw_query_value(url, "bodySHA256");
     if (!body_hash || *body_hash != to_hex(sha256(raw_body))) {
         return false;
     }

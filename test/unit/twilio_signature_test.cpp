@@ -328,6 +328,16 @@ TEST(TwilioJsonSignature, J3ReceivedWithoutPortMatchesPort443Variant) {
                                             "Ldidvp12m26NI7eqEvxnEpkd9Hc="));
 }
 
+TEST(TwilioJsonSignature, BodyHashFoundBesideOddQueryEscapes) {
+    const std::string url = "https://mycompany.com/myapp.php?discount=100%&bodySHA256=" + kJ1Hash;
+    EXPECT_TRUE(twilio_json_signature_valid(kToken, url, kJ1Body, twilio_signature(kToken, url, {})));
+}
+
+TEST(TwilioJsonSignature, BodyHashNameIsCaseSensitive) {
+    const std::string url = kBaseUrl + "&bodysha256=" + kJ1Hash;
+    EXPECT_FALSE(twilio_json_signature_valid(kToken, url, kJ1Body, twilio_signature(kToken, url, {})));
+}
+
 TEST(TwilioJsonSignature, ChangedBodyIsInvalid) {
     EXPECT_FALSE(twilio_json_signature_valid(kToken, kBaseUrl + "&bodySHA256=" + kJ1Hash, kJ1Body + " ",
                                              "a9nBmqA0ju/hNViExpshrM61xv4="));
