@@ -1,0 +1,34 @@
+// src/worker/agent_http.hpp — the plain `http` agent protocol (specs/mcp.md §9): one JSON POST per turn.
+#pragma once
+
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "agent_protocol.hpp"
+#include "http_client.hpp"
+
+namespace darkspere::worker {
+
+// agent_http_request — the POST for one turn: JSON body {request_id, session_id, from, to, message, history}
+// and the Idempotency-Key header, so an agent can drop a retried turn it already answered.
+HttpRequest agent_http_request(const AgentTurn &turn);
+
+// agent_http_outcome — reads the agent's answer: 200 with {"reply": string} succeeds (reply trimmed; "" =
+// send nothing); anything else is a failure whose error never quotes the agent's text.
+AgentOutcome agent_http_outcome(const HttpResponse &response);
+
+class AgentHttp {
+  public:
+    explicit AgentHttp(HttpClient &http) : http_(http) {}
+    // call — runs one turn; on_done runs once on the event loop.
+    void call(const AgentTurn &turn, AgentCallback on_done);
+
+  private:
+    HttpClient &http_;
+};
+
+// trim_reply — the reply without surrounding whitespace (a reply of only whitespace becomes "").
+std::string trim_reply(const std::string &text);
+
+}  // namespace darkspere::worker

@@ -1,0 +1,96 @@
+// src/worker/config.hpp — worker settings: flags > environment > config file > defaults.
+//
+// Every setting has one long flag name (`--agent-deadline-ms`); the config file uses the same names as keys
+// (`agent-deadline-ms = 10000`), the environment the upper-snake form with a prefix
+// (`DARKSPERE_AGENT_DEADLINE_MS`). docs/worker.md lists every key and default.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace darkspere::worker {
+
+// Agent calls: the deadline bounds one HTTP call; the lease must outlive it (see LEASE_MARGIN_MS).
+constexpr long AGENT_DEADLINE_MS_DEFAULT = 10000;
+constexpr long AGENT_DEADLINE_MS_MIN = 100;
+constexpr long AGENT_DEADLINE_MS_MAX = 600000;
+
+// Lease on a claimed job; must exceed every outbound deadline plus this margin, or a slow reply is sent
+// twice.
+constexpr long LEASE_SECONDS_DEFAULT = 120;
+constexpr long LEASE_MARGIN_MS = 1000;
+
+// Concurrency: 2,000 slow agents in flight must fit in one process.
+constexpr long MAX_IN_FLIGHT_DEFAULT = 2000;
+constexpr long MAX_IN_FLIGHT_MIN = 1;
+constexpr long MAX_IN_FLIGHT_MAX = 100000;
+
+// Inbound connections held open at once (keep-alive included); more wait in the kernel backlog.
+constexpr long MAX_CONNECTIONS_DEFAULT = 1024;
+
+// Query connections to PostgreSQL besides the LISTEN connection.
+constexpr long POOL_SIZE_DEFAULT = 4;
+constexpr long POOL_SIZE_MIN = 1;
+constexpr long POOL_SIZE_MAX = 64;
+
+struct Config {
+    std::string config_file;  // --config; empty = none
+    std::string db;           // libpq conninfo; empty = PG* environment variables
+    std::string listen_host = "127.0.0.1";
+    uint16_t listen_port = 8080;  // 0 = pick a free port (reported in the "listening" log line)
+    std::string public_url = "http://127.0.0.1:8080";    // no trailing slash
+    std::map<std::string, std::string> twilio_accounts;  // AccountSid → auth token (never logged)
+    std::string twilio_base = "https://api.twilio.com";
+    std::string stripe_base = "https://api.stripe.com";
+    long agent_deadline_ms = AGENT_DEADLINE_MS_DEFAULT;
+    long twilio_deadline_ms = 10000;
+    long max_in_flight = MAX_IN_FLIGHT_DEFAULT;
+    long max_connections = MAX_CONNECTIONS_DEFAULT;
+    std::string worker_name;  // default hostname:pid
+    long pool_size = POOL_SIZE_DEFAULT;
+    long lease_seconds = LEASE_SECONDS_DEFAULT;
+    long poll_interval_ms = 1000;
+    long tick_interval_ms = 1000;
+    long stats_interval_ms = 60000;
+    long drain_timeout_ms = 15000;
+    std::string log_level = "info";
+};
+
+// ConfigError — a setting is invalid; hint names what to change.
+class ConfigError : public std::runtime_error {
+  public:
+    ConfigError(const std::string &message, std::string hint)
+        : std::runtime_error(message), hint_(std::move(hint)) {}
+    const std::string &hint() const { return hint_; }
+
+  private:
+    std::string hint_;
+};
+
+// Where settings come from; functions so tests can supply them.
+struct ConfigSources {
+    std::vector<std::string> args;  // command line without argv[0]
+    std::function<std::optional<std::string>(const std::string &name)> getenv;
+    std::function<std::optional<std::string>(const std::string &path)> read_file;
+};
+
+// ConfigSources from the real process: argv, environ and the filesystem.
+ConfigSources process_config_sources(int argc, char **argv);
+
+// load_config — resolves every setting by precedence and validates; throws ConfigError.
+// Returns an empty optional when --help was asked for (usage then goes to stdout).
+std::optional<Config> load_config(const ConfigSources &sources);
+
+// usage — the --help text.
+std::string usage();
+
+// env_name — DARKSPERE_<UPPER_SNAKE> for a long flag name.
+std::string env_name(const std::string &key);
+
+}  // namespace darkspere::worker

@@ -1,0 +1,57 @@
+// src/worker/http_server.hpp — the inbound HTTP/1.1 server (Boost.Beast): keep-alive, bounded bodies and
+// a bounded number of open connections. It knows nothing about routes; it hands each request to a handler and
+// writes whatever response the handler reports, whenever it reports it.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/beast/http.hpp>
+
+namespace darkspere::worker {
+
+// Twilio refuses to send bodies over 64 kB (error 11750); nothing we serve needs more.
+constexpr uint64_t REQUEST_BODY_MAX = 64 * 1024;
+constexpr uint32_t REQUEST_HEADER_MAX = 16 * 1024;
+// A connection idle (or a request trickling) this long is closed.
+constexpr int CONNECTION_IDLE_SECONDS = 60;
+
+using Request = boost::beast::http::request<boost::beast::http::string_body>;
+using Response = boost::beast::http::response<boost::beast::http::string_body>;
+using Responder = std::function<void(Response)>;
+using RequestHandler = std::function<void(Request &&, Responder)>;
+
+// make_response — a response with status, content type and body (Content-Length set by the server).
+Response make_response(unsigned status, const std::string &content_type, std::string body);
+
+class HttpServer {
+  public:
+    HttpServer(boost::asio::io_context &io, RequestHandler handler, size_t max_connections);
+    ~HttpServer();
+
+    // listen — binds and starts accepting; returns the bound port (useful with port 0). Throws on failure.
+    uint16_t listen(const std::string &host, uint16_t port);
+    // stop_accepting — closes the listening socket; open connections finish their current request.
+    void stop_accepting();
+    size_t open_connections() const;
+
+    // on_rejected — called for a request refused before routing (413, 400), with its status.
+    std::function<void(unsigned status)> on_rejected;
+
+    struct Shared;
+
+  private:
+    void accept();
+
+    boost::asio::io_context &io_;
+    boost::asio::ip::tcp::acceptor acceptor_;
+    boost::asio::steady_timer retry_timer_;
+    std::shared_ptr<Shared> shared_;
+};
+
+}  // namespace darkspere::worker

@@ -1,0 +1,477 @@
+// src/worker/job_runner.cpp — claim, run and ack jobs (see job_runner.hpp).
+#include "job_runner.hpp"
+
+#include <boost/asio/post.hpp>
+
+#include "log.hpp"
+
+namespace darkspere::worker {
+
+namespace asio = boost::asio;
+using std::chrono::milliseconds;
+
+namespace {
+
+// The one place that knows the queue statements (docs/queue-contract.md).
+const char *const SQL_CLAIM = "SELECT job_id, attempt, kind, payload FROM darkspere.claim_jobs($1, $2, $3)";
+const char *const SQL_COMPLETE = "SELECT darkspere.complete_job($1, $2, $3)";
+const char *const SQL_FAIL = "SELECT darkspere.fail_job($1, $2, $3, $4)";
+const char *const SQL_OPT_OUT = "SELECT darkspere.record_provider_opt_out($1, $2)";
+const char *const SQL_TICK = "SELECT darkspere.tick()";
+
+constexpr milliseconds PARK_BACKOFF_MAX{5000};
+
+std::string id_text(const nlohmann::json &v) {
+    if (v.is_string())
+        return v.get<std::string>();
+    if (v.is_number_integer())
+        return std::to_string(v.get<long long>());
+    return "";
+}
+
+std::string str(const nlohmann::json &obj, const char *key) {
+    auto it = obj.find(key);
+    return it != obj.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
+double seconds_since(std::chrono::steady_clock::time_point t) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+}
+
+}  // namespace
+
+bool agent_turn_from_payload(const nlohmann::json &payload, milliseconds deadline, AgentTurn *turn,
+                             std::string *protocol, std::string *error) {
+    if (!payload.is_object()) {
+        *error = "agent_call payload is not an object";
+        return false;
+    }
+    turn->endpoint = str(payload, "endpoint");
+    if (turn->endpoint.empty()) {
+        *error = "agent_call payload lacks endpoint";
+        return false;
+    }
+    if (auto it = payload.find("agent_id"); it != payload.end() && it->is_number_integer())
+        turn->agent_id = it->get<long long>();
+    *protocol = str(payload, "protocol");
+    if (protocol->empty())
+        *protocol = "http";
+    std::string tool = str(payload, "tool_name");
+    if (!tool.empty())
+        turn->tool_name = tool;
+    turn->session_id = payload.contains("session_id") ? id_text(payload["session_id"]) : "";
+    turn->message = str(payload, "body");
+    turn->from = str(payload, "from");
+    turn->to = str(payload, "to");
+    turn->request_id = str(payload, "request_id");
+    if (auto it = payload.find("history"); it != payload.end() && it->is_array())
+        turn->history = *it;
+    else
+        turn->history = nlohmann::json::array();
+    turn->deadline = deadline;
+    return true;
+}
+
+JobRunner::JobRunner(asio::io_context &io, PgPool &pool, AgentHttp &agent_http, McpClient &mcp,
+                     TwilioSender &twilio, Metrics &metrics, std::function<RunnerSettings()> settings)
+    : io_(io),
+      pool_(pool),
+      agent_http_(agent_http),
+      mcp_(mcp),
+      twilio_(twilio),
+      metrics_(metrics),
+      settings_(std::move(settings)),
+      poll_timer_(io),
+      follow_up_timer_(io),
+      tick_timer_(io),
+      park_timer_(io),
+      drain_timer_(io) {}
+
+void JobRunner::start() {
+    arm_poll();
+    arm_tick();
+    claim();
+}
+
+void JobRunner::arm_poll() {
+    poll_timer_.expires_after(milliseconds(settings_().poll_interval_ms));
+    poll_timer_.async_wait([this](const boost::system::error_code &ec) {
+        if (ec || stopping_)
+            return;
+        claim();
+        arm_poll();
+    });
+}
+
+void JobRunner::arm_tick() {
+    tick_timer_.expires_after(milliseconds(settings_().tick_interval_ms));
+    tick_timer_.async_wait([this](const boost::system::error_code &ec) {
+        if (ec || stopping_)
+            return;
+        // One tick at a time: a slow tick (many expired leases) must not pile up behind itself.
+        if (!tick_running_ && pool_.connected() > 0) {
+            tick_running_ = true;
+            pool_.query(SQL_TICK, {}, [this](PgResult r) {
+                tick_running_ = false;
+                if (!r.ok && !r.unavailable)
+                    log_warn("tick failed", {{"sqlstate", r.sqlstate}, {"error", r.error}});
+            });
+        }
+        arm_tick();
+    });
+}
+
+void JobRunner::wake() {
+    if (stopping_)
+        return;
+    claim();
+    if (follow_up_armed_)
+        return;
+    follow_up_armed_ = true;
+    follow_up_timer_.expires_after(CLAIM_FOLLOW_UP);
+    follow_up_timer_.async_wait([this](const boost::system::error_code &ec) {
+        follow_up_armed_ = false;
+        if (!ec && !stopping_)
+            claim();
+    });
+}
+
+void JobRunner::database_reconnected() {
+    retry_parked();
+    if (!stopping_)
+        claim();
+}
+
+void JobRunner::claim() {
+    if (stopping_)
+        return;
+    if (claiming_) {
+        claim_again_ = true;
+        return;
+    }
+    RunnerSettings s = settings_();
+    long free_slots = s.max_in_flight - in_flight_;
+    if (free_slots <= 0) {
+        claim_again_ = true;  // claim as soon as a slot frees up
+        return;
+    }
+    if (pool_.connected() == 0)
+        return;  // the reconnect hook claims again
+    long n = std::min(free_slots, CLAIM_BATCH_MAX);
+    claiming_ = true;
+    claim_again_ = false;
+    pool_.query(SQL_CLAIM, {s.worker_name, std::to_string(n), std::to_string(s.lease_seconds) + " seconds"},
+                [this, n](PgResult r) { claim_done(n, std::move(r)); });
+}
+
+void JobRunner::claim_done(long asked, PgResult r) {
+    claiming_ = false;
+    if (!r.ok) {
+        // The poll timer and the reconnect hook rescan; no tight retry loop against a failing database.
+        if (!r.unavailable)
+            log_error("claim_jobs failed", {{"sqlstate", r.sqlstate}, {"error", r.error}});
+        return;
+    }
+    for (size_t i = 0; i < r.rows.size(); ++i) {
+        ClaimedJob job;
+        job.job_id = r.value(i, "job_id").value_or("");
+        job.attempt = r.value(i, "attempt").value_or("");
+        job.kind = r.value(i, "kind").value_or("");
+        job.payload = nlohmann::json::parse(r.value(i, "payload").value_or("null"), nullptr, false);
+        if (job.payload.is_object())
+            job.request_id = str(job.payload, "request_id");
+        ++claimed_total_;
+        run(std::move(job));
+    }
+    // A full batch means more work is likely waiting.
+    if (static_cast<long>(r.rows.size()) >= asked || claim_again_)
+        asio::post(io_, [this] { claim(); });
+}
+
+JobRunner::Ack JobRunner::fail_ack(const ClaimedJob &job, std::string error, bool retryable) {
+    Ack a;
+    a.job_id = job.job_id;
+    a.attempt = job.attempt;
+    a.kind = job.kind;
+    a.request_id = job.request_id;
+    a.complete = false;
+    a.error = std::move(error);
+    a.retryable = retryable;
+    a.outcome = retryable ? "failed_retryable" : "failed";
+    return a;
+}
+
+void JobRunner::run(ClaimedJob job) {
+    ++in_flight_;
+    metrics_.jobs_in_flight = in_flight_;
+    log_debug("job claimed", {{"job_id", job.job_id},
+                              {"attempt", job.attempt},
+                              {"kind", job.kind},
+                              {"request_id", job.request_id}});
+    if (job.payload.is_discarded()) {
+        job_finished(fail_ack(job, "malformed job payload", false));
+    } else if (job.kind == "agent_call") {
+        run_agent_call(std::move(job));
+    } else if (job.kind == "sms_send") {
+        run_sms_send(std::move(job));
+    } else {
+        std::string kind = job.kind;
+        job_finished(fail_ack(job, "unknown job kind: " + kind, false));
+    }
+}
+
+void JobRunner::run_agent_call(ClaimedJob job) {
+    AgentTurn turn;
+    std::string protocol, error;
+    if (!agent_turn_from_payload(job.payload, milliseconds(settings_().agent_deadline_ms), &turn, &protocol,
+                                 &error)) {
+        job_finished(fail_ack(job, error, false));
+        return;
+    }
+    if (protocol != "http" && protocol != "mcp") {
+        job_finished(fail_ack(job, "unknown agent protocol: " + protocol, false));
+        return;
+    }
+    ++metrics_.agent_calls_in_flight;
+    auto started = std::chrono::steady_clock::now();
+    long long agent_id = turn.agent_id;
+    auto on_done = [this, job, started, agent_id, protocol](AgentOutcome outcome) {
+        --metrics_.agent_calls_in_flight;
+        double secs = seconds_since(started);
+        metrics_.agent_call_seconds.observe(secs);
+        long latency_ms = static_cast<long>(secs * 1000);
+        log_info("agent call finished", {{"request_id", job.request_id},
+                                         {"job_id", job.job_id},
+                                         {"attempt", job.attempt},
+                                         {"agent_id", agent_id},
+                                         {"protocol", protocol},
+                                         {"ok", outcome.ok},
+                                         {"latency_ms", latency_ms},
+                                         {"error", outcome.error}});
+        if (!outcome.ok) {
+            job_finished(fail_ack(job, outcome.error.empty() ? "agent call failed" : outcome.error, true));
+            return;
+        }
+        Ack a;
+        a.job_id = job.job_id;
+        a.attempt = job.attempt;
+        a.kind = job.kind;
+        a.request_id = job.request_id;
+        a.complete = true;
+        nlohmann::json result = {{"latency_ms", latency_ms}};
+        result["reply"] = outcome.reply ? nlohmann::json(*outcome.reply) : nlohmann::json(nullptr);
+        a.result = result.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+        a.outcome = "completed";
+        job_finished(std::move(a));
+    };
+    if (protocol == "mcp")
+        mcp_.call(turn, std::move(on_done));
+    else
+        agent_http_.call(turn, std::move(on_done));
+}
+
+void JobRunner::run_sms_send(ClaimedJob job) {
+    SmsSendJob send;
+    std::string error;
+    if (!parse_sms_send_job(job.payload, &send, &error)) {
+        job_finished(fail_ack(job, error, false));
+        return;
+    }
+    auto started = std::chrono::steady_clock::now();
+    twilio_.send(send, [this, job, started, send](SendOutcome outcome) {
+        double secs = seconds_since(started);
+        metrics_.twilio_send_seconds.observe(secs);
+        static const char *kinds[] = {"sent", "retry", "fail", "opted_out"};
+        log_info("twilio send finished", {{"request_id", job.request_id},
+                                          {"job_id", job.job_id},
+                                          {"attempt", job.attempt},
+                                          {"outcome", kinds[static_cast<int>(outcome.kind)]},
+                                          {"latency_ms", static_cast<long>(secs * 1000)},
+                                          {"error", outcome.error}});
+        switch (outcome.kind) {
+            case SendOutcome::Kind::sent: {
+                Ack a;
+                a.job_id = job.job_id;
+                a.attempt = job.attempt;
+                a.kind = job.kind;
+                a.request_id = job.request_id;
+                a.complete = true;
+                a.result = outcome.result.dump();
+                a.outcome = "completed";
+                job_finished(std::move(a));
+                return;
+            }
+            case SendOutcome::Kind::retry:
+                job_finished(fail_ack(job, outcome.error, true));
+                return;
+            case SendOutcome::Kind::fail:
+                job_finished(fail_ack(job, outcome.error, false));
+                return;
+            case SendOutcome::Kind::opted_out: {
+                Ack a = fail_ack(job, outcome.error, false);
+                a.opt_out = std::make_pair(send.from, send.to);
+                job_finished(std::move(a));
+                return;
+            }
+        }
+    });
+}
+
+void JobRunner::job_finished(Ack ack) {
+    // Completion may be reported from inside the caller's stack; acking later keeps the order of effects
+    // simple.
+    asio::post(io_, [this, ack = std::move(ack)]() mutable {
+        --in_flight_;
+        metrics_.jobs_in_flight = in_flight_;
+        ++acks_sending_;
+        send_ack(std::move(ack));
+        if (claim_again_)
+            claim();
+    });
+}
+
+void JobRunner::send_ack(Ack ack) {
+    if (ack.opt_out) {
+        auto [from, to] = *ack.opt_out;
+        pool_.query(SQL_OPT_OUT, {from, to}, [this, ack = std::move(ack)](PgResult r) mutable {
+            if (r.ok) {
+                ack.opt_out.reset();
+                send_ack(std::move(ack));
+            } else {
+                if (!r.unavailable)
+                    ++ack.sql_errors;
+                log_warn("record_provider_opt_out failed",
+                         {{"request_id", ack.request_id}, {"job_id", ack.job_id}, {"error", r.error}});
+                park(std::move(ack));
+            }
+        });
+        return;
+    }
+    PgParams params = {ack.job_id, ack.attempt};
+    if (ack.complete) {
+        params.push_back(ack.result);
+    } else {
+        params.push_back(ack.error);
+        params.push_back(std::string(ack.retryable ? "true" : "false"));
+    }
+    pool_.query(
+        ack.complete ? SQL_COMPLETE : SQL_FAIL, params, [this, ack = std::move(ack)](PgResult r) mutable {
+            if (!r.ok) {
+                if (!r.unavailable)
+                    ++ack.sql_errors;
+                log_warn("ack failed; will retry", {{"request_id", ack.request_id},
+                                                    {"job_id", ack.job_id},
+                                                    {"attempt", ack.attempt},
+                                                    {"sqlstate", r.sqlstate},
+                                                    {"error", r.error}});
+                park(std::move(ack));
+                return;
+            }
+            --acks_sending_;
+            if (r.value(0, r.columns.empty() ? "" : r.columns[0]).value_or("f") == "t") {
+                metrics_.count_job(ack.kind, ack.outcome);
+                if (ack.complete)
+                    ++completed_total_;
+                else
+                    ++failed_total_;
+            } else {
+                // Fenced: another attempt owns the job now (our lease expired) or it already finished.
+                metrics_.count_job(ack.kind, "lease_lost");
+                ++lease_lost_total_;
+                log_warn("ack refused: lease lost, outcome dropped",
+                         {{"request_id", ack.request_id}, {"job_id", ack.job_id}, {"attempt", ack.attempt}});
+            }
+            check_drained();
+        });
+}
+
+void JobRunner::park(Ack ack) {
+    if (ack.sql_errors > ACK_SQL_ERROR_RETRIES) {
+        --acks_sending_;
+        metrics_.count_job(ack.kind, "ack_dropped");
+        log_error("ack dropped after repeated SQL errors",
+                  {{"request_id", ack.request_id}, {"job_id", ack.job_id}, {"attempt", ack.attempt}});
+        check_drained();
+        return;
+    }
+    --acks_sending_;
+    parked_.push_back(std::move(ack));
+    metrics_.acks_pending = static_cast<long>(parked_.size());
+    if (park_timer_armed_)
+        return;
+    park_timer_armed_ = true;
+    park_timer_.expires_after(park_backoff_);
+    park_backoff_ = std::min(park_backoff_ * 2, PARK_BACKOFF_MAX);
+    park_timer_.async_wait([this](const boost::system::error_code &ec) {
+        park_timer_armed_ = false;
+        if (!ec)
+            retry_parked();
+    });
+}
+
+void JobRunner::retry_parked() {
+    if (parked_.empty()) {
+        park_backoff_ = milliseconds(100);
+        return;
+    }
+    if (pool_.connected() == 0) {
+        // Still down: wait for the next backoff step or the reconnect hook.
+        if (!park_timer_armed_) {
+            Ack a = std::move(parked_.front());
+            parked_.pop_front();
+            ++acks_sending_;
+            park(std::move(a));
+        }
+        return;
+    }
+    std::deque<Ack> batch;
+    batch.swap(parked_);
+    metrics_.acks_pending = 0;
+    for (auto &a : batch) {
+        ++acks_sending_;
+        send_ack(std::move(a));
+    }
+}
+
+void JobRunner::drain(milliseconds timeout, std::function<void()> done) {
+    stopping_ = true;
+    drained_ = std::move(done);
+    poll_timer_.cancel();
+    follow_up_timer_.cancel();
+    tick_timer_.cancel();
+    drain_timer_.expires_after(timeout);
+    drain_timer_.async_wait([this](const boost::system::error_code &ec) {
+        if (ec || !drained_)
+            return;
+        log_warn("drain timeout: leaving unfinished jobs to lease expiry",
+                 {{"jobs_in_flight", in_flight_},
+                  {"acks_unsent", acks_sending_ + static_cast<long>(parked_.size())}});
+        auto d = std::move(drained_);
+        drained_ = nullptr;
+        d();
+    });
+    check_drained();
+}
+
+void JobRunner::check_drained() {
+    if (!stopping_ || !drained_)
+        return;
+    if (in_flight_ > 0 || acks_sending_ > 0 || !parked_.empty())
+        return;
+    drain_timer_.cancel();
+    auto d = std::move(drained_);
+    drained_ = nullptr;
+    asio::post(io_, std::move(d));
+}
+
+nlohmann::json JobRunner::stats() const {
+    return {{"jobs_claimed", claimed_total_},
+            {"jobs_completed", completed_total_},
+            {"jobs_failed", failed_total_},
+            {"acks_lease_lost", lease_lost_total_},
+            {"jobs_in_flight", in_flight_},
+            {"acks_parked", parked_.size()},
+            {"agent_calls_in_flight", metrics_.agent_calls_in_flight}};
+}
+
+}  // namespace darkspere::worker

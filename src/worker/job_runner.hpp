@@ -1,0 +1,127 @@
+// src/worker/job_runner.hpp — claims jobs from darkspere.claim_jobs, runs them concurrently, acks each one.
+//
+// Glossary (docs/queue-contract.md): a *job* is a queue row; an *attempt* is one lease of it; an *ack* is the
+// complete_job / fail_job call that reports the attempt's outcome, fenced by (job, attempt). An outcome that
+// cannot be acked because the database is down is *parked* in memory and retried after reconnect: the lease
+// fences it, so a late ack can never overwrite a newer attempt.
+#pragma once
+
+#include <chrono>
+#include <deque>
+#include <functional>
+#include <optional>
+#include <string>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <nlohmann/json.hpp>
+
+#include "agent_http.hpp"
+#include "mcp_client.hpp"
+#include "metrics.hpp"
+#include "pg_pool.hpp"
+#include "twilio_sender.hpp"
+
+namespace darkspere::worker {
+
+// One claim asks for at most this many jobs, so a claim stays a short statement.
+constexpr long CLAIM_BATCH_MAX = 50;
+// NOTIFY is throttled to once per 100 ms per backend, so a second claim this long after a wake-up catches
+// work enqueued right after the notifying transaction.
+constexpr std::chrono::milliseconds CLAIM_FOLLOW_UP{200};
+// An ack that fails with an SQL error (not a lost connection) is retried this many times, then dropped.
+constexpr int ACK_SQL_ERROR_RETRIES = 5;
+
+struct RunnerSettings {
+    std::string worker_name;
+    long max_in_flight = 2000;
+    long lease_seconds = 120;
+    long agent_deadline_ms = 10000;
+    long poll_interval_ms = 1000;
+    long tick_interval_ms = 1000;
+};
+
+// ClaimedJob — one row of claim_jobs.
+struct ClaimedJob {
+    std::string job_id;
+    std::string attempt;
+    std::string kind;
+    nlohmann::json payload;
+    std::string request_id;
+};
+
+// agent_turn_from_payload — the AgentTurn of an agent_call payload; false (with *error) when it is unusable.
+bool agent_turn_from_payload(const nlohmann::json &payload, std::chrono::milliseconds deadline,
+                             AgentTurn *turn, std::string *protocol, std::string *error);
+
+class JobRunner {
+  public:
+    JobRunner(boost::asio::io_context &io, PgPool &pool, AgentHttp &agent_http, McpClient &mcp,
+              TwilioSender &twilio, Metrics &metrics, std::function<RunnerSettings()> settings);
+
+    // start — arms the fallback poll and tick timers and claims once.
+    void start();
+    // wake — a NOTIFY arrived (or the LISTEN connection came back): claim now and again shortly after.
+    void wake();
+    // database_reconnected — a pool connection came back: retry parked acks and rescan.
+    void database_reconnected();
+    // drain — stops claiming; calls done once every running job has been acked, or when timeout passes.
+    void drain(std::chrono::milliseconds timeout, std::function<void()> done);
+
+    long in_flight() const { return in_flight_; }
+    size_t acks_parked() const { return parked_.size(); }
+    // stats — counters for the periodic stats log line.
+    nlohmann::json stats() const;
+
+  private:
+    struct Ack {
+        std::string job_id, attempt, kind, request_id;
+        bool complete = false;
+        std::string result;  // complete: JSON text
+        std::string error;   // fail: reason
+        bool retryable = false;
+        std::optional<std::pair<std::string, std::string>>
+            opt_out;          // record_provider_opt_out(from, to) first
+        std::string outcome;  // metrics label: completed, failed_retryable, failed
+        int sql_errors = 0;
+    };
+
+    void claim();
+    void claim_done(long asked, PgResult result);
+    void run(ClaimedJob job);
+    void run_agent_call(ClaimedJob job);
+    void run_sms_send(ClaimedJob job);
+    void job_finished(Ack ack);
+    void send_ack(Ack ack);
+    void park(Ack ack);
+    void retry_parked();
+    void arm_poll();
+    void arm_tick();
+    void check_drained();
+    Ack fail_ack(const ClaimedJob &job, std::string error, bool retryable);
+
+    boost::asio::io_context &io_;
+    PgPool &pool_;
+    AgentHttp &agent_http_;
+    McpClient &mcp_;
+    TwilioSender &twilio_;
+    Metrics &metrics_;
+    std::function<RunnerSettings()> settings_;
+
+    boost::asio::steady_timer poll_timer_, follow_up_timer_, tick_timer_, park_timer_, drain_timer_;
+    bool follow_up_armed_ = false;
+    bool claiming_ = false;
+    bool claim_again_ = false;
+    bool stopping_ = false;
+    bool tick_running_ = false;
+    long in_flight_ = 0;
+    long acks_sending_ = 0;
+    std::deque<Ack> parked_;
+    bool park_timer_armed_ = false;
+    std::chrono::milliseconds park_backoff_{100};
+    std::function<void()> drained_;
+
+    unsigned long long claimed_total_ = 0, completed_total_ = 0, failed_total_ = 0, lease_lost_total_ = 0;
+};
+
+}  // namespace darkspere::worker

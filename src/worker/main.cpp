@@ -1,0 +1,263 @@
+// src/worker/main.cpp — darkspere-worker: wiring, signals and the periodic timers.
+//
+// Glossary. A *webhook* is an HTTP request from Twilio; the worker verifies it and hands it to one SQL
+// function. A *job* is a row of the database's queue (agent_call, sms_send); an *attempt* is one lease of a
+// job; an *ack* reports the attempt's outcome with complete_job / fail_job. The worker keeps no state another
+// worker needs: everything durable lives in the database; in memory there are only calls in flight and acks
+// not yet written.
+//
+// Signals: SIGTERM / SIGINT stop accepting and claiming, let running jobs finish (up to --drain-timeout-ms),
+// ack them, and exit 0; a second one exits at once. SIGHUP reloads the config file and environment.
+#include <curl/curl.h>
+#include <sys/resource.h>
+
+#include <csignal>
+#include <cstdio>
+#include <memory>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include "agent_http.hpp"
+#include "config.hpp"
+#include "http_client_curl.hpp"
+#include "http_server.hpp"
+#include "job_runner.hpp"
+#include "listener.hpp"
+#include "log.hpp"
+#include "mcp_client.hpp"
+#include "metrics.hpp"
+#include "pg_pool.hpp"
+#include "routes.hpp"
+#include "routes_twilio.hpp"
+#include "twilio_sender.hpp"
+
+#ifndef DARKSPERE_VERSION
+#define DARKSPERE_VERSION "0.0.0"
+#endif
+
+namespace asio = boost::asio;
+using namespace darkspere::worker;
+using std::chrono::milliseconds;
+
+namespace {
+
+// How often darkspere.queue_depth is read for /metrics.
+constexpr milliseconds QUEUE_DEPTH_REFRESH{5000};
+
+// raise_fd_limit — lifts the soft RLIMIT_NOFILE to the hard limit: every agent call in flight holds a socket.
+void raise_fd_limit() {
+    rlimit lim{};
+    if (getrlimit(RLIMIT_NOFILE, &lim) != 0)
+        return;
+    rlim_t before = lim.rlim_cur;
+    if (lim.rlim_cur < lim.rlim_max) {
+        lim.rlim_cur = lim.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &lim);
+        getrlimit(RLIMIT_NOFILE, &lim);
+    }
+    log_debug("file descriptor limit", {{"before", static_cast<unsigned long long>(before)},
+                                        {"now", static_cast<unsigned long long>(lim.rlim_cur)}});
+}
+
+// Repeating timer helper: runs fn every interval() until fn's owner stops the loop.
+void every(asio::steady_timer &timer, std::function<milliseconds()> interval, std::function<void()> fn) {
+    timer.expires_after(interval());
+    timer.async_wait([&timer, interval, fn](const boost::system::error_code &ec) {
+        if (ec)
+            return;
+        fn();
+        every(timer, interval, fn);
+    });
+}
+
+// run — the worker's life from listening to the end of the drain; returns the exit status.
+int run(const ConfigSources &sources, std::shared_ptr<const Config> config) {
+    asio::io_context io(1);
+    Metrics metrics;
+    auto current = [&config] { return config; };
+
+    CurlHttpClient http(io, "darkspere-worker/" DARKSPERE_VERSION);
+    McpClient mcp(http, DARKSPERE_VERSION);
+    AgentHttp agent_http(http);
+    TwilioSender twilio(http, [&config] {
+        return TwilioSettings{config->twilio_base, config->public_url, config->twilio_accounts,
+                              config->twilio_deadline_ms};
+    });
+    PgPool pool(io, config->db, static_cast<size_t>(config->pool_size));
+    Listener listener(io, config->db);
+    JobRunner runner(io, pool, agent_http, mcp, twilio, metrics, [&config] {
+        return RunnerSettings{config->worker_name,       config->max_in_flight,    config->lease_seconds,
+                              config->agent_deadline_ms, config->poll_interval_ms, config->tick_interval_ms};
+    });
+    TwilioRoutes twilio_routes(pool, metrics, current);
+    Router router(io, pool, metrics, twilio_routes);
+    HttpServer server(
+        io,
+        [&router](Request &&req, Responder respond) { router.handle(std::move(req), std::move(respond)); },
+        static_cast<size_t>(config->max_connections));
+    server.on_rejected = [&metrics](unsigned status) {
+        metrics.count_request("other", static_cast<int>(status));
+    };
+    router.before_metrics = [&] {
+        metrics.db_connections = static_cast<long>(pool.connected());
+        metrics.acks_pending = static_cast<long>(runner.acks_parked());
+    };
+
+    uint16_t port = 0;
+    try {
+        port = server.listen(config->listen_host, config->listen_port);
+    } catch (const std::exception &e) {
+        log_error("could not listen", {{"address", config->listen_host},
+                                       {"port", config->listen_port},
+                                       {"error", e.what()},
+                                       {"hint", "choose another address or port with --listen"}});
+        return 1;
+    }
+    log_info("listening",
+             {{"address", config->listen_host}, {"port", port}, {"worker", config->worker_name}});
+
+    bool ready_logged = false;
+    listener.on_ready = [&] {
+        if (!ready_logged) {
+            ready_logged = true;
+            log_info("ready", {{"worker", config->worker_name}});
+        } else {
+            log_info("listening for notifications again");
+        }
+    };
+    listener.on_wake = [&runner] { runner.wake(); };
+    pool.on_connected = [&runner] { runner.database_reconnected(); };
+
+    pool.start();
+    listener.start();
+    runner.start();
+
+    // Queue depth for /metrics, read from the extension's view.
+    asio::steady_timer depth_timer(io);
+    bool depth_running = false;
+    every(
+        depth_timer, [] { return QUEUE_DEPTH_REFRESH; },
+        [&] {
+            if (depth_running || pool.connected() == 0)
+                return;
+            depth_running = true;
+            pool.query("SELECT kind, state, jobs FROM darkspere.queue_depth", {}, [&](PgResult r) {
+                depth_running = false;
+                if (!r.ok) {
+                    log_debug("queue_depth refresh failed", {{"error", r.error}});
+                    return;
+                }
+                metrics.queue_depth.clear();
+                for (size_t i = 0; i < r.rows.size(); ++i) {
+                    double jobs = 0;
+                    try {
+                        jobs = std::stod(r.value(i, "jobs").value_or("0"));
+                    } catch (const std::exception &) {
+                    }
+                    metrics.queue_depth[{r.value(i, "kind").value_or(""), r.value(i, "state").value_or("")}] =
+                        jobs;
+                }
+            });
+        });
+
+    // One-line stats, pgbouncer style.
+    asio::steady_timer stats_timer(io);
+    every(
+        stats_timer, [&config] { return milliseconds(config->stats_interval_ms); },
+        [&] {
+            nlohmann::json s = runner.stats();
+            s["http_connections"] = server.open_connections();
+            s["db_connections"] = pool.connected();
+            s["db_queued"] = pool.queued();
+            s["listening"] = listener.listening();
+            s["outbound_in_flight"] = http.in_flight();
+            log_info("stats", s);
+        });
+
+    bool stopping = false;
+    asio::signal_set signals(io, SIGINT, SIGTERM, SIGHUP);
+    std::function<void()> wait_signal;
+    wait_signal = [&] {
+        signals.async_wait([&](const boost::system::error_code &ec, int signo) {
+            if (ec)
+                return;
+            if (signo == SIGHUP) {
+                try {
+                    auto loaded = load_config(sources);
+                    if (loaded) {
+                        if (loaded->db != config->db || loaded->listen_host != config->listen_host ||
+                            loaded->listen_port != config->listen_port ||
+                            loaded->pool_size != config->pool_size)
+                            log_warn("db, listen and pool-size changes take effect after a restart");
+                        LogLevel lvl = LogLevel::info;
+                        parse_log_level(loaded->log_level, &lvl);
+                        set_log_level(lvl);
+                        config = std::make_shared<const Config>(std::move(*loaded));
+                        log_info("reloaded", {{"twilio_accounts", config->twilio_accounts.size()},
+                                              {"log_level", config->log_level}});
+                    }
+                } catch (const ConfigError &e) {
+                    log_error("reload failed; keeping the previous configuration",
+                              {{"error", e.what()}, {"hint", e.hint()}});
+                }
+                wait_signal();
+                return;
+            }
+            if (stopping) {
+                log_warn("second stop signal: exiting without waiting",
+                         {{"jobs_in_flight", runner.in_flight()}});
+                io.stop();
+                return;
+            }
+            stopping = true;
+            log_info("shutting down", {{"signal", signo == SIGTERM ? "SIGTERM" : "SIGINT"},
+                                       {"jobs_in_flight", runner.in_flight()},
+                                       {"drain_timeout_ms", config->drain_timeout_ms}});
+            server.stop_accepting();
+            depth_timer.cancel();
+            runner.drain(milliseconds(config->drain_timeout_ms), [&] {
+                log_info("stopped", runner.stats());
+                stats_timer.cancel();
+                listener.stop();
+                pool.stop();
+                io.stop();
+            });
+            wait_signal();
+        });
+    };
+    wait_signal();
+
+    io.run();
+    return 0;
+}
+
+}  // namespace
+
+int main(int argc, char **argv) {
+    ConfigSources sources = process_config_sources(argc, argv);
+    std::shared_ptr<const Config> config;
+    try {
+        auto loaded = load_config(sources);
+        if (!loaded) {
+            std::fputs(usage().c_str(), stdout);
+            return 0;
+        }
+        config = std::make_shared<const Config>(std::move(*loaded));
+    } catch (const ConfigError &e) {
+        log_error("invalid configuration", {{"error", e.what()}, {"hint", e.hint()}});
+        return 2;
+    }
+    LogLevel level = LogLevel::info;
+    parse_log_level(config->log_level, &level);
+    set_log_level(level);
+
+    std::signal(SIGPIPE, SIG_IGN);
+    raise_fd_limit();
+    // libcurl's global state must outlive every handle, so it wraps run().
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    int status = run(sources, std::move(config));
+    curl_global_cleanup();
+    return status;
+}

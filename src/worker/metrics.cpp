@@ -1,0 +1,115 @@
+// src/worker/metrics.cpp — Prometheus text rendering (see metrics.hpp).
+#include "metrics.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+
+namespace darkspere::worker {
+
+const std::vector<double> LATENCY_BUCKETS_SECONDS = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+                                                     1,     2.5,  5,     10,   15,  30};
+
+Histogram::Histogram(std::vector<double> bounds)
+    : bounds_(std::move(bounds)), counts_(bounds_.size() + 1, 0) {}
+
+void Histogram::observe(double seconds) {
+    size_t i = std::lower_bound(bounds_.begin(), bounds_.end(), seconds) - bounds_.begin();
+    ++counts_[i];
+    ++count_;
+    sum_ += seconds;
+}
+
+namespace {
+
+std::string number(double v) {
+    if (std::isinf(v))
+        return v > 0 ? "+Inf" : "-Inf";
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%g", v);
+    return buf;
+}
+
+void header(std::string &out, const char *name, const char *type, const char *help) {
+    out += "# HELP ";
+    out += name;
+    out += ' ';
+    out += help;
+    out += "\n# TYPE ";
+    out += name;
+    out += ' ';
+    out += type;
+    out += '\n';
+}
+
+void histogram(std::string &out, const char *name, const char *help, const Histogram &h) {
+    header(out, name, "histogram", help);
+    unsigned long long cumulative = 0;
+    for (size_t i = 0; i < h.bounds().size(); ++i) {
+        cumulative += h.counts()[i];
+        out += std::string(name) + "_bucket{le=\"" + number(h.bounds()[i]) + "\"} " +
+               std::to_string(cumulative) + "\n";
+    }
+    out += std::string(name) + "_bucket{le=\"+Inf\"} " + std::to_string(h.count()) + "\n";
+    char sum[64];
+    std::snprintf(sum, sizeof sum, "%.6f", h.sum());
+    out += std::string(name) + "_sum " + sum + "\n";
+    out += std::string(name) + "_count " + std::to_string(h.count()) + "\n";
+}
+
+void gauge(std::string &out, const char *name, const char *help, long value) {
+    header(out, name, "gauge", help);
+    out += std::string(name) + " " + std::to_string(value) + "\n";
+}
+
+}  // namespace
+
+std::string prometheus_label_value(const std::string &value) {
+    std::string out;
+    out.reserve(value.size());
+    for (char c : value) {
+        if (c == '\\')
+            out += "\\\\";
+        else if (c == '"')
+            out += "\\\"";
+        else if (c == '\n')
+            out += "\\n";
+        else
+            out += c;
+    }
+    return out;
+}
+
+std::string render_prometheus(const Metrics &m) {
+    std::string out;
+    header(out, "darkspere_http_requests_total", "counter", "Inbound HTTP requests by route and status.");
+    for (const auto &[key, n] : m.http_requests)
+        out += "darkspere_http_requests_total{route=\"" + prometheus_label_value(key.first) + "\",status=\"" +
+               std::to_string(key.second) + "\"} " + std::to_string(n) + "\n";
+
+    header(out, "darkspere_jobs_total", "counter", "Jobs finished by kind and outcome.");
+    for (const auto &[key, n] : m.jobs)
+        out += "darkspere_jobs_total{kind=\"" + prometheus_label_value(key.first) + "\",outcome=\"" +
+               prometheus_label_value(key.second) + "\"} " + std::to_string(n) + "\n";
+
+    gauge(out, "darkspere_agent_calls_in_flight", "Agent calls waiting for an answer.",
+          m.agent_calls_in_flight);
+    gauge(out, "darkspere_jobs_in_flight", "Claimed jobs not yet acknowledged.", m.jobs_in_flight);
+    gauge(out, "darkspere_acks_pending", "Finished outcomes waiting for the database to come back.",
+          m.acks_pending);
+    gauge(out, "darkspere_db_connections", "Open query connections to PostgreSQL.", m.db_connections);
+
+    histogram(out, "darkspere_agent_call_seconds", "Duration of agent calls.", m.agent_call_seconds);
+    histogram(out, "darkspere_twilio_send_seconds", "Duration of Twilio Messages API calls.",
+              m.twilio_send_seconds);
+    histogram(out, "darkspere_webhook_seconds", "Time to answer Twilio webhooks.", m.webhook_seconds);
+
+    header(out, "darkspere_queue_depth", "gauge",
+           "Jobs in the queue by kind and state (darkspere.queue_depth).");
+    for (const auto &[key, n] : m.queue_depth)
+        out += "darkspere_queue_depth{kind=\"" + prometheus_label_value(key.first) + "\",state=\"" +
+               prometheus_label_value(key.second) + "\"} " + number(n) + "\n";
+    return out;
+}
+
+}  // namespace darkspere::worker

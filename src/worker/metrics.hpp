@@ -1,0 +1,55 @@
+// src/worker/metrics.hpp — the worker's counters, gauges and histograms, rendered as Prometheus text (GET
+// /metrics).
+//
+// Single-threaded like the rest of the worker: everything is updated on the event loop, so no atomics.
+#pragma once
+
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace darkspere::worker {
+
+// Latency buckets in seconds: webhooks should answer in milliseconds, agents may take up to their deadline.
+extern const std::vector<double> LATENCY_BUCKETS_SECONDS;
+
+class Histogram {
+  public:
+    explicit Histogram(std::vector<double> bounds = LATENCY_BUCKETS_SECONDS);
+    void observe(double seconds);
+    const std::vector<double> &bounds() const { return bounds_; }
+    const std::vector<unsigned long long> &counts() const { return counts_; }  // per bucket, not cumulative
+    unsigned long long count() const { return count_; }
+    double sum() const { return sum_; }
+
+  private:
+    std::vector<double> bounds_;
+    std::vector<unsigned long long> counts_;
+    unsigned long long count_ = 0;
+    double sum_ = 0;
+};
+
+struct Metrics {
+    std::map<std::pair<std::string, int>, unsigned long long> http_requests;  // (route, status)
+    std::map<std::pair<std::string, std::string>, unsigned long long> jobs;   // (kind, outcome)
+    std::map<std::pair<std::string, std::string>, double> queue_depth;        // (kind, state)
+    long agent_calls_in_flight = 0;
+    long jobs_in_flight = 0;
+    long acks_pending = 0;
+    long db_connections = 0;
+    Histogram agent_call_seconds;
+    Histogram twilio_send_seconds;
+    Histogram webhook_seconds;
+
+    void count_request(const std::string &route, int status) { ++http_requests[{route, status}]; }
+    void count_job(const std::string &kind, const std::string &outcome) { ++jobs[{kind, outcome}]; }
+};
+
+// render_prometheus — the text exposition format (version 0.0.4) of every metric.
+std::string render_prometheus(const Metrics &m);
+
+// prometheus_label_value — a label value escaped for the text format (\\, \", \n).
+std::string prometheus_label_value(const std::string &value);
+
+}  // namespace darkspere::worker

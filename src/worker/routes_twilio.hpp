@@ -1,0 +1,57 @@
+// src/worker/routes_twilio.hpp — Twilio webhooks: POST /twilio/sms (inbound message) and POST /twilio/status
+// (delivery status callback). Both are verified with X-Twilio-Signature before anything is stored.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/form.hpp"
+#include "config.hpp"
+#include "http_server.hpp"
+#include "metrics.hpp"
+#include "pg_pool.hpp"
+
+namespace darkspere::worker {
+
+// WebhookCheck — the verdict on a webhook before the database is asked anything.
+struct WebhookCheck {
+    unsigned status = 200;  // 200 = verified; otherwise the response status
+    std::string error;      // plain-text reason for a refusal
+    std::vector<FormParam> params;
+};
+
+// verify_twilio_webhook — content type, form syntax, required fields, the account's token and the signature
+// over public_url + target (every port variant). Pure, for tests.
+WebhookCheck verify_twilio_webhook(const Request &req, const std::string &public_url,
+                                   const std::map<std::string, std::string> &accounts,
+                                   const std::vector<const char *> &required);
+
+// twiml_response — the TwiML body: an empty <Response/>, or one <Message> with the XML-escaped reply.
+std::string twiml_response(const std::optional<std::string> &reply);
+
+// sql_error_status — the HTTP status for a failed statement: 400 for data errors (SQLSTATE class 22),
+// 503 when the database is unavailable, 500 otherwise.
+unsigned sql_error_status(const PgResult &result);
+
+// new_request_id — 16 random hex digits; follows one inbound message through every log line.
+std::string new_request_id();
+
+class TwilioRoutes {
+  public:
+    TwilioRoutes(PgPool &pool, Metrics &metrics, std::function<std::shared_ptr<const Config>()> config)
+        : pool_(pool), metrics_(metrics), config_(std::move(config)) {}
+
+    void sms(Request &&req, Responder respond);
+    void status(Request &&req, Responder respond);
+
+  private:
+    PgPool &pool_;
+    Metrics &metrics_;
+    std::function<std::shared_ptr<const Config>()> config_;
+};
+
+}  // namespace darkspere::worker
