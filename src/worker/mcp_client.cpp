@@ -138,6 +138,8 @@ class McpCall : public std::enable_shared_from_this<McpCall> {
         }
         offered_version_ = found.version;
         if (endpoint().session_ready) {
+            session_id_ = endpoint().session_id;
+            negotiated_version_ = endpoint().negotiated_version;
             ensure_tools();
             return;
         }
@@ -146,10 +148,10 @@ class McpCall : public std::enable_shared_from_this<McpCall> {
 
     // initialize — the legacy handshake; then runs `then`. A new session replaces any earlier one.
     void initialize(std::function<void()> then) {
-        EndpointCache &cache = endpoint();
-        cache.session_ready = false;
-        cache.session_id.clear();
-        cache.negotiated_version.clear();
+        // The new session stays private to this call until its handshake completes, so turns running
+        // concurrently keep using the session they started with.
+        session_id_.clear();
+        negotiated_version_.clear();
         nlohmann::json params = {{"protocolVersion", offered_version_},
                                  {"capabilities", nlohmann::json::object()},
                                  {"clientInfo", mcp_client_info(state_->client_version)}};
@@ -179,9 +181,8 @@ class McpCall : public std::enable_shared_from_this<McpCall> {
             fail("invalid Mcp-Session-Id from agent");
             return;
         }
-        EndpointCache &cache = endpoint();
-        cache.session_id = reply.session_id;
-        cache.negotiated_version = version;
+        session_id_ = reply.session_id;
+        negotiated_version_ = version;
         send_notification("notifications/initialized", nullptr,
                           [self = shared_from_this(), then](const HttpResponse &response) {
                               if (response.status < 200 || response.status >= 300) {
@@ -189,7 +190,10 @@ class McpCall : public std::enable_shared_from_this<McpCall> {
                                              std::to_string(response.status));
                                   return;
                               }
-                              self->endpoint().session_ready = true;
+                              EndpointCache &cache = self->endpoint();
+                              cache.session_ready = true;
+                              cache.session_id = self->session_id_;
+                              cache.negotiated_version = self->negotiated_version_;
                               then();
                           });
     }
@@ -351,12 +355,11 @@ class McpCall : public std::enable_shared_from_this<McpCall> {
         if (method == "initialize") {
             return headers;  // a new session: no session id, and the version is still being negotiated
         }
-        const EndpointCache &cache = endpoint();
-        if (!cache.session_id.empty()) {
-            headers.emplace_back("Mcp-Session-Id", cache.session_id);
+        if (!session_id_.empty()) {
+            headers.emplace_back("Mcp-Session-Id", session_id_);
         }
-        if (!cache.negotiated_version.empty()) {
-            headers.emplace_back("MCP-Protocol-Version", cache.negotiated_version);
+        if (!negotiated_version_.empty()) {
+            headers.emplace_back("MCP-Protocol-Version", negotiated_version_);
         }
         return headers;
     }
@@ -420,13 +423,17 @@ class McpCall : public std::enable_shared_from_this<McpCall> {
             return;
         }
         if (sent_era == McpEra::legacy && response.status == 404 && method != "initialize" &&
-            !endpoint().session_id.empty()) {
+            !session_id_.empty()) {
             if (reinitialized_) {
                 fail("mcp session lost twice (http 404)");
                 return;
             }
-            // The server forgot our session (restart, expiry): a fresh one, then the same request again.
+            // The server forgot our session (restart, expiry): a fresh one, then the same request again. New
+            // turns must not start in the dead session either.
             reinitialized_ = true;
+            if (endpoint().session_id == session_id_) {
+                endpoint().session_ready = false;
+            }
             initialize([self = shared_from_this(), method, params = std::move(params),
                         extra_headers = std::move(extra_headers), on_reply = std::move(on_reply)]() mutable {
                 self->send_request(method, std::move(params), std::move(extra_headers), std::move(on_reply));
@@ -544,6 +551,8 @@ class McpCall : public std::enable_shared_from_this<McpCall> {
     McpEra era_ = McpEra::unknown;
     std::string modern_version_;
     std::string offered_version_ = std::string(kMcpLegacyVersion);
+    std::string session_id_;          // legacy: the MCP session this call speaks in (may be empty)
+    std::string negotiated_version_;  // legacy: MCP-Protocol-Version of that session
     std::vector<McpTool> listed_tools_;
     std::chrono::milliseconds tools_ttl_ = kDefaultToolListTtl;
 

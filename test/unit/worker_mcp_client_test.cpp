@@ -9,12 +9,13 @@
 #include <deque>
 #include <functional>
 #include <optional>
+#include <strings.h>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
-#include "../../src/worker/mcp_client.hpp"
+#include "mcp_client.hpp"
 
 using namespace darkspere::worker;
 using nlohmann::json;
@@ -488,6 +489,29 @@ TEST_F(McpClientTest, Legacy404WithSessionReinitializesAndRetriesOnce) {
     EXPECT_FALSE(sent[6].has_header("Mcp-Session-Id"));
     EXPECT_EQ(sent[8].method(), "tools/call");
     EXPECT_EQ(sent[8].header("Mcp-Session-Id"), "sess-2");
+}
+
+TEST_F(McpClientTest, ConcurrentTurnsEachKeepTheSessionTheyHandshook) {
+    script_legacy_until_call();
+    agent.answer(result(text_result("warm-up")));
+    run_turn(turn());
+    std::vector<AgentOutcome> outcomes;
+    client.call(turn(), [&](AgentOutcome o) { outcomes.push_back(std::move(o)); });
+    client.call(turn(), [&](AgentOutcome o) { outcomes.push_back(std::move(o)); });
+    agent.answer(plain(404));  // both turns find sess-1 gone
+    agent.answer(plain(404));
+    agent.answer(result(initialize_result(), {{"Mcp-Session-Id", "sess-2"}}));
+    agent.answer(result(initialize_result(), {{"Mcp-Session-Id", "sess-3"}}));
+    agent.answer(accepted());
+    agent.answer(accepted());
+    agent.answer(result(text_result("a")));
+    agent.answer(result(text_result("b")));
+    agent.run();
+    ASSERT_EQ(outcomes.size(), 2u);
+    EXPECT_TRUE(outcomes[0].ok && outcomes[1].ok);
+    const auto &sent = agent.sent();
+    EXPECT_EQ(sent[sent.size() - 2].header("Mcp-Session-Id"), "sess-2");
+    EXPECT_EQ(sent[sent.size() - 1].header("Mcp-Session-Id"), "sess-3");
 }
 
 TEST_F(McpClientTest, LegacySecond404FailsTheTurn) {

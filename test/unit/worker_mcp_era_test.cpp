@@ -3,7 +3,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "../../src/worker/mcp_era.hpp"
+#include "mcp_era.hpp"
 
 using namespace darkspere::worker;
 using nlohmann::json;

@@ -4,12 +4,11 @@
 
 #include <nlohmann/json.hpp>
 
-#include "../../src/worker/mcp_message.hpp"
+#include "mcp_message.hpp"
 
 using namespace darkspere::worker;
 using nlohmann::json;
 
-// The scratch and the real worker library both define HttpResponse::header; these tests only need bodies.
 namespace {
 
 HttpResponse response(std::string content_type, std::string body, long status = 200) {

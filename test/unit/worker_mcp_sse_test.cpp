@@ -4,7 +4,7 @@
 #include <string>
 #include <vector>
 
-#include "../../src/worker/mcp_sse.hpp"
+#include "mcp_sse.hpp"
 
 using darkspere::worker::SseEvent;
 using darkspere::worker::SseParser;

@@ -4,7 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "../../src/worker/mcp_tools.hpp"
+#include "mcp_tools.hpp"
 
 using namespace darkspere::worker;
 using nlohmann::json;
