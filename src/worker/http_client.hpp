@@ -1,4 +1,5 @@
-// src/worker/http_client.hpp — the worker's one outbound HTTP interface (implemented on libcurl multi + Asio).
+// src/worker/http_client.hpp — the worker's one outbound HTTP interface (implemented on libcurl multi +
+// Asio).
 //
 // Every outbound call (agents, Twilio, Stripe) goes through HttpClient::send. Completion is always reported
 // exactly once, on the io_context thread, whether a response arrived, the deadline passed or the transport
@@ -26,18 +27,18 @@ struct HttpRequest {
     // HTTP Basic credentials; sent only when user is non-empty. Never logged.
     std::string basic_auth_user;
     std::string basic_auth_password;
-    // Optional streaming hook: called with each body chunk as it arrives. Returning true ends the transfer early
-    // (the response then completes with the body received so far and status as received). Used by the MCP
-    // client to stop reading an SSE stream once the JSON-RPC response has arrived.
+    // Optional streaming hook: called with each body chunk as it arrives. Returning true ends the transfer
+    // early (the response then completes with the body received so far and status as received). Used by the
+    // MCP client to stop reading an SSE stream once the JSON-RPC response has arrived.
     std::function<bool(std::string_view chunk)> on_body_chunk;
 };
 
 struct HttpResponse {
-    long status = 0;          // 0 when no HTTP response was received
-    HeaderList headers;       // names as received; look up with header()
+    long status = 0;     // 0 when no HTTP response was received
+    HeaderList headers;  // names as received; look up with header()
     std::string body;
-    std::string error;        // transport error ("timeout", "connection refused", …); empty on a response
-    bool timed_out = false;   // the deadline passed before completion
+    std::string error;       // transport error ("timeout", "connection refused", …); empty on a response
+    bool timed_out = false;  // the deadline passed before completion
     std::chrono::milliseconds elapsed{0};
 
     // header — the first value of a header, compared case-insensitively; empty when absent.
@@ -45,7 +46,7 @@ struct HttpResponse {
 };
 
 class HttpClient {
-public:
+  public:
     virtual ~HttpClient() = default;
     // send — starts the request and returns at once; on_done runs once on the event loop.
     virtual void send(HttpRequest request, std::function<void(HttpResponse)> on_done) = 0;

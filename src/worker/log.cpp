@@ -66,7 +66,8 @@ bool log_enabled(LogLevel level) {
 }
 
 std::string log_line(LogLevel level, std::string_view msg, const nlohmann::json &fields) {
-    nlohmann::json line = nlohmann::json::object();
+    // ordered_json keeps ts, level and msg first, where a reader's eye expects them.
+    nlohmann::ordered_json line = nlohmann::ordered_json::object();
     line["ts"] = utc_timestamp();
     line["level"] = log_level_name(level);
     line["msg"] = std::string(msg);
@@ -75,7 +76,7 @@ std::string log_line(LogLevel level, std::string_view msg, const nlohmann::json 
             line[it.key()] = it.value();
     }
     // replace: a log line must never throw on invalid UTF-8 coming from a peer.
-    return line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    return line.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
 }
 
 void log(LogLevel level, std::string_view msg, const nlohmann::json &fields) {

@@ -12,13 +12,16 @@ namespace asio = boost::asio;
 namespace {
 
 std::string clean_message(const char *text) {
-    std::string s = text ? text : "";
-    while (!s.empty() && (s.back() == '\n' || s.back() == ' '))
-        s.pop_back();
-    for (char &c : s) {
-        if (c == '\n')
-            c = ' ';
+    // libpq messages span lines with tabs; a log field wants one line with single spaces.
+    std::string s;
+    for (const char *p = text ? text : ""; *p; ++p) {
+        bool space = *p == '\n' || *p == '\t' || *p == ' ';
+        if (space && (s.empty() || s.back() == ' '))
+            continue;
+        s.push_back(space ? ' ' : *p);
     }
+    while (!s.empty() && s.back() == ' ')
+        s.pop_back();
     return s.empty() ? "connection lost" : s;
 }
 
@@ -102,6 +105,14 @@ void PgConnection::begin_connect() {
         lose(clean_message(PQerrorMessage(conn_)));
         return;
     }
+    // libpq prints notices (and the server's goodbye on shutdown) to stderr; route them through the one log.
+    PQsetNoticeProcessor(
+        conn_,
+        [](void *arg, const char *message) {
+            auto *self = static_cast<PgConnection *>(arg);
+            log_info("database notice", {{"connection", self->name_}, {"notice", clean_message(message)}});
+        },
+        this);
     state_ = State::connecting;
     poll_connect(PGRES_POLLING_WRITING);
 }
