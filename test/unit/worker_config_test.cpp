@@ -1,0 +1,166 @@
+// test/unit/worker_config_test.cpp — worker settings: precedence flags > env > file > defaults, and
+// validation.
+#include <gtest/gtest.h>
+
+#include <map>
+
+#include "config.hpp"
+
+using namespace darkspere::worker;
+
+namespace {
+
+ConfigSources sources(std::vector<std::string> args, std::map<std::string, std::string> env = {},
+                      std::map<std::string, std::string> files = {}) {
+    ConfigSources s;
+    s.args = std::move(args);
+    s.getenv = [env](const std::string &name) -> std::optional<std::string> {
+        auto it = env.find(name);
+        return it == env.end() ? std::nullopt : std::optional<std::string>(it->second);
+    };
+    s.read_file = [files](const std::string &path) -> std::optional<std::string> {
+        auto it = files.find(path);
+        return it == files.end() ? std::nullopt : std::optional<std::string>(it->second);
+    };
+    return s;
+}
+
+Config load(std::vector<std::string> args, std::map<std::string, std::string> env = {},
+            std::map<std::string, std::string> files = {}) {
+    return *load_config(sources(std::move(args), std::move(env), std::move(files)));
+}
+
+}  // namespace
+
+TEST(WorkerConfig, DefaultsWhenNothingIsSet) {
+    Config c = load({});
+    EXPECT_EQ(c.db, "");
+    EXPECT_EQ(c.listen_host, "127.0.0.1");
+    EXPECT_EQ(c.listen_port, 8080);
+    EXPECT_EQ(c.public_url, "http://127.0.0.1:8080");
+    EXPECT_EQ(c.twilio_base, "https://api.twilio.com");
+    EXPECT_EQ(c.stripe_base, "https://api.stripe.com");
+    EXPECT_EQ(c.agent_deadline_ms, 10000);
+    EXPECT_EQ(c.max_in_flight, 2000);
+    EXPECT_EQ(c.pool_size, 4);
+    EXPECT_EQ(c.lease_seconds, 120);
+    EXPECT_EQ(c.poll_interval_ms, 1000);
+    EXPECT_EQ(c.tick_interval_ms, 1000);
+    EXPECT_EQ(c.drain_timeout_ms, 15000);
+    EXPECT_EQ(c.log_level, "info");
+    EXPECT_NE(c.worker_name.find(':'), std::string::npos);  // hostname:pid
+    EXPECT_TRUE(c.twilio_accounts.empty());
+}
+
+TEST(WorkerConfig, FlagsBeatEnvironmentBeatFileBeatDefaults) {
+    std::map<std::string, std::string> files = {
+        {"/etc/w.conf", "# comment\nagent-deadline-ms = 3000\npool-size = 2\nmax-in-flight = 10\n"}};
+    std::map<std::string, std::string> env = {{"DARKSPERE_POOL_SIZE", "3"},
+                                              {"DARKSPERE_MAX_IN_FLIGHT", "20"}};
+    Config c = load({"--config", "/etc/w.conf", "--max-in-flight=30"}, env, files);
+    EXPECT_EQ(c.agent_deadline_ms, 3000);  // file only
+    EXPECT_EQ(c.pool_size, 3);             // env beats file
+    EXPECT_EQ(c.max_in_flight, 30);        // flag beats env and file
+}
+
+TEST(WorkerConfig, ConfigFileMayBeNamedInTheEnvironment) {
+    Config c = load({}, {{"DARKSPERE_CONFIG", "/w.conf"}}, {{"/w.conf", "listen = 0.0.0.0:9000\n"}});
+    EXPECT_EQ(c.listen_host, "0.0.0.0");
+    EXPECT_EQ(c.listen_port, 9000);
+}
+
+TEST(WorkerConfig, TwilioAccountsRepeatAndComeFromTheEnvironmentList) {
+    Config flags = load({"--twilio-account", "AC1:t1", "--twilio-account=AC2:t2"});
+    EXPECT_EQ(flags.twilio_accounts.size(), 2u);
+    EXPECT_EQ(flags.twilio_accounts.at("AC2"), "t2");
+
+    Config env = load({}, {{"DARKSPERE_TWILIO_ACCOUNTS", "AC1:t1, AC2:t2"}});
+    EXPECT_EQ(env.twilio_accounts.at("AC1"), "t1");
+    EXPECT_EQ(env.twilio_accounts.at("AC2"), "t2");
+
+    // The highest layer that names any account supplies the whole list.
+    Config both = load({"--twilio-account", "AC3:t3"}, {{"DARKSPERE_TWILIO_ACCOUNTS", "AC1:t1"}});
+    EXPECT_EQ(both.twilio_accounts.size(), 1u);
+    EXPECT_EQ(both.twilio_accounts.count("AC3"), 1u);
+}
+
+TEST(WorkerConfig, ListenAcceptsPortZeroAndIpv6) {
+    EXPECT_EQ(load({"--listen", "127.0.0.1:0"}).listen_port, 0);
+    Config v6 = load({"--listen", "[::1]:8081"});
+    EXPECT_EQ(v6.listen_host, "::1");
+    EXPECT_EQ(v6.listen_port, 8081);
+}
+
+TEST(WorkerConfig, PublicUrlLosesTrailingSlash) {
+    EXPECT_EQ(load({"--public-url", "https://sms.example.com/"}).public_url, "https://sms.example.com");
+}
+
+TEST(WorkerConfig, HelpReturnsNothing) {
+    EXPECT_FALSE(load_config(sources({"--help"})).has_value());
+}
+
+TEST(WorkerConfig, EnvNameIsUpperSnake) {
+    EXPECT_EQ(env_name("agent-deadline-ms"), "DARKSPERE_AGENT_DEADLINE_MS");
+}
+
+TEST(WorkerConfig, BadInputsAreRefusedWithAHint) {
+    const std::vector<std::vector<std::string>> bad = {
+        {"--nope", "1"},
+        {"--pool-size"},
+        {"--pool-size", "0"},
+        {"--pool-size", "four"},
+        {"--listen", "8080"},
+        {"--public-url", "ftp://x"},
+        {"--twilio-account", "AC1"},
+        {"--twilio-account", ":secret"},
+        {"--log-level", "loud"},
+        {"stray"},
+        {"--config", "/missing.conf"},
+    };
+    for (const auto &args : bad) {
+        try {
+            load_config(sources(args));
+            ADD_FAILURE() << "accepted: " << args[0];
+        } catch (const ConfigError &e) {
+            EXPECT_FALSE(e.hint().empty()) << e.what();
+        }
+    }
+}
+
+TEST(WorkerConfig, ErrorsNeverQuoteATwilioToken) {
+    try {
+        load_config(sources({"--twilio-account", "AC1:"}));
+        FAIL();
+    } catch (const ConfigError &e) {
+        EXPECT_NE(std::string(e.what()).find("AC1"), std::string::npos);
+    }
+    try {
+        load_config(sources({"--twilio-account", ":supersecret"}));
+        FAIL();
+    } catch (const ConfigError &e) {
+        EXPECT_EQ(std::string(e.what()).find("supersecret"), std::string::npos);
+    }
+}
+
+TEST(WorkerConfig, UnknownKeyInFileNamesTheLine) {
+    try {
+        load_config(sources({"--config", "/w.conf"}, {}, {{"/w.conf", "\n\nbogus = 1\n"}}));
+        FAIL();
+    } catch (const ConfigError &e) {
+        EXPECT_NE(std::string(e.what()).find("/w.conf:3"), std::string::npos);
+    }
+}
+
+TEST(WorkerConfig, LeaseMustOutliveTheAgentDeadline) {
+    EXPECT_THROW(load({"--lease-seconds", "10", "--agent-deadline-ms", "10000"}), ConfigError);
+    EXPECT_THROW(load({"--lease-seconds", "5", "--agent-deadline-ms", "4500"}), ConfigError);
+    EXPECT_EQ(load({"--lease-seconds", "5", "--agent-deadline-ms", "3000", "--twilio-deadline-ms", "3000"})
+                  .lease_seconds,
+              5);
+    try {
+        load({"--lease-seconds", "10"});
+        FAIL();
+    } catch (const ConfigError &e) {
+        EXPECT_NE(e.hint().find("lease-seconds"), std::string::npos);
+    }
+}
