@@ -240,14 +240,15 @@ void JobRunner::run_agent_call(ClaimedJob job) {
         double secs = seconds_since(started);
         metrics_.agent_call_seconds.observe(secs);
         long latency_ms = static_cast<long>(secs * 1000);
-        log_info("agent call finished", {{"request_id", job.request_id},
-                                         {"job_id", job.job_id},
-                                         {"attempt", job.attempt},
-                                         {"agent_id", agent_id},
-                                         {"protocol", protocol},
-                                         {"ok", outcome.ok},
-                                         {"latency_ms", latency_ms},
-                                         {"error", outcome.error}});
+        log_info("agent call finished",
+                 {{"request_id", job.request_id},
+                  {"job_id", job.job_id},
+                  {"attempt", job.attempt},
+                  {"agent_id", agent_id},
+                  {"protocol", protocol},
+                  {"ok", outcome.ok},
+                  {"latency_ms", latency_ms},
+                  {"error", outcome.ok ? nlohmann::json() : nlohmann::json(outcome.error)}});
         if (!outcome.ok) {
             job_finished(fail_ack(job, outcome.error.empty() ? "agent call failed" : outcome.error, true));
             return;
@@ -282,12 +283,13 @@ void JobRunner::run_sms_send(ClaimedJob job) {
         double secs = seconds_since(started);
         metrics_.twilio_send_seconds.observe(secs);
         static const char *kinds[] = {"sent", "retry", "fail", "opted_out"};
-        log_info("twilio send finished", {{"request_id", job.request_id},
-                                          {"job_id", job.job_id},
-                                          {"attempt", job.attempt},
-                                          {"outcome", kinds[static_cast<int>(outcome.kind)]},
-                                          {"latency_ms", static_cast<long>(secs * 1000)},
-                                          {"error", outcome.error}});
+        log_info("twilio send finished",
+                 {{"request_id", job.request_id},
+                  {"job_id", job.job_id},
+                  {"attempt", job.attempt},
+                  {"outcome", kinds[static_cast<int>(outcome.kind)]},
+                  {"latency_ms", static_cast<long>(secs * 1000)},
+                  {"error", outcome.error.empty() ? nlohmann::json() : nlohmann::json(outcome.error)}});
         switch (outcome.kind) {
             case SendOutcome::Kind::sent: {
                 Ack a;

@@ -72,8 +72,10 @@ std::string log_line(LogLevel level, std::string_view msg, const nlohmann::json 
     line["level"] = log_level_name(level);
     line["msg"] = std::string(msg);
     if (fields.is_object()) {
-        for (auto it = fields.begin(); it != fields.end(); ++it)
-            line[it.key()] = it.value();
+        for (auto it = fields.begin(); it != fields.end(); ++it) {
+            if (!it.value().is_null())  // absent beats "error": null on success lines
+                line[it.key()] = it.value();
+        }
     }
     // replace: a log line must never throw on invalid UTF-8 coming from a peer.
     return line.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
