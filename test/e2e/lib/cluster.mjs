@@ -70,8 +70,11 @@ export async function startCluster() {
         async stop() {
             await run(PGCLUSTER, ['stop', dir], { timeout: PGCLUSTER_TIMEOUT_MS });
         },
+        // start brings a stopped cluster back on the same port. `pgcluster start` may move a cluster to a new port
+        // when the old one still has TIME_WAIT sockets from our clients; `restart` never does, and starts a
+        // stopped cluster too.
         async start() {
-            await run(PGCLUSTER, ['start', dir], { timeout: PGCLUSTER_TIMEOUT_MS });
+            await run(PGCLUSTER, ['restart', dir], { timeout: PGCLUSTER_TIMEOUT_MS });
         },
         // restart stops (fast shutdown: sessions are cut) and starts again on the same port.
         async restart() {
