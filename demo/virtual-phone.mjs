@@ -10,7 +10,7 @@
 //
 // --script (last option; every argument after it is one message) sends each line, waits for the answer (or, while opted out, for silence), prints the transcript and
 // exits 0 when every expectation held, 1 otherwise.
-import { createInterface } from 'node:readline';
+import { clearLine, createInterface, cursorTo } from 'node:readline';
 import { startTwilioApi } from '../test/e2e/peers/twilio-api.mjs';
 import { inboundParams, signedPost } from '../test/e2e/lib/twilio-webhook.mjs';
 import { parseCliArgs, sleep } from '../test/e2e/lib/net.mjs';
@@ -58,8 +58,13 @@ api.events.on('message', (m) => {
     waiter?.();
 });
 
+// printIncoming shows an SMS the phone received, above the prompt line being typed.
 function printIncoming(text) {
-    process.stdout.write(`\r${paint('36', `${serviceNumber} ▸`)} ${text}\n`);
+    if (rl && process.stdout.isTTY) {
+        clearLine(process.stdout, 0);
+        cursorTo(process.stdout, 0);
+    }
+    process.stdout.write(`${paint('36', `${serviceNumber} ▸`)} ${text}\n`);
     if (rl) rl.prompt(true);
 }
 
