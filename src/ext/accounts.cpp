@@ -1,0 +1,252 @@
+// src/ext/accounts.cpp — tenants and what they own: accounts, service numbers, agents and their API keys.
+//
+// Plan limits (agents, numbers) are checked with the account row locked, so two concurrent registrations can
+// never both take the last free slot.
+#include "ext/darkspere.hpp"
+#include "ext/errors.hpp"
+#include "ext/spi_plans.hpp"
+
+namespace darkspere {
+
+static Statement kPlanExists = {"SELECT 1 FROM darkspere.plans WHERE plan = $1", 1, {TEXTOID}, nullptr};
+static Statement kInsertAccount = {
+    "INSERT INTO darkspere.accounts (name, plan, help_text) VALUES ($1, $2, $3) RETURNING account_id",
+    3,
+    {TEXTOID, TEXTOID, TEXTOID},
+    nullptr};
+static Statement kAccountExists = {
+    "SELECT 1 FROM darkspere.accounts WHERE account_id = $1", 1, {INT8OID}, nullptr};
+// Locks the account for the plan-limit check and returns the limits and current counts.
+static Statement kLockAccountLimits = {
+    "SELECT a.plan, p.max_agents, p.max_numbers,"
+    "       (SELECT count(*) FROM darkspere.agents g WHERE g.account_id = a.account_id AND g.status <> "
+    "'disabled'),"
+    "       (SELECT count(*) FROM darkspere.numbers n WHERE n.account_id = a.account_id)"
+    "  FROM darkspere.accounts a JOIN darkspere.plans p ON p.plan = a.plan"
+    " WHERE a.account_id = $1 FOR UPDATE OF a",
+    1,
+    {INT8OID},
+    nullptr};
+static Statement kNumberOwner = {
+    "SELECT account_id FROM darkspere.numbers WHERE number = $1", 1, {TEXTOID}, nullptr};
+static Statement kInsertNumber = {
+    "INSERT INTO darkspere.numbers (account_id, number, provider_account) VALUES ($1, $2, $3)",
+    3,
+    {INT8OID, TEXTOID, TEXTOID},
+    nullptr};
+static Statement kInsertAgent = {
+    "INSERT INTO darkspere.agents (account_id, name, endpoint, protocol, capacity, api_key_hash)"
+    " VALUES ($1, $2, $3, $4, $5, $6) RETURNING agent_id",
+    6,
+    {INT8OID, TEXTOID, TEXTOID, TEXTOID, INT4OID, BYTEAOID},
+    nullptr};
+static Statement kInsertAgentLoad = {
+    "INSERT INTO darkspere.agent_load (agent_id, shard) SELECT $1, s FROM pg_catalog.generate_series(0, $2 - "
+    "1) s",
+    2,
+    {INT8OID, INT4OID},
+    nullptr};
+static Statement kAgentNameTaken = {
+    "SELECT 1 FROM darkspere.agents WHERE account_id = $1 AND name = $2", 2, {INT8OID, TEXTOID}, nullptr};
+static Statement kSetAgentStatus = {
+    "UPDATE darkspere.agents SET status = $2 WHERE agent_id = $1", 2, {INT8OID, TEXTOID}, nullptr};
+
+void require_account(int64 account_id) {
+    Datum args[1] = {Int64GetDatum(account_id)};
+    if (spi_run(kAccountExists, args, nullptr, false, 1) == 0) {
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                        errmsg("account %lld does not exist", static_cast<long long>(account_id))));
+    }
+}
+
+// Plan limits of a locked account, read by kLockAccountLimits.
+struct AccountLimits {
+    char *plan;
+    bool agents_unlimited;
+    int64 max_agents;
+    bool numbers_unlimited;
+    int64 max_numbers;
+    int64 agents;
+    int64 numbers;
+};
+
+static AccountLimits lock_account_limits(int64 account_id) {
+    Datum args[1] = {Int64GetDatum(account_id)};
+    if (spi_run(kLockAccountLimits, args, nullptr, false, 1) == 0) {
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                        errmsg("account %lld does not exist", static_cast<long long>(account_id))));
+    }
+    AccountLimits limits;
+    limits.plan = spi_text_copy(0, 1, CurrentMemoryContext);
+    limits.agents_unlimited = spi_is_null(0, 2);
+    limits.max_agents = spi_int32(0, 2);
+    limits.numbers_unlimited = spi_is_null(0, 3);
+    limits.max_numbers = spi_int32(0, 3);
+    limits.agents = spi_int64(0, 4);
+    limits.numbers = spi_int64(0, 5);
+    return limits;
+}
+
+static bool valid_endpoint(const char *endpoint) {
+    return (strncmp(endpoint, "http://", 7) == 0 && endpoint[7] != '\0') ||
+           (strncmp(endpoint, "https://", 8) == 0 && endpoint[8] != '\0');
+}
+
+// new_api_key — 32 random bytes as "dsk_" + 64 hex digits; hash_out receives the SHA-256 of the whole key.
+static void new_api_key(char key[4 + 64 + 1], bytea **hash_out) {
+    uint8 random_bytes[32];
+    if (!pg_strong_random(random_bytes, sizeof random_bytes)) {
+        ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR), errmsg("could not generate a random API key")));
+    }
+    static const char hex[] = "0123456789abcdef";
+    memcpy(key, "dsk_", 4);
+    for (size_t i = 0; i < sizeof random_bytes; i++) {
+        key[4 + 2 * i] = hex[random_bytes[i] >> 4];
+        key[4 + 2 * i + 1] = hex[random_bytes[i] & 0xF];
+    }
+    key[4 + 64] = '\0';
+
+    uint8 digest[PG_SHA256_DIGEST_LENGTH];
+    pg_cryptohash_ctx *ctx = pg_cryptohash_create(PG_SHA256);
+    if (ctx == nullptr || pg_cryptohash_init(ctx) < 0 ||
+        pg_cryptohash_update(ctx, reinterpret_cast<const uint8 *>(key), strlen(key)) < 0 ||
+        pg_cryptohash_final(ctx, digest, sizeof digest) < 0) {
+        pg_cryptohash_free(ctx);
+        ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR), errmsg("could not hash the API key")));
+    }
+    pg_cryptohash_free(ctx);
+    bytea *hash = static_cast<bytea *>(palloc(VARHDRSZ + sizeof digest));
+    SET_VARSIZE(hash, VARHDRSZ + sizeof digest);
+    memcpy(VARDATA(hash), digest, sizeof digest);
+    *hash_out = hash;
+}
+
+}  // namespace darkspere
+
+using namespace darkspere;
+
+// darkspere_create_account — creates a tenant on a plan and returns its id.
+DARKSPERE_FUNCTION(darkspere_create_account) {
+    char *name = required_text(fcinfo, 0, "name");
+    char *plan = required_text(fcinfo, 1, "plan");
+    char *help_text = optional_text(fcinfo, 2);
+    require_non_empty(name, "name");
+
+    SPI_connect();
+    Datum plan_arg[1] = {text_datum(plan)};
+    if (spi_run(kPlanExists, plan_arg, nullptr, false, 1) == 0) {
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("unknown plan: \"%s\"", plan),
+                        errhint("Plans are rows of darkspere.plans: free, pro and enterprise by default.")));
+    }
+    Datum args[3] = {text_datum(name), text_datum(plan), help_text ? text_datum(help_text) : (Datum)0};
+    char nulls[3] = {' ', ' ', null_flag(help_text == nullptr)};
+    spi_run(kInsertAccount, args, nulls, false, 1);
+    int64 account_id = spi_int64(0, 1);
+    SPI_finish();
+    PG_RETURN_INT64(account_id);
+}
+
+// darkspere_add_number — gives the account an E.164 service number; a number belongs to one account only.
+DARKSPERE_FUNCTION(darkspere_add_number) {
+    int64 account_id = required_int64(fcinfo, 0, "account_id");
+    char *number = required_text(fcinfo, 1, "number");
+    char *provider_account = optional_text(fcinfo, 2);
+    require_e164(number, "number");
+    if (provider_account != nullptr) {
+        require_non_empty(provider_account, "provider_account");
+    }
+
+    SPI_connect();
+    AccountLimits limits = lock_account_limits(account_id);
+    Datum number_arg[1] = {text_datum(number)};
+    if (spi_run(kNumberOwner, number_arg, nullptr, false, 1) > 0) {
+        ereport(ERROR,
+                (errcode(ERRCODE_UNIQUE_VIOLATION), errmsg("number %s already belongs to account %lld",
+                                                           number, static_cast<long long>(spi_int64(0, 1)))));
+    }
+    if (!limits.numbers_unlimited && limits.numbers >= limits.max_numbers) {
+        ereport(ERROR, (errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+                        errmsg("plan \"%s\" allows %lld service number(s); account %lld has %lld",
+                               limits.plan, static_cast<long long>(limits.max_numbers),
+                               static_cast<long long>(account_id), static_cast<long long>(limits.numbers)),
+                        errhint("Move the account to a larger plan.")));
+    }
+    Datum args[3] = {Int64GetDatum(account_id), text_datum(number),
+                     provider_account ? text_datum(provider_account) : (Datum)0};
+    char nulls[3] = {' ', ' ', null_flag(provider_account == nullptr)};
+    spi_run(kInsertNumber, args, nulls, false, 0);
+    SPI_finish();
+    PG_RETURN_VOID();
+}
+
+// darkspere_register_agent — adds an agent and returns its id and API key; only the key's hash is stored.
+DARKSPERE_FUNCTION(darkspere_register_agent) {
+    static const char *const protocols[] = {"http", "mcp", nullptr};
+    int64 account_id = required_int64(fcinfo, 0, "account_id");
+    char *name = required_text(fcinfo, 1, "name");
+    char *endpoint = required_text(fcinfo, 2, "endpoint");
+    char *protocol = required_text(fcinfo, 3, "protocol");
+    int32 capacity = required_int32(fcinfo, 4, "capacity");
+    require_non_empty(name, "name");
+    if (!valid_endpoint(endpoint)) {
+        ereport(ERROR,
+                (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("invalid endpoint: \"%s\"", endpoint),
+                 errhint("Agent endpoints are http:// or https:// URLs.")));
+    }
+    require_one_of(protocol, protocols, "protocol");
+    if (capacity <= 0) {
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                        errmsg("capacity must be positive: %d", capacity)));
+    }
+
+    ReturnSetInfo *rsinfo = reinterpret_cast<ReturnSetInfo *>(fcinfo->resultinfo);
+    InitMaterializedSRF(fcinfo, 0);
+
+    SPI_connect();
+    AccountLimits limits = lock_account_limits(account_id);
+    if (!limits.agents_unlimited && limits.agents >= limits.max_agents) {
+        ereport(ERROR,
+                (errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+                 errmsg("plan \"%s\" allows %lld agent(s); account %lld has %lld", limits.plan,
+                        static_cast<long long>(limits.max_agents), static_cast<long long>(account_id),
+                        static_cast<long long>(limits.agents)),
+                 errhint("Disable an agent with set_agent_status(agent_id, 'disabled'), or change plan.")));
+    }
+    Datum name_args[2] = {Int64GetDatum(account_id), text_datum(name)};
+    if (spi_run(kAgentNameTaken, name_args, nullptr, false, 1) > 0) {
+        ereport(ERROR,
+                (errcode(ERRCODE_UNIQUE_VIOLATION), errmsg("account %lld already has an agent named \"%s\"",
+                                                           static_cast<long long>(account_id), name)));
+    }
+    char key[4 + 64 + 1];
+    bytea *key_hash;
+    new_api_key(key, &key_hash);
+    Datum args[6] = {Int64GetDatum(account_id), text_datum(name),        text_datum(endpoint),
+                     text_datum(protocol),      Int32GetDatum(capacity), PointerGetDatum(key_hash)};
+    spi_run(kInsertAgent, args, nullptr, false, 1);
+    int64 agent_id = spi_int64(0, 1);
+    Datum load_args[2] = {Int64GetDatum(agent_id), Int32GetDatum(kCounterShards)};
+    spi_run(kInsertAgentLoad, load_args, nullptr, false, 0);
+
+    Datum values[2] = {Int64GetDatum(agent_id), text_datum(key)};
+    bool nulls[2] = {false, false};
+    tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+    SPI_finish();
+    return (Datum)0;
+}
+
+// darkspere_set_agent_status — active, maintenance (no new turns) or disabled (gone; frees a plan slot).
+DARKSPERE_FUNCTION(darkspere_set_agent_status) {
+    static const char *const statuses[] = {"active", "maintenance", "disabled", nullptr};
+    int64 agent_id = required_int64(fcinfo, 0, "agent_id");
+    char *status = required_text(fcinfo, 1, "status");
+    require_one_of(status, statuses, "status");
+    SPI_connect();
+    Datum args[2] = {Int64GetDatum(agent_id), text_datum(status)};
+    if (spi_run(kSetAgentStatus, args, nullptr, false, 0) == 0) {
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                        errmsg("agent %lld does not exist", static_cast<long long>(agent_id))));
+    }
+    SPI_finish();
+    PG_RETURN_VOID();
+}

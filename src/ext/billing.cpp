@@ -1,0 +1,128 @@
+// src/ext/billing.cpp — usage counters, plan quotas and the monthly usage report.
+//
+// Usage is counted in the transaction of the event it counts, so a retried event never counts twice. Counters
+// are split over kCounterShards rows per (account, month, metric): a busy account's concurrent messages each
+// write their own backend's shard instead of queueing on one row. SMS metrics count segments (what carriers
+// bill); agent_messages counts answered turns. Money is integer cents.
+//
+// Hard caps are checked against the sum of the shards before the event is counted. Two transactions that both
+// pass the check at the very edge of the cap can overshoot it by at most the number of concurrent
+// transactions; the overshoot is never billed (hard-capped plans have no overage price).
+#include "ext/darkspere.hpp"
+#include "ext/errors.hpp"
+#include "ext/spi_plans.hpp"
+
+namespace darkspere {
+
+static Statement kAddUsage = {
+    "INSERT INTO darkspere.usage_counters AS u (account_id, period, metric, shard, used)"
+    " VALUES ($1, pg_catalog.date_trunc('month', pg_catalog.now() AT TIME ZONE 'UTC')::date, $2, $3, $4)"
+    " ON CONFLICT (account_id, period, metric, shard) DO UPDATE SET used = u.used + EXCLUDED.used",
+    4,
+    {INT8OID, TEXTOID, INT2OID, INT8OID},
+    nullptr};
+
+// Room left under a hard cap: NULL columns mean no cap applies.
+static Statement kRoom = {
+    "SELECT p.sms_in_included - COALESCE(sum(u.used) FILTER (WHERE u.metric = 'sms_in'), 0),"
+    "       p.sms_out_included - COALESCE(sum(u.used) FILTER (WHERE u.metric = 'sms_out'), 0),"
+    "       p.agent_messages_included - COALESCE(sum(u.used) FILTER (WHERE u.metric = 'agent_messages'), 0)"
+    "  FROM darkspere.accounts a JOIN darkspere.plans p ON p.plan = a.plan"
+    "  LEFT JOIN darkspere.usage_counters u ON u.account_id = a.account_id"
+    "       AND u.period = pg_catalog.date_trunc('month', pg_catalog.now() AT TIME ZONE 'UTC')::date"
+    " WHERE a.account_id = $1 AND p.hard_cap"
+    " GROUP BY p.sms_in_included, p.sms_out_included, p.agent_messages_included",
+    1,
+    {INT8OID},
+    nullptr};
+
+static Statement kUsageReport = {
+    "SELECT m.metric, COALESCE(sum(u.used), 0)::bigint AS used,"
+    "       CASE m.metric WHEN 'sms_in' THEN p.sms_in_included WHEN 'sms_out' THEN p.sms_out_included"
+    "                     ELSE p.agent_messages_included END AS included,"
+    "       CASE m.metric WHEN 'agent_messages' THEN p.agent_overage_cents ELSE p.sms_overage_cents END AS "
+    "price,"
+    "       p.hard_cap"
+    "  FROM darkspere.accounts a JOIN darkspere.plans p ON p.plan = a.plan"
+    "  CROSS JOIN (VALUES (1, 'sms_in'), (2, 'sms_out'), (3, 'agent_messages')) m(ord, metric)"
+    "  LEFT JOIN darkspere.usage_counters u ON u.account_id = a.account_id AND u.metric = m.metric"
+    "       AND u.period = pg_catalog.date_trunc('month', pg_catalog.now() AT TIME ZONE 'UTC')::date"
+    " WHERE a.account_id = $1"
+    " GROUP BY m.ord, m.metric, p.sms_in_included, p.sms_out_included, p.agent_messages_included,"
+    "          p.agent_overage_cents, p.sms_overage_cents, p.hard_cap"
+    " ORDER BY m.ord",
+    1,
+    {INT8OID},
+    nullptr};
+
+void usage_add(int64 account_id, const char *metric, int64 amount) {
+    if (amount == 0) {
+        return;
+    }
+    Datum args[4] = {Int64GetDatum(account_id), text_datum(metric), Int16GetDatum(counter_shard()),
+                     Int64GetDatum(amount)};
+    spi_run(kAddUsage, args, nullptr, false, 0);
+}
+
+// room — remaining allowance of a hard-capped account in column `column` (1 sms_in, 2 sms_out, 3 agent);
+// false when the account has no hard cap or the metric is unlimited.
+static bool room(int64 account_id, int column, int64 *left) {
+    Datum args[1] = {Int64GetDatum(account_id)};
+    if (spi_run(kRoom, args, nullptr, false, 1) == 0 || spi_is_null(0, column)) {
+        return false;
+    }
+    *left = spi_int64(0, column);
+    return true;
+}
+
+bool quota_allows_inbound(int64 account_id, int segments) {
+    int64 left;
+    if (room(account_id, 1, &left) && left < segments) {
+        return false;
+    }
+    // An inbound message that no agent may answer is refused too: the plan's agent messages are used up.
+    if (room(account_id, 3, &left) && left < 1) {
+        return false;
+    }
+    return true;
+}
+
+bool quota_allows_outbound(int64 account_id, int segments) {
+    int64 left;
+    return !(room(account_id, 2, &left) && left < segments);
+}
+
+}  // namespace darkspere
+
+using namespace darkspere;
+
+// darkspere_usage — this calendar month's usage of an account, per metric, with overage in cents.
+DARKSPERE_FUNCTION(darkspere_usage) {
+    int64 account_id = required_int64(fcinfo, 0, "account_id");
+    ReturnSetInfo *rsinfo = reinterpret_cast<ReturnSetInfo *>(fcinfo->resultinfo);
+    InitMaterializedSRF(fcinfo, 0);
+
+    SPI_connect();
+    Datum args[1] = {Int64GetDatum(account_id)};
+    uint64 rows = spi_run(kUsageReport, args, nullptr, true, 0);
+    if (rows == 0) {
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                        errmsg("account %lld does not exist", static_cast<long long>(account_id))));
+    }
+    for (uint64 r = 0; r < rows; r++) {
+        int64 used = spi_int64(r, 2);
+        bool unlimited = spi_is_null(r, 3);
+        int64 included = spi_int64(r, 3);
+        int64 price = spi_int32(r, 4);
+        bool hard_cap = spi_bool(r, 5);
+        // Hard-capped plans never bill overage; unlimited metrics have none.
+        int64 overage = (unlimited || hard_cap || used <= included) ? 0 : used - included;
+        bool isnull;
+        Datum values[5] = {spi_datum(r, 1, &isnull), Int64GetDatum(used), Int64GetDatum(included),
+                           Int64GetDatum(overage), Int64GetDatum(overage * price)};
+        bool nulls[5] = {false, false, unlimited, false, false};
+        tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+    }
+    SPI_finish();
+    return (Datum)0;
+}

@@ -1,0 +1,41 @@
+// src/ext/common_bridge.hpp — plain-C-typed doorway from extension code to the pure C++ of src/common.
+//
+// src/common headers refuse to be compiled next to postgres.h, and their functions use std::string and may
+// throw. This bridge is compiled without PostgreSQL headers; every function is noexcept, takes and returns
+// plain C types, and reports failure through its return value, so extension code can call it from
+// PostgreSQL-zone frames without any C++ object or exception crossing into PostgreSQL.
+#pragma once
+
+#include <cstddef>
+
+namespace darkspere::bridge {
+
+enum Status { kOk = 0, kOutOfMemory = -1, kInvalidInput = -2 };
+
+bool is_e164(const char *number) noexcept;
+
+struct Segments {
+    bool ucs2;
+    int segments;
+    int units;
+};
+// count_segments — kInvalidInput for invalid UTF-8.
+int count_segments(const char *utf8, size_t len, Segments *out) noexcept;
+
+// A list of decoded form parameters, as parallel arrays.
+struct Params {
+    const char *const *names;
+    const char *const *values;
+    int count;
+};
+
+// twilio_signature — writes the Base64 X-Twilio-Signature (28 characters + NUL) into out.
+int twilio_signature(const char *auth_token, const char *url, Params params, char out[29]) noexcept;
+// twilio_signature_valid — 1 valid (any URL port variant), 0 invalid, negative on error.
+int twilio_signature_valid(const char *auth_token, const char *url, Params params,
+                           const char *signature) noexcept;
+// stripe_signature_valid — 1 valid, 0 invalid, negative on error.
+int stripe_signature_valid(const char *secret, const char *payload, size_t payload_len, const char *header,
+                           long long tolerance_s, long long now_unix) noexcept;
+
+}  // namespace darkspere::bridge

@@ -1,0 +1,128 @@
+// src/ext/darkspere.hpp — what the extension's concern files offer each other.
+//
+// Each function here runs inside an SPI connection opened by the SQL-callable entry point and is written in
+// PostgreSQL-zone style (it may raise with ereport). File per concern: sessions.cpp, routing.cpp, health.cpp,
+// ratelimit.cpp, billing.cpp, keywords.cpp, queue.cpp, delivery.cpp, maintenance.cpp, notify.cpp.
+#pragma once
+
+#include "ext/pg.hpp"
+
+namespace darkspere {
+
+// ---- Settings (GUCs, defined in module.cpp). Each group: default, bounds and why. ----
+// Sessions end after this much inactivity; an expired session never blocks a new one.
+constexpr int kSessionIdleTimeoutDefaultS = 24 * 60 * 60;
+// Agents below this health score receive no new sessions (DESIGN.md: default 70).
+constexpr int kMinHealthScoreDefault = 70;
+// Turns of history handed to an agent with every call.
+constexpr int kHistoryTurnsDefault = 10;
+// agent_call gives up (dead-letter + fallback text) after this many attempts.
+constexpr int kAgentCallMaxAttemptsDefault = 3;
+// sms_send retries 429/5xx/network errors with backoff this many times in all.
+constexpr int kSmsSendMaxAttemptsDefault = 8;
+// Finished jobs are pruned after this long; dead-lettered ones are kept longer for operators.
+constexpr int kJobRetentionDefaultS = 24 * 60 * 60;
+constexpr int kDeadJobRetentionDefaultS = 14 * 24 * 60 * 60;
+// A backend sends NOTIFY darkspere at most this often: NOTIFY takes a database-wide lock at commit, so
+// notifying every transaction would serialise all commits (specs/postgres-cpp.md §11.1).
+constexpr int kNotifyIntervalDefaultMs = 100;
+
+extern int session_idle_timeout_s;
+extern int min_health_score;
+extern int history_turns;
+extern int agent_call_max_attempts;
+extern int sms_send_max_attempts;
+extern int job_retention_s;
+extern int dead_job_retention_s;
+extern int notify_interval_ms;
+
+// ---- Circuit breaker and health (health.cpp) ----
+constexpr int kCircuitFailureThreshold = 5;  // consecutive failures that open the circuit
+constexpr int kCircuitOpenSeconds = 60;      // cool-down before a half-open trial call
+constexpr int kTrialCallSeconds = 120;       // a trial call that never reports frees the slot after this
+constexpr int kHealthWindow = 20;            // results that make up the uptime share
+constexpr int kSmsBodyMaxChars = 1600;       // Twilio's hard limit for one message body
+
+// Shards of the agent-load and usage counters; a backend always writes the shard of its process id.
+constexpr int kCounterShards = 16;
+int counter_shard();
+
+// ---- Validation helpers (validate.cpp): raise class-22 errors that name the argument and the value. ----
+char *required_text(FunctionCallInfo fcinfo, int argno, const char *argname);
+char *optional_text(FunctionCallInfo fcinfo, int argno);
+int64 required_int64(FunctionCallInfo fcinfo, int argno, const char *argname);
+int32 required_int32(FunctionCallInfo fcinfo, int argno, const char *argname);
+void require_e164(const char *value, const char *argname);
+void require_non_empty(const char *value, const char *argname);
+void require_body_length(const char *body, const char *argname);
+void require_one_of(const char *value, const char *const *allowed, const char *argname);
+
+// ---- Accounts (accounts.cpp) ----
+struct AccountTexts {
+    char *help_text;
+    char *opt_out_text;
+    char *opt_in_text;
+    char *fallback_text;
+};
+void require_account(int64 account_id);
+
+// ---- Sessions (sessions.cpp) ----
+struct SessionRef {
+    int64 session_id;
+    int64 agent_id;            // 0 when the session has no agent yet
+    bool agent_eligible;       // the bound agent may keep serving this session (sticky)
+    bool has_queued_messages;  // earlier messages of this session wait for an agent
+};
+SessionRef session_get_or_create(int64 account_id, const char *service_number, const char *phone);
+void session_bind_agent(int64 session_id, int64 agent_id);
+
+// ---- Routing (routing.cpp) ----
+// pick_agent — the best eligible agent of the account that is not in `exclude`, or 0 when none is.
+int64 pick_agent(int64 account_id, const int64 *exclude, int nexclude);
+// agent_load_add — adds delta to the agent's in-flight calls (sharded).
+void agent_load_add(int64 agent_id, int delta);
+
+// ---- Health (health.cpp) ----
+void health_record(int64 agent_id, bool ok, int latency_ms, bool latency_known);
+
+// ---- Rate limits (ratelimit.cpp) ----
+enum class LimitVerdict { allowed, limited, blocked };
+LimitVerdict rate_limit_hit(const char *scope, const char *subject, int cost, TimestampTz *blocked_until);
+
+// ---- Usage and quotas (billing.cpp) ----
+void usage_add(int64 account_id, const char *metric, int64 amount);
+// quota_allows_inbound — false when a hard-capped plan has no room for `segments` more inbound SMS or for one
+// more agent message this month.
+bool quota_allows_inbound(int64 account_id, int segments);
+bool quota_allows_outbound(int64 account_id, int segments);
+
+// ---- Keywords (keywords.cpp) ----
+enum class Keyword { none, opt_out, opt_in, help };
+Keyword classify_keyword(const char *body);
+bool is_opted_out(int64 account_id, const char *service_number, const char *phone);
+
+// ---- SMS text (sms_sql.cpp) ----
+struct Segments {
+    bool ucs2;
+    int segments;
+    int units;
+};
+Segments count_sms_segments(const char *utf8);
+
+// ---- Queue (queue.cpp) ----
+int64 enqueue_agent_call(int64 account_id, int64 session_id, int64 message_id, int64 agent_id);
+// enqueue_reply — stores an outbound reply (split into ≤1600-character messages) and queues its sms_send
+// jobs, unless the phone opted out or the plan cap is reached (then the message is stored as suppressed).
+void enqueue_reply(int64 account_id, int64 session_id, int64 reply_to, const char *service_number,
+                   const char *phone, const char *body, int64 agent_id, const char *request_id);
+// route_message — binds a stored inbound message to an agent and queues its agent_call; returns the agent or
+// 0.
+int64 route_message(int64 account_id, int64 session_id, int64 message_id, int64 agent_id);
+
+// ---- Delivery (delivery.cpp) ----
+void apply_pending_delivery_events(const char *message_sid);
+
+// ---- Wake-up (notify.cpp) ----
+void notify_worker();
+
+}  // namespace darkspere

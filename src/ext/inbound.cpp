@@ -1,0 +1,312 @@
+// src/ext/inbound.cpp — receive_sms: everything DarkSpere decides about one inbound SMS, in one transaction.
+//
+// Order matters and is the compliance story:
+//   1. the service number names the account (unknown → nothing stored);
+//   2. the MessageSid is deduplicated under an advisory lock (Twilio's retries and concurrent duplicates
+//      return the original ids and change nothing);
+//   3. keywords (STOP / START / HELP) are honoured before any limit, so an opt-out always works;
+//   4. an opted-out phone reaches no agent and gets no SMS;
+//   5. per-phone rate limit, then the plan's hard cap;
+//   6. session, agent (sticky unless ineligible), stored message, usage, agent_call job — or `queued` when no
+//      agent is eligible now (tick() routes it later).
+#include "ext/darkspere.hpp"
+#include "ext/errors.hpp"
+#include "ext/spi_plans.hpp"
+
+namespace darkspere {
+
+// Advisory-lock class for MessageSid deduplication ("DSms"); the object id is hashtext(MessageSid).
+constexpr int32 kDedupeLockClass = 0x44536d73;
+
+// Number → account, texts and whether the phone has opted out of this number, in one lookup.
+static Statement kNumberLookup = {
+    "SELECT n.account_id, n.provider_account, a.help_text, a.opt_out_text, a.opt_in_text,"
+    "       EXISTS (SELECT 1 FROM darkspere.opt_outs o"
+    "                WHERE o.account_id = n.account_id AND o.service_number = n.number AND o.phone = $2)"
+    "  FROM darkspere.numbers n JOIN darkspere.accounts a ON a.account_id = n.account_id"
+    " WHERE n.number = $1",
+    2,
+    {TEXTOID, TEXTOID},
+    nullptr};
+
+static Statement kDedupeLock = {
+    "SELECT pg_catalog.pg_advisory_xact_lock($1, pg_catalog.hashtext($2))", 2, {INT4OID, TEXTOID}, nullptr};
+
+static Statement kFindBySid = {
+    "SELECT message_id, session_id, agent_id FROM darkspere.messages WHERE message_sid = $1",
+    1,
+    {TEXTOID},
+    nullptr};
+
+// $1 account, $2 session, $3 service number, $4 phone, $5 body, $6 status, $7 sid, $8 media, $9 encoding,
+// $10 segments, $11 agent, $12 request id.
+static Statement kInsertInbound = {
+    "INSERT INTO darkspere.messages (account_id, session_id, direction, service_number, phone, body, status,"
+    "                                message_sid, num_media, encoding, segments, agent_id, request_id)"
+    " VALUES ($1, $2, 'in', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING message_id",
+    12,
+    {INT8OID, INT8OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT4OID, TEXTOID, INT4OID, INT8OID,
+     TEXTOID},
+    nullptr};
+
+static Statement kOptOut = {
+    "WITH o AS (INSERT INTO darkspere.opt_outs (account_id, service_number, phone, source)"
+    "           VALUES ($1, $2, $3, $4) ON CONFLICT (account_id, service_number, phone) DO NOTHING)"
+    " INSERT INTO darkspere.consent_events (account_id, service_number, phone, action, source, keyword, "
+    "message_sid)"
+    " VALUES ($1, $2, $3, 'opt_out', $4, $5, $6)",
+    6,
+    {INT8OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID},
+    nullptr};
+
+static Statement kOptIn = {
+    "WITH o AS (DELETE FROM darkspere.opt_outs WHERE account_id = $1 AND service_number = $2 AND phone = $3)"
+    " INSERT INTO darkspere.consent_events (account_id, service_number, phone, action, source, keyword, "
+    "message_sid)"
+    " VALUES ($1, $2, $3, $4, 'keyword', $5, $6)",
+    6,
+    {INT8OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID},
+    nullptr};
+
+static Statement kHelpServed = {
+    "INSERT INTO darkspere.consent_events (account_id, service_number, phone, action, source, keyword, "
+    "message_sid)"
+    " VALUES ($1, $2, $3, $4, 'keyword', $5, $6)",
+    6,
+    {INT8OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID},
+    nullptr};
+
+static Statement kAccountForNumber = {
+    "SELECT account_id FROM darkspere.numbers WHERE number = $1", 1, {TEXTOID}, nullptr};
+
+// The result row of receive_sms.
+struct Outcome {
+    const char *disposition;
+    int64 session_id;  // 0 → NULL
+    int64 message_id;
+    int64 agent_id;
+    char *reply;  // nullptr → NULL
+};
+
+struct Inbound {
+    char *provider_account;
+    char *to_number;
+    char *from_number;
+    char *body;
+    char *message_sid;
+    int32 num_media;
+    char *request_id;
+};
+
+static int64 store_inbound(const Inbound &in, int64 account_id, int64 session_id, const char *status,
+                           const Segments &seg, int64 agent_id) {
+    Datum args[12] = {Int64GetDatum(account_id),
+                      Int64GetDatum(session_id),
+                      text_datum(in.to_number),
+                      text_datum(in.from_number),
+                      text_datum(in.body),
+                      text_datum(status),
+                      text_datum(in.message_sid),
+                      Int32GetDatum(in.num_media),
+                      text_datum(seg.ucs2 ? "UCS-2" : "GSM-7"),
+                      Int32GetDatum(seg.segments),
+                      Int64GetDatum(agent_id),
+                      in.request_id ? text_datum(in.request_id) : (Datum)0};
+    char nulls[12] = {' ',
+                      null_flag(session_id == 0),
+                      ' ',
+                      ' ',
+                      ' ',
+                      ' ',
+                      ' ',
+                      ' ',
+                      ' ',
+                      ' ',
+                      null_flag(agent_id == 0),
+                      null_flag(in.request_id == nullptr)};
+    spi_run(kInsertInbound, args, nulls, false, 1);
+    return spi_int64(0, 1);
+}
+
+// handle_keyword — records consent for STOP / START / HELP and answers with the account's text. A phone that
+// is already opted out gets no text at all (not even HELP) until it opts in again.
+static Outcome handle_keyword(const Inbound &in, int64 account_id, Keyword keyword, const Segments &seg,
+                              bool opted_out, char *help_text, char *opt_out_text, char *opt_in_text) {
+    Outcome out = {nullptr, 0, 0, 0, nullptr};
+    Datum args[6] = {Int64GetDatum(account_id),  text_datum(in.to_number),
+                     text_datum(in.from_number), (Datum)0,
+                     text_datum(in.body),        text_datum(in.message_sid)};
+    switch (keyword) {
+        case Keyword::opt_out:
+            args[3] = text_datum("keyword");
+            spi_run(kOptOut, args, nullptr, false, 0);
+            out.disposition = "opted_out";
+            out.reply = opted_out ? nullptr : opt_out_text;
+            break;
+        case Keyword::opt_in:
+            args[3] = text_datum("opt_in");
+            spi_run(kOptIn, args, nullptr, false, 0);
+            out.disposition = "opted_in";
+            out.reply = opt_in_text;
+            break;
+        default:
+            args[3] = text_datum("help");
+            spi_run(kHelpServed, args, nullptr, false, 0);
+            out.disposition = "help";
+            out.reply = opted_out ? nullptr : help_text;
+            break;
+    }
+    out.message_id = store_inbound(in, account_id, 0, "keyword", seg, 0);
+    usage_add(account_id, "sms_in", seg.segments);
+    return out;
+}
+
+static Outcome receive(const Inbound &in, MemoryContext caller) {
+    Outcome out = {nullptr, 0, 0, 0, nullptr};
+
+    Datum lookup_args[2] = {text_datum(in.to_number), text_datum(in.from_number)};
+    if (spi_run(kNumberLookup, lookup_args, nullptr, false, 1) == 0) {
+        out.disposition = "unknown_number";
+        return out;
+    }
+    int64 account_id = spi_int64(0, 1);
+    char *owner = spi_text_copy(0, 2, caller);
+    char *help_text = spi_text_copy(0, 3, caller);
+    char *opt_out_text = spi_text_copy(0, 4, caller);
+    char *opt_in_text = spi_text_copy(0, 5, caller);
+    bool opted_out = spi_bool(0, 6);
+    // The webhook was verified with provider_account's auth token; it may only speak for numbers it owns.
+    if (owner != nullptr && in.provider_account != nullptr && strcmp(owner, in.provider_account) != 0) {
+        out.disposition = "unknown_number";
+        return out;
+    }
+
+    Datum lock_args[2] = {Int32GetDatum(kDedupeLockClass), text_datum(in.message_sid)};
+    spi_run(kDedupeLock, lock_args, nullptr, false, 0);
+    Datum sid_args[1] = {text_datum(in.message_sid)};
+    if (spi_run(kFindBySid, sid_args, nullptr, false, 1) > 0) {
+        out.disposition = "duplicate";
+        out.message_id = spi_int64(0, 1);
+        out.session_id = spi_int64(0, 2);
+        out.agent_id = spi_int64(0, 3);
+        return out;
+    }
+
+    Segments seg = count_sms_segments(in.body);
+    Keyword keyword = classify_keyword(in.body);
+    if (keyword != Keyword::none) {
+        return handle_keyword(in, account_id, keyword, seg, opted_out, help_text, opt_out_text, opt_in_text);
+    }
+    if (opted_out) {
+        out.disposition = "opted_out";
+        out.message_id = store_inbound(in, account_id, 0, "suppressed", seg, 0);
+        usage_add(account_id, "sms_in", seg.segments);
+        return out;
+    }
+
+    switch (rate_limit_hit("phone", in.from_number, 1, nullptr)) {
+        case LimitVerdict::limited:
+            out.disposition = "rate_limited";
+            return out;
+        case LimitVerdict::blocked:
+            out.disposition = "blocked";
+            return out;
+        case LimitVerdict::allowed:
+            break;
+    }
+    if (!quota_allows_inbound(account_id, seg.segments)) {
+        out.disposition = "over_quota";
+        return out;
+    }
+
+    SessionRef session = session_get_or_create(account_id, in.to_number, in.from_number);
+    int64 agent_id = session.agent_eligible ? session.agent_id : 0;
+    // Earlier messages of this session still wait for an agent: this one queues behind them to keep order.
+    if (agent_id == 0 && !session.has_queued_messages) {
+        agent_id = pick_agent(account_id, nullptr, 0);
+        if (agent_id != 0 && agent_id != session.agent_id) {
+            session_bind_agent(session.session_id, agent_id);
+        }
+    }
+    bool routed = agent_id != 0 && !session.has_queued_messages;
+    out.session_id = session.session_id;
+    out.message_id = store_inbound(in, account_id, session.session_id, routed ? "routed" : "waiting", seg,
+                                   routed ? agent_id : 0);
+    usage_add(account_id, "sms_in", seg.segments);
+    if (routed) {
+        enqueue_agent_call(account_id, session.session_id, out.message_id, agent_id);
+        out.agent_id = agent_id;
+        out.disposition = "routed";
+    } else {
+        out.disposition = "queued";
+    }
+    return out;
+}
+
+}  // namespace darkspere
+
+using namespace darkspere;
+
+// darkspere_receive_sms — decides the fate of one inbound SMS; returns exactly one row.
+DARKSPERE_FUNCTION(darkspere_receive_sms) {
+    Inbound in;
+    in.provider_account = optional_text(fcinfo, 0);
+    in.to_number = required_text(fcinfo, 1, "to_number");
+    in.from_number = required_text(fcinfo, 2, "from_number");
+    in.body = required_text(fcinfo, 3, "body");
+    in.message_sid = required_text(fcinfo, 4, "message_sid");
+    in.num_media = PG_ARGISNULL(5) ? 0 : PG_GETARG_INT32(5);
+    in.request_id = optional_text(fcinfo, 6);
+    require_e164(in.to_number, "to_number");
+    require_non_empty(in.from_number, "from_number");
+    require_non_empty(in.message_sid, "message_sid");
+    require_body_length(in.body, "body");
+    if (in.num_media < 0) {
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                        errmsg("num_media must not be negative: %d", in.num_media)));
+    }
+
+    TupleDesc desc;
+    if (get_call_result_type(fcinfo, nullptr, &desc) != TYPEFUNC_COMPOSITE) {
+        ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED), errmsg("receive_sms must return a row")));
+    }
+    desc = BlessTupleDesc(desc);
+    MemoryContext caller = CurrentMemoryContext;
+
+    SPI_connect();
+    Outcome out = receive(in, caller);
+    SPI_finish();
+
+    Datum values[5] = {text_datum(out.disposition), Int64GetDatum(out.session_id),
+                       Int64GetDatum(out.message_id), Int64GetDatum(out.agent_id),
+                       out.reply ? text_datum(out.reply) : (Datum)0};
+    bool nulls[5] = {false, out.session_id == 0, out.message_id == 0, out.agent_id == 0,
+                     out.reply == nullptr};
+    PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(desc, values, nulls)));
+}
+
+// darkspere_record_provider_opt_out — Twilio refused a send with error 21610: the phone opted out at the
+// carrier. Recorded like a STOP so nothing more is sent until the phone opts in again.
+DARKSPERE_FUNCTION(darkspere_record_provider_opt_out) {
+    char *service_number = required_text(fcinfo, 0, "service_number");
+    char *phone = required_text(fcinfo, 1, "phone");
+    require_e164(service_number, "service_number");
+    require_non_empty(phone, "phone");
+    SPI_connect();
+    Datum number_arg[1] = {text_datum(service_number)};
+    if (spi_run(kAccountForNumber, number_arg, nullptr, false, 1) == 0) {
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                        errmsg("no account has service number %s", service_number)));
+    }
+    int64 account_id = spi_int64(0, 1);
+    Datum args[6] = {Int64GetDatum(account_id),
+                     text_datum(service_number),
+                     text_datum(phone),
+                     text_datum("provider"),
+                     (Datum)0,
+                     (Datum)0};
+    char nulls[6] = {' ', ' ', ' ', ' ', 'n', 'n'};
+    spi_run(kOptOut, args, nulls, false, 0);
+    SPI_finish();
+    PG_RETURN_VOID();
+}

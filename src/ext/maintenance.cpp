@@ -1,0 +1,209 @@
+// src/ext/maintenance.cpp — tick(): the periodic housekeeping every worker calls on a timer.
+//
+// Steps, each bounded so one call stays short: end idle sessions; make jobs whose lease expired claimable
+// again (or dead-letter them when out of attempts) — this is the whole crash-recovery story; route messages
+// that were queued for want of an agent; prune finished jobs and stale rate-limit rows. Several workers may
+// call tick() at once: a transaction-level advisory lock lets one run and the others return {"skipped": true}
+// at once.
+#include "ext/darkspere.hpp"
+#include "ext/errors.hpp"
+#include "ext/spi_plans.hpp"
+
+namespace darkspere {
+
+constexpr int32 kTickLockClass = 0x44537469;  // "DSti"
+constexpr int kTickBatch = 1000;              // rows per step and call
+constexpr int kRouteBatch = 200;              // queued messages routed per call
+
+static Statement kTryLock = {"SELECT pg_catalog.pg_try_advisory_xact_lock($1, 0)", 1, {INT4OID}, nullptr};
+
+static Statement kExpireSessions = {
+    "UPDATE darkspere.sessions SET state = 'expired', ended_at = pg_catalog.now()"
+    " WHERE session_id IN (SELECT session_id FROM darkspere.sessions"
+    "                       WHERE state = 'active'"
+    "                         AND last_activity_at < pg_catalog.now() - pg_catalog.make_interval(secs => $1)"
+    "                       LIMIT $2 FOR UPDATE SKIP LOCKED)",
+    2,
+    {INT4OID, INT4OID},
+    nullptr};
+
+// Expired leases: back to pending (the crashed attempt counts), or dead when out of attempts.
+static Statement kReclaim = {
+    "UPDATE darkspere.jobs j SET state = CASE WHEN j.attempt >= j.max_attempts THEN 'dead' ELSE 'pending' "
+    "END,"
+    "       last_error = 'lease expired (worker ' || COALESCE(j.claimed_by, '?') || ' did not answer)',"
+    "       finished_at = CASE WHEN j.attempt >= j.max_attempts THEN pg_catalog.now() END,"
+    "       claimed_by = NULL, lease_until = NULL"
+    " WHERE j.job_id IN (SELECT job_id FROM darkspere.jobs"
+    "                     WHERE state = 'running' AND lease_until < pg_catalog.clock_timestamp()"
+    "                     LIMIT $1 FOR UPDATE SKIP LOCKED)"
+    " RETURNING j.job_id, j.state, j.kind, j.agent_id, j.message_id",
+    1,
+    {INT4OID},
+    nullptr};
+
+static Statement kDeadMessage = {
+    "UPDATE darkspere.messages m SET status = 'failed', updated_at = pg_catalog.now() WHERE message_id = $1"
+    " RETURNING m.account_id, m.session_id, m.service_number, m.phone, m.request_id, m.direction,"
+    "           (SELECT a.fallback_text FROM darkspere.accounts a WHERE a.account_id = m.account_id)",
+    1,
+    {INT8OID},
+    nullptr};
+
+// The oldest queued message of each session (later ones wait behind it), oldest sessions first.
+static Statement kQueued = {
+    "SELECT DISTINCT ON (m.session_id) m.message_id, m.account_id, m.session_id"
+    "  FROM darkspere.messages m WHERE m.status = 'waiting'"
+    " ORDER BY m.session_id, m.message_id LIMIT $1",
+    1,
+    {INT4OID},
+    nullptr};
+
+static Statement kSessionAgent = {
+    "SELECT s.agent_id FROM darkspere.sessions s JOIN darkspere.agents a ON a.agent_id = s.agent_id"
+    " WHERE s.session_id = $1 AND a.status = 'active' AND a.circuit = 'closed' AND a.health_score >= $2",
+    2,
+    {INT8OID, INT4OID},
+    nullptr};
+
+static Statement kPruneJobs = {
+    "DELETE FROM darkspere.jobs WHERE job_id IN ("
+    "  SELECT job_id FROM darkspere.jobs"
+    "   WHERE (state = 'done' AND finished_at < pg_catalog.now() - pg_catalog.make_interval(secs => $1))"
+    "      OR (state = 'dead' AND finished_at < pg_catalog.now() - pg_catalog.make_interval(secs => $2))"
+    "   LIMIT $3)",
+    3,
+    {INT4OID, INT4OID, INT4OID},
+    nullptr};
+
+static Statement kPruneLimits = {
+    "DELETE FROM darkspere.rate_limit_state WHERE ctid = ANY (ARRAY("
+    "  SELECT ctid FROM darkspere.rate_limit_state"
+    "   WHERE (blocked_until IS NULL OR blocked_until < pg_catalog.now())"
+    "     AND window_start < pg_catalog.now() - interval '1 hour'"
+    "   LIMIT $1))",
+    1,
+    {INT4OID},
+    nullptr};
+
+static Statement kReport = {
+    "SELECT pg_catalog.jsonb_build_object('expired_sessions', $1, 'reclaimed_jobs', $2, 'dead_lettered', $3,"
+    "                                     'routed_messages', $4, 'pruned_jobs', $5, 'pruned_rate_limits', "
+    "$6)",
+    6,
+    {INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID},
+    nullptr};
+
+static Statement kSkipped = {"SELECT '{\"skipped\": true}'::jsonb", 0, {}, nullptr};
+
+// route_queued — gives waiting messages an agent, oldest first; returns how many were routed.
+static int64 route_queued() {
+    uint64 rows;
+    {
+        Datum args[1] = {Int32GetDatum(kRouteBatch)};
+        rows = spi_run(kQueued, args, nullptr, false, 0);
+    }
+    if (rows == 0) {
+        return 0;
+    }
+    int64 *message_ids = static_cast<int64 *>(palloc(sizeof(int64) * rows));
+    int64 *account_ids = static_cast<int64 *>(palloc(sizeof(int64) * rows));
+    int64 *session_ids = static_cast<int64 *>(palloc(sizeof(int64) * rows));
+    for (uint64 r = 0; r < rows; r++) {
+        message_ids[r] = spi_int64(r, 1);
+        account_ids[r] = spi_int64(r, 2);
+        session_ids[r] = spi_int64(r, 3);
+    }
+    int64 routed = 0;
+    for (uint64 r = 0; r < rows; r++) {
+        Datum sticky[2] = {Int64GetDatum(session_ids[r]), Int32GetDatum(min_health_score)};
+        int64 agent_id = spi_run(kSessionAgent, sticky, nullptr, false, 1) > 0 ? spi_int64(0, 1) : 0;
+        if (agent_id == 0) {
+            agent_id = pick_agent(account_ids[r], nullptr, 0);
+            if (agent_id == 0) {
+                continue;  // still no agent for this account
+            }
+            session_bind_agent(session_ids[r], agent_id);
+        }
+        route_message(account_ids[r], session_ids[r], message_ids[r], agent_id);
+        routed++;
+    }
+    return routed;
+}
+
+// reclaim_leases — returns reclaimed jobs; counts dead-lettered ones in *dead.
+static int64 reclaim_leases(int64 *dead) {
+    MemoryContext caller = CurrentMemoryContext;
+    Datum args[1] = {Int32GetDatum(kTickBatch)};
+    uint64 rows = spi_run(kReclaim, args, nullptr, false, 0);
+    if (rows == 0) {
+        return 0;
+    }
+    // Dead agent calls free their agent's slot and fail their message (with the fallback text, if any).
+    int64 *dead_agents = static_cast<int64 *>(palloc(sizeof(int64) * rows));
+    int64 *dead_messages = static_cast<int64 *>(palloc(sizeof(int64) * rows));
+    int ndead = 0;
+    for (uint64 r = 0; r < rows; r++) {
+        char *state = spi_text_copy(r, 2, caller);
+        char *kind = spi_text_copy(r, 3, caller);
+        if (strcmp(state, "dead") == 0) {
+            (*dead)++;
+            dead_agents[ndead] = strcmp(kind, "agent_call") == 0 ? spi_int64(r, 4) : 0;
+            dead_messages[ndead] = spi_int64(r, 5);
+            ndead++;
+        }
+    }
+    for (int i = 0; i < ndead; i++) {
+        agent_load_add(dead_agents[i], -1);
+        if (dead_messages[i] == 0) {
+            continue;
+        }
+        Datum msg[1] = {Int64GetDatum(dead_messages[i])};
+        if (spi_run(kDeadMessage, msg, nullptr, false, 1) == 0) {
+            continue;
+        }
+        char *direction = spi_text_copy(0, 6, caller);
+        char *fallback = spi_text_copy(0, 7, caller);
+        if (dead_agents[i] != 0 && strcmp(direction, "in") == 0 && fallback != nullptr &&
+            fallback[0] != '\0') {
+            enqueue_reply(spi_int64(0, 1), spi_int64(0, 2), dead_messages[i], spi_text_copy(0, 3, caller),
+                          spi_text_copy(0, 4, caller), fallback, 0, spi_text_copy(0, 5, caller));
+        }
+    }
+    return rows;
+}
+
+}  // namespace darkspere
+
+using namespace darkspere;
+
+// darkspere_tick — one round of housekeeping; returns what it did as jsonb.
+DARKSPERE_FUNCTION(darkspere_tick) {
+    SPI_connect();
+    Datum lock[1] = {Int32GetDatum(kTickLockClass)};
+    spi_run(kTryLock, lock, nullptr, false, 1);
+    bool isnull;
+    if (!spi_bool(0, 1)) {
+        spi_run(kSkipped, nullptr, nullptr, true, 1);
+        Datum skipped = SPI_datumTransfer(spi_datum(0, 1, &isnull), false, -1);
+        SPI_finish();
+        PG_RETURN_DATUM(skipped);
+    }
+    Datum expire[2] = {Int32GetDatum(session_idle_timeout_s), Int32GetDatum(kTickBatch)};
+    int64 expired = spi_run(kExpireSessions, expire, nullptr, false, 0);
+    int64 dead = 0;
+    int64 reclaimed = reclaim_leases(&dead);
+    int64 routed = route_queued();
+    Datum prune[3] = {Int32GetDatum(job_retention_s), Int32GetDatum(dead_job_retention_s),
+                      Int32GetDatum(kTickBatch * 5)};
+    int64 pruned_jobs = spi_run(kPruneJobs, prune, nullptr, false, 0);
+    Datum prune_limits[1] = {Int32GetDatum(kTickBatch * 5)};
+    int64 pruned_limits = spi_run(kPruneLimits, prune_limits, nullptr, false, 0);
+
+    Datum report[6] = {Int64GetDatum(expired), Int64GetDatum(reclaimed),   Int64GetDatum(dead),
+                       Int64GetDatum(routed),  Int64GetDatum(pruned_jobs), Int64GetDatum(pruned_limits)};
+    spi_run(kReport, report, nullptr, false, 1);
+    Datum result = SPI_datumTransfer(spi_datum(0, 1, &isnull), false, -1);
+    SPI_finish();
+    PG_RETURN_DATUM(result);
+}

@@ -1,0 +1,681 @@
+// src/ext/queue.cpp — the durable job queue: enqueue, claim with a lease, fenced acks, retries, dead letters.
+//
+// A job is claimed by one worker for a lease (FOR UPDATE SKIP LOCKED, one short statement); the worker does
+// its HTTP after that transaction committed, then acks with (job_id, attempt). An ack whose attempt no longer
+// holds the lease changes nothing, so a worker that lost its lease can never overwrite a newer attempt. Jobs
+// that share an ordering_key (one session's agent calls, one phone's replies) run one at a time in job_id
+// order.
+#include "ext/darkspere.hpp"
+#include "ext/errors.hpp"
+#include "ext/spi_plans.hpp"
+
+extern "C" {
+#include "common/pg_prng.h"
+}
+
+namespace darkspere {
+
+// ---- Enqueue
+// ---------------------------------------------------------------------------------------------------
+
+static Statement kInsertAgentCall = {
+    "INSERT INTO darkspere.jobs (account_id, kind, max_attempts, idempotency_key, ordering_key, session_id,"
+    "                            message_id, agent_id, tried_agents)"
+    " VALUES ($1, 'agent_call', $5, 'agent_call:' || $3, 'session:' || $2, $2, $3, $4, ARRAY[$4])",
+    5,
+    {INT8OID, INT8OID, INT8OID, INT8OID, INT4OID},
+    nullptr};
+
+static Statement kMarkRouted = {
+    "UPDATE darkspere.messages SET status = 'routed', agent_id = $2, updated_at = pg_catalog.now()"
+    " WHERE message_id = $1",
+    2,
+    {INT8OID, INT8OID},
+    nullptr};
+
+// $1 account, $2 session, $3 service number, $4 phone, $5 body, $6 status, $7 encoding, $8 segments,
+// $9 agent, $10 reply_to, $11 request id, $12 max attempts, $13 available at.
+// Stores one outbound message and, unless it is suppressed, its sms_send job with everything the worker
+// needs.
+static Statement kInsertReply = {
+    "WITH m AS ("
+    "  INSERT INTO darkspere.messages (account_id, session_id, direction, service_number, phone, body, "
+    "status,"
+    "                                  encoding, segments, agent_id, reply_to, request_id)"
+    "  VALUES ($1, $2, 'out', $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING message_id)"
+    " INSERT INTO darkspere.jobs (account_id, kind, max_attempts, idempotency_key, ordering_key, session_id,"
+    "                             message_id, available_at, last_error, payload)"
+    " SELECT $1, 'sms_send', $12, 'sms_send:' || m.message_id, 'sms:' || $3 || ':' || $4, $2, m.message_id,"
+    "        COALESCE($13, pg_catalog.clock_timestamp()),"
+    "        CASE WHEN $13 IS NOT NULL THEN 'held by the phone_out rate limit until ' || $13 END,"
+    "        pg_catalog.jsonb_build_object('message_id', m.message_id, 'account_id', $1,"
+    "            'provider_account', (SELECT n.provider_account FROM darkspere.numbers n WHERE n.number = "
+    "$3),"
+    "            'from', $3, 'to', $4, 'body', $5, 'request_id', $11)"
+    "   FROM m WHERE $6 = 'pending'",
+    13,
+    {INT8OID, INT8OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT4OID, INT8OID, INT8OID, TEXTOID,
+     INT4OID, TIMESTAMPTZOID},
+    nullptr};
+
+int64 enqueue_agent_call(int64 account_id, int64 session_id, int64 message_id, int64 agent_id) {
+    Datum args[5] = {Int64GetDatum(account_id), Int64GetDatum(session_id), Int64GetDatum(message_id),
+                     Int64GetDatum(agent_id), Int32GetDatum(agent_call_max_attempts)};
+    spi_run(kInsertAgentCall, args, nullptr, false, 0);
+    agent_load_add(agent_id, 1);
+    notify_worker();
+    return agent_id;
+}
+
+int64 route_message(int64 account_id, int64 session_id, int64 message_id, int64 agent_id) {
+    Datum args[2] = {Int64GetDatum(message_id), Int64GetDatum(agent_id)};
+    spi_run(kMarkRouted, args, nullptr, false, 0);
+    return enqueue_agent_call(account_id, session_id, message_id, agent_id);
+}
+
+// next_chunk_length — bytes of the next piece of a long reply: at most kSmsBodyMaxChars characters, cut at
+// the last space of the final 100 characters when there is one, so words stay whole.
+static int next_chunk_length(const char *text, int bytes) {
+    if (pg_mbstrlen_with_len(text, bytes) <= kSmsBodyMaxChars) {
+        return bytes;
+    }
+    const char *end = text;
+    for (int chars = 0; chars < kSmsBodyMaxChars; chars++) {
+        end += pg_mblen(end);
+    }
+    // Spaces are single bytes in every server encoding, so scanning bytes backwards finds them safely.
+    for (const char *q = end - 1; q > text && (end - q) < 100; q--) {
+        if (*q == ' ') {
+            return (q - text) + 1;
+        }
+    }
+    return end - text;
+}
+
+void enqueue_reply(int64 account_id, int64 session_id, int64 reply_to, const char *service_number,
+                   const char *phone, const char *body, int64 agent_id, const char *request_id) {
+    bool opted_out = is_opted_out(account_id, service_number, phone);
+    int remaining = strlen(body);
+    const char *rest = body;
+    while (remaining > 0) {
+        int len = next_chunk_length(rest, remaining);
+        char *chunk = pnstrdup(rest, len);
+        rest += len;
+        remaining -= len;
+
+        Segments seg = count_sms_segments(chunk);
+        const char *status = "pending";
+        TimestampTz available_at = 0;
+        if (opted_out || !quota_allows_outbound(account_id, seg.segments)) {
+            status = "suppressed";  // never an SMS to an opted-out phone, nor past a hard cap
+        } else if (rate_limit_hit("phone_out", phone, 1, &available_at) == LimitVerdict::allowed) {
+            available_at = 0;  // send now
+        }
+        Datum args[13] = {Int64GetDatum(account_id),
+                          Int64GetDatum(session_id),
+                          text_datum(service_number),
+                          text_datum(phone),
+                          text_datum(chunk),
+                          text_datum(status),
+                          text_datum(seg.ucs2 ? "UCS-2" : "GSM-7"),
+                          Int32GetDatum(seg.segments),
+                          Int64GetDatum(agent_id),
+                          Int64GetDatum(reply_to),
+                          request_id ? text_datum(request_id) : (Datum)0,
+                          Int32GetDatum(sms_send_max_attempts),
+                          TimestampTzGetDatum(available_at)};
+        char nulls[13] = {' ',
+                          null_flag(session_id == 0),
+                          ' ',
+                          ' ',
+                          ' ',
+                          ' ',
+                          ' ',
+                          ' ',
+                          null_flag(agent_id == 0),
+                          null_flag(reply_to == 0),
+                          null_flag(request_id == nullptr),
+                          ' ',
+                          null_flag(available_at == 0)};
+        spi_run(kInsertReply, args, nulls, false, 0);
+    }
+    notify_worker();
+}
+
+// ---- Claim
+// -----------------------------------------------------------------------------------------------------
+
+// Ready jobs in priority then id order, skipping rows other claimers hold, and jobs whose ordering key has an
+// earlier job still pending or running (that is what keeps one agent_call per session in flight, in order).
+static Statement kClaim = {
+    "WITH ready AS ("
+    "  SELECT j.job_id FROM darkspere.jobs j"
+    "   WHERE j.state = 'pending' AND j.available_at <= pg_catalog.clock_timestamp()"
+    "     AND (j.ordering_key IS NULL OR NOT EXISTS ("
+    "          SELECT 1 FROM darkspere.jobs o WHERE o.ordering_key = j.ordering_key AND o.job_id < j.job_id"
+    "             AND o.state IN ('pending', 'running')))"
+    "   ORDER BY j.priority, j.job_id"
+    "   LIMIT $2 FOR UPDATE SKIP LOCKED)"
+    " UPDATE darkspere.jobs j SET state = 'running', attempt = j.attempt + 1, claimed_by = $1,"
+    "        lease_until = pg_catalog.clock_timestamp() + $3"
+    "   FROM ready WHERE j.job_id = ready.job_id"
+    " RETURNING j.job_id, j.attempt, j.kind, j.payload, j.message_id, j.agent_id",
+    3,
+    {TEXTOID, INT4OID, INTERVALOID},
+    nullptr};
+
+// The agent_call payload, built at claim time so that a turn queued behind another turn of the same session
+// sees that turn's reply in its history: earlier inbound messages, and replies to earlier messages (a reply
+// is stored after the next message may have arrived, so its own id does not order it).
+static Statement kAgentPayload = {
+    "SELECT pg_catalog.jsonb_build_object("
+    "  'agent_id', a.agent_id, 'endpoint', a.endpoint, 'protocol', a.protocol, 'tool_name', a.tool_name,"
+    "  'account_id', m.account_id, 'session_id', m.session_id, 'message_id', m.message_id,"
+    "  'from', m.phone, 'to', m.service_number, 'body', m.body,"
+    "  'request_id', COALESCE(m.request_id, 'msg-' || m.message_id),"
+    "  'history', COALESCE((SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object("
+    "                               'role', CASE h.direction WHEN 'in' THEN 'user' ELSE 'assistant' END,"
+    "                               'content', h.body) ORDER BY h.message_id)"
+    "                         FROM (SELECT direction, body, message_id FROM darkspere.messages h"
+    "                                WHERE h.session_id = m.session_id AND h.message_id <> m.message_id"
+    "                                  AND CASE h.direction WHEN 'in' THEN h.message_id < m.message_id"
+    "                                      ELSE COALESCE(h.reply_to, h.message_id) < m.message_id END"
+    "                                ORDER BY h.message_id DESC LIMIT $3) h), '[]'::jsonb))"
+    "  FROM darkspere.messages m JOIN darkspere.agents a ON a.agent_id = $2"
+    " WHERE m.message_id = $1",
+    3,
+    {INT8OID, INT8OID, INT4OID},
+    nullptr};
+
+static Statement kReplyOptedOut = {
+    "SELECT EXISTS (SELECT 1 FROM darkspere.messages m JOIN darkspere.opt_outs o"
+    "                 ON o.account_id = m.account_id AND o.service_number = m.service_number AND o.phone = "
+    "m.phone"
+    "                WHERE m.message_id = $1)",
+    1,
+    {INT8OID},
+    nullptr};
+
+// Finishes a claimed job without handing it to the worker (its message was suppressed or is gone).
+static Statement kFinishUnsent = {
+    "WITH j AS (UPDATE darkspere.jobs SET state = $2, result = pg_catalog.jsonb_build_object('skipped', $3),"
+    "                  last_error = CASE WHEN $2 = 'dead' THEN $3 END, finished_at = pg_catalog.now(),"
+    "                  lease_until = NULL"
+    "            WHERE job_id = $1 RETURNING message_id)"
+    " UPDATE darkspere.messages m SET status = $4, updated_at = pg_catalog.now() FROM j"
+    "  WHERE m.message_id = j.message_id",
+    4,
+    {INT8OID, TEXTOID, TEXTOID, TEXTOID},
+    nullptr};
+
+static void finish_unsent(int64 job_id, const char *state, const char *reason, const char *message_status) {
+    Datum args[4] = {Int64GetDatum(job_id), text_datum(state), text_datum(reason),
+                     text_datum(message_status)};
+    spi_run(kFinishUnsent, args, nullptr, false, 0);
+}
+
+// ---- Acks
+// ------------------------------------------------------------------------------------------------------
+
+// The fence: only the attempt that holds the lease may finish the job.
+static Statement kFenceComplete = {
+    "UPDATE darkspere.jobs SET state = 'done', result = $3, finished_at = pg_catalog.now(), lease_until = "
+    "NULL"
+    " WHERE job_id = $1 AND attempt = $2 AND state = 'running'"
+    " RETURNING kind, account_id, session_id, message_id, agent_id",
+    3,
+    {INT8OID, INT4OID, JSONBOID},
+    nullptr};
+
+static Statement kFenceFail = {
+    "SELECT kind, account_id, session_id, message_id, agent_id, max_attempts, tried_agents"
+    "  FROM darkspere.jobs WHERE job_id = $1 AND attempt = $2 AND state = 'running' FOR UPDATE",
+    2,
+    {INT8OID, INT4OID},
+    nullptr};
+
+// The agent's answer: reply kind ('string', 'null' or missing) and text, latency when a non-negative number.
+static Statement kReadAgentResult = {
+    "SELECT COALESCE(pg_catalog.jsonb_typeof($1 -> 'reply'), 'null'), $1 ->> 'reply',"
+    "       CASE WHEN pg_catalog.jsonb_typeof($1 -> 'latency_ms') = 'number'"
+    "            THEN LEAST(GREATEST(($1 ->> 'latency_ms')::numeric, 0), 2147483647)::int END",
+    1,
+    {JSONBOID},
+    nullptr};
+
+static Statement kAnswered = {
+    "WITH m AS (UPDATE darkspere.messages SET status = 'answered', updated_at = pg_catalog.now()"
+    "            WHERE message_id = $1"
+    "            RETURNING account_id, session_id, service_number, phone, request_id),"
+    "     s AS (UPDATE darkspere.sessions SET last_activity_at = pg_catalog.now()"
+    "            WHERE session_id = (SELECT session_id FROM m))"
+    " SELECT m.account_id, m.session_id, m.service_number, m.phone, m.request_id, a.fallback_text"
+    "   FROM m JOIN darkspere.accounts a ON a.account_id = m.account_id",
+    1,
+    {INT8OID},
+    nullptr};
+
+static Statement kSent = {
+    "UPDATE darkspere.messages SET message_sid = COALESCE($2, message_sid),"
+    "       status = CASE WHEN delivery_rank = 0 THEN COALESCE($3, 'queued') ELSE status END,"
+    "       segments = COALESCE($4, segments), updated_at = pg_catalog.now()"
+    " WHERE message_id = $1 RETURNING account_id, segments",
+    4,
+    {INT8OID, TEXTOID, TEXTOID, INT4OID},
+    nullptr};
+
+static Statement kReadSendResult = {
+    "SELECT $1 ->> 'sid', $1 ->> 'status',"
+    "       CASE WHEN pg_catalog.jsonb_typeof($1 -> 'segments') = 'number'"
+    "             AND ($1 ->> 'segments')::numeric BETWEEN 1 AND 1000 THEN ($1 ->> 'segments')::numeric::int "
+    "END",
+    1,
+    {JSONBOID},
+    nullptr};
+
+static Statement kRetryOnAgent = {
+    "UPDATE darkspere.jobs SET state = 'pending', agent_id = $2, tried_agents = tried_agents || $2,"
+    "       available_at = pg_catalog.clock_timestamp() + pg_catalog.make_interval(secs => $3),"
+    "       last_error = $4, claimed_by = NULL, lease_until = NULL"
+    " WHERE job_id = $1",
+    4,
+    {INT8OID, INT8OID, FLOAT8OID, TEXTOID},
+    nullptr};
+
+static Statement kMoveSession = {
+    "WITH s AS (UPDATE darkspere.sessions SET agent_id = $2 WHERE session_id = $1 AND agent_id IS DISTINCT "
+    "FROM $2)"
+    " UPDATE darkspere.messages SET agent_id = $2, updated_at = pg_catalog.now() WHERE message_id = $3",
+    3,
+    {INT8OID, INT8OID, INT8OID},
+    nullptr};
+
+static Statement kRetryLater = {
+    "UPDATE darkspere.jobs SET state = 'pending',"
+    "       available_at = pg_catalog.clock_timestamp() + pg_catalog.make_interval(secs => $2),"
+    "       last_error = $3, claimed_by = NULL, lease_until = NULL"
+    " WHERE job_id = $1",
+    3,
+    {INT8OID, FLOAT8OID, TEXTOID},
+    nullptr};
+
+static Statement kDeadLetter = {
+    "WITH j AS (UPDATE darkspere.jobs SET state = 'dead', last_error = $2, finished_at = pg_catalog.now(),"
+    "                  lease_until = NULL WHERE job_id = $1 RETURNING message_id)"
+    " UPDATE darkspere.messages m SET status = 'failed', updated_at = pg_catalog.now() FROM j"
+    "  WHERE m.message_id = j.message_id"
+    " RETURNING m.account_id, m.session_id, m.service_number, m.phone, m.request_id, m.direction,"
+    "           (SELECT a.fallback_text FROM darkspere.accounts a WHERE a.account_id = m.account_id), "
+    "m.message_id",
+    2,
+    {INT8OID, TEXTOID},
+    nullptr};
+
+// Retry delays: exponential from kBackoffBaseS, capped at kBackoffMaxS, ±kBackoffJitter so that many jobs
+// that failed together do not all come back at the same instant.
+constexpr double kBackoffBaseS = 2.0;
+constexpr double kBackoffMaxS = 300.0;
+constexpr double kBackoffJitter = 0.2;
+
+static double backoff_seconds(int attempt) {
+    double delay = kBackoffBaseS;
+    for (int i = 1; i < attempt && delay < kBackoffMaxS; i++) {
+        delay *= 2;
+    }
+    delay = Min(delay, kBackoffMaxS);
+    return delay * (1.0 - kBackoffJitter + 2 * kBackoffJitter * pg_prng_double(&pg_global_prng_state));
+}
+
+// dead_letter — gives up on a job; a turn that no agent answered gets the account's fallback text instead.
+static void dead_letter(int64 job_id, const char *error, bool send_fallback) {
+    MemoryContext caller = CurrentMemoryContext;
+    Datum args[2] = {Int64GetDatum(job_id), text_datum(error)};
+    if (spi_run(kDeadLetter, args, nullptr, false, 1) == 0 || !send_fallback) {
+        return;
+    }
+    char *direction = spi_text_copy(0, 6, caller);
+    char *fallback = spi_text_copy(0, 7, caller);
+    if (strcmp(direction, "in") != 0 || fallback == nullptr || fallback[0] == '\0') {
+        return;
+    }
+    int64 account_id = spi_int64(0, 1);
+    int64 session_id = spi_int64(0, 2);
+    char *service_number = spi_text_copy(0, 3, caller);
+    char *phone = spi_text_copy(0, 4, caller);
+    char *request_id = spi_text_copy(0, 5, caller);
+    // No agent wrote this text, so the reply carries no agent id.
+    enqueue_reply(account_id, session_id, spi_int64(0, 8), service_number, phone, fallback, 0, request_id);
+}
+
+static void complete_agent_call(int64 message_id, int64 agent_id, Jsonb *result) {
+    MemoryContext caller = CurrentMemoryContext;
+    Datum result_arg[1] = {JsonbPGetDatum(result)};
+    spi_run(kReadAgentResult, result_arg, nullptr, false, 1);
+    char *reply_kind = spi_text_copy(0, 1, caller);
+    char *reply = spi_text_copy(0, 2, caller);
+    bool latency_known = !spi_is_null(0, 3);
+    int32 latency_ms = spi_int32(0, 3);
+    if (strcmp(reply_kind, "string") != 0 && strcmp(reply_kind, "null") != 0) {
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                        errmsg("result.reply must be a string or null, not %s", reply_kind)));
+    }
+
+    agent_load_add(agent_id, -1);
+    health_record(agent_id, true, latency_ms, latency_known);
+
+    Datum args[1] = {Int64GetDatum(message_id)};
+    if (spi_run(kAnswered, args, nullptr, false, 1) == 0) {
+        return;  // the message is gone (account deleted): nothing to answer
+    }
+    int64 account_id = spi_int64(0, 1);
+    int64 session_id = spi_int64(0, 2);
+    char *service_number = spi_text_copy(0, 3, caller);
+    char *phone = spi_text_copy(0, 4, caller);
+    char *request_id = spi_text_copy(0, 5, caller);
+    char *fallback = spi_text_copy(0, 6, caller);
+    usage_add(account_id, "agent_messages", 1);
+
+    if (reply != nullptr && reply[0] != '\0') {
+        enqueue_reply(account_id, session_id, message_id, service_number, phone, reply, agent_id, request_id);
+    } else if (reply == nullptr && fallback != nullptr && fallback[0] != '\0') {
+        // The agent answered without usable text; "" would have meant "send nothing".
+        enqueue_reply(account_id, session_id, message_id, service_number, phone, fallback, 0, request_id);
+    }
+}
+
+static void complete_sms_send(int64 message_id, Jsonb *result) {
+    MemoryContext caller = CurrentMemoryContext;
+    Datum result_arg[1] = {JsonbPGetDatum(result)};
+    spi_run(kReadSendResult, result_arg, nullptr, false, 1);
+    char *sid = spi_text_copy(0, 1, caller);
+    char *status = spi_text_copy(0, 2, caller);
+    bool segments_known = !spi_is_null(0, 3);
+    int32 segments = spi_int32(0, 3);
+
+    Datum args[4] = {Int64GetDatum(message_id), sid ? text_datum(sid) : (Datum)0,
+                     status ? text_datum(status) : (Datum)0, Int32GetDatum(segments)};
+    char nulls[4] = {' ', null_flag(sid == nullptr), null_flag(status == nullptr),
+                     null_flag(!segments_known)};
+    if (spi_run(kSent, args, nulls, false, 1) == 0) {
+        return;
+    }
+    usage_add(spi_int64(0, 1), "sms_out", Max(spi_int32(0, 2), 1));
+    if (sid != nullptr) {
+        apply_pending_delivery_events(sid);
+    }
+}
+
+static void fail_agent_call(int64 job_id, int attempt, int max_attempts, int64 account_id, int64 session_id,
+                            int64 message_id, int64 agent_id, ArrayType *tried, const char *error,
+                            bool retryable) {
+    agent_load_add(agent_id, -1);
+    if (agent_id != 0) {
+        health_record(agent_id, false, 0, false);
+    }
+    if (!retryable || attempt >= max_attempts) {
+        dead_letter(job_id, error, true);
+        return;
+    }
+    // Retry the turn on the next eligible agent not yet tried; if every agent was tried, the best eligible
+    // one (possibly the same) after a backoff.
+    Datum *elems;
+    int nelems;
+    deconstruct_array(tried, INT8OID, sizeof(int64), true, TYPALIGN_DOUBLE, &elems, nullptr, &nelems);
+    int64 *exclude = static_cast<int64 *>(palloc(sizeof(int64) * (nelems + 1)));
+    for (int i = 0; i < nelems; i++) {
+        exclude[i] = DatumGetInt64(elems[i]);
+    }
+    double delay = 0;
+    int64 next = pick_agent(account_id, exclude, nelems);
+    if (next == 0) {
+        next = pick_agent(account_id, nullptr, 0);
+        delay = backoff_seconds(attempt);
+    }
+    if (next == 0) {
+        dead_letter(job_id, error, true);
+        return;
+    }
+    Datum args[4] = {Int64GetDatum(job_id), Int64GetDatum(next), Float8GetDatum(delay), text_datum(error)};
+    spi_run(kRetryOnAgent, args, nullptr, false, 0);
+    agent_load_add(next, 1);
+    if (next != agent_id && session_id != 0) {
+        Datum move[3] = {Int64GetDatum(session_id), Int64GetDatum(next), Int64GetDatum(message_id)};
+        spi_run(kMoveSession, move, nullptr, false, 0);
+    }
+    notify_worker();
+}
+
+}  // namespace darkspere
+
+using namespace darkspere;
+
+// darkspere_claim_jobs — leases up to max_jobs ready jobs to `worker` and returns them with their payloads.
+DARKSPERE_FUNCTION(darkspere_claim_jobs) {
+    char *worker = required_text(fcinfo, 0, "worker");
+    int32 max_jobs = required_int32(fcinfo, 1, "max_jobs");
+    if (PG_ARGISNULL(2)) {
+        ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("lease must not be null")));
+    }
+    Interval *lease = PG_GETARG_INTERVAL_P(2);
+    require_non_empty(worker, "worker");
+    if (max_jobs < 0 || max_jobs > 10000) {
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                        errmsg("max_jobs must be between 0 and 10000: %d", max_jobs)));
+    }
+    if (lease->month != 0 || lease->day != 0 || lease->time <= 0 || lease->time > USECS_PER_DAY) {
+        ereport(ERROR,
+                (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("lease must be between 0 and 24 hours")));
+    }
+    ReturnSetInfo *rsinfo = reinterpret_cast<ReturnSetInfo *>(fcinfo->resultinfo);
+    InitMaterializedSRF(fcinfo, 0);
+    if (max_jobs == 0) {
+        return (Datum)0;
+    }
+
+    SPI_connect();
+    Datum args[3] = {text_datum(worker), Int32GetDatum(max_jobs), IntervalPGetDatum(lease)};
+    uint64 rows = spi_run(kClaim, args, nullptr, false, 0);
+    SPITupleTable *claimed = SPI_tuptable;
+    for (uint64 r = 0; r < rows; r++) {
+        SPI_tuptable = claimed;  // the accessors read SPI_tuptable; later statements replace it
+        int64 job_id = spi_int64(r, 1);
+        int32 attempt = spi_int32(r, 2);
+        bool isnull;
+        Datum kind = spi_datum(r, 3, &isnull);
+        Datum payload = spi_datum(r, 4, &isnull);
+        int64 message_id = spi_int64(r, 5);
+        int64 agent_id = spi_int64(r, 6);
+        char *kind_name = TextDatumGetCString(kind);
+
+        if (strcmp(kind_name, "agent_call") == 0) {
+            Datum payload_args[3] = {Int64GetDatum(message_id), Int64GetDatum(agent_id),
+                                     Int32GetDatum(history_turns)};
+            if (spi_run(kAgentPayload, payload_args, nullptr, false, 1) == 0) {
+                agent_load_add(agent_id, -1);
+                finish_unsent(job_id, "dead", "message or agent no longer exists", "failed");
+                continue;
+            }
+            payload = spi_datum(0, 1, &isnull);
+        } else if (strcmp(kind_name, "sms_send") == 0) {
+            Datum opt_args[1] = {Int64GetDatum(message_id)};
+            spi_run(kReplyOptedOut, opt_args, nullptr, false, 1);
+            if (spi_bool(0, 1)) {
+                finish_unsent(job_id, "done", "recipient opted out", "suppressed");
+                continue;
+            }
+        }
+        Datum values[4] = {Int64GetDatum(job_id), Int32GetDatum(attempt), kind, payload};
+        bool nulls[4] = {false, false, false, false};
+        tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+    }
+    SPI_finish();
+    return (Datum)0;
+}
+
+// darkspere_complete_job — the worker finished (job_id, attempt); false, changing nothing, when that attempt
+// no longer holds the lease.
+DARKSPERE_FUNCTION(darkspere_complete_job) {
+    int64 job_id = required_int64(fcinfo, 0, "job_id");
+    int32 attempt = required_int32(fcinfo, 1, "attempt");
+    Jsonb *result = PG_ARGISNULL(2) ? nullptr : PG_GETARG_JSONB_P(2);
+    if (result != nullptr && !JB_ROOT_IS_OBJECT(result)) {
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("result must be a jsonb object")));
+    }
+    SPI_connect();
+    if (result == nullptr) {
+        result = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum("{}")));
+    }
+    Datum args[3] = {Int64GetDatum(job_id), Int32GetDatum(attempt), JsonbPGetDatum(result)};
+    if (spi_run(kFenceComplete, args, nullptr, false, 1) == 0) {
+        SPI_finish();
+        PG_RETURN_BOOL(false);
+    }
+    char *kind = spi_text_copy(0, 1, CurrentMemoryContext);
+    int64 message_id = spi_int64(0, 4);
+    int64 agent_id = spi_int64(0, 5);
+    if (strcmp(kind, "agent_call") == 0) {
+        complete_agent_call(message_id, agent_id, result);
+    } else if (strcmp(kind, "sms_send") == 0) {
+        complete_sms_send(message_id, result);
+    }
+    SPI_finish();
+    PG_RETURN_BOOL(true);
+}
+
+// darkspere_fail_job — the worker could not do (job_id, attempt): retry (agent calls on the next eligible
+// agent, other jobs after a backoff) or dead-letter. False, changing nothing, when the attempt lost its
+// lease.
+DARKSPERE_FUNCTION(darkspere_fail_job) {
+    int64 job_id = required_int64(fcinfo, 0, "job_id");
+    int32 attempt = required_int32(fcinfo, 1, "attempt");
+    char *error = PG_ARGISNULL(2) ? pstrdup("unspecified error") : text_to_cstring(PG_GETARG_TEXT_PP(2));
+    bool retryable = PG_ARGISNULL(3) ? true : PG_GETARG_BOOL(3);
+    MemoryContext caller = CurrentMemoryContext;
+
+    SPI_connect();
+    Datum args[2] = {Int64GetDatum(job_id), Int32GetDatum(attempt)};
+    if (spi_run(kFenceFail, args, nullptr, false, 1) == 0) {
+        SPI_finish();
+        PG_RETURN_BOOL(false);
+    }
+    char *kind = spi_text_copy(0, 1, caller);
+    int64 account_id = spi_int64(0, 2);
+    int64 session_id = spi_int64(0, 3);
+    int64 message_id = spi_int64(0, 4);
+    int64 agent_id = spi_int64(0, 5);
+    int32 max_attempts = spi_int32(0, 6);
+    bool isnull;
+    MemoryContext old = MemoryContextSwitchTo(caller);
+    ArrayType *tried = DatumGetArrayTypePCopy(spi_datum(0, 7, &isnull));
+    MemoryContextSwitchTo(old);
+
+    if (strcmp(kind, "agent_call") == 0) {
+        fail_agent_call(job_id, attempt, max_attempts, account_id, session_id, message_id, agent_id, tried,
+                        error, retryable);
+    } else if (retryable && attempt < max_attempts) {
+        Datum retry[3] = {Int64GetDatum(job_id), Float8GetDatum(backoff_seconds(attempt)), text_datum(error)};
+        spi_run(kRetryLater, retry, nullptr, false, 0);
+    } else {
+        dead_letter(job_id, error, false);
+    }
+    SPI_finish();
+    PG_RETURN_BOOL(true);
+}
+
+static Statement kRequeueDead = {
+    "UPDATE darkspere.jobs SET state = 'pending', max_attempts = attempt + $2, available_at = "
+    "pg_catalog.now(),"
+    "       finished_at = NULL, agent_id = COALESCE($3, agent_id)"
+    " WHERE job_id = $1 AND state = 'dead' RETURNING kind, message_id",
+    3,
+    {INT8OID, INT4OID, INT8OID},
+    nullptr};
+static Statement kDeadJob = {
+    "SELECT kind, account_id FROM darkspere.jobs WHERE job_id = $1 AND state = 'dead'",
+    1,
+    {INT8OID},
+    nullptr};
+static Statement kRequeuedMessage = {
+    "UPDATE darkspere.messages SET status = CASE direction WHEN 'in' THEN 'routed' ELSE 'pending' END,"
+    "       updated_at = pg_catalog.now() WHERE message_id = $1",
+    1,
+    {INT8OID},
+    nullptr};
+
+// darkspere_requeue_dead_job — an operator gives a dead-lettered job a fresh set of attempts.
+DARKSPERE_FUNCTION(darkspere_requeue_dead_job) {
+    int64 job_id = required_int64(fcinfo, 0, "job_id");
+    SPI_connect();
+    Datum find[1] = {Int64GetDatum(job_id)};
+    if (spi_run(kDeadJob, find, nullptr, false, 1) == 0) {
+        SPI_finish();
+        PG_RETURN_BOOL(false);
+    }
+    char *kind = spi_text_copy(0, 1, CurrentMemoryContext);
+    int64 account_id = spi_int64(0, 2);
+    int64 agent_id = 0;
+    bool agent_call = strcmp(kind, "agent_call") == 0;
+    if (agent_call) {
+        agent_id = pick_agent(account_id, nullptr, 0);
+        if (agent_id == 0) {
+            ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+                            errmsg("account %lld has no eligible agent to retry job %lld",
+                                   static_cast<long long>(account_id), static_cast<long long>(job_id))));
+        }
+    }
+    Datum args[3] = {Int64GetDatum(job_id),
+                     Int32GetDatum(agent_call ? agent_call_max_attempts : sms_send_max_attempts),
+                     Int64GetDatum(agent_id)};
+    char nulls[3] = {' ', ' ', null_flag(agent_id == 0)};
+    spi_run(kRequeueDead, args, nulls, false, 1);
+    int64 message_id = spi_int64(0, 2);
+    if (message_id != 0) {
+        Datum msg[1] = {Int64GetDatum(message_id)};
+        spi_run(kRequeuedMessage, msg, nullptr, false, 0);
+    }
+    agent_load_add(agent_id, 1);
+    notify_worker();
+    SPI_finish();
+    PG_RETURN_BOOL(true);
+}
+
+static Statement kSessionExists = {
+    "SELECT 1 FROM darkspere.sessions WHERE session_id = $1", 1, {INT8OID}, nullptr};
+static Statement kHistory = {
+    "SELECT direction, body, created_at FROM ("
+    "   SELECT direction, body, created_at, message_id FROM darkspere.messages"
+    "    WHERE session_id = $1 ORDER BY message_id DESC LIMIT $2) h"
+    " ORDER BY message_id",
+    2,
+    {INT8OID, INT4OID},
+    nullptr};
+
+// darkspere_history — the last max_messages messages of a session, oldest first.
+DARKSPERE_FUNCTION(darkspere_history) {
+    int64 session_id = required_int64(fcinfo, 0, "session_id");
+    int32 max_messages = required_int32(fcinfo, 1, "max_messages");
+    if (max_messages < 0) {
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                        errmsg("max_messages must not be negative: %d", max_messages)));
+    }
+    ReturnSetInfo *rsinfo = reinterpret_cast<ReturnSetInfo *>(fcinfo->resultinfo);
+    InitMaterializedSRF(fcinfo, 0);
+    SPI_connect();
+    Datum find[1] = {Int64GetDatum(session_id)};
+    if (spi_run(kSessionExists, find, nullptr, true, 1) == 0) {
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                        errmsg("session %lld does not exist", static_cast<long long>(session_id))));
+    }
+    Datum args[2] = {Int64GetDatum(session_id), Int32GetDatum(max_messages)};
+    uint64 rows = spi_run(kHistory, args, nullptr, true, 0);
+    for (uint64 r = 0; r < rows; r++) {
+        Datum values[3];
+        bool nulls[3];
+        for (int c = 0; c < 3; c++) {
+            values[c] = spi_datum(r, c + 1, &nulls[c]);
+        }
+        tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+    }
+    SPI_finish();
+    return (Datum)0;
+}

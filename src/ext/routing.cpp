@@ -1,0 +1,93 @@
+// src/ext/routing.cpp — choosing an agent and counting the calls in flight on each.
+//
+// Eligible: active, below capacity, and either healthy (circuit closed, score ≥ darkspere.min_health_score)
+// or due a trial call (circuit open or half-open past its deadline, or a closed but unhealthy agent idle for
+// the cool-down). Trial candidates come first, so a recovered agent gets its single test call promptly; then
+// the highest health score, the lowest load ratio, the lowest recent latency.
+//
+// Load is kept in darkspere.agent_load split over kCounterShards rows per agent, so concurrent routing to the
+// same few agents never waits on one row lock; a backend only writes its own shard.
+#include "ext/darkspere.hpp"
+#include "ext/spi_plans.hpp"
+
+namespace darkspere {
+
+static Statement kPickAgent = {
+    "SELECT a.agent_id, (a.circuit <> 'closed' OR a.health_score < $2) AS trial"
+    "  FROM darkspere.agents a,"
+    "       LATERAL (SELECT COALESCE(sum(l.in_flight), 0) AS in_flight"
+    "                  FROM darkspere.agent_load l WHERE l.agent_id = a.agent_id) l"
+    " WHERE a.account_id = $1 AND a.status = 'active' AND a.agent_id <> ALL ($3)"
+    "   AND l.in_flight < a.capacity"
+    "   AND ((a.circuit = 'closed' AND a.health_score >= $2)"
+    "     OR (a.circuit IN ('open', 'half_open') AND a.circuit_until <= pg_catalog.clock_timestamp())"
+    "     OR (a.circuit = 'closed' AND a.health_score < $2"
+    "         AND a.last_result_at <= pg_catalog.clock_timestamp() - pg_catalog.make_interval(secs => $4)))"
+    " ORDER BY trial DESC, a.health_score DESC, l.in_flight::float8 / a.capacity, a.latency_ms NULLS FIRST,"
+    "          a.agent_id"
+    " LIMIT 1",
+    4,
+    {INT8OID, INT4OID, INT8ARRAYOID, INT4OID},
+    nullptr};
+
+// Claims the single trial slot; fails (0 rows) when a concurrent transaction took it first.
+static Statement kStartTrial = {
+    "UPDATE darkspere.agents SET circuit = 'half_open',"
+    "       circuit_until = pg_catalog.clock_timestamp() + pg_catalog.make_interval(secs => $2)"
+    " WHERE agent_id = $1 AND status = 'active'"
+    "   AND ((circuit IN ('open', 'half_open') AND circuit_until <= pg_catalog.clock_timestamp())"
+    "     OR (circuit = 'closed' AND health_score < $3))",
+    3,
+    {INT8OID, INT4OID, INT4OID},
+    nullptr};
+
+static Statement kAddLoad = {
+    "UPDATE darkspere.agent_load SET in_flight = in_flight + $2 WHERE agent_id = $1 AND shard = $3",
+    3,
+    {INT8OID, INT4OID, INT2OID},
+    nullptr};
+
+// Attempts to find an agent, skipping candidates whose trial slot a concurrent transaction just took.
+constexpr int kPickAttempts = 4;
+
+int64 pick_agent(int64 account_id, const int64 *exclude, int nexclude) {
+    int64 skipped[kPickAttempts + 64];
+    int nskipped = 0;
+    for (int i = 0; i < nexclude && nskipped < 64; i++) {
+        skipped[nskipped++] = exclude[i];
+    }
+    for (int attempt = 0; attempt < kPickAttempts; attempt++) {
+        Datum *elems = static_cast<Datum *>(palloc(sizeof(Datum) * (nskipped + 1)));
+        for (int i = 0; i < nskipped; i++) {
+            elems[i] = Int64GetDatum(skipped[i]);
+        }
+        ArrayType *excluded = construct_array(elems, nskipped, INT8OID, sizeof(int64), true, TYPALIGN_DOUBLE);
+        Datum args[4] = {Int64GetDatum(account_id), Int32GetDatum(min_health_score),
+                         PointerGetDatum(excluded), Int32GetDatum(kCircuitOpenSeconds)};
+        if (spi_run(kPickAgent, args, nullptr, false, 1) == 0) {
+            return 0;
+        }
+        int64 agent_id = spi_int64(0, 1);
+        bool trial = spi_bool(0, 2);
+        if (!trial) {
+            return agent_id;
+        }
+        Datum trial_args[3] = {Int64GetDatum(agent_id), Int32GetDatum(kTrialCallSeconds),
+                               Int32GetDatum(min_health_score)};
+        if (spi_run(kStartTrial, trial_args, nullptr, false, 0) > 0) {
+            return agent_id;
+        }
+        skipped[nskipped++] = agent_id;
+    }
+    return 0;
+}
+
+void agent_load_add(int64 agent_id, int delta) {
+    if (agent_id == 0 || delta == 0) {
+        return;
+    }
+    Datum args[3] = {Int64GetDatum(agent_id), Int32GetDatum(delta), Int16GetDatum(counter_shard())};
+    spi_run(kAddLoad, args, nullptr, false, 0);
+}
+
+}  // namespace darkspere

@@ -1,0 +1,86 @@
+// src/ext/sessions.cpp — one conversation per (account, service number, phone), created atomically.
+//
+// The partial unique index sessions_one_active is the arbiter: two first messages from one phone at the same
+// instant both run the upsert below; one inserts, the other waits for it and then updates the same row. An
+// idle session is first marked expired, so it never blocks the new one.
+#include "ext/darkspere.hpp"
+#include "ext/errors.hpp"
+#include "ext/spi_plans.hpp"
+
+namespace darkspere {
+
+static Statement kExpireIdleSession = {
+    "UPDATE darkspere.sessions SET state = 'expired', ended_at = pg_catalog.now()"
+    " WHERE account_id = $1 AND service_number = $2 AND phone = $3 AND state = 'active'"
+    "   AND last_activity_at < pg_catalog.now() - pg_catalog.make_interval(secs => $4)",
+    4,
+    {INT8OID, TEXTOID, TEXTOID, INT4OID},
+    nullptr};
+
+// Upsert plus, in the same statement, whether the bound agent may keep the session (sticky routing: capacity
+// is not checked, the session already counts against it) and whether earlier messages still wait for an
+// agent.
+static Statement kUpsertSession = {
+    "WITH s AS ("
+    "  INSERT INTO darkspere.sessions AS s (account_id, service_number, phone) VALUES ($1, $2, $3)"
+    "  ON CONFLICT (account_id, service_number, phone) WHERE state = 'active'"
+    "  DO UPDATE SET last_activity_at = pg_catalog.now()"
+    "  RETURNING s.session_id, s.agent_id)"
+    " SELECT s.session_id, s.agent_id,"
+    "        (a.status = 'active' AND a.circuit = 'closed' AND a.health_score >= $4),"
+    "        EXISTS (SELECT 1 FROM darkspere.messages q WHERE q.session_id = s.session_id AND q.status = "
+    "'waiting')"
+    "   FROM s LEFT JOIN darkspere.agents a ON a.agent_id = s.agent_id",
+    4,
+    {INT8OID, TEXTOID, TEXTOID, INT4OID},
+    nullptr};
+
+static Statement kBindAgent = {
+    "UPDATE darkspere.sessions SET agent_id = $2 WHERE session_id = $1", 2, {INT8OID, INT8OID}, nullptr};
+
+static Statement kSessionRow = {
+    "SELECT s.* FROM darkspere.sessions s WHERE s.session_id = $1", 1, {INT8OID}, nullptr};
+
+SessionRef session_get_or_create(int64 account_id, const char *service_number, const char *phone) {
+    Datum expire_args[4] = {Int64GetDatum(account_id), text_datum(service_number), text_datum(phone),
+                            Int32GetDatum(session_idle_timeout_s)};
+    spi_run(kExpireIdleSession, expire_args, nullptr, false, 0);
+
+    Datum args[4] = {Int64GetDatum(account_id), text_datum(service_number), text_datum(phone),
+                     Int32GetDatum(min_health_score)};
+    spi_run(kUpsertSession, args, nullptr, false, 1);
+    SessionRef ref;
+    ref.session_id = spi_int64(0, 1);
+    ref.agent_id = spi_int64(0, 2);
+    ref.agent_eligible = spi_bool(0, 3);
+    ref.has_queued_messages = spi_bool(0, 4);
+    return ref;
+}
+
+void session_bind_agent(int64 session_id, int64 agent_id) {
+    Datum args[2] = {Int64GetDatum(session_id), Int64GetDatum(agent_id)};
+    spi_run(kBindAgent, args, nullptr, false, 0);
+}
+
+}  // namespace darkspere
+
+using namespace darkspere;
+
+// darkspere_get_or_create_session — the active session of (account, service number, phone), created if
+// needed.
+DARKSPERE_FUNCTION(darkspere_get_or_create_session) {
+    int64 account_id = required_int64(fcinfo, 0, "account_id");
+    char *service_number = required_text(fcinfo, 1, "service_number");
+    char *phone = required_text(fcinfo, 2, "phone");
+    require_e164(service_number, "service_number");
+    require_non_empty(phone, "phone");
+
+    SPI_connect();
+    require_account(account_id);
+    SessionRef ref = session_get_or_create(account_id, service_number, phone);
+    Datum args[1] = {Int64GetDatum(ref.session_id)};
+    spi_run(kSessionRow, args, nullptr, false, 1);
+    HeapTupleHeader row = SPI_returntuple(SPI_tuptable->vals[0], SPI_tuptable->tupdesc);
+    SPI_finish();
+    PG_RETURN_HEAPTUPLEHEADER(row);
+}

@@ -1,0 +1,66 @@
+// src/ext/validate.cpp — small validation helpers: class-22 errors whose message names the argument and
+// value.
+#include "ext/darkspere.hpp"
+
+#include "ext/common_bridge.hpp"
+
+namespace darkspere {
+
+char *required_text(FunctionCallInfo fcinfo, int argno, const char *argname) {
+    if (PG_ARGISNULL(argno)) {
+        ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("%s must not be null", argname)));
+    }
+    return text_to_cstring(PG_GETARG_TEXT_PP(argno));
+}
+
+char *optional_text(FunctionCallInfo fcinfo, int argno) {
+    return PG_ARGISNULL(argno) ? nullptr : text_to_cstring(PG_GETARG_TEXT_PP(argno));
+}
+
+int64 required_int64(FunctionCallInfo fcinfo, int argno, const char *argname) {
+    if (PG_ARGISNULL(argno)) {
+        ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("%s must not be null", argname)));
+    }
+    return PG_GETARG_INT64(argno);
+}
+
+int32 required_int32(FunctionCallInfo fcinfo, int argno, const char *argname) {
+    if (PG_ARGISNULL(argno)) {
+        ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("%s must not be null", argname)));
+    }
+    return PG_GETARG_INT32(argno);
+}
+
+void require_e164(const char *value, const char *argname) {
+    if (!bridge::is_e164(value)) {
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                        errmsg("invalid E.164 number for %s: \"%s\"", argname, value),
+                        errhint("Use a plus sign followed by 2 to 15 digits, e.g. +14155550100.")));
+    }
+}
+
+void require_non_empty(const char *value, const char *argname) {
+    if (value[0] == '\0') {
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("%s must not be empty", argname)));
+    }
+}
+
+void require_body_length(const char *body, const char *argname) {
+    int chars = pg_mbstrlen(body);
+    if (chars > kSmsBodyMaxChars) {
+        ereport(ERROR,
+                (errcode(ERRCODE_STRING_DATA_RIGHT_TRUNCATION),
+                 errmsg("%s is %d characters long; the limit is %d", argname, chars, kSmsBodyMaxChars)));
+    }
+}
+
+void require_one_of(const char *value, const char *const *allowed, const char *argname) {
+    for (const char *const *a = allowed; *a != nullptr; a++) {
+        if (strcmp(value, *a) == 0) {
+            return;
+        }
+    }
+    ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("invalid %s: \"%s\"", argname, value)));
+}
+
+}  // namespace darkspere
