@@ -39,7 +39,7 @@ CMAKE_BUILD_DIR ?= build
 all: worker
 worker:
 	cmake -S . -B $(CMAKE_BUILD_DIR) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-	cmake --build $(CMAKE_BUILD_DIR) -j2
+	+cmake --build $(CMAKE_BUILD_DIR)
 install: worker-install
 worker-install: worker
 	cmake --install $(CMAKE_BUILD_DIR) --prefix $(or $(WORKER_PREFIX),/usr/local) >/dev/null
