@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# test/dump/roundtrip.sh — pg_dump keeps DarkSpere's data: dump a database with traffic in it, restore it into
+# a fresh database, and compare every table. Connection from PG* variables; creates and drops its databases.
+set -euo pipefail
+src=darkspere_dump_src
+dst=darkspere_dump_dst
+dump=$(mktemp /tmp/darkspere-dump.XXXXXX)
+trap 'rm -f "$dump"; dropdb --if-exists "$src"; dropdb --if-exists "$dst"' EXIT
+dropdb --if-exists "$src"; dropdb --if-exists "$dst"
+createdb "$src"; createdb "$dst"
+
+psql -qX -v ON_ERROR_STOP=1 -d "$src" >/dev/null <<'SQL'
+CREATE EXTENSION darkspere;
+INSERT INTO darkspere.plans (plan, monthly_cents, hard_cap) VALUES ('custom', 100, false);
+SELECT darkspere.create_account('Dump test', 'custom', 'help text') AS a \gset
+SELECT darkspere.add_number(:a, '+14155550199', 'AC1');
+SELECT * FROM darkspere.register_agent(:a, 'agent', 'http://127.0.0.1:9/x');
+SELECT * FROM darkspere.receive_sms('AC1', '+14155550199', '+14155550100', 'hello', 'SM1');
+SELECT * FROM darkspere.receive_sms('AC1', '+14155550199', '+14155550101', 'STOP', 'SM2');
+SELECT * FROM darkspere.claim_jobs('w');
+SELECT darkspere.complete_job(1, 1, '{"reply": "hi"}');
+SQL
+
+pg_dump -d "$src" >"$dump"
+psql -qX -v ON_ERROR_STOP=1 -d "$dst" -f "$dump" >/dev/null
+
+tables=(plans accounts numbers agents agent_load sessions messages delivery_events opt_outs consent_events
+        rate_limit_rules rate_limit_overrides usage_counters jobs)
+passed=0
+failed=0
+for t in "${tables[@]}"; do
+    query="SELECT md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), '')) FROM darkspere.$t t"
+    a=$(psql -qXAt -d "$src" -c "$query")
+    b=$(psql -qXAt -d "$dst" -c "$query")
+    if [[ "$a" == "$b" ]]; then passed=$((passed + 1)); else echo "not ok: darkspere.$t differs after restore"; failed=$((failed + 1)); fi
+done
+# Sequences continue where they were: a new account after restore must not reuse an id.
+next_src=$(psql -qXAt -d "$src" -c "SELECT darkspere.create_account('after', 'free')")
+next_dst=$(psql -qXAt -d "$dst" -c "SELECT darkspere.create_account('after', 'free')")
+if [[ "$next_src" == "$next_dst" ]]; then passed=$((passed + 1)); else echo "not ok: sequence not restored ($next_src vs $next_dst)"; failed=$((failed + 1)); fi
+echo "dump round trip: $passed passed, $failed failed"
+[[ $failed -eq 0 ]]
