@@ -1,0 +1,18 @@
+# bench/lib.sh — helpers shared by the bench runners (sourced).
+
+# median of numbers on stdin
+median() { sort -g | awk '{a[NR]=$1} END {if (NR==0) {print "nan"; exit} if (NR%2) print a[(NR+1)/2]; else printf "%.3f\n", (a[NR/2]+a[NR/2+1])/2}'; }
+
+# percentile P (0-100) of numbers on stdin, nearest-rank
+percentile() { sort -g | awk -v p="$1" '{a[NR]=$1} END {if (NR==0) {print "nan"; exit} k=int((p/100)*NR+0.999999); if (k<1) k=1; if (k>NR) k=NR; print a[k]}'; }
+
+# ratio A/B with 3 decimals
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "nan"; else printf "%.3f\n", a / b }'; }
+
+hardware() {
+    echo "nproc: $(nproc)"
+    echo "cpu: $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)"
+    echo "memory: $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo)"
+    echo "kernel: $(uname -r)"
+    echo "postgres: $(postgres --version 2>/dev/null || /usr/lib/postgresql/15/bin/postgres --version)"
+}
