@@ -1,0 +1,350 @@
+// bench/e2e/run.mjs — end-to-end benchmarks of DarkSpere on one machine: a throwaway cluster with the extension,
+// the real darkspere-worker, loopback peers from test/e2e (Twilio Messages API stand-in, plain HTTP agents) and a
+// load generator posting webhooks signed with the twilio SDK. Every load is a bounded count with a bounded wait.
+//
+//   node bench/e2e/run.mjs            (or bench/run-e2e.sh, which checks the build first)
+//
+// Environment: ROUNDS (3), MESSAGES per inbound round (3000), CONCURRENCY of webhook posts (32), TPCB_SECONDS (20),
+// SLOW_CALLS (2000), OUTBOUND jobs per dispatch round (3000), MAX_IN_FLIGHT (worker default 2000 when unset),
+// PARTS (comma list of inbound,slow,outbound; default all).
+//
+// Parts:
+//   inbound   per round: pgbench TPC-B-like (-c 8 -j 2 -T 20) on the same cluster, then MESSAGES signed webhooks
+//             → worker → instant agent → Twilio stand-in. Throughput = replies received by the stand-in per second;
+//             platform latency = webhook sent → stand-in received the send, minus the agent call time the worker
+//             measured (jobs.result.latency_ms).
+//   slow      SLOW_CALLS agent calls to an agent answering after 2 s, created at once; meanwhile a probe texts a
+//             fast agent every 50 ms; its end-to-end latency is compared with the same probe before the load.
+//             Worker VmHWM/VmRSS from /proc.
+//   outbound  OUTBOUND sms_send jobs made ready with the worker stopped (receive_sms + claim_jobs + complete_job
+//             in SQL), then the worker starts and drains them to the stand-in: jobs/s.
+import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { cpus, totalmem } from 'node:os';
+import { promisify } from 'node:util';
+import { startCluster } from '../../test/e2e/lib/cluster.mjs';
+import { randomHex, sleep } from '../../test/e2e/lib/net.mjs';
+import { inboundParams, signedPost } from '../../test/e2e/lib/twilio-webhook.mjs';
+import { startWorker } from '../../test/e2e/lib/worker.mjs';
+import { startHttpAgent } from '../../test/e2e/peers/http-agent.mjs';
+import { startTwilioApi } from '../../test/e2e/peers/twilio-api.mjs';
+
+const run = promisify(execFile);
+const env = process.env;
+const ROUNDS = Number(env.ROUNDS || 3);
+const MESSAGES = Number(env.MESSAGES || 3000);
+const CONCURRENCY = Number(env.CONCURRENCY || 32);
+const TPCB_SECONDS = Number(env.TPCB_SECONDS || 20);
+const SLOW_CALLS = Number(env.SLOW_CALLS || 2000);
+const OUTBOUND = Number(env.OUTBOUND || 3000);
+const PARTS = new Set((env.PARTS || 'inbound,slow,outbound').split(','));
+const WAIT_MS = 180000; // upper bound on any wait for replies
+
+const SID = 'AC0be0c0000000000000000000000000001';
+const FAST_NUMBER = '+14155550101';
+const SLOW_NUMBER = '+14155550102';
+const OUT_NUMBER = '+14155550103';
+
+const log = (...a) => console.log(...a);
+const median = (xs) => {
+    const s = [...xs].sort((a, b) => a - b);
+    if (!s.length) return NaN;
+    const m = s.length >> 1;
+    return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+};
+const pct = (xs, p) => {
+    const s = [...xs].sort((a, b) => a - b);
+    if (!s.length) return NaN;
+    return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))];
+};
+const f1 = (x) => (Number.isFinite(x) ? x.toFixed(1) : String(x));
+const phone = (base, i) => `+1${base}${String(i).padStart(7, '0')}`;
+
+function hardware() {
+    const cpu = cpus()[0]?.model || 'unknown';
+    return `nproc ${cpus().length}, cpu ${cpu}, memory ${(totalmem() / 2 ** 30).toFixed(1)} GiB`;
+}
+
+function procStatus(pid) {
+    const text = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const kb = (k) => Number((new RegExp(`^${k}:\\s+(\\d+) kB`, 'm').exec(text) || [])[1] || 0);
+    return { hwmMiB: kb('VmHWM') / 1024, rssMiB: kb('VmRSS') / 1024 };
+}
+
+// post n webhooks with at most `concurrency` in flight; returns per-message send times and statuses.
+async function postWebhooks(worker, authToken, msgs, concurrency) {
+    const sentAt = new Array(msgs.length);
+    const statuses = {};
+    const respMs = [];
+    let next = 0;
+    const target = `${worker.url}/twilio/sms`;
+    async function lane() {
+        for (;;) {
+            const i = next++;
+            if (i >= msgs.length) return;
+            const { from, to, body } = msgs[i];
+            const params = inboundParams({ accountSid: SID, from, to, body });
+            sentAt[i] = Date.now();
+            let status;
+            try {
+                status = (await signedPost({ target, authToken, params, timeoutMs: 30000 })).status;
+            } catch (err) {
+                status = `error ${err.message}`;
+            }
+            respMs.push(Date.now() - sentAt[i]);
+            statuses[status] = (statuses[status] || 0) + 1;
+        }
+    }
+    await Promise.all(Array.from({ length: concurrency }, lane));
+    return { sentAt, statuses, respMs };
+}
+
+// waitCount resolves when count() ≥ n, or throws after timeoutMs.
+async function waitCount(count, n, timeoutMs, what) {
+    const deadline = Date.now() + timeoutMs;
+    while (count() < n) {
+        if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}: ${count()}/${n}`);
+        await sleep(10);
+    }
+}
+
+async function pgbench(cluster, dbName, args) {
+    const { stdout } = await run('pgbench', args, {
+        env: { ...process.env, ...cluster.env, PGDATABASE: dbName },
+        maxBuffer: 16 << 20,
+        timeout: (TPCB_SECONDS + 120) * 1000,
+    });
+    return stdout;
+}
+
+async function main() {
+    log(`== ${hardware()}`);
+    const cluster = await startCluster();
+    const { name: dbName, db } = await cluster.createDatabase('bench');
+    const authToken = randomHex(32);
+    const api = await startTwilioApi({ accounts: { [SID]: authToken } });
+    const fast = await startHttpAgent({ name: 'fast', mode: 'echo' });
+    const slow = await startHttpAgent({ name: 'slow', mode: 'slow', delayMs: 2000 });
+    const out = { api, fast, slow };
+    let worker = null;
+    const workerArgs = []; // default log level (info): the 'ready' line is an info line the harness waits for
+    if (env.MAX_IN_FLIGHT) workerArgs.push('--max-in-flight', env.MAX_IN_FLIGHT);
+    const newWorker = () => startWorker({
+        conninfo: cluster.conninfo(dbName),
+        twilioAccounts: { [SID]: authToken },
+        twilioBase: api.url,
+        agentDeadlineMs: 10000,
+        twilioDeadlineMs: 10000,
+        leaseSeconds: 30,
+        pollIntervalMs: 1000, // the worker's defaults
+        tickIntervalMs: 1000,
+        extraArgs: workerArgs,
+    });
+    try {
+        const settings = await db.query(`SELECT name, setting, unit FROM pg_settings WHERE name IN
+            ('shared_buffers','max_connections','fsync','synchronous_commit','max_wal_size','jit') ORDER BY name`);
+        log(`== settings: ${settings.map((s) => `${s.name}=${s.setting}${s.unit || ''}`).join(' ')}`);
+        // Benchmark traffic repeats phones far more often than a person texts: lift the per-phone limits (rules,
+        // so the code path is the production one) — documented in docs/benchmarks.md.
+        await db.query(`UPDATE darkspere.rate_limit_rules SET max_hits = 1000000 WHERE scope IN ('phone', 'phone_out')`);
+        const accounts = {};
+        for (const [key, number] of [['fast', FAST_NUMBER], ['slow', SLOW_NUMBER], ['out', OUT_NUMBER]]) {
+            accounts[key] = await db.value(`SELECT darkspere.create_account($1, 'enterprise')`, [`bench-${key}`]);
+            await db.query('SELECT darkspere.add_number($1, $2, $3)', [accounts[key], number, SID]);
+        }
+        const agentId = {};
+        for (const [key, peer, account] of [['fast', fast, accounts.fast], ['slow', slow, accounts.slow],
+            ['out', fast, accounts.out]]) {
+            agentId[key] = (await db.one(`SELECT * FROM darkspere.register_agent($1, $2, $3, 'http', 100000)`,
+                [account, `${key}-agent`, peer.url])).agent_id;
+        }
+        log(`== pgbench -i -s 10 (database ${dbName})`);
+        await pgbench(cluster, dbName, ['-i', '-q', '-s', '10']);
+        worker = await newWorker();
+        log(`== worker pid ${worker.proc.pid} ${workerArgs.join(' ')}`);
+
+        const results = { inbound: [], slow: null, outbound: [] };
+        if (PARTS.has('inbound')) {
+            // Warm-up: one message per phone so sessions exist (steady state, like the pgbench bench).
+            const phones = 2000;
+            const warm = Array.from({ length: phones }, (_, i) => ({ from: phone(20000, i), to: FAST_NUMBER, body: `warm ${i}` }));
+            let base = api.messages.length;
+            await postWebhooks(worker, authToken, warm, CONCURRENCY);
+            await waitCount(() => api.messages.length - base, phones, WAIT_MS, 'warm-up replies');
+            for (let round = 1; round <= ROUNDS; round++) {
+                const tpcbOut = await pgbench(cluster, dbName, ['-c', '8', '-j', '2', '-T', String(TPCB_SECONDS)]);
+                const tpcb = Number(/tps = ([\d.]+) \(without initial/.exec(tpcbOut)[1]);
+                await sleep(1000);
+                const tag = `r${round}`;
+                const msgs = Array.from({ length: MESSAGES }, (_, i) => ({ from: phone(20000, i % phones), to: FAST_NUMBER, body: `bench ${tag} ${i}` }));
+                base = api.messages.length;
+                const t0 = Date.now();
+                const sent = await postWebhooks(worker, authToken, msgs, CONCURRENCY);
+                const tPosted = Date.now();
+                await waitCount(() => api.messages.length - base, MESSAGES, WAIT_MS, `round ${round} replies`);
+                const replies = api.messages.slice(base);
+                const recv = replies.map((m) => Date.parse(m.received_at)).sort((a, b) => a - b);
+                const tEnd = recv[recv.length - 1];
+                const overall = MESSAGES / ((tEnd - t0) / 1000);
+                const lo = recv[Math.floor(0.1 * MESSAGES)];
+                const hi = recv[Math.floor(0.9 * MESSAGES) - 1];
+                const sustained = (Math.floor(0.9 * MESSAGES) - Math.floor(0.1 * MESSAGES)) / ((hi - lo) / 1000);
+                // Latency per message, matched by the unique body the echo agent repeats.
+                const rows = await db.query(`SELECT substring(m.body from '[0-9]+$')::int AS i,
+                        (extract(epoch FROM m.created_at) * 1000)::float8 AS created_ms,
+                        (j.result ->> 'latency_ms')::int AS agent_ms
+                    FROM darkspere.messages m JOIN darkspere.jobs j ON j.message_id = m.message_id AND j.kind = 'agent_call'
+                    WHERE m.direction = 'in' AND m.account_id = $1 AND m.body LIKE $2`, [accounts.fast, `bench ${tag} %`]);
+                const byIndex = new Map(rows.map((r) => [r.i, r]));
+                const latClient = [];
+                const latDb = [];
+                const agentMs = [];
+                for (const m of replies) {
+                    const match = / ([0-9]+) \[history/.exec(m.body);
+                    const r = match && byIndex.get(Number(match[1]));
+                    if (!r) continue;
+                    const at = Date.parse(m.received_at);
+                    agentMs.push(r.agent_ms);
+                    latClient.push(at - sent.sentAt[r.i] - r.agent_ms);
+                    latDb.push(at - r.created_ms - r.agent_ms);
+                }
+                const res = {
+                    round, tpcb, overall, sustained, ratio: sustained / tpcb,
+                    postSeconds: (tPosted - t0) / 1000,
+                    webhookStatuses: sent.statuses,
+                    webhookP50: pct(sent.respMs, 50), webhookP99: pct(sent.respMs, 99),
+                    matched: latClient.length,
+                    p50: pct(latClient, 50), p99: pct(latClient, 99),
+                    dbP50: pct(latDb, 50), dbP99: pct(latDb, 99),
+                    agentP50: pct(agentMs, 50),
+                };
+                results.inbound.push(res);
+                log(`  inbound round ${round}: tpcb ${f1(tpcb)} tps | replies ${MESSAGES} overall ${f1(overall)}/s sustained(10-90%) ${f1(sustained)}/s`
+                    + ` ratio ${res.ratio.toFixed(3)} | platform latency p50 ${res.p50} ms p99 ${res.p99} ms (db-clock p50 ${res.dbP50.toFixed(1)} p99 ${res.dbP99.toFixed(1)})`
+                    + ` | agent p50 ${res.agentP50} ms | webhook resp p50 ${res.webhookP50} p99 ${res.webhookP99} ms | statuses ${JSON.stringify(sent.statuses)} matched ${res.matched}`);
+            }
+            const I = results.inbound;
+            log(`== inbound medians (${I.length} rounds): tpcb ${f1(median(I.map((r) => r.tpcb)))} tps, sustained ${f1(median(I.map((r) => r.sustained)))} replies/s,`
+                + ` overall ${f1(median(I.map((r) => r.overall)))} replies/s, ratio sustained/tpcb ${median(I.map((r) => r.ratio)).toFixed(3)} (target >= 0.5),`
+                + ` platform latency p50 ${median(I.map((r) => r.p50))} ms p99 ${median(I.map((r) => r.p99))} ms`
+                + ` (db-clock p50 ${median(I.map((r) => r.dbP50)).toFixed(1)} p99 ${median(I.map((r) => r.dbP99)).toFixed(1)})`);
+        }
+
+        if (PARTS.has('slow')) {
+            // Probe: one fast-agent text every 50 ms, end-to-end (webhook sent → reply at the stand-in).
+            const waiters = new Map();
+            let slowReplies = 0;
+            api.events.on('message', (m) => {
+                if (m.from === SLOW_NUMBER) slowReplies += 1;
+                const match = /(probe \S+ [0-9]+) \[history/.exec(m.body);
+                const w = match && waiters.get(match[1]);
+                if (w) { waiters.delete(match[1]); w(Date.parse(m.received_at)); }
+            });
+            const probe = async (label, count) => {
+                const lat = [];
+                const pending = [];
+                for (let i = 0; i < count; i++) {
+                    const from = phone(30000, i);
+                    const body = `probe ${label} ${i}`;
+                    const t = Date.now();
+                    pending.push((async () => {
+                        await signedPost({ target: `${worker.url}/twilio/sms`, authToken, params: inboundParams({ accountSid: SID, from, to: FAST_NUMBER, body }), timeoutMs: 30000 });
+                        const at = await new Promise((resolve, reject) => {
+                            const timer = setTimeout(() => reject(new Error(`no reply to ${body}`)), 60000);
+                            waiters.set(body, (ms) => { clearTimeout(timer); resolve(ms); });
+                        });
+                        lat.push(at - t);
+                    })());
+                    await sleep(50);
+                }
+                await Promise.all(pending);
+                return lat;
+            };
+            const before = await probe('idle', 60);
+            // SLOW_CALLS agent calls, created in SQL in batches of 500 (one per distinct phone, so no per-session
+            // ordering holds any back), committed within about a second.
+            const t0 = Date.now();
+            for (let b = 0; b < SLOW_CALLS; b += 500) {
+                await db.query(`SELECT count(*) FROM generate_series($1::int, $2::int) g,
+                    LATERAL darkspere.receive_sms($3, $4, '+1400' || lpad(g::text, 7, '0'), 'slow ' || g, 'SMslow' || g || '_' || $5)`,
+                [b, Math.min(SLOW_CALLS, b + 500) - 1, SID, SLOW_NUMBER, randomHex(4)]);
+            }
+            const tCreated = Date.now();
+            let peak = 0;
+            let sampling = true;
+            const sampler = (async () => {
+                while (sampling) {
+                    peak = Math.max(peak, slow.requests.length - slow.answered);
+                    await sleep(20);
+                }
+            })();
+            const answeredBefore = slow.answered;
+            const during = await probe('load', 60);
+            await waitCount(() => slowReplies, SLOW_CALLS, WAIT_MS, 'slow replies');
+            const tDone = Date.now();
+            sampling = false;
+            await sampler;
+            const st = procStatus(worker.proc.pid);
+            const dead = await db.value(`SELECT count(*) FROM darkspere.jobs WHERE state = 'dead'`);
+            results.slow = {
+                calls: SLOW_CALLS, createdMs: tCreated - t0, allRepliesMs: tDone - t0,
+                peakInAgent: peak, answered: slow.answered - answeredBefore,
+                idleP50: pct(before, 50), idleP99: pct(before, 99), loadP50: pct(during, 50), loadP99: pct(during, 99),
+                hwmMiB: st.hwmMiB, rssMiB: st.rssMiB, dead,
+            };
+            log(`== slow agent: ${SLOW_CALLS} calls created in ${tCreated - t0} ms; all ${SLOW_CALLS} replies at the stand-in after ${tDone - t0} ms;`
+                + ` peak concurrent calls held by the 2 s agent ${peak}; answered ${slow.answered - answeredBefore}; dead jobs ${dead}`);
+            log(`   fast agent end-to-end latency: idle p50 ${pct(before, 50)} ms p99 ${pct(before, 99)} ms | during load p50 ${pct(during, 50)} ms p99 ${pct(during, 99)} ms`);
+            log(`   worker VmHWM ${st.hwmMiB.toFixed(1)} MiB, VmRSS ${st.rssMiB.toFixed(1)} MiB`);
+        }
+
+        if (PARTS.has('outbound')) {
+            for (let round = 1; round <= ROUNDS; round++) {
+                await worker.stop('SIGTERM');
+                worker = null;
+                const tag = randomHex(4);
+                // OUTBOUND sessions each with one agent_call, claimed and completed by a stand-in "worker" in SQL:
+                // each completion enqueues one sms_send job, which is what we time.
+                await db.query(`SELECT count(*) FROM generate_series(1, $1::int) g,
+                    LATERAL darkspere.receive_sms($2, $3, '+1500' || lpad(g::text, 7, '0'), 'out ' || g, 'SMout' || g || '_' || $4)`,
+                [OUTBOUND, SID, OUT_NUMBER, tag]);
+                const done = await db.value(`SELECT count(*) FROM darkspere.claim_jobs('bench-prep', 10000, '10 minutes') c
+                    CROSS JOIN LATERAL darkspere.complete_job(c.job_id, c.attempt, jsonb_build_object('reply', 'outbound ' || c.job_id, 'latency_ms', 1)) ok
+                    WHERE c.kind = 'agent_call' AND ok`);
+                const ready = await db.value(`SELECT count(*) FROM darkspere.jobs WHERE kind = 'sms_send' AND state = 'pending'`);
+                const base = api.messages.length;
+                const t0 = Date.now();
+                worker = await newWorker();
+                const tReady = Date.now();
+                await waitCount(() => api.messages.length - base, ready, WAIT_MS, 'outbound sends');
+                const recv = api.messages.slice(base).map((m) => Date.parse(m.received_at)).sort((a, b) => a - b);
+                const span = (recv[recv.length - 1] - recv[0]) / 1000;
+                // acks: wait until the queue holds no pending/running sms_send (bounded)
+                const deadline = Date.now() + WAIT_MS;
+                while (Number(await db.value(`SELECT count(*) FROM darkspere.jobs WHERE kind = 'sms_send' AND state IN ('pending','running')`)) > 0) {
+                    if (Date.now() > deadline) throw new Error('outbound acks did not finish');
+                    await sleep(20);
+                }
+                const tAcked = Date.now();
+                const res = { round, completedPrep: Number(done), jobs: Number(ready), sendRate: ready / span, ackedRate: ready / ((tAcked - tReady) / 1000), startMs: tReady - t0 };
+                results.outbound.push(res);
+                log(`  outbound round ${round}: ${ready} sms_send jobs; first→last send ${f1(span * 1000)} ms = ${f1(res.sendRate)} sends/s;`
+                    + ` worker ready→all acked ${tAcked - tReady} ms = ${f1(res.ackedRate)} jobs/s`);
+            }
+            const O = results.outbound;
+            log(`== outbound medians: ${f1(median(O.map((r) => r.sendRate)))} sends/s, ${f1(median(O.map((r) => r.ackedRate)))} jobs/s acked`);
+        }
+        if (worker) log(`== worker final VmHWM ${procStatus(worker.proc.pid).hwmMiB.toFixed(1)} MiB`);
+        log(`RESULTS ${JSON.stringify(results)}`);
+    } finally {
+        if (worker) await worker.stop('SIGTERM').catch(() => worker.kill());
+        await Promise.allSettled([out.fast.close(), out.slow.close(), out.api.close()]);
+        await db.end();
+        await cluster.destroy();
+    }
+}
+
+main().then(() => process.exit(0), (err) => {
+    console.error(err);
+    process.exit(1);
+});
