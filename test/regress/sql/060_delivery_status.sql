@@ -1,0 +1,100 @@
+-- 060_delivery_status — provider status callbacks: a monotonic delivery state per outbound message.
+-- Errors are printed as "SQLSTATE: message" by pg_temp.try (ids masked as N) so the expected output is stable.
+\set VERBOSITY terse
+CREATE FUNCTION pg_temp.try(sql text) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN EXECUTE sql; RETURN 'ok';
+EXCEPTION WHEN OTHERS THEN
+    RETURN SQLSTATE || ': ' || regexp_replace(SQLERRM, '(account|agent|session|job) [0-9]+', '\1 N', 'g');
+END $$;
+
+-- Other test files share this database: finish the work they left, so claims and tick() see only this file's.
+\set QUIET on
+UPDATE darkspere.jobs SET state = 'done', finished_at = now(), lease_until = NULL WHERE state IN ('pending', 'running');
+UPDATE darkspere.messages SET status = 'failed' WHERE status = 'waiting';
+\set QUIET off
+
+SELECT darkspere.create_account('delivery', 'pro') AS acct \gset
+SELECT darkspere.add_number(:acct, '+15550600001', 'AC060');
+SELECT count(*) FROM darkspere.register_agent(:acct, 'bot', 'https://agent.example/060', 'http', 100);
+-- send(phone, sid) runs one conversation turn up to a queued SMS and completes its sms_send with the given sid.
+CREATE FUNCTION pg_temp.send(phone text, sid text) RETURNS boolean LANGUAGE plpgsql AS $$
+DECLARE c record;
+BEGIN
+    PERFORM darkspere.receive_sms('AC060', '+15550600001', phone, 'hello', 'in-' || sid);
+    SELECT * INTO c FROM darkspere.claim_jobs('w', 1);
+    PERFORM darkspere.complete_job(c.job_id, c.attempt, '{"reply": "hi"}');
+    SELECT * INTO c FROM darkspere.claim_jobs('w', 1);
+    RETURN darkspere.complete_job(c.job_id, c.attempt, jsonb_build_object('sid', sid, 'status', 'queued'));
+END $$;
+CREATE FUNCTION pg_temp.st(sid text) RETURNS TABLE (status text, delivery_rank smallint, error_code int)
+LANGUAGE sql AS $$ SELECT status, delivery_rank, error_code FROM darkspere.messages WHERE message_sid = sid $$;
+
+-- In order: queued → sending → sent → delivered, each step applied.
+SELECT pg_temp.send('+16660600001', 'SM060-A');
+SELECT * FROM pg_temp.st('SM060-A');
+SELECT darkspere.record_delivery_status('SM060-A', 'sending');
+SELECT * FROM pg_temp.st('SM060-A');
+SELECT darkspere.record_delivery_status('SM060-A', 'sent');
+SELECT * FROM pg_temp.st('SM060-A');
+SELECT darkspere.record_delivery_status('SM060-A', 'delivered');
+SELECT * FROM pg_temp.st('SM060-A');
+-- Out of order and repeated: a lower or equal rank changes nothing, but every callback is recorded.
+SELECT darkspere.record_delivery_status('SM060-A', 'sent');
+SELECT darkspere.record_delivery_status('SM060-A', 'delivered');
+SELECT darkspere.record_delivery_status('SM060-A', 'queued');
+SELECT * FROM pg_temp.st('SM060-A');
+-- The first terminal status wins: undelivered / failed after delivered are ignored.
+SELECT darkspere.record_delivery_status('SM060-A', 'undelivered', 30003);
+SELECT darkspere.record_delivery_status('SM060-A', 'failed', 30008);
+SELECT * FROM pg_temp.st('SM060-A');
+-- read (rank 4) follows delivered.
+SELECT darkspere.record_delivery_status('SM060-A', 'read');
+SELECT * FROM pg_temp.st('SM060-A');
+SELECT status, error_code, applied FROM darkspere.delivery_events WHERE message_sid = 'SM060-A' ORDER BY event_id;
+
+-- Skipping ahead: delivered arrives before sent; the late sent is ignored.
+SELECT pg_temp.send('+16660600002', 'SM060-B');
+SELECT darkspere.record_delivery_status('SM060-B', 'delivered');
+SELECT darkspere.record_delivery_status('SM060-B', 'sent');
+SELECT darkspere.record_delivery_status('SM060-B', 'sending');
+SELECT * FROM pg_temp.st('SM060-B');
+-- A failure keeps its error code; read never follows a failure.
+SELECT pg_temp.send('+16660600003', 'SM060-C');
+SELECT darkspere.record_delivery_status('SM060-C', 'undelivered', 30005);
+SELECT darkspere.record_delivery_status('SM060-C', 'delivered');
+SELECT darkspere.record_delivery_status('SM060-C', 'read');
+SELECT * FROM pg_temp.st('SM060-C');
+-- read before delivered is not applied: read only follows delivered.
+SELECT pg_temp.send('+16660600004', 'SM060-D');
+SELECT darkspere.record_delivery_status('SM060-D', 'read');
+SELECT * FROM pg_temp.st('SM060-D');
+SELECT darkspere.record_delivery_status('SM060-D', 'delivered');
+SELECT * FROM pg_temp.st('SM060-D');
+
+-- Early callbacks: a status for a sid nobody stored yet is kept, then applied when complete_job stores the sid.
+SELECT darkspere.record_delivery_status('SM060-E', 'sent');
+SELECT darkspere.record_delivery_status('SM060-E', 'delivered');
+SELECT status, applied FROM darkspere.delivery_events WHERE message_sid = 'SM060-E' ORDER BY event_id;
+SELECT pg_temp.send('+16660600005', 'SM060-E');
+SELECT * FROM pg_temp.st('SM060-E');
+SELECT status, applied FROM darkspere.delivery_events WHERE message_sid = 'SM060-E' ORDER BY event_id;
+-- an early failure too, with its error code.
+SELECT darkspere.record_delivery_status('SM060-F', 'failed', 30007);
+SELECT pg_temp.send('+16660600006', 'SM060-F');
+SELECT * FROM pg_temp.st('SM060-F');
+-- a callback for a sid that never shows up stays unapplied and touches no message.
+SELECT darkspere.record_delivery_status('SM060-unknown', 'delivered');
+SELECT status, applied FROM darkspere.delivery_events WHERE message_sid = 'SM060-unknown';
+-- inbound messages are never touched by status callbacks, even when the sid matches.
+SELECT disposition FROM darkspere.receive_sms('AC060', '+15550600001', '+16660600007', 'inbound', 'SM060-IN');
+SELECT darkspere.record_delivery_status('SM060-IN', 'delivered');
+SELECT direction, status, delivery_rank FROM darkspere.messages WHERE message_sid = 'SM060-IN';
+
+-- Bad input.
+SELECT pg_temp.try($$SELECT darkspere.record_delivery_status('SM060-A', 'bounced')$$) AS unknown_status;
+SELECT pg_temp.try($$SELECT darkspere.record_delivery_status('SM060-A', 'Delivered')$$) AS status_is_case_sensitive;
+SELECT pg_temp.try($$SELECT darkspere.record_delivery_status('SM060-A', '')$$) AS empty_status;
+SELECT pg_temp.try($$SELECT darkspere.record_delivery_status('SM060-A', NULL)$$) AS null_status;
+SELECT pg_temp.try($$SELECT darkspere.record_delivery_status(NULL, 'sent')$$) AS null_sid;
+SELECT pg_temp.try($$SELECT darkspere.record_delivery_status('', 'sent')$$) AS empty_sid;
+SELECT count(*) AS events_of_bad_calls FROM darkspere.delivery_events WHERE status IN ('bounced', 'Delivered', '') OR message_sid = '';
