@@ -129,6 +129,7 @@ async function main() {
     let worker = null;
     const workerArgs = []; // default log level (info): the 'ready' line is an info line the harness waits for
     if (env.MAX_IN_FLIGHT) workerArgs.push('--max-in-flight', env.MAX_IN_FLIGHT);
+    if (env.WORKER_ARGS) workerArgs.push(...env.WORKER_ARGS.split(' ').filter(Boolean)); // e.g. "--pool-size 8"
     const newWorker = () => startWorker({
         conninfo: cluster.conninfo(dbName),
         twilioAccounts: { [SID]: authToken },
