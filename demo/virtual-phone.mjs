@@ -136,9 +136,13 @@ async function runInteractive() {
         + 'Type a message and press Enter. STOP opts out, START opts back in, HELP asks for help. Ctrl-D or /quit ends.\n\n');
     rl = createInterface({ input: process.stdin, output: process.stdout, prompt: paint('33', `${myPhone} ◂ `) });
     rl.prompt();
+    let quit = false;
     for await (const line of rl) {
         const body = line.trim();
-        if (body === '/quit') break;
+        if (body === '/quit') {
+            quit = true;
+            break;
+        }
         if (!body) {
             rl.prompt();
             continue;
@@ -153,6 +157,7 @@ async function runInteractive() {
         rl.prompt();
     }
     rl.close();
+    if (!quit) process.stdout.write('\n'); // Ctrl-D / Ctrl-C leave the cursor after the prompt
     return 0;
 }
 

@@ -1,9 +1,9 @@
 // test/e2e/lib/cluster.mjs — a throwaway PostgreSQL cluster per test file, through scripts/pgcluster, with one
 // fresh database (extension created) per test so tests in a file share a server but no data.
 import { execFile, spawnSync } from 'node:child_process';
-import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { onExit } from './cleanup.mjs';
 import { Db } from './db.mjs';
@@ -22,10 +22,25 @@ function parseEnvLines(text) {
     return env;
 }
 
+// clusterParent is where cluster directories go: os.tmpdir(), unless we are root and it (or a directory above it)
+// is closed to other users — the cluster runs as user postgres then and could not reach it — in which case /tmp.
+function clusterParent() {
+    const base = resolve(tmpdir());
+    if (process.getuid?.() !== 0) return base;
+    for (let d = base; ; d = dirname(d)) {
+        try {
+            if ((statSync(d).mode & 0o001) === 0) return '/tmp';
+        } catch {
+            return '/tmp';
+        }
+        if (d === dirname(d)) return base;
+    }
+}
+
 // startCluster initialises and starts a cluster in a new temporary directory and resolves with
 // {env, host, port, conninfo(db), createDatabase(), restart(), stop(), start(), dir}.
 export async function startCluster() {
-    const root = mkdtempSync(join(tmpdir(), 'darkspere-e2e-'));
+    const root = mkdtempSync(join(clusterParent(), 'darkspere-e2e-'));
     chmodSync(root, 0o755); // the cluster runs as an unprivileged user when we are root; it must reach its dir
     const dir = join(root, 'pg');
     const unregister = onExit(() => {
