@@ -17,13 +17,17 @@ static Statement kInsertAccount = {
 static Statement kAccountExists = {
     "SELECT 1 FROM darkspere.accounts WHERE account_id = $1", 1, {INT8OID}, nullptr};
 // Locks the account for the plan-limit check and returns the limits and current counts.
-static Statement kLockAccountLimits = {
+// The lock is taken by its own statement so that the counts below are read by a later statement, whose
+// snapshot (READ COMMITTED) sees what the previous lock holder committed.
+static Statement kLockAccount = {
+    "SELECT 1 FROM darkspere.accounts WHERE account_id = $1 FOR UPDATE", 1, {INT8OID}, nullptr};
+static Statement kAccountLimits = {
     "SELECT a.plan, p.max_agents, p.max_numbers,"
     "       (SELECT count(*) FROM darkspere.agents g WHERE g.account_id = a.account_id AND g.status <> "
     "'disabled'),"
     "       (SELECT count(*) FROM darkspere.numbers n WHERE n.account_id = a.account_id)"
     "  FROM darkspere.accounts a JOIN darkspere.plans p ON p.plan = a.plan"
-    " WHERE a.account_id = $1 FOR UPDATE OF a",
+    " WHERE a.account_id = $1",
     1,
     {INT8OID},
     nullptr};
@@ -50,6 +54,8 @@ static Statement kAgentNameTaken = {
     "SELECT 1 FROM darkspere.agents WHERE account_id = $1 AND name = $2", 2, {INT8OID, TEXTOID}, nullptr};
 static Statement kSetAgentStatus = {
     "UPDATE darkspere.agents SET status = $2 WHERE agent_id = $1", 2, {INT8OID, TEXTOID}, nullptr};
+static Statement kAgentAccountStatus = {
+    "SELECT account_id, status = 'disabled' FROM darkspere.agents WHERE agent_id = $1", 1, {INT8OID}, nullptr};
 
 void require_account(int64 account_id) {
     Datum args[1] = {Int64GetDatum(account_id)};
@@ -59,7 +65,7 @@ void require_account(int64 account_id) {
     }
 }
 
-// Plan limits of a locked account, read by kLockAccountLimits.
+// Plan limits of an account, read under its row lock by lock_account_limits.
 struct AccountLimits {
     char *plan;
     bool agents_unlimited;
@@ -72,10 +78,11 @@ struct AccountLimits {
 
 static AccountLimits lock_account_limits(int64 account_id) {
     Datum args[1] = {Int64GetDatum(account_id)};
-    if (spi_run(kLockAccountLimits, args, nullptr, false, 1) == 0) {
+    if (spi_run(kLockAccount, args, nullptr, false, 1) == 0) {
         ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
                         errmsg("account %lld does not exist", static_cast<long long>(account_id))));
     }
+    spi_run(kAccountLimits, args, nullptr, false, 1);
     AccountLimits limits;
     limits.plan = spi_text_copy(0, 1, CurrentMemoryContext);
     limits.agents_unlimited = spi_is_null(0, 2);
@@ -242,11 +249,28 @@ DARKSPERE_FUNCTION(darkspere_set_agent_status) {
     char *status = required_text(fcinfo, 1, "status");
     require_one_of(status, statuses, "status");
     SPI_connect();
-    Datum args[2] = {Int64GetDatum(agent_id), text_datum(status)};
-    if (spi_run(kSetAgentStatus, args, nullptr, false, 0) == 0) {
+    Datum id_arg[1] = {Int64GetDatum(agent_id)};
+    if (spi_run(kAgentAccountStatus, id_arg, nullptr, false, 1) == 0) {
         ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
                         errmsg("agent %lld does not exist", static_cast<long long>(agent_id))));
     }
+    int64 account_id = spi_int64(0, 1);
+    bool was_disabled = spi_bool(0, 2);
+    // Bringing a disabled agent back takes a plan slot again: checked under the same account lock that
+    // register_agent takes, so two concurrent calls cannot both squeeze past the limit.
+    if (was_disabled && strcmp(status, "disabled") != 0) {
+        AccountLimits limits = lock_account_limits(account_id);
+        if (!limits.agents_unlimited && limits.agents >= limits.max_agents) {
+            ereport(ERROR,
+                    (errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+                     errmsg("plan \"%s\" allows %lld agent(s); account %lld has %lld", limits.plan,
+                            static_cast<long long>(limits.max_agents), static_cast<long long>(account_id),
+                            static_cast<long long>(limits.agents)),
+                     errhint("Disable another agent first, or change plan.")));
+        }
+    }
+    Datum args[2] = {Int64GetDatum(agent_id), text_datum(status)};
+    spi_run(kSetAgentStatus, args, nullptr, false, 0);
     SPI_finish();
     PG_RETURN_VOID();
 }

@@ -24,9 +24,11 @@ static Statement kAddUsage = {
 
 // Room left under a hard cap: NULL columns mean no cap applies.
 static Statement kRoom = {
-    "SELECT p.sms_in_included - COALESCE(sum(u.used) FILTER (WHERE u.metric = 'sms_in'), 0),"
-    "       p.sms_out_included - COALESCE(sum(u.used) FILTER (WHERE u.metric = 'sms_out'), 0),"
-    "       p.agent_messages_included - COALESCE(sum(u.used) FILTER (WHERE u.metric = 'agent_messages'), 0)"
+    // sum(bigint) is numeric: each difference is cast back so that it reads as int8.
+    "SELECT (p.sms_in_included - COALESCE(sum(u.used) FILTER (WHERE u.metric = 'sms_in'), 0))::bigint,"
+    "       (p.sms_out_included - COALESCE(sum(u.used) FILTER (WHERE u.metric = 'sms_out'), 0))::bigint,"
+    "       (p.agent_messages_included - COALESCE(sum(u.used) FILTER (WHERE u.metric = 'agent_messages'), 0))"
+    "::bigint"
     "  FROM darkspere.accounts a JOIN darkspere.plans p ON p.plan = a.plan"
     "  LEFT JOIN darkspere.usage_counters u ON u.account_id = a.account_id"
     "       AND u.period = pg_catalog.date_trunc('month', pg_catalog.now() AT TIME ZONE 'UTC')::date"

@@ -21,9 +21,11 @@ static Statement kRule = {
     nullptr};
 
 // $1 scope, $2 subject, $3 cost, $4 max_hits, $5 window_s, $6 block_s, $7 now.
+// A rule with block_s = 0 blocks nobody: hits go on counting and every hit past max_hits is refused until the
+// window ends. A rule with a block period stops counting and refuses everything until blocked_until.
 static Statement kHit = {
     "INSERT INTO darkspere.rate_limit_state AS s (scope, subject, window_start, hits, blocked_until)"
-    " VALUES ($1, $2, $7, $3, CASE WHEN $3 > $4 THEN $7 + pg_catalog.make_interval(secs => $6) END)"
+    " VALUES ($1, $2, $7, $3, CASE WHEN $3 > $4 AND $6 > 0 THEN $7 + pg_catalog.make_interval(secs => $6) END)"
     " ON CONFLICT (scope, subject) DO UPDATE SET"
     "   window_start = CASE WHEN s.blocked_until > $7 THEN s.window_start"
     "                       WHEN s.window_start + pg_catalog.make_interval(secs => $5) <= $7 THEN $7"
@@ -32,13 +34,14 @@ static Statement kHit = {
     "               WHEN s.window_start + pg_catalog.make_interval(secs => $5) <= $7 THEN $3"
     "               ELSE s.hits + $3 END,"
     "   blocked_until = CASE WHEN s.blocked_until > $7 THEN s.blocked_until"
-    "                        WHEN (CASE WHEN s.window_start + pg_catalog.make_interval(secs => $5) <= $7 "
-    "THEN $3"
-    "                                   ELSE s.hits + $3 END) > $4"
+    "                        WHEN $6 > 0 AND (CASE WHEN s.window_start + pg_catalog.make_interval(secs => $5) <= $7"
+    "                                              THEN $3 ELSE s.hits + $3 END) > $4"
     "                        THEN $7 + pg_catalog.make_interval(secs => $6)"
     "                        ELSE NULL END"
-    " RETURNING s.blocked_until > $7, s.blocked_until = $7 + pg_catalog.make_interval(secs => $6), "
-    "s.blocked_until",
+    " RETURNING COALESCE(s.blocked_until > $7, false) OR ($6 = 0 AND s.hits > $4),"
+    "           COALESCE(s.blocked_until = $7 + pg_catalog.make_interval(secs => $6), false)"
+    "             OR ($6 = 0 AND s.hits > $4),"
+    "           s.blocked_until",
     7,
     {TEXTOID, TEXTOID, INT4OID, INT4OID, INT4OID, INT4OID, TIMESTAMPTZOID},
     nullptr};
