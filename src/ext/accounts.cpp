@@ -55,7 +55,10 @@ static Statement kAgentNameTaken = {
 static Statement kSetAgentStatus = {
     "UPDATE darkspere.agents SET status = $2 WHERE agent_id = $1", 2, {INT8OID, TEXTOID}, nullptr};
 static Statement kAgentAccountStatus = {
-    "SELECT account_id, status = 'disabled' FROM darkspere.agents WHERE agent_id = $1", 1, {INT8OID}, nullptr};
+    "SELECT account_id, status = 'disabled' FROM darkspere.agents WHERE agent_id = $1",
+    1,
+    {INT8OID},
+    nullptr};
 
 void require_account(int64 account_id) {
     Datum args[1] = {Int64GetDatum(account_id)};
@@ -261,12 +264,11 @@ DARKSPERE_FUNCTION(darkspere_set_agent_status) {
     if (was_disabled && strcmp(status, "disabled") != 0) {
         AccountLimits limits = lock_account_limits(account_id);
         if (!limits.agents_unlimited && limits.agents >= limits.max_agents) {
-            ereport(ERROR,
-                    (errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-                     errmsg("plan \"%s\" allows %lld agent(s); account %lld has %lld", limits.plan,
-                            static_cast<long long>(limits.max_agents), static_cast<long long>(account_id),
-                            static_cast<long long>(limits.agents)),
-                     errhint("Disable another agent first, or change plan.")));
+            ereport(ERROR, (errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+                            errmsg("plan \"%s\" allows %lld agent(s); account %lld has %lld", limits.plan,
+                                   static_cast<long long>(limits.max_agents),
+                                   static_cast<long long>(account_id), static_cast<long long>(limits.agents)),
+                            errhint("Disable another agent first, or change plan.")));
         }
     }
     Datum args[2] = {Int64GetDatum(agent_id), text_datum(status)};

@@ -25,7 +25,8 @@ static Statement kRule = {
 // window ends. A rule with a block period stops counting and refuses everything until blocked_until.
 static Statement kHit = {
     "INSERT INTO darkspere.rate_limit_state AS s (scope, subject, window_start, hits, blocked_until)"
-    " VALUES ($1, $2, $7, $3, CASE WHEN $3 > $4 AND $6 > 0 THEN $7 + pg_catalog.make_interval(secs => $6) END)"
+    " VALUES ($1, $2, $7, $3, CASE WHEN $3 > $4 AND $6 > 0 THEN $7 + pg_catalog.make_interval(secs => $6) "
+    "END)"
     " ON CONFLICT (scope, subject) DO UPDATE SET"
     "   window_start = CASE WHEN s.blocked_until > $7 THEN s.window_start"
     "                       WHEN s.window_start + pg_catalog.make_interval(secs => $5) <= $7 THEN $7"
@@ -34,7 +35,8 @@ static Statement kHit = {
     "               WHEN s.window_start + pg_catalog.make_interval(secs => $5) <= $7 THEN $3"
     "               ELSE s.hits + $3 END,"
     "   blocked_until = CASE WHEN s.blocked_until > $7 THEN s.blocked_until"
-    "                        WHEN $6 > 0 AND (CASE WHEN s.window_start + pg_catalog.make_interval(secs => $5) <= $7"
+    "                        WHEN $6 > 0 AND (CASE WHEN s.window_start + pg_catalog.make_interval(secs => "
+    "$5) <= $7"
     "                                              THEN $3 ELSE s.hits + $3 END) > $4"
     "                        THEN $7 + pg_catalog.make_interval(secs => $6)"
     "                        ELSE NULL END"
