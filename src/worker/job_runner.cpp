@@ -1,6 +1,8 @@
 // src/worker/job_runner.cpp — claim, run and ack jobs (see job_runner.hpp).
 #include "job_runner.hpp"
 
+#include <algorithm>
+
 #include <boost/asio/post.hpp>
 
 #include "log.hpp"
@@ -16,6 +18,16 @@ namespace {
 const char *const SQL_CLAIM = "SELECT job_id, attempt, kind, payload FROM darkspere.claim_jobs($1, $2, $3)";
 const char *const SQL_COMPLETE = "SELECT darkspere.complete_job($1, $2, $3)";
 const char *const SQL_FAIL = "SELECT darkspere.fail_job($1, $2, $3, $4)";
+// Many acks in one statement (one transaction): rows are (job, attempt, complete, result, error, retryable)
+// in job order, so that two workers' batches take job row locks in the same order. Each row returns whether
+// its (job, attempt) still held the lease, exactly as the single-ack functions do.
+const char *const SQL_ACK_BATCH =
+    "SELECT a.ord, CASE WHEN a.complete THEN darkspere.complete_job(a.job_id, a.attempt, a.result)"
+    "                   ELSE darkspere.fail_job(a.job_id, a.attempt, a.error, a.retryable) END AS accepted"
+    "  FROM jsonb_to_recordset($1::jsonb) WITH ORDINALITY"
+    "       AS a(job_id bigint, attempt int, complete boolean, result jsonb, error text, retryable boolean, "
+    "ord)"
+    " ORDER BY a.ord";
 const char *const SQL_OPT_OUT = "SELECT darkspere.record_provider_opt_out($1, $2)";
 const char *const SQL_TICK = "SELECT darkspere.tick()";
 
@@ -326,10 +338,94 @@ void JobRunner::job_finished(Ack ack) {
         --in_flight_;
         metrics_.jobs_in_flight = in_flight_;
         ++acks_sending_;
-        send_ack(std::move(ack));
+        if (ack.opt_out)
+            send_ack(std::move(ack));
+        else
+            queue_ack(std::move(ack));
         if (claim_again_)
             claim();
     });
+}
+
+void JobRunner::queue_ack(Ack ack) {
+    ack_queue_.push_back(std::move(ack));
+    if (!ack_batch_running_)
+        flush_acks();
+}
+
+void JobRunner::flush_acks() {
+    if (ack_queue_.empty() || ack_batch_running_)
+        return;
+    std::vector<Ack> batch;
+    if (ack_queue_.size() <= ACK_BATCH_MAX) {
+        batch.swap(ack_queue_);
+    } else {
+        batch.assign(std::make_move_iterator(ack_queue_.begin()),
+                     std::make_move_iterator(ack_queue_.begin() + ACK_BATCH_MAX));
+        ack_queue_.erase(ack_queue_.begin(), ack_queue_.begin() + ACK_BATCH_MAX);
+    }
+    metrics_.ack_batch_size.observe(static_cast<double>(batch.size()));
+    std::sort(batch.begin(), batch.end(), [](const Ack &a, const Ack &b) {
+        return a.job_id.size() != b.job_id.size() ? a.job_id.size() < b.job_id.size() : a.job_id < b.job_id;
+    });
+    nlohmann::json rows = nlohmann::json::array();
+    for (const Ack &a : batch) {
+        nlohmann::json row = {{"job_id", a.job_id}, {"attempt", a.attempt}, {"complete", a.complete}};
+        if (a.complete) {
+            row["result"] = nlohmann::json::parse(a.result, nullptr, false);
+            if (row["result"].is_discarded())
+                row["result"] = nlohmann::json::object();
+        } else {
+            row["error"] = a.error;
+            row["retryable"] = a.retryable;
+        }
+        rows.push_back(std::move(row));
+    }
+    ack_batch_running_ = true;
+    pool_.query(SQL_ACK_BATCH, {rows.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)},
+                [this, batch = std::move(batch)](PgResult r) mutable {
+                    ack_batch_running_ = false;
+                    ack_batch_done(std::move(batch), std::move(r));
+                    flush_acks();
+                });
+}
+
+void JobRunner::ack_batch_done(std::vector<Ack> batch, PgResult r) {
+    if (r.ok && r.rows.size() == batch.size()) {
+        for (size_t i = 0; i < batch.size(); ++i) {
+            --acks_sending_;
+            ack_accepted(batch[i], r.value(i, "accepted").value_or("f") == "t");
+        }
+        check_drained();
+        return;
+    }
+    if (r.unavailable) {
+        for (Ack &a : batch)
+            park(std::move(a));
+        return;
+    }
+    // An SQL error (a deadlock with another worker's batch, one ack the database refuses) rolled the whole
+    // batch back: each ack goes again on its own, so one bad ack cannot hold the others hostage.
+    log_warn("ack batch failed; acking one by one",
+             {{"acks", batch.size()}, {"sqlstate", r.sqlstate}, {"error", r.error}});
+    for (Ack &a : batch)
+        send_ack(std::move(a));
+}
+
+void JobRunner::ack_accepted(const Ack &ack, bool accepted) {
+    if (accepted) {
+        metrics_.count_job(ack.kind, ack.outcome);
+        if (ack.complete)
+            ++completed_total_;
+        else
+            ++failed_total_;
+    } else {
+        // Fenced: another attempt owns the job now (our lease expired) or it already finished.
+        metrics_.count_job(ack.kind, "lease_lost");
+        ++lease_lost_total_;
+        log_warn("ack refused: lease lost, outcome dropped",
+                 {{"request_id", ack.request_id}, {"job_id", ack.job_id}, {"attempt", ack.attempt}});
+    }
 }
 
 void JobRunner::send_ack(Ack ack) {
@@ -356,35 +452,23 @@ void JobRunner::send_ack(Ack ack) {
         params.push_back(ack.error);
         params.push_back(std::string(ack.retryable ? "true" : "false"));
     }
-    pool_.query(
-        ack.complete ? SQL_COMPLETE : SQL_FAIL, params, [this, ack = std::move(ack)](PgResult r) mutable {
-            if (!r.ok) {
-                if (!r.unavailable)
-                    ++ack.sql_errors;
-                log_warn("ack failed; will retry", {{"request_id", ack.request_id},
-                                                    {"job_id", ack.job_id},
-                                                    {"attempt", ack.attempt},
-                                                    {"sqlstate", r.sqlstate},
-                                                    {"error", r.error}});
-                park(std::move(ack));
-                return;
-            }
-            --acks_sending_;
-            if (r.value(0, r.columns.empty() ? "" : r.columns[0]).value_or("f") == "t") {
-                metrics_.count_job(ack.kind, ack.outcome);
-                if (ack.complete)
-                    ++completed_total_;
-                else
-                    ++failed_total_;
-            } else {
-                // Fenced: another attempt owns the job now (our lease expired) or it already finished.
-                metrics_.count_job(ack.kind, "lease_lost");
-                ++lease_lost_total_;
-                log_warn("ack refused: lease lost, outcome dropped",
-                         {{"request_id", ack.request_id}, {"job_id", ack.job_id}, {"attempt", ack.attempt}});
-            }
-            check_drained();
-        });
+    pool_.query(ack.complete ? SQL_COMPLETE : SQL_FAIL, params,
+                [this, ack = std::move(ack)](PgResult r) mutable {
+                    if (!r.ok) {
+                        if (!r.unavailable)
+                            ++ack.sql_errors;
+                        log_warn("ack failed; will retry", {{"request_id", ack.request_id},
+                                                            {"job_id", ack.job_id},
+                                                            {"attempt", ack.attempt},
+                                                            {"sqlstate", r.sqlstate},
+                                                            {"error", r.error}});
+                        park(std::move(ack));
+                        return;
+                    }
+                    --acks_sending_;
+                    ack_accepted(ack, r.value(0, r.columns.empty() ? "" : r.columns[0]).value_or("f") == "t");
+                    check_drained();
+                });
 }
 
 void JobRunner::park(Ack ack) {

@@ -11,6 +11,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -31,6 +32,10 @@ constexpr long CLAIM_BATCH_MAX = 50;
 constexpr std::chrono::milliseconds CLAIM_FOLLOW_UP{200};
 // An ack that fails with an SQL error (not a lost connection) is retried this many times, then dropped.
 constexpr int ACK_SQL_ERROR_RETRIES = 5;
+// Acks are sent in batches: while one batch statement runs, the acks that finish meanwhile queue and go
+// together in the next one, one transaction and one commit for all of them. Under light load a batch is one
+// ack and leaves at once; under heavy load commits stop being the bottleneck.
+constexpr size_t ACK_BATCH_MAX = 200;
 
 struct RunnerSettings {
     std::string worker_name;
@@ -93,6 +98,10 @@ class JobRunner {
     void run_sms_send(ClaimedJob job);
     void job_finished(Ack ack);
     void send_ack(Ack ack);
+    void queue_ack(Ack ack);
+    void flush_acks();
+    void ack_batch_done(std::vector<Ack> batch, PgResult r);
+    void ack_accepted(const Ack &ack, bool accepted);
     void park(Ack ack);
     void retry_parked();
     void arm_poll();
@@ -116,6 +125,8 @@ class JobRunner {
     bool tick_running_ = false;
     long in_flight_ = 0;
     long acks_sending_ = 0;
+    std::vector<Ack> ack_queue_;
+    bool ack_batch_running_ = false;
     std::deque<Ack> parked_;
     bool park_timer_armed_ = false;
     std::chrono::milliseconds park_backoff_{100};

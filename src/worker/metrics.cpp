@@ -9,15 +9,16 @@ namespace darkspere::worker {
 
 const std::vector<double> LATENCY_BUCKETS_SECONDS = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
                                                      1,     2.5,  5,     10,   15,  30};
+const std::vector<double> BATCH_SIZE_BUCKETS = {1, 2, 5, 10, 20, 50, 100, 200};
 
 Histogram::Histogram(std::vector<double> bounds)
     : bounds_(std::move(bounds)), counts_(bounds_.size() + 1, 0) {}
 
-void Histogram::observe(double seconds) {
-    size_t i = std::lower_bound(bounds_.begin(), bounds_.end(), seconds) - bounds_.begin();
+void Histogram::observe(double value) {
+    size_t i = std::lower_bound(bounds_.begin(), bounds_.end(), value) - bounds_.begin();
     ++counts_[i];
     ++count_;
-    sum_ += seconds;
+    sum_ += value;
 }
 
 namespace {
@@ -103,6 +104,7 @@ std::string render_prometheus(const Metrics &m) {
     histogram(out, "darkspere_twilio_send_seconds", "Duration of Twilio Messages API calls.",
               m.twilio_send_seconds);
     histogram(out, "darkspere_webhook_seconds", "Time to answer Twilio webhooks.", m.webhook_seconds);
+    histogram(out, "darkspere_ack_batch_size", "Job acks sent per statement.", m.ack_batch_size);
 
     header(out, "darkspere_queue_depth", "gauge",
            "Jobs in the queue by kind and state (darkspere.queue_depth).");

@@ -13,11 +13,13 @@ namespace darkspere::worker {
 
 // Latency buckets in seconds: webhooks should answer in milliseconds, agents may take up to their deadline.
 extern const std::vector<double> LATENCY_BUCKETS_SECONDS;
+// Sizes of ack batches (acks per complete/fail statement).
+extern const std::vector<double> BATCH_SIZE_BUCKETS;
 
 class Histogram {
   public:
     explicit Histogram(std::vector<double> bounds = LATENCY_BUCKETS_SECONDS);
-    void observe(double seconds);
+    void observe(double value);
     const std::vector<double> &bounds() const { return bounds_; }
     const std::vector<unsigned long long> &counts() const { return counts_; }  // per bucket, not cumulative
     unsigned long long count() const { return count_; }
@@ -41,6 +43,7 @@ struct Metrics {
     Histogram agent_call_seconds;
     Histogram twilio_send_seconds;
     Histogram webhook_seconds;
+    Histogram ack_batch_size{BATCH_SIZE_BUCKETS};
 
     void count_request(const std::string &route, int status) { ++http_requests[{route, status}]; }
     void count_job(const std::string &kind, const std::string &outcome) { ++jobs[{kind, outcome}]; }
