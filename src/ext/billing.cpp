@@ -66,32 +66,40 @@ void usage_add(int64 account_id, const char *metric, int64 amount) {
     spi_run(kAddUsage, args, nullptr, false, 0);
 }
 
-// room — remaining allowance of a hard-capped account in column `column` (1 sms_in, 2 sms_out, 3 agent);
-// false when the account has no hard cap or the metric is unlimited.
-static bool room(int64 account_id, int column, int64 *left) {
+// Room left under a hard cap, one statement for all three metrics. `capped` is false when the plan has no
+// hard cap; a metric's `left` is only meaningful when its `limited` flag is set (NULL included = unlimited).
+struct Room {
+    bool capped = false;
+    bool limited[3] = {false, false, false};
+    int64 left[3] = {0, 0, 0};
+};
+
+static Room room(int64 account_id) {
+    Room r;
     Datum args[1] = {Int64GetDatum(account_id)};
-    if (spi_run(kRoom, args, nullptr, false, 1) == 0 || spi_is_null(0, column)) {
-        return false;
+    if (spi_run(kRoom, args, nullptr, false, 1) == 0) {
+        return r;
     }
-    *left = spi_int64(0, column);
-    return true;
+    r.capped = true;
+    for (int i = 0; i < 3; i++) {
+        r.limited[i] = !spi_is_null(0, i + 1);
+        r.left[i] = r.limited[i] ? spi_int64(0, i + 1) : 0;
+    }
+    return r;
 }
 
 bool quota_allows_inbound(int64 account_id, int segments) {
-    int64 left;
-    if (room(account_id, 1, &left) && left < segments) {
+    Room r = room(account_id);
+    if (r.limited[0] && r.left[0] < segments) {
         return false;
     }
     // An inbound message that no agent may answer is refused too: the plan's agent messages are used up.
-    if (room(account_id, 3, &left) && left < 1) {
-        return false;
-    }
-    return true;
+    return !(r.limited[2] && r.left[2] < 1);
 }
 
 bool quota_allows_outbound(int64 account_id, int segments) {
-    int64 left;
-    return !(room(account_id, 2, &left) && left < segments);
+    Room r = room(account_id);
+    return !(r.limited[1] && r.left[1] < segments);
 }
 
 }  // namespace darkspere

@@ -18,12 +18,15 @@ namespace darkspere {
 // Advisory-lock class for MessageSid deduplication ("DSms"); the object id is hashtext(MessageSid).
 constexpr int32 kDedupeLockClass = 0x44536d73;
 
-// Number → account, texts and whether the phone has opted out of this number, in one lookup.
+// Number → account, texts, whether the phone has opted out of this number and whether the plan has a hard
+// cap (only then are quotas read), in one lookup.
 static Statement kNumberLookup = {
     "SELECT n.account_id, n.provider_account, a.help_text, a.opt_out_text, a.opt_in_text,"
     "       EXISTS (SELECT 1 FROM darkspere.opt_outs o"
-    "                WHERE o.account_id = n.account_id AND o.service_number = n.number AND o.phone = $2)"
+    "                WHERE o.account_id = n.account_id AND o.service_number = n.number AND o.phone = $2),"
+    "       p.hard_cap"
     "  FROM darkspere.numbers n JOIN darkspere.accounts a ON a.account_id = n.account_id"
+    "  JOIN darkspere.plans p ON p.plan = a.plan"
     " WHERE n.number = $1",
     2,
     {TEXTOID, TEXTOID},
@@ -175,6 +178,7 @@ static Outcome receive(const Inbound &in, MemoryContext caller) {
     char *opt_out_text = spi_text_copy(0, 4, caller);
     char *opt_in_text = spi_text_copy(0, 5, caller);
     bool opted_out = spi_bool(0, 6);
+    bool hard_cap = spi_bool(0, 7);
     // The webhook was verified with provider_account's auth token; it may only speak for numbers it owns.
     if (owner != nullptr && in.provider_account != nullptr && strcmp(owner, in.provider_account) != 0) {
         out.disposition = "unknown_number";
@@ -214,7 +218,7 @@ static Outcome receive(const Inbound &in, MemoryContext caller) {
         case LimitVerdict::allowed:
             break;
     }
-    if (!quota_allows_inbound(account_id, seg.segments)) {
+    if (hard_cap && !quota_allows_inbound(account_id, seg.segments)) {
         out.disposition = "over_quota";
         return out;
     }

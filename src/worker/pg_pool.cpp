@@ -392,34 +392,50 @@ size_t PgPool::connected() const {
     return n;
 }
 
-void PgPool::query(std::string sql, PgParams params, PgCallback on_done) {
-    if (connected() == 0 || queue_.size() >= POOL_QUEUE_MAX) {
+void PgPool::query(std::string sql, PgParams params, PgCallback on_done, PgPriority priority) {
+    if (connected() == 0 || queued() >= POOL_QUEUE_MAX) {
         asio::post(io_, [on_done = std::move(on_done)] { on_done(unavailable("database unavailable")); });
         return;
     }
-    queue_.push_back(Pending{std::move(sql), std::move(params), std::move(on_done)});
+    auto &line = priority == PgPriority::interactive ? interactive_ : background_;
+    line.push_back(Pending{std::move(sql), std::move(params), std::move(on_done)});
     dispatch();
 }
 
 void PgPool::dispatch() {
     for (auto &c : connections_) {
-        if (queue_.empty())
+        if (interactive_.empty() && (background_.empty() || background_running_ >= background_limit()))
             return;
         if (c->state() != PgConnection::State::idle)
             continue;
-        Pending p = std::move(queue_.front());
-        queue_.pop_front();
-        c->query(p.sql, p.params, std::move(p.on_done));
+        if (!interactive_.empty()) {
+            Pending p = std::move(interactive_.front());
+            interactive_.pop_front();
+            c->query(p.sql, p.params, std::move(p.on_done));
+            continue;
+        }
+        Pending p = std::move(background_.front());
+        background_.pop_front();
+        ++background_running_;
+        // The connection reports idle before this callback runs, so the slot is given back here and the
+        // background line is looked at again.
+        c->query(p.sql, p.params, [this, done = std::move(p.on_done)](PgResult r) {
+            --background_running_;
+            done(std::move(r));
+            dispatch();
+        });
     }
 }
 
 void PgPool::fail_queue_if_down() {
     if (connected() > 0)
         return;
-    while (!queue_.empty()) {
-        auto cb = std::move(queue_.front().on_done);
-        queue_.pop_front();
-        asio::post(io_, [cb = std::move(cb)] { cb(unavailable("database unavailable")); });
+    for (auto *line : {&interactive_, &background_}) {
+        while (!line->empty()) {
+            auto cb = std::move(line->front().on_done);
+            line->pop_front();
+            asio::post(io_, [cb = std::move(cb)] { cb(unavailable("database unavailable")); });
+        }
     }
 }
 

@@ -102,6 +102,10 @@ class PgConnection : public std::enable_shared_from_this<PgConnection> {
     bool have_error_result_ = false;
 };
 
+// Which line a query waits in. Interactive queries (a webhook waiting for its answer) go before background
+// ones (claims, acks, ticks) and one connection is kept for them, so a busy queue never slows a webhook.
+enum class PgPriority { interactive, background };
+
 class PgPool {
   public:
     PgPool(boost::asio::io_context &io, std::string conninfo, size_t size);
@@ -109,10 +113,11 @@ class PgPool {
     void stop();
 
     // query — runs on the next idle connection. Fails at once (unavailable) when no connection is up.
-    void query(std::string sql, PgParams params, PgCallback on_done);
+    void query(std::string sql, PgParams params, PgCallback on_done,
+               PgPriority priority = PgPriority::background);
 
     size_t connected() const;
-    size_t queued() const { return queue_.size(); }
+    size_t queued() const { return interactive_.size() + background_.size(); }
 
     // Called whenever any pool connection (re)connects; used to retry parked acks.
     std::function<void()> on_connected;
@@ -125,10 +130,13 @@ class PgPool {
     };
     void dispatch();
     void fail_queue_if_down();
+    // Background queries may hold all connections but one (a pool of one shares its only connection).
+    size_t background_limit() const { return connections_.size() > 1 ? connections_.size() - 1 : 1; }
 
     boost::asio::io_context &io_;
     std::vector<std::shared_ptr<PgConnection>> connections_;
-    std::deque<Pending> queue_;
+    std::deque<Pending> interactive_, background_;
+    size_t background_running_ = 0;
 };
 
 // sqlstate_is_connection_error — class 08 (connection exception) and 57P0x (server shutting down).

@@ -126,27 +126,29 @@ void TwilioRoutes::sms(Request &&req, Responder respond) {
                        field("Body"),       message_sid, num_media.empty() ? std::string("0") : num_media,
                        request_id};
     // The answer waits for the commit: Twilio does not redeliver, so 200 must mean "stored".
-    pool_.query(SQL_RECEIVE_SMS, std::move(params),
-                [this, respond = std::move(respond), request_id, message_sid, started](PgResult r) {
-                    metrics_.webhook_seconds.observe(seconds_since(started));
-                    if (!r.ok) {
-                        log_warn("receive_sms failed", {{"request_id", request_id},
-                                                        {"message_sid", message_sid},
-                                                        {"sqlstate", r.sqlstate},
-                                                        {"error", r.error}});
-                        respond(error_response(r));
-                        return;
-                    }
-                    std::optional<std::string> reply = r.value(0, "reply");
-                    log_info("sms received", {{"request_id", request_id},
-                                              {"message_sid", message_sid},
-                                              {"disposition", r.value(0, "disposition").value_or("")},
-                                              {"session_id", r.value(0, "session_id").value_or("")},
-                                              {"message_id", r.value(0, "message_id").value_or("")},
-                                              {"agent_id", r.value(0, "agent_id").value_or("")},
-                                              {"inline_reply", reply.has_value()}});
-                    respond(make_response(200, TWIML_TYPE, twiml_response(reply)));
-                });
+    pool_.query(
+        SQL_RECEIVE_SMS, std::move(params),
+        [this, respond = std::move(respond), request_id, message_sid, started](PgResult r) {
+            metrics_.webhook_seconds.observe(seconds_since(started));
+            if (!r.ok) {
+                log_warn("receive_sms failed", {{"request_id", request_id},
+                                                {"message_sid", message_sid},
+                                                {"sqlstate", r.sqlstate},
+                                                {"error", r.error}});
+                respond(error_response(r));
+                return;
+            }
+            std::optional<std::string> reply = r.value(0, "reply");
+            log_info("sms received", {{"request_id", request_id},
+                                      {"message_sid", message_sid},
+                                      {"disposition", r.value(0, "disposition").value_or("")},
+                                      {"session_id", r.value(0, "session_id").value_or("")},
+                                      {"message_id", r.value(0, "message_id").value_or("")},
+                                      {"agent_id", r.value(0, "agent_id").value_or("")},
+                                      {"inline_reply", reply.has_value()}});
+            respond(make_response(200, TWIML_TYPE, twiml_response(reply)));
+        },
+        PgPriority::interactive);
 }
 
 void TwilioRoutes::status(Request &&req, Responder respond) {
@@ -181,7 +183,8 @@ void TwilioRoutes::status(Request &&req, Responder respond) {
             log_info("delivery status",
                      {{"request_id", request_id}, {"message_sid", message_sid}, {"message_status", status}});
             respond(make_response(200, TWIML_TYPE, twiml_response(std::nullopt)));
-        });
+        },
+        PgPriority::interactive);
 }
 
 }  // namespace darkspere::worker
