@@ -330,6 +330,12 @@ CREATE FUNCTION darkspere.claim_jobs(worker text, max_jobs int DEFAULT 50, lease
 RETURNS TABLE (job_id bigint, attempt int, kind text, payload jsonb)
 AS 'MODULE_PATHNAME', 'darkspere_claim_jobs' LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
+-- The same, passing over agent_call jobs of busy_agents: a worker whose calls to one slow agent fill its share
+-- of in-flight slots keeps claiming everything else, so slow agents never hold up fast ones.
+CREATE FUNCTION darkspere.claim_jobs(worker text, max_jobs int, lease interval, busy_agents bigint[])
+RETURNS TABLE (job_id bigint, attempt int, kind text, payload jsonb)
+AS 'MODULE_PATHNAME', 'darkspere_claim_jobs' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
 CREATE FUNCTION darkspere.complete_job(job_id bigint, attempt int, result jsonb DEFAULT '{}')
 RETURNS boolean AS 'MODULE_PATHNAME', 'darkspere_complete_job' LANGUAGE C VOLATILE PARALLEL UNSAFE;
 

@@ -151,6 +151,7 @@ static Statement kClaim = {
     "WITH ready AS ("
     "  SELECT j.job_id FROM darkspere.jobs j"
     "   WHERE j.state = 'pending' AND j.available_at <= pg_catalog.clock_timestamp()"
+    "     AND (j.kind <> 'agent_call' OR j.agent_id IS NULL OR j.agent_id <> ALL ($4))"
     "     AND (j.ordering_key IS NULL OR NOT EXISTS ("
     "          SELECT 1 FROM darkspere.jobs o WHERE o.ordering_key = j.ordering_key AND o.job_id < j.job_id"
     "             AND o.state IN ('pending', 'running')))"
@@ -160,8 +161,8 @@ static Statement kClaim = {
     "        lease_until = pg_catalog.clock_timestamp() + $3"
     "   FROM ready WHERE j.job_id = ready.job_id"
     " RETURNING j.job_id, j.attempt, j.kind, j.payload, j.message_id, j.agent_id",
-    3,
-    {TEXTOID, INT4OID, INTERVALOID},
+    4,
+    {TEXTOID, INT4OID, INTERVALOID, INT8ARRAYOID},
     nullptr};
 
 // The agent_call payload, built at claim time so that a turn queued behind another turn of the same session
@@ -457,6 +458,14 @@ DARKSPERE_FUNCTION(darkspere_claim_jobs) {
         ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("lease must not be null")));
     }
     Interval *lease = PG_GETARG_INTERVAL_P(2);
+    // busy_agents (the 4-argument form): NULL and '{}' both mean "none".
+    Datum busy_agents = PG_NARGS() > 3 && !PG_ARGISNULL(3)
+                            ? PG_GETARG_DATUM(3)
+                            : PointerGetDatum(construct_empty_array(INT8OID));
+    if (PG_NARGS() > 3 && !PG_ARGISNULL(3) && array_contains_nulls(PG_GETARG_ARRAYTYPE_P(3))) {
+        ereport(ERROR,
+                (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("busy_agents must not contain NULL")));
+    }
     require_non_empty(worker, "worker");
     if (max_jobs < 0 || max_jobs > 10000) {
         ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -473,7 +482,7 @@ DARKSPERE_FUNCTION(darkspere_claim_jobs) {
     }
 
     SPI_connect();
-    Datum args[3] = {text_datum(worker), Int32GetDatum(max_jobs), IntervalPGetDatum(lease)};
+    Datum args[4] = {text_datum(worker), Int32GetDatum(max_jobs), IntervalPGetDatum(lease), busy_agents};
     uint64 rows = spi_run(kClaim, args, nullptr, false, 0);
     SPITupleTable *claimed = SPI_tuptable;
     for (uint64 r = 0; r < rows; r++) {

@@ -127,9 +127,15 @@ const KeyDef KEYS[] = {
      [](Config &c, const std::string &k, const std::string &v) {
          c.twilio_deadline_ms = parse_long(k, v, 100, 600000);
      }},
-    {"max-in-flight", "N", "jobs running at once (default 2000)",
+    {"max-in-flight", "N", "jobs running at once (default 2500)",
      [](Config &c, const std::string &k, const std::string &v) {
          c.max_in_flight = parse_long(k, v, MAX_IN_FLIGHT_MIN, MAX_IN_FLIGHT_MAX);
+     }},
+    {"max-in-flight-per-agent", "N",
+     "agent calls running at once to any one agent (default 4/5 of max-in-flight), so a slow agent cannot "
+     "take every slot",
+     [](Config &c, const std::string &k, const std::string &v) {
+         c.max_in_flight_per_agent = parse_long(k, v, MAX_IN_FLIGHT_MIN, MAX_IN_FLIGHT_MAX);
      }},
     {"max-connections", "N", "inbound HTTP connections open at once (default 1024)",
      [](Config &c, const std::string &k, const std::string &v) {
@@ -265,6 +271,10 @@ std::string default_worker_name() {
 }
 
 void validate(const Config &c) {
+    if (c.max_in_flight_per_agent > c.max_in_flight)
+        throw ConfigError("max-in-flight-per-agent (" + std::to_string(c.max_in_flight_per_agent) +
+                              ") must not exceed max-in-flight (" + std::to_string(c.max_in_flight) + ")",
+                          "one agent may use at most every slot; lower max-in-flight-per-agent");
     long longest = std::max(c.agent_deadline_ms, c.twilio_deadline_ms);
     if (c.lease_seconds * 1000 <= longest + LEASE_MARGIN_MS)
         throw ConfigError("lease-seconds (" + std::to_string(c.lease_seconds) +

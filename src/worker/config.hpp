@@ -26,8 +26,8 @@ constexpr long AGENT_DEADLINE_MS_MAX = 600000;
 constexpr long LEASE_SECONDS_DEFAULT = 120;
 constexpr long LEASE_MARGIN_MS = 1000;
 
-// Concurrency: 2,000 slow agents in flight must fit in one process.
-constexpr long MAX_IN_FLIGHT_DEFAULT = 2000;
+// Concurrency: 2,000 calls to one slow agent must fit in one process and still leave slots for everyone else.
+constexpr long MAX_IN_FLIGHT_DEFAULT = 2500;
 constexpr long MAX_IN_FLIGHT_MIN = 1;
 constexpr long MAX_IN_FLIGHT_MAX = 100000;
 
@@ -51,6 +51,7 @@ struct Config {
     long agent_deadline_ms = AGENT_DEADLINE_MS_DEFAULT;
     long twilio_deadline_ms = 10000;
     long max_in_flight = MAX_IN_FLIGHT_DEFAULT;
+    long max_in_flight_per_agent = 0;  // 0 = four fifths of max_in_flight (at least 1)
     long max_connections = MAX_CONNECTIONS_DEFAULT;
     std::string worker_name;  // default hostname:pid
     long pool_size = POOL_SIZE_DEFAULT;

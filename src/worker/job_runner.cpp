@@ -15,7 +15,8 @@ using std::chrono::milliseconds;
 namespace {
 
 // The one place that knows the queue statements (docs/queue-contract.md).
-const char *const SQL_CLAIM = "SELECT job_id, attempt, kind, payload FROM darkspere.claim_jobs($1, $2, $3)";
+const char *const SQL_CLAIM =
+    "SELECT job_id, attempt, kind, payload FROM darkspere.claim_jobs($1, $2, $3, $4::bigint[])";
 const char *const SQL_COMPLETE = "SELECT darkspere.complete_job($1, $2, $3)";
 const char *const SQL_FAIL = "SELECT darkspere.fail_job($1, $2, $3, $4)";
 // Many acks in one statement (one transaction): rows are (job, attempt, complete, result, error, retryable)
@@ -24,9 +25,9 @@ const char *const SQL_FAIL = "SELECT darkspere.fail_job($1, $2, $3, $4)";
 const char *const SQL_ACK_BATCH =
     "SELECT a.ord, CASE WHEN a.complete THEN darkspere.complete_job(a.job_id, a.attempt, a.result)"
     "                   ELSE darkspere.fail_job(a.job_id, a.attempt, a.error, a.retryable) END AS accepted"
-    "  FROM jsonb_to_recordset($1::jsonb) WITH ORDINALITY"
-    "       AS a(job_id bigint, attempt int, complete boolean, result jsonb, error text, retryable boolean, "
-    "ord)"
+    "  FROM ROWS FROM (jsonb_to_recordset($1::jsonb) AS (job_id bigint, attempt int, complete boolean,"
+    "                                                     result jsonb, error text, retryable boolean))"
+    "       WITH ORDINALITY AS a(job_id, attempt, complete, result, error, retryable, ord)"
     " ORDER BY a.ord";
 const char *const SQL_OPT_OUT = "SELECT darkspere.record_provider_opt_out($1, $2)";
 const char *const SQL_TICK = "SELECT darkspere.tick()";
@@ -169,11 +170,49 @@ void JobRunner::claim() {
     }
     if (pool_.connected() == 0)
         return;  // the reconnect hook claims again
-    long n = std::min(free_slots, CLAIM_BATCH_MAX);
+    // Agents at their share are passed over (a PostgreSQL array literal, sent as a parameter value). The
+    // claim is also no bigger than the room left to the busiest other agent, since every job claimed could
+    // be its: no claim can push an agent past its share.
+    long limit = per_agent_limit(s);
+    long busiest = 0;
+    std::string busy = "{";
+    for (const auto &[agent_id, running] : agent_in_flight_) {
+        if (running >= limit) {
+            if (busy.size() > 1)
+                busy += ',';
+            busy += std::to_string(agent_id);
+        } else {
+            busiest = std::max(busiest, running);
+        }
+    }
+    busy += '}';
+    long n = std::min({free_slots, CLAIM_BATCH_MAX, limit - busiest});
     claiming_ = true;
     claim_again_ = false;
-    pool_.query(SQL_CLAIM, {s.worker_name, std::to_string(n), std::to_string(s.lease_seconds) + " seconds"},
+    pool_.query(SQL_CLAIM,
+                {s.worker_name, std::to_string(n), std::to_string(s.lease_seconds) + " seconds", busy},
                 [this, n](PgResult r) { claim_done(n, std::move(r)); });
+}
+
+long JobRunner::per_agent_limit(const RunnerSettings &s) const {
+    if (s.max_in_flight_per_agent > 0)
+        return s.max_in_flight_per_agent;
+    return std::max(1L, s.max_in_flight * 4 / 5);
+}
+
+void JobRunner::agent_call_started(long long agent_id) {
+    ++agent_in_flight_[agent_id];
+}
+
+void JobRunner::agent_call_ended(long long agent_id) {
+    auto it = agent_in_flight_.find(agent_id);
+    if (it == agent_in_flight_.end())
+        return;
+    // The agent was passed over by claims while at its share: its waiting calls may be claimed again now.
+    if (it->second-- >= per_agent_limit(settings_()))
+        claim_again_ = true;
+    if (it->second <= 0)
+        agent_in_flight_.erase(it);
 }
 
 void JobRunner::claim_done(long asked, PgResult r) {
@@ -247,8 +286,10 @@ void JobRunner::run_agent_call(ClaimedJob job) {
     ++metrics_.agent_calls_in_flight;
     auto started = std::chrono::steady_clock::now();
     long long agent_id = turn.agent_id;
+    agent_call_started(agent_id);
     auto on_done = [this, job, started, agent_id, protocol](AgentOutcome outcome) {
         --metrics_.agent_calls_in_flight;
+        agent_call_ended(agent_id);
         double secs = seconds_since(started);
         metrics_.agent_call_seconds.observe(secs);
         long latency_ms = static_cast<long>(secs * 1000);
@@ -406,6 +447,7 @@ void JobRunner::ack_batch_done(std::vector<Ack> batch, PgResult r) {
     }
     // An SQL error (a deadlock with another worker's batch, one ack the database refuses) rolled the whole
     // batch back: each ack goes again on its own, so one bad ack cannot hold the others hostage.
+    ++metrics_.ack_batch_fallbacks;
     log_warn("ack batch failed; acking one by one",
              {{"acks", batch.size()}, {"sqlstate", r.sqlstate}, {"error", r.error}});
     for (Ack &a : batch)

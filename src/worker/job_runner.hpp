@@ -9,6 +9,7 @@
 #include <chrono>
 #include <deque>
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -39,7 +40,8 @@ constexpr size_t ACK_BATCH_MAX = 200;
 
 struct RunnerSettings {
     std::string worker_name;
-    long max_in_flight = 2000;
+    long max_in_flight = 2500;
+    long max_in_flight_per_agent = 0;  // 0 = four fifths of max_in_flight
     long lease_seconds = 120;
     long agent_deadline_ms = 10000;
     long poll_interval_ms = 1000;
@@ -107,6 +109,9 @@ class JobRunner {
     void arm_poll();
     void arm_tick();
     void check_drained();
+    long per_agent_limit(const RunnerSettings &s) const;
+    void agent_call_started(long long agent_id);
+    void agent_call_ended(long long agent_id);
     Ack fail_ack(const ClaimedJob &job, std::string error, bool retryable);
 
     boost::asio::io_context &io_;
@@ -124,6 +129,9 @@ class JobRunner {
     bool stopping_ = false;
     bool tick_running_ = false;
     long in_flight_ = 0;
+    // Agent calls running per agent: an agent at its share is passed over by claims (busy_agents) so that
+    // its backlog never takes the slots of other agents and of SMS sends.
+    std::map<long long, long> agent_in_flight_;
     long acks_sending_ = 0;
     std::vector<Ack> ack_queue_;
     bool ack_batch_running_ = false;

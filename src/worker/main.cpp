@@ -88,8 +88,15 @@ int run(const ConfigSources &sources, std::shared_ptr<const Config> config) {
     PgPool pool(io, config->db, static_cast<size_t>(config->pool_size));
     Listener listener(io, config->db);
     JobRunner runner(io, pool, agent_http, mcp, twilio, metrics, [&config] {
-        return RunnerSettings{config->worker_name,       config->max_in_flight,    config->lease_seconds,
-                              config->agent_deadline_ms, config->poll_interval_ms, config->tick_interval_ms};
+        RunnerSettings s;
+        s.worker_name = config->worker_name;
+        s.max_in_flight = config->max_in_flight;
+        s.max_in_flight_per_agent = config->max_in_flight_per_agent;
+        s.lease_seconds = config->lease_seconds;
+        s.agent_deadline_ms = config->agent_deadline_ms;
+        s.poll_interval_ms = config->poll_interval_ms;
+        s.tick_interval_ms = config->tick_interval_ms;
+        return s;
     });
     TwilioRoutes twilio_routes(pool, metrics, current);
     Router router(io, pool, metrics, twilio_routes);

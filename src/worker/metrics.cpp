@@ -93,6 +93,10 @@ std::string render_prometheus(const Metrics &m) {
         out += "darkspere_jobs_total{kind=\"" + prometheus_label_value(key.first) + "\",outcome=\"" +
                prometheus_label_value(key.second) + "\"} " + std::to_string(n) + "\n";
 
+    header(out, "darkspere_ack_batch_fallbacks_total", "counter",
+           "Ack batches that failed with an SQL error and were acked one by one.");
+    out += "darkspere_ack_batch_fallbacks_total " + std::to_string(m.ack_batch_fallbacks) + "\n";
+
     gauge(out, "darkspere_agent_calls_in_flight", "Agent calls waiting for an answer.",
           m.agent_calls_in_flight);
     gauge(out, "darkspere_jobs_in_flight", "Claimed jobs not yet acknowledged.", m.jobs_in_flight);

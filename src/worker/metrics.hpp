@@ -40,6 +40,7 @@ struct Metrics {
     long jobs_in_flight = 0;
     long acks_pending = 0;
     long db_connections = 0;
+    unsigned long long ack_batch_fallbacks = 0;  // batches that failed and were acked one by one
     Histogram agent_call_seconds;
     Histogram twilio_send_seconds;
     Histogram webhook_seconds;

@@ -13,7 +13,11 @@ after(() => cluster.destroy());
 async function batchStats(worker) {
     const text = await (await fetch(`${worker.url}/metrics`, { signal: AbortSignal.timeout(5000) })).text();
     const value = (name) => Number((text.match(new RegExp(`^${name} (\\S+)$`, 'm')) || [])[1] ?? NaN);
-    return { batches: value('darkspere_ack_batch_size_count'), acks: value('darkspere_ack_batch_size_sum') };
+    return {
+        batches: value('darkspere_ack_batch_size_count'),
+        acks: value('darkspere_ack_batch_size_sum'),
+        fallbacks: value('darkspere_ack_batch_fallbacks_total'),
+    };
 }
 
 describe('ack batching', () => {
@@ -37,7 +41,8 @@ describe('ack batching', () => {
             { kind: 'agent_call', state: 'done', n: 60, attempts: 1 },
             { kind: 'sms_send', state: 'done', n: 60, attempts: 1 },
         ]);
-        const { batches, acks } = await batchStats(stack.worker);
+        const { batches, acks, fallbacks } = await batchStats(stack.worker);
+        assert.equal(fallbacks, 0, 'every batch statement succeeded (none fell back to one-by-one acks)');
         assert.ok(acks >= 2, `some acks went in batches (${acks} acks in ${batches} batch statements)`);
         assert.ok(batches < acks, `a batch holds more than one ack on average (${acks} acks in ${batches} batches)`);
     });

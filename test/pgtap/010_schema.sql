@@ -1,7 +1,7 @@
 -- 010_schema — the public SQL contract: every function with its exact argument types, the tables, volatility,
 -- and who may execute what (mutating functions are not executable by PUBLIC).
 BEGIN;
-SELECT plan(84);
+SELECT plan(87);
 
 SELECT has_schema('darkspere');
 SELECT has_extension('darkspere');
@@ -16,6 +16,7 @@ SELECT has_function('darkspere', 'receive_sms', ARRAY['text', 'text', 'text', 't
 SELECT has_function('darkspere', 'get_or_create_session', ARRAY['bigint', 'text', 'text']);
 SELECT has_function('darkspere', 'history', ARRAY['bigint', 'integer']);
 SELECT has_function('darkspere', 'claim_jobs', ARRAY['text', 'integer', 'interval']);
+SELECT has_function('darkspere', 'claim_jobs', ARRAY['text', 'integer', 'interval', 'bigint[]']);
 SELECT has_function('darkspere', 'complete_job', ARRAY['bigint', 'integer', 'jsonb']);
 SELECT has_function('darkspere', 'fail_job', ARRAY['bigint', 'integer', 'text', 'boolean']);
 SELECT has_function('darkspere', 'record_delivery_status', ARRAY['text', 'text', 'integer']);
@@ -42,7 +43,7 @@ SELECT function_returns('darkspere', 'tick', ARRAY[]::text[], 'jsonb');
 -- receive_sms's row has the contract's columns, in order.
 SELECT is((SELECT array_to_string(proargnames[8:12], ',') FROM pg_proc WHERE oid = 'darkspere.receive_sms'::regproc),
           'disposition,session_id,message_id,agent_id,reply', 'receive_sms returns (disposition, session_id, message_id, agent_id, reply)');
-SELECT is((SELECT array_to_string(proargnames[4:7], ',') FROM pg_proc WHERE oid = 'darkspere.claim_jobs'::regproc),
+SELECT is((SELECT array_to_string(proargnames[4:7], ',') FROM pg_proc WHERE oid = 'darkspere.claim_jobs(text,integer,interval)'::regprocedure),
           'job_id,attempt,kind,payload', 'claim_jobs returns (job_id, attempt, kind, payload)');
 SELECT is((SELECT array_to_string(proargnames[2:6], ',') FROM pg_proc WHERE oid = 'darkspere.usage'::regproc),
           'metric,used,included,overage,overage_cents', 'usage returns (metric, used, included, overage, overage_cents)');
@@ -55,6 +56,7 @@ SELECT volatility_is('darkspere', 'history', ARRAY['bigint', 'integer'], 'stable
 SELECT volatility_is('darkspere', 'usage', ARRAY['bigint'], 'stable');
 SELECT volatility_is('darkspere', 'receive_sms', ARRAY['text', 'text', 'text', 'text', 'text', 'integer', 'text'], 'volatile');
 SELECT volatility_is('darkspere', 'claim_jobs', ARRAY['text', 'integer', 'interval'], 'volatile');
+SELECT volatility_is('darkspere', 'claim_jobs', ARRAY['text', 'integer', 'interval', 'bigint[]'], 'volatile');
 SELECT volatility_is('darkspere', 'rate_limit', ARRAY['text', 'text', 'integer'], 'volatile');
 SELECT volatility_is('darkspere', 'tick', ARRAY[]::text[], 'volatile');
 
@@ -76,7 +78,8 @@ SELECT ok(NOT has_function_privilege('darkspere_pgtap_nobody', f, 'EXECUTE'), 'P
                     'darkspere.record_agent_result(bigint,boolean,integer)',
                     'darkspere.receive_sms(text,text,text,text,text,integer,text)',
                     'darkspere.get_or_create_session(bigint,text,text)', 'darkspere.history(bigint,integer)',
-                    'darkspere.claim_jobs(text,integer,interval)', 'darkspere.complete_job(bigint,integer,jsonb)',
+                    'darkspere.claim_jobs(text,integer,interval)',
+                    'darkspere.claim_jobs(text,integer,interval,bigint[])', 'darkspere.complete_job(bigint,integer,jsonb)',
                     'darkspere.fail_job(bigint,integer,text,boolean)', 'darkspere.record_delivery_status(text,text,integer)',
                     'darkspere.rate_limit(text,text,integer)', 'darkspere.usage(bigint)', 'darkspere.tick()',
                     'darkspere.requeue_dead_job(bigint)']) f;

@@ -41,7 +41,8 @@ TEST(WorkerConfig, DefaultsWhenNothingIsSet) {
     EXPECT_EQ(c.twilio_base, "https://api.twilio.com");
     EXPECT_EQ(c.stripe_base, "https://api.stripe.com");
     EXPECT_EQ(c.agent_deadline_ms, 10000);
-    EXPECT_EQ(c.max_in_flight, 2000);
+    EXPECT_EQ(c.max_in_flight, 2500);
+    EXPECT_EQ(c.max_in_flight_per_agent, 0);  // four fifths of max-in-flight, decided by the runner
     EXPECT_EQ(c.pool_size, 4);
     EXPECT_EQ(c.lease_seconds, 120);
     EXPECT_EQ(c.poll_interval_ms, 1000);
@@ -149,6 +150,19 @@ TEST(WorkerConfig, UnknownKeyInFileNamesTheLine) {
     } catch (const ConfigError &e) {
         EXPECT_NE(std::string(e.what()).find("/w.conf:3"), std::string::npos);
     }
+}
+
+TEST(WorkerConfig, OneAgentsShareCannotExceedAllSlots) {
+    EXPECT_EQ(load({"--max-in-flight", "100", "--max-in-flight-per-agent", "100"}).max_in_flight_per_agent,
+              100);
+    EXPECT_EQ(load({"--max-in-flight-per-agent", "40"}).max_in_flight_per_agent, 40);
+    try {
+        load({"--max-in-flight", "100", "--max-in-flight-per-agent", "101"});
+        ADD_FAILURE() << "a per-agent share above max-in-flight was accepted";
+    } catch (const ConfigError &e) {
+        EXPECT_NE(std::string(e.what()).find("max-in-flight-per-agent (101)"), std::string::npos) << e.what();
+    }
+    EXPECT_THROW(load({"--max-in-flight-per-agent", "0"}), ConfigError);
 }
 
 TEST(WorkerConfig, LeaseMustOutliveTheAgentDeadline) {

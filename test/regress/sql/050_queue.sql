@@ -216,6 +216,25 @@ SELECT darkspere.complete_job(:oj, :oa, '{"reply": "answer after STOP"}') AS com
 SELECT body, status, (SELECT count(*) FROM darkspere.jobs j WHERE j.message_id = m.message_id) AS jobs
   FROM darkspere.messages m WHERE body = 'answer after STOP';
 
+SELECT pg_temp.reset_queue();
+-- busy_agents: a worker whose slots are full of one agent's calls passes over that agent's agent_calls and
+-- still claims everything else; the passed-over jobs wait, untouched, for a claim that does not skip them.
+SELECT pg_temp.q('queue busy agents', '+15550500009', ARRAY['slow']) AS busy_acct \gset
+SELECT agent_id AS slow FROM darkspere.agents WHERE account_id = :busy_acct AND name = 'slow' \gset
+SELECT disposition, agent_id = :slow AS to_slow
+  FROM darkspere.receive_sms('AC050', '+15550500009', '+16660500090', 'for the slow agent', 'SM050-090');
+SELECT darkspere.set_agent_status(:slow, 'maintenance');
+SELECT count(*) FROM darkspere.register_agent(:busy_acct, 'fast', 'https://agent.example/fast', 'http', 100);
+SELECT disposition FROM darkspere.receive_sms('AC050', '+15550500009', '+16660500091', 'for the fast agent', 'SM050-091');
+SELECT darkspere.set_agent_status(:slow, 'active');
+SELECT c.kind, (SELECT name FROM darkspere.agents WHERE agent_id = (c.payload->>'agent_id')::bigint) AS agent,
+       c.payload->>'body' AS body
+  FROM darkspere.claim_jobs('w', 10, '1 minute', ARRAY[:slow]::bigint[]) c;
+SELECT state FROM darkspere.jobs j JOIN darkspere.messages m USING (message_id) WHERE m.message_sid = 'SM050-090';
+SELECT c.kind, c.payload->>'body' AS body FROM darkspere.claim_jobs('w', 10, '1 minute', '{}') c;
+SELECT pg_temp.try($$SELECT darkspere.claim_jobs('w', 1, '1 minute', ARRAY[1, NULL]::bigint[])$$) AS busy_agents_with_null;
+SELECT count(*) AS busy_agents_null_means_none FROM darkspere.claim_jobs('w', 1, '1 minute', NULL);
+
 -- Bad input.
 SELECT pg_temp.try($$SELECT darkspere.claim_jobs(NULL)$$) AS null_worker;
 SELECT pg_temp.try($$SELECT darkspere.claim_jobs('')$$) AS empty_worker;
