@@ -5,7 +5,7 @@
 //   node bench/e2e/run.mjs            (or bench/run-e2e.sh, which checks the build first)
 //
 // Environment: ROUNDS (3), MESSAGES per inbound round (3000), CONCURRENCY of webhook posts (32), TPCB_SECONDS (20),
-// SLOW_CALLS (2000), OUTBOUND jobs per dispatch round (3000), MAX_IN_FLIGHT (worker default 2000 when unset),
+// SLOW_CALLS (2000), OUTBOUND jobs per dispatch round (3000), MAX_IN_FLIGHT (worker default 2500 when unset),
 // PARTS (comma list of inbound,slow,outbound; default all).
 //
 // Parts:
