@@ -557,7 +557,10 @@ void JobRunner::retry_parked() {
     metrics_.acks_pending = 0;
     for (auto &a : batch) {
         ++acks_sending_;
-        send_ack(std::move(a));
+        if (a.opt_out || a.sql_errors > 0)
+            send_ack(std::move(a));  // alone: it needs a statement of its own, or failed in a batch before
+        else
+            queue_ack(std::move(a));
     }
 }
 
