@@ -97,6 +97,20 @@ static AccountLimits lock_account_limits(int64 account_id) {
     return limits;
 }
 
+// require_agent_slot — locks the account and raises 53400 when its plan has no room for one more agent that
+// is not disabled.
+static void require_agent_slot(int64 account_id) {
+    AccountLimits limits = lock_account_limits(account_id);
+    if (!limits.agents_unlimited && limits.agents >= limits.max_agents) {
+        ereport(ERROR,
+                (errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+                 errmsg("plan \"%s\" allows %lld agent(s); account %lld has %lld", limits.plan,
+                        static_cast<long long>(limits.max_agents), static_cast<long long>(account_id),
+                        static_cast<long long>(limits.agents)),
+                 errhint("Disable an agent with set_agent_status(agent_id, 'disabled'), or change plan.")));
+    }
+}
+
 static bool valid_endpoint(const char *endpoint) {
     return (strncmp(endpoint, "http://", 7) == 0 && endpoint[7] != '\0') ||
            (strncmp(endpoint, "https://", 8) == 0 && endpoint[8] != '\0');
@@ -213,15 +227,7 @@ DARKSPERE_FUNCTION(darkspere_register_agent) {
     InitMaterializedSRF(fcinfo, 0);
 
     SPI_connect();
-    AccountLimits limits = lock_account_limits(account_id);
-    if (!limits.agents_unlimited && limits.agents >= limits.max_agents) {
-        ereport(ERROR,
-                (errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-                 errmsg("plan \"%s\" allows %lld agent(s); account %lld has %lld", limits.plan,
-                        static_cast<long long>(limits.max_agents), static_cast<long long>(account_id),
-                        static_cast<long long>(limits.agents)),
-                 errhint("Disable an agent with set_agent_status(agent_id, 'disabled'), or change plan.")));
-    }
+    require_agent_slot(account_id);
     Datum name_args[2] = {Int64GetDatum(account_id), text_datum(name)};
     if (spi_run(kAgentNameTaken, name_args, nullptr, false, 1) > 0) {
         ereport(ERROR,
@@ -262,14 +268,7 @@ DARKSPERE_FUNCTION(darkspere_set_agent_status) {
     // Bringing a disabled agent back takes a plan slot again: checked under the same account lock that
     // register_agent takes, so two concurrent calls cannot both squeeze past the limit.
     if (was_disabled && strcmp(status, "disabled") != 0) {
-        AccountLimits limits = lock_account_limits(account_id);
-        if (!limits.agents_unlimited && limits.agents >= limits.max_agents) {
-            ereport(ERROR, (errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-                            errmsg("plan \"%s\" allows %lld agent(s); account %lld has %lld", limits.plan,
-                                   static_cast<long long>(limits.max_agents),
-                                   static_cast<long long>(account_id), static_cast<long long>(limits.agents)),
-                            errhint("Disable another agent first, or change plan.")));
-        }
+        require_agent_slot(account_id);
     }
     Datum args[2] = {Int64GetDatum(agent_id), text_datum(status)};
     spi_run(kSetAgentStatus, args, nullptr, false, 0);
