@@ -16,9 +16,9 @@ static Statement kInsertAccount = {
     nullptr};
 static Statement kAccountExists = {
     "SELECT 1 FROM darkspere.accounts WHERE account_id = $1", 1, {INT8OID}, nullptr};
-// Locks the account for the plan-limit check and returns the limits and current counts.
-// The lock is taken by its own statement so that the counts below are read by a later statement, whose
-// snapshot (READ COMMITTED) sees what the previous lock holder committed.
+// The plan-limit check: lock the account, then read its limits and current counts. The lock is taken by its
+// own statement so that the counts are read by a later statement, whose snapshot (READ COMMITTED) sees what
+// the previous lock holder committed.
 static Statement kLockAccount = {
     "SELECT 1 FROM darkspere.accounts WHERE account_id = $1 FOR UPDATE", 1, {INT8OID}, nullptr};
 static Statement kAccountLimits = {

@@ -66,10 +66,9 @@ void usage_add(int64 account_id, const char *metric, int64 amount) {
     spi_run(kAddUsage, args, nullptr, false, 0);
 }
 
-// Room left under a hard cap, one statement for all three metrics. `capped` is false when the plan has no
-// hard cap; a metric's `left` is only meaningful when its `limited` flag is set (NULL included = unlimited).
+// Room left under a hard cap, one statement for all three metrics (sms_in, sms_out, agent_messages). A metric
+// is limited only on a hard-capped plan with a finite allowance; `left` is meaningful only when it is.
 struct Room {
-    bool capped = false;
     bool limited[3] = {false, false, false};
     int64 left[3] = {0, 0, 0};
 };
@@ -78,9 +77,8 @@ static Room room(int64 account_id) {
     Room r;
     Datum args[1] = {Int64GetDatum(account_id)};
     if (spi_run(kRoom, args, nullptr, false, 1) == 0) {
-        return r;
+        return r;  // no hard cap
     }
-    r.capped = true;
     for (int i = 0; i < 3; i++) {
         r.limited[i] = !spi_is_null(0, i + 1);
         r.left[i] = r.limited[i] ? spi_int64(0, i + 1) : 0;
