@@ -1,4 +1,4 @@
-// src/worker/job_runner.hpp — claims jobs from darkspere.claim_jobs, runs them concurrently, acks them in batches.
+// src/worker/job_runner.hpp — claims jobs (darkspere.claim_jobs), runs them concurrently, acks in batches.
 //
 // Glossary (docs/queue-contract.md): a *job* is a queue row; an *attempt* is one lease of it; an *ack* is the
 // complete_job / fail_job call that reports the attempt's outcome, fenced by (job, attempt). An outcome that
