@@ -107,84 +107,82 @@ WebhookCheck verify_twilio_webhook(const Request &req, const std::string &public
     return check;
 }
 
-void TwilioRoutes::sms(Request &&req, Responder respond) {
+void TwilioRoutes::store_then_answer(const Request &req, Responder respond, const char *route,
+                                     const std::vector<const char *> &required, const char *sql,
+                                     const char *statement, MakeParams make_params, Answer answer) {
     auto started = std::chrono::steady_clock::now();
     auto config = config_();
     std::string request_id = new_request_id();
-    WebhookCheck check = verify_twilio_webhook(req, config->public_url, config->twilio_accounts,
-                                               {"AccountSid", "From", "To", "MessageSid"});
+    WebhookCheck check = verify_twilio_webhook(req, config->public_url, config->twilio_accounts, required);
     if (check.status != 200) {
-        log_warn("sms webhook refused",
+        log_warn(std::string(route) + " webhook refused",
                  {{"request_id", request_id}, {"status", check.status}, {"error", check.error}});
         respond(make_response(check.status, TEXT_TYPE, check.error + "\n"));
         return;
     }
-    auto field = [&check](const char *name) { return form_value(check.params, name).value_or(""); };
-    std::string num_media = field("NumMedia");
-    std::string message_sid = field("MessageSid");
-    PgParams params = {field("AccountSid"), field("To"), field("From"),
-                       field("Body"),       message_sid, num_media.empty() ? std::string("0") : num_media,
-                       request_id};
+    PgParams params = make_params(check, request_id);
     // The answer waits for the commit: Twilio does not redeliver, so 200 must mean "stored".
     pool_.query(
-        SQL_RECEIVE_SMS, std::move(params),
-        [this, respond = std::move(respond), request_id, message_sid, started](PgResult r) {
+        sql, std::move(params),
+        [this, respond = std::move(respond), answer = std::move(answer), check = std::move(check), request_id,
+         statement, started](PgResult r) {
             metrics_.webhook_seconds.observe(seconds_since(started));
             if (!r.ok) {
-                log_warn("receive_sms failed", {{"request_id", request_id},
-                                                {"message_sid", message_sid},
-                                                {"sqlstate", r.sqlstate},
-                                                {"error", r.error}});
+                log_warn(std::string(statement) + " failed",
+                         {{"request_id", request_id},
+                          {"message_sid", form_value(check.params, "MessageSid").value_or("")},
+                          {"sqlstate", r.sqlstate},
+                          {"error", r.error}});
                 respond(error_response(r));
                 return;
             }
+            respond(answer(r, check, request_id));
+        },
+        PgPriority::interactive);
+}
+
+void TwilioRoutes::sms(Request &&req, Responder respond) {
+    store_then_answer(
+        req, std::move(respond), "sms", {"AccountSid", "From", "To", "MessageSid"}, SQL_RECEIVE_SMS,
+        "receive_sms",
+        [](const WebhookCheck &check, const std::string &request_id) {
+            auto field = [&check](const char *name) { return form_value(check.params, name).value_or(""); };
+            std::string num_media = field("NumMedia");
+            return PgParams{field("AccountSid"), field("To"),
+                            field("From"),       field("Body"),
+                            field("MessageSid"), num_media.empty() ? std::string("0") : num_media,
+                            request_id};
+        },
+        [](const PgResult &r, const WebhookCheck &check, const std::string &request_id) {
             std::optional<std::string> reply = r.value(0, "reply");
             log_info("sms received", {{"request_id", request_id},
-                                      {"message_sid", message_sid},
+                                      {"message_sid", form_value(check.params, "MessageSid").value_or("")},
                                       {"disposition", r.value(0, "disposition").value_or("")},
                                       {"session_id", r.value(0, "session_id").value_or("")},
                                       {"message_id", r.value(0, "message_id").value_or("")},
                                       {"agent_id", r.value(0, "agent_id").value_or("")},
                                       {"inline_reply", reply.has_value()}});
-            respond(make_response(200, TWIML_TYPE, twiml_response(reply)));
-        },
-        PgPriority::interactive);
+            return make_response(200, TWIML_TYPE, twiml_response(reply));
+        });
 }
 
 void TwilioRoutes::status(Request &&req, Responder respond) {
-    auto started = std::chrono::steady_clock::now();
-    auto config = config_();
-    std::string request_id = new_request_id();
-    WebhookCheck check = verify_twilio_webhook(req, config->public_url, config->twilio_accounts,
-                                               {"AccountSid", "MessageSid", "MessageStatus"});
-    if (check.status != 200) {
-        log_warn("status webhook refused",
-                 {{"request_id", request_id}, {"status", check.status}, {"error", check.error}});
-        respond(make_response(check.status, TEXT_TYPE, check.error + "\n"));
-        return;
-    }
-    std::string message_sid = form_value(check.params, "MessageSid").value_or("");
-    std::string status = form_value(check.params, "MessageStatus").value_or("");
-    std::string error_code = form_value(check.params, "ErrorCode").value_or("");
-    PgParams params = {message_sid, status,
-                       error_code.empty() ? std::nullopt : std::optional<std::string>(error_code)};
-    pool_.query(
-        SQL_DELIVERY_STATUS, std::move(params),
-        [this, respond = std::move(respond), request_id, message_sid, status, started](PgResult r) {
-            metrics_.webhook_seconds.observe(seconds_since(started));
-            if (!r.ok) {
-                log_warn("record_delivery_status failed", {{"request_id", request_id},
-                                                           {"message_sid", message_sid},
-                                                           {"sqlstate", r.sqlstate},
-                                                           {"error", r.error}});
-                respond(error_response(r));
-                return;
-            }
-            log_info("delivery status",
-                     {{"request_id", request_id}, {"message_sid", message_sid}, {"message_status", status}});
-            respond(make_response(200, TWIML_TYPE, twiml_response(std::nullopt)));
+    store_then_answer(
+        req, std::move(respond), "status", {"AccountSid", "MessageSid", "MessageStatus"}, SQL_DELIVERY_STATUS,
+        "record_delivery_status",
+        [](const WebhookCheck &check, const std::string &) {
+            std::string error_code = form_value(check.params, "ErrorCode").value_or("");
+            return PgParams{form_value(check.params, "MessageSid").value_or(""),
+                            form_value(check.params, "MessageStatus").value_or(""),
+                            error_code.empty() ? std::nullopt : std::optional<std::string>(error_code)};
         },
-        PgPriority::interactive);
+        [](const PgResult &, const WebhookCheck &check, const std::string &request_id) {
+            log_info("delivery status",
+                     {{"request_id", request_id},
+                      {"message_sid", form_value(check.params, "MessageSid").value_or("")},
+                      {"message_status", form_value(check.params, "MessageStatus").value_or("")}});
+            return make_response(200, TWIML_TYPE, twiml_response(std::nullopt));
+        });
 }
 
 }  // namespace darkspere::worker

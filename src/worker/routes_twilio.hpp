@@ -49,6 +49,16 @@ class TwilioRoutes {
     void status(Request &&req, Responder respond);
 
   private:
+    // The shape both webhooks share: verify (refusals answered and logged under `route`), run `sql` on the
+    // pool's webhook line with the params made from the verified form, time the webhook, answer a failed
+    // statement (logged as `statement` failed) with its HTTP status, and hand a stored result to `answer`.
+    using MakeParams = std::function<PgParams(const WebhookCheck &check, const std::string &request_id)>;
+    using Answer =
+        std::function<Response(const PgResult &r, const WebhookCheck &check, const std::string &request_id)>;
+    void store_then_answer(const Request &req, Responder respond, const char *route,
+                           const std::vector<const char *> &required, const char *sql, const char *statement,
+                           MakeParams make_params, Answer answer);
+
     PgPool &pool_;
     Metrics &metrics_;
     std::function<std::shared_ptr<const Config>()> config_;
