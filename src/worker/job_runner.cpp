@@ -17,11 +17,9 @@ namespace {
 // The one place that knows the queue statements (docs/queue-contract.md).
 const char *const SQL_CLAIM =
     "SELECT job_id, attempt, kind, payload FROM darkspere.claim_jobs($1, $2, $3, $4::bigint[])";
-const char *const SQL_COMPLETE = "SELECT darkspere.complete_job($1, $2, $3)";
-const char *const SQL_FAIL = "SELECT darkspere.fail_job($1, $2, $3, $4)";
-// Many acks in one statement (one transaction): rows are (job, attempt, complete, result, error, retryable)
-// in job order, so that two workers' batches take job row locks in the same order. Each row returns whether
-// its (job, attempt) still held the lease, exactly as the single-ack functions do.
+// Acks, one or many per statement (one transaction): rows are (job, attempt, complete, result, error,
+// retryable) in job order, so that two workers' batches take job row locks in the same order. Each row calls
+// complete_job / fail_job and returns whether its (job, attempt) still held the lease.
 const char *const SQL_ACK_BATCH =
     "SELECT a.ord, CASE WHEN a.complete THEN darkspere.complete_job(a.job_id, a.attempt, a.result)"
     "                   ELSE darkspere.fail_job(a.job_id, a.attempt, a.error, a.retryable) END AS accepted"
@@ -314,7 +312,7 @@ void JobRunner::run_agent_call(ClaimedJob job) {
         a.complete = true;
         nlohmann::json result = {{"latency_ms", latency_ms}};
         result["reply"] = outcome.reply ? nlohmann::json(*outcome.reply) : nlohmann::json(nullptr);
-        a.result = result.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+        a.result = std::move(result);
         a.outcome = "completed";
         job_finished(std::move(a));
     };
@@ -351,7 +349,7 @@ void JobRunner::run_sms_send(ClaimedJob job) {
                 a.kind = job.kind;
                 a.request_id = job.request_id;
                 a.complete = true;
-                a.result = outcome.result.dump();
+                a.result = outcome.result;
                 a.outcome = "completed";
                 job_finished(std::move(a));
                 return;
@@ -388,6 +386,23 @@ void JobRunner::job_finished(Ack ack) {
     });
 }
 
+// ack_rows — the JSON parameter of SQL_ACK_BATCH.
+std::string JobRunner::ack_rows(const std::vector<Ack> &acks) {
+    nlohmann::json rows = nlohmann::json::array();
+    for (const Ack &a : acks) {
+        nlohmann::json row = {{"job_id", a.job_id}, {"attempt", a.attempt}, {"complete", a.complete}};
+        if (a.complete) {
+            row["result"] = a.result;
+        } else {
+            row["error"] = a.error;
+            row["retryable"] = a.retryable;
+        }
+        rows.push_back(std::move(row));
+    }
+    // Invalid UTF-8 from an agent or provider is replaced, never a reason to lose the ack.
+    return rows.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
 void JobRunner::queue_ack(Ack ack) {
     ack_queue_.push_back(std::move(ack));
     if (!ack_batch_running_)
@@ -409,26 +424,12 @@ void JobRunner::flush_acks() {
     std::sort(batch.begin(), batch.end(), [](const Ack &a, const Ack &b) {
         return a.job_id.size() != b.job_id.size() ? a.job_id.size() < b.job_id.size() : a.job_id < b.job_id;
     });
-    nlohmann::json rows = nlohmann::json::array();
-    for (const Ack &a : batch) {
-        nlohmann::json row = {{"job_id", a.job_id}, {"attempt", a.attempt}, {"complete", a.complete}};
-        if (a.complete) {
-            row["result"] = nlohmann::json::parse(a.result, nullptr, false);
-            if (row["result"].is_discarded())
-                row["result"] = nlohmann::json::object();
-        } else {
-            row["error"] = a.error;
-            row["retryable"] = a.retryable;
-        }
-        rows.push_back(std::move(row));
-    }
     ack_batch_running_ = true;
-    pool_.query(SQL_ACK_BATCH, {rows.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)},
-                [this, batch = std::move(batch)](PgResult r) mutable {
-                    ack_batch_running_ = false;
-                    ack_batch_done(std::move(batch), std::move(r));
-                    flush_acks();
-                });
+    pool_.query(SQL_ACK_BATCH, {ack_rows(batch)}, [this, batch = std::move(batch)](PgResult r) mutable {
+        ack_batch_running_ = false;
+        ack_batch_done(std::move(batch), std::move(r));
+        flush_acks();
+    });
 }
 
 void JobRunner::ack_batch_done(std::vector<Ack> batch, PgResult r) {
@@ -487,30 +488,24 @@ void JobRunner::send_ack(Ack ack) {
         });
         return;
     }
-    PgParams params = {ack.job_id, ack.attempt};
-    if (ack.complete) {
-        params.push_back(ack.result);
-    } else {
-        params.push_back(ack.error);
-        params.push_back(std::string(ack.retryable ? "true" : "false"));
-    }
-    pool_.query(ack.complete ? SQL_COMPLETE : SQL_FAIL, params,
-                [this, ack = std::move(ack)](PgResult r) mutable {
-                    if (!r.ok) {
-                        if (!r.unavailable)
-                            ++ack.sql_errors;
-                        log_warn("ack failed; will retry", {{"request_id", ack.request_id},
-                                                            {"job_id", ack.job_id},
-                                                            {"attempt", ack.attempt},
-                                                            {"sqlstate", r.sqlstate},
-                                                            {"error", r.error}});
-                        park(std::move(ack));
-                        return;
-                    }
-                    --acks_sending_;
-                    ack_accepted(ack, r.value(0, r.columns.empty() ? "" : r.columns[0]).value_or("f") == "t");
-                    check_drained();
-                });
+    // A statement of its own: an SQL error here concerns this ack only.
+    std::string rows = ack_rows({ack});
+    pool_.query(SQL_ACK_BATCH, {std::move(rows)}, [this, ack = std::move(ack)](PgResult r) mutable {
+        if (!r.ok) {
+            if (!r.unavailable)
+                ++ack.sql_errors;
+            log_warn("ack failed; will retry", {{"request_id", ack.request_id},
+                                                {"job_id", ack.job_id},
+                                                {"attempt", ack.attempt},
+                                                {"sqlstate", r.sqlstate},
+                                                {"error", r.error}});
+            park(std::move(ack));
+            return;
+        }
+        --acks_sending_;
+        ack_accepted(ack, r.value(0, "accepted").value_or("f") == "t");
+        check_drained();
+    });
 }
 
 void JobRunner::park(Ack ack) {

@@ -84,8 +84,8 @@ class JobRunner {
     struct Ack {
         std::string job_id, attempt, kind, request_id;
         bool complete = false;
-        std::string result;  // complete: JSON text
-        std::string error;   // fail: reason
+        nlohmann::json result;  // complete: the job's result object
+        std::string error;      // fail: reason
         bool retryable = false;
         std::optional<std::pair<std::string, std::string>>
             opt_out;          // record_provider_opt_out(from, to) first
@@ -101,6 +101,7 @@ class JobRunner {
     void job_finished(Ack ack);
     void send_ack(Ack ack);
     void queue_ack(Ack ack);
+    static std::string ack_rows(const std::vector<Ack> &acks);
     void flush_acks();
     void ack_batch_done(std::vector<Ack> batch, PgResult r);
     void ack_accepted(const Ack &ack, bool accepted);
