@@ -459,11 +459,13 @@ DARKSPERE_FUNCTION(darkspere_claim_jobs) {
     }
     Interval *lease = PG_GETARG_INTERVAL_P(2);
     // busy_agents (the 4-argument form): NULL and '{}' both mean "none".
-    Datum busy_agents = PG_NARGS() > 3 && !PG_ARGISNULL(3) ? PG_GETARG_DATUM(3)
-                                                           : PointerGetDatum(construct_empty_array(INT8OID));
-    if (PG_NARGS() > 3 && !PG_ARGISNULL(3) && array_contains_nulls(PG_GETARG_ARRAYTYPE_P(3))) {
-        ereport(ERROR,
-                (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("busy_agents must not contain NULL")));
+    Datum busy_agents = PointerGetDatum(construct_empty_array(INT8OID));
+    if (PG_NARGS() > 3 && !PG_ARGISNULL(3)) {
+        if (array_contains_nulls(PG_GETARG_ARRAYTYPE_P(3))) {
+            ereport(ERROR,
+                    (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("busy_agents must not contain NULL")));
+        }
+        busy_agents = PG_GETARG_DATUM(3);
     }
     require_non_empty(worker, "worker");
     if (max_jobs < 0 || max_jobs > 10000) {

@@ -103,7 +103,8 @@ class PgConnection : public std::enable_shared_from_this<PgConnection> {
 };
 
 // Which line a query waits in. Interactive queries (a webhook waiting for its answer) go before background
-// ones (claims, acks, ticks) and one connection is kept for them, so a busy queue never slows a webhook.
+// ones (claims, acks, ticks), and background work never holds the last free connection, so a webhook does not
+// queue behind a backlog of background statements.
 enum class PgPriority { interactive, background };
 
 class PgPool {
