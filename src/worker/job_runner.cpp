@@ -425,7 +425,9 @@ void JobRunner::flush_acks() {
         return a.job_id.size() != b.job_id.size() ? a.job_id.size() < b.job_id.size() : a.job_id < b.job_id;
     });
     ack_batch_running_ = true;
-    pool_.query(SQL_ACK_BATCH, {ack_rows(batch)}, [this, batch = std::move(batch)](PgResult r) mutable {
+    // Built before the call: the callback below takes `batch` by move, and argument order is unspecified.
+    std::string rows = ack_rows(batch);
+    pool_.query(SQL_ACK_BATCH, {std::move(rows)}, [this, batch = std::move(batch)](PgResult r) mutable {
         ack_batch_running_ = false;
         ack_batch_done(std::move(batch), std::move(r));
         flush_acks();
@@ -449,8 +451,9 @@ void JobRunner::ack_batch_done(std::vector<Ack> batch, PgResult r) {
     // An SQL error (a deadlock with another worker's batch, one ack the database refuses) rolled the whole
     // batch back: each ack goes again on its own, so one bad ack cannot hold the others hostage.
     ++metrics_.ack_batch_fallbacks;
+    std::string error = r.ok ? "the batch returned " + std::to_string(r.rows.size()) + " rows" : r.error;
     log_warn("ack batch failed; acking one by one",
-             {{"acks", batch.size()}, {"sqlstate", r.sqlstate}, {"error", r.error}});
+             {{"acks", batch.size()}, {"sqlstate", r.sqlstate}, {"error", error}});
     for (Ack &a : batch)
         send_ack(std::move(a));
 }
