@@ -33,11 +33,12 @@ const run = promisify(execFile);
 const env = process.env;
 const ROUNDS = Number(env.ROUNDS || 3);
 const MESSAGES = Number(env.MESSAGES || 3000);
-const CONCURRENCY = Number(env.CONCURRENCY || 32);
+const CONCURRENCY = Number(env.CONCURRENCY || 200);
 const TPCB_SECONDS = Number(env.TPCB_SECONDS || 20);
 const SLOW_CALLS = Number(env.SLOW_CALLS || 2000);
 const OUTBOUND = Number(env.OUTBOUND || 3000);
 const PARTS = new Set((env.PARTS || 'inbound,slow,outbound').split(','));
+const PG_STATS = env.PG_STATS === '1'; // profile: print the statements PostgreSQL spent its time on
 const WAIT_MS = 180000; // upper bound on any wait for replies
 
 const SID = 'AC0be0c0000000000000000000000000001';
@@ -71,8 +72,11 @@ function procStatus(pid) {
     return { hwmMiB: kb('VmHWM') / 1024, rssMiB: kb('VmRSS') / 1024 };
 }
 
-// post n webhooks with at most `concurrency` in flight; returns per-message send times and statuses.
-async function postWebhooks(worker, authToken, msgs, concurrency) {
+// postWebhooks posts msgs[i] as signed webhooks from `lanes` concurrent conversations: a lane posts a webhook,
+// and when `awaitReply(i)` is given, waits for that message's reply at the stand-in before its next one (a closed
+// loop, like people who text and wait for the answer, so the measured rate is one the platform sustains rather
+// than a burst it queues). Returns per-message send times and the webhook answer statuses and times.
+async function postWebhooks(worker, authToken, msgs, lanes, awaitReply = null) {
     const sentAt = new Array(msgs.length);
     const statuses = {};
     const respMs = [];
@@ -84,6 +88,7 @@ async function postWebhooks(worker, authToken, msgs, concurrency) {
             if (i >= msgs.length) return;
             const { from, to, body } = msgs[i];
             const params = inboundParams({ accountSid: SID, from, to, body });
+            const replied = awaitReply ? awaitReply(i) : null;
             sentAt[i] = Date.now();
             let status;
             try {
@@ -93,10 +98,37 @@ async function postWebhooks(worker, authToken, msgs, concurrency) {
             }
             respMs.push(Date.now() - sentAt[i]);
             statuses[status] = (statuses[status] || 0) + 1;
+            if (replied) await replied;
         }
     }
-    await Promise.all(Array.from({ length: concurrency }, lane));
+    await Promise.all(Array.from({ length: lanes }, lane));
     return { sentAt, statuses, respMs };
+}
+
+// replyWaiter returns awaitReply(i) for postWebhooks: a promise settled when the stand-in accepts the reply to
+// message i of round `tag` (the echo agent repeats the unique body), rejected after timeoutMs; and stop().
+function replyWaiter(api, tag, timeoutMs) {
+    const waiting = new Map();
+    const pattern = new RegExp(`bench ${tag} ([0-9]+) \\[history`);
+    const onMessage = (m) => {
+        const match = pattern.exec(m.body);
+        const w = match && waiting.get(Number(match[1]));
+        if (w) {
+            waiting.delete(Number(match[1]));
+            w();
+        }
+    };
+    api.events.on('message', onMessage);
+    return {
+        awaitReply: (i) => new Promise((resolve, reject) => {
+            const timer = setTimeout(() => reject(new Error(`no reply to message ${i} of round ${tag}`)), timeoutMs);
+            waiting.set(i, () => {
+                clearTimeout(timer);
+                resolve();
+            });
+        }),
+        stop: () => api.events.off('message', onMessage),
+    };
 }
 
 // waitCount resolves when count() ≥ n, or throws after timeoutMs.
@@ -117,10 +149,36 @@ async function pgbench(cluster, dbName, args) {
     return stdout;
 }
 
+// enableStatementStats loads pg_stat_statements with nested statements counted (those the extension runs through
+// SPI), for PG_STATS=1 runs; it costs some throughput, so figures from such runs are for reading, not reporting.
+async function enableStatementStats(cluster) {
+    for (const setting of [`shared_preload_libraries = 'pg_stat_statements'`, `pg_stat_statements.track = 'all'`]) {
+        const admin = cluster.db(); // the second setting exists only once the library is loaded: restart between
+        try {
+            await admin.query(`ALTER SYSTEM SET ${setting}`);
+        } finally {
+            await admin.end();
+        }
+        await cluster.restart();
+    }
+}
+
+async function printStatementStats(db) {
+    const rows = await db.query(`SELECT calls, round(total_exec_time)::bigint AS ms,
+            round((100 * total_exec_time / sum(total_exec_time) OVER ())::numeric, 1) AS pct,
+            regexp_replace(left(query, 110), '\\s+', ' ', 'g') AS query
+        FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+        ORDER BY total_exec_time DESC LIMIT 30`);
+    log('== pg_stat_statements (nested statements included; top-level function calls include their nested time)');
+    for (const r of rows) log(`  ${String(r.calls).padStart(8)} calls ${String(r.ms).padStart(7)} ms ${String(r.pct).padStart(5)} %  ${r.query}`);
+}
+
 async function main() {
     log(`== ${hardware()}`);
     const cluster = await startCluster();
+    if (PG_STATS) await enableStatementStats(cluster);
     const { name: dbName, db } = await cluster.createDatabase('bench');
+    if (PG_STATS) await db.query('CREATE EXTENSION pg_stat_statements');
     const authToken = randomHex(32);
     const api = await startTwilioApi({ accounts: { [SID]: authToken } });
     const fast = await startHttpAgent({ name: 'fast', mode: 'echo' });
@@ -179,12 +237,15 @@ async function main() {
                 const tag = `r${round}`;
                 const msgs = Array.from({ length: MESSAGES }, (_, i) => ({ from: phone(20000, i % phones), to: FAST_NUMBER, body: `bench ${tag} ${i}` }));
                 base = api.messages.length;
+                if (PG_STATS) await db.query('SELECT pg_stat_statements_reset()');
+                const replies = replyWaiter(api, tag, WAIT_MS);
                 const t0 = Date.now();
-                const sent = await postWebhooks(worker, authToken, msgs, CONCURRENCY);
+                const sent = await postWebhooks(worker, authToken, msgs, CONCURRENCY, replies.awaitReply);
+                replies.stop();
                 const tPosted = Date.now();
                 await waitCount(() => api.messages.length - base, MESSAGES, WAIT_MS, `round ${round} replies`);
-                const replies = api.messages.slice(base);
-                const recv = replies.map((m) => Date.parse(m.received_at)).sort((a, b) => a - b);
+                const answered = api.messages.slice(base);
+                const recv = answered.map((m) => Date.parse(m.received_at)).sort((a, b) => a - b);
                 const tEnd = recv[recv.length - 1];
                 const overall = MESSAGES / ((tEnd - t0) / 1000);
                 const lo = recv[Math.floor(0.1 * MESSAGES)];
@@ -200,7 +261,7 @@ async function main() {
                 const latClient = [];
                 const latDb = [];
                 const agentMs = [];
-                for (const m of replies) {
+                for (const m of answered) {
                     const match = / ([0-9]+) \[history/.exec(m.body);
                     const r = match && byIndex.get(Number(match[1]));
                     if (!r) continue;
@@ -229,6 +290,7 @@ async function main() {
                 + ` overall ${f1(median(I.map((r) => r.overall)))} replies/s, ratio sustained/tpcb ${median(I.map((r) => r.ratio)).toFixed(3)} (target >= 0.5),`
                 + ` platform latency p50 ${median(I.map((r) => r.p50))} ms p99 ${median(I.map((r) => r.p99))} ms`
                 + ` (db-clock p50 ${median(I.map((r) => r.dbP50)).toFixed(1)} p99 ${median(I.map((r) => r.dbP99)).toFixed(1)})`);
+            if (PG_STATS) await printStatementStats(db); // the last round's inbound part
         }
 
         if (PARTS.has('slow')) {

@@ -143,7 +143,7 @@ const KeyDef KEYS[] = {
      }},
     {"worker-name", "NAME", "lease owner name in the job queue (default hostname:pid)",
      [](Config &c, const std::string &, const std::string &v) { c.worker_name = trim(v); }},
-    {"pool-size", "N", "query connections to PostgreSQL (default 4)",
+    {"pool-size", "N", "query connections to PostgreSQL (default 8)",
      [](Config &c, const std::string &k, const std::string &v) {
          c.pool_size = parse_long(k, v, POOL_SIZE_MIN, POOL_SIZE_MAX);
      }},

@@ -35,7 +35,7 @@ constexpr long MAX_IN_FLIGHT_MAX = 100000;
 constexpr long MAX_CONNECTIONS_DEFAULT = 1024;
 
 // Query connections to PostgreSQL besides the LISTEN connection.
-constexpr long POOL_SIZE_DEFAULT = 4;
+constexpr long POOL_SIZE_DEFAULT = 8;
 constexpr long POOL_SIZE_MIN = 1;
 constexpr long POOL_SIZE_MAX = 64;
 

@@ -404,11 +404,16 @@ void PgPool::query(std::string sql, PgParams params, PgCallback on_done, PgPrior
 
 void PgPool::dispatch() {
     for (auto &c : connections_) {
-        if (interactive_.empty() && (background_.empty() || background_running_ >= background_limit()))
+        bool background_may_run = !background_.empty() && background_running_ < background_limit();
+        if (interactive_.empty() && !background_may_run)
             return;
         if (c->state() != PgConnection::State::idle)
             continue;
-        if (!interactive_.empty()) {
+        // Webhooks go first, except that waiting background work always gets one connection: under a flood of
+        // webhooks the claims and acks that turn accepted messages into replies would otherwise starve, and
+        // the backlog (and every reply's latency) would grow for as long as the flood lasts.
+        bool background_starved = background_may_run && background_running_ == 0;
+        if (!interactive_.empty() && !background_starved) {
             Pending p = std::move(interactive_.front());
             interactive_.pop_front();
             c->query(p.sql, p.params, std::move(p.on_done));

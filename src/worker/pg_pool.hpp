@@ -104,7 +104,8 @@ class PgConnection : public std::enable_shared_from_this<PgConnection> {
 
 // Which line a query waits in. Interactive queries (a webhook waiting for its answer) go before background
 // ones (claims, acks, ticks), and background work never holds the last free connection, so a webhook does not
-// queue behind a backlog of background statements.
+// queue behind a backlog of background statements. Background work that waits is always given one connection,
+// so a flood of webhooks cannot stop replies from going out.
 enum class PgPriority { interactive, background };
 
 class PgPool {

@@ -43,7 +43,7 @@ TEST(WorkerConfig, DefaultsWhenNothingIsSet) {
     EXPECT_EQ(c.agent_deadline_ms, 10000);
     EXPECT_EQ(c.max_in_flight, 2500);
     EXPECT_EQ(c.max_in_flight_per_agent, 0);  // four fifths of max-in-flight, decided by the runner
-    EXPECT_EQ(c.pool_size, 4);
+    EXPECT_EQ(c.pool_size, 8);
     EXPECT_EQ(c.lease_seconds, 120);
     EXPECT_EQ(c.poll_interval_ms, 1000);
     EXPECT_EQ(c.tick_interval_ms, 1000);

@@ -92,3 +92,38 @@ export function parseCliArgs(argv) {
     }
     return out;
 }
+
+// readBody collects a request body up to `limit` bytes; rejects (status 413) past it. The peers read bodies
+// themselves instead of through a framework: they sit on the benchmark's CPU budget, so the hot paths stay lean.
+export function readBody(req, limit = 1 << 20) {
+    return new Promise((resolve, reject) => {
+        const chunks = [];
+        let size = 0;
+        req.on('data', (chunk) => {
+            size += chunk.length;
+            if (size > limit) {
+                const err = new Error(`request body over ${limit} bytes`);
+                err.status = 413;
+                req.destroy();
+                reject(err);
+                return;
+            }
+            chunks.push(chunk);
+        });
+        req.on('end', () => resolve(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks)));
+        req.on('error', reject);
+    });
+}
+
+// sendJson answers with a JSON body and an exact Content-Length.
+export function sendJson(res, status, value) {
+    const body = JSON.stringify(value);
+    res.writeHead(status, { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': Buffer.byteLength(body) });
+    res.end(body);
+}
+
+// pathOf returns the path of a request URL without its query string.
+export function pathOf(req) {
+    const q = req.url.indexOf('?');
+    return q < 0 ? req.url : req.url.slice(0, q);
+}

@@ -14,8 +14,7 @@
 // CLI: node http-agent.mjs --port 0 [--mode echo] [--delay-ms 0] [--name agent]
 import { createServer } from 'node:http';
 import { pathToFileURL } from 'node:url';
-import express from 'express';
-import { closeServer, listen, parseCliArgs, sleep } from '../lib/net.mjs';
+import { closeServer, listen, parseCliArgs, pathOf, readBody, sendJson, sleep } from '../lib/net.mjs';
 import { echoReply } from './echo.mjs';
 
 export const HTTP_AGENT_MODES = ['echo', 'slow', 'error500', 'timeout', 'malformed', 'bad-reply', 'empty'];
@@ -31,21 +30,24 @@ export async function startHttpAgent({ port = 0, mode = 'echo', delayMs = 0, nam
     let answered = 0;
     const stopping = new AbortController(); // ends slow sleeps when the agent closes
 
-    const app = express();
-    app.disable('x-powered-by');
-    app.get('/_requests', (req, res) => res.json(requests));
-    app.post('/_mode', express.json(), (req, res) => {
-        handle.setMode(req.body.mode, { delayMs: req.body.delay_ms });
-        res.json(state);
-    });
+    // parseJson reads a JSON body; a body that is not JSON is answered 400 here and yields undefined.
+    async function parseJson(req, res) {
+        let raw;
+        try {
+            raw = await readBody(req);
+            return raw.length ? JSON.parse(raw.toString('utf8')) : {};
+        } catch (err) {
+            sendJson(res, err.status || 400, { error: err.status ? err.message : 'body is not JSON' });
+            return undefined;
+        }
+    }
 
-    app.post(/.*/, express.json({ type: () => true, limit: '1mb' }), async (req, res) => {
-        const body = req.body && typeof req.body === 'object' ? req.body : {};
+    async function answerTurn(req, res, body) {
         const record = {
-            path: req.path,
-            content_type: req.get('content-type') || null,
-            idempotency_key: req.get('idempotency-key') || null,
-            authorization: req.get('authorization') || null,
+            path: pathOf(req),
+            content_type: req.headers['content-type'] || null,
+            idempotency_key: req.headers['idempotency-key'] || null,
+            authorization: req.headers.authorization || null,
             request_id: body.request_id,
             session_id: body.session_id,
             from: body.from,
@@ -61,14 +63,15 @@ export async function startHttpAgent({ port = 0, mode = 'echo', delayMs = 0, nam
         case 'timeout':
             return; // hold the request open; closeServer drops it
         case 'error500':
-            return res.status(500).json({ error: 'agent exploded' });
+            return sendJson(res, 500, { error: 'agent exploded' });
         case 'malformed':
-            return res.status(200).type('application/json').send('{"reply": "unterminated');
+            res.writeHead(200, { 'Content-Type': 'application/json' });
+            return res.end('{"reply": "unterminated');
         case 'bad-reply':
-            return res.status(200).json({ reply: 42 });
+            return sendJson(res, 200, { reply: 42 });
         case 'empty':
             answered += 1;
-            return res.status(200).json({ reply: '' });
+            return sendJson(res, 200, { reply: '' });
         case 'slow':
             try {
                 await sleep(state.delayMs, undefined, { signal: stopping.signal });
@@ -81,10 +84,32 @@ export async function startHttpAgent({ port = 0, mode = 'echo', delayMs = 0, nam
         }
         if (res.destroyed || res.writableEnded) return;
         answered += 1;
-        res.status(200).json({ reply: echoReply(name, body) });
-    });
+        sendJson(res, 200, { reply: echoReply(name, body) });
+    }
 
-    const server = createServer(app);
+    // Routes: GET /_requests, POST /_mode {"mode", "delay_ms"}, and a turn on any other POST.
+    async function route(req, res) {
+        const path = pathOf(req);
+        if (req.method === 'GET' && path === '/_requests') return sendJson(res, 200, requests);
+        if (req.method !== 'POST') return sendJson(res, 404, { error: `no route ${req.method} ${path}` });
+        const body = await parseJson(req, res);
+        if (body === undefined) return undefined;
+        if (path === '/_mode') {
+            try {
+                handle.setMode(body.mode, { delayMs: body.delay_ms });
+            } catch (err) {
+                return sendJson(res, 400, { error: err.message });
+            }
+            return sendJson(res, 200, state);
+        }
+        return answerTurn(req, res, body && typeof body === 'object' ? body : {});
+    }
+
+    const server = createServer((req, res) => {
+        route(req, res).catch((err) => {
+            if (!res.headersSent) sendJson(res, 500, { error: err.message });
+        });
+    });
     const boundPort = await listen(server, port);
     const handle = {
         name,

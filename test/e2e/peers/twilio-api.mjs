@@ -13,13 +13,14 @@
 import { EventEmitter } from 'node:events';
 import { createServer } from 'node:http';
 import { pathToFileURL } from 'node:url';
-import express from 'express';
 import twilio from 'twilio';
-import { closeServer, listen, parseCliArgs, randomHex, sleep } from '../lib/net.mjs';
+import { closeServer, listen, parseCliArgs, pathOf, randomHex, readBody, sendJson, sleep } from '../lib/net.mjs';
 
 const API_VERSION = '2010-04-01';
 const MAX_BODY_CHARS = 1600;
 const E164 = /^\+[1-9]\d{1,14}$/;
+const MESSAGES_PATH = new RegExp(`^/${API_VERSION}/Accounts/([^/]+)/Messages\\.json$`);
+const MESSAGE_PATH = new RegExp(`^/${API_VERSION}/Accounts/([^/]+)/Messages/([^/]+)\\.json$`);
 
 // Twilio error bodies of the 2010 API: {code, message, more_info, status}.
 const ERRORS = {
@@ -124,38 +125,15 @@ export async function startTwilioApi({
         ? { statuses: ['sent', 'delivered'], delayMs: 20, ...(statusCallbacks === true ? {} : statusCallbacks) }
         : null;
 
-    const app = express();
-    app.disable('x-powered-by');
-    app.set('etag', false);
-
-    // Control endpoints for tests (JSON).
-    app.get('/_messages', (req, res) => res.json(messages));
-    app.delete('/_messages', (req, res) => {
-        messages.length = 0;
-        res.status(204).end();
-    });
-    app.get('/_requests', (req, res) => res.json(requests));
-    app.get('/_callbacks', (req, res) => res.json(callbacks));
-    app.post('/_fail', express.json(), (req, res) => {
-        handle.fail(req.body || {});
-        res.status(201).json(failures);
-    });
-    app.delete('/_fail', (req, res) => {
-        failures = [];
-        res.status(204).end();
-    });
-
-    // The API itself. Bodies are read raw so the content type is checked, not assumed.
-    const api = express.Router({ caseSensitive: true, strict: true });
-    api.use(express.raw({ type: () => true, limit: '1mb' }));
-
-    api.all(`/${API_VERSION}/Accounts/:accountSid/Messages.json`, async (req, res) => {
+    // The API: POST (send) and GET (list) on …/Messages.json, GET one message on …/Messages/{Sid}.json.
+    async function messagesApi(req, res, accountSid, path) {
+        const raw = await readBody(req);
         const record = {
             method: req.method,
-            path: req.path,
-            content_type: req.get('content-type') || null,
-            authorization: req.get('authorization') ? 'Basic ***' : null,
-            body: req.body?.length ? req.body.toString('utf8') : '',
+            path,
+            content_type: req.headers['content-type'] || null,
+            authorization: req.headers.authorization ? 'Basic ***' : null,
+            body: raw.length ? raw.toString('utf8') : '',
             received_at: new Date().toISOString(),
             outcome: null,
         };
@@ -163,26 +141,22 @@ export async function startTwilioApi({
         events.emit('request', record);
         const reply = (status, body) => {
             record.outcome = status;
-            res.status(status).json(body);
+            sendJson(res, status, body);
         };
         const error = (code, status) => {
             const e = twilioError(code, status);
-            log(`twilio-api: ${req.method} ${req.path} → ${e.status} ${code}`);
+            log(`twilio-api: ${req.method} ${path} → ${e.status} ${code}`);
             reply(e.status, e.body);
         };
 
         if (req.method !== 'POST' && req.method !== 'GET') return error(20404, 405);
-        const { accountSid } = req.params;
-        const credentials = basicAuth(req.get('authorization'));
-        if (!credentials || credentials.user !== accountSid || !(accountSid in accounts)
-            || accounts[accountSid] !== credentials.password) {
-            return error(20003);
-        }
+        if (!authorized(req, accountSid)) return error(20003);
         if (req.method === 'GET') {
             return reply(200, { messages: messages.filter((m) => m.account_sid === accountSid).map((m) => m.resource) });
         }
 
-        const type = (req.get('content-type') || '').split(';')[0].trim().toLowerCase();
+        // Bodies are read raw so the content type is checked, not assumed.
+        const type = (req.headers['content-type'] || '').split(';')[0].trim().toLowerCase();
         if (type !== 'application/x-www-form-urlencoded') {
             record.reject_reason = `content type ${type || '(none)'}`;
             return error(21602); // Twilio sees no parameters at all in a non-form body
@@ -252,28 +226,57 @@ export async function startTwilioApi({
         reply(201, resource);
         events.emit('message', message);
         if (callbackPlan && statusCallback) scheduleCallbacks(message);
-    });
+        return undefined;
+    }
 
-    api.get(`/${API_VERSION}/Accounts/:accountSid/Messages/:sid.json`, (req, res) => {
-        const credentials = basicAuth(req.get('authorization'));
-        const { accountSid, sid } = req.params;
-        if (!credentials || credentials.user !== accountSid || accounts[accountSid] !== credentials.password) {
+    function oneMessage(req, res, accountSid, sid) {
+        if (!authorized(req, accountSid)) {
             const e = twilioError(20003);
-            return res.status(e.status).json(e.body);
+            return sendJson(res, e.status, e.body);
         }
         const message = messages.find((m) => m.sid === sid && m.account_sid === accountSid);
         if (!message) {
             const e = twilioError(20404);
-            return res.status(e.status).json(e.body);
+            return sendJson(res, e.status, e.body);
         }
-        res.json(message.resource);
-    });
+        return sendJson(res, 200, message.resource);
+    }
 
-    app.use(api);
-    app.use((req, res) => {
+    function authorized(req, accountSid) {
+        const credentials = basicAuth(req.headers.authorization);
+        return Boolean(credentials && credentials.user === accountSid && Object.hasOwn(accounts, accountSid)
+            && accounts[accountSid] === credentials.password);
+    }
+
+    // Control endpoints for tests (JSON), then the API; anything else is Twilio's 404.
+    async function route(req, res) {
+        const path = pathOf(req);
+        const control = `${req.method} ${path}`;
+        switch (control) {
+        case 'GET /_messages': return sendJson(res, 200, messages);
+        case 'DELETE /_messages':
+            messages.length = 0;
+            return res.writeHead(204).end();
+        case 'GET /_requests': return sendJson(res, 200, requests);
+        case 'GET /_callbacks': return sendJson(res, 200, callbacks);
+        case 'POST /_fail': {
+            const raw = await readBody(req);
+            handle.fail(raw.length ? JSON.parse(raw.toString('utf8')) : {});
+            return sendJson(res, 201, failures);
+        }
+        case 'DELETE /_fail':
+            failures = [];
+            return res.writeHead(204).end();
+        default:
+            break;
+        }
+        const list = MESSAGES_PATH.exec(path);
+        if (list) return messagesApi(req, res, list[1], path);
+        const one = MESSAGE_PATH.exec(path);
+        if (one && req.method === 'GET') return oneMessage(req, res, one[1], one[2]);
         const e = twilioError(20404);
-        res.status(e.status).json(e.body);
-    });
+        return sendJson(res, e.status, e.body);
+    }
 
     // postStatus posts one status callback signed with the account's auth token, the way Twilio does (§4).
     async function postStatus(message, status, errorCode) {
@@ -329,7 +332,11 @@ export async function startTwilioApi({
         run.finally(() => pendingCallbacks.delete(run));
     }
 
-    const server = createServer(app);
+    const server = createServer((req, res) => {
+        route(req, res).catch((err) => {
+            if (!res.headersSent) sendJson(res, err.status || 400, { code: 20001, message: err.message, status: err.status || 400 });
+        });
+    });
     server.keepAliveTimeout = 5000;
     const boundPort = await listen(server, port);
 
