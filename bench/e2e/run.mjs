@@ -4,13 +4,15 @@
 //
 //   node bench/e2e/run.mjs            (or bench/run-e2e.sh, which checks the build first)
 //
-// Environment: ROUNDS (3), MESSAGES per inbound round (3000), CONCURRENCY of webhook posts (32), TPCB_SECONDS (20),
-// SLOW_CALLS (2000), OUTBOUND jobs per dispatch round (3000), MAX_IN_FLIGHT (worker default 2500 when unset),
-// PARTS (comma list of inbound,slow,outbound; default all).
+// Environment: ROUNDS (3), MESSAGES per inbound round (9000), CONCURRENCY = conversations at once (300),
+// TPCB_SECONDS (20), SLOW_CALLS (2000), OUTBOUND jobs per dispatch round (3000), MAX_IN_FLIGHT (worker default when
+// unset), WORKER_ARGS (extra worker flags, e.g. "--pool-size 4"), PARTS (comma list of inbound,slow,outbound;
+// default all), PG_STATS=1 (print pg_stat_statements for the last inbound round; slows the run, not for reporting).
 //
 // Parts:
 //   inbound   per round: pgbench TPC-B-like (-c 8 -j 2 -T 20) on the same cluster, then MESSAGES signed webhooks
-//             → worker → instant agent → Twilio stand-in. Throughput = replies received by the stand-in per second;
+//             → worker → instant agent → Twilio stand-in, from CONCURRENCY conversations that each wait for their
+//             reply before texting again. Throughput = replies received by the stand-in per second;
 //             platform latency = webhook sent → stand-in received the send, minus the agent call time the worker
 //             measured (jobs.result.latency_ms).
 //   slow      SLOW_CALLS agent calls to an agent answering after 2 s, created at once; meanwhile a probe texts a
@@ -32,8 +34,8 @@ import { startTwilioApi } from '../../test/e2e/peers/twilio-api.mjs';
 const run = promisify(execFile);
 const env = process.env;
 const ROUNDS = Number(env.ROUNDS || 3);
-const MESSAGES = Number(env.MESSAGES || 3000);
-const CONCURRENCY = Number(env.CONCURRENCY || 200);
+const MESSAGES = Number(env.MESSAGES || 9000);
+const CONCURRENCY = Number(env.CONCURRENCY || 300);
 const TPCB_SECONDS = Number(env.TPCB_SECONDS || 20);
 const SLOW_CALLS = Number(env.SLOW_CALLS || 2000);
 const OUTBOUND = Number(env.OUTBOUND || 3000);

@@ -57,6 +57,7 @@ class CurlHttpClient final : public HttpClient {
     std::string user_agent_;
     CURLM *multi_ = nullptr;
     boost::asio::steady_timer timer_;
+    bool immediate_pending_ = false;  // a posted "timeout now" that has not run yet
     std::map<int, std::shared_ptr<Socket>> sockets_;
     std::map<CURL *, std::unique_ptr<Transfer>> transfers_;
     std::shared_ptr<bool> alive_;

@@ -12,6 +12,7 @@
 //   empty      answer 200 {"reply": ""} ("send nothing")
 //
 // CLI: node http-agent.mjs --port 0 [--mode echo] [--delay-ms 0] [--name agent]
+import { setMaxListeners } from 'node:events';
 import { createServer } from 'node:http';
 import { pathToFileURL } from 'node:url';
 import { closeServer, listen, parseCliArgs, pathOf, readBody, sendJson, sleep } from '../lib/net.mjs';
@@ -29,6 +30,7 @@ export async function startHttpAgent({ port = 0, mode = 'echo', delayMs = 0, nam
     const requests = [];
     let answered = 0;
     const stopping = new AbortController(); // ends slow sleeps when the agent closes
+    setMaxListeners(0, stopping.signal); // one listener per slow turn in flight: thousands in the benchmark
 
     // parseJson reads a JSON body; a body that is not JSON is answered 400 here and yields undefined.
     async function parseJson(req, res) {
