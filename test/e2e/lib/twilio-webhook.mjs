@@ -6,8 +6,8 @@ import { randomHex } from './net.mjs';
 
 // One keep-alive connection pool for every webhook we post (Twilio reuses connections too); node:http rather than
 // fetch because the benchmark's load generator shares the CPU with what it measures, and fetch costs several times
-// more per request.
-// Idle sockets are dropped after 30 s, before the worker's own 60 s idle limit can close one under a request.
+// more per request. Idle sockets are dropped after 30 s, before the worker's own 60 s idle limit can close one
+// under a request.
 const keepAlive = new Agent({ keepAlive: true, maxSockets: 256, timeout: 30000 });
 
 // newMessageSid returns a fresh inbound MessageSid: "SM" + 32 hex digits.
