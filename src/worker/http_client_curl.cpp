@@ -238,9 +238,9 @@ int CurlHttpClient::on_timer(CURLM *, long timeout_ms, void *p) {
     auto *self = static_cast<CurlHttpClient *>(p);
     std::weak_ptr<bool> alive = self->alive_;
     if (timeout_ms == 0) {
-        // "Act now" comes with nearly every request started or finished; posting it, once, costs no timer syscall
-        // (re-arming the steady_timer cost a timerfd_settime each time: 8 % of the worker's CPU under load). A
-        // timer armed earlier may still fire: curl treats an early timeout call as a no-op.
+        // "Act now" comes with nearly every request started or finished; posting it, once, costs no timer
+        // syscall (re-arming the steady_timer cost a timerfd_settime each time: 8 % of the worker's CPU under
+        // load). A timer armed earlier may still fire: curl treats an early timeout call as a no-op.
         if (!self->immediate_pending_) {
             self->immediate_pending_ = true;
             boost::asio::post(self->io_, [self, alive] {
