@@ -21,7 +21,7 @@
 //   outbound  OUTBOUND sms_send jobs made ready with the worker stopped (receive_sms + claim_jobs + complete_job
 //             in SQL), then the worker starts and drains them to the stand-in: jobs/s.
 import { execFile } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { promisify } from 'node:util';
 import { startCluster } from '../../test/e2e/lib/cluster.mjs';
@@ -74,6 +74,32 @@ function procStatus(pid) {
     return { hwmMiB: kb('VmHWM') / 1024, rssMiB: kb('VmRSS') / 1024 };
 }
 
+// cpuSeconds sums user+system CPU time of the PostgreSQL processes (every process named postgres on the machine:
+// run the benchmark on a machine without another cluster), of this Node process (load generator and every peer)
+// and of the worker. A process that exits takes its time with it; the pool's backends live through a round.
+function cpuSeconds(workerPid, ticksPerSecond) {
+    const sum = { postgres: 0, node: 0, worker: 0 };
+    for (const entry of readdirSync('/proc')) {
+        if (!/^[0-9]+$/.test(entry)) continue;
+        let stat;
+        try {
+            stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+        } catch {
+            continue; // exited meanwhile
+        }
+        const close = stat.lastIndexOf(')');
+        const comm = stat.slice(stat.indexOf('(') + 1, close);
+        const fields = stat.slice(close + 2).split(' '); // fields[0] is field 3 (state); utime, stime are 14, 15
+        const ticks = Number(fields[11]) + Number(fields[12]);
+        const pid = Number(entry);
+        if (pid === process.pid) sum.node += ticks;
+        else if (pid === workerPid) sum.worker += ticks;
+        else if (comm === 'postgres') sum.postgres += ticks;
+    }
+    for (const k of Object.keys(sum)) sum[k] /= ticksPerSecond;
+    return sum;
+}
+
 // postWebhooks posts msgs[i] as signed webhooks from `lanes` concurrent conversations: a lane posts a webhook,
 // and when `awaitReply(i)` is given, waits for that message's reply at the stand-in before its next one (a closed
 // loop, like people who text and wait for the answer, so the measured rate is one the platform sustains rather
@@ -107,26 +133,27 @@ async function postWebhooks(worker, authToken, msgs, lanes, awaitReply = null) {
     return { sentAt, statuses, respMs };
 }
 
-// replyWaiter returns awaitReply(i) for postWebhooks: a promise settled when the stand-in accepts the reply to
-// message i of round `tag` (the echo agent repeats the unique body), rejected after timeoutMs; and stop().
-function replyWaiter(api, tag, timeoutMs) {
+// replyWaiter waits for replies at the stand-in whose body matches `pattern`; its one capture group is the key
+// (the echo agent repeats each unique message body). awaitReply(key) — called before the webhook is posted, so a
+// fast reply cannot be missed — resolves with the time the stand-in received the reply, and rejects after
+// timeoutMs. stop() detaches it from the stand-in.
+function replyWaiter(api, pattern, timeoutMs) {
     const waiting = new Map();
-    const pattern = new RegExp(`bench ${tag} ([0-9]+) \\[history`);
     const onMessage = (m) => {
         const match = pattern.exec(m.body);
-        const w = match && waiting.get(Number(match[1]));
+        const w = match && waiting.get(match[1]);
         if (w) {
-            waiting.delete(Number(match[1]));
-            w();
+            waiting.delete(match[1]);
+            w(Date.parse(m.received_at));
         }
     };
     api.events.on('message', onMessage);
     return {
-        awaitReply: (i) => new Promise((resolve, reject) => {
-            const timer = setTimeout(() => reject(new Error(`no reply to message ${i} of round ${tag}`)), timeoutMs);
-            waiting.set(i, () => {
+        awaitReply: (key) => new Promise((resolve, reject) => {
+            const timer = setTimeout(() => reject(new Error(`no reply to "${key}" within ${timeoutMs} ms`)), timeoutMs);
+            waiting.set(String(key), (receivedAt) => {
                 clearTimeout(timer);
-                resolve();
+                resolve(receivedAt);
             });
         }),
         stop: () => api.events.off('message', onMessage),
@@ -177,6 +204,7 @@ async function printStatementStats(db) {
 
 async function main() {
     log(`== ${hardware()}`);
+    const ticksPerSecond = Number((await run('getconf', ['CLK_TCK'])).stdout.trim()) || 100;
     const cluster = await startCluster();
     if (PG_STATS) await enableStatementStats(cluster);
     const { name: dbName, db } = await cluster.createDatabase('bench');
@@ -240,12 +268,20 @@ async function main() {
                 const msgs = Array.from({ length: MESSAGES }, (_, i) => ({ from: phone(20000, i % phones), to: FAST_NUMBER, body: `bench ${tag} ${i}` }));
                 base = api.messages.length;
                 if (PG_STATS) await db.query('SELECT pg_stat_statements_reset()');
-                const replies = replyWaiter(api, tag, WAIT_MS);
+                const replies = replyWaiter(api, new RegExp(`bench ${tag} ([0-9]+) \\[history`), WAIT_MS);
+                const cpu0 = cpuSeconds(worker.proc.pid, ticksPerSecond);
                 const t0 = Date.now();
                 const sent = await postWebhooks(worker, authToken, msgs, CONCURRENCY, replies.awaitReply);
                 replies.stop();
                 const tPosted = Date.now();
                 await waitCount(() => api.messages.length - base, MESSAGES, WAIT_MS, `round ${round} replies`);
+                const cpu1 = cpuSeconds(worker.proc.pid, ticksPerSecond);
+                const wallSeconds = (Date.now() - t0) / 1000;
+                // CPU per message (ms) and cores busy, by process group, over the round.
+                const cpu = Object.fromEntries(Object.keys(cpu1).map((k) => [k, {
+                    msPerMessage: ((cpu1[k] - cpu0[k]) * 1000) / MESSAGES,
+                    cores: (cpu1[k] - cpu0[k]) / wallSeconds,
+                }]));
                 const answered = api.messages.slice(base);
                 const recv = answered.map((m) => Date.parse(m.received_at)).sort((a, b) => a - b);
                 const tEnd = recv[recv.length - 1];
@@ -281,11 +317,13 @@ async function main() {
                     p50: pct(latClient, 50), p99: pct(latClient, 99),
                     dbP50: pct(latDb, 50), dbP99: pct(latDb, 99),
                     agentP50: pct(agentMs, 50),
+                    cpu,
                 };
                 results.inbound.push(res);
                 log(`  inbound round ${round}: tpcb ${f1(tpcb)} tps | replies ${MESSAGES} overall ${f1(overall)}/s sustained(10-90%) ${f1(sustained)}/s`
                     + ` ratio ${res.ratio.toFixed(3)} | platform latency p50 ${res.p50} ms p99 ${res.p99} ms (db-clock p50 ${res.dbP50.toFixed(1)} p99 ${res.dbP99.toFixed(1)})`
                     + ` | agent p50 ${res.agentP50} ms | webhook resp p50 ${res.webhookP50} p99 ${res.webhookP99} ms | statuses ${JSON.stringify(sent.statuses)} matched ${res.matched}`);
+                log(`    cpu per message: ${Object.entries(cpu).map(([k, v]) => `${k} ${v.msPerMessage.toFixed(2)} ms (${v.cores.toFixed(2)} cores)`).join(', ')}`);
             }
             const I = results.inbound;
             log(`== inbound medians (${I.length} rounds): tpcb ${f1(median(I.map((r) => r.tpcb)))} tps, sustained ${f1(median(I.map((r) => r.sustained)))} replies/s,`
@@ -297,28 +335,21 @@ async function main() {
 
         if (PARTS.has('slow')) {
             // Probe: one fast-agent text every 50 ms, end-to-end (webhook sent → reply at the stand-in).
-            const waiters = new Map();
             let slowReplies = 0;
-            api.events.on('message', (m) => {
-                if (m.from === SLOW_NUMBER) slowReplies += 1;
-                const match = /(probe \S+ [0-9]+) \[history/.exec(m.body);
-                const w = match && waiters.get(match[1]);
-                if (w) { waiters.delete(match[1]); w(Date.parse(m.received_at)); }
-            });
+            const countSlow = (m) => { if (m.from === SLOW_NUMBER) slowReplies += 1; };
+            api.events.on('message', countSlow);
+            const probeReplies = replyWaiter(api, /(probe \S+ [0-9]+) \[history/, 60000);
             const probe = async (label, count) => {
                 const lat = [];
                 const pending = [];
                 for (let i = 0; i < count; i++) {
                     const from = phone(30000, i);
                     const body = `probe ${label} ${i}`;
+                    const replied = probeReplies.awaitReply(body);
                     const t = Date.now();
                     pending.push((async () => {
                         await signedPost({ target: `${worker.url}/twilio/sms`, authToken, params: inboundParams({ accountSid: SID, from, to: FAST_NUMBER, body }), timeoutMs: 30000 });
-                        const at = await new Promise((resolve, reject) => {
-                            const timer = setTimeout(() => reject(new Error(`no reply to ${body}`)), 60000);
-                            waiters.set(body, (ms) => { clearTimeout(timer); resolve(ms); });
-                        });
-                        lat.push(at - t);
+                        lat.push((await replied) - t);
                     })());
                     await sleep(50);
                 }
@@ -351,6 +382,8 @@ async function main() {
             await sampler;
             const st = procStatus(worker.proc.pid);
             const dead = await db.value(`SELECT count(*) FROM darkspere.jobs WHERE state = 'dead'`);
+            probeReplies.stop();
+            api.events.off('message', countSlow);
             results.slow = {
                 calls: SLOW_CALLS, createdMs: tCreated - t0, allRepliesMs: tDone - t0,
                 peakInAgent: peak, answered: slow.answered - answeredBefore,

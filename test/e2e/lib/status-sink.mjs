@@ -2,22 +2,19 @@
 // twilio SDK's validateRequest; used to prove the Messages API stand-in signs callbacks like Twilio.
 import { createServer } from 'node:http';
 import twilio from 'twilio';
-import { closeServer, listen, waitFor } from './net.mjs';
+import { closeServer, listen, readBody, waitFor } from './net.mjs';
 
 export async function startStatusSink({ accounts }) {
     const received = [];
     let url;
     const server = createServer((req, res) => {
-        let raw = '';
-        req.setEncoding('utf8');
-        req.on('data', (chunk) => { raw += chunk; });
-        req.on('end', () => {
-            const params = Object.fromEntries(new URLSearchParams(raw));
+        readBody(req).then((raw) => {
+            const params = Object.fromEntries(new URLSearchParams(raw.toString('utf8')));
             const token = accounts[params.AccountSid] || '';
             const valid = twilio.validateRequest(token, req.headers['x-twilio-signature'] || '', url, params);
             received.push({ params, valid });
             res.writeHead(valid ? 200 : 403, { 'Content-Type': 'text/xml' }).end('<Response/>');
-        });
+        }, (err) => res.writeHead(err.status || 400).end());
     });
     const port = await listen(server);
     url = `http://127.0.0.1:${port}/twilio/status`;
