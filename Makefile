@@ -13,13 +13,14 @@ COMMON_OBJS = src/common/crypto.o src/common/form.o src/common/twilio_signature.
               src/common/stripe_signature.o src/common/sms_segments.o src/common/e164.o
 EXT_OBJS = src/ext/module.o src/ext/errors.o src/ext/spi_plans.o src/ext/validate.o \
            src/ext/accounts.o src/ext/sessions.o src/ext/routing.o src/ext/health.o src/ext/ratelimit.o \
-           src/ext/billing.o src/ext/keywords.o src/ext/inbound.o src/ext/queue.o src/ext/delivery.o \
-           src/ext/maintenance.o src/ext/notify.o src/ext/crypto_sql.o src/ext/sms_sql.o src/ext/common_bridge.o
+           src/ext/billing.o src/ext/keywords.o src/ext/inbound.o src/ext/queue.o src/ext/ack_batch.o \
+           src/ext/delivery.o src/ext/maintenance.o src/ext/notify.o src/ext/crypto_sql.o src/ext/sms_sql.o src/ext/common_bridge.o
 OBJS = $(EXT_OBJS) $(COMMON_OBJS)
 
 PG_CONFIG ?= pg_config
 PG_CPPFLAGS = -Isrc -isystem $(shell $(PG_CONFIG) --includedir-server)
-PG_CXXFLAGS = -std=c++17 -Wno-register -Wall -Wextra -fno-omit-frame-pointer
+# -MMD -MP: each object also records the headers it read (.d files), so changing a header rebuilds its users.
+PG_CXXFLAGS = -std=c++17 -Wno-register -Wall -Wextra -fno-omit-frame-pointer -MMD -MP
 SHLIB_LINK = -lstdc++ -lcrypto
 
 REGRESS = $(basename $(notdir $(wildcard test/regress/sql/*.sql)))
@@ -33,6 +34,8 @@ include $(PGXS)
 # Debian's PostgreSQL is built with LLVM, so PGXS compiles every source a second time to bitcode with clang.
 # That rule ignores PG_CXXFLAGS (and so -std=c++17); hand them over explicitly. See specs/postgres-cpp.md §5.2.
 COMPILE.cxx.bc += $(PG_CPPFLAGS) -std=c++17 -Wno-register
+-include $(OBJS:.o=.d)
+EXTRA_CLEAN = $(OBJS:.o=.d)
 
 CMAKE_BUILD_DIR ?= build
 .PHONY: worker worker-install

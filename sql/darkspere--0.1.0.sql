@@ -342,6 +342,17 @@ RETURNS boolean AS 'MODULE_PATHNAME', 'darkspere_complete_job' LANGUAGE C VOLATI
 CREATE FUNCTION darkspere.fail_job(job_id bigint, attempt int, error text, retryable boolean DEFAULT true)
 RETURNS boolean AS 'MODULE_PATHNAME', 'darkspere_fail_job' LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
+-- ack_jobs — many acks in one call, each exactly as complete_job / fail_job: acks is a JSON array of
+-- {job_id, attempt, complete, result} / {job_id, attempt, complete: false, error, retryable}. Returns one row
+-- per ack in order (ord, accepted) and, when handoff_max > 0, up to handoff_max sms_send jobs the acks created
+-- that may run now, already leased to `worker` as attempt 1 (job_id, attempt, kind, payload; ord NULL): the
+-- worker runs them as if it had claimed them. Usage, agent load and health updates of the batch are written
+-- once per key at its end.
+CREATE FUNCTION darkspere.ack_jobs(acks jsonb, worker text DEFAULT NULL, lease interval DEFAULT NULL,
+                                   handoff_max int DEFAULT 0)
+RETURNS TABLE (ord int, accepted boolean, job_id bigint, attempt int, kind text, payload jsonb)
+AS 'MODULE_PATHNAME', 'darkspere_ack_jobs' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
 CREATE FUNCTION darkspere.requeue_dead_job(job_id bigint)
 RETURNS boolean AS 'MODULE_PATHNAME', 'darkspere_requeue_dead_job' LANGUAGE C VOLATILE PARALLEL UNSAFE;
 

@@ -58,9 +58,13 @@ static Statement kUsageReport = {
     nullptr};
 
 void usage_add(int64 account_id, const char *metric, int64 amount) {
-    if (amount == 0) {
+    if (amount == 0 || batch_defer_usage(account_id, metric, amount)) {
         return;
     }
+    usage_write(account_id, metric, amount);
+}
+
+void usage_write(int64 account_id, const char *metric, int64 amount) {
     Datum args[4] = {Int64GetDatum(account_id), text_datum(metric), Int16GetDatum(counter_shard()),
                      Int64GetDatum(amount)};
     spi_run(kAddUsage, args, nullptr, false, 0);
@@ -79,9 +83,11 @@ static Room room(int64 account_id) {
     if (spi_run(kRoom, args, nullptr, false, 1) == 0) {
         return r;  // no hard cap
     }
+    // Usage an open ack batch has counted but not yet written is used all the same.
+    static const char *const metrics[3] = {"sms_in", "sms_out", "agent_messages"};
     for (int i = 0; i < 3; i++) {
         r.limited[i] = !spi_is_null(0, i + 1);
-        r.left[i] = r.limited[i] ? spi_int64(0, i + 1) : 0;
+        r.left[i] = r.limited[i] ? spi_int64(0, i + 1) - batch_pending_usage(account_id, metrics[i]) : 0;
     }
     return r;
 }

@@ -56,6 +56,7 @@ void require_e164(const char *value, const char *argname);
 void require_non_empty(const char *value, const char *argname);
 void require_body_length(const char *body, const char *argname);
 void require_one_of(const char *value, const char *const *allowed, const char *argname);
+void require_lease(const Interval *lease);  // more than 0, at most 24 hours, no months or days
 
 // ---- Accounts (accounts.cpp) ----
 struct AccountTexts {
@@ -79,18 +80,29 @@ void session_bind_agent(int64 session_id, int64 agent_id);
 // ---- Routing (routing.cpp) ----
 // pick_agent — the best eligible agent of the account that is not in `exclude`, or 0 when none is.
 int64 pick_agent(int64 account_id, const int64 *exclude, int nexclude);
-// agent_load_add — adds delta to the agent's in-flight calls (sharded).
+// agent_load_add — adds delta to the agent's in-flight calls (sharded); deferred inside an ack batch.
 void agent_load_add(int64 agent_id, int delta);
+void agent_load_write(int64 agent_id, int delta);  // now, whatever batch is open
 
 // ---- Health (health.cpp) ----
+struct HealthResult {
+    bool ok;
+    int latency_ms;
+    bool latency_known;
+};
+// health_record — one call result into the agent's score and circuit; deferred inside an ack batch.
 void health_record(int64 agent_id, bool ok, int latency_ms, bool latency_known);
+// health_write — applies results (oldest first) under the agent's row lock and stores the outcome once.
+void health_write(int64 agent_id, const HealthResult *results, int nresults);
 
 // ---- Rate limits (ratelimit.cpp) ----
 enum class LimitVerdict { allowed, limited, blocked };
 LimitVerdict rate_limit_hit(const char *scope, const char *subject, int cost, TimestampTz *blocked_until);
 
 // ---- Usage and quotas (billing.cpp) ----
+// usage_add — counts usage this month; deferred inside an ack batch. metric must be a string constant.
 void usage_add(int64 account_id, const char *metric, int64 amount);
+void usage_write(int64 account_id, const char *metric, int64 amount);  // now, whatever batch is open
 // quota_allows_inbound — false when a hard-capped plan has no room for `segments` more inbound SMS or for one
 // more agent message this month.
 bool quota_allows_inbound(int64 account_id, int segments);
@@ -119,8 +131,27 @@ void enqueue_reply(int64 account_id, int64 session_id, int64 reply_to, const cha
 // 0.
 int64 route_message(int64 account_id, int64 session_id, int64 message_id, int64 agent_id);
 
+// job_complete / job_fail — the fenced acks of complete_job / fail_job: false, changing nothing, when
+// (job_id, attempt) no longer holds the lease.
+bool job_complete(int64 job_id, int32 attempt, Jsonb *result);
+bool job_fail(int64 job_id, int32 attempt, const char *error, bool retryable);
+
 // ---- Delivery (delivery.cpp) ----
 void apply_pending_delivery_events(const char *message_sid);
+
+// ---- Ack batches (ack_batch.cpp) ----
+// While darkspere.ack_jobs runs its acks, counter updates are summed in memory and written once, in key
+// order, when the batch ends: the batch_defer_* functions return true when they took the update. Readers of
+// those counters inside a batch either flush first (pick_agent) or add what is pending (quota room).
+bool batch_defer_usage(int64 account_id, const char *metric, int64 amount);
+bool batch_defer_load(int64 agent_id, int delta);
+bool batch_defer_health(int64 agent_id, const HealthResult &result);
+int64 batch_pending_usage(int64 account_id, const char *metric);
+void batch_flush();
+// Hand-off: an sms_send created inside a batch whose worker has room goes to that worker already leased
+// (attempt 1), so it needs no claim. batch_handoff_lease gives the worker and lease while the budget lasts.
+bool batch_handoff_lease(Datum *worker, Datum *lease);
+void batch_handed_off(int64 job_id, int32 attempt, Datum payload);
 
 // ---- Wake-up (notify.cpp) ----
 void notify_worker();

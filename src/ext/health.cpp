@@ -124,7 +124,7 @@ static Statement kStoreHealth = {
     {INT8OID, INT8OID, INT4OID, INT4OID, INT4OID, INT4OID, TEXTOID, BOOLOID, INT4OID},
     nullptr};
 
-void health_record(int64 agent_id, bool ok, int latency_ms, bool latency_known) {
+void health_write(int64 agent_id, const HealthResult *results, int nresults) {
     Datum args[1] = {Int64GetDatum(agent_id)};
     if (spi_run(kLockHealth, args, nullptr, false, 1) == 0) {
         ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -140,7 +140,9 @@ void health_record(int64 agent_id, bool ok, int latency_ms, bool latency_known) 
     h.circuit_changed = false;
     h.reopen = false;
 
-    apply_result(h, ok, latency_ms, latency_known);
+    for (int i = 0; i < nresults; i++) {
+        apply_result(h, results[i].ok, results[i].latency_ms, results[i].latency_known);
+    }
 
     Datum store[9] = {Int64GetDatum(agent_id),
                       Int64GetDatum(static_cast<int64>(h.results_mask)),
@@ -153,6 +155,14 @@ void health_record(int64 agent_id, bool ok, int latency_ms, bool latency_known) 
                       Int32GetDatum(kCircuitOpenSeconds)};
     char nulls[9] = {' ', ' ', ' ', null_flag(!h.has_latency), ' ', ' ', ' ', ' ', ' '};
     spi_run(kStoreHealth, store, nulls, false, 0);
+}
+
+void health_record(int64 agent_id, bool ok, int latency_ms, bool latency_known) {
+    HealthResult result = {ok, latency_ms, latency_known};
+    if (batch_defer_health(agent_id, result)) {
+        return;
+    }
+    health_write(agent_id, &result, 1);
 }
 
 }  // namespace darkspere

@@ -34,28 +34,40 @@ static Statement kMarkRouted = {
     nullptr};
 
 // $1 account, $2 session, $3 service number, $4 phone, $5 body, $6 status, $7 encoding, $8 segments,
-// $9 agent, $10 reply_to, $11 request id, $12 max attempts, $13 available at.
+// $9 agent, $10 reply_to, $11 request id, $12 max attempts, $13 available at, $14 hand-off worker,
+// $15 hand-off lease.
 // Stores one outbound message and, unless it is suppressed, its sms_send job with everything the worker
-// needs.
+// needs. With a hand-off worker, a job that may run now (not held by the rate limit, no earlier send to the
+// same phone pending or running) is stored already leased to that worker as attempt 1; otherwise it waits
+// for a claim.
 static Statement kInsertReply = {
     "WITH m AS ("
     "  INSERT INTO darkspere.messages (account_id, session_id, direction, service_number, phone, body, "
     "status,"
     "                                  encoding, segments, agent_id, reply_to, request_id)"
-    "  VALUES ($1, $2, 'out', $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING message_id)"
+    "  VALUES ($1, $2, 'out', $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING message_id),"
+    " h AS (SELECT $14::text IS NOT NULL AND $13::timestamptz IS NULL"
+    "              AND NOT EXISTS (SELECT 1 FROM darkspere.jobs o"
+    "                               WHERE o.ordering_key = 'sms:' || $3 || ':' || $4"
+    "                                 AND o.state IN ('pending', 'running')) AS now)"
     " INSERT INTO darkspere.jobs (account_id, kind, max_attempts, idempotency_key, ordering_key, session_id,"
-    "                             message_id, available_at, last_error, payload)"
+    "                             message_id, available_at, last_error, payload, state, attempt, claimed_by,"
+    "                             lease_until)"
     " SELECT $1, 'sms_send', $12, 'sms_send:' || m.message_id, 'sms:' || $3 || ':' || $4, $2, m.message_id,"
     "        COALESCE($13, pg_catalog.clock_timestamp()),"
     "        CASE WHEN $13 IS NOT NULL THEN 'held by the phone_out rate limit until ' || $13 END,"
     "        pg_catalog.jsonb_build_object('message_id', m.message_id, 'account_id', $1,"
     "            'provider_account', (SELECT n.provider_account FROM darkspere.numbers n WHERE n.number = "
     "$3),"
-    "            'from', $3, 'to', $4, 'body', $5, 'request_id', $11)"
-    "   FROM m WHERE $6 = 'pending'",
-    13,
+    "            'from', $3, 'to', $4, 'body', $5, 'request_id', $11),"
+    "        CASE WHEN h.now THEN 'running' ELSE 'pending' END, CASE WHEN h.now THEN 1 ELSE 0 END,"
+    "        CASE WHEN h.now THEN $14 END,"
+    "        CASE WHEN h.now THEN pg_catalog.clock_timestamp() + $15 END"
+    "   FROM m, h WHERE $6 = 'pending'"
+    " RETURNING job_id, state = 'running', attempt, payload",
+    15,
     {INT8OID, INT8OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT4OID, INT8OID, INT8OID, TEXTOID,
-     INT4OID, TIMESTAMPTZOID},
+     INT4OID, TIMESTAMPTZOID, TEXTOID, INTERVALOID},
     nullptr};
 
 int64 enqueue_agent_call(int64 account_id, int64 session_id, int64 message_id, int64 agent_id) {
@@ -95,6 +107,7 @@ static int next_chunk_length(const char *text, int bytes) {
 void enqueue_reply(int64 account_id, int64 session_id, int64 reply_to, const char *service_number,
                    const char *phone, const char *body, int64 agent_id, const char *request_id) {
     bool opted_out = is_opted_out(account_id, service_number, phone);
+    bool queued = false;  // a job waits for a claim: wake the worker
     int remaining = strlen(body);
     const char *rest = body;
     while (remaining > 0) {
@@ -111,7 +124,10 @@ void enqueue_reply(int64 account_id, int64 session_id, int64 reply_to, const cha
         } else if (rate_limit_hit("phone_out", phone, 1, &available_at) == LimitVerdict::allowed) {
             available_at = 0;  // send now
         }
-        Datum args[13] = {Int64GetDatum(account_id),
+        Datum handoff_worker = (Datum)0, handoff_lease = (Datum)0;
+        bool handoff = strcmp(status, "pending") == 0 && available_at == 0 &&
+                       batch_handoff_lease(&handoff_worker, &handoff_lease);
+        Datum args[15] = {Int64GetDatum(account_id),
                           Int64GetDatum(session_id),
                           text_datum(service_number),
                           text_datum(phone),
@@ -123,8 +139,10 @@ void enqueue_reply(int64 account_id, int64 session_id, int64 reply_to, const cha
                           Int64GetDatum(reply_to),
                           request_id ? text_datum(request_id) : (Datum)0,
                           Int32GetDatum(sms_send_max_attempts),
-                          TimestampTzGetDatum(available_at)};
-        char nulls[13] = {' ',
+                          TimestampTzGetDatum(available_at),
+                          handoff_worker,
+                          handoff_lease};
+        char nulls[15] = {' ',
                           null_flag(session_id == 0),
                           ' ',
                           ' ',
@@ -136,10 +154,22 @@ void enqueue_reply(int64 account_id, int64 session_id, int64 reply_to, const cha
                           null_flag(reply_to == 0),
                           null_flag(request_id == nullptr),
                           ' ',
-                          null_flag(available_at == 0)};
-        spi_run(kInsertReply, args, nulls, false, 0);
+                          null_flag(available_at == 0),
+                          null_flag(!handoff),
+                          null_flag(!handoff)};
+        if (spi_run(kInsertReply, args, nulls, false, 0) == 0) {
+            continue;  // suppressed: no job
+        }
+        if (spi_bool(0, 2)) {
+            bool isnull;
+            batch_handed_off(spi_int64(0, 1), spi_int32(0, 3), spi_datum(0, 4, &isnull));
+        } else {
+            queued = true;
+        }
     }
-    notify_worker();
+    if (queued) {
+        notify_worker();
+    }
 }
 
 // ---- Claim
@@ -472,10 +502,7 @@ DARKSPERE_FUNCTION(darkspere_claim_jobs) {
         ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
                         errmsg("max_jobs must be between 0 and 10000: %d", max_jobs)));
     }
-    if (lease->month != 0 || lease->day != 0 || lease->time <= 0 || lease->time > USECS_PER_DAY) {
-        ereport(ERROR,
-                (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("lease must be between 0 and 24 hours")));
-    }
+    require_lease(lease);
     ReturnSetInfo *rsinfo = reinterpret_cast<ReturnSetInfo *>(fcinfo->resultinfo);
     InitMaterializedSRF(fcinfo, 0);
     if (max_jobs == 0) {
@@ -522,23 +549,16 @@ DARKSPERE_FUNCTION(darkspere_claim_jobs) {
     return (Datum)0;
 }
 
-// darkspere_complete_job — the worker finished (job_id, attempt); false, changing nothing, when that attempt
-// no longer holds the lease.
-DARKSPERE_FUNCTION(darkspere_complete_job) {
-    int64 job_id = required_int64(fcinfo, 0, "job_id");
-    int32 attempt = required_int32(fcinfo, 1, "attempt");
-    Jsonb *result = PG_ARGISNULL(2) ? nullptr : PG_GETARG_JSONB_P(2);
-    if (result != nullptr && !JB_ROOT_IS_OBJECT(result)) {
-        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("result must be a jsonb object")));
-    }
-    SPI_connect();
+namespace darkspere {
+
+// job_complete — the body of complete_job (and of each completed row of ack_jobs), inside an SPI connection.
+bool job_complete(int64 job_id, int32 attempt, Jsonb *result) {
     if (result == nullptr) {
         result = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum("{}")));
     }
     Datum args[3] = {Int64GetDatum(job_id), Int32GetDatum(attempt), JsonbPGetDatum(result)};
     if (spi_run(kFenceComplete, args, nullptr, false, 1) == 0) {
-        SPI_finish();
-        PG_RETURN_BOOL(false);
+        return false;
     }
     char *kind = spi_text_copy(0, 1, CurrentMemoryContext);
     int64 message_id = spi_int64(0, 4);
@@ -548,25 +568,15 @@ DARKSPERE_FUNCTION(darkspere_complete_job) {
     } else if (strcmp(kind, "sms_send") == 0) {
         complete_sms_send(message_id, result);
     }
-    SPI_finish();
-    PG_RETURN_BOOL(true);
+    return true;
 }
 
-// darkspere_fail_job — the worker could not do (job_id, attempt): retry (agent calls on the next eligible
-// agent, other jobs after a backoff) or dead-letter. False, changing nothing, when the attempt lost its
-// lease.
-DARKSPERE_FUNCTION(darkspere_fail_job) {
-    int64 job_id = required_int64(fcinfo, 0, "job_id");
-    int32 attempt = required_int32(fcinfo, 1, "attempt");
-    char *error = PG_ARGISNULL(2) ? pstrdup("unspecified error") : text_to_cstring(PG_GETARG_TEXT_PP(2));
-    bool retryable = PG_ARGISNULL(3) ? true : PG_GETARG_BOOL(3);
+// job_fail — the body of fail_job (and of each failed row of ack_jobs), inside an SPI connection.
+bool job_fail(int64 job_id, int32 attempt, const char *error, bool retryable) {
     MemoryContext caller = CurrentMemoryContext;
-
-    SPI_connect();
     Datum args[2] = {Int64GetDatum(job_id), Int32GetDatum(attempt)};
     if (spi_run(kFenceFail, args, nullptr, false, 1) == 0) {
-        SPI_finish();
-        PG_RETURN_BOOL(false);
+        return false;
     }
     char *kind = spi_text_copy(0, 1, caller);
     int64 account_id = spi_int64(0, 2);
@@ -588,8 +598,40 @@ DARKSPERE_FUNCTION(darkspere_fail_job) {
     } else {
         dead_letter(job_id, error, false);
     }
+    return true;
+}
+
+}  // namespace darkspere
+
+using namespace darkspere;
+
+// darkspere_complete_job — the worker finished (job_id, attempt); false, changing nothing, when that attempt
+// no longer holds the lease.
+DARKSPERE_FUNCTION(darkspere_complete_job) {
+    int64 job_id = required_int64(fcinfo, 0, "job_id");
+    int32 attempt = required_int32(fcinfo, 1, "attempt");
+    Jsonb *result = PG_ARGISNULL(2) ? nullptr : PG_GETARG_JSONB_P(2);
+    if (result != nullptr && !JB_ROOT_IS_OBJECT(result)) {
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("result must be a jsonb object")));
+    }
+    SPI_connect();
+    bool accepted = job_complete(job_id, attempt, result);
     SPI_finish();
-    PG_RETURN_BOOL(true);
+    PG_RETURN_BOOL(accepted);
+}
+
+// darkspere_fail_job — the worker could not do (job_id, attempt): retry (agent calls on the next eligible
+// agent, other jobs after a backoff) or dead-letter. False, changing nothing, when the attempt lost its
+// lease.
+DARKSPERE_FUNCTION(darkspere_fail_job) {
+    int64 job_id = required_int64(fcinfo, 0, "job_id");
+    int32 attempt = required_int32(fcinfo, 1, "attempt");
+    char *error = PG_ARGISNULL(2) ? pstrdup("unspecified error") : text_to_cstring(PG_GETARG_TEXT_PP(2));
+    bool retryable = PG_ARGISNULL(3) ? true : PG_GETARG_BOOL(3);
+    SPI_connect();
+    bool accepted = job_fail(job_id, attempt, error, retryable);
+    SPI_finish();
+    PG_RETURN_BOOL(accepted);
 }
 
 static Statement kRequeueDead = {

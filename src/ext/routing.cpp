@@ -51,6 +51,7 @@ static Statement kAddLoad = {
 constexpr int kPickAttempts = 4;
 
 int64 pick_agent(int64 account_id, const int64 *exclude, int nexclude) {
+    batch_flush();  // the choice reads agent load and health: an open ack batch writes what it holds first
     int64 skipped[kPickAttempts + 64];
     int nskipped = 0;
     for (int i = 0; i < nexclude && nskipped < 64; i++) {
@@ -83,9 +84,13 @@ int64 pick_agent(int64 account_id, const int64 *exclude, int nexclude) {
 }
 
 void agent_load_add(int64 agent_id, int delta) {
-    if (agent_id == 0 || delta == 0) {
+    if (agent_id == 0 || delta == 0 || batch_defer_load(agent_id, delta)) {
         return;
     }
+    agent_load_write(agent_id, delta);
+}
+
+void agent_load_write(int64 agent_id, int delta) {
     Datum args[3] = {Int64GetDatum(agent_id), Int32GetDatum(delta), Int16GetDatum(counter_shard())};
     spi_run(kAddLoad, args, nullptr, false, 0);
 }

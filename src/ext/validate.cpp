@@ -54,6 +54,13 @@ void require_body_length(const char *body, const char *argname) {
     }
 }
 
+void require_lease(const Interval *lease) {
+    if (lease->month != 0 || lease->day != 0 || lease->time <= 0 || lease->time > USECS_PER_DAY) {
+        ereport(ERROR,
+                (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("lease must be between 0 and 24 hours")));
+    }
+}
+
 void require_one_of(const char *value, const char *const *allowed, const char *argname) {
     for (const char *const *a = allowed; *a != nullptr; a++) {
         if (strcmp(value, *a) == 0) {
