@@ -8,7 +8,8 @@
 // (same fence, same effects, same transaction), but:
 //   - usage, agent load and agent health changes are summed per key in memory and written once when the
 //     batch ends, in key order (so two workers' batches take those row locks in the same order);
-//   - an sms_send that may run now is stored already leased to the acking worker (attempt 1) and returned with
+//   - an sms_send that may run now is stored already leased to the acking worker (attempt 1) and returned
+//   with
 //     the ack results, up to the room the worker says it has.
 // Readers of the deferred counters inside the batch see the same numbers as without it: pick_agent flushes
 // first, the quota check adds what is pending. Everything here is plain data in palloc'd memory (no C++
@@ -144,7 +145,8 @@ int64 batch_pending_usage(int64 account_id, const char *metric) {
         return 0;
     }
     for (int i = 0; i < open_batch->nusage; i++) {
-        if (open_batch->usage[i].account_id == account_id && strcmp(open_batch->usage[i].metric, metric) == 0) {
+        if (open_batch->usage[i].account_id == account_id &&
+            strcmp(open_batch->usage[i].metric, metric) == 0) {
             return open_batch->usage[i].amount;
         }
     }
@@ -220,8 +222,9 @@ static Statement kReadAcks = {
 
 static void require_ack_field(uint64 row, int column, const char *field) {
     if (spi_is_null(row, column)) {
-        ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-                        errmsg("acks[%llu].%s must not be null", static_cast<unsigned long long>(row), field)));
+        ereport(ERROR,
+                (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+                 errmsg("acks[%llu].%s must not be null", static_cast<unsigned long long>(row), field)));
     }
 }
 
@@ -244,7 +247,8 @@ static void run_acks(Jsonb *acks, bool *accepted, uint64 *nacks) {
             Jsonb *json = isnull ? nullptr : DatumGetJsonbP(result);
             if (json != nullptr && !JB_ROOT_IS_OBJECT(json)) {
                 ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-                                errmsg("acks[%llu].result must be a jsonb object", static_cast<unsigned long long>(r))));
+                                errmsg("acks[%llu].result must be a jsonb object",
+                                       static_cast<unsigned long long>(r))));
             }
             accepted[r] = job_complete(job_id, attempt, json);
         } else {
@@ -268,7 +272,8 @@ DARKSPERE_FUNCTION(darkspere_ack_jobs) {
     }
     Jsonb *acks = PG_GETARG_JSONB_P(0);
     if (!JB_ROOT_IS_ARRAY(acks) || JB_ROOT_IS_SCALAR(acks)) {
-        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("acks must be a jsonb array of objects")));
+        ereport(ERROR,
+                (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("acks must be a jsonb array of objects")));
     }
     int32 handoff_max = PG_ARGISNULL(3) ? 0 : PG_GETARG_INT32(3);
     if (handoff_max < 0 || handoff_max > 10000) {
@@ -306,13 +311,9 @@ DARKSPERE_FUNCTION(darkspere_ack_jobs) {
     SPI_connect();
     open_batch = &batch;
     PG_TRY();
-    {
-        run_acks(acks, accepted, &nacks);
-    }
+    { run_acks(acks, accepted, &nacks); }
     PG_FINALLY();
-    {
-        open_batch = nullptr;
-    }
+    { open_batch = nullptr; }
     PG_END_TRY();
     SPI_finish();
 
@@ -322,8 +323,12 @@ DARKSPERE_FUNCTION(darkspere_ack_jobs) {
         tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
     }
     for (int i = 0; i < batch.nhanded; i++) {
-        Datum values[6] = {0, 0, Int64GetDatum(batch.handed[i].job_id), Int32GetDatum(batch.handed[i].attempt),
-                           text_datum("sms_send"), batch.handed[i].payload};
+        Datum values[6] = {0,
+                           0,
+                           Int64GetDatum(batch.handed[i].job_id),
+                           Int32GetDatum(batch.handed[i].attempt),
+                           text_datum("sms_send"),
+                           batch.handed[i].payload};
         bool nulls[6] = {true, true, false, false, false, false};
         tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
     }

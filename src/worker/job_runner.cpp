@@ -18,15 +18,12 @@ namespace {
 const char *const SQL_CLAIM =
     "SELECT job_id, attempt, kind, payload FROM darkspere.claim_jobs($1, $2, $3, $4::bigint[])";
 // Acks, one or many per statement (one transaction): rows are (job, attempt, complete, result, error,
-// retryable) in job order, so that two workers' batches take job row locks in the same order. Each row calls
-// complete_job / fail_job and returns whether its (job, attempt) still held the lease.
+// retryable) in job order, so that two workers' batches take job row locks in the same order. Each row is
+// acked as complete_job / fail_job would and comes back as (ord, accepted); the SMS sends the acks created
+// that may go now come back too (ord NULL), already leased to this worker, up to the room it offers ($4).
 const char *const SQL_ACK_BATCH =
-    "SELECT a.ord, CASE WHEN a.complete THEN darkspere.complete_job(a.job_id, a.attempt, a.result)"
-    "                   ELSE darkspere.fail_job(a.job_id, a.attempt, a.error, a.retryable) END AS accepted"
-    "  FROM ROWS FROM (jsonb_to_recordset($1::jsonb) AS (job_id bigint, attempt int, complete boolean,"
-    "                                                     result jsonb, error text, retryable boolean))"
-    "       WITH ORDINALITY AS a(job_id, attempt, complete, result, error, retryable, ord)"
-    " ORDER BY a.ord";
+    "SELECT ord, accepted, job_id, attempt, kind, payload"
+    "  FROM darkspere.ack_jobs($1::jsonb, $2, $3::interval, $4::int)";
 const char *const SQL_OPT_OUT = "SELECT darkspere.record_provider_opt_out($1, $2)";
 const char *const SQL_TICK = "SELECT darkspere.tick()";
 
@@ -222,19 +219,45 @@ void JobRunner::claim_done(long asked, PgResult r) {
         return;
     }
     for (size_t i = 0; i < r.rows.size(); ++i) {
-        ClaimedJob job;
-        job.job_id = r.value(i, "job_id").value_or("");
-        job.attempt = r.value(i, "attempt").value_or("");
-        job.kind = r.value(i, "kind").value_or("");
-        job.payload = nlohmann::json::parse(r.value(i, "payload").value_or("null"), nullptr, false);
-        if (job.payload.is_object())
-            job.request_id = str(job.payload, "request_id");
         ++claimed_total_;
-        run(std::move(job));
+        run(job_from_row(r, i));
     }
     // A full batch means more work is likely waiting.
     if (static_cast<long>(r.rows.size()) >= asked || claim_again_)
         asio::post(io_, [this] { claim(); });
+}
+
+ClaimedJob JobRunner::job_from_row(const PgResult &r, size_t i) {
+    ClaimedJob job;
+    job.job_id = r.value(i, "job_id").value_or("");
+    job.attempt = r.value(i, "attempt").value_or("");
+    job.kind = r.value(i, "kind").value_or("");
+    job.payload = nlohmann::json::parse(r.value(i, "payload").value_or("null"), nullptr, false);
+    if (job.payload.is_object())
+        job.request_id = str(job.payload, "request_id");
+    return job;
+}
+
+std::vector<std::optional<std::string>> JobRunner::ack_params(std::string rows) const {
+    RunnerSettings s = settings_();
+    // Room for handed-off sends: the free in-flight slots, none while draining.
+    long room = stopping_ ? 0 : std::max(0L, s.max_in_flight - in_flight_);
+    return {std::move(rows), s.worker_name, std::to_string(s.lease_seconds) + " seconds",
+            std::to_string(room)};
+}
+
+size_t JobRunner::take_handed_off(const PgResult &r) {
+    size_t acks = 0;
+    for (size_t i = 0; i < r.rows.size(); ++i) {
+        if (r.value(i, "ord")) {
+            ++acks;
+            continue;
+        }
+        ++handed_off_total_;
+        ++metrics_.jobs_handed_off;
+        run(job_from_row(r, i));
+    }
+    return acks;
 }
 
 JobRunner::Ack JobRunner::fail_ack(const ClaimedJob &job, std::string error, bool retryable) {
@@ -426,8 +449,8 @@ void JobRunner::flush_acks() {
     });
     ack_batch_running_ = true;
     // Built before the call: the callback below takes `batch` by move, and argument order is unspecified.
-    std::string rows = ack_rows(batch);
-    pool_.query(SQL_ACK_BATCH, {std::move(rows)}, [this, batch = std::move(batch)](PgResult r) mutable {
+    std::vector<std::optional<std::string>> params = ack_params(ack_rows(batch));
+    pool_.query(SQL_ACK_BATCH, std::move(params), [this, batch = std::move(batch)](PgResult r) mutable {
         ack_batch_running_ = false;
         ack_batch_done(std::move(batch), std::move(r));
         flush_acks();
@@ -435,10 +458,16 @@ void JobRunner::flush_acks() {
 }
 
 void JobRunner::ack_batch_done(std::vector<Ack> batch, PgResult r) {
-    if (r.ok && r.rows.size() == batch.size()) {
-        for (size_t i = 0; i < batch.size(); ++i) {
+    // The hand-offs committed with the acks: run them whatever the ack rows say.
+    size_t acks = r.ok ? take_handed_off(r) : 0;
+    if (r.ok && acks == batch.size()) {
+        for (size_t i = 0; i < r.rows.size(); ++i) {
+            auto ord = r.value(i, "ord");
+            if (!ord)
+                continue;
+            size_t k = std::stoul(*ord) - 1;  // ack_jobs numbers its rows 1..n in the order given
             --acks_sending_;
-            ack_accepted(batch[i], r.value(i, "accepted").value_or("f") == "t");
+            ack_accepted(batch.at(k), r.value(i, "accepted").value_or("f") == "t");
         }
         check_drained();
         return;
@@ -451,7 +480,7 @@ void JobRunner::ack_batch_done(std::vector<Ack> batch, PgResult r) {
     // An SQL error (a deadlock with another worker's batch, one ack the database refuses) rolled the whole
     // batch back: each ack goes again on its own, so one bad ack cannot hold the others hostage.
     ++metrics_.ack_batch_fallbacks;
-    std::string error = r.ok ? "the batch returned " + std::to_string(r.rows.size()) + " rows" : r.error;
+    std::string error = r.ok ? "the batch returned " + std::to_string(acks) + " ack rows" : r.error;
     log_warn("ack batch failed; acking one by one",
              {{"acks", batch.size()}, {"sqlstate", r.sqlstate}, {"error", error}});
     for (Ack &a : batch)
@@ -492,8 +521,8 @@ void JobRunner::send_ack(Ack ack) {
         return;
     }
     // A statement of its own: an SQL error here concerns this ack only.
-    std::string rows = ack_rows({ack});
-    pool_.query(SQL_ACK_BATCH, {std::move(rows)}, [this, ack = std::move(ack)](PgResult r) mutable {
+    std::vector<std::optional<std::string>> params = ack_params(ack_rows({ack}));
+    pool_.query(SQL_ACK_BATCH, std::move(params), [this, ack = std::move(ack)](PgResult r) mutable {
         if (!r.ok) {
             if (!r.unavailable)
                 ++ack.sql_errors;
@@ -505,8 +534,14 @@ void JobRunner::send_ack(Ack ack) {
             park(std::move(ack));
             return;
         }
+        take_handed_off(r);
         --acks_sending_;
-        ack_accepted(ack, r.value(0, "accepted").value_or("f") == "t");
+        bool accepted = false;
+        for (size_t i = 0; i < r.rows.size(); ++i) {
+            if (r.value(i, "ord"))
+                accepted = r.value(i, "accepted").value_or("f") == "t";
+        }
+        ack_accepted(ack, accepted);
         check_drained();
     });
 }
@@ -594,13 +629,11 @@ void JobRunner::check_drained() {
 }
 
 nlohmann::json JobRunner::stats() const {
-    return {{"jobs_claimed", claimed_total_},
-            {"jobs_completed", completed_total_},
-            {"jobs_failed", failed_total_},
-            {"acks_lease_lost", lease_lost_total_},
-            {"jobs_in_flight", in_flight_},
-            {"acks_parked", parked_.size()},
-            {"agent_calls_in_flight", metrics_.agent_calls_in_flight}};
+    return {
+        {"jobs_claimed", claimed_total_},       {"jobs_handed_off", handed_off_total_},
+        {"jobs_completed", completed_total_},   {"jobs_failed", failed_total_},
+        {"acks_lease_lost", lease_lost_total_}, {"jobs_in_flight", in_flight_},
+        {"acks_parked", parked_.size()},        {"agent_calls_in_flight", metrics_.agent_calls_in_flight}};
 }
 
 }  // namespace darkspere::worker

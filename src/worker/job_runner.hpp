@@ -102,6 +102,11 @@ class JobRunner {
     void send_ack(Ack ack);
     void queue_ack(Ack ack);
     static std::string ack_rows(const std::vector<Ack> &acks);
+    // ack_params — the parameters of SQL_ACK_BATCH: the rows, and who takes hand-offs with how much room.
+    std::vector<std::optional<std::string>> ack_params(std::string rows) const;
+    // take_handed_off — runs the sends an ack statement handed to this worker; returns its ack rows' count.
+    size_t take_handed_off(const PgResult &r);
+    static ClaimedJob job_from_row(const PgResult &r, size_t i);
     void flush_acks();
     void ack_batch_done(std::vector<Ack> batch, PgResult r);
     void ack_accepted(const Ack &ack, bool accepted);
@@ -141,7 +146,8 @@ class JobRunner {
     std::chrono::milliseconds park_backoff_{100};
     std::function<void()> drained_;
 
-    unsigned long long claimed_total_ = 0, completed_total_ = 0, failed_total_ = 0, lease_lost_total_ = 0;
+    unsigned long long claimed_total_ = 0, handed_off_total_ = 0, completed_total_ = 0, failed_total_ = 0,
+                       lease_lost_total_ = 0;
 };
 
 }  // namespace darkspere::worker

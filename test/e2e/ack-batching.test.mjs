@@ -17,11 +17,12 @@ async function batchStats(worker) {
         batches: value('darkspere_ack_batch_size_count'),
         acks: value('darkspere_ack_batch_size_sum'),
         fallbacks: value('darkspere_ack_batch_fallbacks_total'),
+        handedOff: value('darkspere_jobs_handed_off_total'),
     };
 }
 
 describe('ack batching', () => {
-    test('a burst of 60 texts: each answered once, all 120 jobs done, acks shared statements', { timeout: 60000 }, async (t) => {
+    test('a burst of 60 texts: each answered once, all 120 jobs done, acks shared statements, sends handed off', { timeout: 60000 }, async (t) => {
         const stack = await useStack(t, cluster, { agents: [{ kind: 'http' }] });
         const phones = Array.from({ length: 60 }, (_, i) => phone(700 + i));
         const answers = await Promise.all(phones.map((p) => stack.sms(p, `burst from ${p}`)));
@@ -41,9 +42,11 @@ describe('ack batching', () => {
             { kind: 'agent_call', state: 'done', n: 60, attempts: 1 },
             { kind: 'sms_send', state: 'done', n: 60, attempts: 1 },
         ]);
-        const { batches, acks, fallbacks } = await batchStats(stack.worker);
+        const { batches, acks, fallbacks, handedOff } = await batchStats(stack.worker);
         assert.equal(fallbacks, 0, 'every batch statement succeeded (none fell back to one-by-one acks)');
         assert.ok(acks >= 2, `some acks went in batches (${acks} acks in ${batches} batch statements)`);
         assert.ok(batches < acks, `a batch holds more than one ack on average (${acks} acks in ${batches} batches)`);
+        // Each agent answer's ack leased its reply's send to this worker (it had room): no claim was needed.
+        assert.equal(handedOff, 60, 'every send was handed off by the ack that created it');
     });
 });
