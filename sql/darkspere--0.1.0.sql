@@ -317,6 +317,17 @@ CREATE FUNCTION darkspere.receive_sms(provider_account text, to_number text, fro
 RETURNS TABLE (disposition text, session_id bigint, message_id bigint, agent_id bigint, reply text)
 AS 'MODULE_PATHNAME', 'darkspere_receive_sms' LANGUAGE C VOLATILE PARALLEL UNSAFE ROWS 1;
 
+-- receive_sms_leased — receive_sms for the worker that received the webhook and has room for one more job:
+-- when the message is routed and its agent_call may run now (no earlier turn of the session pending or running,
+-- its agent not in busy_agents), the call is stored already leased to `worker` as attempt 1 and returned
+-- (job_id, attempt, payload as claim_jobs would return it), so the worker calls the agent without a claim.
+CREATE FUNCTION darkspere.receive_sms_leased(provider_account text, to_number text, from_number text, body text,
+                                             message_sid text, num_media int, request_id text, worker text,
+                                             lease interval, busy_agents bigint[] DEFAULT '{}')
+RETURNS TABLE (disposition text, session_id bigint, message_id bigint, agent_id bigint, reply text,
+               job_id bigint, attempt int, payload jsonb)
+AS 'MODULE_PATHNAME', 'darkspere_receive_sms_leased' LANGUAGE C VOLATILE PARALLEL UNSAFE ROWS 1;
+
 CREATE FUNCTION darkspere.get_or_create_session(account_id bigint, service_number text, phone text)
 RETURNS darkspere.sessions
 AS 'MODULE_PATHNAME', 'darkspere_get_or_create_session' LANGUAGE C VOLATILE PARALLEL UNSAFE;

@@ -41,12 +41,6 @@ struct HealthEntry {
     HealthResult result;
 };
 
-struct HandedOff {
-    int64 job_id;
-    int32 attempt;
-    Datum payload;
-};
-
 // Capacities are sized from the number of acks; an update that does not fit is written at once instead.
 struct Batch {
     MemoryContext context;
@@ -56,9 +50,6 @@ struct Batch {
     int nload, load_cap;
     HealthEntry *health;
     int nhealth, health_cap;
-    HandedOff *handed;
-    int nhanded, handoff_max;
-    Datum worker, lease;
     bool flushing;
 };
 
@@ -193,22 +184,6 @@ void batch_flush() {
     b.flushing = false;
 }
 
-bool batch_handoff_lease(Datum *worker, Datum *lease) {
-    if (open_batch == nullptr || open_batch->nhanded >= open_batch->handoff_max) {
-        return false;
-    }
-    *worker = open_batch->worker;
-    *lease = open_batch->lease;
-    return true;
-}
-
-void batch_handed_off(int64 job_id, int32 attempt, Datum payload) {
-    Batch &b = *open_batch;
-    MemoryContext old = MemoryContextSwitchTo(b.context);
-    b.handed[b.nhanded++] = {job_id, attempt, PointerGetDatum(PG_DETOAST_DATUM_COPY(payload))};
-    MemoryContextSwitchTo(old);
-}
-
 // The acks, in the order given (the worker sorts them by job id, so batches lock job rows in one order).
 static Statement kReadAcks = {
     "SELECT a.job_id, a.attempt, a.complete, a.result, a.error, a.retryable"
@@ -281,11 +256,7 @@ DARKSPERE_FUNCTION(darkspere_ack_jobs) {
                         errmsg("handoff_max must be between 0 and 10000: %d", handoff_max)));
     }
     if (handoff_max > 0) {
-        require_non_empty(required_text(fcinfo, 1, "worker"), "worker");
-        if (PG_ARGISNULL(2)) {
-            ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("lease must not be null")));
-        }
-        require_lease(PG_GETARG_INTERVAL_P(2));
+        require_handoff_target(fcinfo, 1, 2);
     }
     ReturnSetInfo *rsinfo = reinterpret_cast<ReturnSetInfo *>(fcinfo->resultinfo);
     InitMaterializedSRF(fcinfo, 0);
@@ -299,21 +270,22 @@ DARKSPERE_FUNCTION(darkspere_ack_jobs) {
     batch.load = static_cast<LoadDelta *>(palloc(sizeof(LoadDelta) * batch.load_cap));
     batch.health_cap = nelems + 1;
     batch.health = static_cast<HealthEntry *>(palloc(sizeof(HealthEntry) * batch.health_cap));
-    batch.handoff_max = handoff_max;
-    batch.handed = static_cast<HandedOff *>(palloc(sizeof(HandedOff) * (handoff_max + 1)));
-    if (handoff_max > 0) {
-        batch.worker = PG_GETARG_DATUM(1);
-        batch.lease = PG_GETARG_DATUM(2);
-    }
+    HandoffScope handoff;
+    handoff_init(&handoff, CurrentMemoryContext, handoff_max > 0 ? PG_GETARG_DATUM(1) : (Datum)0,
+                 handoff_max > 0 ? PG_GETARG_DATUM(2) : (Datum)0, handoff_max, nullptr);
     bool *accepted = static_cast<bool *>(palloc0(sizeof(bool) * (nelems + 1)));
     uint64 nacks = 0;
 
     SPI_connect();
     open_batch = &batch;
+    handoff_open(&handoff);
     PG_TRY();
     { run_acks(acks, accepted, &nacks); }
     PG_FINALLY();
-    { open_batch = nullptr; }
+    {
+        open_batch = nullptr;
+        handoff_close();
+    }
     PG_END_TRY();
     SPI_finish();
 
@@ -322,13 +294,10 @@ DARKSPERE_FUNCTION(darkspere_ack_jobs) {
         bool nulls[6] = {false, false, true, true, true, true};
         tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
     }
-    for (int i = 0; i < batch.nhanded; i++) {
-        Datum values[6] = {0,
-                           0,
-                           Int64GetDatum(batch.handed[i].job_id),
-                           Int32GetDatum(batch.handed[i].attempt),
-                           text_datum("sms_send"),
-                           batch.handed[i].payload};
+    for (int i = 0; i < handoff.njobs; i++) {
+        const HandedJob &job = handoff.jobs[i];
+        Datum values[6] = {
+            0, 0, Int64GetDatum(job.job_id), Int32GetDatum(job.attempt), text_datum(job.kind), job.payload};
         bool nulls[6] = {true, true, false, false, false, false};
         tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
     }

@@ -122,6 +122,7 @@ struct Segments {
 Segments count_sms_segments(const char *utf8);
 
 // ---- Queue (queue.cpp) ----
+// enqueue_agent_call — queues the turn's call (or hands it off, see handoff.cpp) and counts it on the agent.
 int64 enqueue_agent_call(int64 account_id, int64 session_id, int64 message_id, int64 agent_id);
 // enqueue_reply — stores an outbound reply (split into ≤1600-character messages) and queues its sms_send
 // jobs, unless the phone opted out or the plan cap is reached (then the message is stored as suppressed).
@@ -148,10 +149,34 @@ bool batch_defer_load(int64 agent_id, int delta);
 bool batch_defer_health(int64 agent_id, const HealthResult &result);
 int64 batch_pending_usage(int64 account_id, const char *metric);
 void batch_flush();
-// Hand-off: an sms_send created inside a batch whose worker has room goes to that worker already leased
-// (attempt 1), so it needs no claim. batch_handoff_lease gives the worker and lease while the budget lasts.
-bool batch_handoff_lease(Datum *worker, Datum *lease);
-void batch_handed_off(int64 job_id, int32 attempt, Datum payload);
+
+// ---- Hand-off (handoff.cpp) ----
+// While a scope is open, a new job that may run now is stored already leased to the scope's worker and
+// recorded here for the SQL call to return (see handoff.cpp).
+struct HandedJob {
+    int64 job_id;
+    int32 attempt;
+    const char *kind;  // a string constant
+    Datum payload;     // jsonb, copied into the scope's context
+};
+struct HandoffScope {
+    MemoryContext context;
+    Datum worker, lease;  // text, interval
+    int budget;           // jobs the worker has room for
+    int64 *busy;          // agents at the worker's share: their calls wait for a claim
+    int nbusy;
+    HandedJob *jobs;
+    int njobs;
+};
+// require_handoff_target — the worker (text) and lease (interval) arguments of a hand-off: present and valid.
+void require_handoff_target(FunctionCallInfo fcinfo, int worker_arg, int lease_arg);
+void handoff_init(HandoffScope *scope, MemoryContext context, Datum worker, Datum lease, int budget,
+                  ArrayType *busy_agents);
+void handoff_open(HandoffScope *scope);  // then handoff_close in PG_FINALLY, whatever happens
+void handoff_close();
+// handoff_lease — the worker and lease for a new job (agent_id 0 for sends) while the budget lasts.
+bool handoff_lease(int64 agent_id, Datum *worker, Datum *lease);
+void handoff_record(int64 job_id, int32 attempt, const char *kind, Datum payload);
 
 // ---- Wake-up (notify.cpp) ----
 void notify_worker();

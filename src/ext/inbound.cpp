@@ -247,12 +247,21 @@ static Outcome receive(const Inbound &in, MemoryContext caller) {
     return out;
 }
 
-}  // namespace darkspere
+// receive_handing_off — receive() with the hand-off scope open; closed whatever happens.
+static void receive_handing_off(const Inbound &in, MemoryContext caller, HandoffScope *handoff,
+                                Outcome *out) {
+    handoff_open(handoff);
+    PG_TRY();
+    { *out = receive(in, caller); }
+    PG_FINALLY();
+    { handoff_close(); }
+    PG_END_TRY();
+}
 
-using namespace darkspere;
-
-// darkspere_receive_sms — decides the fate of one inbound SMS; returns exactly one row.
-DARKSPERE_FUNCTION(darkspere_receive_sms) {
+// receive_row — the body of receive_sms and receive_sms_leased: reads the inbound SMS (arguments 0–6),
+// decides its fate and returns the one result row. With a hand-off scope, its agent_call may come back leased
+// (the last three columns).
+static Datum receive_row(FunctionCallInfo fcinfo, HandoffScope *handoff) {
     Inbound in;
     in.provider_account = optional_text(fcinfo, 0);
     in.to_number = required_text(fcinfo, 1, "to_number");
@@ -278,15 +287,53 @@ DARKSPERE_FUNCTION(darkspere_receive_sms) {
     MemoryContext caller = CurrentMemoryContext;
 
     SPI_connect();
-    Outcome out = receive(in, caller);
+    Outcome out = {nullptr, 0, 0, 0, nullptr};
+    if (handoff == nullptr) {
+        out = receive(in, caller);
+    } else {
+        receive_handing_off(in, caller, handoff, &out);
+    }
     SPI_finish();
 
-    Datum values[5] = {text_datum(out.disposition), Int64GetDatum(out.session_id),
+    Datum values[8] = {text_datum(out.disposition), Int64GetDatum(out.session_id),
                        Int64GetDatum(out.message_id), Int64GetDatum(out.agent_id),
                        out.reply ? text_datum(out.reply) : (Datum)0};
-    bool nulls[5] = {false, out.session_id == 0, out.message_id == 0, out.agent_id == 0,
-                     out.reply == nullptr};
-    PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(desc, values, nulls)));
+    bool nulls[8] = {
+        false, out.session_id == 0, out.message_id == 0, out.agent_id == 0, out.reply == nullptr, true, true,
+        true};
+    if (handoff != nullptr && handoff->njobs > 0) {
+        values[5] = Int64GetDatum(handoff->jobs[0].job_id);
+        values[6] = Int32GetDatum(handoff->jobs[0].attempt);
+        values[7] = handoff->jobs[0].payload;
+        nulls[5] = nulls[6] = nulls[7] = false;
+    }
+    return HeapTupleGetDatum(heap_form_tuple(desc, values, nulls));
+}
+
+}  // namespace darkspere
+
+using namespace darkspere;
+
+// darkspere_receive_sms — decides the fate of one inbound SMS; returns exactly one row.
+DARKSPERE_FUNCTION(darkspere_receive_sms) {
+    PG_RETURN_DATUM(receive_row(fcinfo, nullptr));
+}
+
+// darkspere_receive_sms_leased — receive_sms for a worker with room: a routed message's agent_call that may
+// run now comes back leased to `worker` (job_id, attempt, payload), unless its agent is in busy_agents.
+DARKSPERE_FUNCTION(darkspere_receive_sms_leased) {
+    require_handoff_target(fcinfo, 7, 8);
+    ArrayType *busy = nullptr;
+    if (!PG_ARGISNULL(9)) {
+        busy = PG_GETARG_ARRAYTYPE_P(9);
+        if (array_contains_nulls(busy)) {
+            ereport(ERROR,
+                    (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("busy_agents must not contain NULL")));
+        }
+    }
+    HandoffScope handoff;
+    handoff_init(&handoff, CurrentMemoryContext, PG_GETARG_DATUM(7), PG_GETARG_DATUM(8), 1, busy);
+    PG_RETURN_DATUM(receive_row(fcinfo, &handoff));
 }
 
 // darkspere_record_provider_opt_out — Twilio refused a send with error 21610: the phone opted out at the

@@ -18,12 +18,20 @@ namespace darkspere {
 // ---- Enqueue
 // ---------------------------------------------------------------------------------------------------
 
+// $6 hand-off worker, $7 hand-off lease: with a worker, a call that may run now (no earlier call of the
+// session pending or running) is stored already leased to it as attempt 1.
 static Statement kInsertAgentCall = {
     "INSERT INTO darkspere.jobs (account_id, kind, max_attempts, idempotency_key, ordering_key, session_id,"
-    "                            message_id, agent_id, tried_agents)"
-    " VALUES ($1, 'agent_call', $5, 'agent_call:' || $3, 'session:' || $2, $2, $3, $4, ARRAY[$4])",
-    5,
-    {INT8OID, INT8OID, INT8OID, INT8OID, INT4OID},
+    "                            message_id, agent_id, tried_agents, state, attempt, claimed_by, lease_until)"
+    " SELECT $1, 'agent_call', $5, 'agent_call:' || $3, 'session:' || $2, $2, $3, $4, ARRAY[$4],"
+    "        CASE WHEN h.now THEN 'running' ELSE 'pending' END, CASE WHEN h.now THEN 1 ELSE 0 END,"
+    "        CASE WHEN h.now THEN $6 END, CASE WHEN h.now THEN pg_catalog.clock_timestamp() + $7 END"
+    "   FROM (SELECT $6::text IS NOT NULL"
+    "                AND NOT EXISTS (SELECT 1 FROM darkspere.jobs o WHERE o.ordering_key = 'session:' || $2"
+    "                                   AND o.state IN ('pending', 'running')) AS now) h"
+    " RETURNING job_id, state = 'running', attempt",
+    7,
+    {INT8OID, INT8OID, INT8OID, INT8OID, INT4OID, TEXTOID, INTERVALOID},
     nullptr};
 
 static Statement kMarkRouted = {
@@ -70,12 +78,30 @@ static Statement kInsertReply = {
      INT4OID, TIMESTAMPTZOID, TEXTOID, INTERVALOID},
     nullptr};
 
+static bool build_agent_payload(int64 message_id, int64 agent_id);
+
 int64 enqueue_agent_call(int64 account_id, int64 session_id, int64 message_id, int64 agent_id) {
-    Datum args[5] = {Int64GetDatum(account_id), Int64GetDatum(session_id), Int64GetDatum(message_id),
-                     Int64GetDatum(agent_id), Int32GetDatum(agent_call_max_attempts)};
-    spi_run(kInsertAgentCall, args, nullptr, false, 0);
+    Datum worker = (Datum)0, lease = (Datum)0;
+    bool handoff = handoff_lease(agent_id, &worker, &lease);
+    Datum args[7] = {Int64GetDatum(account_id),
+                     Int64GetDatum(session_id),
+                     Int64GetDatum(message_id),
+                     Int64GetDatum(agent_id),
+                     Int32GetDatum(agent_call_max_attempts),
+                     worker,
+                     lease};
+    char nulls[7] = {' ', ' ', ' ', ' ', ' ', null_flag(!handoff), null_flag(!handoff)};
+    spi_run(kInsertAgentCall, args, nulls, false, 1);
+    bool handed = spi_bool(0, 2);
+    int64 job_id = spi_int64(0, 1);
+    int32 attempt = spi_int32(0, 3);
     agent_load_add(agent_id, 1);
-    notify_worker();
+    if (handed && build_agent_payload(message_id, agent_id)) {
+        bool isnull;
+        handoff_record(job_id, attempt, "agent_call", spi_datum(0, 1, &isnull));
+    } else if (!handed) {
+        notify_worker();
+    }
     return agent_id;
 }
 
@@ -124,9 +150,9 @@ void enqueue_reply(int64 account_id, int64 session_id, int64 reply_to, const cha
         } else if (rate_limit_hit("phone_out", phone, 1, &available_at) == LimitVerdict::allowed) {
             available_at = 0;  // send now
         }
-        Datum handoff_worker = (Datum)0, handoff_lease = (Datum)0;
-        bool handoff = strcmp(status, "pending") == 0 && available_at == 0 &&
-                       batch_handoff_lease(&handoff_worker, &handoff_lease);
+        Datum worker = (Datum)0, lease = (Datum)0;
+        bool handoff =
+            strcmp(status, "pending") == 0 && available_at == 0 && handoff_lease(0, &worker, &lease);
         Datum args[15] = {Int64GetDatum(account_id),
                           Int64GetDatum(session_id),
                           text_datum(service_number),
@@ -140,8 +166,8 @@ void enqueue_reply(int64 account_id, int64 session_id, int64 reply_to, const cha
                           request_id ? text_datum(request_id) : (Datum)0,
                           Int32GetDatum(sms_send_max_attempts),
                           TimestampTzGetDatum(available_at),
-                          handoff_worker,
-                          handoff_lease};
+                          worker,
+                          lease};
         char nulls[15] = {' ',
                           null_flag(session_id == 0),
                           ' ',
@@ -162,7 +188,7 @@ void enqueue_reply(int64 account_id, int64 session_id, int64 reply_to, const cha
         }
         if (spi_bool(0, 2)) {
             bool isnull;
-            batch_handed_off(spi_int64(0, 1), spi_int32(0, 3), spi_datum(0, 4, &isnull));
+            handoff_record(spi_int64(0, 1), spi_int32(0, 3), "sms_send", spi_datum(0, 4, &isnull));
         } else {
             queued = true;
         }
@@ -217,6 +243,12 @@ static Statement kAgentPayload = {
     3,
     {INT8OID, INT8OID, INT4OID},
     nullptr};
+
+// build_agent_payload — runs kAgentPayload; false when the message or the agent is gone.
+static bool build_agent_payload(int64 message_id, int64 agent_id) {
+    Datum args[3] = {Int64GetDatum(message_id), Int64GetDatum(agent_id), Int32GetDatum(history_turns)};
+    return spi_run(kAgentPayload, args, nullptr, false, 1) > 0;
+}
 
 static Statement kReplyOptedOut = {
     "SELECT EXISTS (SELECT 1 FROM darkspere.messages m JOIN darkspere.opt_outs o"
@@ -525,9 +557,7 @@ DARKSPERE_FUNCTION(darkspere_claim_jobs) {
         char *kind_name = TextDatumGetCString(kind);
 
         if (strcmp(kind_name, "agent_call") == 0) {
-            Datum payload_args[3] = {Int64GetDatum(message_id), Int64GetDatum(agent_id),
-                                     Int32GetDatum(history_turns)};
-            if (spi_run(kAgentPayload, payload_args, nullptr, false, 1) == 0) {
+            if (!build_agent_payload(message_id, agent_id)) {
                 agent_load_add(agent_id, -1);
                 finish_unsent(job_id, "dead", "message or agent no longer exists", "failed");
                 continue;
