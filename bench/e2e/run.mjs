@@ -1,31 +1,44 @@
 // bench/e2e/run.mjs — end-to-end benchmarks of DarkSpere on one machine: a throwaway cluster with the extension,
-// the real darkspere-worker, loopback peers from test/e2e (Twilio Messages API stand-in, plain HTTP agents) and a
-// load generator posting webhooks signed with the twilio SDK. Every load is a bounded count with a bounded wait.
+// the real darkspere-worker, loopback peers (Twilio Messages API stand-in, plain HTTP agents) and a load generator
+// posting signed webhooks. Every load is a bounded count with a bounded wait.
 //
 //   node bench/e2e/run.mjs            (or bench/run-e2e.sh, which checks the build first)
 //
 // Environment: ROUNDS (3), MESSAGES per inbound round (9000), CONCURRENCY = conversations at once (300),
 // TPCB_SECONDS (20), SLOW_CALLS (2000), OUTBOUND jobs per dispatch round (3000), MAX_IN_FLIGHT (worker default when
 // unset), WORKER_ARGS (extra worker flags, e.g. "--pool-size 4"), PARTS (comma list of inbound,slow,outbound;
-// default all), PG_STATS=1 (print pg_stat_statements for the last inbound round; slows the run, not for reporting).
+// default all), PG_STATS=1 (print pg_stat_statements for the last inbound round; slows the run, not for reporting),
+// PEERS (native): who plays the inbound part's load generator, instant agent and Twilio stand-in —
+//   native  build/bench/peer/darkspere-bench-peer (bench/peer/, C++, one single-threaded process; BENCH_PEER_BIN
+//           overrides the path): a fraction of the Node peers' CPU, so less of the 2 shared cores goes to the
+//           harness. The worker runs against its stand-in for the inbound part, then is restarted against the Node
+//           stand-in. Its warm-up is closed-loop (each conversation awaits its reply) where the Node one is not.
+//   node    this process: the load generator signs with the twilio SDK, the peers are test/e2e's Node peers.
+// The slow and outbound parts use test/e2e's Node peers either way (with PEERS=native, the slow part's probe is
+// answered by the native instant agent).
 //
 // Parts:
 //   inbound   per round: pgbench TPC-B-like (-c 8 -j 2 -T 20) on the same cluster, then MESSAGES signed webhooks
 //             → worker → instant agent → Twilio stand-in, from CONCURRENCY conversations that each wait for their
 //             reply before texting again. Throughput = replies received by the stand-in per second;
 //             platform latency = webhook sent → stand-in received the send, minus the agent call time the worker
-//             measured (jobs.result.latency_ms).
+//             measured (jobs.result.latency_ms). CPU per message by process group: postgres, node (this
+//             process), worker, and peer (the native peer process, PEERS=native only).
 //   slow      SLOW_CALLS agent calls to an agent answering after 2 s, created at once; meanwhile a probe texts a
 //             fast agent every 50 ms; its end-to-end latency is compared with the same probe before the load.
 //             Worker VmHWM/VmRSS from /proc.
 //   outbound  OUTBOUND sms_send jobs made ready with the worker stopped (receive_sms + claim_jobs + complete_job
 //             in SQL), then the worker starts and drains them to the stand-in: jobs/s.
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 import { promisify } from 'node:util';
+import { onExit } from '../../test/e2e/lib/cleanup.mjs';
 import { startCluster } from '../../test/e2e/lib/cluster.mjs';
 import { randomHex, sleep } from '../../test/e2e/lib/net.mjs';
+import { REPO_ROOT } from '../../test/e2e/lib/paths.mjs';
 import { inboundParams, signedPost } from '../../test/e2e/lib/twilio-webhook.mjs';
 import { startWorker } from '../../test/e2e/lib/worker.mjs';
 import { startHttpAgent } from '../../test/e2e/peers/http-agent.mjs';
@@ -41,6 +54,8 @@ const SLOW_CALLS = Number(env.SLOW_CALLS || 2000);
 const OUTBOUND = Number(env.OUTBOUND || 3000);
 const PARTS = new Set((env.PARTS || 'inbound,slow,outbound').split(','));
 const PG_STATS = env.PG_STATS === '1'; // profile: print the statements PostgreSQL spent its time on
+const PEERS = env.PEERS || 'native';
+if (!['native', 'node'].includes(PEERS)) throw new Error(`PEERS must be native or node, not ${PEERS}`);
 const WAIT_MS = 180000; // upper bound on any wait for replies
 
 const SID = 'AC0be0c0000000000000000000000000001';
@@ -75,10 +90,13 @@ function procStatus(pid) {
 }
 
 // cpuSeconds sums user+system CPU time of the PostgreSQL processes (every process named postgres on the machine:
-// run the benchmark on a machine without another cluster), of this Node process (load generator and every peer)
-// and of the worker. A process that exits takes its time with it; the pool's backends live through a round.
-function cpuSeconds(workerPid, ticksPerSecond) {
+// run the benchmark on a machine without another cluster), of this Node process (with PEERS=node the load
+// generator and every peer; with PEERS=native only the harness, most of it reading the worker's log pipe), of the
+// worker, and of the native peer process when peerPid is given (load generator, instant agent and Twilio
+// stand-in). A process that exits takes its time with it; the pool's backends live through a round.
+function cpuSeconds(workerPid, peerPid, ticksPerSecond) {
     const sum = { postgres: 0, node: 0, worker: 0 };
+    if (peerPid) sum.peer = 0;
     for (const entry of readdirSync('/proc')) {
         if (!/^[0-9]+$/.test(entry)) continue;
         let stat;
@@ -94,10 +112,96 @@ function cpuSeconds(workerPid, ticksPerSecond) {
         const pid = Number(entry);
         if (pid === process.pid) sum.node += ticks;
         else if (pid === workerPid) sum.worker += ticks;
+        else if (peerPid && pid === peerPid) sum.peer += ticks;
         else if (comm === 'postgres') sum.postgres += ticks;
     }
     for (const k of Object.keys(sum)) sum[k] /= ticksPerSecond;
     return sum;
+}
+
+// startNativePeer runs darkspere-bench-peer (bench/peer/) with the account's credentials and resolves with
+// {proc, url, round(spec), close()}. The peer answers each stdin command with one JSON line on stdout; every wait
+// for a line is bounded, and a peer that exits fails whatever waits.
+async function startNativePeer(accounts) {
+    const bin = env.BENCH_PEER_BIN || join(REPO_ROOT, 'build', 'bench', 'peer', 'darkspere-bench-peer');
+    const args = ['--port', '0', '--agent-name', 'fast'];
+    for (const [sid, token] of Object.entries(accounts)) args.push('--account', `${sid}:${token}`);
+    const proc = spawn(bin, args, { stdio: ['pipe', 'pipe', 'inherit'] });
+    const unregister = onExit(() => proc.kill('SIGKILL'));
+    const waiting = []; // {resolve, reject} for the next lines, in order
+    let exit = null;
+    const exited = new Promise((resolve) => {
+        const gone = (why) => {
+            if (exit) return;
+            exit = why;
+            unregister();
+            for (const w of waiting.splice(0)) w.reject(new Error(`darkspere-bench-peer ${why}`));
+            resolve();
+        };
+        proc.on('exit', (code, signal) => gone(`exited (code ${code}, signal ${signal})`));
+        proc.on('error', (err) => gone(`failed: ${err.message} (${bin}; run \`make\`)`));
+    });
+    createInterface({ input: proc.stdout }).on('line', (line) => waiting.shift()?.resolve(line));
+    const nextLine = (timeoutMs, what) => new Promise((resolve, reject) => {
+        if (exit) return reject(new Error(`darkspere-bench-peer ${exit}`));
+        const w = {
+            resolve: (line) => {
+                clearTimeout(timer);
+                try {
+                    resolve(JSON.parse(line));
+                } catch {
+                    reject(new Error(`darkspere-bench-peer: not JSON: ${line.slice(0, 200)}`));
+                }
+            },
+            reject: (err) => {
+                clearTimeout(timer);
+                reject(err);
+            },
+        };
+        const timer = setTimeout(() => {
+            waiting.splice(waiting.indexOf(w), 1);
+            reject(new Error(`darkspere-bench-peer: no ${what} within ${timeoutMs} ms`));
+        }, timeoutMs);
+        waiting.push(w);
+    });
+    const hello = await nextLine(10000, 'listening line');
+    return {
+        proc,
+        url: hello.url,
+        // round runs one load round (spec: see bench/peer/round.hpp) and resolves with its result line.
+        async round(spec) {
+            const answer = nextLine(spec.deadline_ms + 30000, `result of round ${spec.tag}`);
+            proc.stdin.write(`round ${JSON.stringify(spec)}\n`);
+            const result = await answer;
+            if (!result.sentAt) throw new Error(`darkspere-bench-peer refused round ${spec.tag}: ${result.error}`);
+            return result;
+        },
+        async close() {
+            if (exit) return;
+            proc.stdin.end(); // end of input ends the peer
+            await Promise.race([exited, sleep(5000)]);
+            if (!exit) proc.kill('SIGKILL');
+            await exited;
+        },
+    };
+}
+
+// nativeRound runs msgs as a closed-loop round of the native peer: message i is `${prefix}${i}` from phone
+// (i % phones) of base 20000, as the Node rounds build them. It throws, like waitCount, unless every reply came.
+async function nativeRound(peer, worker, authToken, { tag, prefix, messages, phones }) {
+    const r = await peer.round({
+        tag, body_prefix: prefix, messages, concurrency: CONCURRENCY, phones, from_base: '20000', to: FAST_NUMBER,
+        target: `${worker.url}/twilio/sms`, account_sid: SID, auth_token: authToken,
+        post_timeout_ms: 30000, reply_timeout_ms: WAIT_MS, deadline_ms: 2 * WAIT_MS,
+    });
+    if (r.received < messages) {
+        throw new Error(`native round ${tag}: ${r.received}/${messages} replies at the stand-in`
+            + ` (reply timeouts ${r.replyTimeouts}, statuses ${JSON.stringify(r.statuses)}${r.error ? `, ${r.error}` : ''})`);
+    }
+    if (r.otherMessages || r.duplicateReplies) {
+        log(`    native round ${tag}: the stand-in also got ${r.otherMessages} other sends and ${r.duplicateReplies} duplicate replies`);
+    }
+    return r;
 }
 
 // postWebhooks posts msgs[i] as signed webhooks from `lanes` concurrent conversations: a lane posts a webhook,
@@ -213,15 +317,17 @@ async function main() {
     const api = await startTwilioApi({ accounts: { [SID]: authToken } });
     const fast = await startHttpAgent({ name: 'fast', mode: 'echo' });
     const slow = await startHttpAgent({ name: 'slow', mode: 'slow', delayMs: 2000 });
-    const out = { api, fast, slow };
+    const native = PEERS === 'native' ? await startNativePeer({ [SID]: authToken }) : null;
+    const out = { api, fast, slow, native };
     let worker = null;
+    let workerBase = null; // the Twilio base URL the running worker sends to
     const workerArgs = []; // default log level (info): the 'ready' line is an info line the harness waits for
     if (env.MAX_IN_FLIGHT) workerArgs.push('--max-in-flight', env.MAX_IN_FLIGHT);
     if (env.WORKER_ARGS) workerArgs.push(...env.WORKER_ARGS.split(' ').filter(Boolean)); // e.g. "--pool-size 8"
-    const newWorker = () => startWorker({
+    const newWorker = (twilioBase = api.url) => startWorker({
         conninfo: cluster.conninfo(dbName),
         twilioAccounts: { [SID]: authToken },
-        twilioBase: api.url,
+        twilioBase,
         agentDeadlineMs: 10000,
         twilioDeadlineMs: 10000,
         leaseSeconds: 30,
@@ -242,14 +348,18 @@ async function main() {
             await db.query('SELECT darkspere.add_number($1, $2, $3)', [accounts[key], number, SID]);
         }
         const agentId = {};
-        for (const [key, peer, account] of [['fast', fast, accounts.fast], ['slow', slow, accounts.slow],
-            ['out', fast, accounts.out]]) {
+        // With PEERS=native the fast number's agent is the native peer's instant agent, for every part.
+        const fastUrl = native ? `${native.url}/agent` : fast.url;
+        for (const [key, url, account] of [['fast', fastUrl, accounts.fast], ['slow', slow.url, accounts.slow],
+            ['out', fast.url, accounts.out]]) {
             agentId[key] = (await db.one(`SELECT * FROM darkspere.register_agent($1, $2, $3, 'http', 100000)`,
-                [account, `${key}-agent`, peer.url])).agent_id;
+                [account, `${key}-agent`, url])).agent_id;
         }
         log(`== pgbench -i -s 10 (database ${dbName})`);
         await pgbench(cluster, dbName, ['-i', '-q', '-s', '10']);
-        worker = await newWorker();
+        workerBase = native && PARTS.has('inbound') ? native.url : api.url;
+        worker = await newWorker(workerBase);
+        log(`== peers: ${native ? `native darkspere-bench-peer pid ${native.proc.pid} at ${native.url}` : 'node (this process)'}`);
         log(`== worker pid ${worker.proc.pid} ${workerArgs.join(' ')}`);
 
         const results = { inbound: [], slow: null, outbound: [] };
@@ -258,8 +368,12 @@ async function main() {
             const phones = 2000;
             const warm = Array.from({ length: phones }, (_, i) => ({ from: phone(20000, i), to: FAST_NUMBER, body: `warm ${i}` }));
             let base = api.messages.length;
-            await postWebhooks(worker, authToken, warm, CONCURRENCY);
-            await waitCount(() => api.messages.length - base, phones, WAIT_MS, 'warm-up replies');
+            if (native) {
+                await nativeRound(native, worker, authToken, { tag: 'warm', prefix: 'warm ', messages: phones, phones });
+            } else {
+                await postWebhooks(worker, authToken, warm, CONCURRENCY);
+                await waitCount(() => api.messages.length - base, phones, WAIT_MS, 'warm-up replies');
+            }
             for (let round = 1; round <= ROUNDS; round++) {
                 const tpcbOut = await pgbench(cluster, dbName, ['-c', '8', '-j', '2', '-T', String(TPCB_SECONDS)]);
                 const tpcb = Number(/tps = ([\d.]+) \(without initial/.exec(tpcbOut)[1]);
@@ -268,22 +382,36 @@ async function main() {
                 const msgs = Array.from({ length: MESSAGES }, (_, i) => ({ from: phone(20000, i % phones), to: FAST_NUMBER, body: `bench ${tag} ${i}` }));
                 base = api.messages.length;
                 if (PG_STATS) await db.query('SELECT pg_stat_statements_reset()');
-                const replies = replyWaiter(api, new RegExp(`bench ${tag} ([0-9]+) \\[history`), WAIT_MS);
-                const cpu0 = cpuSeconds(worker.proc.pid, ticksPerSecond);
+                const peerPid = native?.proc.pid;
+                const cpu0 = cpuSeconds(worker.proc.pid, peerPid, ticksPerSecond);
                 const t0 = Date.now();
-                const sent = await postWebhooks(worker, authToken, msgs, CONCURRENCY, replies.awaitReply);
-                replies.stop();
-                const tPosted = Date.now();
-                await waitCount(() => api.messages.length - base, MESSAGES, WAIT_MS, `round ${round} replies`);
-                const cpu1 = cpuSeconds(worker.proc.pid, ticksPerSecond);
+                let sent;
+                let tPosted;
+                let answered; // [{i, at}]: replies at the stand-in, i the message index (null: not one of ours)
+                if (native) {
+                    const r = await nativeRound(native, worker, authToken, { tag, prefix: `bench ${tag} `, messages: MESSAGES, phones });
+                    sent = { sentAt: r.sentAt, statuses: r.statuses, respMs: r.respMs };
+                    tPosted = r.endedAt;
+                    answered = r.receivedAt.flatMap((at, i) => (at === null ? [] : [{ i, at }]));
+                } else {
+                    const replies = replyWaiter(api, new RegExp(`bench ${tag} ([0-9]+) \\[history`), WAIT_MS);
+                    sent = await postWebhooks(worker, authToken, msgs, CONCURRENCY, replies.awaitReply);
+                    replies.stop();
+                    tPosted = Date.now();
+                    await waitCount(() => api.messages.length - base, MESSAGES, WAIT_MS, `round ${round} replies`);
+                    answered = api.messages.slice(base).map((m) => {
+                        const match = / ([0-9]+) \[history/.exec(m.body);
+                        return { i: match ? Number(match[1]) : null, at: Date.parse(m.received_at) };
+                    });
+                }
+                const cpu1 = cpuSeconds(worker.proc.pid, peerPid, ticksPerSecond);
                 const wallSeconds = (Date.now() - t0) / 1000;
                 // CPU per message (ms) and cores busy, by process group, over the round.
                 const cpu = Object.fromEntries(Object.keys(cpu1).map((k) => [k, {
                     msPerMessage: ((cpu1[k] - cpu0[k]) * 1000) / MESSAGES,
                     cores: (cpu1[k] - cpu0[k]) / wallSeconds,
                 }]));
-                const answered = api.messages.slice(base);
-                const recv = answered.map((m) => Date.parse(m.received_at)).sort((a, b) => a - b);
+                const recv = answered.map((m) => m.at).sort((a, b) => a - b);
                 const tEnd = recv[recv.length - 1];
                 const overall = MESSAGES / ((tEnd - t0) / 1000);
                 const lo = recv[Math.floor(0.1 * MESSAGES)];
@@ -299,11 +427,9 @@ async function main() {
                 const latClient = [];
                 const latDb = [];
                 const agentMs = [];
-                for (const m of answered) {
-                    const match = / ([0-9]+) \[history/.exec(m.body);
-                    const r = match && byIndex.get(Number(match[1]));
+                for (const { i, at } of answered) {
+                    const r = i !== null && byIndex.get(i);
                     if (!r) continue;
-                    const at = Date.parse(m.received_at);
                     agentMs.push(r.agent_ms);
                     latClient.push(at - sent.sentAt[r.i] - r.agent_ms);
                     latDb.push(at - r.created_ms - r.agent_ms);
@@ -334,6 +460,14 @@ async function main() {
         }
 
         if (PARTS.has('slow')) {
+            if (workerBase !== api.url) {
+                // The probe's replies are awaited at the Node stand-in.
+                await worker.stop('SIGTERM');
+                worker = null;
+                worker = await newWorker(api.url);
+                workerBase = api.url;
+                log(`== worker restarted against the Node Twilio stand-in: pid ${worker.proc.pid}`);
+            }
             // Probe: one fast-agent text every 50 ms, end-to-end (webhook sent → reply at the stand-in).
             let slowReplies = 0;
             const countSlow = (m) => { if (m.from === SLOW_NUMBER) slowReplies += 1; };
@@ -412,7 +546,8 @@ async function main() {
                 const ready = await db.value(`SELECT count(*) FROM darkspere.jobs WHERE kind = 'sms_send' AND state = 'pending'`);
                 const base = api.messages.length;
                 const t0 = Date.now();
-                worker = await newWorker();
+                worker = await newWorker(api.url);
+                workerBase = api.url;
                 const tReady = Date.now();
                 await waitCount(() => api.messages.length - base, ready, WAIT_MS, 'outbound sends');
                 const recv = api.messages.slice(base).map((m) => Date.parse(m.received_at)).sort((a, b) => a - b);
@@ -436,7 +571,7 @@ async function main() {
         log(`RESULTS ${JSON.stringify(results)}`);
     } finally {
         if (worker) await worker.stop('SIGTERM').catch(() => worker.kill());
-        await Promise.allSettled([out.fast.close(), out.slow.close(), out.api.close()]);
+        await Promise.allSettled([out.fast.close(), out.slow.close(), out.api.close(), out.native?.close()]);
         await db.end();
         await cluster.destroy();
     }
