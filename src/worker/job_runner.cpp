@@ -158,8 +158,8 @@ void JobRunner::claim() {
         return;
     }
     RunnerSettings s = settings_();
-    long free_slots = s.max_in_flight - in_flight_;
-    if (free_slots <= 0) {
+    long room = free_slots(s);
+    if (room <= 0) {
         claim_again_ = true;  // claim as soon as a slot frees up
         return;
     }
@@ -170,6 +170,20 @@ void JobRunner::claim() {
     // be its: no claim can push an agent past its share.
     long limit = per_agent_limit(s);
     long busiest = 0;
+    std::string busy = busy_agents(limit, &busiest);
+    long n = std::min({room, CLAIM_BATCH_MAX, limit - busiest - *slots_reserved_});
+    if (n <= 0) {
+        claim_again_ = true;  // reserved call slots are answered within one statement: claim after them
+        return;
+    }
+    claiming_ = true;
+    claim_again_ = false;
+    pool_.query(SQL_CLAIM,
+                {s.worker_name, std::to_string(n), std::to_string(s.lease_seconds) + " seconds", busy},
+                [this, n](PgResult r) { claim_done(n, std::move(r)); });
+}
+
+std::string JobRunner::busy_agents(long limit, long *busiest) const {
     std::string busy = "{";
     for (const auto &[agent_id, running] : agent_in_flight_) {
         if (running >= limit) {
@@ -177,16 +191,59 @@ void JobRunner::claim() {
                 busy += ',';
             busy += std::to_string(agent_id);
         } else {
-            busiest = std::max(busiest, running);
+            *busiest = std::max(*busiest, running);
         }
     }
-    busy += '}';
-    long n = std::min({free_slots, CLAIM_BATCH_MAX, limit - busiest});
-    claiming_ = true;
-    claim_again_ = false;
-    pool_.query(SQL_CLAIM,
-                {s.worker_name, std::to_string(n), std::to_string(s.lease_seconds) + " seconds", busy},
-                [this, n](PgResult r) { claim_done(n, std::move(r)); });
+    return busy + '}';
+}
+
+long JobRunner::free_slots(const RunnerSettings &s) const {
+    return s.max_in_flight - in_flight_ - *slots_reserved_;
+}
+
+class JobRunner::Slot : public CallSlot {
+  public:
+    Slot(JobRunner &runner, HandoffOffer offer)
+        : runner_(runner), reserved_(runner.slots_reserved_), offer_(std::move(offer)) {
+        ++*runner.slots_reserved_;
+    }
+    ~Slot() override {
+        if (auto reserved = reserved_.lock())
+            --*reserved;
+    }
+    const HandoffOffer &offer() const override { return offer_; }
+    void take(const PgResult &result) override {
+        if (!reserved_.expired())
+            runner_.take_call(result);
+    }
+
+  private:
+    JobRunner &runner_;
+    std::weak_ptr<long> reserved_;
+    HandoffOffer offer_;
+};
+
+std::shared_ptr<CallSlot> JobRunner::reserve_call_slot() {
+    RunnerSettings s = settings_();
+    if (stopping_ || free_slots(s) <= 0)
+        return nullptr;
+    // Any reserved slot may turn out to be a call to the busiest agent below its share: reserve only while
+    // that agent would stay within it (agents at their share are passed as busy and get no hand-off).
+    long limit = per_agent_limit(s);
+    long busiest = 0;
+    std::string busy = busy_agents(limit, &busiest);
+    if (busiest + *slots_reserved_ >= limit)
+        return nullptr;
+    HandoffOffer offer{s.worker_name, std::to_string(s.lease_seconds) + " seconds", std::move(busy)};
+    return std::make_shared<Slot>(*this, std::move(offer));
+}
+
+void JobRunner::take_call(const PgResult &r) {
+    ClaimedJob job = job_from_row(r, 0);
+    job.kind = "agent_call";  // receive_sms_leased hands off nothing else
+    ++handed_off_total_;
+    ++metrics_.jobs_handed_off;
+    run(std::move(job));
 }
 
 long JobRunner::per_agent_limit(const RunnerSettings &s) const {
@@ -241,7 +298,7 @@ ClaimedJob JobRunner::job_from_row(const PgResult &r, size_t i) {
 std::vector<std::optional<std::string>> JobRunner::ack_params(std::string rows) const {
     RunnerSettings s = settings_();
     // Room for handed-off sends: the free in-flight slots, none while draining.
-    long room = stopping_ ? 0 : std::max(0L, s.max_in_flight - in_flight_);
+    long room = stopping_ ? 0 : std::max(0L, free_slots(s));
     return {std::move(rows), s.worker_name, std::to_string(s.lease_seconds) + " seconds",
             std::to_string(room)};
 }

@@ -19,6 +19,7 @@
 #include <nlohmann/json.hpp>
 
 #include "agent_http.hpp"
+#include "call_handoff.hpp"
 #include "mcp_client.hpp"
 #include "metrics.hpp"
 #include "pg_pool.hpp"
@@ -75,6 +76,10 @@ class JobRunner {
     // drain — stops claiming; calls done once every running job has been acked, or when timeout passes.
     void drain(std::chrono::milliseconds timeout, std::function<void()> done);
 
+    // reserve_call_slot — room for one agent call handed off by an inbound webhook (see CallSlot); nullptr
+    // when the worker is full or draining.
+    std::shared_ptr<CallSlot> reserve_call_slot();
+
     long in_flight() const { return in_flight_; }
     size_t acks_parked() const { return parked_.size(); }
     // stats — counters for the periodic stats log line.
@@ -95,6 +100,12 @@ class JobRunner {
 
     void claim();
     void claim_done(long asked, PgResult result);
+    // busy_agents — the bigint[] literal of agents at their share (limit); *busiest: most calls of any other.
+    std::string busy_agents(long limit, long *busiest) const;
+    // free_slots — room for more jobs: max_in_flight less running jobs and reserved call slots.
+    long free_slots(const RunnerSettings &s) const;
+    void take_call(const PgResult &result);
+    class Slot;
     void run(ClaimedJob job);
     void run_agent_call(ClaimedJob job);
     void run_sms_send(ClaimedJob job);
@@ -139,6 +150,9 @@ class JobRunner {
     // its backlog never takes the slots of other agents and of SMS sends.
     std::map<long long, long> agent_in_flight_;
     long acks_sending_ = 0;
+    // Call slots reserved by webhooks whose statement has not answered yet; shared with the slots, which may
+    // outlive the runner inside pool callbacks at shutdown.
+    std::shared_ptr<long> slots_reserved_ = std::make_shared<long>(0);
     std::vector<Ack> ack_queue_;
     bool ack_batch_running_ = false;
     std::deque<Ack> parked_;

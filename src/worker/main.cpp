@@ -98,7 +98,8 @@ int run(const ConfigSources &sources, std::shared_ptr<const Config> config) {
         s.tick_interval_ms = config->tick_interval_ms;
         return s;
     });
-    TwilioRoutes twilio_routes(pool, metrics, current);
+    CallHandoff handoff{[&runner] { return runner.reserve_call_slot(); }};
+    TwilioRoutes twilio_routes(pool, metrics, current, std::move(handoff));
     Router router(io, pool, metrics, twilio_routes);
     HttpServer server(
         io,

@@ -97,7 +97,8 @@ std::string render_prometheus(const Metrics &m) {
            "Ack batches that failed with an SQL error and were acked one by one.");
     out += "darkspere_ack_batch_fallbacks_total " + std::to_string(m.ack_batch_fallbacks) + "\n";
     header(out, "darkspere_jobs_handed_off_total", "counter",
-           "SMS sends leased to this worker by its own ack statement, run without a claim.");
+           "Jobs leased to this worker by the statement that created them (an inbound webhook's agent call, "
+           "an ack's SMS send), run without a claim.");
     out += "darkspere_jobs_handed_off_total " + std::to_string(m.jobs_handed_off) + "\n";
 
     gauge(out, "darkspere_agent_calls_in_flight", "Agent calls waiting for an answer.",

@@ -41,7 +41,7 @@ struct Metrics {
     long acks_pending = 0;
     long db_connections = 0;
     unsigned long long ack_batch_fallbacks = 0;  // batches that failed and were acked one by one
-    unsigned long long jobs_handed_off = 0;      // sms_sends leased to this worker by its own ack (no claim)
+    unsigned long long jobs_handed_off = 0;      // jobs leased to this worker by the call that made them
     Histogram agent_call_seconds;
     Histogram twilio_send_seconds;
     Histogram webhook_seconds;

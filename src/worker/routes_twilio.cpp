@@ -18,6 +18,10 @@ namespace {
 const char *const SQL_RECEIVE_SMS =
     "SELECT disposition, session_id, message_id, agent_id, reply "
     "FROM darkspere.receive_sms($1, $2, $3, $4, $5, $6, $7)";
+// The same, for a worker with room: a routed message's agent call comes back leased to it.
+const char *const SQL_RECEIVE_SMS_LEASED =
+    "SELECT disposition, session_id, message_id, agent_id, reply, job_id, attempt, payload "
+    "FROM darkspere.receive_sms_leased($1, $2, $3, $4, $5, $6, $7, $8, $9::interval, $10::bigint[])";
 const char *const SQL_DELIVERY_STATUS = "SELECT darkspere.record_delivery_status($1, $2, $3)";
 
 const char *const TWIML_TYPE = "text/xml; charset=utf-8";
@@ -142,18 +146,27 @@ void TwilioRoutes::store_then_answer(const Request &req, Responder respond, cons
 }
 
 void TwilioRoutes::sms(Request &&req, Responder respond) {
+    // Reserved before the statement: a worker with room takes the call with the commit that stores the
+    // message.
+    std::shared_ptr<CallSlot> slot = handoff_.reserve ? handoff_.reserve() : nullptr;
     store_then_answer(
-        req, std::move(respond), "sms", {"AccountSid", "From", "To", "MessageSid"}, SQL_RECEIVE_SMS,
-        "receive_sms",
-        [](const WebhookCheck &check, const std::string &request_id) {
+        req, std::move(respond), "sms", {"AccountSid", "From", "To", "MessageSid"},
+        slot ? SQL_RECEIVE_SMS_LEASED : SQL_RECEIVE_SMS, "receive_sms",
+        [slot](const WebhookCheck &check, const std::string &request_id) {
             auto field = [&check](const char *name) { return form_value(check.params, name).value_or(""); };
             std::string num_media = field("NumMedia");
-            return PgParams{field("AccountSid"), field("To"),
+            PgParams params{field("AccountSid"), field("To"),
                             field("From"),       field("Body"),
                             field("MessageSid"), num_media.empty() ? std::string("0") : num_media,
                             request_id};
+            if (slot) {
+                params.push_back(slot->offer().worker);
+                params.push_back(slot->offer().lease);
+                params.push_back(slot->offer().busy_agents);
+            }
+            return params;
         },
-        [](const PgResult &r, const WebhookCheck &check, const std::string &request_id) {
+        [slot](const PgResult &r, const WebhookCheck &check, const std::string &request_id) {
             std::optional<std::string> reply = r.value(0, "reply");
             log_info("sms received", {{"request_id", request_id},
                                       {"message_sid", form_value(check.params, "MessageSid").value_or("")},
@@ -162,6 +175,8 @@ void TwilioRoutes::sms(Request &&req, Responder respond) {
                                       {"message_id", r.value(0, "message_id").value_or("")},
                                       {"agent_id", r.value(0, "agent_id").value_or("")},
                                       {"inline_reply", reply.has_value()}});
+            if (slot && r.value(0, "job_id"))
+                slot->take(r);
             return make_response(200, TWIML_TYPE, twiml_response(reply));
         });
 }

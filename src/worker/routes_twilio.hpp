@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "call_handoff.hpp"
 #include "common/form.hpp"
 #include "config.hpp"
 #include "http_server.hpp"
@@ -42,8 +43,9 @@ std::string new_request_id();
 
 class TwilioRoutes {
   public:
-    TwilioRoutes(PgPool &pool, Metrics &metrics, std::function<std::shared_ptr<const Config>()> config)
-        : pool_(pool), metrics_(metrics), config_(std::move(config)) {}
+    TwilioRoutes(PgPool &pool, Metrics &metrics, std::function<std::shared_ptr<const Config>()> config,
+                 CallHandoff handoff = {})
+        : pool_(pool), metrics_(metrics), config_(std::move(config)), handoff_(std::move(handoff)) {}
 
     void sms(Request &&req, Responder respond);
     void status(Request &&req, Responder respond);
@@ -62,6 +64,7 @@ class TwilioRoutes {
     PgPool &pool_;
     Metrics &metrics_;
     std::function<std::shared_ptr<const Config>()> config_;
+    CallHandoff handoff_;
 };
 
 }  // namespace darkspere::worker

@@ -22,8 +22,9 @@ async function batchStats(worker) {
 }
 
 describe('ack batching', () => {
-    test('a burst of 60 texts: each answered once, all 120 jobs done, acks shared statements, sends handed off', { timeout: 60000 }, async (t) => {
-        const stack = await useStack(t, cluster, { agents: [{ kind: 'http' }] });
+    test('a burst of 60 texts: each answered once, all 120 jobs done, acks shared statements, every job handed off', { timeout: 60000 }, async (t) => {
+        // Capacity for the whole burst: no text waits for an agent (tick() would route it, then a claim runs it).
+        const stack = await useStack(t, cluster, { agents: [{ kind: 'http', capacity: 100 }] });
         const phones = Array.from({ length: 60 }, (_, i) => phone(700 + i));
         const answers = await Promise.all(phones.map((p) => stack.sms(p, `burst from ${p}`)));
         answers.forEach(assertAccepted);
@@ -46,7 +47,8 @@ describe('ack batching', () => {
         assert.equal(fallbacks, 0, 'every batch statement succeeded (none fell back to one-by-one acks)');
         assert.ok(acks >= 2, `some acks went in batches (${acks} acks in ${batches} batch statements)`);
         assert.ok(batches < acks, `a batch holds more than one ack on average (${acks} acks in ${batches} batches)`);
-        // Each agent answer's ack leased its reply's send to this worker (it had room): no claim was needed.
-        assert.equal(handedOff, 60, 'every send was handed off by the ack that created it');
+        // The webhook's statement leased each agent call to this worker, and each answer's ack leased its reply's
+        // send (the worker had room): no job needed a claim.
+        assert.equal(handedOff, 120, 'every call and every send was handed off by the statement that created it');
     });
 });
