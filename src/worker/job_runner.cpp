@@ -208,8 +208,10 @@ class JobRunner::Slot : public CallSlot {
         ++*runner.slots_reserved_;
     }
     ~Slot() override {
-        if (auto reserved = reserved_.lock())
+        if (auto reserved = reserved_.lock()) {
             --*reserved;
+            runner_.call_slot_released();
+        }
     }
     const HandoffOffer &offer() const override { return offer_; }
     void take(const PgResult &result) override {
@@ -222,6 +224,12 @@ class JobRunner::Slot : public CallSlot {
     std::weak_ptr<long> reserved_;
     HandoffOffer offer_;
 };
+
+void JobRunner::call_slot_released() {
+    // A claim that found no room for the reservations goes now (not at the next poll).
+    if (claim_again_ && !stopping_)
+        asio::post(io_, [this] { claim(); });
+}
 
 std::shared_ptr<CallSlot> JobRunner::reserve_call_slot() {
     RunnerSettings s = settings_();

@@ -105,6 +105,7 @@ class JobRunner {
     // free_slots — room for more jobs: max_in_flight less running jobs and reserved call slots.
     long free_slots(const RunnerSettings &s) const;
     void take_call(const PgResult &result);
+    void call_slot_released();
     class Slot;
     void run(ClaimedJob job);
     void run_agent_call(ClaimedJob job);
