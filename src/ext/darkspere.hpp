@@ -124,10 +124,18 @@ Segments count_sms_segments(const char *utf8);
 // ---- Queue (queue.cpp) ----
 // enqueue_agent_call — queues the turn's call (or hands it off, see handoff.cpp) and counts it on the agent.
 int64 enqueue_agent_call(int64 account_id, int64 session_id, int64 message_id, int64 agent_id);
+// ReplyChecks — what the caller already read about the recipient in this transaction, so enqueue_reply need
+// not read it again: whether the phone opted out, whether the plan has a hard cap.
+struct ReplyChecks {
+    bool known;
+    bool opted_out;
+    bool hard_cap;
+};
 // enqueue_reply — stores an outbound reply (split into ≤1600-character messages) and queues its sms_send
 // jobs, unless the phone opted out or the plan cap is reached (then the message is stored as suppressed).
 void enqueue_reply(int64 account_id, int64 session_id, int64 reply_to, const char *service_number,
-                   const char *phone, const char *body, int64 agent_id, const char *request_id);
+                   const char *phone, const char *body, int64 agent_id, const char *request_id,
+                   const ReplyChecks *checks = nullptr);
 // route_message — binds a stored inbound message to an agent and queues its agent_call; returns the agent or
 // 0.
 int64 route_message(int64 account_id, int64 session_id, int64 message_id, int64 agent_id);

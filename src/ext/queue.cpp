@@ -9,6 +9,8 @@
 #include "ext/errors.hpp"
 #include "ext/spi_plans.hpp"
 
+#include <cmath>
+
 extern "C" {
 #include "common/pg_prng.h"
 }
@@ -131,9 +133,12 @@ static int next_chunk_length(const char *text, int bytes) {
 }
 
 void enqueue_reply(int64 account_id, int64 session_id, int64 reply_to, const char *service_number,
-                   const char *phone, const char *body, int64 agent_id, const char *request_id) {
-    bool opted_out = is_opted_out(account_id, service_number, phone);
-    bool queued = false;  // a job waits for a claim: wake the worker
+                   const char *phone, const char *body, int64 agent_id, const char *request_id,
+                   const ReplyChecks *checks) {
+    bool known = checks != nullptr && checks->known;
+    bool opted_out = known ? checks->opted_out : is_opted_out(account_id, service_number, phone);
+    bool capped = known ? checks->hard_cap : true;  // unknown: let the quota check find out
+    bool queued = false;                            // a job waits for a claim: wake the worker
     int remaining = strlen(body);
     const char *rest = body;
     while (remaining > 0) {
@@ -145,7 +150,7 @@ void enqueue_reply(int64 account_id, int64 session_id, int64 reply_to, const cha
         Segments seg = count_sms_segments(chunk);
         const char *status = "pending";
         TimestampTz available_at = 0;
-        if (opted_out || !quota_allows_outbound(account_id, seg.segments)) {
+        if (opted_out || (capped && !quota_allows_outbound(account_id, seg.segments))) {
             status = "suppressed";  // never an SMS to an opted-out phone, nor past a hard cap
         } else if (rate_limit_hit("phone_out", phone, 1, &available_at) == LimitVerdict::allowed) {
             available_at = 0;  // send now
@@ -297,23 +302,21 @@ static Statement kFenceFail = {
     {INT8OID, INT4OID},
     nullptr};
 
-// The agent's answer: reply kind ('string', 'null' or missing) and text, latency when a non-negative number.
-static Statement kReadAgentResult = {
-    "SELECT COALESCE(pg_catalog.jsonb_typeof($1 -> 'reply'), 'null'), $1 ->> 'reply',"
-    "       CASE WHEN pg_catalog.jsonb_typeof($1 -> 'latency_ms') = 'number'"
-    "            THEN LEAST(GREATEST(($1 ->> 'latency_ms')::numeric, 0), 2147483647)::int END",
-    1,
-    {JSONBOID},
-    nullptr};
-
+// Marks the turn answered and reads what the reply needs: the account's fallback text, whether the phone
+// opted out and whether the plan has a hard cap (only then is the quota read). Touching the session also
+// serialises replies of one session, which keeps hand-offs of their sends in order.
 static Statement kAnswered = {
     "WITH m AS (UPDATE darkspere.messages SET status = 'answered', updated_at = pg_catalog.now()"
     "            WHERE message_id = $1"
     "            RETURNING account_id, session_id, service_number, phone, request_id),"
     "     s AS (UPDATE darkspere.sessions SET last_activity_at = pg_catalog.now()"
     "            WHERE session_id = (SELECT session_id FROM m))"
-    " SELECT m.account_id, m.session_id, m.service_number, m.phone, m.request_id, a.fallback_text"
-    "   FROM m JOIN darkspere.accounts a ON a.account_id = m.account_id",
+    " SELECT m.account_id, m.session_id, m.service_number, m.phone, m.request_id, a.fallback_text,"
+    "        EXISTS (SELECT 1 FROM darkspere.opt_outs o WHERE o.account_id = m.account_id"
+    "                   AND o.service_number = m.service_number AND o.phone = m.phone),"
+    "        p.hard_cap"
+    "   FROM m JOIN darkspere.accounts a ON a.account_id = m.account_id JOIN darkspere.plans p ON p.plan = "
+    "a.plan",
     1,
     {INT8OID},
     nullptr};
@@ -325,15 +328,6 @@ static Statement kSent = {
     " WHERE message_id = $1 RETURNING account_id, segments",
     4,
     {INT8OID, TEXTOID, TEXTOID, INT4OID},
-    nullptr};
-
-static Statement kReadSendResult = {
-    "SELECT $1 ->> 'sid', $1 ->> 'status',"
-    "       CASE WHEN pg_catalog.jsonb_typeof($1 -> 'segments') = 'number'"
-    "             AND ($1 ->> 'segments')::numeric BETWEEN 1 AND 1000 THEN ($1 ->> 'segments')::numeric::int "
-    "END",
-    1,
-    {JSONBOID},
     nullptr};
 
 static Statement kRetryOnAgent = {
@@ -410,18 +404,68 @@ static void dead_letter(int64 job_id, const char *error, bool send_fallback) {
     enqueue_reply(account_id, session_id, spi_int64(0, 8), service_number, phone, fallback, 0, request_id);
 }
 
+// jsonb_key — the value of top-level key `key` of a jsonb object, or nullptr when absent.
+static JsonbValue *jsonb_key(Jsonb *object, const char *key) {
+    JsonbValue k;
+    k.type = jbvString;
+    k.val.string.val = const_cast<char *>(key);
+    k.val.string.len = strlen(key);
+    return findJsonbValueFromContainer(&object->root, JB_FOBJECT, &k);
+}
+
+// jsonb_type_name — jsonb_typeof's name for a value.
+static const char *jsonb_type_name(const JsonbValue *v) {
+    switch (v->type) {
+        case jbvNull:
+            return "null";
+        case jbvString:
+            return "string";
+        case jbvNumeric:
+            return "number";
+        case jbvBool:
+            return "boolean";
+        case jbvBinary:
+            return JsonContainerIsArray(v->val.binary.data) ? "array" : "object";
+        default:
+            return "object";
+    }
+}
+
+// jsonb_number — a number value as double (for the bounds checks of latency and segments).
+static double jsonb_number(const JsonbValue *v) {
+    return DatumGetFloat8(DirectFunctionCall1(numeric_float8, NumericGetDatum(v->val.numeric)));
+}
+
+// jsonb_text — the ->> text of a value: a string as itself, null as nullptr, anything else as its JSON text.
+static char *jsonb_text(JsonbValue *v) {
+    if (v == nullptr || v->type == jbvNull) {
+        return nullptr;
+    }
+    if (v->type == jbvString) {
+        return pnstrdup(v->val.string.val, v->val.string.len);
+    }
+    if (v->type == jbvBinary) {
+        return JsonbToCString(nullptr, v->val.binary.data, v->val.binary.len);
+    }
+    Jsonb *scalar = JsonbValueToJsonb(v);
+    return JsonbToCString(nullptr, &scalar->root, VARSIZE(scalar));
+}
+
 static void complete_agent_call(int64 message_id, int64 agent_id, Jsonb *result) {
     MemoryContext caller = CurrentMemoryContext;
-    Datum result_arg[1] = {JsonbPGetDatum(result)};
-    spi_run(kReadAgentResult, result_arg, nullptr, false, 1);
-    char *reply_kind = spi_text_copy(0, 1, caller);
-    char *reply = spi_text_copy(0, 2, caller);
-    bool latency_known = !spi_is_null(0, 3);
-    int32 latency_ms = spi_int32(0, 3);
-    if (strcmp(reply_kind, "string") != 0 && strcmp(reply_kind, "null") != 0) {
-        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-                        errmsg("result.reply must be a string or null, not %s", reply_kind)));
+    // The agent's answer: reply a string or null (or missing), latency when a number (clamped to int range).
+    JsonbValue *reply_value = jsonb_key(result, "reply");
+    if (reply_value != nullptr && reply_value->type != jbvString && reply_value->type != jbvNull) {
+        ereport(ERROR,
+                (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                 errmsg("result.reply must be a string or null, not %s", jsonb_type_name(reply_value))));
     }
+    char *reply = jsonb_text(reply_value);
+    JsonbValue *latency_value = jsonb_key(result, "latency_ms");
+    bool latency_known = latency_value != nullptr && latency_value->type == jbvNumeric;
+    int32 latency_ms = latency_known ? static_cast<int32>(lround(Min(Max(jsonb_number(latency_value), 0.0),
+                                                                     static_cast<double>(PG_INT32_MAX))))
+                                     : 0;
 
     agent_load_add(agent_id, -1);
     health_record(agent_id, true, latency_ms, latency_known);
@@ -436,24 +480,31 @@ static void complete_agent_call(int64 message_id, int64 agent_id, Jsonb *result)
     char *phone = spi_text_copy(0, 4, caller);
     char *request_id = spi_text_copy(0, 5, caller);
     char *fallback = spi_text_copy(0, 6, caller);
+    ReplyChecks checks = {true, spi_bool(0, 7), spi_bool(0, 8)};
     usage_add(account_id, "agent_messages", 1);
 
     if (reply != nullptr && reply[0] != '\0') {
-        enqueue_reply(account_id, session_id, message_id, service_number, phone, reply, agent_id, request_id);
+        enqueue_reply(account_id, session_id, message_id, service_number, phone, reply, agent_id, request_id,
+                      &checks);
     } else if (reply == nullptr && fallback != nullptr && fallback[0] != '\0') {
         // The agent answered without usable text; "" would have meant "send nothing".
-        enqueue_reply(account_id, session_id, message_id, service_number, phone, fallback, 0, request_id);
+        enqueue_reply(account_id, session_id, message_id, service_number, phone, fallback, 0, request_id,
+                      &checks);
     }
 }
 
 static void complete_sms_send(int64 message_id, Jsonb *result) {
-    MemoryContext caller = CurrentMemoryContext;
-    Datum result_arg[1] = {JsonbPGetDatum(result)};
-    spi_run(kReadSendResult, result_arg, nullptr, false, 1);
-    char *sid = spi_text_copy(0, 1, caller);
-    char *status = spi_text_copy(0, 2, caller);
-    bool segments_known = !spi_is_null(0, 3);
-    int32 segments = spi_int32(0, 3);
+    // The provider's answer: sid and status as text, segments when a number from 1 to 1000.
+    char *sid = jsonb_text(jsonb_key(result, "sid"));
+    char *status = jsonb_text(jsonb_key(result, "status"));
+    JsonbValue *segments_value = jsonb_key(result, "segments");
+    bool segments_known = false;
+    int32 segments = 0;
+    if (segments_value != nullptr && segments_value->type == jbvNumeric) {
+        double n = jsonb_number(segments_value);
+        segments_known = n >= 1 && n <= 1000;
+        segments = segments_known ? static_cast<int32>(lround(n)) : 0;
+    }
 
     Datum args[4] = {Int64GetDatum(message_id), sid ? text_datum(sid) : (Datum)0,
                      status ? text_datum(status) : (Datum)0, Int32GetDatum(segments)};

@@ -10,61 +10,57 @@
 
 namespace darkspere {
 
-static Statement kRule = {
-    "SELECT COALESCE(o.max_hits, r.max_hits), COALESCE(o.window_s, r.window_s), COALESCE(o.block_s, "
-    "r.block_s)"
-    "  FROM darkspere.rate_limit_rules r"
-    "  LEFT JOIN darkspere.rate_limit_overrides o ON o.scope = r.scope AND o.subject = $2"
-    " WHERE r.scope = $1",
-    2,
-    {TEXTOID, TEXTOID},
-    nullptr};
-
-// $1 scope, $2 subject, $3 cost, $4 max_hits, $5 window_s, $6 block_s, $7 now.
+// One statement per hit: the rule (an override for this subject, else the scope's rule) and the count.
+// $1 scope, $2 subject, $3 cost, $4 now. No row back means the scope has no rule.
 // A rule with block_s = 0 blocks nobody: hits go on counting and every hit past max_hits is refused until the
 // window ends. A rule with a block period stops counting and refuses everything until blocked_until.
 static Statement kHit = {
-    "INSERT INTO darkspere.rate_limit_state AS s (scope, subject, window_start, hits, blocked_until)"
-    " VALUES ($1, $2, $7, $3, CASE WHEN $3 > $4 AND $6 > 0 THEN $7 + pg_catalog.make_interval(secs => $6) "
-    "END)"
+    "WITH rl AS ("
+    "  SELECT COALESCE(o.max_hits, r.max_hits) AS max_hits, COALESCE(o.window_s, r.window_s) AS window_s,"
+    "         COALESCE(o.block_s, r.block_s) AS block_s"
+    "    FROM darkspere.rate_limit_rules r"
+    "    LEFT JOIN darkspere.rate_limit_overrides o ON o.scope = r.scope AND o.subject = $2"
+    "   WHERE r.scope = $1)"
+    " INSERT INTO darkspere.rate_limit_state AS s (scope, subject, window_start, hits, blocked_until)"
+    " SELECT $1, $2, $4, $3,"
+    "        CASE WHEN $3 > rl.max_hits AND rl.block_s > 0 THEN $4 + pg_catalog.make_interval(secs => "
+    "rl.block_s) END"
+    "   FROM rl"
     " ON CONFLICT (scope, subject) DO UPDATE SET"
-    "   window_start = CASE WHEN s.blocked_until > $7 THEN s.window_start"
-    "                       WHEN s.window_start + pg_catalog.make_interval(secs => $5) <= $7 THEN $7"
-    "                       ELSE s.window_start END,"
-    "   hits = CASE WHEN s.blocked_until > $7 THEN s.hits"
-    "               WHEN s.window_start + pg_catalog.make_interval(secs => $5) <= $7 THEN $3"
+    "   window_start = CASE WHEN s.blocked_until > $4 THEN s.window_start"
+    "                       WHEN s.window_start + pg_catalog.make_interval(secs => (SELECT window_s FROM "
+    "rl)) <= $4"
+    "                       THEN $4 ELSE s.window_start END,"
+    "   hits = CASE WHEN s.blocked_until > $4 THEN s.hits"
+    "               WHEN s.window_start + pg_catalog.make_interval(secs => (SELECT window_s FROM rl)) <= $4 "
+    "THEN $3"
     "               ELSE s.hits + $3 END,"
-    "   blocked_until = CASE WHEN s.blocked_until > $7 THEN s.blocked_until"
-    "                        WHEN $6 > 0 AND (CASE WHEN s.window_start + pg_catalog.make_interval(secs => "
-    "$5) <= $7"
-    "                                              THEN $3 ELSE s.hits + $3 END) > $4"
-    "                        THEN $7 + pg_catalog.make_interval(secs => $6)"
+    "   blocked_until = CASE WHEN s.blocked_until > $4 THEN s.blocked_until"
+    "                        WHEN (SELECT block_s FROM rl) > 0"
+    "                         AND (CASE WHEN s.window_start + pg_catalog.make_interval(secs => (SELECT "
+    "window_s FROM rl))"
+    "                                        <= $4 THEN $3 ELSE s.hits + $3 END) > (SELECT max_hits FROM rl)"
+    "                        THEN $4 + pg_catalog.make_interval(secs => (SELECT block_s FROM rl))"
     "                        ELSE NULL END"
-    " RETURNING COALESCE(s.blocked_until > $7, false) OR ($6 = 0 AND s.hits > $4),"
-    "           COALESCE(s.blocked_until = $7 + pg_catalog.make_interval(secs => $6), false)"
-    "             OR ($6 = 0 AND s.hits > $4),"
+    " RETURNING COALESCE(s.blocked_until > $4, false)"
+    "             OR ((SELECT block_s FROM rl) = 0 AND s.hits > (SELECT max_hits FROM rl)),"
+    "           COALESCE(s.blocked_until = $4 + pg_catalog.make_interval(secs => (SELECT block_s FROM rl)), "
+    "false)"
+    "             OR ((SELECT block_s FROM rl) = 0 AND s.hits > (SELECT max_hits FROM rl)),"
     "           s.blocked_until",
-    7,
-    {TEXTOID, TEXTOID, INT4OID, INT4OID, INT4OID, INT4OID, TIMESTAMPTZOID},
+    4,
+    {TEXTOID, TEXTOID, INT4OID, TIMESTAMPTZOID},
     nullptr};
 
 LimitVerdict rate_limit_hit(const char *scope, const char *subject, int cost, TimestampTz *blocked_until) {
-    Datum rule_args[2] = {text_datum(scope), text_datum(subject)};
-    if (spi_run(kRule, rule_args, nullptr, false, 1) == 0) {
+    // One timestamp for the whole decision, so "blocked by this hit" is recognisable in RETURNING.
+    TimestampTz now = GetCurrentTimestamp();
+    Datum args[4] = {text_datum(scope), text_datum(subject), Int32GetDatum(cost), TimestampTzGetDatum(now)};
+    if (spi_run(kHit, args, nullptr, false, 1) == 0) {
         ereport(ERROR,
                 (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("unknown rate limit scope: \"%s\"", scope),
                  errhint("Scopes are the rows of darkspere.rate_limit_rules.")));
     }
-    int32 max_hits = spi_int32(0, 1);
-    int32 window_s = spi_int32(0, 2);
-    int32 block_s = spi_int32(0, 3);
-
-    // One timestamp for the whole decision, so "blocked by this hit" is recognisable in RETURNING.
-    TimestampTz now = GetCurrentTimestamp();
-    Datum args[7] = {text_datum(scope),       text_datum(subject),     Int32GetDatum(cost),
-                     Int32GetDatum(max_hits), Int32GetDatum(window_s), Int32GetDatum(block_s),
-                     TimestampTzGetDatum(now)};
-    spi_run(kHit, args, nullptr, false, 1);
     bool blocked = spi_bool(0, 1);
     bool blocked_by_this_hit = spi_bool(0, 2);
     if (blocked_until != nullptr) {
