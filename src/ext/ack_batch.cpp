@@ -9,8 +9,7 @@
 //   - usage, agent load and agent health changes are summed per key in memory and written once when the
 //     batch ends, in key order (so two workers' batches take those row locks in the same order);
 //   - an sms_send that may run now is stored already leased to the acking worker (attempt 1) and returned
-//   with
-//     the ack results, up to the room the worker says it has.
+//     with the ack results, up to the room the worker says it has (a hand-off, handoff.cpp).
 // Readers of the deferred counters inside the batch see the same numbers as without it: pick_agent flushes
 // first, the quota check adds what is pending. Everything here is plain data in palloc'd memory (no C++
 // destructors), reset by PG_FINALLY whatever happens.
@@ -43,7 +42,6 @@ struct HealthEntry {
 
 // Capacities are sized from the number of acks; an update that does not fit is written at once instead.
 struct Batch {
-    MemoryContext context;
     UsageDelta *usage;
     int nusage, usage_cap;
     LoadDelta *load;
@@ -263,7 +261,6 @@ DARKSPERE_FUNCTION(darkspere_ack_jobs) {
 
     int nelems = JB_ROOT_COUNT(acks);
     Batch batch = {};
-    batch.context = CurrentMemoryContext;
     batch.usage_cap = 3 * nelems + 3;
     batch.usage = static_cast<UsageDelta *>(palloc(sizeof(UsageDelta) * batch.usage_cap));
     batch.load_cap = 2 * nelems + 2;
