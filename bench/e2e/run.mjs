@@ -30,8 +30,8 @@
 //   outbound  OUTBOUND sms_send jobs made ready with the worker stopped (receive_sms + claim_jobs + complete_job
 //             in SQL), then the worker starts and drains them to the stand-in: jobs/s.
 import { execFile, spawn } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
-import { cpus, totalmem } from 'node:os';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { promisify } from 'node:util';
@@ -91,9 +91,9 @@ function procStatus(pid) {
 
 // cpuSeconds sums user+system CPU time of the PostgreSQL processes (every process named postgres on the machine:
 // run the benchmark on a machine without another cluster), of this Node process (with PEERS=node the load
-// generator and every peer; with PEERS=native only the harness, most of it reading the worker's log pipe), of the
-// worker, and of the native peer process when peerPid is given (load generator, instant agent and Twilio
-// stand-in). A process that exits takes its time with it; the pool's backends live through a round.
+// generator and every peer; with PEERS=native only the harness, idle during a round since the worker logs to a
+// file), of the worker, and of the native peer process when peerPid is given (load generator, instant agent and
+// Twilio stand-in). A process that exits takes its time with it; the pool's backends live through a round.
 function cpuSeconds(workerPid, peerPid, ticksPerSecond) {
     const sum = { postgres: 0, node: 0, worker: 0 };
     if (peerPid) sum.peer = 0;
@@ -324,7 +324,12 @@ async function main() {
     const workerArgs = []; // default log level (info): the 'ready' line is an info line the harness waits for
     if (env.MAX_IN_FLIGHT) workerArgs.push('--max-in-flight', env.MAX_IN_FLIGHT);
     if (env.WORKER_ARGS) workerArgs.push(...env.WORKER_ARGS.split(' ').filter(Boolean)); // e.g. "--pool-size 8"
+    // The worker logs (info level, a few lines per message) to files, not to a pipe this process would have to
+    // read and parse during the measurement; they are removed after a successful run.
+    const logDir = mkdtempSync(join(tmpdir(), 'darkspere-bench-logs-'));
+    let workers = 0;
     const newWorker = (twilioBase = api.url) => startWorker({
+        logFile: join(logDir, `worker-${++workers}.log`),
         conninfo: cluster.conninfo(dbName),
         twilioAccounts: { [SID]: authToken },
         twilioBase,
@@ -569,6 +574,10 @@ async function main() {
         }
         if (worker) log(`== worker final VmHWM ${procStatus(worker.proc.pid).hwmMiB.toFixed(1)} MiB`);
         log(`RESULTS ${JSON.stringify(results)}`);
+        rmSync(logDir, { recursive: true, force: true });
+    } catch (err) {
+        log(`== worker logs kept in ${logDir}`);
+        throw err;
     } finally {
         if (worker) await worker.stop('SIGTERM').catch(() => worker.kill());
         await Promise.allSettled([out.fast.close(), out.slow.close(), out.api.close(), out.native?.close()]);

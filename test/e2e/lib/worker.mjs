@@ -1,5 +1,6 @@
 // test/e2e/lib/worker.mjs — runs the real darkspere-worker as a child process and reads its JSON-lines log.
 import { spawn } from 'node:child_process';
+import { closeSync, openSync, readFileSync } from 'node:fs';
 import { onExit } from './cleanup.mjs';
 import { freePort, sleep, waitFor } from './net.mjs';
 import { workerBinary } from './paths.mjs';
@@ -11,6 +12,8 @@ const STOP_TIMEOUT_MS = 15000;
 // resolves once it logs {"msg":"ready"}. The public URL is the listen address, so signatures are computed
 // over the URL tests post to. Resolves with
 // {proc, port, url, name, logs, waitForLog(pred), stop(signal), kill(), exited}.
+// With logFile, the worker writes its log to that file and this process does not read it (benchmarks: parsing
+// every line would put the harness's CPU into the measurement); logs stays empty and waitForLog is unavailable.
 export async function startWorker({
     conninfo,
     twilioAccounts = {},
@@ -25,6 +28,7 @@ export async function startWorker({
     extraArgs = [],
     env = {},
     echo = Boolean(process.env.E2E_WORKER_LOG),
+    logFile = null,
 } = {}) {
     const listenPort = port ?? (await freePort());
     const url = `http://127.0.0.1:${listenPort}`;
@@ -44,10 +48,12 @@ export async function startWorker({
     if (twilioBase) args.push('--twilio-base', twilioBase);
     args.push(...extraArgs);
 
+    const logFd = logFile ? openSync(logFile, 'a') : null;
     const proc = spawn(workerBinary(), args, {
-        stdio: ['ignore', 'pipe', 'pipe'],
+        stdio: ['ignore', logFd ?? 'pipe', logFd ?? 'pipe'],
         env: { ...process.env, ...env },
     });
+    if (logFd !== null) closeSync(logFd); // the child holds its own copy
     const unregister = onExit(() => proc.kill('SIGKILL'));
     const logs = [];
     const output = [];
@@ -77,10 +83,12 @@ export async function startWorker({
             }
         }
     };
-    proc.stderr.setEncoding('utf8').on('data', onData);
-    proc.stdout.setEncoding('utf8').on('data', onData);
-
-    const tail = (n = 30) => output.slice(-n).join('\n');
+    if (!logFile) {
+        proc.stderr.setEncoding('utf8').on('data', onData);
+        proc.stdout.setEncoding('utf8').on('data', onData);
+    }
+    const fileLines = () => readFileSync(logFile, 'utf8').split('\n').filter((l) => l.trim());
+    const tail = (n = 30) => (logFile ? fileLines() : output).slice(-n).join('\n');
     const handle = {
         proc,
         port: listenPort,
@@ -94,6 +102,7 @@ export async function startWorker({
         },
         // waitForLog resolves with the first log record matching pred.
         waitForLog(pred, { timeoutMs = 10000, message = 'a worker log line' } = {}) {
+            if (logFile) throw new Error('waitForLog: the worker logs to a file (logFile)');
             return waitFor(() => (exit && !logs.some(pred) ? Promise.reject(new Error(`worker exited ${JSON.stringify(exit)}`)) : logs.find(pred)),
                 { timeoutMs, message: () => `${message}; worker log tail:\n${tail()}` });
         },
@@ -117,7 +126,10 @@ export async function startWorker({
 
     try {
         await Promise.race([
-            handle.waitForLog((r) => r.msg === 'ready', { timeoutMs: READY_TIMEOUT_MS, message: 'worker {"msg":"ready"}' }),
+            logFile
+                ? waitFor(() => fileLines().some((l) => l.includes('"msg":"ready"')),
+                    { timeoutMs: READY_TIMEOUT_MS, message: 'worker {"msg":"ready"} in its log file' })
+                : handle.waitForLog((r) => r.msg === 'ready', { timeoutMs: READY_TIMEOUT_MS, message: 'worker {"msg":"ready"}' }),
             exited.then((e) => {
                 throw new Error(`worker exited before ready (${JSON.stringify(e)}); output:\n${tail()}`);
             }),
