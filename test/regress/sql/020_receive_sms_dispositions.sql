@@ -1,16 +1,9 @@
 -- 020_receive_sms_dispositions — every disposition of receive_sms, keywords, limits, quotas, queued routing, bad input.
--- Errors are printed as "SQLSTATE: message" by pg_temp.try (ids masked as N) so the expected output is stable.
+-- Errors are printed as "SQLSTATE: message" by regress.try (000_setup.sql).
 \set VERBOSITY terse
-CREATE FUNCTION pg_temp.try(sql text) RETURNS text LANGUAGE plpgsql AS $$
-BEGIN EXECUTE sql; RETURN 'ok';
-EXCEPTION WHEN OTHERS THEN
-    RETURN SQLSTATE || ': ' || regexp_replace(SQLERRM, '(account|agent|session|job) [0-9]+', '\1 N', 'g');
-END $$;
 
 -- Other test files share this database: finish the work they left, so claims and tick() see only this file's.
-\set QUIET on
-UPDATE darkspere.jobs SET state = 'done', finished_at = now(), lease_until = NULL WHERE state IN ('pending', 'running');
-UPDATE darkspere.messages SET status = 'failed' WHERE status = 'waiting';
+SELECT regress.finish_leftover_work() \gset
 \set QUIET off
 
 -- A pro account with texts for every keyword, two service numbers, one agent.
@@ -166,16 +159,16 @@ SELECT m.message_sid, m.status, j.kind, j.state FROM darkspere.messages m JOIN d
 SELECT * FROM pg_temp.r('+15550200006', '+16660200041', 'new phone', 'SM020-083', NULL);
 
 -- bad input: class-22 errors naming the argument; nothing is stored.
-SELECT pg_temp.try($$SELECT darkspere.receive_sms('AC020', NULL, '+16660200050', 'x', 'SM020-090')$$) AS null_to;
-SELECT pg_temp.try($$SELECT darkspere.receive_sms('AC020', '5550200001', '+16660200050', 'x', 'SM020-090')$$) AS to_not_e164;
-SELECT pg_temp.try($$SELECT darkspere.receive_sms('AC020', '+15550200001', NULL, 'x', 'SM020-090')$$) AS null_from;
-SELECT pg_temp.try($$SELECT darkspere.receive_sms('AC020', '+15550200001', '', 'x', 'SM020-090')$$) AS empty_from;
-SELECT pg_temp.try($$SELECT darkspere.receive_sms('AC020', '+15550200001', '+16660200050', NULL, 'SM020-090')$$) AS null_body;
-SELECT pg_temp.try($$SELECT darkspere.receive_sms('AC020', '+15550200001', '+16660200050', 'x', NULL)$$) AS null_sid;
-SELECT pg_temp.try($$SELECT darkspere.receive_sms('AC020', '+15550200001', '+16660200050', 'x', '')$$) AS empty_sid;
-SELECT pg_temp.try($$SELECT darkspere.receive_sms('AC020', '+15550200001', '+16660200050', repeat('x', 1601), 'SM020-090')$$) AS body_1601_chars;
-SELECT pg_temp.try($$SELECT darkspere.receive_sms('AC020', '+15550200001', '+16660200050', repeat('é', 1601), 'SM020-090')$$) AS body_1601_multibyte_chars;
-SELECT pg_temp.try($$SELECT darkspere.receive_sms('AC020', '+15550200001', '+16660200050', 'x', 'SM020-090', -1)$$) AS negative_num_media;
+SELECT regress.try($$SELECT darkspere.receive_sms('AC020', NULL, '+16660200050', 'x', 'SM020-090')$$) AS null_to;
+SELECT regress.try($$SELECT darkspere.receive_sms('AC020', '5550200001', '+16660200050', 'x', 'SM020-090')$$) AS to_not_e164;
+SELECT regress.try($$SELECT darkspere.receive_sms('AC020', '+15550200001', NULL, 'x', 'SM020-090')$$) AS null_from;
+SELECT regress.try($$SELECT darkspere.receive_sms('AC020', '+15550200001', '', 'x', 'SM020-090')$$) AS empty_from;
+SELECT regress.try($$SELECT darkspere.receive_sms('AC020', '+15550200001', '+16660200050', NULL, 'SM020-090')$$) AS null_body;
+SELECT regress.try($$SELECT darkspere.receive_sms('AC020', '+15550200001', '+16660200050', 'x', NULL)$$) AS null_sid;
+SELECT regress.try($$SELECT darkspere.receive_sms('AC020', '+15550200001', '+16660200050', 'x', '')$$) AS empty_sid;
+SELECT regress.try($$SELECT darkspere.receive_sms('AC020', '+15550200001', '+16660200050', repeat('x', 1601), 'SM020-090')$$) AS body_1601_chars;
+SELECT regress.try($$SELECT darkspere.receive_sms('AC020', '+15550200001', '+16660200050', repeat('é', 1601), 'SM020-090')$$) AS body_1601_multibyte_chars;
+SELECT regress.try($$SELECT darkspere.receive_sms('AC020', '+15550200001', '+16660200050', 'x', 'SM020-090', -1)$$) AS negative_num_media;
 SELECT count(*) AS stored FROM darkspere.messages WHERE message_sid = 'SM020-090';
 -- limits are inclusive: 1,600 characters (multi-byte ones count once), an empty body and NULL num_media are fine.
 SELECT disposition FROM darkspere.receive_sms('AC020', '+15550200001', '+16660200051', repeat('é', 1600), 'SM020-091');

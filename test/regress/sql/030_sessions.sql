@@ -1,16 +1,9 @@
 -- 030_sessions — one active session per (account, service number, phone): creation, stickiness, idle expiry, failover, history.
--- Errors are printed as "SQLSTATE: message" by pg_temp.try (ids masked as N) so the expected output is stable.
+-- Errors are printed as "SQLSTATE: message" by regress.try (000_setup.sql).
 \set VERBOSITY terse
-CREATE FUNCTION pg_temp.try(sql text) RETURNS text LANGUAGE plpgsql AS $$
-BEGIN EXECUTE sql; RETURN 'ok';
-EXCEPTION WHEN OTHERS THEN
-    RETURN SQLSTATE || ': ' || regexp_replace(SQLERRM, '(account|agent|session|job) [0-9]+', '\1 N', 'g');
-END $$;
 
 -- Other test files share this database: finish the work they left, so claims and tick() see only this file's.
-\set QUIET on
-UPDATE darkspere.jobs SET state = 'done', finished_at = now(), lease_until = NULL WHERE state IN ('pending', 'running');
-UPDATE darkspere.messages SET status = 'failed' WHERE status = 'waiting';
+SELECT regress.finish_leftover_work() \gset
 \set QUIET off
 
 SELECT darkspere.create_account('sessions', 'pro') AS acct \gset
@@ -31,12 +24,12 @@ SELECT (darkspere.get_or_create_session(:acct, '+15550300001', '+16660300001')).
 SELECT (darkspere.get_or_create_session(:acct, '+15550300001', '+16660300002')).session_id <> :s1 AS other_phone_other_session;
 SELECT (darkspere.get_or_create_session(:acct, '+15550300002', '+16660300001')).session_id <> :s1 AS other_number_other_session;
 SELECT service_number, phone, state, agent_id, ended_at FROM darkspere.sessions WHERE account_id = :acct ORDER BY session_id;
-SELECT pg_temp.try($$SELECT darkspere.get_or_create_session(NULL, '+15550300001', '+16660300001')$$) AS null_account;
-SELECT pg_temp.try($$SELECT darkspere.get_or_create_session(-1, '+15550300001', '+16660300001')$$) AS unknown_account;
-SELECT pg_temp.try(format($$SELECT darkspere.get_or_create_session(%s, 'not-a-number', '+16660300001')$$, :acct)) AS bad_service_number;
-SELECT pg_temp.try(format($$SELECT darkspere.get_or_create_session(%s, NULL, '+16660300001')$$, :acct)) AS null_service_number;
-SELECT pg_temp.try(format($$SELECT darkspere.get_or_create_session(%s, '+15550300001', '')$$, :acct)) AS empty_phone;
-SELECT pg_temp.try(format($$SELECT darkspere.get_or_create_session(%s, '+15550300001', NULL)$$, :acct)) AS null_phone;
+SELECT regress.try($$SELECT darkspere.get_or_create_session(NULL, '+15550300001', '+16660300001')$$) AS null_account;
+SELECT regress.try($$SELECT darkspere.get_or_create_session(-1, '+15550300001', '+16660300001')$$) AS unknown_account;
+SELECT regress.try(format($$SELECT darkspere.get_or_create_session(%s, 'not-a-number', '+16660300001')$$, :acct)) AS bad_service_number;
+SELECT regress.try(format($$SELECT darkspere.get_or_create_session(%s, NULL, '+16660300001')$$, :acct)) AS null_service_number;
+SELECT regress.try(format($$SELECT darkspere.get_or_create_session(%s, '+15550300001', '')$$, :acct)) AS empty_phone;
+SELECT regress.try(format($$SELECT darkspere.get_or_create_session(%s, '+15550300001', NULL)$$, :acct)) AS null_phone;
 
 -- Routing picks the healthiest, then least loaded agent; the session then sticks to it, whatever the load.
 SELECT * FROM pg_temp.r('+16660300010', 'first of phone 10', 'SM030-001') \gset p10_
@@ -53,10 +46,10 @@ SELECT count(*) AS active_sessions_of_phone10 FROM darkspere.sessions WHERE phon
 SELECT direction, body FROM darkspere.history(:p10_session_id);
 SELECT direction, body FROM darkspere.history(:p10_session_id, 2);
 SELECT count(*) AS none FROM darkspere.history(:p10_session_id, 0);
-SELECT pg_temp.try(format($$SELECT darkspere.history(%s, -1)$$, :p10_session_id)) AS negative_max;
-SELECT pg_temp.try(format($$SELECT darkspere.history(%s, NULL)$$, :p10_session_id)) AS null_max;
-SELECT pg_temp.try($$SELECT darkspere.history(-1)$$) AS unknown_session;
-SELECT pg_temp.try($$SELECT darkspere.history(NULL)$$) AS null_session;
+SELECT regress.try(format($$SELECT darkspere.history(%s, -1)$$, :p10_session_id)) AS negative_max;
+SELECT regress.try(format($$SELECT darkspere.history(%s, NULL)$$, :p10_session_id)) AS null_max;
+SELECT regress.try($$SELECT darkspere.history(-1)$$) AS unknown_session;
+SELECT regress.try($$SELECT darkspere.history(NULL)$$) AS null_session;
 
 -- Idle expiry (default 24 h): 23 h of silence keeps the session, 25 h ends it and the next message starts anew.
 UPDATE darkspere.sessions SET last_activity_at = now() - interval '23 hours' WHERE session_id = :p10_session_id;
@@ -79,7 +72,7 @@ UPDATE darkspere.sessions SET last_activity_at = now() - interval '2 hours' WHER
 SELECT darkspere.tick() IS NOT NULL AS ticked;
 SELECT state, ended_at IS NOT NULL AS ended FROM darkspere.sessions WHERE phone = '+16660300012';
 RESET darkspere.session_idle_timeout;
-SELECT pg_temp.try($$SET darkspere.session_idle_timeout = 30$$) AS below_minimum;
+SELECT regress.try($$SET darkspere.session_idle_timeout = 30$$) AS below_minimum;
 
 -- Failover: when a session's agent becomes ineligible, the session moves at its next message, history and all.
 SELECT agent AS phone20_agent, session_id AS s20 FROM pg_temp.r('+16660300020', 'failover 1', 'SM030-020') \gset

@@ -1,16 +1,9 @@
 -- 040_health — agent health score (uptime ×60 + latency band + recent failures) and the circuit breaker.
--- Errors are printed as "SQLSTATE: message" by pg_temp.try (ids masked as N) so the expected output is stable.
+-- Errors are printed as "SQLSTATE: message" by regress.try (000_setup.sql).
 \set VERBOSITY terse
-CREATE FUNCTION pg_temp.try(sql text) RETURNS text LANGUAGE plpgsql AS $$
-BEGIN EXECUTE sql; RETURN 'ok';
-EXCEPTION WHEN OTHERS THEN
-    RETURN SQLSTATE || ': ' || regexp_replace(SQLERRM, '(account|agent|session|job) [0-9]+', '\1 N', 'g');
-END $$;
 
 -- Other test files share this database: finish the work they left, so claims and tick() see only this file's.
-\set QUIET on
-UPDATE darkspere.jobs SET state = 'done', finished_at = now(), lease_until = NULL WHERE state IN ('pending', 'running');
-UPDATE darkspere.messages SET status = 'failed' WHERE status = 'waiting';
+SELECT regress.finish_leftover_work() \gset
 \set QUIET off
 
 SELECT darkspere.create_account('health', 'enterprise') AS acct \gset
@@ -95,8 +88,8 @@ SELECT *, (SELECT circuit_until FROM darkspere.agents WHERE agent_id = :broken) 
 SELECT disposition, agent_id = :broken AS back_in_service FROM darkspere.receive_sms('AC040', '+15550400001', '+16660400005', 'healthy again', 'SM040-005');
 
 -- Bad input.
-SELECT pg_temp.try($$SELECT darkspere.record_agent_result(NULL, true, 1)$$) AS null_agent;
-SELECT pg_temp.try($$SELECT darkspere.record_agent_result(-1, true, 1)$$) AS unknown_agent;
-SELECT pg_temp.try(format($$SELECT darkspere.record_agent_result(%s, NULL, 1)$$, :fresh)) AS null_ok;
-SELECT pg_temp.try(format($$SELECT darkspere.record_agent_result(%s, true, -1)$$, :fresh)) AS negative_latency;
+SELECT regress.try($$SELECT darkspere.record_agent_result(NULL, true, 1)$$) AS null_agent;
+SELECT regress.try($$SELECT darkspere.record_agent_result(-1, true, 1)$$) AS unknown_agent;
+SELECT regress.try(format($$SELECT darkspere.record_agent_result(%s, NULL, 1)$$, :fresh)) AS null_ok;
+SELECT regress.try(format($$SELECT darkspere.record_agent_result(%s, true, -1)$$, :fresh)) AS negative_latency;
 SELECT * FROM pg_temp.s(:fresh);

@@ -1,16 +1,9 @@
 -- 050_queue — the job queue: claim with a lease, fenced acks, retries on the next agent, backoff, dead letters.
--- Errors are printed as "SQLSTATE: message" by pg_temp.try (ids masked as N) so the expected output is stable.
+-- Errors are printed as "SQLSTATE: message" by regress.try (000_setup.sql).
 \set VERBOSITY terse
-CREATE FUNCTION pg_temp.try(sql text) RETURNS text LANGUAGE plpgsql AS $$
-BEGIN EXECUTE sql; RETURN 'ok';
-EXCEPTION WHEN OTHERS THEN
-    RETURN SQLSTATE || ': ' || regexp_replace(SQLERRM, '(account|agent|session|job) [0-9]+', '\1 N', 'g');
-END $$;
 
 -- Other test files share this database: finish the work they left, so claims and tick() see only this file's.
-\set QUIET on
-UPDATE darkspere.jobs SET state = 'done', finished_at = now(), lease_until = NULL WHERE state IN ('pending', 'running');
-UPDATE darkspere.messages SET status = 'failed' WHERE status = 'waiting';
+SELECT regress.finish_leftover_work() \gset
 \set QUIET off
 
 -- reset_queue() finishes whatever the previous section left queued, so each section claims only its own jobs.
@@ -170,12 +163,12 @@ SELECT status FROM darkspere.messages WHERE message_sid = 'SM050-010';
 SELECT darkspere.requeue_dead_job(:fj) AS requeue_a_pending_job;
 SELECT darkspere.requeue_dead_job(-1) AS requeue_unknown_job;
 SELECT attempt, kind, agent, body FROM pg_temp.c() WHERE kind = 'agent_call';
-SELECT pg_temp.try($$SELECT darkspere.requeue_dead_job(NULL)$$) AS null_job;
+SELECT regress.try($$SELECT darkspere.requeue_dead_job(NULL)$$) AS null_job;
 -- with no eligible agent, an agent_call cannot be requeued.
 SELECT job_id AS fj, attempt AS fa FROM darkspere.jobs WHERE job_id = :fj \gset
 SELECT darkspere.fail_job(:fj, :fa, 'gave up', false) AS failed_for_good;
 UPDATE darkspere.agents SET status = 'maintenance' WHERE account_id = :fo;
-SELECT pg_temp.try(format($$SELECT darkspere.requeue_dead_job(%s)$$, :fj)) AS no_agent;
+SELECT regress.try(format($$SELECT darkspere.requeue_dead_job(%s)$$, :fj)) AS no_agent;
 SELECT state FROM darkspere.jobs WHERE job_id = :fj;
 
 SELECT pg_temp.reset_queue();
@@ -232,31 +225,31 @@ SELECT c.kind, (SELECT name FROM darkspere.agents WHERE agent_id = (c.payload->>
   FROM darkspere.claim_jobs('w', 10, '1 minute', ARRAY[:slow]::bigint[]) c;
 SELECT state FROM darkspere.jobs j JOIN darkspere.messages m USING (message_id) WHERE m.message_sid = 'SM050-090';
 SELECT c.kind, c.payload->>'body' AS body FROM darkspere.claim_jobs('w', 10, '1 minute', '{}') c;
-SELECT pg_temp.try($$SELECT darkspere.claim_jobs('w', 1, '1 minute', ARRAY[1, NULL]::bigint[])$$) AS busy_agents_with_null;
+SELECT regress.try($$SELECT darkspere.claim_jobs('w', 1, '1 minute', ARRAY[1, NULL]::bigint[])$$) AS busy_agents_with_null;
 SELECT count(*) AS busy_agents_null_means_none FROM darkspere.claim_jobs('w', 1, '1 minute', NULL);
 
 -- Bad input.
-SELECT pg_temp.try($$SELECT darkspere.claim_jobs(NULL)$$) AS null_worker;
-SELECT pg_temp.try($$SELECT darkspere.claim_jobs('')$$) AS empty_worker;
-SELECT pg_temp.try($$SELECT darkspere.claim_jobs('w', NULL)$$) AS null_max_jobs;
-SELECT pg_temp.try($$SELECT darkspere.claim_jobs('w', -1)$$) AS negative_max_jobs;
-SELECT pg_temp.try($$SELECT darkspere.claim_jobs('w', 10001)$$) AS too_many_jobs;
-SELECT pg_temp.try($$SELECT darkspere.claim_jobs('w', 1, NULL)$$) AS null_lease;
-SELECT pg_temp.try($$SELECT darkspere.claim_jobs('w', 1, '0 seconds')$$) AS zero_lease;
-SELECT pg_temp.try($$SELECT darkspere.claim_jobs('w', 1, '-1 minute')$$) AS negative_lease;
-SELECT pg_temp.try($$SELECT darkspere.claim_jobs('w', 1, '25 hours')$$) AS lease_over_a_day;
-SELECT pg_temp.try($$SELECT darkspere.claim_jobs('w', 1, '1 day')$$) AS lease_in_days;
-SELECT pg_temp.try($$SELECT darkspere.complete_job(NULL, 1)$$) AS complete_null_job;
-SELECT pg_temp.try($$SELECT darkspere.complete_job(1, NULL)$$) AS complete_null_attempt;
-SELECT pg_temp.try($$SELECT darkspere.complete_job(1, 1, '[]')$$) AS complete_array_result;
-SELECT pg_temp.try($$SELECT darkspere.complete_job(1, 1, '"done"')$$) AS complete_scalar_result;
-SELECT pg_temp.try($$SELECT darkspere.fail_job(NULL, 1, 'x')$$) AS fail_null_job;
-SELECT pg_temp.try($$SELECT darkspere.fail_job(1, NULL, 'x')$$) AS fail_null_attempt;
+SELECT regress.try($$SELECT darkspere.claim_jobs(NULL)$$) AS null_worker;
+SELECT regress.try($$SELECT darkspere.claim_jobs('')$$) AS empty_worker;
+SELECT regress.try($$SELECT darkspere.claim_jobs('w', NULL)$$) AS null_max_jobs;
+SELECT regress.try($$SELECT darkspere.claim_jobs('w', -1)$$) AS negative_max_jobs;
+SELECT regress.try($$SELECT darkspere.claim_jobs('w', 10001)$$) AS too_many_jobs;
+SELECT regress.try($$SELECT darkspere.claim_jobs('w', 1, NULL)$$) AS null_lease;
+SELECT regress.try($$SELECT darkspere.claim_jobs('w', 1, '0 seconds')$$) AS zero_lease;
+SELECT regress.try($$SELECT darkspere.claim_jobs('w', 1, '-1 minute')$$) AS negative_lease;
+SELECT regress.try($$SELECT darkspere.claim_jobs('w', 1, '25 hours')$$) AS lease_over_a_day;
+SELECT regress.try($$SELECT darkspere.claim_jobs('w', 1, '1 day')$$) AS lease_in_days;
+SELECT regress.try($$SELECT darkspere.complete_job(NULL, 1)$$) AS complete_null_job;
+SELECT regress.try($$SELECT darkspere.complete_job(1, NULL)$$) AS complete_null_attempt;
+SELECT regress.try($$SELECT darkspere.complete_job(1, 1, '[]')$$) AS complete_array_result;
+SELECT regress.try($$SELECT darkspere.complete_job(1, 1, '"done"')$$) AS complete_scalar_result;
+SELECT regress.try($$SELECT darkspere.fail_job(NULL, 1, 'x')$$) AS fail_null_job;
+SELECT regress.try($$SELECT darkspere.fail_job(1, NULL, 'x')$$) AS fail_null_attempt;
 -- a reply that is not text is refused and leaves the job running for a correct ack.
 SELECT disposition FROM darkspere.receive_sms('AC050', '+15550500003', '+16660500040', 'numbers', 'SM050-040');
 SELECT job_id AS bj, attempt AS ba FROM darkspere.claim_jobs('w') \gset
-SELECT pg_temp.try(format($$SELECT darkspere.complete_job(%s, %s, '{"reply": 42}')$$, :bj, :ba)) AS reply_number;
-SELECT pg_temp.try(format($$SELECT darkspere.complete_job(%s, %s, '{"reply": ["a"]}')$$, :bj, :ba)) AS reply_array;
+SELECT regress.try(format($$SELECT darkspere.complete_job(%s, %s, '{"reply": 42}')$$, :bj, :ba)) AS reply_number;
+SELECT regress.try(format($$SELECT darkspere.complete_job(%s, %s, '{"reply": ["a"]}')$$, :bj, :ba)) AS reply_array;
 SELECT state FROM darkspere.jobs WHERE job_id = :bj;
 SELECT darkspere.complete_job(:bj, :ba, NULL) AS null_result_means_no_reply;
 SELECT pg_temp.reset_queue();

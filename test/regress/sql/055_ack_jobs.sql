@@ -1,31 +1,24 @@
 -- 055_ack_jobs — many acks in one call: each exactly as complete_job / fail_job, counters written once, and the
 -- SMS sends they create handed to the acking worker already leased (no claim needed).
--- Errors are printed as "SQLSTATE: message" by pg_temp.try so the expected output is stable.
+-- Errors are printed as "SQLSTATE: message" by regress.try (000_setup.sql).
 \set VERBOSITY terse
-CREATE FUNCTION pg_temp.try(sql text) RETURNS text LANGUAGE plpgsql AS $$
-BEGIN EXECUTE sql; RETURN 'ok';
-EXCEPTION WHEN OTHERS THEN
-    RETURN SQLSTATE || ': ' || regexp_replace(SQLERRM, '(account|agent|session|job) [0-9]+', '\1 N', 'g');
-END $$;
 
 -- Other test files share this database: finish the work they left, so claims see only this file's.
-\set QUIET on
-UPDATE darkspere.jobs SET state = 'done', finished_at = now(), lease_until = NULL WHERE state IN ('pending', 'running');
-UPDATE darkspere.messages SET status = 'failed' WHERE status = 'waiting';
+SELECT regress.finish_leftover_work() \gset
 \set QUIET off
 
 -- Bad input is refused with the value named, before anything changes.
-SELECT pg_temp.try($$SELECT * FROM darkspere.ack_jobs(NULL)$$) AS null_acks;
-SELECT pg_temp.try($$SELECT * FROM darkspere.ack_jobs('{"job_id": 1}')$$) AS object_not_array;
-SELECT pg_temp.try($$SELECT * FROM darkspere.ack_jobs('7')$$) AS scalar_not_array;
-SELECT pg_temp.try($$SELECT * FROM darkspere.ack_jobs('[1, 2]')$$) AS elements_not_objects;
-SELECT pg_temp.try($$SELECT * FROM darkspere.ack_jobs('[{"attempt": 1, "complete": true}]')$$) AS missing_job_id;
-SELECT pg_temp.try($$SELECT * FROM darkspere.ack_jobs('[{"job_id": 1, "attempt": 1}]')$$) AS missing_complete;
-SELECT pg_temp.try($$SELECT * FROM darkspere.ack_jobs('[{"job_id": 1, "attempt": 1, "complete": true, "result": [1]}]')$$) AS result_not_object;
-SELECT pg_temp.try($$SELECT * FROM darkspere.ack_jobs('[]', 'w', '30 s', -1)$$) AS negative_handoff;
-SELECT pg_temp.try($$SELECT * FROM darkspere.ack_jobs('[]', NULL, '30 s', 5)$$) AS handoff_without_worker;
-SELECT pg_temp.try($$SELECT * FROM darkspere.ack_jobs('[]', 'w', NULL, 5)$$) AS handoff_without_lease;
-SELECT pg_temp.try($$SELECT * FROM darkspere.ack_jobs('[]', 'w', '2 days', 5)$$) AS lease_too_long;
+SELECT regress.try($$SELECT * FROM darkspere.ack_jobs(NULL)$$) AS null_acks;
+SELECT regress.try($$SELECT * FROM darkspere.ack_jobs('{"job_id": 1}')$$) AS object_not_array;
+SELECT regress.try($$SELECT * FROM darkspere.ack_jobs('7')$$) AS scalar_not_array;
+SELECT regress.try($$SELECT * FROM darkspere.ack_jobs('[1, 2]')$$) AS elements_not_objects;
+SELECT regress.try($$SELECT * FROM darkspere.ack_jobs('[{"attempt": 1, "complete": true}]')$$) AS missing_job_id;
+SELECT regress.try($$SELECT * FROM darkspere.ack_jobs('[{"job_id": 1, "attempt": 1}]')$$) AS missing_complete;
+SELECT regress.try($$SELECT * FROM darkspere.ack_jobs('[{"job_id": 1, "attempt": 1, "complete": true, "result": [1]}]')$$) AS result_not_object;
+SELECT regress.try($$SELECT * FROM darkspere.ack_jobs('[]', 'w', '30 s', -1)$$) AS negative_handoff;
+SELECT regress.try($$SELECT * FROM darkspere.ack_jobs('[]', NULL, '30 s', 5)$$) AS handoff_without_worker;
+SELECT regress.try($$SELECT * FROM darkspere.ack_jobs('[]', 'w', NULL, 5)$$) AS handoff_without_lease;
+SELECT regress.try($$SELECT * FROM darkspere.ack_jobs('[]', 'w', '2 days', 5)$$) AS lease_too_long;
 SELECT count(*) AS empty_batch FROM darkspere.ack_jobs('[]');
 
 -- An account with two agents and four people texting it.
@@ -115,7 +108,7 @@ SELECT state FROM darkspere.jobs WHERE kind = 'sms_send'
 SELECT disposition FROM darkspere.receive_sms('AC055', '+15550550001', '+16660553000', 'Bad answer', 'SM055-bad');
 SELECT job_id AS bad_job, attempt AS bad_attempt FROM darkspere.claim_jobs('w-ack', 10, '30 seconds') WHERE kind = 'agent_call' \gset
 SELECT used AS agent_messages_before FROM darkspere.usage(:acct) WHERE metric = 'agent_messages' \gset
-SELECT pg_temp.try(format($$SELECT * FROM darkspere.ack_jobs('[{"job_id": %s, "attempt": %s, "complete": true, "result": {"reply": 42}}]', 'w-ack', '30 s', 5)$$,
+SELECT regress.try(format($$SELECT * FROM darkspere.ack_jobs('[{"job_id": %s, "attempt": %s, "complete": true, "result": {"reply": 42}}]', 'w-ack', '30 s', 5)$$,
                           :bad_job, :bad_attempt)) AS number_reply;
 SELECT state FROM darkspere.jobs WHERE job_id = :bad_job;
 SELECT darkspere.complete_job(:bad_job, :bad_attempt, '{"reply": "fine"}') AS completed_alone;

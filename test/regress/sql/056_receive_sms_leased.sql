@@ -1,16 +1,9 @@
 -- 056_receive_sms_leased — receive_sms for a worker with room: the routed message's agent_call comes back already
 -- leased to that worker, so it calls the agent without a claim; everything else is receive_sms exactly.
 \set VERBOSITY terse
-CREATE FUNCTION pg_temp.try(sql text) RETURNS text LANGUAGE plpgsql AS $$
-BEGIN EXECUTE sql; RETURN 'ok';
-EXCEPTION WHEN OTHERS THEN
-    RETURN SQLSTATE || ': ' || regexp_replace(SQLERRM, '(account|agent|session|job) [0-9]+', '\1 N', 'g');
-END $$;
 
 -- Other test files share this database: finish the work they left, so claims see only this file's.
-\set QUIET on
-UPDATE darkspere.jobs SET state = 'done', finished_at = now(), lease_until = NULL WHERE state IN ('pending', 'running');
-UPDATE darkspere.messages SET status = 'failed' WHERE status = 'waiting';
+SELECT regress.finish_leftover_work() \gset
 \set QUIET off
 
 SELECT darkspere.create_account('leased receive', 'pro') AS acct \gset
@@ -18,12 +11,12 @@ SELECT darkspere.add_number(:acct, '+15550560001', 'AC056');
 SELECT agent_id AS bot FROM darkspere.register_agent(:acct, 'bot', 'https://agent.example/bot', 'http', 100) \gset
 
 -- The worker and lease must be given and valid; busy_agents may not hold NULL. Nothing is stored.
-SELECT pg_temp.try($$SELECT * FROM darkspere.receive_sms_leased('AC056', '+15550560001', '+16660560001', 'hi', 'SM056-x', 0, NULL, NULL, '30 s')$$) AS no_worker;
-SELECT pg_temp.try($$SELECT * FROM darkspere.receive_sms_leased('AC056', '+15550560001', '+16660560001', 'hi', 'SM056-x', 0, NULL, '', '30 s')$$) AS empty_worker;
-SELECT pg_temp.try($$SELECT * FROM darkspere.receive_sms_leased('AC056', '+15550560001', '+16660560001', 'hi', 'SM056-x', 0, NULL, 'w', NULL)$$) AS no_lease;
-SELECT pg_temp.try($$SELECT * FROM darkspere.receive_sms_leased('AC056', '+15550560001', '+16660560001', 'hi', 'SM056-x', 0, NULL, 'w', '0 s')$$) AS zero_lease;
-SELECT pg_temp.try($$SELECT * FROM darkspere.receive_sms_leased('AC056', '+15550560001', '+16660560001', 'hi', 'SM056-x', 0, NULL, 'w', '30 s', '{1,NULL}')$$) AS null_busy_agent;
-SELECT pg_temp.try($$SELECT * FROM darkspere.receive_sms_leased('AC056', '15550560001', '+16660560001', 'hi', 'SM056-x', 0, NULL, 'w', '30 s')$$) AS bad_number;
+SELECT regress.try($$SELECT * FROM darkspere.receive_sms_leased('AC056', '+15550560001', '+16660560001', 'hi', 'SM056-x', 0, NULL, NULL, '30 s')$$) AS no_worker;
+SELECT regress.try($$SELECT * FROM darkspere.receive_sms_leased('AC056', '+15550560001', '+16660560001', 'hi', 'SM056-x', 0, NULL, '', '30 s')$$) AS empty_worker;
+SELECT regress.try($$SELECT * FROM darkspere.receive_sms_leased('AC056', '+15550560001', '+16660560001', 'hi', 'SM056-x', 0, NULL, 'w', NULL)$$) AS no_lease;
+SELECT regress.try($$SELECT * FROM darkspere.receive_sms_leased('AC056', '+15550560001', '+16660560001', 'hi', 'SM056-x', 0, NULL, 'w', '0 s')$$) AS zero_lease;
+SELECT regress.try($$SELECT * FROM darkspere.receive_sms_leased('AC056', '+15550560001', '+16660560001', 'hi', 'SM056-x', 0, NULL, 'w', '30 s', '{1,NULL}')$$) AS null_busy_agent;
+SELECT regress.try($$SELECT * FROM darkspere.receive_sms_leased('AC056', '15550560001', '+16660560001', 'hi', 'SM056-x', 0, NULL, 'w', '30 s')$$) AS bad_number;
 SELECT count(*) AS stored FROM darkspere.messages WHERE message_sid = 'SM056-x';
 
 -- A routed message: the disposition as receive_sms gives it, plus the call leased to the worker (attempt 1) with

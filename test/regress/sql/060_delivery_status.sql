@@ -1,16 +1,9 @@
 -- 060_delivery_status — provider status callbacks: a monotonic delivery state per outbound message.
--- Errors are printed as "SQLSTATE: message" by pg_temp.try (ids masked as N) so the expected output is stable.
+-- Errors are printed as "SQLSTATE: message" by regress.try (000_setup.sql).
 \set VERBOSITY terse
-CREATE FUNCTION pg_temp.try(sql text) RETURNS text LANGUAGE plpgsql AS $$
-BEGIN EXECUTE sql; RETURN 'ok';
-EXCEPTION WHEN OTHERS THEN
-    RETURN SQLSTATE || ': ' || regexp_replace(SQLERRM, '(account|agent|session|job) [0-9]+', '\1 N', 'g');
-END $$;
 
 -- Other test files share this database: finish the work they left, so claims and tick() see only this file's.
-\set QUIET on
-UPDATE darkspere.jobs SET state = 'done', finished_at = now(), lease_until = NULL WHERE state IN ('pending', 'running');
-UPDATE darkspere.messages SET status = 'failed' WHERE status = 'waiting';
+SELECT regress.finish_leftover_work() \gset
 \set QUIET off
 
 SELECT darkspere.create_account('delivery', 'pro') AS acct \gset
@@ -91,10 +84,10 @@ SELECT darkspere.record_delivery_status('SM060-IN', 'delivered');
 SELECT direction, status, delivery_rank FROM darkspere.messages WHERE message_sid = 'SM060-IN';
 
 -- Bad input.
-SELECT pg_temp.try($$SELECT darkspere.record_delivery_status('SM060-A', 'bounced')$$) AS unknown_status;
-SELECT pg_temp.try($$SELECT darkspere.record_delivery_status('SM060-A', 'Delivered')$$) AS status_is_case_sensitive;
-SELECT pg_temp.try($$SELECT darkspere.record_delivery_status('SM060-A', '')$$) AS empty_status;
-SELECT pg_temp.try($$SELECT darkspere.record_delivery_status('SM060-A', NULL)$$) AS null_status;
-SELECT pg_temp.try($$SELECT darkspere.record_delivery_status(NULL, 'sent')$$) AS null_sid;
-SELECT pg_temp.try($$SELECT darkspere.record_delivery_status('', 'sent')$$) AS empty_sid;
+SELECT regress.try($$SELECT darkspere.record_delivery_status('SM060-A', 'bounced')$$) AS unknown_status;
+SELECT regress.try($$SELECT darkspere.record_delivery_status('SM060-A', 'Delivered')$$) AS status_is_case_sensitive;
+SELECT regress.try($$SELECT darkspere.record_delivery_status('SM060-A', '')$$) AS empty_status;
+SELECT regress.try($$SELECT darkspere.record_delivery_status('SM060-A', NULL)$$) AS null_status;
+SELECT regress.try($$SELECT darkspere.record_delivery_status(NULL, 'sent')$$) AS null_sid;
+SELECT regress.try($$SELECT darkspere.record_delivery_status('', 'sent')$$) AS empty_sid;
 SELECT count(*) AS events_of_bad_calls FROM darkspere.delivery_events WHERE status IN ('bounced', 'Delivered', '') OR message_sid = '';

@@ -1,11 +1,6 @@
 -- 070_rate_limit — fixed-window limits with blocking: rules, per-subject overrides, costs, expiry, bad input.
--- Errors are printed as "SQLSTATE: message" by pg_temp.try (ids masked as N) so the expected output is stable.
+-- Errors are printed as "SQLSTATE: message" by regress.try (000_setup.sql).
 \set VERBOSITY terse
-CREATE FUNCTION pg_temp.try(sql text) RETURNS text LANGUAGE plpgsql AS $$
-BEGIN EXECUTE sql; RETURN 'ok';
-EXCEPTION WHEN OTHERS THEN
-    RETURN SQLSTATE || ': ' || regexp_replace(SQLERRM, '(account|agent|session|job) [0-9]+', '\1 N', 'g');
-END $$;
 
 -- The seeded rules (DESIGN.md defaults).
 SELECT scope, max_hits, window_s, block_s FROM darkspere.rate_limit_rules WHERE is_seed ORDER BY scope;
@@ -56,12 +51,12 @@ INSERT INTO darkspere.rate_limit_rules VALUES ('no_block', 3, 60, 0);
 SELECT i, darkspere.rate_limit('no_block', 'user-070') AS allowed FROM generate_series(1, 5) i;
 
 -- Bad input.
-SELECT pg_temp.try($$SELECT darkspere.rate_limit('nope', 'x')$$) AS unknown_scope;
-SELECT pg_temp.try($$SELECT darkspere.rate_limit('IP', 'x')$$) AS scope_is_case_sensitive;
-SELECT pg_temp.try($$SELECT darkspere.rate_limit(NULL, 'x')$$) AS null_scope;
-SELECT pg_temp.try($$SELECT darkspere.rate_limit('ip', NULL)$$) AS null_subject;
-SELECT pg_temp.try($$SELECT darkspere.rate_limit('ip', '')$$) AS empty_subject;
-SELECT pg_temp.try($$SELECT darkspere.rate_limit('ip', 'x', 0)$$) AS zero_cost;
-SELECT pg_temp.try($$SELECT darkspere.rate_limit('ip', 'x', -1)$$) AS negative_cost;
-SELECT pg_temp.try($$SELECT darkspere.rate_limit('ip', 'x', NULL)$$) AS null_cost;
+SELECT regress.try($$SELECT darkspere.rate_limit('nope', 'x')$$) AS unknown_scope;
+SELECT regress.try($$SELECT darkspere.rate_limit('IP', 'x')$$) AS scope_is_case_sensitive;
+SELECT regress.try($$SELECT darkspere.rate_limit(NULL, 'x')$$) AS null_scope;
+SELECT regress.try($$SELECT darkspere.rate_limit('ip', NULL)$$) AS null_subject;
+SELECT regress.try($$SELECT darkspere.rate_limit('ip', '')$$) AS empty_subject;
+SELECT regress.try($$SELECT darkspere.rate_limit('ip', 'x', 0)$$) AS zero_cost;
+SELECT regress.try($$SELECT darkspere.rate_limit('ip', 'x', -1)$$) AS negative_cost;
+SELECT regress.try($$SELECT darkspere.rate_limit('ip', 'x', NULL)$$) AS null_cost;
 SELECT count(*) AS state_rows_for_bad_calls FROM darkspere.rate_limit_state WHERE subject IN ('x', '');

@@ -1,11 +1,6 @@
 -- 080_usage_billing — monthly usage per metric, included amounts, overage in integer cents.
--- Errors are printed as "SQLSTATE: message" by pg_temp.try (ids masked as N) so the expected output is stable.
+-- Errors are printed as "SQLSTATE: message" by regress.try (000_setup.sql).
 \set VERBOSITY terse
-CREATE FUNCTION pg_temp.try(sql text) RETURNS text LANGUAGE plpgsql AS $$
-BEGIN EXECUTE sql; RETURN 'ok';
-EXCEPTION WHEN OTHERS THEN
-    RETURN SQLSTATE || ': ' || regexp_replace(SQLERRM, '(account|agent|session|job) [0-9]+', '\1 N', 'g');
-END $$;
 
 -- add_usage(account, metric, amount, months_ago) adds to a counter shard directly, as if traffic had been counted
 -- (usage() sums all shards, so which one does not matter).
@@ -70,5 +65,5 @@ SELECT pg_temp.add_usage(:custom, 'agent_messages', 11);
 SELECT * FROM darkspere.usage(:custom);
 
 -- Bad input.
-SELECT pg_temp.try($$SELECT darkspere.usage(NULL)$$) AS null_account;
-SELECT pg_temp.try($$SELECT darkspere.usage(-1)$$) AS unknown_account;
+SELECT regress.try($$SELECT darkspere.usage(NULL)$$) AS null_account;
+SELECT regress.try($$SELECT darkspere.usage(-1)$$) AS unknown_account;

@@ -1,11 +1,6 @@
 -- 090_signatures — webhook signatures: every published Twilio vector (twilio.md §2.6) and Stripe case (stripe.md §2.3–2.4).
--- Errors are printed as "SQLSTATE: message" by pg_temp.try (ids masked as N) so the expected output is stable.
+-- Errors are printed as "SQLSTATE: message" by regress.try (000_setup.sql).
 \set VERBOSITY terse
-CREATE FUNCTION pg_temp.try(sql text) RETURNS text LANGUAGE plpgsql AS $$
-BEGIN EXECUTE sql; RETURN 'ok';
-EXCEPTION WHEN OTHERS THEN
-    RETURN SQLSTATE || ': ' || regexp_replace(SQLERRM, '(account|agent|session|job) [0-9]+', '\1 N', 'g');
-END $$;
 
 -- Twilio: auth token 12345, base URL B, parameters P.
 \set B 'https://mycompany.com/myapp.php?foo=1&bar=2'
@@ -59,12 +54,12 @@ SELECT darkspere.twilio_signature_valid('12345', :'B', (:'P'::jsonb) || '{"Digit
 SELECT darkspere.twilio_signature_valid('12345', :'B', (:'P'::jsonb) - 'To', 'RSOYDt4T1cUTdK1PDd93/VVr8B8=') AS dropped_param;
 SELECT darkspere.twilio_signature_valid('12345', 'https://mycompany.com/myapp.php?foo=1&bar=2&bodySHA256=44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a',
                                         '{}', 'Ldidvp12m26NI7eqEvxnEpkd9Hc=') AS j3_received_without_port;
-SELECT pg_temp.try($$SELECT darkspere.twilio_signature('12345', 'https://x/', '[]')$$) AS params_not_an_object;
-SELECT pg_temp.try($$SELECT darkspere.twilio_signature_valid('12345', 'https://x/', '"x"', 'abc')$$) AS valid_params_not_an_object;
-SELECT pg_temp.try($$SELECT darkspere.twilio_signature('', 'https://x/', '{}')$$) AS empty_token;
-SELECT pg_temp.try($$SELECT darkspere.twilio_signature(NULL, 'https://x/', '{}')$$) AS null_token;
-SELECT pg_temp.try($$SELECT darkspere.twilio_signature('12345', NULL, '{}')$$) AS null_url;
-SELECT pg_temp.try($$SELECT darkspere.twilio_signature('12345', 'https://x/', NULL)$$) AS null_params;
+SELECT regress.try($$SELECT darkspere.twilio_signature('12345', 'https://x/', '[]')$$) AS params_not_an_object;
+SELECT regress.try($$SELECT darkspere.twilio_signature_valid('12345', 'https://x/', '"x"', 'abc')$$) AS valid_params_not_an_object;
+SELECT regress.try($$SELECT darkspere.twilio_signature('', 'https://x/', '{}')$$) AS empty_token;
+SELECT regress.try($$SELECT darkspere.twilio_signature(NULL, 'https://x/', '{}')$$) AS null_token;
+SELECT regress.try($$SELECT darkspere.twilio_signature('12345', NULL, '{}')$$) AS null_url;
+SELECT regress.try($$SELECT darkspere.twilio_signature('12345', 'https://x/', NULL)$$) AS null_params;
 
 -- Stripe S1 (stripe-dotnet): secret webhook_secret, t = 1533204620, the 484-byte payload below.
 SELECT E'{\n  "id": "evt_123",\n  "object": "event",\n  "account": "acct_123",\n  "api_version": "2017-05-25",\n  "created": 1533204620,\n  "data": {\n    "object": {\n      "id": "cus_123",\n      "object": "customer",\n      "created": 123456789,\n      "email": "test@stripe.com",\n      "livemode": false,\n      "metadata": {}\n    }\n  },\n  "livemode": false,\n  "pending_webhooks": 1,\n  "request": {\n    "id": "req_123",\n    "idempotency_key": "idempotency-key-123"\n  },\n  "type": "customer.created"\n}\n' AS s1 \gset
@@ -106,6 +101,6 @@ SELECT darkspere.stripe_signature_valid('whsec_test_secret', :'s2', :'H2') AS at
 SELECT darkspere.stripe_signature_valid(NULL, :'s2', :'H2', 300, to_timestamp(1700000000)) AS null_secret;
 SELECT darkspere.stripe_signature_valid('whsec_test_secret', NULL, :'H2', 300, to_timestamp(1700000000)) AS null_payload;
 SELECT darkspere.stripe_signature_valid('whsec_test_secret', :'s2', NULL, 300, to_timestamp(1700000000)) AS null_header;
-SELECT pg_temp.try($$SELECT darkspere.stripe_signature_valid('s', 'p', 't=1,v1=00', -1, now())$$) AS negative_tolerance;
-SELECT pg_temp.try($$SELECT darkspere.stripe_signature_valid('s', 'p', 't=1,v1=00', NULL, now())$$) AS null_tolerance;
-SELECT pg_temp.try($$SELECT darkspere.stripe_signature_valid('s', 'p', 't=1,v1=00', 300, NULL)$$) AS null_at;
+SELECT regress.try($$SELECT darkspere.stripe_signature_valid('s', 'p', 't=1,v1=00', -1, now())$$) AS negative_tolerance;
+SELECT regress.try($$SELECT darkspere.stripe_signature_valid('s', 'p', 't=1,v1=00', NULL, now())$$) AS null_tolerance;
+SELECT regress.try($$SELECT darkspere.stripe_signature_valid('s', 'p', 't=1,v1=00', 300, NULL)$$) AS null_at;

@@ -1,0 +1,17 @@
+-- 000_setup — helpers every regress file uses; pg_regress runs the files in name order in one database, so this
+-- file runs first (to run one file alone: `make installcheck REGRESS="000_setup 050_queue"`).
+--
+-- regress.try(sql) runs a statement and returns 'ok', or its error as "SQLSTATE: message" with account, agent,
+-- session and job ids masked as N, so that expected output stays stable while the error is still checked.
+-- regress.finish_leftover_work() finishes the jobs and waiting messages earlier files left, so that claims and
+-- tick() in the next file see only that file's work.
+CREATE SCHEMA regress;
+CREATE FUNCTION regress.try(sql text) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN EXECUTE sql; RETURN 'ok';
+EXCEPTION WHEN OTHERS THEN
+    RETURN SQLSTATE || ': ' || regexp_replace(SQLERRM, '(account|agent|session|job) [0-9]+', '\1 N', 'g');
+END $$;
+CREATE FUNCTION regress.finish_leftover_work() RETURNS void LANGUAGE sql AS $$
+    UPDATE darkspere.jobs SET state = 'done', finished_at = now(), lease_until = NULL WHERE state IN ('pending', 'running');
+    UPDATE darkspere.messages SET status = 'failed' WHERE status = 'waiting';
+$$;
