@@ -13,7 +13,7 @@ namespace darkspere::bench {
 
 namespace asio = boost::asio;
 
-Control::Control(asio::io_context &io, const Server &server, const TwilioApi &api,
+Control::Control(asio::io_context &io, const HttpServer &server, const TwilioApi &api,
                  const unsigned long long &agent_calls)
     : io_(io), in_(io, ::dup(STDIN_FILENO)), server_(server), api_(api), agent_calls_(agent_calls) {}
 

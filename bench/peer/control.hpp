@@ -22,7 +22,7 @@ namespace darkspere::bench {
 //   quit                       {"bye": true}, then the process exits; so does end of input
 class Control {
   public:
-    Control(boost::asio::io_context &io, const Server &server, const TwilioApi &api,
+    Control(boost::asio::io_context &io, const HttpServer &server, const TwilioApi &api,
             const unsigned long long &agent_calls);
     void start();
 
@@ -37,7 +37,7 @@ class Control {
     boost::asio::io_context &io_;
     boost::asio::posix::stream_descriptor in_;
     boost::asio::streambuf buffer_;
-    const Server &server_;
+    const HttpServer &server_;
     const TwilioApi &api_;
     const unsigned long long &agent_calls_;
     std::shared_ptr<Round> round_;

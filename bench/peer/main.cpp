@@ -28,6 +28,9 @@
 
 namespace {
 
+// More than the worker opens to its agents and to Twilio at once (max-in-flight defaults to 2,500).
+constexpr size_t MAX_CONNECTIONS = 8192;
+
 using namespace darkspere::bench;
 
 struct Options {
@@ -91,7 +94,8 @@ int main(int argc, char **argv) {
                 control->on_message(m);
         });
         unsigned long long agent_calls = 0;
-        Server server(io, options.port, [&](const Request &req) -> Response {
+        // The worker keeps up to hundreds of keep-alive connections open to its agents and to Twilio.
+        auto route = [&](const Request &req) -> Response {
             std::string_view target = req.target();
             std::string_view path = target.substr(0, target.find('?'));
             if (path == "/agent" && req.method() == http::verb::post) {
@@ -102,12 +106,14 @@ int main(int argc, char **argv) {
             if (!account.empty())
                 return api.handle(req, account);
             return twilio_error_response(20404);
-        });
+        };
+        HttpServer server(
+            io, [&route](Request &&req, Responder respond) { respond(route(req)); }, MAX_CONNECTIONS);
+        unsigned short port = server.listen("127.0.0.1", options.port);
         Control commands(io, server, api, agent_calls);
         control = &commands;
-        nlohmann::json hello = {{"msg", "listening"},
-                                {"port", server.port()},
-                                {"url", "http://127.0.0.1:" + std::to_string(server.port())}};
+        nlohmann::json hello = {
+            {"msg", "listening"}, {"port", port}, {"url", "http://127.0.0.1:" + std::to_string(port)}};
         std::printf("%s\n", hello.dump().c_str());
         std::fflush(stdout);
         commands.start();
