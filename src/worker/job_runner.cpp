@@ -249,7 +249,10 @@ std::shared_ptr<CallSlot> JobRunner::reserve_call_slot() {
 void JobRunner::take_call(const PgResult &r) {
     ClaimedJob job = job_from_row(r, 0);
     job.kind = "agent_call";  // receive_sms_leased hands off nothing else
-    ++handed_off_total_;
+    run_handed_off(std::move(job));
+}
+
+void JobRunner::run_handed_off(ClaimedJob job) {
     ++metrics_.jobs_handed_off;
     run(std::move(job));
 }
@@ -318,9 +321,7 @@ size_t JobRunner::take_handed_off(const PgResult &r) {
             ++acks;
             continue;
         }
-        ++handed_off_total_;
-        ++metrics_.jobs_handed_off;
-        run(job_from_row(r, i));
+        run_handed_off(job_from_row(r, i));
     }
     return acks;
 }
@@ -695,7 +696,7 @@ void JobRunner::check_drained() {
 
 nlohmann::json JobRunner::stats() const {
     return {
-        {"jobs_claimed", claimed_total_},       {"jobs_handed_off", handed_off_total_},
+        {"jobs_claimed", claimed_total_},       {"jobs_handed_off", metrics_.jobs_handed_off},
         {"jobs_completed", completed_total_},   {"jobs_failed", failed_total_},
         {"acks_lease_lost", lease_lost_total_}, {"jobs_in_flight", in_flight_},
         {"acks_parked", parked_.size()},        {"agent_calls_in_flight", metrics_.agent_calls_in_flight}};

@@ -108,6 +108,7 @@ class JobRunner {
     void call_slot_released();
     class Slot;
     void run(ClaimedJob job);
+    void run_handed_off(ClaimedJob job);  // a job leased to this worker by the statement that created it
     void run_agent_call(ClaimedJob job);
     void run_sms_send(ClaimedJob job);
     void job_finished(Ack ack);
@@ -161,8 +162,7 @@ class JobRunner {
     std::chrono::milliseconds park_backoff_{100};
     std::function<void()> drained_;
 
-    unsigned long long claimed_total_ = 0, handed_off_total_ = 0, completed_total_ = 0, failed_total_ = 0,
-                       lease_lost_total_ = 0;
+    unsigned long long claimed_total_ = 0, completed_total_ = 0, failed_total_ = 0, lease_lost_total_ = 0;
 };
 
 }  // namespace darkspere::worker
