@@ -145,6 +145,12 @@ int64 route_message(int64 account_id, int64 session_id, int64 message_id, int64 
 bool job_complete(int64 job_id, int32 attempt, Jsonb *result);
 bool job_fail(int64 job_id, int32 attempt, const char *error, bool retryable);
 
+// ---- jsonb fields (jsonb_fields.cpp) ----
+JsonbValue *jsonb_key(Jsonb *object, const char *key);  // top-level key of an object; nullptr when absent
+const char *jsonb_type_name(const JsonbValue *v);       // as jsonb_typeof names it
+double jsonb_number(const JsonbValue *v);               // a jbvNumeric value as double
+char *jsonb_text(JsonbValue *v);                        // as ->> gives it: nullptr for null or absent
+
 // ---- Delivery (delivery.cpp) ----
 void apply_pending_delivery_events(const char *message_sid);
 
