@@ -328,6 +328,20 @@ RETURNS TABLE (disposition text, session_id bigint, message_id bigint, agent_id 
                job_id bigint, attempt int, payload jsonb)
 AS 'MODULE_PATHNAME', 'darkspere_receive_sms_leased' LANGUAGE C VOLATILE PARALLEL UNSAFE ROWS 1;
 
+-- receive_sms_batch — receive_sms for many inbound SMS in one call and one transaction (a worker under load sends
+-- the webhooks that wait for a connection together). messages is a JSON array of objects with receive_sms's
+-- argument names as keys (to_number, from_number, body, message_sid required; provider_account, num_media,
+-- request_id optional) and take_call (boolean, default false). Returns one row per message in the order given
+-- (ord from 1) with receive_sms_leased's columns: with a worker, a message whose take_call is true may have its
+-- agent_call leased to it, unless its agent is in busy_agents. Each message is decided exactly as receive_sms
+-- would; they are processed by phone and service number (so concurrent batches lock conversations in one
+-- order), one conversation's messages in the order given. Any error aborts the whole call.
+CREATE FUNCTION darkspere.receive_sms_batch(messages jsonb, worker text DEFAULT NULL, lease interval DEFAULT NULL,
+                                            busy_agents bigint[] DEFAULT '{}')
+RETURNS TABLE (ord int, disposition text, session_id bigint, message_id bigint, agent_id bigint, reply text,
+               job_id bigint, attempt int, payload jsonb)
+AS 'MODULE_PATHNAME', 'darkspere_receive_sms_batch' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
 CREATE FUNCTION darkspere.get_or_create_session(account_id bigint, service_number text, phone text)
 RETURNS darkspere.sessions
 AS 'MODULE_PATHNAME', 'darkspere_get_or_create_session' LANGUAGE C VOLATILE PARALLEL UNSAFE;

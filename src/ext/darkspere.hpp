@@ -154,10 +154,14 @@ char *jsonb_text(JsonbValue *v);                        // as ->> gives it: null
 // ---- Delivery (delivery.cpp) ----
 void apply_pending_delivery_events(const char *message_sid);
 
-// ---- Ack batches (ack_batch.cpp) ----
-// While darkspere.ack_jobs runs its acks, counter updates are summed in memory and written once, in key
-// order, when the batch ends: the batch_defer_* functions return true when they took the update. Readers of
-// those counters inside a batch either flush first (pick_agent) or add what is pending (quota room).
+// ---- Counter batches (counter_batch.cpp) ----
+// While a batch call (ack_jobs, receive_sms_batch) runs, counter updates are summed in memory and written
+// once, in key order, by batch_flush: the batch_defer_* functions return true when they took the update.
+// Readers of those counters inside a batch either flush first (pick_agent) or add what is pending (quota
+// room). batch_open(items) starts one; batch_close() ends it — call it in PG_FINALLY, after batch_flush on
+// success (on error, what is pending goes with the aborted transaction).
+void batch_open(int items);
+void batch_close();
 bool batch_defer_usage(int64 account_id, const char *metric, int64 amount);
 bool batch_defer_load(int64 agent_id, int delta);
 bool batch_defer_health(int64 agent_id, const HealthResult &result);

@@ -247,6 +247,18 @@ static Outcome receive(const Inbound &in, MemoryContext caller) {
     return out;
 }
 
+// validate_inbound — the checks of receive_sms's arguments that are not NULL checks.
+static void validate_inbound(const Inbound &in) {
+    require_e164(in.to_number, "to_number");
+    require_non_empty(in.from_number, "from_number");
+    require_non_empty(in.message_sid, "message_sid");
+    require_body_length(in.body, "body");
+    if (in.num_media < 0) {
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                        errmsg("num_media must not be negative: %d", in.num_media)));
+    }
+}
+
 // receive_handing_off — receive() with the hand-off scope open; closed whatever happens.
 static void receive_handing_off(const Inbound &in, MemoryContext caller, HandoffScope *handoff,
                                 Outcome *out) {
@@ -270,14 +282,7 @@ static Datum receive_row(FunctionCallInfo fcinfo, HandoffScope *handoff) {
     in.message_sid = required_text(fcinfo, 4, "message_sid");
     in.num_media = PG_ARGISNULL(5) ? 0 : PG_GETARG_INT32(5);
     in.request_id = optional_text(fcinfo, 6);
-    require_e164(in.to_number, "to_number");
-    require_non_empty(in.from_number, "from_number");
-    require_non_empty(in.message_sid, "message_sid");
-    require_body_length(in.body, "body");
-    if (in.num_media < 0) {
-        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-                        errmsg("num_media must not be negative: %d", in.num_media)));
-    }
+    validate_inbound(in);
 
     TupleDesc desc;
     if (get_call_result_type(fcinfo, nullptr, &desc) != TYPEFUNC_COMPOSITE) {
@@ -310,6 +315,110 @@ static Datum receive_row(FunctionCallInfo fcinfo, HandoffScope *handoff) {
     return HeapTupleGetDatum(heap_form_tuple(desc, values, nulls));
 }
 
+// ---- Batches
+// ----------------------------------------------------------------------------------------------------
+
+// The messages of receive_sms_batch, in the order given; an absent key reads as NULL.
+static Statement kReadInbound = {
+    "SELECT m.provider_account, m.to_number, m.from_number, m.body, m.message_sid, m.num_media, m.request_id,"
+    "       m.take_call"
+    "  FROM ROWS FROM (pg_catalog.jsonb_to_recordset($1) AS (provider_account text, to_number text,"
+    "                  from_number text, body text, message_sid text, num_media int, request_id text,"
+    "                  take_call boolean))"
+    "       WITH ORDINALITY AS m(provider_account, to_number, from_number, body, message_sid, num_media,"
+    "                            request_id, take_call, ord)"
+    " ORDER BY m.ord",
+    1,
+    {JSONBOID},
+    nullptr};
+
+struct BatchItem {
+    Inbound in;
+    bool take_call;  // the worker has room for this message's agent call
+    int index;       // position in the array (0-based)
+    Outcome out;
+    int handed_job;  // index into the hand-off scope's jobs, or -1
+};
+
+static char *batch_text(uint64 row, int column, const char *field, bool required, MemoryContext context) {
+    if (required && spi_is_null(row, column)) {
+        ereport(ERROR,
+                (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+                 errmsg("messages[%llu].%s must not be null", static_cast<unsigned long long>(row), field)));
+    }
+    return spi_text_copy(row, column, context);
+}
+
+// read_batch — the items of the messages array, copied into `context`.
+static BatchItem *read_batch(Jsonb *messages, MemoryContext context, int *nitems) {
+    Datum arg[1] = {JsonbPGetDatum(messages)};
+    uint64 rows = spi_run(kReadInbound, arg, nullptr, true, 0);
+    auto *items = static_cast<BatchItem *>(MemoryContextAllocZero(context, sizeof(BatchItem) * (rows + 1)));
+    for (uint64 r = 0; r < rows; r++) {
+        BatchItem &item = items[r];
+        item.in.provider_account = batch_text(r, 1, "provider_account", false, context);
+        item.in.to_number = batch_text(r, 2, "to_number", true, context);
+        item.in.from_number = batch_text(r, 3, "from_number", true, context);
+        item.in.body = batch_text(r, 4, "body", true, context);
+        item.in.message_sid = batch_text(r, 5, "message_sid", true, context);
+        item.in.num_media = spi_is_null(r, 6) ? 0 : spi_int32(r, 6);
+        item.in.request_id = batch_text(r, 7, "request_id", false, context);
+        item.take_call = !spi_is_null(r, 8) && spi_bool(r, 8);
+        item.index = static_cast<int>(r);
+        item.handed_job = -1;
+    }
+    *nitems = static_cast<int>(rows);
+    return items;
+}
+
+// Processing order: by phone, then service number, then position. Every row a message locks until commit
+// (its phone's rate-limit counter, its session, its opt-out) is keyed by these, so two batches that share
+// conversations lock them in the same order and cannot deadlock; one conversation's messages keep their
+// order. (Counters shared by many conversations are written at the end, in key order: counter_batch.cpp.)
+static int compare_items(const void *a, const void *b) {
+    auto *x = *static_cast<BatchItem *const *>(a);
+    auto *y = *static_cast<BatchItem *const *>(b);
+    int c = strcmp(x->in.from_number, y->in.from_number);
+    if (c == 0) {
+        c = strcmp(x->in.to_number, y->in.to_number);
+    }
+    return c != 0 ? c : x->index - y->index;
+}
+
+// Names the message an error is about ("receive_sms_batch messages[3]"), as the CONTEXT line.
+static void batch_error_context(void *arg) {
+    errcontext("receive_sms_batch messages[%d]", *static_cast<int *>(arg));
+}
+
+// run_batch — receive() for every item in lock order, inside one counter batch and (with a worker) one
+// hand-off scope whose budget lets exactly the items with take_call lease their call.
+static void run_batch(BatchItem *items, int nitems, HandoffScope *handoff, MemoryContext caller) {
+    BatchItem **order = static_cast<BatchItem **>(palloc(sizeof(BatchItem *) * (nitems + 1)));
+    for (int i = 0; i < nitems; i++) {
+        order[i] = &items[i];
+    }
+    qsort(order, nitems, sizeof(BatchItem *), compare_items);
+    int current = 0;
+    ErrorContextCallback context = {error_context_stack, batch_error_context, &current};
+    error_context_stack = &context;
+    for (int i = 0; i < nitems; i++) {
+        BatchItem &item = *order[i];
+        current = item.index;
+        validate_inbound(item.in);
+        int before = 0;
+        if (handoff != nullptr) {
+            before = handoff->njobs;
+            handoff->budget = item.take_call ? before + 1 : before;
+        }
+        item.out = receive(item.in, caller);
+        if (handoff != nullptr && handoff->njobs > before) {
+            item.handed_job = before;
+        }
+    }
+    error_context_stack = context.previous;
+    batch_flush();
+}
+
 }  // namespace darkspere
 
 using namespace darkspere;
@@ -334,6 +443,90 @@ DARKSPERE_FUNCTION(darkspere_receive_sms_leased) {
     HandoffScope handoff;
     handoff_init(&handoff, CurrentMemoryContext, PG_GETARG_DATUM(7), PG_GETARG_DATUM(8), 1, busy);
     PG_RETURN_DATUM(receive_row(fcinfo, &handoff));
+}
+
+// darkspere_receive_sms_batch — receive_sms for many messages in one call (one transaction): returns one row
+// per message, in the order given (ord from 1), with receive_sms_leased's columns. With a worker, a message
+// whose take_call is true may have its agent_call leased to it, unless its agent is in busy_agents.
+DARKSPERE_FUNCTION(darkspere_receive_sms_batch) {
+    if (PG_ARGISNULL(0)) {
+        ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("messages must not be null")));
+    }
+    Jsonb *messages = PG_GETARG_JSONB_P(0);
+    if (!JB_ROOT_IS_ARRAY(messages) || JB_ROOT_IS_SCALAR(messages)) {
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                        errmsg("messages must be a jsonb array of objects")));
+    }
+    bool handing_off = !PG_ARGISNULL(1);
+    ArrayType *busy = nullptr;
+    if (handing_off) {
+        require_handoff_target(fcinfo, 1, 2);
+        if (!PG_ARGISNULL(3)) {
+            busy = PG_GETARG_ARRAYTYPE_P(3);
+            if (array_contains_nulls(busy)) {
+                ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+                                errmsg("busy_agents must not contain NULL")));
+            }
+        }
+    }
+    ReturnSetInfo *rsinfo = reinterpret_cast<ReturnSetInfo *>(fcinfo->resultinfo);
+    InitMaterializedSRF(fcinfo, 0);
+    MemoryContext caller = CurrentMemoryContext;
+    int nelems = JB_ROOT_COUNT(messages);
+    HandoffScope handoff;
+    if (handing_off) {
+        // Room for one leased call per message; run_batch narrows the budget to the message at hand.
+        handoff_init(&handoff, caller, PG_GETARG_DATUM(1), PG_GETARG_DATUM(2), nelems, busy);
+    }
+
+    SPI_connect();
+    int nitems = 0;
+    BatchItem *items = read_batch(messages, caller, &nitems);
+    batch_open(nitems);
+    if (handing_off) {
+        handoff_open(&handoff);
+    }
+    PG_TRY();
+    { run_batch(items, nitems, handing_off ? &handoff : nullptr, caller); }
+    PG_FINALLY();
+    {
+        batch_close();
+        handoff_close();
+    }
+    PG_END_TRY();
+    SPI_finish();
+
+    for (int i = 0; i < nitems; i++) {
+        const BatchItem &item = items[i];
+        const Outcome &out = item.out;
+        Datum values[9] = {Int32GetDatum(i + 1),
+                           text_datum(out.disposition),
+                           Int64GetDatum(out.session_id),
+                           Int64GetDatum(out.message_id),
+                           Int64GetDatum(out.agent_id),
+                           out.reply ? text_datum(out.reply) : (Datum)0,
+                           0,
+                           0,
+                           0};
+        bool nulls[9] = {false,
+                         false,
+                         out.session_id == 0,
+                         out.message_id == 0,
+                         out.agent_id == 0,
+                         out.reply == nullptr,
+                         true,
+                         true,
+                         true};
+        if (item.handed_job >= 0) {
+            const HandedJob &job = handoff.jobs[item.handed_job];
+            values[6] = Int64GetDatum(job.job_id);
+            values[7] = Int32GetDatum(job.attempt);
+            values[8] = job.payload;
+            nulls[6] = nulls[7] = nulls[8] = false;
+        }
+        tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+    }
+    return (Datum)0;
 }
 
 // darkspere_record_provider_opt_out — Twilio refused a send with error 21610: the phone opted out at the

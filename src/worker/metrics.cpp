@@ -100,6 +100,9 @@ std::string render_prometheus(const Metrics &m) {
            "Jobs leased to this worker by the statement that created them (an inbound webhook's agent call, "
            "an ack's SMS send), run without a claim.");
     out += "darkspere_jobs_handed_off_total " + std::to_string(m.jobs_handed_off) + "\n";
+    header(out, "darkspere_receive_batch_fallbacks_total", "counter",
+           "Inbound batches that failed with an SQL error and were stored one message at a time.");
+    out += "darkspere_receive_batch_fallbacks_total " + std::to_string(m.receive_batch_fallbacks) + "\n";
 
     gauge(out, "darkspere_agent_calls_in_flight", "Agent calls waiting for an answer.",
           m.agent_calls_in_flight);
@@ -113,6 +116,10 @@ std::string render_prometheus(const Metrics &m) {
               m.twilio_send_seconds);
     histogram(out, "darkspere_webhook_seconds", "Time to answer Twilio webhooks.", m.webhook_seconds);
     histogram(out, "darkspere_ack_batch_size", "Job acks sent per statement.", m.ack_batch_size);
+    histogram(
+        out, "darkspere_receive_batch_size",
+        "Inbound messages stored per receive_sms_batch statement (messages stored alone are not counted).",
+        m.receive_batch_size);
 
     header(out, "darkspere_queue_depth", "gauge",
            "Jobs in the queue by kind and state (darkspere.queue_depth).");

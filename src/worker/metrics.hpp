@@ -13,7 +13,7 @@ namespace darkspere::worker {
 
 // Latency buckets in seconds: webhooks should answer in milliseconds, agents may take up to their deadline.
 extern const std::vector<double> LATENCY_BUCKETS_SECONDS;
-// Sizes of ack batches (acks per complete/fail statement).
+// Sizes of batches (acks per ack statement, messages per receive_sms_batch statement).
 extern const std::vector<double> BATCH_SIZE_BUCKETS;
 
 class Histogram {
@@ -40,12 +40,14 @@ struct Metrics {
     long jobs_in_flight = 0;
     long acks_pending = 0;
     long db_connections = 0;
-    unsigned long long ack_batch_fallbacks = 0;  // batches that failed and were acked one by one
-    unsigned long long jobs_handed_off = 0;      // jobs leased to this worker by the call that made them
+    unsigned long long ack_batch_fallbacks = 0;      // batches that failed and were acked one by one
+    unsigned long long jobs_handed_off = 0;          // jobs leased to this worker by the call that made them
+    unsigned long long receive_batch_fallbacks = 0;  // receive batches that failed and went one by one
     Histogram agent_call_seconds;
     Histogram twilio_send_seconds;
     Histogram webhook_seconds;
     Histogram ack_batch_size{BATCH_SIZE_BUCKETS};
+    Histogram receive_batch_size{BATCH_SIZE_BUCKETS};
 
     void count_request(const std::string &route, int status) { ++http_requests[{route, status}]; }
     void count_job(const std::string &kind, const std::string &outcome) { ++jobs[{kind, outcome}]; }

@@ -119,6 +119,7 @@ class PgPool {
                PgPriority priority = PgPriority::background);
 
     size_t connected() const;
+    size_t size() const { return connections_.size(); }
     size_t queued() const { return interactive_.size() + background_.size(); }
 
     // Called whenever any pool connection (re)connects; used to retry parked acks.

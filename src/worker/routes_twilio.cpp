@@ -15,13 +15,6 @@ namespace http = boost::beast::http;
 
 namespace {
 
-const char *const SQL_RECEIVE_SMS =
-    "SELECT disposition, session_id, message_id, agent_id, reply "
-    "FROM darkspere.receive_sms($1, $2, $3, $4, $5, $6, $7)";
-// The same, for a worker with room: a routed message's agent call comes back leased to it.
-const char *const SQL_RECEIVE_SMS_LEASED =
-    "SELECT disposition, session_id, message_id, agent_id, reply, job_id, attempt, payload "
-    "FROM darkspere.receive_sms_leased($1, $2, $3, $4, $5, $6, $7, $8, $9::interval, $10::bigint[])";
 const char *const SQL_DELIVERY_STATUS = "SELECT darkspere.record_delivery_status($1, $2, $3)";
 
 const char *const TWIML_TYPE = "text/xml; charset=utf-8";
@@ -112,8 +105,8 @@ WebhookCheck verify_twilio_webhook(const Request &req, const std::string &public
 }
 
 void TwilioRoutes::store_then_answer(const Request &req, Responder respond, const char *route,
-                                     const std::vector<const char *> &required, const char *sql,
-                                     const char *statement, MakeParams make_params, Answer answer) {
+                                     const std::vector<const char *> &required, const char *statement,
+                                     Store store, Answer answer) {
     auto started = std::chrono::steady_clock::now();
     auto config = config_();
     std::string request_id = new_request_id();
@@ -124,25 +117,23 @@ void TwilioRoutes::store_then_answer(const Request &req, Responder respond, cons
         respond(make_response(check.status, TEXT_TYPE, check.error + "\n"));
         return;
     }
-    PgParams params = make_params(check, request_id);
+    auto verified = std::make_shared<WebhookCheck>(std::move(check));
     // The answer waits for the commit: Twilio does not redeliver, so 200 must mean "stored".
-    pool_.query(
-        sql, std::move(params),
-        [this, respond = std::move(respond), answer = std::move(answer), check = std::move(check), request_id,
-         statement, started](PgResult r) {
-            metrics_.webhook_seconds.observe(seconds_since(started));
-            if (!r.ok) {
-                log_warn(std::string(statement) + " failed",
-                         {{"request_id", request_id},
-                          {"message_sid", form_value(check.params, "MessageSid").value_or("")},
-                          {"sqlstate", r.sqlstate},
-                          {"error", r.error}});
-                respond(error_response(r));
-                return;
-            }
-            respond(answer(r, check, request_id));
-        },
-        PgPriority::interactive);
+    store(*verified, request_id,
+          [this, respond = std::move(respond), answer = std::move(answer), verified, request_id, statement,
+           started](PgResult r) {
+              metrics_.webhook_seconds.observe(seconds_since(started));
+              if (!r.ok) {
+                  log_warn(std::string(statement) + " failed",
+                           {{"request_id", request_id},
+                            {"message_sid", form_value(verified->params, "MessageSid").value_or("")},
+                            {"sqlstate", r.sqlstate},
+                            {"error", r.error}});
+                  respond(error_response(r));
+                  return;
+              }
+              respond(answer(r, *verified, request_id));
+          });
 }
 
 void TwilioRoutes::sms(Request &&req, Responder respond) {
@@ -150,21 +141,15 @@ void TwilioRoutes::sms(Request &&req, Responder respond) {
     // message.
     std::shared_ptr<CallSlot> slot = handoff_.reserve ? handoff_.reserve() : nullptr;
     store_then_answer(
-        req, std::move(respond), "sms", {"AccountSid", "From", "To", "MessageSid"},
-        slot ? SQL_RECEIVE_SMS_LEASED : SQL_RECEIVE_SMS, "receive_sms",
-        [slot](const WebhookCheck &check, const std::string &request_id) {
+        req, std::move(respond), "sms", {"AccountSid", "From", "To", "MessageSid"}, "receive_sms",
+        [this, slot](const WebhookCheck &check, const std::string &request_id, PgCallback done) {
             auto field = [&check](const char *name) { return form_value(check.params, name).value_or(""); };
             std::string num_media = field("NumMedia");
-            PgParams params{field("AccountSid"), field("To"),
-                            field("From"),       field("Body"),
-                            field("MessageSid"), num_media.empty() ? std::string("0") : num_media,
-                            request_id};
-            if (slot) {
-                params.push_back(slot->offer().worker);
-                params.push_back(slot->offer().lease);
-                params.push_back(slot->offer().busy_agents);
-            }
-            return params;
+            InboundSms sms{
+                {field("AccountSid"), field("To"), field("From"), field("Body"), field("MessageSid"),
+                 num_media.empty() ? std::string("0") : num_media, request_id},
+                slot};
+            receiver_.submit(std::move(sms), std::move(done));
         },
         [slot](const PgResult &r, const WebhookCheck &check, const std::string &request_id) {
             std::optional<std::string> reply = r.value(0, "reply");
@@ -183,13 +168,15 @@ void TwilioRoutes::sms(Request &&req, Responder respond) {
 
 void TwilioRoutes::status(Request &&req, Responder respond) {
     store_then_answer(
-        req, std::move(respond), "status", {"AccountSid", "MessageSid", "MessageStatus"}, SQL_DELIVERY_STATUS,
+        req, std::move(respond), "status", {"AccountSid", "MessageSid", "MessageStatus"},
         "record_delivery_status",
-        [](const WebhookCheck &check, const std::string &) {
+        [this](const WebhookCheck &check, const std::string &, PgCallback done) {
             std::string error_code = form_value(check.params, "ErrorCode").value_or("");
-            return PgParams{form_value(check.params, "MessageSid").value_or(""),
-                            form_value(check.params, "MessageStatus").value_or(""),
-                            error_code.empty() ? std::nullopt : std::optional<std::string>(error_code)};
+            pool_.query(SQL_DELIVERY_STATUS,
+                        {form_value(check.params, "MessageSid").value_or(""),
+                         form_value(check.params, "MessageStatus").value_or(""),
+                         error_code.empty() ? std::nullopt : std::optional<std::string>(error_code)},
+                        std::move(done), PgPriority::interactive);
         },
         [](const PgResult &, const WebhookCheck &check, const std::string &request_id) {
             log_info("delivery status",

@@ -15,6 +15,7 @@
 #include "http_server.hpp"
 #include "metrics.hpp"
 #include "pg_pool.hpp"
+#include "receive_batcher.hpp"
 
 namespace darkspere::worker {
 
@@ -45,26 +46,34 @@ class TwilioRoutes {
   public:
     TwilioRoutes(PgPool &pool, Metrics &metrics, std::function<std::shared_ptr<const Config>()> config,
                  CallHandoff handoff = {})
-        : pool_(pool), metrics_(metrics), config_(std::move(config)), handoff_(std::move(handoff)) {}
+        : pool_(pool),
+          metrics_(metrics),
+          config_(std::move(config)),
+          handoff_(std::move(handoff)),
+          // Inbound statements may fill every pool connection but one, which the pool keeps for background
+          // work.
+          receiver_(pool, metrics, [&pool] { return pool.size() > 1 ? pool.size() - 1 : 1; }) {}
 
     void sms(Request &&req, Responder respond);
     void status(Request &&req, Responder respond);
 
   private:
-    // The shape both webhooks share: verify (refusals answered and logged under `route`), run `sql` on the
-    // pool's webhook line with the params made from the verified form, time the webhook, answer a failed
-    // statement (logged as `statement` failed) with its HTTP status, and hand a stored result to `answer`.
-    using MakeParams = std::function<PgParams(const WebhookCheck &check, const std::string &request_id)>;
+    // The shape both webhooks share: verify (refusals answered and logged under `route`), `store` what the
+    // verified form says, time the webhook, answer a failed statement (logged as `statement` failed) with its
+    // HTTP status, and hand a stored result to `answer`.
+    using Store =
+        std::function<void(const WebhookCheck &check, const std::string &request_id, PgCallback done)>;
     using Answer =
         std::function<Response(const PgResult &r, const WebhookCheck &check, const std::string &request_id)>;
     void store_then_answer(const Request &req, Responder respond, const char *route,
-                           const std::vector<const char *> &required, const char *sql, const char *statement,
-                           MakeParams make_params, Answer answer);
+                           const std::vector<const char *> &required, const char *statement, Store store,
+                           Answer answer);
 
     PgPool &pool_;
     Metrics &metrics_;
     std::function<std::shared_ptr<const Config>()> config_;
     CallHandoff handoff_;
+    ReceiveBatcher receiver_;
 };
 
 }  // namespace darkspere::worker

@@ -1,0 +1,155 @@
+// src/worker/receive_batcher.cpp — inbound SMS statements, alone or batched (see receive_batcher.hpp).
+#include "receive_batcher.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include "log.hpp"
+
+namespace darkspere::worker {
+
+namespace {
+
+const char *const SQL_RECEIVE_SMS =
+    "SELECT disposition, session_id, message_id, agent_id, reply "
+    "FROM darkspere.receive_sms($1, $2, $3, $4, $5, $6, $7)";
+// The same, for a worker with room: a routed message's agent call comes back leased to it.
+const char *const SQL_RECEIVE_SMS_LEASED =
+    "SELECT disposition, session_id, message_id, agent_id, reply, job_id, attempt, payload "
+    "FROM darkspere.receive_sms_leased($1, $2, $3, $4, $5, $6, $7, $8, $9::interval, $10::bigint[])";
+// Many messages in one statement; without a worker ($2 NULL) no call is leased.
+const char *const SQL_RECEIVE_SMS_BATCH =
+    "SELECT ord, disposition, session_id, message_id, agent_id, reply, job_id, attempt, payload "
+    "FROM darkspere.receive_sms_batch($1::jsonb, $2, $3::interval, $4::bigint[])";
+
+const char *const ARG_NAMES[] = {"provider_account", "to_number", "from_number", "body",
+                                 "message_sid",      "num_media", "request_id"};
+
+// one_row — row `row` of a batch result as a result of its own (the columns but ord).
+PgResult one_row(const PgResult &batch, size_t row) {
+    PgResult r;
+    r.ok = true;
+    r.columns.assign(batch.columns.begin() + 1, batch.columns.end());
+    r.rows.emplace_back(batch.rows[row].begin() + 1, batch.rows[row].end());
+    return r;
+}
+
+}  // namespace
+
+std::string receive_batch_json(const std::vector<const InboundSms *> &messages) {
+    nlohmann::json out = nlohmann::json::array();
+    for (const InboundSms *m : messages) {
+        nlohmann::json item = nlohmann::json::object();
+        for (size_t i = 0; i < std::size(ARG_NAMES) && i < m->args.size(); ++i) {
+            // As text, like the parameters of the single statement: the database parses num_media.
+            if (m->args[i])
+                item[ARG_NAMES[i]] = *m->args[i];
+        }
+        item["take_call"] = m->slot != nullptr;
+        out.push_back(std::move(item));
+    }
+    // Text that is not UTF-8 is replaced rather than refused: the database would refuse it anyway.
+    return out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+void ReceiveBatcher::submit(InboundSms sms, PgCallback done) {
+    if (running_ < std::max<size_t>(1, concurrency_())) {
+        run_alone({std::move(sms), std::move(done)}, true);
+        return;
+    }
+    if (waiting_.size() >= RECEIVE_WAITING_MAX) {
+        PgResult r;
+        r.unavailable = true;
+        r.error = "too many messages waiting for the database";
+        done(std::move(r));
+        return;
+    }
+    waiting_.push_back({std::move(sms), std::move(done)});
+}
+
+void ReceiveBatcher::pump() {
+    while (!waiting_.empty() && running_ < std::max<size_t>(1, concurrency_())) {
+        if (waiting_.size() == 1) {
+            Waiting w = std::move(waiting_.front());
+            waiting_.pop_front();
+            run_alone(std::move(w), true);
+            continue;
+        }
+        std::vector<Waiting> batch;
+        while (!waiting_.empty() && batch.size() < RECEIVE_BATCH_MAX) {
+            batch.push_back(std::move(waiting_.front()));
+            waiting_.pop_front();
+        }
+        run_batch(std::move(batch));
+    }
+}
+
+// run_alone — one message, one statement. `counted`: it takes one of the concurrent statements (a batch's
+// fallback runs inside the batch's own).
+void ReceiveBatcher::run_alone(Waiting w, bool counted) {
+    const InboundSms &sms = w.sms;
+    PgParams params = sms.args;
+    if (sms.slot) {
+        params.push_back(sms.slot->offer().worker);
+        params.push_back(sms.slot->offer().lease);
+        params.push_back(sms.slot->offer().busy_agents);
+    }
+    if (counted)
+        ++running_;
+    pool_.query(
+        sms.slot ? SQL_RECEIVE_SMS_LEASED : SQL_RECEIVE_SMS, std::move(params),
+        [this, counted, done = std::move(w.done)](PgResult r) {
+            done(std::move(r));
+            if (counted) {
+                --running_;
+                pump();
+            }
+        },
+        PgPriority::interactive);
+}
+
+void ReceiveBatcher::run_batch(std::vector<Waiting> batch) {
+    std::vector<const InboundSms *> messages;
+    const CallSlot *offering = nullptr;  // the newest reservation's offer speaks for the batch
+    for (const Waiting &w : batch) {
+        messages.push_back(&w.sms);
+        if (w.sms.slot)
+            offering = w.sms.slot.get();
+    }
+    PgParams params{receive_batch_json(messages)};
+    if (offering) {
+        params.push_back(offering->offer().worker);
+        params.push_back(offering->offer().lease);
+        params.push_back(offering->offer().busy_agents);
+    } else {
+        params.insert(params.end(), {std::nullopt, std::nullopt, std::nullopt});
+    }
+    ++running_;
+    metrics_.receive_batch_size.observe(static_cast<double>(batch.size()));
+    auto shared = std::make_shared<std::vector<Waiting>>(std::move(batch));
+    pool_.query(
+        SQL_RECEIVE_SMS_BATCH, std::move(params),
+        [this, shared](PgResult r) {
+            std::vector<Waiting> &batch = *shared;
+            if (r.ok && r.rows.size() == batch.size()) {
+                for (size_t i = 0; i < batch.size(); ++i)
+                    batch[i].done(one_row(r, i));
+            } else if (!r.ok && r.unavailable) {
+                for (Waiting &w : batch)
+                    w.done(r);
+            } else {
+                // One bad message (or a deadlock between batches) must not fail the others: each goes alone.
+                ++metrics_.receive_batch_fallbacks;
+                log_warn("receive_sms_batch failed; storing its messages one by one",
+                         {{"messages", static_cast<unsigned long long>(batch.size())},
+                          {"sqlstate", r.sqlstate},
+                          {"error", r.ok ? std::string("unexpected row count") : r.error}});
+                for (Waiting &w : batch)
+                    run_alone(std::move(w), false);
+            }
+            --running_;
+            pump();
+        },
+        PgPriority::interactive);
+}
+
+}  // namespace darkspere::worker

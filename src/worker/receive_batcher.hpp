@@ -1,0 +1,69 @@
+// src/worker/receive_batcher.hpp — inbound SMS statements: one by one while the database keeps up, together
+// when they have to wait.
+//
+// Every inbound webhook needs one statement that stores its message (receive_sms, or receive_sms_leased when
+// the worker has room to take the message's agent call). A webhook statement is mostly per-transaction cost
+// (begin, locks on a dozen tables, commit, a round trip), so under load the batcher runs at most
+// `concurrency` of them at once and lets the messages that arrive meanwhile wait here; the next statement
+// takes every message that waited (up to RECEIVE_BATCH_MAX) in one darkspere.receive_sms_batch call. A
+// message that finds a statement free goes at once, alone, so an idle worker answers exactly as fast as
+// before. If a batch fails for any reason but an unavailable database (a bad message, a deadlock), its
+// messages are sent again one by one, so one bad message fails only its own webhook.
+#pragma once
+
+#include <deque>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "call_handoff.hpp"
+#include "metrics.hpp"
+#include "pg_pool.hpp"
+
+namespace darkspere::worker {
+
+// Messages per receive_sms_batch statement at most.
+constexpr size_t RECEIVE_BATCH_MAX = 100;
+// Messages that may wait for a statement; beyond this a webhook is answered "unavailable" at once.
+constexpr size_t RECEIVE_WAITING_MAX = 20000;
+
+// InboundSms — receive_sms's seven arguments (provider_account, to_number, from_number, body, message_sid,
+// num_media, request_id) and the call slot reserved for the message, if any.
+struct InboundSms {
+    PgParams args;
+    std::shared_ptr<CallSlot> slot;
+};
+
+// receive_batch_json — the messages argument of receive_sms_batch (take_call true where a slot is reserved).
+std::string receive_batch_json(const std::vector<const InboundSms *> &messages);
+
+class ReceiveBatcher {
+  public:
+    // concurrency — receive statements at most in flight at once (read at every decision).
+    ReceiveBatcher(PgPool &pool, Metrics &metrics, std::function<size_t()> concurrency)
+        : pool_(pool), metrics_(metrics), concurrency_(std::move(concurrency)) {}
+
+    // submit — stores the message; done gets a one-row result with receive_sms_leased's columns (job_id,
+    // attempt and payload only when the slot was given a call), or the failure.
+    void submit(InboundSms sms, PgCallback done);
+
+    size_t waiting() const { return waiting_.size(); }
+
+  private:
+    struct Waiting {
+        InboundSms sms;
+        PgCallback done;
+    };
+    void pump();
+    void run_alone(Waiting w, bool counted);
+    void run_batch(std::vector<Waiting> batch);
+
+    PgPool &pool_;
+    Metrics &metrics_;
+    std::function<size_t()> concurrency_;
+    std::deque<Waiting> waiting_;
+    size_t running_ = 0;
+};
+
+}  // namespace darkspere::worker
