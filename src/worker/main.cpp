@@ -111,6 +111,7 @@ int run(const ConfigSources &sources, std::shared_ptr<const Config> config) {
     router.before_metrics = [&] {
         metrics.db_connections = static_cast<long>(pool.connected());
         metrics.acks_pending = static_cast<long>(runner.acks_parked());
+        metrics.inbound_waiting = static_cast<long>(twilio_routes.inbound_waiting());
     };
 
     uint16_t port = 0;

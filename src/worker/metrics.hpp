@@ -39,6 +39,7 @@ struct Metrics {
     long agent_calls_in_flight = 0;
     long jobs_in_flight = 0;
     long acks_pending = 0;
+    long inbound_waiting = 0;  // verified inbound webhooks waiting for a receive statement
     long db_connections = 0;
     unsigned long long ack_batch_fallbacks = 0;      // batches that failed and were acked one by one
     unsigned long long jobs_handed_off = 0;          // jobs leased to this worker by the call that made them

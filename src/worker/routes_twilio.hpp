@@ -56,6 +56,7 @@ class TwilioRoutes {
 
     void sms(Request &&req, Responder respond);
     void status(Request &&req, Responder respond);
+    size_t inbound_waiting() const { return receiver_.waiting(); }
 
   private:
     // The shape both webhooks share: verify (refusals answered and logged under `route`), `store` what the

@@ -1,0 +1,106 @@
+// test/e2e/receive-batching.test.mjs — inbound webhooks that have to wait for a database connection are stored
+// together in one receive_sms_batch statement, and each is answered exactly as if it had been stored alone; a
+// bad message in a batch fails only its own webhook.
+import assert from 'node:assert/strict';
+import { after, describe, test } from 'node:test';
+import { startCluster } from './lib/cluster.mjs';
+import { waitFor } from './lib/net.mjs';
+import { phone, useStack } from './lib/stack.mjs';
+import { newMessageSid } from './lib/twilio-webhook.mjs';
+import { assertAccepted } from './lib/twiml.mjs';
+
+const cluster = await startCluster();
+after(() => cluster.destroy());
+
+// The advisory-lock class receive_sms takes per MessageSid ("DSms", src/ext/inbound.cpp).
+const DEDUPE_LOCK_CLASS = 0x44536d73;
+
+async function metric(worker, name) {
+    const text = await (await fetch(`${worker.url}/metrics`, { signal: AbortSignal.timeout(5000) })).text();
+    return Number((text.match(new RegExp(`^${name} (\\S+)$`, 'm')) || [])[1] ?? NaN);
+}
+
+// holdFirstWebhook posts one text whose statement blocks on its MessageSid's dedupe lock, held by the test, so
+// that with --pool-size 2 (one inbound statement at a time) every webhook posted meanwhile waits in the worker.
+// Resolves with {answer, release}: release() lets the blocked statement finish.
+async function holdFirstWebhook(stack, from) {
+    const messageSid = newMessageSid();
+    const holder = await stack.db.pool.connect();
+    await holder.query('BEGIN');
+    await holder.query('SELECT pg_advisory_xact_lock($1, hashtext($2))', [DEDUPE_LOCK_CLASS, messageSid]);
+    const answer = stack.sms(from, 'first, held', { messageSid });
+    await waitFor(async () => Number(await stack.db.value(
+        `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted`)) === 1,
+    { message: 'the first webhook waiting for its dedupe lock' });
+    return {
+        answer,
+        release: async () => {
+            await holder.query('COMMIT');
+            holder.release();
+        },
+    };
+}
+
+describe('inbound batching', () => {
+    test('webhooks that wait for the database go in one statement; each is answered as if alone', { timeout: 60000 }, async (t) => {
+        const stack = await useStack(t, cluster, {
+            plan: 'enterprise',
+            agents: [{ kind: 'http', capacity: 100 }],
+            worker: { extraArgs: ['--pool-size', '2'] },
+        });
+        const first = await holdFirstWebhook(stack, phone(3000));
+        const phones = Array.from({ length: 20 }, (_, i) => phone(3001 + i));
+        const answers = phones.map((p) => stack.sms(p, `batched from ${p}`));
+        // A keyword rides in the same batch; its answer is inline, as when stored alone.
+        const help = stack.sms(phone(3001), 'HELP');
+        await waitFor(async () => (await metric(stack.worker, 'darkspere_inbound_waiting')) === 21,
+            { message: '21 webhooks waiting for the held statement' });
+        await first.release();
+
+        assertAccepted(await first.answer);
+        (await Promise.all(answers)).forEach((a) => assertAccepted(a));
+        const helpAnswer = await help;
+        assert.equal(helpAnswer.status, 200);
+        assert.match(helpAnswer.text, /<Message>Bakery bot: reply STOP to opt out<\/Message>/);
+        for (const p of [phone(3000), ...phones]) {
+            const replies = await stack.waitForReplies(p, 1);
+            assert.equal(replies.length, 1, `one reply to ${p}`);
+        }
+        assert.match(stack.repliesTo(phones[7])[0].body, new RegExp(`batched from \\${phones[7]}`));
+        assert.equal((await stack.quiet(phones[0], 300)).length, 1, 'no second reply');
+
+        assert.equal(await metric(stack.worker, 'darkspere_receive_batch_size_count'), 1, 'the 21 waiting webhooks went in one statement');
+        assert.equal(await metric(stack.worker, 'darkspere_receive_batch_size_sum'), 21);
+        assert.equal(await metric(stack.worker, 'darkspere_receive_batch_fallbacks_total'), 0);
+        // Each batched message's agent call was leased to the worker by the batch statement (no claim needed).
+        assert.equal(await metric(stack.worker, 'darkspere_jobs_handed_off_total'), 2 * 21, 'every call and every send handed off');
+        const stored = await stack.db.value(`SELECT count(*) FROM darkspere.messages WHERE direction = 'in'`);
+        assert.equal(Number(stored), 22, '21 texts and the HELP, each stored once');
+    });
+
+    test('a bad message in a batch fails only its own webhook (400); the others are stored one by one', { timeout: 60000 }, async (t) => {
+        const stack = await useStack(t, cluster, {
+            plan: 'enterprise',
+            agents: [{ kind: 'http', capacity: 100 }],
+            worker: { extraArgs: ['--pool-size', '2'] },
+        });
+        const first = await holdFirstWebhook(stack, phone(3100));
+        const phones = Array.from({ length: 5 }, (_, i) => phone(3101 + i));
+        const answers = phones.map((p) => stack.sms(p, `good from ${p}`));
+        const bad = stack.sms(phone(3199), 'bad media count', { extra: { NumMedia: 'many' } });
+        await waitFor(async () => (await metric(stack.worker, 'darkspere_inbound_waiting')) === 6,
+            { message: '6 webhooks waiting for the held statement' });
+        await first.release();
+
+        assertAccepted(await first.answer);
+        (await Promise.all(answers)).forEach((a) => assertAccepted(a));
+        const badAnswer = await bad;
+        assert.equal(badAnswer.status, 400, badAnswer.text);
+        assert.match(badAnswer.text, /invalid input syntax for type integer: "many"/);
+        for (const p of phones) assert.equal((await stack.waitForReplies(p, 1)).length, 1);
+        assert.equal(await metric(stack.worker, 'darkspere_receive_batch_fallbacks_total'), 1);
+        const stored = await stack.db.value(
+            `SELECT count(*) FROM darkspere.messages WHERE direction = 'in' AND phone = $1`, [phone(3199)]);
+        assert.equal(Number(stored), 0, 'the bad message stored nothing');
+    });
+});
