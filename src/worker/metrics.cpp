@@ -109,9 +109,10 @@ std::string render_prometheus(const Metrics &m) {
     gauge(out, "darkspere_jobs_in_flight", "Claimed jobs not yet acknowledged.", m.jobs_in_flight);
     gauge(out, "darkspere_acks_pending", "Finished outcomes waiting for the database to come back.",
           m.acks_pending);
-    gauge(out, "darkspere_inbound_waiting",
-          "Verified inbound webhooks waiting for a statement (they go together in the next receive_sms_batch).",
-          m.inbound_waiting);
+    gauge(
+        out, "darkspere_inbound_waiting",
+        "Verified inbound webhooks waiting for a statement (they go together in the next receive_sms_batch).",
+        m.inbound_waiting);
     gauge(out, "darkspere_db_connections", "Open query connections to PostgreSQL.", m.db_connections);
 
     histogram(out, "darkspere_agent_call_seconds", "Duration of agent calls.", m.agent_call_seconds);
