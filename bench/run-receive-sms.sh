@@ -5,9 +5,10 @@
 #
 # Starts a cluster with scripts/pgcluster in a temp directory, installs the extension (needs `make install`
 # first), loads bench/receive_sms/setup.sql, initialises pgbench at scale 10, then runs, alternating within each
-# round: TPC-B-like (`pgbench -c 8 -j 2 -T 20`), the spread receive_sms script, the hot receive_sms script — all
-# with 8 clients, 2 threads and per-transaction logs (--log), from which p99 latency is computed. Prints each
-# run and the medians, plus spread/TPC-B (target ≥ 1.0) and hot/spread (target ≥ 0.7).
+# round: TPC-B-like (`pgbench -c 8 -j 2 -T 20`), the spread receive_sms script, the hot receive_sms script and
+# the batch script (BATCH=10 spread-like messages per receive_sms_batch call) — all with 8 clients, 2 threads
+# and per-transaction logs (--log), from which p99 latency is computed. Prints each run and the medians, plus
+# spread/TPC-B (target ≥ 1.0), hot/spread (target ≥ 0.7) and the messages/s of batch vs spread.
 #
 # Every run is bounded by -T; the cluster is stopped and removed on exit (KEEP=1 keeps it).
 set -euo pipefail
@@ -20,6 +21,7 @@ DURATION=${DURATION:-20}
 CLIENTS=${CLIENTS:-8}
 THREADS=${THREADS:-2}
 SCALE=${SCALE:-10}
+BATCH=${BATCH:-10}
 
 work=$(mktemp -d /tmp/darkspere-bench.XXXXXX)
 chmod 755 "$work"
@@ -55,6 +57,7 @@ run_one() { # variant round
     tpcb) out=$(pgbench "${args[@]}" 2>&1) ;;
     spread) out=$(pgbench -n "${args[@]}" -f "$here/receive_sms/spread.sql" 2>&1) ;;
     hot) out=$(pgbench -n "${args[@]}" -f "$here/receive_sms/hot.sql" 2>&1) ;;
+    batch) out=$(pgbench -n "${args[@]}" -D batch="$BATCH" -f "$here/receive_sms/batch.sql" 2>&1) ;;
     esac
     tps=$(sed -n 's/^tps = \([0-9.]*\) (without initial connection time)/\1/p' <<<"$out")
     if [[ -z "$tps" ]]; then echo "$out" >&2; echo "pgbench failed ($variant)" >&2; exit 1; fi
@@ -70,9 +73,9 @@ run_one() { # variant round
         "$variant" "$round" "$tps" "$p50" "$p99" "$n" "${failed:-0}"
 }
 
-echo "== runs: $ROUNDS rounds x (tpcb, spread, hot), -c $CLIENTS -j $THREADS -T $DURATION"
+echo "== runs: $ROUNDS rounds x (tpcb, spread, hot, batch of $BATCH), -c $CLIENTS -j $THREADS -T $DURATION"
 for round in $(seq 1 "$ROUNDS"); do
-    for variant in tpcb spread hot; do
+    for variant in tpcb spread hot batch; do
         run_one "$variant" "$round"
     done
 done
@@ -83,18 +86,21 @@ psql -qAtX -c "SELECT 'jobs (not consumed; no worker runs): ' || count(*) || ', 
 psql -qAtX -c "SELECT 'sessions: ' || count(*) FROM darkspere.sessions"
 
 med() { awk -F'\t' -v v="$1" -v c="$2" '$1 == v {print $c}' "$results" | median; }
-tpcb_tps=$(med tpcb 3); spread_tps=$(med spread 3); hot_tps=$(med hot 3)
+tpcb_tps=$(med tpcb 3); spread_tps=$(med spread 3); hot_tps=$(med hot 3); batch_tps=$(med batch 3)
 echo "== medians of $ROUNDS runs"
 printf '%-8s %10s %10s %10s\n' variant tps p50_ms p99_ms
-for v in tpcb spread hot; do
+for v in tpcb spread hot batch; do
     printf '%-8s %10s %10s %10s\n' "$v" "$(med "$v" 3)" "$(med "$v" 4)" "$(med "$v" 5)"
 done
 echo "ratio spread/tpcb (median TPS): $(ratio "$spread_tps" "$tpcb_tps")   target >= 1.0"
 echo "ratio hot/spread  (median TPS): $(ratio "$hot_tps" "$spread_tps")   target >= 0.7"
+batch_msgs=$(awk -v t="$batch_tps" -v b="$BATCH" 'BEGIN {printf "%.1f", t * b}')
+echo "batch: $batch_msgs messages/s ($BATCH per transaction); batch/spread messages/s $(ratio "$batch_msgs" "$spread_tps"), batch/tpcb $(ratio "$batch_msgs" "$tpcb_tps")"
 echo "per-round ratios:"
 for round in $(seq 1 "$ROUNDS"); do
     t=$(awk -F'\t' -v r="$round" '$1=="tpcb" && $2==r {print $3}' "$results")
     s=$(awk -F'\t' -v r="$round" '$1=="spread" && $2==r {print $3}' "$results")
     h=$(awk -F'\t' -v r="$round" '$1=="hot" && $2==r {print $3}' "$results")
-    echo "  round $round: spread/tpcb $(ratio "$s" "$t")  hot/spread $(ratio "$h" "$s")"
+    b=$(awk -F'\t' -v r="$round" -v n="$BATCH" '$1=="batch" && $2==r {printf "%.1f", $3 * n}' "$results")
+    echo "  round $round: spread/tpcb $(ratio "$s" "$t")  hot/spread $(ratio "$h" "$s")  batch/spread (messages/s) $(ratio "$b" "$s")"
 done

@@ -134,6 +134,22 @@ int64 batch_pending_usage(int64 account_id, const char *metric) {
     return 0;
 }
 
+bool batch_health_pending() {
+    return open_batch != nullptr && open_batch->nhealth > 0;
+}
+
+void batch_pending_loads(ArrayType **agents, ArrayType **deltas) {
+    int n = open_batch == nullptr ? 0 : open_batch->nload;
+    Datum *agent_elems = static_cast<Datum *>(palloc(sizeof(Datum) * (n + 1)));
+    Datum *delta_elems = static_cast<Datum *>(palloc(sizeof(Datum) * (n + 1)));
+    for (int i = 0; i < n; i++) {
+        agent_elems[i] = Int64GetDatum(open_batch->load[i].agent_id);
+        delta_elems[i] = Int32GetDatum(open_batch->load[i].delta);
+    }
+    *agents = construct_array(agent_elems, n, INT8OID, sizeof(int64), true, TYPALIGN_DOUBLE);
+    *deltas = construct_array(delta_elems, n, INT4OID, sizeof(int32), true, TYPALIGN_INT);
+}
+
 void batch_flush() {
     if (open_batch == nullptr || open_batch->flushing) {
         return;

@@ -318,13 +318,14 @@ static Datum receive_row(FunctionCallInfo fcinfo, HandoffScope *handoff) {
 // ---- Batches
 // ----------------------------------------------------------------------------------------------------
 
-// The messages of receive_sms_batch, in the order given; an absent key reads as NULL.
+// The messages of receive_sms_batch, in the order given; an absent key reads as NULL. Every field is read as
+// text and converted here, so that a bad value is refused naming its element.
 static Statement kReadInbound = {
     "SELECT m.provider_account, m.to_number, m.from_number, m.body, m.message_sid, m.num_media, m.request_id,"
     "       m.take_call"
     "  FROM ROWS FROM (pg_catalog.jsonb_to_recordset($1) AS (provider_account text, to_number text,"
-    "                  from_number text, body text, message_sid text, num_media int, request_id text,"
-    "                  take_call boolean))"
+    "                  from_number text, body text, message_sid text, num_media text, request_id text,"
+    "                  take_call text))"
     "       WITH ORDINALITY AS m(provider_account, to_number, from_number, body, message_sid, num_media,"
     "                            request_id, take_call, ord)"
     " ORDER BY m.ord",
@@ -340,6 +341,23 @@ struct BatchItem {
     int handed_job;  // index into the hand-off scope's jobs, or -1
 };
 
+// Names the message an error is about ("receive_sms_batch messages[3]"), as the CONTEXT line.
+static void batch_error_context(void *arg) {
+    errcontext("receive_sms_batch messages[%d]", *static_cast<int *>(arg));
+}
+
+// require_objects — every element of the array is a JSON object.
+static void require_objects(Jsonb *messages) {
+    int n = JB_ROOT_COUNT(messages);
+    for (int i = 0; i < n; i++) {
+        JsonbValue *v = getIthJsonbValueFromContainer(&messages->root, i);
+        if (v->type != jbvBinary || !JsonContainerIsObject(v->val.binary.data)) {
+            ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                            errmsg("messages[%d] must be a JSON object, not %s", i, jsonb_type_name(v))));
+        }
+    }
+}
+
 static char *batch_text(uint64 row, int column, const char *field, bool required, MemoryContext context) {
     if (required && spi_is_null(row, column)) {
         ereport(ERROR,
@@ -349,24 +367,61 @@ static char *batch_text(uint64 row, int column, const char *field, bool required
     return spi_text_copy(row, column, context);
 }
 
-// read_batch — the items of the messages array, copied into `context`.
+// num_media: an integer (a JSON number or its digits as a string); absent or null is 0.
+static int32 batch_num_media(uint64 row, const char *value) {
+    if (value == nullptr) {
+        return 0;
+    }
+    char *end;
+    errno = 0;
+    long n = strtol(value, &end, 10);
+    if (errno != 0 || end == value || *end != '\0' || n < PG_INT32_MIN || n > PG_INT32_MAX) {
+        ereport(ERROR, (errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+                        errmsg("messages[%llu].num_media must be an integer: \"%s\"",
+                               static_cast<unsigned long long>(row), value)));
+    }
+    return static_cast<int32>(n);
+}
+
+// take_call: true or false; absent or null is false.
+static bool batch_take_call(uint64 row, const char *value) {
+    if (value == nullptr || strcmp(value, "false") == 0) {
+        return false;
+    }
+    if (strcmp(value, "true") != 0) {
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                        errmsg("messages[%llu].take_call must be true or false: \"%s\"",
+                               static_cast<unsigned long long>(row), value)));
+    }
+    return true;
+}
+
+// read_batch — the items of the messages array, copied into `context` and checked in the order given (the
+// first bad element is the one reported).
 static BatchItem *read_batch(Jsonb *messages, MemoryContext context, int *nitems) {
+    require_objects(messages);
     Datum arg[1] = {JsonbPGetDatum(messages)};
     uint64 rows = spi_run(kReadInbound, arg, nullptr, true, 0);
     auto *items = static_cast<BatchItem *>(MemoryContextAllocZero(context, sizeof(BatchItem) * (rows + 1)));
+    int current = 0;
+    ErrorContextCallback error_context = {error_context_stack, batch_error_context, &current};
+    error_context_stack = &error_context;
     for (uint64 r = 0; r < rows; r++) {
         BatchItem &item = items[r];
+        current = static_cast<int>(r);
         item.in.provider_account = batch_text(r, 1, "provider_account", false, context);
         item.in.to_number = batch_text(r, 2, "to_number", true, context);
         item.in.from_number = batch_text(r, 3, "from_number", true, context);
         item.in.body = batch_text(r, 4, "body", true, context);
         item.in.message_sid = batch_text(r, 5, "message_sid", true, context);
-        item.in.num_media = spi_is_null(r, 6) ? 0 : spi_int32(r, 6);
+        item.in.num_media = batch_num_media(r, batch_text(r, 6, "num_media", false, context));
         item.in.request_id = batch_text(r, 7, "request_id", false, context);
-        item.take_call = !spi_is_null(r, 8) && spi_bool(r, 8);
+        item.take_call = batch_take_call(r, batch_text(r, 8, "take_call", false, context));
         item.index = static_cast<int>(r);
         item.handed_job = -1;
+        validate_inbound(item.in);
     }
+    error_context_stack = error_context.previous;
     *nitems = static_cast<int>(rows);
     return items;
 }
@@ -385,11 +440,6 @@ static int compare_items(const void *a, const void *b) {
     return c != 0 ? c : x->index - y->index;
 }
 
-// Names the message an error is about ("receive_sms_batch messages[3]"), as the CONTEXT line.
-static void batch_error_context(void *arg) {
-    errcontext("receive_sms_batch messages[%d]", *static_cast<int *>(arg));
-}
-
 // run_batch — receive() for every item in lock order, inside one counter batch and (with a worker) one
 // hand-off scope whose budget lets exactly the items with take_call lease their call.
 static void run_batch(BatchItem *items, int nitems, HandoffScope *handoff, MemoryContext caller) {
@@ -404,7 +454,6 @@ static void run_batch(BatchItem *items, int nitems, HandoffScope *handoff, Memor
     for (int i = 0; i < nitems; i++) {
         BatchItem &item = *order[i];
         current = item.index;
-        validate_inbound(item.in);
         int before = 0;
         if (handoff != nullptr) {
             before = handoff->njobs;
@@ -457,17 +506,17 @@ DARKSPERE_FUNCTION(darkspere_receive_sms_batch) {
         ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
                         errmsg("messages must be a jsonb array of objects")));
     }
+    // Without a worker nothing is handed off, but what is given is still checked.
     bool handing_off = !PG_ARGISNULL(1);
-    ArrayType *busy = nullptr;
     if (handing_off) {
         require_handoff_target(fcinfo, 1, 2);
-        if (!PG_ARGISNULL(3)) {
-            busy = PG_GETARG_ARRAYTYPE_P(3);
-            if (array_contains_nulls(busy)) {
-                ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-                                errmsg("busy_agents must not contain NULL")));
-            }
-        }
+    } else if (!PG_ARGISNULL(2)) {
+        require_lease(PG_GETARG_INTERVAL_P(2));
+    }
+    ArrayType *busy = PG_ARGISNULL(3) ? nullptr : PG_GETARG_ARRAYTYPE_P(3);
+    if (busy != nullptr && array_contains_nulls(busy)) {
+        ereport(ERROR,
+                (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("busy_agents must not contain NULL")));
     }
     ReturnSetInfo *rsinfo = reinterpret_cast<ReturnSetInfo *>(fcinfo->resultinfo);
     InitMaterializedSRF(fcinfo, 0);

@@ -15,7 +15,12 @@ namespace darkspere {
 static Statement kPickAgent = {
     "SELECT a.agent_id, (a.circuit <> 'closed' OR a.health_score < $2) AS trial"
     "  FROM darkspere.agents a,"
-    "       LATERAL (SELECT COALESCE(sum(l.in_flight), 0) AS in_flight"
+    "       LATERAL (SELECT COALESCE(sum(l.in_flight), 0)"
+    "                       + (SELECT COALESCE(sum(p.delta), 0)"
+    "                            FROM ROWS FROM (pg_catalog.unnest($5::bigint[]), "
+    "pg_catalog.unnest($6::int[]))"
+    "                                 AS p(agent_id, delta)"
+    "                           WHERE p.agent_id = a.agent_id) AS in_flight"
     "                  FROM darkspere.agent_load l WHERE l.agent_id = a.agent_id) l"
     " WHERE a.account_id = $1 AND a.status = 'active' AND a.agent_id <> ALL ($3)"
     "   AND l.in_flight < a.capacity"
@@ -26,8 +31,8 @@ static Statement kPickAgent = {
     " ORDER BY trial DESC, a.health_score DESC, l.in_flight::float8 / a.capacity, a.latency_ms NULLS FIRST,"
     "          a.agent_id"
     " LIMIT 1",
-    4,
-    {INT8OID, INT4OID, INT8ARRAYOID, INT4OID},
+    6,
+    {INT8OID, INT4OID, INT8ARRAYOID, INT4OID, INT8ARRAYOID, INT4ARRAYOID},
     nullptr};
 
 // Claims the single trial slot; fails (0 rows) when a concurrent transaction took it first.
@@ -51,7 +56,13 @@ static Statement kAddLoad = {
 constexpr int kPickAttempts = 4;
 
 int64 pick_agent(int64 account_id, const int64 *exclude, int nexclude) {
-    batch_flush();  // the choice reads agent load and health: an open ack batch writes what it holds first
+    // The choice reads agent health and load. Health an ack batch holds is written first (its failover);
+    // load a batch holds is added to what is read, so a receive batch locks no shared row before its end.
+    if (batch_health_pending()) {
+        batch_flush();
+    }
+    ArrayType *pending_agents, *pending_deltas;
+    batch_pending_loads(&pending_agents, &pending_deltas);
     int64 skipped[kPickAttempts + 64];
     int nskipped = 0;
     for (int i = 0; i < nexclude && nskipped < 64; i++) {
@@ -63,8 +74,9 @@ int64 pick_agent(int64 account_id, const int64 *exclude, int nexclude) {
             elems[i] = Int64GetDatum(skipped[i]);
         }
         ArrayType *excluded = construct_array(elems, nskipped, INT8OID, sizeof(int64), true, TYPALIGN_DOUBLE);
-        Datum args[4] = {Int64GetDatum(account_id), Int32GetDatum(min_health_score),
-                         PointerGetDatum(excluded), Int32GetDatum(kCircuitOpenSeconds)};
+        Datum args[6] = {Int64GetDatum(account_id),       Int32GetDatum(min_health_score),
+                         PointerGetDatum(excluded),       Int32GetDatum(kCircuitOpenSeconds),
+                         PointerGetDatum(pending_agents), PointerGetDatum(pending_deltas)};
         if (spi_run(kPickAgent, args, nullptr, false, 1) == 0) {
             return 0;
         }
