@@ -41,25 +41,34 @@ async function holdFirstWebhook(stack, from) {
     };
 }
 
+// batchedWebhooks starts a stack whose worker runs one inbound statement at a time (--pool-size 2), holds a first
+// text's statement (holdFirstWebhook), lets post(stack) send more webhooks, releases the first once all of them
+// wait in the worker, and resolves with the stack and their answers in the order post gave them.
+async function batchedWebhooks(t, firstPhone, post) {
+    const stack = await useStack(t, cluster, {
+        plan: 'enterprise',
+        agents: [{ kind: 'http', capacity: 100 }],
+        worker: { extraArgs: ['--pool-size', '2'] },
+    });
+    const first = await holdFirstWebhook(stack, firstPhone);
+    const pending = post(stack);
+    await waitFor(async () => (await metric(stack.worker, 'darkspere_inbound_waiting')) === pending.length,
+        { message: `${pending.length} webhooks waiting for the held statement` });
+    await first.release();
+    assertAccepted(await first.answer);
+    return { stack, answers: await Promise.all(pending) };
+}
+
 describe('inbound batching', () => {
     test('webhooks that wait for the database go in one statement; each is answered as if alone', { timeout: 60000 }, async (t) => {
-        const stack = await useStack(t, cluster, {
-            plan: 'enterprise',
-            agents: [{ kind: 'http', capacity: 100 }],
-            worker: { extraArgs: ['--pool-size', '2'] },
-        });
-        const first = await holdFirstWebhook(stack, phone(3000));
         const phones = Array.from({ length: 20 }, (_, i) => phone(3001 + i));
-        const answers = phones.map((p) => stack.sms(p, `batched from ${p}`));
         // A keyword rides in the same batch; its answer is inline, as when stored alone.
-        const help = stack.sms(phone(3001), 'HELP');
-        await waitFor(async () => (await metric(stack.worker, 'darkspere_inbound_waiting')) === 21,
-            { message: '21 webhooks waiting for the held statement' });
-        await first.release();
-
-        assertAccepted(await first.answer);
-        (await Promise.all(answers)).forEach((a) => assertAccepted(a));
-        const helpAnswer = await help;
+        const { stack, answers } = await batchedWebhooks(t, phone(3000), (s) => [
+            ...phones.map((p) => s.sms(p, `batched from ${p}`)),
+            s.sms(phone(3001), 'HELP'),
+        ]);
+        const helpAnswer = answers.pop();
+        answers.forEach((a) => assertAccepted(a));
         assert.equal(helpAnswer.status, 200);
         assert.match(helpAnswer.text, /<Message>Bakery bot: reply STOP to opt out<\/Message>/);
         for (const p of [phone(3000), ...phones]) {
@@ -79,22 +88,13 @@ describe('inbound batching', () => {
     });
 
     test('a bad message in a batch fails only its own webhook (400); the others are stored one by one', { timeout: 60000 }, async (t) => {
-        const stack = await useStack(t, cluster, {
-            plan: 'enterprise',
-            agents: [{ kind: 'http', capacity: 100 }],
-            worker: { extraArgs: ['--pool-size', '2'] },
-        });
-        const first = await holdFirstWebhook(stack, phone(3100));
         const phones = Array.from({ length: 5 }, (_, i) => phone(3101 + i));
-        const answers = phones.map((p) => stack.sms(p, `good from ${p}`));
-        const bad = stack.sms(phone(3199), 'bad media count', { extra: { NumMedia: 'many' } });
-        await waitFor(async () => (await metric(stack.worker, 'darkspere_inbound_waiting')) === 6,
-            { message: '6 webhooks waiting for the held statement' });
-        await first.release();
-
-        assertAccepted(await first.answer);
-        (await Promise.all(answers)).forEach((a) => assertAccepted(a));
-        const badAnswer = await bad;
+        const { stack, answers } = await batchedWebhooks(t, phone(3100), (s) => [
+            ...phones.map((p) => s.sms(p, `good from ${p}`)),
+            s.sms(phone(3199), 'bad media count', { extra: { NumMedia: 'many' } }),
+        ]);
+        const badAnswer = answers.pop();
+        answers.forEach((a) => assertAccepted(a));
         assert.equal(badAnswer.status, 400, badAnswer.text);
         assert.match(badAnswer.text, /invalid input syntax for type integer: "many"/);
         for (const p of phones) assert.equal((await stack.waitForReplies(p, 1)).length, 1);
