@@ -191,6 +191,9 @@ void batch_flush() {
 }
 
 void batch_open(int items) {
+    if (open_batch != nullptr) {
+        elog(ERROR, "a counter batch is already open");  // one batch call cannot run inside another
+    }
     Batch *b = static_cast<Batch *>(palloc0(sizeof(Batch)));
     b->usage_cap = 3 * items + 3;
     b->usage = static_cast<UsageDelta *>(palloc(sizeof(UsageDelta) * b->usage_cap));

@@ -333,6 +333,9 @@ static Statement kReadInbound = {
     {JSONBOID},
     nullptr};
 
+// Messages per receive_sms_batch call at most (the worker sends up to 100).
+constexpr int kReceiveBatchMax = 1000;
+
 struct BatchItem {
     Inbound in;
     bool take_call;  // the worker has room for this message's agent call
@@ -367,20 +370,10 @@ static char *batch_text(uint64 row, int column, const char *field, bool required
     return spi_text_copy(row, column, context);
 }
 
-// num_media: an integer (a JSON number or its digits as a string); absent or null is 0.
-static int32 batch_num_media(uint64 row, const char *value) {
-    if (value == nullptr) {
-        return 0;
-    }
-    char *end;
-    errno = 0;
-    long n = strtol(value, &end, 10);
-    if (errno != 0 || end == value || *end != '\0' || n < PG_INT32_MIN || n > PG_INT32_MAX) {
-        ereport(ERROR, (errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
-                        errmsg("messages[%llu].num_media must be an integer: \"%s\"",
-                               static_cast<unsigned long long>(row), value)));
-    }
-    return static_cast<int32>(n);
+// num_media: an integer (a JSON number or its digits as a string), parsed exactly as receive_sms's int
+// argument is (the CONTEXT line names the element); absent or null is 0.
+static int32 batch_num_media(const char *value) {
+    return value == nullptr ? 0 : pg_strtoint32(value);
 }
 
 // take_call: true or false; absent or null is false.
@@ -414,7 +407,7 @@ static BatchItem *read_batch(Jsonb *messages, MemoryContext context, int *nitems
         item.in.from_number = batch_text(r, 3, "from_number", true, context);
         item.in.body = batch_text(r, 4, "body", true, context);
         item.in.message_sid = batch_text(r, 5, "message_sid", true, context);
-        item.in.num_media = batch_num_media(r, batch_text(r, 6, "num_media", false, context));
+        item.in.num_media = batch_num_media(batch_text(r, 6, "num_media", false, context));
         item.in.request_id = batch_text(r, 7, "request_id", false, context);
         item.take_call = batch_take_call(r, batch_text(r, 8, "take_call", false, context));
         item.index = static_cast<int>(r);
@@ -507,6 +500,13 @@ DARKSPERE_FUNCTION(darkspere_receive_sms_batch) {
                         errmsg("messages must be a jsonb array of objects")));
     }
     // Without a worker nothing is handed off, but what is given is still checked.
+    if (JB_ROOT_COUNT(messages) > kReceiveBatchMax) {
+        ereport(ERROR,
+                (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+                 errmsg("messages holds %d elements; at most %d per call", JB_ROOT_COUNT(messages),
+                        kReceiveBatchMax),
+                 errhint("Split the batch: every message's rows stay locked until the call commits.")));
+    }
     bool handing_off = !PG_ARGISNULL(1);
     if (handing_off) {
         require_handoff_target(fcinfo, 1, 2);

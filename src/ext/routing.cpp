@@ -17,9 +17,8 @@ static Statement kPickAgent = {
     "  FROM darkspere.agents a,"
     "       LATERAL (SELECT COALESCE(sum(l.in_flight), 0)"
     "                       + (SELECT COALESCE(sum(p.delta), 0)"
-    "                            FROM ROWS FROM (pg_catalog.unnest($5::bigint[]), "
-    "pg_catalog.unnest($6::int[]))"
-    "                                 AS p(agent_id, delta)"
+    "                            FROM ROWS FROM (pg_catalog.unnest($5::bigint[]),"
+    "                                            pg_catalog.unnest($6::int[])) AS p(agent_id, delta)"
     "                           WHERE p.agent_id = a.agent_id) AS in_flight"
     "                  FROM darkspere.agent_load l WHERE l.agent_id = a.agent_id) l"
     " WHERE a.account_id = $1 AND a.status = 'active' AND a.agent_id <> ALL ($3)"
@@ -35,13 +34,16 @@ static Statement kPickAgent = {
     {INT8OID, INT4OID, INT8ARRAYOID, INT4OID, INT8ARRAYOID, INT4ARRAYOID},
     nullptr};
 
-// Claims the single trial slot; fails (0 rows) when a concurrent transaction took it first.
+// Claims the single trial slot; fails (0 rows) when a concurrent transaction took it first — or is taking it
+// now: the agent row is locked without waiting (SKIP LOCKED), so a batch that routes several messages never
+// queues on, or deadlocks over, an agent another transaction is putting on trial.
 static Statement kStartTrial = {
-    "UPDATE darkspere.agents SET circuit = 'half_open',"
+    "WITH free AS (SELECT agent_id FROM darkspere.agents WHERE agent_id = $1 FOR NO KEY UPDATE SKIP LOCKED)"
+    " UPDATE darkspere.agents a SET circuit = 'half_open',"
     "       circuit_until = pg_catalog.clock_timestamp() + pg_catalog.make_interval(secs => $2)"
-    " WHERE agent_id = $1 AND status = 'active'"
-    "   AND ((circuit IN ('open', 'half_open') AND circuit_until <= pg_catalog.clock_timestamp())"
-    "     OR (circuit = 'closed' AND health_score < $3))",
+    "  FROM free WHERE a.agent_id = free.agent_id AND a.status = 'active'"
+    "   AND ((a.circuit IN ('open', 'half_open') AND a.circuit_until <= pg_catalog.clock_timestamp())"
+    "     OR (a.circuit = 'closed' AND a.health_score < $3))",
     3,
     {INT8OID, INT4OID, INT4OID},
     nullptr};

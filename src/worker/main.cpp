@@ -72,6 +72,24 @@ void every(asio::steady_timer &timer, std::function<milliseconds()> interval, st
     });
 }
 
+// answer_webhooks_then — runs done once no verified webhook waits for its answer, or at the deadline.
+void answer_webhooks_then(asio::steady_timer &timer, std::chrono::steady_clock::time_point deadline,
+                          const TwilioRoutes &routes, std::function<void()> done) {
+    if (routes.webhooks_in_progress() == 0 || std::chrono::steady_clock::now() >= deadline) {
+        if (routes.webhooks_in_progress() > 0)
+            log_warn("drain timeout: webhooks left unanswered",
+                     {{"webhooks", routes.webhooks_in_progress()}});
+        done();
+        return;
+    }
+    timer.expires_after(milliseconds(10));
+    timer.async_wait(
+        [&timer, deadline, &routes, done = std::move(done)](const boost::system::error_code &ec) {
+            if (!ec)
+                answer_webhooks_then(timer, deadline, routes, done);
+        });
+}
+
 // run — the worker's life from listening to the end of the drain; returns the exit status.
 int run(const ConfigSources &sources, std::shared_ptr<const Config> config) {
     asio::io_context io(1);
@@ -173,6 +191,7 @@ int run(const ConfigSources &sources, std::shared_ptr<const Config> config) {
 
     // One-line stats, pgbouncer style.
     asio::steady_timer stats_timer(io);
+    asio::steady_timer drain_timer(io);
     every(
         stats_timer, [&config] { return milliseconds(config->stats_interval_ms); },
         [&] {
@@ -226,12 +245,17 @@ int run(const ConfigSources &sources, std::shared_ptr<const Config> config) {
                                        {"drain_timeout_ms", config->drain_timeout_ms}});
             server.stop_accepting();
             depth_timer.cancel();
-            runner.drain(milliseconds(config->drain_timeout_ms), [&] {
-                log_info("stopped", runner.stats());
-                stats_timer.cancel();
-                listener.stop();
-                pool.stop();
-                io.stop();
+            auto drain_deadline = std::chrono::steady_clock::now() + milliseconds(config->drain_timeout_ms);
+            runner.drain(milliseconds(config->drain_timeout_ms), [&, drain_deadline] {
+                // Webhooks already verified are answered before the pool closes: an unanswered webhook is a
+                // text Twilio will not send again.
+                answer_webhooks_then(drain_timer, drain_deadline, twilio_routes, [&] {
+                    log_info("stopped", runner.stats());
+                    stats_timer.cancel();
+                    listener.stop();
+                    pool.stop();
+                    io.stop();
+                });
             });
             wait_signal();
         });

@@ -19,7 +19,7 @@ const char *const SQL_RECEIVE_SMS_LEASED =
 // Many messages in one statement; without a worker ($2 NULL) no call is leased.
 const char *const SQL_RECEIVE_SMS_BATCH =
     "SELECT ord, disposition, session_id, message_id, agent_id, reply, job_id, attempt, payload "
-    "FROM darkspere.receive_sms_batch($1::jsonb, $2, $3::interval, $4::bigint[])";
+    "FROM darkspere.receive_sms_batch($1::jsonb, $2, $3::interval, $4::bigint[]) ORDER BY ord";
 
 const char *const ARG_NAMES[] = {"provider_account", "to_number", "from_number", "body",
                                  "message_sid",      "num_media", "request_id"};
@@ -35,7 +35,7 @@ PgResult one_row(const PgResult &batch, size_t row) {
 
 }  // namespace
 
-std::string receive_batch_json(const std::vector<const InboundSms *> &messages) {
+std::optional<std::string> receive_batch_json(const std::vector<const InboundSms *> &messages) {
     nlohmann::json out = nlohmann::json::array();
     for (const InboundSms *m : messages) {
         nlohmann::json item = nlohmann::json::object();
@@ -47,13 +47,16 @@ std::string receive_batch_json(const std::vector<const InboundSms *> &messages) 
         item["take_call"] = m->slot != nullptr;
         out.push_back(std::move(item));
     }
-    // Text that is not UTF-8 is replaced rather than refused: the database would refuse it anyway.
-    return out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    try {
+        return out.dump();
+    } catch (const nlohmann::json::type_error &) {
+        return std::nullopt;  // text that is not UTF-8: stored alone, the database refuses it with a 400
+    }
 }
 
 void ReceiveBatcher::submit(InboundSms sms, PgCallback done) {
     if (running_ < std::max<size_t>(1, concurrency_())) {
-        run_alone({std::move(sms), std::move(done)}, true);
+        run_alone({std::move(sms), std::move(done)}, true, nullptr);
         return;
     }
     if (waiting_.size() >= RECEIVE_WAITING_MAX) {
@@ -71,7 +74,7 @@ void ReceiveBatcher::pump() {
         if (waiting_.size() == 1) {
             Waiting w = std::move(waiting_.front());
             waiting_.pop_front();
-            run_alone(std::move(w), true);
+            run_alone(std::move(w), true, nullptr);
             continue;
         }
         std::vector<Waiting> batch;
@@ -83,9 +86,8 @@ void ReceiveBatcher::pump() {
     }
 }
 
-// run_alone — one message, one statement. `counted`: it takes one of the concurrent statements (a batch's
-// fallback runs inside the batch's own).
-void ReceiveBatcher::run_alone(Waiting w, bool counted) {
+// run_alone — one message, one statement, in a turn of its own (`counted`) or in its batch's.
+void ReceiveBatcher::run_alone(Waiting w, bool counted, PgCallback then) {
     const InboundSms &sms = w.sms;
     PgParams params = sms.args;
     if (sms.slot) {
@@ -97,7 +99,7 @@ void ReceiveBatcher::run_alone(Waiting w, bool counted) {
         ++running_;
     pool_.query(
         sms.slot ? SQL_RECEIVE_SMS_LEASED : SQL_RECEIVE_SMS, std::move(params),
-        [this, counted, done = std::move(w.done)](PgResult r) {
+        [this, counted, done = then ? std::move(then) : std::move(w.done)](PgResult r) {
             done(std::move(r));
             if (counted) {
                 --running_;
@@ -108,14 +110,21 @@ void ReceiveBatcher::run_alone(Waiting w, bool counted) {
 }
 
 void ReceiveBatcher::run_batch(std::vector<Waiting> batch) {
+    auto shared = std::make_shared<std::vector<Waiting>>(std::move(batch));
     std::vector<const InboundSms *> messages;
     const CallSlot *offering = nullptr;  // the newest reservation's offer speaks for the batch
-    for (const Waiting &w : batch) {
+    for (const Waiting &w : *shared) {
         messages.push_back(&w.sms);
         if (w.sms.slot)
             offering = w.sms.slot.get();
     }
-    PgParams params{receive_batch_json(messages)};
+    ++running_;
+    std::optional<std::string> json = receive_batch_json(messages);
+    if (!json) {
+        run_one_by_one(shared, 0);
+        return;
+    }
+    PgParams params{std::move(*json)};
     if (offering) {
         params.push_back(offering->offer().worker);
         params.push_back(offering->offer().lease);
@@ -123,9 +132,7 @@ void ReceiveBatcher::run_batch(std::vector<Waiting> batch) {
     } else {
         params.insert(params.end(), {std::nullopt, std::nullopt, std::nullopt});
     }
-    ++running_;
-    metrics_.receive_batch_size.observe(static_cast<double>(batch.size()));
-    auto shared = std::make_shared<std::vector<Waiting>>(std::move(batch));
+    metrics_.receive_batch_size.observe(static_cast<double>(shared->size()));
     pool_.query(
         SQL_RECEIVE_SMS_BATCH, std::move(params),
         [this, shared](PgResult r) {
@@ -133,23 +140,51 @@ void ReceiveBatcher::run_batch(std::vector<Waiting> batch) {
             if (r.ok && r.rows.size() == batch.size()) {
                 for (size_t i = 0; i < batch.size(); ++i)
                     batch[i].done(one_row(r, i));
-            } else if (!r.ok && r.unavailable) {
+            } else if (r.ok || r.unavailable) {
+                // Committed but not answered row for row (cannot happen), or the database is unreachable:
+                // storing again would not help, so every webhook gets the failure.
+                if (r.ok) {
+                    r.ok = false;
+                    r.error = "receive_sms_batch returned " + std::to_string(r.rows.size()) + " rows for " +
+                              std::to_string(batch.size()) + " messages";
+                    log_error("receive_sms_batch answered the wrong number of rows", {{"error", r.error}});
+                }
                 for (Waiting &w : batch)
                     w.done(r);
             } else {
-                // One bad message (or a deadlock between batches) must not fail the others: each goes alone.
+                // One bad message (or a deadlock with another batch) must not fail the others.
                 ++metrics_.receive_batch_fallbacks;
+                std::string sids;
+                for (const Waiting &w : batch)
+                    sids += (sids.empty() ? "" : ",") + w.sms.args[4].value_or("");
                 log_warn("receive_sms_batch failed; storing its messages one by one",
                          {{"messages", static_cast<unsigned long long>(batch.size())},
+                          {"message_sids", sids},
                           {"sqlstate", r.sqlstate},
-                          {"error", r.ok ? std::string("unexpected row count") : r.error}});
-                for (Waiting &w : batch)
-                    run_alone(std::move(w), false);
+                          {"error", r.error}});
+                run_one_by_one(shared, 0);
+                return;
             }
             --running_;
             pump();
         },
         PgPriority::interactive);
+}
+
+// run_one_by_one — the batch's messages from `next` on, each alone and after the one before (in the batch's
+// own turn, so the statements at once stay within concurrency and one phone's messages keep their order).
+void ReceiveBatcher::run_one_by_one(std::shared_ptr<std::vector<Waiting>> batch, size_t next) {
+    if (next == batch->size()) {
+        --running_;
+        pump();
+        return;
+    }
+    Waiting &w = (*batch)[next];
+    PgCallback done = std::move(w.done);
+    run_alone(std::move(w), false, [this, batch, next, done = std::move(done)](PgResult r) {
+        done(std::move(r));
+        run_one_by_one(batch, next + 1);
+    });
 }
 
 }  // namespace darkspere::worker

@@ -14,6 +14,7 @@
 #include <deque>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -35,8 +36,10 @@ struct InboundSms {
     std::shared_ptr<CallSlot> slot;
 };
 
-// receive_batch_json — the messages argument of receive_sms_batch (take_call true where a slot is reserved).
-std::string receive_batch_json(const std::vector<const InboundSms *> &messages);
+// receive_batch_json — the messages argument of receive_sms_batch (take_call true where a slot is reserved);
+// nullopt when a field is not valid UTF-8 (those messages are stored one by one, and the database refuses the
+// bad one exactly as alone).
+std::optional<std::string> receive_batch_json(const std::vector<const InboundSms *> &messages);
 
 class ReceiveBatcher {
   public:
@@ -49,6 +52,8 @@ class ReceiveBatcher {
     void submit(InboundSms sms, PgCallback done);
 
     size_t waiting() const { return waiting_.size(); }
+    // busy — messages waiting or being stored (the drain waits for none).
+    bool busy() const { return running_ > 0 || !waiting_.empty(); }
 
   private:
     struct Waiting {
@@ -56,8 +61,9 @@ class ReceiveBatcher {
         PgCallback done;
     };
     void pump();
-    void run_alone(Waiting w, bool counted);
+    void run_alone(Waiting w, bool counted, PgCallback then);
     void run_batch(std::vector<Waiting> batch);
+    void run_one_by_one(std::shared_ptr<std::vector<Waiting>> batch, size_t next);
 
     PgPool &pool_;
     Metrics &metrics_;

@@ -118,10 +118,12 @@ void TwilioRoutes::store_then_answer(const Request &req, Responder respond, cons
         return;
     }
     auto verified = std::make_shared<WebhookCheck>(std::move(check));
+    ++in_progress_;
     // The answer waits for the commit: Twilio does not redeliver, so 200 must mean "stored".
     store(*verified, request_id,
           [this, respond = std::move(respond), answer = std::move(answer), verified, request_id, statement,
            started](PgResult r) {
+              --in_progress_;
               metrics_.webhook_seconds.observe(seconds_since(started));
               if (!r.ok) {
                   log_warn(std::string(statement) + " failed",

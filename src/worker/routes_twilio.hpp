@@ -52,11 +52,13 @@ class TwilioRoutes {
           handoff_(std::move(handoff)),
           // Inbound statements may fill every pool connection but one, which the pool keeps for background
           // work.
-          receiver_(pool, metrics, [&pool] { return pool.size() > 1 ? pool.size() - 1 : 1; }) {}
+          receiver_(pool, metrics, [this] { return pool_.size() > 1 ? pool_.size() - 1 : 1; }) {}
 
     void sms(Request &&req, Responder respond);
     void status(Request &&req, Responder respond);
     size_t inbound_waiting() const { return receiver_.waiting(); }
+    // webhooks_in_progress — verified webhooks not yet answered (the drain answers them before it ends).
+    long webhooks_in_progress() const { return in_progress_; }
 
   private:
     // The shape both webhooks share: verify (refusals answered and logged under `route`), `store` what the
@@ -75,6 +77,7 @@ class TwilioRoutes {
     std::function<std::shared_ptr<const Config>()> config_;
     CallHandoff handoff_;
     ReceiveBatcher receiver_;
+    long in_progress_ = 0;
 };
 
 }  // namespace darkspere::worker

@@ -172,4 +172,36 @@ SELECT used - :sms_in_before AS sms_in_added FROM darkspere.usage(:acct) WHERE m
 SELECT disposition FROM darkspere.receive_sms('AC057', '+15550570001', '+16660570054', 'after the error', 'SM057-54');
 SELECT used - :sms_in_before AS counted_at_once FROM darkspere.usage(:acct) WHERE metric = 'sms_in';
 
+-- Counters a batch has not written yet still count inside it. A hard-capped plan one message below its sms_in
+-- allowance: the first message (by phone) is routed, the next two are over quota — as one by one in that order.
+SELECT darkspere.create_account('batch capped', 'free') AS capped \gset
+SELECT darkspere.add_number(:capped, '+15550570003', 'AC057');
+SELECT count(*) AS agents FROM darkspere.register_agent(:capped, 'capped bot', 'https://agent.example/capped', 'http', 10);
+INSERT INTO darkspere.usage_counters (account_id, period, metric, shard, used)
+VALUES (:capped, pg_catalog.date_trunc('month', now() AT TIME ZONE 'UTC')::date, 'sms_in', 0,
+        (SELECT sms_in_included - 1 FROM darkspere.plans WHERE plan = 'free'));
+SELECT ord, disposition FROM darkspere.receive_sms_batch('[
+    {"to_number": "+15550570003", "from_number": "+16660570063", "body": "third", "message_sid": "SM057-63"},
+    {"to_number": "+15550570003", "from_number": "+16660570061", "body": "first", "message_sid": "SM057-61"},
+    {"to_number": "+15550570003", "from_number": "+16660570062", "body": "second", "message_sid": "SM057-62"}]')
+ ORDER BY ord;
+SELECT used = (SELECT sms_in_included FROM darkspere.plans WHERE plan = 'free') AS at_the_cap
+  FROM darkspere.usage(:capped) WHERE metric = 'sms_in';
+-- An agent with room for two calls and three new conversations: two are routed to it, the third waits for an
+-- agent ('queued'), because choosing an agent adds the batch's pending load to the stored one.
+SELECT darkspere.create_account('batch small agent', 'pro') AS small \gset
+SELECT darkspere.add_number(:small, '+15550570004', 'AC057');
+SELECT agent_id AS small_bot FROM darkspere.register_agent(:small, 'small bot', 'https://agent.example/small', 'http', 2) \gset
+SELECT ord, disposition, agent_id = :small_bot AS to_small_bot FROM darkspere.receive_sms_batch('[
+    {"to_number": "+15550570004", "from_number": "+16660570071", "body": "one", "message_sid": "SM057-71"},
+    {"to_number": "+15550570004", "from_number": "+16660570072", "body": "two", "message_sid": "SM057-72"},
+    {"to_number": "+15550570004", "from_number": "+16660570073", "body": "three", "message_sid": "SM057-73"}]')
+ ORDER BY ord;
+SELECT sum(in_flight) AS small_bot_in_flight FROM darkspere.agent_load WHERE agent_id = :small_bot;
+
+-- At most 1,000 messages per call (every message's rows stay locked until the call commits).
+SELECT regress.try(format($$SELECT count(*) FROM darkspere.receive_sms_batch(%L::jsonb)$$,
+    (SELECT jsonb_agg(jsonb_build_object('to_number', '+15550570001', 'from_number', '+16660570080', 'body', 'x',
+                                         'message_sid', 'SM057-big-' || g)) FROM generate_series(1, 1001) g))) AS too_many;
+
 UPDATE darkspere.jobs SET state = 'done', finished_at = now(), lease_until = NULL WHERE state IN ('pending', 'running');
