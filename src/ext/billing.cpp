@@ -6,8 +6,10 @@
 // bill); agent_messages counts answered turns. Money is integer cents.
 //
 // Hard caps are checked against the sum of the shards before the event is counted. Two transactions that both
-// pass the check at the very edge of the cap can overshoot it by at most the number of concurrent
-// transactions; the overshoot is never billed (hard-capped plans have no overage price).
+// pass the check at the very edge of the cap can overshoot it by what the others count before they commit:
+// one event each for single calls, up to a whole batch each for batch calls (ack_jobs, receive_sms_batch),
+// which see their own pending usage but not another batch's. The overshoot is never billed (hard-capped plans
+// have no overage price).
 #include "ext/darkspere.hpp"
 #include "ext/errors.hpp"
 #include "ext/spi_plans.hpp"
@@ -83,7 +85,7 @@ static Room room(int64 account_id) {
     if (spi_run(kRoom, args, nullptr, false, 1) == 0) {
         return r;  // no hard cap
     }
-    // Usage an open ack batch has counted but not yet written is used all the same.
+    // Usage an open batch has counted but not yet written is used all the same.
     static const char *const metrics[3] = {"sms_in", "sms_out", "agent_messages"};
     for (int i = 0; i < 3; i++) {
         r.limited[i] = !spi_is_null(0, i + 1);

@@ -420,9 +420,11 @@ static BatchItem *read_batch(Jsonb *messages, MemoryContext context, int *nitems
 }
 
 // Processing order: by phone, then service number, then position. Every row a message locks until commit
-// (its phone's rate-limit counter, its session, its opt-out) is keyed by these, so two batches that share
-// conversations lock them in the same order and cannot deadlock; one conversation's messages keep their
-// order. (Counters shared by many conversations are written at the end, in key order: counter_batch.cpp.)
+// (its phone's rate-limit counter, its session, its opt-out) is keyed by these, so two receive batches that
+// share conversations lock them in the same order and do not deadlock over them; one conversation's messages
+// keep their order. (Counters shared by many conversations are written at the end, in key order:
+// counter_batch.cpp.) An ack batch touches sessions in job order, so it can still form a cycle with a receive
+// batch over two shared sessions; PostgreSQL breaks it and the worker retries both one by one.
 static int compare_items(const void *a, const void *b) {
     auto *x = *static_cast<BatchItem *const *>(a);
     auto *y = *static_cast<BatchItem *const *>(b);

@@ -1,5 +1,6 @@
 // src/worker/call_handoff.hpp — the link between the inbound webhook and the job runner that lets a webhook
-// take its message's agent call in the transaction that stores the message (darkspere.receive_sms_leased).
+// take its message's agent call in the transaction that stores the message (darkspere.receive_sms_leased, or
+// receive_sms_batch with take_call).
 #pragma once
 
 #include <functional>
@@ -25,7 +26,7 @@ class CallSlot {
   public:
     virtual ~CallSlot() = default;
     virtual const HandoffOffer &offer() const = 0;
-    // take — runs the call receive_sms_leased leased to this worker (row 0 of its result).
+    // take — runs the call the statement leased to this worker (row 0 of the message's result).
     virtual void take(const PgResult &result) = 0;
 };
 

@@ -26,7 +26,8 @@ namespace darkspere::worker {
 
 // Messages per receive_sms_batch statement at most.
 constexpr size_t RECEIVE_BATCH_MAX = 100;
-// Messages that may wait for a statement; beyond this a webhook is answered "unavailable" at once.
+// Messages that may wait for a statement; beyond this a webhook is answered "unavailable" at once. (Each
+// waits on an open HTTP connection, so max-connections, 1024 by default, bounds the waiting first.)
 constexpr size_t RECEIVE_WAITING_MAX = 20000;
 
 // InboundSms — receive_sms's seven arguments (provider_account, to_number, from_number, body, message_sid,
