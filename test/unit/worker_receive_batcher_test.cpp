@@ -1,5 +1,5 @@
-// test/unit/worker_receive_batcher_test.cpp — the messages argument of darkspere.receive_sms_batch, as the worker
-// builds it from verified webhooks.
+// test/unit/worker_receive_batcher_test.cpp — the messages argument of darkspere.receive_sms_batch, as the
+// worker builds it from verified webhooks.
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
@@ -32,15 +32,14 @@ TEST(ReceiveBatchJson, OneObjectPerMessageWithTheFunctionsArgumentNames) {
     auto json = nlohmann::json::parse(*receive_batch_json({&a, &b}));
     ASSERT_TRUE(json.is_array());
     ASSERT_EQ(json.size(), 2u);
-    EXPECT_EQ(json[0],
-              nlohmann::json({{"provider_account", "AC1"},
-                              {"to_number", "+14155550199"},
-                              {"from_number", "+14155550100"},
-                              {"body", "hello"},
-                              {"message_sid", "SM1"},
-                              {"num_media", "0"},
-                              {"request_id", "req-1"},
-                              {"take_call", true}}));
+    EXPECT_EQ(json[0], nlohmann::json({{"provider_account", "AC1"},
+                                       {"to_number", "+14155550199"},
+                                       {"from_number", "+14155550100"},
+                                       {"body", "hello"},
+                                       {"message_sid", "SM1"},
+                                       {"num_media", "0"},
+                                       {"request_id", "req-1"},
+                                       {"take_call", true}}));
     EXPECT_EQ(json[1]["body"], "again");
     EXPECT_EQ(json[1]["take_call"], false);  // no slot: the call waits for a claim
 }
@@ -52,8 +51,8 @@ TEST(ReceiveBatchJson, BodiesSurviveQuotesControlCharactersAndUnicode) {
 }
 
 TEST(ReceiveBatchJson, InvalidUtf8IsNotBatched) {
-    // Not replaced (that would store a different text than the single statement refuses with a 400): the batch
-    // is not built, and its messages are stored one by one.
+    // Not replaced (that would store a different text than the single statement refuses with a 400): the
+    // batch is not built, and its messages are stored one by one.
     InboundSms good = sms("fine");
     InboundSms bad = sms(std::string("bad \xff byte"));
     EXPECT_FALSE(receive_batch_json({&good, &bad}).has_value());
