@@ -24,6 +24,13 @@ const char *const SQL_RECEIVE_SMS_BATCH =
 const char *const ARG_NAMES[] = {"provider_account", "to_number", "from_number", "body",
                                  "message_sid",      "num_media", "request_id"};
 
+// append_offer — the hand-off arguments (worker, lease, busy agents) a reserved call slot offers.
+void append_offer(PgParams &params, const CallSlot &slot) {
+    params.push_back(slot.offer().worker);
+    params.push_back(slot.offer().lease);
+    params.push_back(slot.offer().busy_agents);
+}
+
 // one_row — row `row` of a batch result as a result of its own (the columns but ord).
 PgResult one_row(const PgResult &batch, size_t row) {
     PgResult r;
@@ -55,8 +62,8 @@ std::optional<std::string> receive_batch_json(const std::vector<const InboundSms
 }
 
 void ReceiveBatcher::submit(InboundSms sms, PgCallback done) {
-    if (running_ < std::max<size_t>(1, concurrency_())) {
-        run_alone({std::move(sms), std::move(done)}, true, nullptr);
+    if (has_turn()) {
+        run_alone({std::move(sms), std::move(done)}, true);
         return;
     }
     if (waiting_.size() >= RECEIVE_WAITING_MAX) {
@@ -70,11 +77,11 @@ void ReceiveBatcher::submit(InboundSms sms, PgCallback done) {
 }
 
 void ReceiveBatcher::pump() {
-    while (!waiting_.empty() && running_ < std::max<size_t>(1, concurrency_())) {
+    while (!waiting_.empty() && has_turn()) {
         if (waiting_.size() == 1) {
             Waiting w = std::move(waiting_.front());
             waiting_.pop_front();
-            run_alone(std::move(w), true, nullptr);
+            run_alone(std::move(w), true);
             continue;
         }
         std::vector<Waiting> batch;
@@ -87,19 +94,16 @@ void ReceiveBatcher::pump() {
 }
 
 // run_alone — one message, one statement, in a turn of its own (`counted`) or in its batch's.
-void ReceiveBatcher::run_alone(Waiting w, bool counted, PgCallback then) {
+void ReceiveBatcher::run_alone(Waiting w, bool counted) {
     const InboundSms &sms = w.sms;
     PgParams params = sms.args;
-    if (sms.slot) {
-        params.push_back(sms.slot->offer().worker);
-        params.push_back(sms.slot->offer().lease);
-        params.push_back(sms.slot->offer().busy_agents);
-    }
+    if (sms.slot)
+        append_offer(params, *sms.slot);
     if (counted)
         ++running_;
     pool_.query(
         sms.slot ? SQL_RECEIVE_SMS_LEASED : SQL_RECEIVE_SMS, std::move(params),
-        [this, counted, done = then ? std::move(then) : std::move(w.done)](PgResult r) {
+        [this, counted, done = std::move(w.done)](PgResult r) {
             done(std::move(r));
             if (counted) {
                 --running_;
@@ -125,13 +129,10 @@ void ReceiveBatcher::run_batch(std::vector<Waiting> batch) {
         return;
     }
     PgParams params{std::move(*json)};
-    if (offering) {
-        params.push_back(offering->offer().worker);
-        params.push_back(offering->offer().lease);
-        params.push_back(offering->offer().busy_agents);
-    } else {
+    if (offering)
+        append_offer(params, *offering);
+    else
         params.insert(params.end(), {std::nullopt, std::nullopt, std::nullopt});
-    }
     metrics_.receive_batch_size.observe(static_cast<double>(shared->size()));
     pool_.query(
         SQL_RECEIVE_SMS_BATCH, std::move(params),
@@ -179,12 +180,12 @@ void ReceiveBatcher::run_one_by_one(std::shared_ptr<std::vector<Waiting>> batch,
         pump();
         return;
     }
-    Waiting &w = (*batch)[next];
-    PgCallback done = std::move(w.done);
-    run_alone(std::move(w), false, [this, batch, next, done = std::move(done)](PgResult r) {
-        done(std::move(r));
+    Waiting w = std::move((*batch)[next]);
+    w.done = [this, batch, next, answer = std::move(w.done)](PgResult r) {
+        answer(std::move(r));
         run_one_by_one(batch, next + 1);
-    });
+    };
+    run_alone(std::move(w), false);
 }
 
 }  // namespace darkspere::worker

@@ -11,6 +11,7 @@
 // messages are sent again one by one, so one bad message fails only its own webhook.
 #pragma once
 
+#include <algorithm>
 #include <deque>
 #include <functional>
 #include <memory>
@@ -61,8 +62,9 @@ class ReceiveBatcher {
         InboundSms sms;
         PgCallback done;
     };
+    bool has_turn() const { return running_ < std::max<size_t>(1, concurrency_()); }
     void pump();
-    void run_alone(Waiting w, bool counted, PgCallback then);
+    void run_alone(Waiting w, bool counted);
     void run_batch(std::vector<Waiting> batch);
     void run_one_by_one(std::shared_ptr<std::vector<Waiting>> batch, size_t next);
 
