@@ -1,6 +1,6 @@
 // test/e2e/receive-batching.test.mjs — inbound webhooks that have to wait for a database connection are stored
 // together in one receive_sms_batch statement, and each is answered exactly as if it had been stored alone; a
-// bad message in a batch fails only its own webhook.
+// bad message in a batch fails only its own webhook; a drain answers the webhooks still being stored.
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
 import { startCluster } from './lib/cluster.mjs';
@@ -85,6 +85,19 @@ describe('inbound batching', () => {
         assert.equal(await metric(stack.worker, 'darkspere_jobs_handed_off_total'), 2 * 21, 'every call and every send handed off');
         const stored = await stack.db.value(`SELECT count(*) FROM darkspere.messages WHERE direction = 'in'`);
         assert.equal(Number(stored), 22, '21 texts and the HELP, each stored once');
+    });
+
+    test('SIGTERM while a webhook is being stored: the worker answers it (200) before it exits', { timeout: 60000 }, async (t) => {
+        const stack = await useStack(t, cluster, { plan: 'enterprise', agents: [{ kind: 'http', capacity: 100 }] });
+        const first = await holdFirstWebhook(stack, phone(3200));
+        // No job is in flight, so the job runner's drain ends at once; the held webhook must still get its answer.
+        const exited = stack.worker.stop('SIGTERM');
+        await stack.worker.waitForLog((l) => l.msg === 'shutting down');
+        await first.release();
+        assertAccepted(await first.answer);
+        assert.deepEqual(await exited, { code: 0, signal: null });
+        const stored = await stack.db.value(`SELECT count(*) FROM darkspere.messages WHERE direction = 'in' AND phone = $1`, [phone(3200)]);
+        assert.equal(Number(stored), 1, 'the answered text is stored');
     });
 
     test('a bad message in a batch fails only its own webhook (400); the others are stored one by one', { timeout: 60000 }, async (t) => {
