@@ -59,7 +59,8 @@ constexpr int kPickAttempts = 4;
 
 int64 pick_agent(int64 account_id, const int64 *exclude, int nexclude) {
     // The choice reads agent health and load. Health an ack batch holds is written first (its failover);
-    // load a batch holds is added to what is read, so a receive batch locks no shared counter row before its end.
+    // load a batch holds is added to what is read, so a receive batch locks no shared counter row before its
+    // end.
     if (batch_health_pending()) {
         batch_flush();
     }
