@@ -127,6 +127,11 @@ const KeyDef KEYS[] = {
      [](Config &c, const std::string &k, const std::string &v) {
          c.twilio_deadline_ms = parse_long(k, v, 100, 600000);
      }},
+    {"twilio-max-concurrent", "N",
+     "Twilio API requests open at once per AccountSid (default 50); more sends wait, tenants in turn",
+     [](Config &c, const std::string &k, const std::string &v) {
+         c.twilio_max_concurrent = parse_long(k, v, 1, 10000);
+     }},
     {"max-in-flight", "N", "jobs running at once (default 2500)",
      [](Config &c, const std::string &k, const std::string &v) {
          c.max_in_flight = parse_long(k, v, MAX_IN_FLIGHT_MIN, MAX_IN_FLIGHT_MAX);

@@ -31,6 +31,10 @@ constexpr long MAX_IN_FLIGHT_DEFAULT = 2500;
 constexpr long MAX_IN_FLIGHT_MIN = 1;
 constexpr long MAX_IN_FLIGHT_MAX = 100000;
 
+// Twilio Messages API requests open at once per AccountSid. Twilio answers 429 (20429) above its account
+// concurrency limit (about 100, specs/twilio.md §3.3); 50 leaves room for a second worker and other API use.
+constexpr long TWILIO_MAX_CONCURRENT_DEFAULT = 50;
+
 // Inbound connections held open at once (keep-alive included); more wait in the kernel backlog.
 constexpr long MAX_CONNECTIONS_DEFAULT = 1024;
 
@@ -50,6 +54,7 @@ struct Config {
     std::string stripe_base = "https://api.stripe.com";
     long agent_deadline_ms = AGENT_DEADLINE_MS_DEFAULT;
     long twilio_deadline_ms = 10000;
+    long twilio_max_concurrent = TWILIO_MAX_CONCURRENT_DEFAULT;
     long max_in_flight = MAX_IN_FLIGHT_DEFAULT;
     long max_in_flight_per_agent = 0;  // 0 = four fifths of max_in_flight (at least 1)
     long max_connections = MAX_CONNECTIONS_DEFAULT;

@@ -301,8 +301,11 @@ ClaimedJob JobRunner::job_from_row(const PgResult &r, size_t i) {
     job.attempt = r.value(i, "attempt").value_or("");
     job.kind = r.value(i, "kind").value_or("");
     job.payload = nlohmann::json::parse(r.value(i, "payload").value_or("null"), nullptr, false);
-    if (job.payload.is_object())
+    if (job.payload.is_object()) {
         job.request_id = str(job.payload, "request_id");
+        if (auto it = job.payload.find("account_id"); it != job.payload.end())
+            job.tenant = id_text(*it);
+    }
     return job;
 }
 
@@ -326,12 +329,18 @@ size_t JobRunner::take_handed_off(const PgResult &r) {
     return acks;
 }
 
-JobRunner::Ack JobRunner::fail_ack(const ClaimedJob &job, std::string error, bool retryable) {
+JobRunner::Ack JobRunner::ack_of(const ClaimedJob &job) {
     Ack a;
     a.job_id = job.job_id;
     a.attempt = job.attempt;
     a.kind = job.kind;
     a.request_id = job.request_id;
+    a.tenant = job.tenant;
+    return a;
+}
+
+JobRunner::Ack JobRunner::fail_ack(const ClaimedJob &job, std::string error, bool retryable) {
+    Ack a = ack_of(job);
     a.complete = false;
     a.error = std::move(error);
     a.retryable = retryable;
@@ -393,11 +402,7 @@ void JobRunner::run_agent_call(ClaimedJob job) {
             job_finished(fail_ack(job, outcome.error.empty() ? "agent call failed" : outcome.error, true));
             return;
         }
-        Ack a;
-        a.job_id = job.job_id;
-        a.attempt = job.attempt;
-        a.kind = job.kind;
-        a.request_id = job.request_id;
+        Ack a = ack_of(job);
         a.complete = true;
         nlohmann::json result = {{"latency_ms", latency_ms}};
         result["reply"] = outcome.reply ? nlohmann::json(*outcome.reply) : nlohmann::json(nullptr);
@@ -421,22 +426,22 @@ void JobRunner::run_sms_send(ClaimedJob job) {
     auto started = std::chrono::steady_clock::now();
     twilio_.send(send, [this, job, started, send](SendOutcome outcome) {
         double secs = seconds_since(started);
-        metrics_.twilio_send_seconds.observe(secs);
+        double waited = std::chrono::duration<double>(outcome.waited).count();
+        metrics_.twilio_send_wait_seconds.observe(waited);
+        if (outcome.requested)
+            metrics_.twilio_send_seconds.observe(secs - waited);
         static const char *kinds[] = {"sent", "retry", "fail", "opted_out"};
         log_info("twilio send finished",
                  {{"request_id", job.request_id},
                   {"job_id", job.job_id},
                   {"attempt", job.attempt},
                   {"outcome", kinds[static_cast<int>(outcome.kind)]},
-                  {"latency_ms", static_cast<long>(secs * 1000)},
+                  {"latency_ms", static_cast<long>((secs - waited) * 1000)},
+                  {"waited_ms", static_cast<long>(waited * 1000)},
                   {"error", outcome.error.empty() ? nlohmann::json() : nlohmann::json(outcome.error)}});
         switch (outcome.kind) {
             case SendOutcome::Kind::sent: {
-                Ack a;
-                a.job_id = job.job_id;
-                a.attempt = job.attempt;
-                a.kind = job.kind;
-                a.request_id = job.request_id;
+                Ack a = ack_of(job);
                 a.complete = true;
                 a.result = outcome.result;
                 a.outcome = "completed";
@@ -493,7 +498,8 @@ std::string JobRunner::ack_rows(const std::vector<Ack> &acks) {
 }
 
 void JobRunner::queue_ack(Ack ack) {
-    ack_queue_.push_back(std::move(ack));
+    std::string tenant = ack.tenant;
+    ack_queue_.push(tenant, std::move(ack));
     if (!ack_batch_running_)
         flush_acks();
 }
@@ -502,13 +508,9 @@ void JobRunner::flush_acks() {
     if (ack_queue_.empty() || ack_batch_running_)
         return;
     std::vector<Ack> batch;
-    if (ack_queue_.size() <= ACK_BATCH_MAX) {
-        batch.swap(ack_queue_);
-    } else {
-        batch.assign(std::make_move_iterator(ack_queue_.begin()),
-                     std::make_move_iterator(ack_queue_.begin() + ACK_BATCH_MAX));
-        ack_queue_.erase(ack_queue_.begin(), ack_queue_.begin() + ACK_BATCH_MAX);
-    }
+    batch.reserve(std::min(ack_queue_.size(), ACK_BATCH_MAX));
+    while (!ack_queue_.empty() && batch.size() < ACK_BATCH_MAX)
+        batch.push_back(ack_queue_.pop());
     metrics_.ack_batch_size.observe(static_cast<double>(batch.size()));
     std::sort(batch.begin(), batch.end(), [](const Ack &a, const Ack &b) {
         return a.job_id.size() != b.job_id.size() ? a.job_id.size() < b.job_id.size() : a.job_id < b.job_id;
@@ -516,7 +518,9 @@ void JobRunner::flush_acks() {
     ack_batch_running_ = true;
     // Built before the call: the callback below takes `batch` by move, and argument order is unspecified.
     std::vector<std::optional<std::string>> params = ack_params(ack_rows(batch));
-    pool_.query(SQL_ACK_BATCH, std::move(params), [this, batch = std::move(batch)](PgResult r) mutable {
+    auto sent = std::chrono::steady_clock::now();
+    pool_.query(SQL_ACK_BATCH, std::move(params), [this, sent, batch = std::move(batch)](PgResult r) mutable {
+        metrics_.ack_batch_seconds.observe(seconds_since(sent));
         ack_batch_running_ = false;
         ack_batch_done(std::move(batch), std::move(r));
         flush_acks();

@@ -20,6 +20,7 @@
 
 #include "agent_http.hpp"
 #include "call_handoff.hpp"
+#include "fair_queue.hpp"
 #include "mcp_client.hpp"
 #include "metrics.hpp"
 #include "pg_pool.hpp"
@@ -56,6 +57,7 @@ struct ClaimedJob {
     std::string kind;
     nlohmann::json payload;
     std::string request_id;
+    std::string tenant;  // the DarkSpere account (payload account_id): acks are batched tenants in turn
 };
 
 // agent_turn_from_payload — the AgentTurn of an agent_call payload; false (with *error) when it is unusable.
@@ -87,7 +89,7 @@ class JobRunner {
 
   private:
     struct Ack {
-        std::string job_id, attempt, kind, request_id;
+        std::string job_id, attempt, kind, request_id, tenant;
         bool complete = false;
         nlohmann::json result;  // complete: the job's result object
         std::string error;      // fail: reason
@@ -131,6 +133,7 @@ class JobRunner {
     long per_agent_limit(const RunnerSettings &s) const;
     void agent_call_started(long long agent_id);
     void agent_call_ended(long long agent_id);
+    static Ack ack_of(const ClaimedJob &job);  // the job's identity, outcome still to fill in
     Ack fail_ack(const ClaimedJob &job, std::string error, bool retryable);
 
     boost::asio::io_context &io_;
@@ -155,7 +158,10 @@ class JobRunner {
     // Call slots reserved by webhooks whose statement has not answered yet; shared with the slots, which may
     // outlive the runner inside pool callbacks at shutdown.
     std::shared_ptr<long> slots_reserved_ = std::make_shared<long>(0);
-    std::vector<Ack> ack_queue_;
+    // Acks waiting for the next ack statement, by tenant: a batch takes them tenants in turn, so one tenant's
+    // burst of outcomes (2,000 slow answers at once) does not hold another tenant's reply back for the whole
+    // burst.
+    FairQueue<Ack> ack_queue_;
     bool ack_batch_running_ = false;
     std::deque<Ack> parked_;
     bool park_timer_armed_ = false;

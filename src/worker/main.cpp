@@ -99,9 +99,13 @@ int run(const ConfigSources &sources, std::shared_ptr<const Config> config) {
     CurlHttpClient http(io, "darkspere-worker/" DARKSPERE_VERSION);
     McpClient mcp(http, DARKSPERE_VERSION);
     AgentHttp agent_http(http);
-    TwilioSender twilio(http, [&config] {
-        return TwilioSettings{config->twilio_base, config->public_url, config->twilio_accounts,
-                              config->twilio_deadline_ms};
+    TwilioSender twilio(io, http, [&config] {
+        TwilioSettings s{config->twilio_base, config->public_url, config->twilio_accounts,
+                         config->twilio_deadline_ms};
+        s.max_concurrent = config->twilio_max_concurrent;
+        // A send may start only while its lease still covers the whole request (validate() keeps this > 0).
+        s.max_wait_ms = config->lease_seconds * 1000 - config->twilio_deadline_ms - LEASE_MARGIN_MS;
+        return s;
     });
     PgPool pool(io, config->db, static_cast<size_t>(config->pool_size));
     Listener listener(io, config->db);
@@ -130,6 +134,7 @@ int run(const ConfigSources &sources, std::shared_ptr<const Config> config) {
         metrics.db_connections = static_cast<long>(pool.connected());
         metrics.acks_pending = static_cast<long>(runner.acks_parked());
         metrics.inbound_waiting = static_cast<long>(twilio_routes.inbound_waiting());
+        metrics.twilio_sends_waiting = twilio.sends_waiting();
     };
 
     uint16_t port = 0;

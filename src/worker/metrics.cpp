@@ -113,13 +113,21 @@ std::string render_prometheus(const Metrics &m) {
         out, "darkspere_inbound_waiting",
         "Verified inbound webhooks waiting for a statement (they go together in the next receive_sms_batch).",
         m.inbound_waiting);
+    gauge(out, "darkspere_twilio_sends_waiting",
+          "SMS sends waiting for one of their Twilio account's request slots (twilio-max-concurrent).",
+          m.twilio_sends_waiting);
     gauge(out, "darkspere_db_connections", "Open query connections to PostgreSQL.", m.db_connections);
 
     histogram(out, "darkspere_agent_call_seconds", "Duration of agent calls.", m.agent_call_seconds);
     histogram(out, "darkspere_twilio_send_seconds", "Duration of Twilio Messages API calls.",
               m.twilio_send_seconds);
+    histogram(out, "darkspere_twilio_send_wait_seconds",
+              "Time SMS sends waited for a Twilio request slot before their request started.",
+              m.twilio_send_wait_seconds);
     histogram(out, "darkspere_webhook_seconds", "Time to answer Twilio webhooks.", m.webhook_seconds);
     histogram(out, "darkspere_ack_batch_size", "Job acks sent per statement.", m.ack_batch_size);
+    histogram(out, "darkspere_ack_batch_seconds",
+              "Time from sending an ack statement (one or many acks) to its result.", m.ack_batch_seconds);
     histogram(
         out, "darkspere_receive_batch_size",
         "Inbound messages stored per receive_sms_batch statement (messages stored alone are not counted).",

@@ -39,15 +39,19 @@ struct Metrics {
     long agent_calls_in_flight = 0;
     long jobs_in_flight = 0;
     long acks_pending = 0;
-    long inbound_waiting = 0;  // verified inbound webhooks waiting for a receive statement
+    long inbound_waiting = 0;       // verified inbound webhooks waiting for a receive statement
+    long twilio_sends_waiting = 0;  // SMS sends waiting for a free Twilio request slot
     long db_connections = 0;
     unsigned long long ack_batch_fallbacks = 0;      // batches that failed and were acked one by one
     unsigned long long jobs_handed_off = 0;          // jobs leased to this worker by the call that made them
     unsigned long long receive_batch_fallbacks = 0;  // receive batches that failed and went one by one
     Histogram agent_call_seconds;
-    Histogram twilio_send_seconds;
+    Histogram twilio_send_seconds;       // the Messages API request alone
+    Histogram twilio_send_wait_seconds;  // waiting for a request slot before it (send_gate.hpp)
     Histogram webhook_seconds;
     Histogram ack_batch_size{BATCH_SIZE_BUCKETS};
+    Histogram
+        ack_batch_seconds;  // an ack statement sent → its result (includes a wait for a free connection)
     Histogram receive_batch_size{BATCH_SIZE_BUCKETS};
 
     void count_request(const std::string &route, int status) { ++http_requests[{route, status}]; }

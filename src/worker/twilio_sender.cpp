@@ -53,6 +53,7 @@ bool parse_sms_send_job(const nlohmann::json &payload, SmsSendJob *job, std::str
     job->to = json_string(payload, "to");
     job->body = json_string(payload, "body");
     job->request_id = json_string(payload, "request_id");
+    job->tenant = payload.contains("account_id") ? std::to_string(json_long(payload["account_id"])) : "";
     for (auto [name, value] :
          {std::pair<const char *, const std::string *>{"provider_account", &job->provider_account},
           {"from", &job->from},
@@ -153,11 +154,34 @@ void TwilioSender::send(const SmsSendJob &job, std::function<void(SendOutcome)> 
         on_done(std::move(out));
         return;
     }
-    std::string body = job.body;
-    http_.send(twilio_send_request(job, settings, it->second),
-               [on_done = std::move(on_done), body = std::move(body)](HttpResponse response) {
-                   on_done(classify_twilio_response(response, body));
-               });
+    auto entered = std::chrono::steady_clock::now();
+    // Shared by the two gate callbacks, exactly one of which runs.
+    auto done = std::make_shared<std::function<void(SendOutcome)>>(std::move(on_done));
+    auto start = [this, done, entered, request = twilio_send_request(job, settings, it->second),
+                  body = job.body](SendGate::Permit slot) mutable {
+        auto waited = std::chrono::steady_clock::now() - entered;
+        http_.send(std::move(request), [done, waited, body = std::move(body),
+                                        slot = std::move(slot)](HttpResponse response) mutable {
+            slot.reset();  // the answer is in: the next send may go
+            SendOutcome out = classify_twilio_response(response, body);
+            out.waited = waited;
+            out.requested = true;
+            (*done)(std::move(out));
+        });
+    };
+    auto expired = [done, limit = settings.max_concurrent,
+                    account = job.provider_account](SendGate::Clock::duration waited) {
+        SendOutcome out;
+        out.kind = SendOutcome::Kind::retry;
+        out.waited = waited;
+        long ms = static_cast<long>(std::chrono::duration_cast<std::chrono::milliseconds>(waited).count());
+        out.error = "not sent: waited " + std::to_string(ms) + " ms for one of the " + std::to_string(limit) +
+                    " request slots of account " + account +
+                    " (twilio-max-concurrent); started later it could outlive its lease";
+        (*done)(std::move(out));
+    };
+    gate_.enter(job.provider_account, job.tenant, std::chrono::milliseconds(settings.max_wait_ms),
+                std::move(start), std::move(expired));
 }
 
 }  // namespace darkspere::worker

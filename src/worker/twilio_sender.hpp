@@ -3,28 +3,36 @@
 // Classification follows docs/queue-contract.md: 201 completes the job with the sid; 429, 5xx, transport
 // failures and 21611 (sender queue full) retry with backoff; 21610 (recipient opted out at the carrier)
 // records the opt-out and stops; every other 4xx fails without retry.
+//
+// Requests per Twilio account are bounded and shared between tenants by a SendGate (send_gate.hpp).
 #pragma once
 
+#include <chrono>
 #include <functional>
 #include <map>
 #include <string>
 
 #include <nlohmann/json.hpp>
 
+#include "config.hpp"
 #include "http_client.hpp"
+#include "send_gate.hpp"
 
 namespace darkspere::worker {
 
 struct SmsSendJob {
     std::string provider_account;  // Twilio AccountSid
     std::string from, to, body, request_id;
+    std::string tenant;  // the DarkSpere account (payload account_id): whose turn it is at the send gate
 };
 
 struct SendOutcome {
     enum class Kind { sent, retry, fail, opted_out };
     Kind kind = Kind::fail;
-    nlohmann::json result;  // for sent: {"sid", "status", "segments"}
-    std::string error;      // for the others: reason recorded by fail_job
+    nlohmann::json result;                         // for sent: {"sid", "status", "segments"}
+    std::string error;                             // for the others: reason recorded by fail_job
+    std::chrono::steady_clock::duration waited{};  // for a free request slot, before the request started
+    bool requested = false;                        // a Messages API request was made (and answered or not)
 };
 
 // TwilioSettings — what a send needs from the configuration (auth token looked up by AccountSid).
@@ -33,6 +41,10 @@ struct TwilioSettings {
     std::string public_url;
     std::map<std::string, std::string> accounts;
     long deadline_ms = 10000;
+    long max_concurrent = TWILIO_MAX_CONCURRENT_DEFAULT;  // requests open at once per AccountSid
+    // A send that waited longer than this for a slot is retried later, not started: lease − deadline −
+    // margin.
+    long max_wait_ms = LEASE_SECONDS_DEFAULT * 1000 - 10000 - LEASE_MARGIN_MS;
 };
 
 // parse_sms_send_job — reads the job payload; false when a required field is missing.
@@ -47,14 +59,19 @@ SendOutcome classify_twilio_response(const HttpResponse &response, const std::st
 
 class TwilioSender {
   public:
-    TwilioSender(HttpClient &http, std::function<TwilioSettings()> settings)
-        : http_(http), settings_(std::move(settings)) {}
-    // send — posts one message; on_done runs once on the event loop.
+    TwilioSender(boost::asio::io_context &io, HttpClient &http, std::function<TwilioSettings()> settings)
+        : http_(http),
+          settings_(std::move(settings)),
+          gate_(io, [this] { return settings_().max_concurrent; }) {}
+    // send — posts one message once its account has a free request slot; on_done runs once, on the event loop
+    // or inside this call.
     void send(const SmsSendJob &job, std::function<void(SendOutcome)> on_done);
+    long sends_waiting() const { return gate_.waiting(); }
 
   private:
     HttpClient &http_;
     std::function<TwilioSettings()> settings_;
+    SendGate gate_;
 };
 
 }  // namespace darkspere::worker

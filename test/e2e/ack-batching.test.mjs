@@ -5,19 +5,18 @@ import { after, describe, test } from 'node:test';
 import { startCluster } from './lib/cluster.mjs';
 import { phone, useStack } from './lib/stack.mjs';
 import { assertAccepted } from './lib/twiml.mjs';
+import { readMetric } from './lib/worker.mjs';
 
 const cluster = await startCluster();
 after(() => cluster.destroy());
 
 // The histogram's _count and _sum lines of darkspere_ack_batch_size.
 async function batchStats(worker) {
-    const text = await (await fetch(`${worker.url}/metrics`, { signal: AbortSignal.timeout(5000) })).text();
-    const value = (name) => Number((text.match(new RegExp(`^${name} (\\S+)$`, 'm')) || [])[1] ?? NaN);
     return {
-        batches: value('darkspere_ack_batch_size_count'),
-        acks: value('darkspere_ack_batch_size_sum'),
-        fallbacks: value('darkspere_ack_batch_fallbacks_total'),
-        handedOff: value('darkspere_jobs_handed_off_total'),
+        batches: await readMetric(worker, 'darkspere_ack_batch_size_count'),
+        acks: await readMetric(worker, 'darkspere_ack_batch_size_sum'),
+        fallbacks: await readMetric(worker, 'darkspere_ack_batch_fallbacks_total'),
+        handedOff: await readMetric(worker, 'darkspere_jobs_handed_off_total'),
     };
 }
 

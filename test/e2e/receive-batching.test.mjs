@@ -8,17 +8,13 @@ import { waitFor } from './lib/net.mjs';
 import { phone, useStack } from './lib/stack.mjs';
 import { newMessageSid } from './lib/twilio-webhook.mjs';
 import { assertAccepted } from './lib/twiml.mjs';
+import { readMetric } from './lib/worker.mjs';
 
 const cluster = await startCluster();
 after(() => cluster.destroy());
 
 // The advisory-lock class receive_sms takes per MessageSid ("DSms", src/ext/inbound.cpp).
 const DEDUPE_LOCK_CLASS = 0x44536d73;
-
-async function metric(worker, name) {
-    const text = await (await fetch(`${worker.url}/metrics`, { signal: AbortSignal.timeout(5000) })).text();
-    return Number((text.match(new RegExp(`^${name} (\\S+)$`, 'm')) || [])[1] ?? NaN);
-}
 
 // holdFirstWebhook posts one text whose statement blocks on its MessageSid's dedupe lock, held by the test, so
 // that with --pool-size 2 (one inbound statement at a time) every webhook posted meanwhile waits in the worker.
@@ -52,7 +48,7 @@ async function batchedWebhooks(t, firstPhone, post) {
     });
     const first = await holdFirstWebhook(stack, firstPhone);
     const pending = post(stack);
-    await waitFor(async () => (await metric(stack.worker, 'darkspere_inbound_waiting')) === pending.length,
+    await waitFor(async () => (await readMetric(stack.worker, 'darkspere_inbound_waiting')) === pending.length,
         { message: `${pending.length} webhooks waiting for the held statement` });
     await first.release();
     assertAccepted(await first.answer);
@@ -78,11 +74,11 @@ describe('inbound batching', () => {
         assert.match(stack.repliesTo(phones[7])[0].body, new RegExp(`batched from \\${phones[7]}`));
         assert.equal((await stack.quiet(phones[0], 300)).length, 1, 'no second reply');
 
-        assert.equal(await metric(stack.worker, 'darkspere_receive_batch_size_count'), 1, 'the 21 waiting webhooks went in one statement');
-        assert.equal(await metric(stack.worker, 'darkspere_receive_batch_size_sum'), 21);
-        assert.equal(await metric(stack.worker, 'darkspere_receive_batch_fallbacks_total'), 0);
+        assert.equal(await readMetric(stack.worker, 'darkspere_receive_batch_size_count'), 1, 'the 21 waiting webhooks went in one statement');
+        assert.equal(await readMetric(stack.worker, 'darkspere_receive_batch_size_sum'), 21);
+        assert.equal(await readMetric(stack.worker, 'darkspere_receive_batch_fallbacks_total'), 0);
         // Each batched message's agent call was leased to the worker by the batch statement (no claim needed).
-        assert.equal(await metric(stack.worker, 'darkspere_jobs_handed_off_total'), 2 * 21, 'every call and every send handed off');
+        assert.equal(await readMetric(stack.worker, 'darkspere_jobs_handed_off_total'), 2 * 21, 'every call and every send handed off');
         const stored = await stack.db.value(`SELECT count(*) FROM darkspere.messages WHERE direction = 'in'`);
         assert.equal(Number(stored), 22, '21 texts and the HELP, each stored once');
     });
@@ -111,7 +107,7 @@ describe('inbound batching', () => {
         assert.equal(badAnswer.status, 400, badAnswer.text);
         assert.match(badAnswer.text, /invalid input syntax for type integer: "many"/);
         for (const p of phones) assert.equal((await stack.waitForReplies(p, 1)).length, 1);
-        assert.equal(await metric(stack.worker, 'darkspere_receive_batch_fallbacks_total'), 1);
+        assert.equal(await readMetric(stack.worker, 'darkspere_receive_batch_fallbacks_total'), 1);
         const stored = await stack.db.value(
             `SELECT count(*) FROM darkspere.messages WHERE direction = 'in' AND phone = $1`, [phone(3199)]);
         assert.equal(Number(stored), 0, 'the bad message stored nothing');

@@ -1,6 +1,9 @@
 // test/unit/worker_twilio_sender_test.cpp — what each Messages API answer means for an sms_send job.
 #include <gtest/gtest.h>
 
+#include <thread>
+#include <vector>
+
 #include "twilio_sender.hpp"
 
 using namespace darkspere::worker;
@@ -81,7 +84,7 @@ TEST(TwilioSender, ProblemJsonShapeIsUnderstood) {
 }
 
 TEST(TwilioSender, RequestIsAFormPostWithBasicAuthAndStatusCallback) {
-    SmsSendJob job{"AC1", "+14155550199", "+14155550100", "We open at 7 & close at 5.", "rq-1"};
+    SmsSendJob job{"AC1", "+14155550199", "+14155550100", "We open at 7 & close at 5.", "rq-1", "1"};
     TwilioSettings s{"http://127.0.0.1:9999", "https://sms.example.com", {{"AC1", "tok"}}, 4000};
     HttpRequest r = twilio_send_request(job, s, "tok");
     EXPECT_EQ(r.method, "POST");
@@ -100,9 +103,10 @@ TEST(TwilioSender, UnknownAccountFailsWithoutCallingTwilio) {
         int calls = 0;
         void send(HttpRequest, std::function<void(HttpResponse)>) override { ++calls; }
     } http;
-    TwilioSender sender(http, [] { return TwilioSettings{"http://x", "http://y", {}, 1000}; });
+    boost::asio::io_context io;
+    TwilioSender sender(io, http, [] { return TwilioSettings{"http://x", "http://y", {}, 1000}; });
     SendOutcome got;
-    sender.send(SmsSendJob{"AC404", "+1", "+2", "hi", "rq"}, [&got](SendOutcome o) { got = o; });
+    sender.send(SmsSendJob{"AC404", "+1", "+2", "hi", "rq", "1"}, [&got](SendOutcome o) { got = o; });
     EXPECT_EQ(http.calls, 0);
     EXPECT_EQ(got.kind, Kind::fail);
     EXPECT_NE(got.error.find("no auth token configured for account"), std::string::npos);
@@ -118,4 +122,71 @@ TEST(TwilioSender, PayloadNeedsAccountFromAndTo) {
     EXPECT_FALSE(parse_sms_send_job(nlohmann::json::parse(R"({"from":"+1","to":"+2"})"), &job, &error));
     EXPECT_EQ(error, "sms_send payload lacks provider_account");
     EXPECT_FALSE(parse_sms_send_job(nlohmann::json::parse("[]"), &job, &error));
+}
+
+TEST(TwilioSender, TenantIsThePayloadAccountId) {
+    SmsSendJob job;
+    std::string error;
+    ASSERT_TRUE(parse_sms_send_job(
+        nlohmann::json::parse(
+            R"({"provider_account":"AC1","from":"+1","to":"+2","body":"x","account_id":42})"),
+        &job, &error));
+    EXPECT_EQ(job.tenant, "42");
+}
+
+TEST(TwilioSender, SendsBeyondTheAccountLimitWaitAndGoWhenAnAnswerArrives) {
+    struct HeldHttp : HttpClient {
+        std::vector<std::pair<HttpRequest, std::function<void(HttpResponse)>>> open;
+        void send(HttpRequest r, std::function<void(HttpResponse)> done) override {
+            open.emplace_back(std::move(r), std::move(done));
+        }
+    } http;
+    boost::asio::io_context io;
+    TwilioSender sender(io, http, [] {
+        TwilioSettings s{"http://x", "http://y", {{"AC1", "tok"}}, 1000};
+        s.max_concurrent = 1;
+        return s;
+    });
+    std::vector<SendOutcome> got;
+    for (const char *to : {"+15550001", "+15550002"})
+        sender.send(SmsSendJob{"AC1", "+1", to, "hi", "rq", "7"},
+                    [&got](SendOutcome o) { got.push_back(o); });
+    ASSERT_EQ(http.open.size(), 1u);
+    EXPECT_EQ(sender.sends_waiting(), 1);
+    http.open[0].second(answer(201, R"({"sid":"SM1","status":"queued"})"));
+    ASSERT_EQ(got.size(), 1u);
+    EXPECT_TRUE(got[0].requested);
+    io.run();
+    ASSERT_EQ(http.open.size(), 2u);
+    EXPECT_NE(http.open[1].first.body.find("To=%2B15550002"), std::string::npos);
+    EXPECT_EQ(sender.sends_waiting(), 0);
+}
+
+TEST(TwilioSender, ASendThatCannotStartInTimeIsRetriedWithoutARequest) {
+    struct HeldHttp : HttpClient {
+        std::vector<std::function<void(HttpResponse)>> open;
+        void send(HttpRequest, std::function<void(HttpResponse)> done) override {
+            open.push_back(std::move(done));
+        }
+    } http;
+    boost::asio::io_context io;
+    TwilioSender sender(io, http, [] {
+        TwilioSettings s{"http://x", "http://y", {{"AC1", "tok"}}, 1000};
+        s.max_concurrent = 1;
+        s.max_wait_ms = 0;
+        return s;
+    });
+    std::vector<SendOutcome> got;
+    for (const char *to : {"+15550001", "+15550002"})
+        sender.send(SmsSendJob{"AC1", "+1", to, "hi", "rq", "7"},
+                    [&got](SendOutcome o) { got.push_back(o); });
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    http.open[0](answer(201, R"({"sid":"SM1","status":"queued"})"));
+    io.run();
+    ASSERT_EQ(got.size(), 2u);
+    EXPECT_EQ(http.open.size(), 1u) << "the late send made no request";
+    EXPECT_EQ(got[1].kind, Kind::retry);
+    EXPECT_FALSE(got[1].requested);
+    EXPECT_NE(got[1].error.find("request slots of account AC1 (twilio-max-concurrent)"), std::string::npos)
+        << got[1].error;
 }

@@ -91,12 +91,13 @@ export async function startStack(cluster, {
     helpText = 'Bakery bot: reply STOP to opt out',
     fallbackText = null,
     statusCallbacks = false,
+    twilioApi = {}, // more options of the Twilio stand-in (e.g. concurrencyLimit)
     worker = {},
     withWorker = true,
 } = {}) {
     const authToken = randomHex(32);
     const { name: dbName, db } = await cluster.createDatabase();
-    const api = await startTwilioApi({ accounts: { [TWILIO_ACCOUNT_SID]: authToken }, statusCallbacks });
+    const api = await startTwilioApi({ ...twilioApi, accounts: { [TWILIO_ACCOUNT_SID]: authToken }, statusCallbacks });
     const peers = [];
     const stack = Object.assign(Object.create(methods), {
         cluster,

@@ -140,3 +140,10 @@ export async function startWorker({
     }
     return handle;
 }
+
+// readMetric fetches the worker's GET /metrics and returns the value of one unlabelled series (a counter, a gauge,
+// or a histogram's _count/_sum), NaN when absent.
+export async function readMetric(worker, name) {
+    const text = await (await fetch(`${worker.url}/metrics`, { signal: AbortSignal.timeout(5000) })).text();
+    return Number((text.match(new RegExp(`^${name} (\\S+)$`, 'm')) || [])[1] ?? NaN);
+}

@@ -105,13 +105,16 @@ function isHttpUrl(text) {
 
 // startTwilioApi starts the stand-in on 127.0.0.1 and resolves with a handle:
 //   url, port, messages[], requests[], callbacks[], events (EventEmitter: 'message', 'request', 'callback'),
-//   fail(rule), clear(), waitForMessages(n, timeoutMs), close().
+//   peakOpen (most Messages API requests open at once), fail(rule), clear(), waitForMessages(n, timeoutMs), close().
 // accounts maps AccountSid → AuthToken. statusCallbacks: false, or {statuses, delayMs} to post signed callbacks.
+// concurrencyLimit: like Twilio, answer 429 (20429, not processed) to a request that finds this many of its
+// account's requests already open (null: no limit).
 export async function startTwilioApi({
     port = 0,
     accounts = {},
     statusCallbacks = false,
     requireStatusCallback = false,
+    concurrencyLimit = null,
     log = () => {},
 } = {}) {
     const messages = [];
@@ -121,12 +124,18 @@ export async function startTwilioApi({
     const events = new EventEmitter();
     const pendingCallbacks = new Set();
     let closing = false;
+    const openByAccount = new Map(); // AccountSid → Messages API requests being answered
+    let peakOpen = 0;
     const callbackPlan = statusCallbacks
         ? { statuses: ['sent', 'delivered'], delayMs: 20, ...(statusCallbacks === true ? {} : statusCallbacks) }
         : null;
 
     // The API: POST (send) and GET (list) on …/Messages.json, GET one message on …/Messages/{Sid}.json.
     async function messagesApi(req, res, accountSid, path) {
+        const open = (openByAccount.get(accountSid) || 0) + 1;
+        openByAccount.set(accountSid, open);
+        peakOpen = Math.max(peakOpen, open);
+        res.once('close', () => openByAccount.set(accountSid, openByAccount.get(accountSid) - 1));
         const raw = await readBody(req);
         const record = {
             method: req.method,
@@ -149,6 +158,7 @@ export async function startTwilioApi({
             reply(e.status, e.body);
         };
 
+        if (concurrencyLimit !== null && open > concurrencyLimit) return error(20429);
         if (req.method !== 'POST' && req.method !== 'GET') return error(20404, 405);
         if (!authorized(req, accountSid)) return error(20003);
         if (req.method === 'GET') {
@@ -347,6 +357,9 @@ export async function startTwilioApi({
         requests,
         callbacks,
         events,
+        get peakOpen() {
+            return peakOpen;
+        },
         // fail programs the next `times` sends (to `to`, or to anyone) to fail with a Twilio error `code`
         // (or an HTTP status: 429, 500, 503), optionally after delay_ms.
         fail({ to = null, code = null, status = null, times = 1, delay_ms = 0 } = {}) {

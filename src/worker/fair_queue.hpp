@@ -1,0 +1,53 @@
+// src/worker/fair_queue.hpp — a queue that serves its keys in turn: one item of each key with items waiting,
+// then the next key, FIFO within a key.
+//
+// Used where one tenant's burst must not hold another tenant's single item back for the whole burst: the SMS
+// sends waiting for a Twilio request slot (send_gate.hpp) and the job outcomes waiting for an ack statement
+// (job_runner.cpp). An item pushed under a key with nothing waiting is served after at most one item of every
+// other key with items waiting.
+#pragma once
+
+#include <cstddef>
+#include <deque>
+#include <map>
+#include <string>
+#include <utility>
+
+namespace darkspere::worker {
+
+template <typename T>
+class FairQueue {
+  public:
+    void push(const std::string &key, T item) {
+        auto &queue = by_key_[key];
+        if (queue.empty())
+            turns_.push_back(key);
+        queue.push_back(std::move(item));
+        ++size_;
+    }
+
+    // pop — the next key's oldest item. Not on an empty queue.
+    T pop() {
+        std::string key = std::move(turns_.front());
+        turns_.pop_front();
+        auto it = by_key_.find(key);
+        T item = std::move(it->second.front());
+        it->second.pop_front();
+        if (it->second.empty())
+            by_key_.erase(it);
+        else
+            turns_.push_back(std::move(key));  // its next item waits for the other keys' turns
+        --size_;
+        return item;
+    }
+
+    bool empty() const { return size_ == 0; }
+    size_t size() const { return size_; }
+
+  private:
+    std::map<std::string, std::deque<T>> by_key_;
+    std::deque<std::string> turns_;  // keys with items waiting, next first; each appears once
+    size_t size_ = 0;
+};
+
+}  // namespace darkspere::worker

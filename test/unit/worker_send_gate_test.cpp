@@ -1,0 +1,139 @@
+// test/unit/worker_send_gate_test.cpp — request slots per Twilio account: the bound holds, freed slots go to
+// the tenants in turn, a send that waited too long is handed back instead of started, and slots may outlive
+// the gate.
+#include <gtest/gtest.h>
+
+#include <map>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "send_gate.hpp"
+
+using namespace darkspere::worker;
+using namespace std::chrono_literals;
+
+namespace {
+
+// Records which sends started and keeps their slots until the test frees them.
+struct Sends {
+    std::vector<std::string> started;
+    std::vector<std::string> expired;
+    std::map<std::string, SendGate::Permit> slots;
+
+    void enter(SendGate &gate, const std::string &account, const std::string &tenant, const std::string &name,
+               SendGate::Clock::duration max_wait = 1h) {
+        gate.enter(
+            account, tenant, max_wait,
+            [this, name](SendGate::Permit p) {
+                started.push_back(name);
+                slots[name] = std::move(p);
+            },
+            [this, name](SendGate::Clock::duration) { expired.push_back(name); });
+    }
+    void finish(const std::string &name) { slots.erase(name); }
+};
+
+}  // namespace
+
+TEST(SendGate, StartsAtOnceWhileTheAccountHasAFreeSlot) {
+    boost::asio::io_context io;
+    SendGate gate(io, [] { return 2L; });
+    Sends s;
+    s.enter(gate, "AC1", "1", "a");
+    s.enter(gate, "AC1", "1", "b");
+    EXPECT_EQ(s.started, (std::vector<std::string>{"a", "b"}));
+    EXPECT_EQ(gate.open("AC1"), 2);
+    EXPECT_EQ(gate.waiting(), 0);
+}
+
+TEST(SendGate, NoMoreThanTheLimitOpenAndTheNextStartsWhenOneFinishes) {
+    boost::asio::io_context io;
+    SendGate gate(io, [] { return 2L; });
+    Sends s;
+    for (const char *name : {"a", "b", "c", "d"})
+        s.enter(gate, "AC1", "1", name);
+    EXPECT_EQ(s.started.size(), 2u);
+    EXPECT_EQ(gate.waiting(), 2);
+    s.finish("a");
+    EXPECT_EQ(s.started.size(), 2u)
+        << "the next send starts from the event loop, not inside the finished one";
+    io.run();
+    io.restart();
+    EXPECT_EQ(s.started, (std::vector<std::string>{"a", "b", "c"}));
+    EXPECT_EQ(gate.open("AC1"), 2);
+    EXPECT_EQ(gate.waiting(), 1);
+}
+
+TEST(SendGate, EachTwilioAccountHasItsOwnSlots) {
+    boost::asio::io_context io;
+    SendGate gate(io, [] { return 1L; });
+    Sends s;
+    s.enter(gate, "AC1", "1", "a1");
+    s.enter(gate, "AC1", "1", "a2");
+    s.enter(gate, "AC2", "1", "b1");
+    EXPECT_EQ(s.started, (std::vector<std::string>{"a1", "b1"}));
+    EXPECT_EQ(gate.open("AC1"), 1);
+    EXPECT_EQ(gate.open("AC2"), 1);
+}
+
+TEST(SendGate, FreedSlotsGoToTenantsInTurnSoABurstDoesNotHoldOthersBack) {
+    boost::asio::io_context io;
+    SendGate gate(io, [] { return 1L; });
+    Sends s;
+    s.enter(gate, "AC1", "busy", "busy0");
+    for (int i = 1; i <= 5; ++i)
+        s.enter(gate, "AC1", "busy", "busy" + std::to_string(i));
+    s.enter(gate, "AC1", "quiet", "quiet1");
+    s.enter(gate, "AC1", "other", "other1");
+    s.enter(gate, "AC1", "quiet", "quiet2");
+    for (int step = 0; step < 8; ++step) {
+        s.finish(s.started.back());
+        io.run();
+        io.restart();
+    }
+    // busy1 was first in line; after it, each tenant with sends waiting gets one slot in turn.
+    EXPECT_EQ(s.started, (std::vector<std::string>{"busy0", "busy1", "quiet1", "other1", "busy2", "quiet2",
+                                                   "busy3", "busy4", "busy5"}));
+    EXPECT_EQ(gate.waiting(), 0);
+}
+
+TEST(SendGate, ASendThatWaitedLongerThanItsMaxWaitIsHandedBackNotStarted) {
+    boost::asio::io_context io;
+    SendGate gate(io, [] { return 1L; });
+    Sends s;
+    s.enter(gate, "AC1", "1", "first");
+    s.enter(gate, "AC1", "1", "stale", 0ms);
+    s.enter(gate, "AC1", "1", "fresh");
+    std::this_thread::sleep_for(2ms);
+    s.finish("first");
+    io.run();
+    EXPECT_EQ(s.expired, (std::vector<std::string>{"stale"}));
+    EXPECT_EQ(s.started, (std::vector<std::string>{"first", "fresh"})) << "its slot went to the next send";
+    EXPECT_EQ(gate.open("AC1"), 1);
+}
+
+TEST(SendGate, ARaisedLimitLetsWaitingSendsStartAtTheNextRelease) {
+    boost::asio::io_context io;
+    long limit = 1;
+    SendGate gate(io, [&limit] { return limit; });
+    Sends s;
+    for (const char *name : {"a", "b", "c"})
+        s.enter(gate, "AC1", "1", name);
+    limit = 3;
+    s.finish("a");
+    io.run();
+    EXPECT_EQ(s.started, (std::vector<std::string>{"a", "b", "c"}));
+}
+
+TEST(SendGate, SlotsMayOutliveTheGate) {
+    boost::asio::io_context io;
+    Sends s;
+    {
+        SendGate gate(io, [] { return 1L; });
+        s.enter(gate, "AC1", "1", "a");
+    }
+    s.finish("a");  // no use of the destroyed gate
+    io.run();
+    SUCCEED();
+}
