@@ -7,7 +7,7 @@
 // Environment: ROUNDS (3), MESSAGES per inbound round (9000), CONCURRENCY = conversations at once (300),
 // TPCB_SECONDS (20), SLOW_CALLS (2000), OUTBOUND jobs per dispatch round (3000), MAX_IN_FLIGHT (worker default when
 // unset), WORKER_ARGS (extra worker flags, e.g. "--pool-size 4"), PARTS (comma list of inbound,slow,outbound;
-// default all), PG_STATS=1 (print pg_stat_statements for the last inbound round; slows the run, not for reporting),
+// default all), PG_STATS=1 (print pg_stat_statements for the last inbound round and the slow part; slows the run, not for reporting),
 // PEERS (native): who plays the inbound part's load generator, instant agent and Twilio stand-in —
 //   native  build/bench/peer/darkspere-bench-peer (bench/peer/, C++, one single-threaded process; BENCH_PEER_BIN
 //           overrides the path): a fraction of the Node peers' CPU, so less of the 2 shared cores goes to the
@@ -264,6 +264,50 @@ function replyWaiter(api, pattern, timeoutMs) {
     };
 }
 
+// probeStages splits each probe's end-to-end time at the database's own timestamps (same machine, same clock):
+// stored = webhook posted → inbound message row (the receive transaction's start), agent = → the agent_call's
+// ack (the ack transaction's start; agent time plus the wait for an ack statement), send = → the sms_send's ack
+// (the send's ack transaction start; includes the ack statement that created the send, the HTTP send and the
+// stand-in's own queue), and the whole time to the ack. Bodies starting with `prefix` only.
+async function probeStages(db, sentAt, receivedAt, prefix) {
+    const rows = (await db.query(`
+        SELECT m.body, extract(epoch FROM m.created_at) * 1000::float8 AS stored,
+               extract(epoch FROM ac.finished_at) * 1000::float8 AS agent_acked,
+               (ac.result->>'latency_ms')::float AS agent_ms,
+               extract(epoch FROM ss.created_at) * 1000::float8 AS send_created,
+               extract(epoch FROM ss.finished_at) * 1000::float8 AS send_acked
+          FROM darkspere.messages m
+          JOIN darkspere.jobs ac ON ac.kind = 'agent_call' AND ac.message_id = m.message_id
+          JOIN darkspere.jobs ss ON ss.kind = 'sms_send' AND ss.session_id = ac.session_id
+                                AND ss.job_id > ac.job_id AND ss.payload->>'body' LIKE '%: ' || m.body || ' [%'
+         WHERE m.direction = 'in' AND m.body LIKE $1 || '%'`, [prefix]));
+    return rows.filter((r) => sentAt.has(r.body)).map((r) => {
+        const t = sentAt.get(r.body);
+        return { body: r.body, stored: r.stored - t, agent: r.agent_acked - r.stored, agentMs: r.agent_ms,
+            send: receivedAt.get(r.body) - r.agent_acked, sendAck: r.send_acked - receivedAt.get(r.body),
+            total: r.send_acked - t };
+    });
+}
+
+function logProbeStages(stages) {
+    if (!stages.length) return;
+    const f = (k) => `${k} p50 ${pct(stages.map((s) => s[k]), 50).toFixed(0)} p99 ${pct(stages.map((s) => s[k]), 99).toFixed(0)}`;
+    log(`   probe stages during load (ms, ${stages.length} probes): ${f('stored')} | ${f('agent')} | ${f('send')} | ${f('sendAck')} | ${f('total')}`);
+    for (const s of [...stages].sort((a, b) => b.total - a.total).slice(0, 3)) {
+        log(`     slowest: ${s.body}: stored ${s.stored.toFixed(0)}, agent ack +${s.agent.toFixed(0)} (agent ${s.agentMs} ms),`
+            + ` at the stand-in +${s.send.toFixed(0)}, send ack +${s.sendAck.toFixed(0)}, total to send ack ${s.total.toFixed(0)}`);
+    }
+}
+
+// ackStatementStats reads the worker's ack statement counters from GET /metrics: statements, acks in them, and
+// the seconds they took (sums since the worker started).
+async function ackStatementStats(workerUrl) {
+    const text = await (await fetch(`${workerUrl}/metrics`)).text();
+    const value = (name) => Number((new RegExp(`^${name} (\\S+)$`, 'm').exec(text) || [])[1] || 0);
+    return { count: value('darkspere_ack_batch_size_count'), size: value('darkspere_ack_batch_size_sum'),
+        seconds: value('darkspere_ack_batch_seconds_sum') };
+}
+
 // waitCount resolves when count() ≥ n, or throws after timeoutMs.
 async function waitCount(count, n, timeoutMs, what) {
     const deadline = Date.now() + timeoutMs;
@@ -387,6 +431,7 @@ async function main() {
                 const msgs = Array.from({ length: MESSAGES }, (_, i) => ({ from: phone(20000, i % phones), to: FAST_NUMBER, body: `bench ${tag} ${i}` }));
                 base = api.messages.length;
                 if (PG_STATS) await db.query('SELECT pg_stat_statements_reset()');
+            const acksBefore = await ackStatementStats(worker.url);
                 const peerPid = native?.proc.pid;
                 const cpu0 = cpuSeconds(worker.proc.pid, peerPid, ticksPerSecond);
                 const t0 = Date.now();
@@ -478,6 +523,8 @@ async function main() {
             const countSlow = (m) => { if (m.from === SLOW_NUMBER) slowReplies += 1; };
             api.events.on('message', countSlow);
             const probeReplies = replyWaiter(api, /(probe \S+ [0-9]+) \[history/, 60000);
+            const sentAt = new Map(); // probe body → Date.now() before its webhook was posted
+            const receivedAt = new Map(); // probe body → when the stand-in received its reply
             const probe = async (label, count) => {
                 const lat = [];
                 const pending = [];
@@ -486,9 +533,12 @@ async function main() {
                     const body = `probe ${label} ${i}`;
                     const replied = probeReplies.awaitReply(body);
                     const t = Date.now();
+                    sentAt.set(body, t);
                     pending.push((async () => {
                         await signedPost({ target: `${worker.url}/twilio/sms`, authToken, params: inboundParams({ accountSid: SID, from, to: FAST_NUMBER, body }), timeoutMs: 30000 });
-                        lat.push((await replied) - t);
+                        const at = await replied;
+                        receivedAt.set(body, at);
+                        lat.push(at - t);
                     })());
                     await sleep(50);
                 }
@@ -514,11 +564,15 @@ async function main() {
                 }
             })();
             const answeredBefore = slow.answered;
+            if (PG_STATS) await db.query('SELECT pg_stat_statements_reset()');
+            const acksBefore = await ackStatementStats(worker.url);
             const during = await probe('load', 60);
             await waitCount(() => slowReplies, SLOW_CALLS, WAIT_MS, 'slow replies');
             const tDone = Date.now();
             sampling = false;
             await sampler;
+            const acksAfter = await ackStatementStats(worker.url);
+            const stages = await probeStages(db, sentAt, receivedAt, 'probe load ');
             const st = procStatus(worker.proc.pid);
             const dead = await db.value(`SELECT count(*) FROM darkspere.jobs WHERE state = 'dead'`);
             probeReplies.stop();
@@ -533,6 +587,11 @@ async function main() {
                 + ` peak concurrent calls held by the 2 s agent ${peak}; answered ${slow.answered - answeredBefore}; dead jobs ${dead}`);
             log(`   fast agent end-to-end latency: idle p50 ${pct(before, 50)} ms p99 ${pct(before, 99)} ms | during load p50 ${pct(during, 50)} ms p99 ${pct(during, 99)} ms`);
             log(`   worker VmHWM ${st.hwmMiB.toFixed(1)} MiB, VmRSS ${st.rssMiB.toFixed(1)} MiB`);
+            logProbeStages(stages);
+            const acks = acksAfter.count - acksBefore.count;
+            log(`   ack statements during the load: ${acks}, mean ${((acksAfter.size - acksBefore.size) / acks).toFixed(1)} acks`
+                + ` and ${(1000 * (acksAfter.seconds - acksBefore.seconds) / acks).toFixed(1)} ms each`);
+            if (PG_STATS) await printStatementStats(db);
         }
 
         if (PARTS.has('outbound')) {
