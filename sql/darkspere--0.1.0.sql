@@ -277,9 +277,15 @@ CREATE TABLE darkspere.jobs (
 ) WITH (fillfactor = 80, autovacuum_vacuum_scale_factor = 0.02, autovacuum_vacuum_threshold = 500,
         autovacuum_analyze_scale_factor = 0.05);
 CREATE INDEX jobs_ready ON darkspere.jobs (priority, job_id) WHERE state = 'pending';
-CREATE INDEX jobs_ordering ON darkspere.jobs (ordering_key, job_id) WHERE state IN ('pending', 'running');
-CREATE INDEX jobs_leases ON darkspere.jobs (lease_until) WHERE state = 'running';
-CREATE INDEX jobs_finished ON darkspere.jobs (finished_at) WHERE state IN ('done', 'dead');
+-- The partial indexes below also require their leading column to be non-null (true of every row they serve:
+-- lookups are `ordering_key = …`, `lease_until < …`, `finished_at < …`). Without that, a statement that only
+-- says `job_id = $1 AND state = 'running'` (every ack's fence) satisfies the predicate, and a plan cached right
+-- after autovacuum, when the index looked tiny, scanned a whole partial index per ack instead of the primary
+-- key: measured, twice the buffers per ack once the plan flipped (docs/benchmarks.md, section 2a).
+CREATE INDEX jobs_ordering ON darkspere.jobs (ordering_key, job_id)
+    WHERE ordering_key IS NOT NULL AND state IN ('pending', 'running');
+CREATE INDEX jobs_leases ON darkspere.jobs (lease_until) WHERE lease_until IS NOT NULL AND state = 'running';
+CREATE INDEX jobs_finished ON darkspere.jobs (finished_at) WHERE finished_at IS NOT NULL AND state IN ('done', 'dead');
 SELECT pg_catalog.pg_extension_config_dump('darkspere.jobs', '');
 SELECT pg_catalog.pg_extension_config_dump('darkspere.jobs_job_id_seq', '');
 

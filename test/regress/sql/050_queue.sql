@@ -258,3 +258,12 @@ SELECT disposition FROM darkspere.receive_sms('AC050', '+15550500003', '+1666050
 SELECT job_id AS bj, attempt AS ba FROM darkspere.claim_jobs('w') \gset
 SELECT darkspere.fail_job(:bj, :ba, NULL, NULL) AS failed;
 SELECT state, last_error FROM darkspere.jobs WHERE job_id = :bj;
+-- A lookup by job id with a running or dead state (every ack's fence; the retry of a dead job) can use only the
+-- primary key: no partial index of jobs is implied by it, so no cached plan can scan a whole partial index per
+-- ack. With the primary key gone (inside a rolled-back transaction) such a lookup has nothing but a seq scan.
+BEGIN;
+ALTER TABLE darkspere.jobs DROP CONSTRAINT jobs_pkey;
+SET LOCAL enable_seqscan = off;
+EXPLAIN (COSTS OFF) SELECT 1 FROM darkspere.jobs WHERE job_id = 1 AND attempt = 1 AND state = 'running';
+EXPLAIN (COSTS OFF) SELECT 1 FROM darkspere.jobs WHERE job_id = 1 AND state = 'dead';
+ROLLBACK;
