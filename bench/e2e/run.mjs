@@ -7,7 +7,7 @@
 // Environment: ROUNDS (3), MESSAGES per inbound round (9000), CONCURRENCY = conversations at once (300),
 // TPCB_SECONDS (20), SLOW_CALLS (2000), OUTBOUND jobs per dispatch round (3000), MAX_IN_FLIGHT (worker default when
 // unset), WORKER_ARGS (extra worker flags, e.g. "--pool-size 4"), PARTS (comma list of inbound,slow,outbound;
-// default all), PG_STATS=1 (print pg_stat_statements for the last inbound round and the slow part; slows the run, not for reporting),
+// default all), PG_STATS=1 (print pg_stat_statements for each inbound round and the slow part; slows the run, not for reporting),
 // PEERS (native): who plays the inbound part's load generator, instant agent and Twilio stand-in —
 //   native  build/bench/peer/darkspere-bench-peer (bench/peer/, C++, one single-threaded process; BENCH_PEER_BIN
 //           overrides the path): a fraction of the Node peers' CPU, so less of the 2 shared cores goes to the
@@ -308,6 +308,12 @@ async function ackStatementStats(workerUrl) {
         seconds: value('darkspere_ack_batch_seconds_sum') };
 }
 
+function ackStatementLine(before, after) {
+    const n = after.count - before.count;
+    return `ack statements: ${n}, mean ${((after.size - before.size) / n).toFixed(1)} acks`
+        + ` and ${((1000 * (after.seconds - before.seconds)) / n).toFixed(1)} ms each`;
+}
+
 // waitCount resolves when count() ≥ n, or throws after timeoutMs.
 async function waitCount(count, n, timeoutMs, what) {
     const deadline = Date.now() + timeoutMs;
@@ -343,11 +349,18 @@ async function enableStatementStats(cluster) {
 async function printStatementStats(db) {
     const rows = await db.query(`SELECT calls, round(total_exec_time)::bigint AS ms,
             round((100 * total_exec_time / sum(total_exec_time) OVER ())::numeric, 1) AS pct,
+            round((shared_blks_hit + shared_blks_read)::numeric / calls, 1) AS blks,
             regexp_replace(left(query, 110), '\\s+', ' ', 'g') AS query
         FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
         ORDER BY total_exec_time DESC LIMIT 30`);
-    log('== pg_stat_statements (nested statements included; top-level function calls include their nested time)');
-    for (const r of rows) log(`  ${String(r.calls).padStart(8)} calls ${String(r.ms).padStart(7)} ms ${String(r.pct).padStart(5)} %  ${r.query}`);
+    const w = await db.one(`SELECT w.wal_records, w.wal_fpi, pg_size_pretty(w.wal_bytes) AS bytes, b.checkpoints_timed + b.checkpoints_req AS checkpoints
+        FROM pg_stat_wal w, pg_stat_bgwriter b`);
+    log(`== WAL since the reset: ${w.wal_records} records, ${w.wal_fpi} full-page images, ${w.bytes}; checkpoints since start ${w.checkpoints}`);
+    const ix = await db.query(`SELECT indexrelname AS name, idx_scan, idx_tup_read FROM pg_stat_user_indexes
+        WHERE schemaname = 'darkspere' AND relname IN ('jobs', 'messages', 'sessions') ORDER BY relname, indexrelname`);
+    log(`== index scans / entries read since start: ${ix.map((r) => `${r.name} ${r.idx_scan}/${r.idx_tup_read}`).join(', ')}`);
+    log('== pg_stat_statements (nested statements included; top-level function calls include their nested time; blocks = shared buffers hit or read)');
+    for (const r of rows) log(`  ${String(r.calls).padStart(8)} calls ${String(r.ms).padStart(7)} ms ${String(r.pct).padStart(5)} % ${String(r.blks).padStart(7)} blks/call  ${r.query}`);
 }
 
 async function main() {
@@ -430,8 +443,8 @@ async function main() {
                 const tag = `r${round}`;
                 const msgs = Array.from({ length: MESSAGES }, (_, i) => ({ from: phone(20000, i % phones), to: FAST_NUMBER, body: `bench ${tag} ${i}` }));
                 base = api.messages.length;
-                if (PG_STATS) await db.query('SELECT pg_stat_statements_reset()');
-            const acksBefore = await ackStatementStats(worker.url);
+                if (PG_STATS) await db.query('SELECT pg_stat_statements_reset(), pg_stat_reset_shared(\'wal\')');
+                const acksBefore = await ackStatementStats(worker.url);
                 const peerPid = native?.proc.pid;
                 const cpu0 = cpuSeconds(worker.proc.pid, peerPid, ticksPerSecond);
                 const t0 = Date.now();
@@ -455,6 +468,7 @@ async function main() {
                     });
                 }
                 const cpu1 = cpuSeconds(worker.proc.pid, peerPid, ticksPerSecond);
+                const acksAfter = await ackStatementStats(worker.url);
                 const wallSeconds = (Date.now() - t0) / 1000;
                 // CPU per message (ms) and cores busy, by process group, over the round.
                 const cpu = Object.fromEntries(Object.keys(cpu1).map((k) => [k, {
@@ -500,13 +514,14 @@ async function main() {
                     + ` ratio ${res.ratio.toFixed(3)} | platform latency p50 ${res.p50} ms p99 ${res.p99} ms (db-clock p50 ${res.dbP50.toFixed(1)} p99 ${res.dbP99.toFixed(1)})`
                     + ` | agent p50 ${res.agentP50} ms | webhook resp p50 ${res.webhookP50} p99 ${res.webhookP99} ms | statuses ${JSON.stringify(sent.statuses)} matched ${res.matched}`);
                 log(`    cpu per message: ${Object.entries(cpu).map(([k, v]) => `${k} ${v.msPerMessage.toFixed(2)} ms (${v.cores.toFixed(2)} cores)`).join(', ')}`);
+                log(`    ${ackStatementLine(acksBefore, acksAfter)}`);
+                if (PG_STATS) await printStatementStats(db);
             }
             const I = results.inbound;
             log(`== inbound medians (${I.length} rounds): tpcb ${f1(median(I.map((r) => r.tpcb)))} tps, sustained ${f1(median(I.map((r) => r.sustained)))} replies/s,`
                 + ` overall ${f1(median(I.map((r) => r.overall)))} replies/s, ratio sustained/tpcb ${median(I.map((r) => r.ratio)).toFixed(3)} (target >= 0.5),`
                 + ` platform latency p50 ${median(I.map((r) => r.p50))} ms p99 ${median(I.map((r) => r.p99))} ms`
                 + ` (db-clock p50 ${median(I.map((r) => r.dbP50)).toFixed(1)} p99 ${median(I.map((r) => r.dbP99)).toFixed(1)})`);
-            if (PG_STATS) await printStatementStats(db); // the last round's inbound part
         }
 
         if (PARTS.has('slow')) {
@@ -588,9 +603,7 @@ async function main() {
             log(`   fast agent end-to-end latency: idle p50 ${pct(before, 50)} ms p99 ${pct(before, 99)} ms | during load p50 ${pct(during, 50)} ms p99 ${pct(during, 99)} ms`);
             log(`   worker VmHWM ${st.hwmMiB.toFixed(1)} MiB, VmRSS ${st.rssMiB.toFixed(1)} MiB`);
             logProbeStages(stages);
-            const acks = acksAfter.count - acksBefore.count;
-            log(`   ack statements during the load: ${acks}, mean ${((acksAfter.size - acksBefore.size) / acks).toFixed(1)} acks`
-                + ` and ${(1000 * (acksAfter.seconds - acksBefore.seconds) / acks).toFixed(1)} ms each`);
+            log(`   ${ackStatementLine(acksBefore, acksAfter)} (during the load)`);
             if (PG_STATS) await printStatementStats(db);
         }
 
