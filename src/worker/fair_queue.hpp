@@ -12,6 +12,7 @@
 #include <map>
 #include <string>
 #include <utility>
+#include <vector>
 
 namespace darkspere::worker {
 
@@ -39,6 +40,26 @@ class FairQueue {
             turns_.push_back(std::move(key));  // its next item waits for the other keys' turns
         --size_;
         return item;
+    }
+
+    // take_light — every item of the keys that have at most per_key_max waiting, keys in turn order, while
+    // the total stays within total_max: what waits for keys without a backlog, leaving the backlogs queued.
+    std::vector<T> take_light(size_t per_key_max, size_t total_max) {
+        std::vector<T> out;
+        for (auto turn = turns_.begin(); turn != turns_.end();) {
+            auto it = by_key_.find(*turn);
+            size_t n = it->second.size();
+            if (n > per_key_max || out.size() + n > total_max) {
+                ++turn;
+                continue;
+            }
+            for (T &item : it->second)
+                out.push_back(std::move(item));
+            size_ -= n;
+            by_key_.erase(it);
+            turn = turns_.erase(turn);
+        }
+        return out;
     }
 
     bool empty() const { return size_ == 0; }

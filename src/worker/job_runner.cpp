@@ -500,31 +500,41 @@ std::string JobRunner::ack_rows(const std::vector<Ack> &acks) {
 void JobRunner::queue_ack(Ack ack) {
     std::string tenant = ack.tenant;
     ack_queue_.push(tenant, std::move(ack));
-    if (!ack_batch_running_)
-        flush_acks();
+    flush_acks();
 }
 
 void JobRunner::flush_acks() {
-    if (ack_queue_.empty() || ack_batch_running_)
+    if (ack_queue_.empty())
         return;
-    std::vector<Ack> batch;
-    batch.reserve(std::min(ack_queue_.size(), ACK_BATCH_MAX));
-    while (!ack_queue_.empty() && batch.size() < ACK_BATCH_MAX)
-        batch.push_back(ack_queue_.pop());
+    if (!ack_batch_running_) {
+        std::vector<Ack> batch;
+        batch.reserve(std::min(ack_queue_.size(), ACK_BATCH_MAX));
+        while (!ack_queue_.empty() && batch.size() < ACK_BATCH_MAX)
+            batch.push_back(ack_queue_.pop());
+        send_ack_batch(std::move(batch), false);
+    } else if (!ack_express_running_) {
+        std::vector<Ack> batch = ack_queue_.take_light(ACK_EXPRESS_PER_TENANT_MAX, ACK_EXPRESS_MAX);
+        if (!batch.empty())
+            send_ack_batch(std::move(batch), true);
+    }
+}
+
+void JobRunner::send_ack_batch(std::vector<Ack> batch, bool express) {
     metrics_.ack_batch_size.observe(static_cast<double>(batch.size()));
     std::sort(batch.begin(), batch.end(), [](const Ack &a, const Ack &b) {
         return a.job_id.size() != b.job_id.size() ? a.job_id.size() < b.job_id.size() : a.job_id < b.job_id;
     });
-    ack_batch_running_ = true;
+    (express ? ack_express_running_ : ack_batch_running_) = true;
     // Built before the call: the callback below takes `batch` by move, and argument order is unspecified.
     std::vector<std::optional<std::string>> params = ack_params(ack_rows(batch));
     auto sent = std::chrono::steady_clock::now();
-    pool_.query(SQL_ACK_BATCH, std::move(params), [this, sent, batch = std::move(batch)](PgResult r) mutable {
-        metrics_.ack_batch_seconds.observe(seconds_since(sent));
-        ack_batch_running_ = false;
-        ack_batch_done(std::move(batch), std::move(r));
-        flush_acks();
-    });
+    pool_.query(SQL_ACK_BATCH, std::move(params),
+                [this, sent, express, batch = std::move(batch)](PgResult r) mutable {
+                    metrics_.ack_batch_seconds.observe(seconds_since(sent));
+                    (express ? ack_express_running_ : ack_batch_running_) = false;
+                    ack_batch_done(std::move(batch), std::move(r));
+                    flush_acks();
+                });
 }
 
 void JobRunner::ack_batch_done(std::vector<Ack> batch, PgResult r) {
