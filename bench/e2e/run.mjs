@@ -264,38 +264,44 @@ function replyWaiter(api, pattern, timeoutMs) {
     };
 }
 
-// probeStages splits each probe's end-to-end time at the database's own timestamps (same machine, same clock):
-// stored = webhook posted → inbound message row (the receive transaction's start), agent = → the agent_call's
-// ack (the ack transaction's start; agent time plus the wait for an ack statement), send = → the sms_send's ack
-// (the send's ack transaction start; includes the ack statement that created the send, the HTTP send and the
-// stand-in's own queue), and the whole time to the ack. Bodies starting with `prefix` only.
-async function probeStages(db, sentAt, receivedAt, prefix) {
-    const rows = (await db.query(`
-        SELECT m.body, extract(epoch FROM m.created_at) * 1000::float8 AS stored,
+// probeStages splits each probe's end-to-end time (same machine, same clock for all):
+//   stored    webhook posted → its inbound row (the receive transaction's start)
+//   acked     → its agent_call's ack (that ack transaction's start): the agent call plus the wait for an ack
+//   started   → the worker started the Twilio request (worker log: "twilio send finished" ts − latency_ms): the
+//             ack statement that created the send, and any wait for a request slot
+//   standIn   → the stand-in received it (the Node stand-in's own queue: harness, not platform)
+//   platform  webhook posted → Twilio request started, less the agent call: the issue's platform latency
+// for the probes whose body starts with `prefix`.
+async function probeStages(db, sentAt, receivedAt, prefix, workerLog) {
+    const started = new Map(); // request_id → wall ms the Twilio request started
+    for (const line of readFileSync(workerLog, 'utf8').split('\n')) {
+        if (!line.includes('"twilio send finished"')) continue;
+        const e = JSON.parse(line);
+        if (e.outcome === 'sent') started.set(e.request_id, Date.parse(e.ts) - e.latency_ms);
+    }
+    const rows = await db.query(`
+        SELECT m.body, m.request_id, extract(epoch FROM m.created_at) * 1000::float8 AS stored,
                extract(epoch FROM ac.finished_at) * 1000::float8 AS agent_acked,
-               (ac.result->>'latency_ms')::float AS agent_ms,
-               extract(epoch FROM ss.created_at) * 1000::float8 AS send_created,
-               extract(epoch FROM ss.finished_at) * 1000::float8 AS send_acked
+               (ac.result->>'latency_ms')::float AS agent_ms
           FROM darkspere.messages m
           JOIN darkspere.jobs ac ON ac.kind = 'agent_call' AND ac.message_id = m.message_id
-          JOIN darkspere.jobs ss ON ss.kind = 'sms_send' AND ss.session_id = ac.session_id
-                                AND ss.job_id > ac.job_id AND ss.payload->>'body' LIKE '%: ' || m.body || ' [%'
-         WHERE m.direction = 'in' AND m.body LIKE $1 || '%'`, [prefix]));
-    return rows.filter((r) => sentAt.has(r.body)).map((r) => {
+         WHERE m.direction = 'in' AND m.body LIKE $1 || '%'`, [prefix]);
+    return rows.filter((r) => sentAt.has(r.body) && started.has(r.request_id)).map((r) => {
         const t = sentAt.get(r.body);
-        return { body: r.body, stored: r.stored - t, agent: r.agent_acked - r.stored, agentMs: r.agent_ms,
-            send: receivedAt.get(r.body) - r.agent_acked, sendAck: r.send_acked - receivedAt.get(r.body),
-            total: r.send_acked - t };
+        const go = started.get(r.request_id);
+        return { body: r.body, agentMs: r.agent_ms, stored: r.stored - t, acked: r.agent_acked - r.stored,
+            started: go - r.agent_acked, standIn: receivedAt.get(r.body) - go, platform: go - t - r.agent_ms };
     });
 }
 
-function logProbeStages(stages) {
+function logProbeStages(label, stages) {
     if (!stages.length) return;
-    const f = (k) => `${k} p50 ${pct(stages.map((s) => s[k]), 50).toFixed(0)} p99 ${pct(stages.map((s) => s[k]), 99).toFixed(0)}`;
-    log(`   probe stages during load (ms, ${stages.length} probes): ${f('stored')} | ${f('agent')} | ${f('send')} | ${f('sendAck')} | ${f('total')}`);
-    for (const s of [...stages].sort((a, b) => b.total - a.total).slice(0, 3)) {
-        log(`     slowest: ${s.body}: stored ${s.stored.toFixed(0)}, agent ack +${s.agent.toFixed(0)} (agent ${s.agentMs} ms),`
-            + ` at the stand-in +${s.send.toFixed(0)}, send ack +${s.sendAck.toFixed(0)}, total to send ack ${s.total.toFixed(0)}`);
+    const f = (k) => `${k} ${pct(stages.map((s) => s[k]), 50).toFixed(0)}/${pct(stages.map((s) => s[k]), 99).toFixed(0)}`;
+    log(`   probe stages ${label} (ms p50/p99, ${stages.length} probes): ${f('stored')} | ${f('acked')} | ${f('started')}`
+        + ` | ${f('standIn')} || platform ${pct(stages.map((s) => s.platform), 50).toFixed(0)}/${pct(stages.map((s) => s.platform), 99).toFixed(0)}`);
+    for (const s of [...stages].sort((x, y) => (y.platform + y.standIn) - (x.platform + x.standIn)).slice(0, 3)) {
+        log(`     slowest: ${s.body}: stored ${s.stored.toFixed(0)}, agent acked +${s.acked.toFixed(0)} (agent ${s.agentMs} ms),`
+            + ` request started +${s.started.toFixed(0)}, at the stand-in +${s.standIn.toFixed(0)}`);
     }
 }
 
@@ -385,8 +391,9 @@ async function main() {
     // read and parse during the measurement; they are removed after a successful run.
     const logDir = mkdtempSync(join(tmpdir(), 'darkspere-bench-logs-'));
     let workers = 0;
+    let workerLog = null; // the running worker's log file
     const newWorker = (twilioBase = api.url) => startWorker({
-        logFile: join(logDir, `worker-${++workers}.log`),
+        logFile: (workerLog = join(logDir, `worker-${++workers}.log`)),
         conninfo: cluster.conninfo(dbName),
         twilioAccounts: { [SID]: authToken },
         twilioBase,
@@ -587,7 +594,8 @@ async function main() {
             sampling = false;
             await sampler;
             const acksAfter = await ackStatementStats(worker.url);
-            const stages = await probeStages(db, sentAt, receivedAt, 'probe load ');
+            const stagesIdle = await probeStages(db, sentAt, receivedAt, 'probe idle ', workerLog);
+            const stages = await probeStages(db, sentAt, receivedAt, 'probe load ', workerLog);
             const st = procStatus(worker.proc.pid);
             const dead = await db.value(`SELECT count(*) FROM darkspere.jobs WHERE state = 'dead'`);
             probeReplies.stop();
@@ -596,13 +604,16 @@ async function main() {
                 calls: SLOW_CALLS, createdMs: tCreated - t0, allRepliesMs: tDone - t0,
                 peakInAgent: peak, answered: slow.answered - answeredBefore,
                 idleP50: pct(before, 50), idleP99: pct(before, 99), loadP50: pct(during, 50), loadP99: pct(during, 99),
+                platformIdle: [50, 99].map((q) => pct(stagesIdle.map((x) => x.platform), q)),
+                platformLoad: [50, 99].map((q) => pct(stages.map((x) => x.platform), q)),
                 hwmMiB: st.hwmMiB, rssMiB: st.rssMiB, dead,
             };
             log(`== slow agent: ${SLOW_CALLS} calls created in ${tCreated - t0} ms; all ${SLOW_CALLS} replies at the stand-in after ${tDone - t0} ms;`
                 + ` peak concurrent calls held by the 2 s agent ${peak}; answered ${slow.answered - answeredBefore}; dead jobs ${dead}`);
             log(`   fast agent end-to-end latency: idle p50 ${pct(before, 50)} ms p99 ${pct(before, 99)} ms | during load p50 ${pct(during, 50)} ms p99 ${pct(during, 99)} ms`);
             log(`   worker VmHWM ${st.hwmMiB.toFixed(1)} MiB, VmRSS ${st.rssMiB.toFixed(1)} MiB`);
-            logProbeStages(stages);
+            logProbeStages('idle', stagesIdle);
+            logProbeStages('during load', stages);
             log(`   ${ackStatementLine(acksBefore, acksAfter)} (during the load)`);
             if (PG_STATS) await printStatementStats(db);
         }
