@@ -42,14 +42,16 @@ class FairQueue {
         return item;
     }
 
-    // take_light — every item of the keys that have at most per_key_max waiting, keys in turn order, while
-    // the total stays within total_max: what waits for keys without a backlog, leaving the backlogs queued.
-    std::vector<T> take_light(size_t per_key_max, size_t total_max) {
+    // take_light — every item of the keys that have at most per_key_max waiting (and are not `skip`ped), keys
+    // in turn order, while the total stays within total_max: what waits for keys without a backlog, leaving
+    // the backlogs queued.
+    template <typename Skip>
+    std::vector<T> take_light(size_t per_key_max, size_t total_max, Skip skip) {
         std::vector<T> out;
         for (auto turn = turns_.begin(); turn != turns_.end();) {
             auto it = by_key_.find(*turn);
             size_t n = it->second.size();
-            if (n > per_key_max || out.size() + n > total_max) {
+            if (n > per_key_max || out.size() + n > total_max || skip(*turn)) {
                 ++turn;
                 continue;
             }

@@ -509,11 +509,16 @@ void JobRunner::flush_acks() {
     if (!ack_batch_running_) {
         std::vector<Ack> batch;
         batch.reserve(std::min(ack_queue_.size(), ACK_BATCH_MAX));
-        while (!ack_queue_.empty() && batch.size() < ACK_BATCH_MAX)
+        batch_tenants_.clear();
+        while (!ack_queue_.empty() && batch.size() < ACK_BATCH_MAX) {
             batch.push_back(ack_queue_.pop());
+            batch_tenants_.insert(batch.back().tenant);
+        }
         send_ack_batch(std::move(batch), false);
     } else if (!ack_express_running_) {
-        std::vector<Ack> batch = ack_queue_.take_light(ACK_EXPRESS_PER_TENANT_MAX, ACK_EXPRESS_MAX);
+        std::vector<Ack> batch = ack_queue_.take_light(
+            ACK_EXPRESS_PER_TENANT_MAX, ACK_EXPRESS_MAX,
+            [this](const std::string &tenant) { return batch_tenants_.count(tenant) > 0; });
         if (!batch.empty())
             send_ack_batch(std::move(batch), true);
     }

@@ -11,6 +11,7 @@
 #include <functional>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -39,9 +40,11 @@ constexpr int ACK_SQL_ERROR_RETRIES = 5;
 // together in the next one, one transaction and one commit for all of them. Under light load a batch is one
 // ack and leaves at once; under heavy load commits stop being the bottleneck.
 constexpr size_t ACK_BATCH_MAX = 200;
-// While a batch runs, the outcomes of tenants with at most this many waiting (no backlog of their own) go at
-// once in a second, small statement beside it (at most ACK_EXPRESS_MAX acks): a tenant whose 2,000 slow calls
-// answer together would otherwise make every other tenant's reply wait for two full batches of its acks.
+// While a batch runs, the outcomes of tenants that have none in it and at most this many waiting (no backlog)
+// go at once in a second, small statement beside it (at most ACK_EXPRESS_MAX acks): a tenant whose 2,000 slow
+// calls answer together would otherwise make every other tenant's reply wait for two full batches of its
+// acks. A tenant in the running batch waits for the next one, so a busy tenant alone still gets one statement
+// at a time.
 constexpr size_t ACK_EXPRESS_PER_TENANT_MAX = 4;
 constexpr size_t ACK_EXPRESS_MAX = 32;
 
@@ -168,8 +171,9 @@ class JobRunner {
     // burst of outcomes (2,000 slow answers at once) does not hold another tenant's reply back for the whole
     // burst.
     FairQueue<Ack> ack_queue_;
-    bool ack_batch_running_ = false;    // the main ack statement
-    bool ack_express_running_ = false;  // the small one for tenants without a backlog
+    bool ack_batch_running_ = false;       // the main ack statement
+    std::set<std::string> batch_tenants_;  // tenants with acks in it
+    bool ack_express_running_ = false;     // the small one for tenants without a backlog
     std::deque<Ack> parked_;
     bool park_timer_armed_ = false;
     std::chrono::milliseconds park_backoff_{100};

@@ -63,7 +63,8 @@ TEST(FairQueue, TakeLightTakesKeysWithoutABacklogAndLeavesTheBacklogsQueued) {
     q.push("one", "o1");
     q.push("two", "t1");
     q.push("two", "t2");
-    EXPECT_EQ(q.take_light(2, 10), (std::vector<std::string>{"o1", "t1", "t2"}));
+    EXPECT_EQ(q.take_light(2, 10, [](const std::string &) { return false; }),
+              (std::vector<std::string>{"o1", "t1", "t2"}));
     EXPECT_EQ(q.size(), 5u);
     EXPECT_EQ(drain(q), (std::vector<std::string>{"b1", "b2", "b3", "b4", "b5"}));
 }
@@ -75,6 +76,16 @@ TEST(FairQueue, TakeLightStaysWithinItsTotalAndTakesAKeyWhole) {
     q.push("b", "b2");
     q.push("c", "c1");
     // b would not fit whole after a (1 + 2 > 2), so it stays; c still fits.
-    EXPECT_EQ(q.take_light(2, 2), (std::vector<std::string>{"a1", "c1"}));
+    EXPECT_EQ(q.take_light(2, 2, [](const std::string &) { return false; }),
+              (std::vector<std::string>{"a1", "c1"}));
     EXPECT_EQ(drain(q), (std::vector<std::string>{"b1", "b2"}));
+}
+
+TEST(FairQueue, TakeLightLeavesSkippedKeys) {
+    FairQueue<std::string> q;
+    q.push("a", "a1");
+    q.push("b", "b1");
+    EXPECT_EQ(q.take_light(2, 10, [](const std::string &key) { return key == "a"; }),
+              (std::vector<std::string>{"b1"}));
+    EXPECT_EQ(drain(q), (std::vector<std::string>{"a1"}));
 }
