@@ -41,6 +41,7 @@ TEST(WorkerConfig, DefaultsWhenNothingIsSet) {
     EXPECT_EQ(c.twilio_base, "https://api.twilio.com");
     EXPECT_EQ(c.stripe_base, "https://api.stripe.com");
     EXPECT_EQ(c.agent_deadline_ms, 10000);
+    EXPECT_EQ(c.twilio_max_concurrent, 50);
     EXPECT_EQ(c.max_in_flight, 2500);
     EXPECT_EQ(c.max_in_flight_per_agent, 0);  // four fifths of max-in-flight, decided by the runner
     EXPECT_EQ(c.pool_size, 8);
@@ -115,6 +116,8 @@ TEST(WorkerConfig, BadInputsAreRefusedWithAHint) {
         {"--twilio-account", "AC1"},
         {"--twilio-account", ":secret"},
         {"--log-level", "loud"},
+        {"--twilio-max-concurrent", "0"},
+        {"--twilio-max-concurrent", "10001"},
         {"stray"},
         {"--config", "/missing.conf"},
     };
@@ -150,6 +153,10 @@ TEST(WorkerConfig, UnknownKeyInFileNamesTheLine) {
     } catch (const ConfigError &e) {
         EXPECT_NE(std::string(e.what()).find("/w.conf:3"), std::string::npos);
     }
+}
+
+TEST(WorkerConfig, TwilioRequestSlotsPerAccountAreSettable) {
+    EXPECT_EQ(load({"--twilio-max-concurrent", "100"}).twilio_max_concurrent, 100);
 }
 
 TEST(WorkerConfig, OneAgentsShareCannotExceedAllSlots) {
