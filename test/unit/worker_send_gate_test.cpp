@@ -34,63 +34,69 @@ struct Sends {
     void finish(const std::string &name) { slots.erase(name); }
 };
 
+// One gate whose limit each test sets, the event loop it posts to, and the sends' record.
+class SendGateTest : public ::testing::Test {
+  protected:
+    void run() {
+        io.run();
+        io.restart();
+    }
+    void enter(const std::string &account, const std::string &tenant, const std::string &name,
+               SendGate::Clock::duration max_wait = std::chrono::hours(1)) {
+        s.enter(gate, account, tenant, name, max_wait);
+    }
+
+    boost::asio::io_context io;
+    long limit = 1;
+    SendGate gate{io, [this] { return limit; }};
+    Sends s;
+};
+
 }  // namespace
 
-TEST(SendGate, StartsAtOnceWhileTheAccountHasAFreeSlot) {
-    boost::asio::io_context io;
-    SendGate gate(io, [] { return 2L; });
-    Sends s;
-    s.enter(gate, "AC1", "1", "a");
-    s.enter(gate, "AC1", "1", "b");
+TEST_F(SendGateTest, StartsAtOnceWhileTheAccountHasAFreeSlot) {
+    limit = 2;
+    enter("AC1", "1", "a");
+    enter("AC1", "1", "b");
     EXPECT_EQ(s.started, (std::vector<std::string>{"a", "b"}));
     EXPECT_EQ(gate.open("AC1"), 2);
     EXPECT_EQ(gate.waiting(), 0);
 }
 
-TEST(SendGate, NoMoreThanTheLimitOpenAndTheNextStartsWhenOneFinishes) {
-    boost::asio::io_context io;
-    SendGate gate(io, [] { return 2L; });
-    Sends s;
+TEST_F(SendGateTest, NoMoreThanTheLimitOpenAndTheNextStartsWhenOneFinishes) {
+    limit = 2;
     for (const char *name : {"a", "b", "c", "d"})
-        s.enter(gate, "AC1", "1", name);
+        enter("AC1", "1", name);
     EXPECT_EQ(s.started.size(), 2u);
     EXPECT_EQ(gate.waiting(), 2);
     s.finish("a");
     EXPECT_EQ(s.started.size(), 2u)
         << "the next send starts from the event loop, not inside the finished one";
-    io.run();
-    io.restart();
+    run();
     EXPECT_EQ(s.started, (std::vector<std::string>{"a", "b", "c"}));
     EXPECT_EQ(gate.open("AC1"), 2);
     EXPECT_EQ(gate.waiting(), 1);
 }
 
-TEST(SendGate, EachTwilioAccountHasItsOwnSlots) {
-    boost::asio::io_context io;
-    SendGate gate(io, [] { return 1L; });
-    Sends s;
-    s.enter(gate, "AC1", "1", "a1");
-    s.enter(gate, "AC1", "1", "a2");
-    s.enter(gate, "AC2", "1", "b1");
+TEST_F(SendGateTest, EachTwilioAccountHasItsOwnSlots) {
+    enter("AC1", "1", "a1");
+    enter("AC1", "1", "a2");
+    enter("AC2", "1", "b1");
     EXPECT_EQ(s.started, (std::vector<std::string>{"a1", "b1"}));
     EXPECT_EQ(gate.open("AC1"), 1);
     EXPECT_EQ(gate.open("AC2"), 1);
 }
 
-TEST(SendGate, FreedSlotsGoToTenantsInTurnSoABurstDoesNotHoldOthersBack) {
-    boost::asio::io_context io;
-    SendGate gate(io, [] { return 1L; });
-    Sends s;
-    s.enter(gate, "AC1", "busy", "busy0");
+TEST_F(SendGateTest, FreedSlotsGoToTenantsInTurnSoABurstDoesNotHoldOthersBack) {
+    enter("AC1", "busy", "busy0");
     for (int i = 1; i <= 5; ++i)
-        s.enter(gate, "AC1", "busy", "busy" + std::to_string(i));
-    s.enter(gate, "AC1", "quiet", "quiet1");
-    s.enter(gate, "AC1", "other", "other1");
-    s.enter(gate, "AC1", "quiet", "quiet2");
+        enter("AC1", "busy", "busy" + std::to_string(i));
+    enter("AC1", "quiet", "quiet1");
+    enter("AC1", "other", "other1");
+    enter("AC1", "quiet", "quiet2");
     for (int step = 0; step < 8; ++step) {
         s.finish(s.started.back());
-        io.run();
-        io.restart();
+        run();
     }
     // busy1 was first in line; after it, each tenant with sends waiting gets one slot in turn.
     EXPECT_EQ(s.started, (std::vector<std::string>{"busy0", "busy1", "quiet1", "other1", "busy2", "quiet2",
@@ -98,31 +104,24 @@ TEST(SendGate, FreedSlotsGoToTenantsInTurnSoABurstDoesNotHoldOthersBack) {
     EXPECT_EQ(gate.waiting(), 0);
 }
 
-TEST(SendGate, ASendThatWaitedLongerThanItsMaxWaitIsHandedBackNotStarted) {
-    boost::asio::io_context io;
-    SendGate gate(io, [] { return 1L; });
-    Sends s;
-    s.enter(gate, "AC1", "1", "first");
-    s.enter(gate, "AC1", "1", "stale", 0ms);
-    s.enter(gate, "AC1", "1", "fresh");
+TEST_F(SendGateTest, ASendThatWaitedLongerThanItsMaxWaitIsHandedBackNotStarted) {
+    enter("AC1", "1", "first");
+    enter("AC1", "1", "stale", 0ms);
+    enter("AC1", "1", "fresh");
     std::this_thread::sleep_for(2ms);
     s.finish("first");
-    io.run();
+    run();
     EXPECT_EQ(s.expired, (std::vector<std::string>{"stale"}));
     EXPECT_EQ(s.started, (std::vector<std::string>{"first", "fresh"})) << "its slot went to the next send";
     EXPECT_EQ(gate.open("AC1"), 1);
 }
 
-TEST(SendGate, ARaisedLimitLetsWaitingSendsStartAtTheNextRelease) {
-    boost::asio::io_context io;
-    long limit = 1;
-    SendGate gate(io, [&limit] { return limit; });
-    Sends s;
+TEST_F(SendGateTest, ARaisedLimitLetsWaitingSendsStartAtTheNextRelease) {
     for (const char *name : {"a", "b", "c"})
-        s.enter(gate, "AC1", "1", name);
+        enter("AC1", "1", name);
     limit = 3;
     s.finish("a");
-    io.run();
+    run();
     EXPECT_EQ(s.started, (std::vector<std::string>{"a", "b", "c"}));
 }
 

@@ -134,23 +134,41 @@ TEST(TwilioSender, TenantIsThePayloadAccountId) {
     EXPECT_EQ(job.tenant, "42");
 }
 
-TEST(TwilioSender, SendsBeyondTheAccountLimitWaitAndGoWhenAnAnswerArrives) {
-    struct HeldHttp : HttpClient {
-        std::vector<std::pair<HttpRequest, std::function<void(HttpResponse)>>> open;
-        void send(HttpRequest r, std::function<void(HttpResponse)> done) override {
-            open.emplace_back(std::move(r), std::move(done));
-        }
-    } http;
-    boost::asio::io_context io;
-    TwilioSender sender(io, http, [] {
+namespace {
+
+// An HTTP client that holds every request until the test answers it.
+struct HeldHttp : HttpClient {
+    std::vector<std::pair<HttpRequest, std::function<void(HttpResponse)>>> open;
+    void send(HttpRequest r, std::function<void(HttpResponse)> done) override {
+        open.emplace_back(std::move(r), std::move(done));
+    }
+};
+
+// One Twilio request slot for account AC1; max_wait_ms as given.
+std::function<TwilioSettings()> one_slot(long max_wait_ms) {
+    return [max_wait_ms] {
         TwilioSettings s{"http://x", "http://y", {{"AC1", "tok"}}, 1000};
         s.max_concurrent = 1;
+        s.max_wait_ms = max_wait_ms;
         return s;
-    });
-    std::vector<SendOutcome> got;
+    };
+}
+
+// Two sends from one tenant of AC1, their outcomes collected in *got.
+void send_two(TwilioSender &sender, std::vector<SendOutcome> *got) {
     for (const char *to : {"+15550001", "+15550002"})
         sender.send(SmsSendJob{"AC1", "+1", to, "hi", "rq", "7"},
-                    [&got](SendOutcome o) { got.push_back(o); });
+                    [got](SendOutcome o) { got->push_back(o); });
+}
+
+}  // namespace
+
+TEST(TwilioSender, SendsBeyondTheAccountLimitWaitAndGoWhenAnAnswerArrives) {
+    HeldHttp http;
+    boost::asio::io_context io;
+    TwilioSender sender(io, http, one_slot(60000));
+    std::vector<SendOutcome> got;
+    send_two(sender, &got);
     ASSERT_EQ(http.open.size(), 1u);
     EXPECT_EQ(sender.sends_waiting(), 1);
     http.open[0].second(answer(201, R"({"sid":"SM1","status":"queued"})"));
@@ -163,25 +181,13 @@ TEST(TwilioSender, SendsBeyondTheAccountLimitWaitAndGoWhenAnAnswerArrives) {
 }
 
 TEST(TwilioSender, ASendThatCannotStartInTimeIsRetriedWithoutARequest) {
-    struct HeldHttp : HttpClient {
-        std::vector<std::function<void(HttpResponse)>> open;
-        void send(HttpRequest, std::function<void(HttpResponse)> done) override {
-            open.push_back(std::move(done));
-        }
-    } http;
+    HeldHttp http;
     boost::asio::io_context io;
-    TwilioSender sender(io, http, [] {
-        TwilioSettings s{"http://x", "http://y", {{"AC1", "tok"}}, 1000};
-        s.max_concurrent = 1;
-        s.max_wait_ms = 0;
-        return s;
-    });
+    TwilioSender sender(io, http, one_slot(0));
     std::vector<SendOutcome> got;
-    for (const char *to : {"+15550001", "+15550002"})
-        sender.send(SmsSendJob{"AC1", "+1", to, "hi", "rq", "7"},
-                    [&got](SendOutcome o) { got.push_back(o); });
+    send_two(sender, &got);
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
-    http.open[0](answer(201, R"({"sid":"SM1","status":"queued"})"));
+    http.open[0].second(answer(201, R"({"sid":"SM1","status":"queued"})"));
     io.run();
     ASSERT_EQ(got.size(), 2u);
     EXPECT_EQ(http.open.size(), 1u) << "the late send made no request";
