@@ -1,9 +1,11 @@
 // test/e2e/ack-batching.test.mjs — under a burst the worker acks many jobs per statement (one commit for many
-// outcomes), and batching loses nothing: every text is answered exactly once and every job is acked once.
+// outcomes), and batching loses nothing: every text is answered exactly once and every job is acked once. While
+// one ack statement runs, another tenant's outcomes are acked in a small statement beside it.
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
 import { startCluster } from './lib/cluster.mjs';
-import { phone, useStack } from './lib/stack.mjs';
+import { waitFor } from './lib/net.mjs';
+import { phone, TWILIO_ACCOUNT_SID, useStack } from './lib/stack.mjs';
 import { assertAccepted } from './lib/twiml.mjs';
 import { readMetric } from './lib/worker.mjs';
 
@@ -49,5 +51,43 @@ describe('ack batching', () => {
         // The webhook's statement leased each agent call to this worker, and each answer's ack leased its reply's
         // send (the worker had room): no job needed a claim.
         assert.equal(handedOff, 120, 'every call and every send was handed off by the statement that created it');
+    });
+
+    test("a tenant's reply does not wait for another tenant's ack statement: it is acked in a small one beside it", { timeout: 60000 }, async (t) => {
+        const stack = await useStack(t, cluster, {
+            agents: [{ kind: 'http', name: 'bakery', mode: 'slow', delayMs: 1500 }, { kind: 'http', name: 'cafe', status: 'maintenance' }],
+        });
+        // A second tenant on the same worker and Twilio account, answered at once by the second agent server.
+        const cafeNumber = '+14155550198';
+        const cafe = await stack.db.value("SELECT darkspere.create_account('Cafe', 'pro', 'Cafe bot')");
+        await stack.db.query('SELECT darkspere.add_number($1, $2, $3)', [cafe, cafeNumber, TWILIO_ACCOUNT_SID]);
+        await stack.db.query("SELECT * FROM darkspere.register_agent($1, 'cafe', $2, 'http', 10)", [cafe, stack.agents[1].peer.url]);
+
+        // The bakery's agent call runs for 1.5 s; meanwhile the test takes its job row, so the ack statement that
+        // carries its answer blocks.
+        const bakeryPhone = phone(960);
+        assertAccepted(await stack.sms(bakeryPhone, 'bread please'));
+        const holder = await stack.db.pool.connect();
+        try {
+            await holder.query('BEGIN');
+            await holder.query(`SELECT 1 FROM darkspere.jobs WHERE kind = 'agent_call' AND account_id = $1 FOR UPDATE`, [stack.accountId]);
+            await waitFor(async () => (await stack.db.value(
+                `SELECT count(*)::int FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%ack_jobs%'`)) === 1,
+            { timeoutMs: 10000, message: "the bakery's ack statement waiting for the row" });
+
+            const cafePhone = phone(961);
+            assertAccepted(await stack.sms(cafePhone, 'one latte', { to: cafeNumber }));
+            const [reply] = await stack.waitForReplies(cafePhone, 1, { timeoutMs: 10000 });
+            assert.equal(reply.body, 'cafe: one latte [history 0]');
+            assert.deepEqual(stack.repliesTo(bakeryPhone), [], "the bakery's ack is still blocked");
+        } finally {
+            await holder.query('ROLLBACK');
+            holder.release();
+        }
+        const [bread] = await stack.waitForReplies(bakeryPhone, 1, { timeoutMs: 10000 });
+        assert.equal(bread.body, 'bakery: bread please [history 0]');
+        assert.equal((await stack.quiet(bakeryPhone, 300)).length, 1, 'one reply each');
+        assert.equal(stack.repliesTo(phone(961)).length, 1);
+        assert.equal((await batchStats(stack.worker)).fallbacks, 0, 'no ack statement failed');
     });
 });
