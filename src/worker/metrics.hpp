@@ -50,8 +50,7 @@ struct Metrics {
     Histogram twilio_send_wait_seconds;  // waiting for a request slot before it (send_gate.hpp)
     Histogram webhook_seconds;
     Histogram ack_batch_size{BATCH_SIZE_BUCKETS};
-    Histogram
-        ack_batch_seconds;  // an ack statement sent → its result (includes a wait for a free connection)
+    Histogram ack_batch_seconds;  // ack statement sent → result, a wait for a connection included
     Histogram receive_batch_size{BATCH_SIZE_BUCKETS};
 
     void count_request(const std::string &route, int status) { ++http_requests[{route, status}]; }

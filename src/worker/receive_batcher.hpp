@@ -54,8 +54,6 @@ class ReceiveBatcher {
     void submit(InboundSms sms, PgCallback done);
 
     size_t waiting() const { return waiting_.size(); }
-    // busy — messages waiting or being stored (the drain waits for none).
-    bool busy() const { return running_ > 0 || !waiting_.empty(); }
 
   private:
     struct Waiting {
