@@ -51,7 +51,13 @@ void SendGate::released(const std::string &account) {
     auto it = accounts_.find(account);
     if (it == accounts_.end())
         return;
-    --it->second.open;
+    Account &a = it->second;
+    --a.open;
+    if (a.waiting.empty()) {
+        if (a.open == 0)
+            accounts_.erase(it);  // no state kept for accounts that are idle
+        return;
+    }
     // Not from inside the finished request's callback: the next send starts on a clean stack.
     boost::asio::post(io_, [this, alive = std::weak_ptr<bool>(alive_), account] {
         if (!alive.expired())
