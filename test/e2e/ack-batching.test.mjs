@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
 import { startCluster } from './lib/cluster.mjs';
 import { waitFor } from './lib/net.mjs';
-import { phone, TWILIO_ACCOUNT_SID, useStack } from './lib/stack.mjs';
+import { phone, useStack } from './lib/stack.mjs';
 import { assertAccepted } from './lib/twiml.mjs';
 import { readMetric } from './lib/worker.mjs';
 
@@ -59,9 +59,7 @@ describe('ack batching', () => {
         });
         // A second tenant on the same worker and Twilio account, answered at once by the second agent server.
         const cafeNumber = '+14155550198';
-        const cafe = await stack.db.value("SELECT darkspere.create_account('Cafe', 'pro', 'Cafe bot')");
-        await stack.db.query('SELECT darkspere.add_number($1, $2, $3)', [cafe, cafeNumber, TWILIO_ACCOUNT_SID]);
-        await stack.db.query("SELECT * FROM darkspere.register_agent($1, 'cafe', $2, 'http', 10)", [cafe, stack.agents[1].peer.url]);
+        await stack.addTenant({ name: 'Cafe', number: cafeNumber, agentUrl: stack.agents[1].peer.url });
 
         // The bakery's agent call runs for 1.5 s; meanwhile the test takes its job row, so the ack statement that
         // carries its answer blocks.

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
 import { startCluster } from './lib/cluster.mjs';
 import { waitFor } from './lib/net.mjs';
-import { phone, TWILIO_ACCOUNT_SID, useStack } from './lib/stack.mjs';
+import { phone, useStack } from './lib/stack.mjs';
 import { assertAccepted } from './lib/twiml.mjs';
 import { readMetric } from './lib/worker.mjs';
 
@@ -45,9 +45,7 @@ describe('Twilio request concurrency', () => {
         });
         // A second tenant with its own number on the same Twilio account, answered by the same agent server.
         const otherNumber = '+14155550198';
-        const other = await stack.db.value("SELECT darkspere.create_account('Cafe', 'pro', 'Cafe bot')");
-        await stack.db.query('SELECT darkspere.add_number($1, $2, $3)', [other, otherNumber, TWILIO_ACCOUNT_SID]);
-        await stack.db.query("SELECT * FROM darkspere.register_agent($1, 'cafe-agent', $2, 'http', 10)", [other, stack.agents[0].peer.url]);
+        await stack.addTenant({ name: 'Cafe', number: otherNumber, agentUrl: stack.agents[0].peer.url });
 
         stack.api.fail({ times: 20, delay_ms: SEND_MS });
         const burst = Array.from({ length: 8 }, (_, i) => phone(920 + i));

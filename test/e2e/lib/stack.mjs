@@ -73,6 +73,15 @@ const methods = {
         return this.repliesTo(phoneNumber);
     },
 
+    // addTenant adds a second DarkSpere account on the same worker and Twilio account: its own service number,
+    // answered by an agent registered at agentUrl. Resolves with the account id.
+    async addTenant({ name, number, agentUrl }) {
+        const account = await this.db.value("SELECT darkspere.create_account($1, 'pro', $2)", [name, `${name} bot`]);
+        await this.db.query('SELECT darkspere.add_number($1, $2, $3)', [account, number, this.sid]);
+        await this.db.query("SELECT * FROM darkspere.register_agent($1, $2, $3, 'http', 10)", [account, `${name.toLowerCase()}-agent`, agentUrl]);
+        return account;
+    },
+
     agentNamed(name) {
         return this.agents.find((a) => a.name === name);
     },
