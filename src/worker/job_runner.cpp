@@ -48,6 +48,11 @@ double seconds_since(std::chrono::steady_clock::time_point t) {
 
 }  // namespace
 
+std::string tenant_of(const nlohmann::json &payload) {
+    auto it = payload.find("account_id");
+    return it == payload.end() ? std::string() : id_text(*it);
+}
+
 bool agent_turn_from_payload(const nlohmann::json &payload, milliseconds deadline, AgentTurn *turn,
                              std::string *protocol, std::string *error) {
     if (!payload.is_object()) {
@@ -303,8 +308,7 @@ ClaimedJob JobRunner::job_from_row(const PgResult &r, size_t i) {
     job.payload = nlohmann::json::parse(r.value(i, "payload").value_or("null"), nullptr, false);
     if (job.payload.is_object()) {
         job.request_id = str(job.payload, "request_id");
-        if (auto it = job.payload.find("account_id"); it != job.payload.end())
-            job.tenant = id_text(*it);
+        job.tenant = tenant_of(job.payload);
     }
     return job;
 }
@@ -423,6 +427,7 @@ void JobRunner::run_sms_send(ClaimedJob job) {
         job_finished(fail_ack(job, error, false));
         return;
     }
+    send.tenant = job.tenant;
     auto started = std::chrono::steady_clock::now();
     twilio_.send(send, [this, job, started, send](SendOutcome outcome) {
         double secs = seconds_since(started);

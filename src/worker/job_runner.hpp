@@ -68,6 +68,10 @@ struct ClaimedJob {
     std::string tenant;  // the DarkSpere account (payload account_id): acks are batched tenants in turn
 };
 
+// tenant_of — the DarkSpere account a job is for (its payload's account_id, as text; "" when absent): the key
+// by which acks and SMS sends take turns.
+std::string tenant_of(const nlohmann::json &payload);
+
 // agent_turn_from_payload — the AgentTurn of an agent_call payload; false (with *error) when it is unusable.
 bool agent_turn_from_payload(const nlohmann::json &payload, std::chrono::milliseconds deadline,
                              AgentTurn *turn, std::string *protocol, std::string *error);

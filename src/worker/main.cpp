@@ -103,8 +103,7 @@ int run(const ConfigSources &sources, std::shared_ptr<const Config> config) {
         TwilioSettings s{config->twilio_base, config->public_url, config->twilio_accounts,
                          config->twilio_deadline_ms};
         s.max_concurrent = config->twilio_max_concurrent;
-        // A send may start only while its lease still covers the whole request (validate() keeps this > 0).
-        s.max_wait_ms = config->lease_seconds * 1000 - config->twilio_deadline_ms - LEASE_MARGIN_MS;
+        s.lease_ms = config->lease_seconds * 1000;  // validate() keeps it above the deadline plus the margin
         return s;
     });
     PgPool pool(io, config->db, static_cast<size_t>(config->pool_size));

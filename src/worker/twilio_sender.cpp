@@ -53,7 +53,6 @@ bool parse_sms_send_job(const nlohmann::json &payload, SmsSendJob *job, std::str
     job->to = json_string(payload, "to");
     job->body = json_string(payload, "body");
     job->request_id = json_string(payload, "request_id");
-    job->tenant = payload.contains("account_id") ? std::to_string(json_long(payload["account_id"])) : "";
     for (auto [name, value] :
          {std::pair<const char *, const std::string *>{"provider_account", &job->provider_account},
           {"from", &job->from},
@@ -180,8 +179,8 @@ void TwilioSender::send(const SmsSendJob &job, std::function<void(SendOutcome)> 
                     " (twilio-max-concurrent); started later it could outlive its lease";
         (*done)(std::move(out));
     };
-    gate_.enter(job.provider_account, job.tenant, std::chrono::milliseconds(settings.max_wait_ms),
-                std::move(start), std::move(expired));
+    auto max_wait = std::chrono::milliseconds(settings.lease_ms - settings.deadline_ms - LEASE_MARGIN_MS);
+    gate_.enter(job.provider_account, job.tenant, max_wait, std::move(start), std::move(expired));
 }
 
 }  // namespace darkspere::worker

@@ -23,7 +23,7 @@ namespace darkspere::worker {
 struct SmsSendJob {
     std::string provider_account;  // Twilio AccountSid
     std::string from, to, body, request_id;
-    std::string tenant;  // the DarkSpere account (payload account_id): whose turn it is at the send gate
+    std::string tenant;  // whose turn it is at the send gate (the job's tenant_of, set by the job runner)
 };
 
 struct SendOutcome {
@@ -42,9 +42,9 @@ struct TwilioSettings {
     std::map<std::string, std::string> accounts;
     long deadline_ms = 10000;
     long max_concurrent = TWILIO_MAX_CONCURRENT_DEFAULT;  // requests open at once per AccountSid
-    // A send that waited longer than this for a slot is retried later, not started: lease − deadline −
-    // margin.
-    long max_wait_ms = LEASE_SECONDS_DEFAULT * 1000 - 10000 - LEASE_MARGIN_MS;
+    // The lease of a claimed send: a send still waiting for a slot when the rest of its lease could no longer
+    // cover the request (lease − deadline − LEASE_MARGIN_MS after it arrived) is retried later, not started.
+    long lease_ms = LEASE_SECONDS_DEFAULT * 1000;
 };
 
 // parse_sms_send_job — reads the job payload; false when a required field is missing.

@@ -124,16 +124,6 @@ TEST(TwilioSender, PayloadNeedsAccountFromAndTo) {
     EXPECT_FALSE(parse_sms_send_job(nlohmann::json::parse("[]"), &job, &error));
 }
 
-TEST(TwilioSender, TenantIsThePayloadAccountId) {
-    SmsSendJob job;
-    std::string error;
-    ASSERT_TRUE(parse_sms_send_job(
-        nlohmann::json::parse(
-            R"({"provider_account":"AC1","from":"+1","to":"+2","body":"x","account_id":42})"),
-        &job, &error));
-    EXPECT_EQ(job.tenant, "42");
-}
-
 namespace {
 
 // An HTTP client that holds every request until the test answers it.
@@ -144,12 +134,12 @@ struct HeldHttp : HttpClient {
     }
 };
 
-// One Twilio request slot for account AC1; max_wait_ms as given.
+// One Twilio request slot for account AC1, and a lease that lets a send wait at most max_wait_ms for it.
 std::function<TwilioSettings()> one_slot(long max_wait_ms) {
     return [max_wait_ms] {
         TwilioSettings s{"http://x", "http://y", {{"AC1", "tok"}}, 1000};
         s.max_concurrent = 1;
-        s.max_wait_ms = max_wait_ms;
+        s.lease_ms = s.deadline_ms + LEASE_MARGIN_MS + max_wait_ms;
         return s;
     };
 }
