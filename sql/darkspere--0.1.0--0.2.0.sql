@@ -1,0 +1,13 @@
+-- sql/darkspere--0.1.0--0.2.0.sql — update script from 0.1.0 to 0.2.0 (ALTER EXTENSION darkspere UPDATE).
+--
+-- darkspere--0.1.0.sql is frozen: it is what 0.1.0 databases were created with. Every schema change since then is
+-- written here, once. A fresh CREATE EXTENSION of 0.2.0 runs 0.1.0 and then this script (PostgreSQL follows the
+-- update path when a version has no install script of its own), so a new database and an updated one are built
+-- by the same statements; test/upgrade/run checks that they end up identical and that data survive.
+--
+-- Rules for this file (docs/upgrading.md):
+--   * append; never edit darkspere--0.1.0.sql;
+--   * new columns go at the end of their table (ALTER TABLE … ADD COLUMN), with a default that suits old rows;
+--   * functions change with CREATE OR REPLACE FUNCTION (or DROP + CREATE when the signature changes);
+--   * a statement must work on a 0.1.0 database holding data, not only on an empty one.
+\echo Use "ALTER EXTENSION darkspere UPDATE TO '0.2.0'" to load this file. \quit
