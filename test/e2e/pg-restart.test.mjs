@@ -11,10 +11,13 @@ import { phone, useStack } from './lib/stack.mjs';
 const cluster = await startCluster();
 after(() => cluster.destroy());
 
-// Bounded traffic: 15 × 8 = 120 webhooks, ~150 ms apart per person. Each person stays under the default
-// outbound limit (10 SMS per minute per phone, then a 10 minute block), which would otherwise hold replies back.
+// Bounded traffic: 15 people, ~150 ms apart per person, up to 6 messages each while the restart runs and 2
+// more once the worker is ready again, so traffic after the restart is there however long the restart takes
+// on a loaded machine. Each person stays under the default outbound limit (10 SMS per minute per phone, then a
+// 10 minute block), which would otherwise hold replies back.
 const PEOPLE = 15;
-const MESSAGES_EACH = 8;
+const MESSAGES_DURING = 6;
+const MESSAGES_AFTER = 2;
 const GAP_MS = 150;
 
 async function getStatus(url) {
@@ -32,25 +35,32 @@ describe('restarting PostgreSQL under traffic', () => {
         const stack = await useStack(t, cluster, { agents: [{ kind: 'http', capacity: 100 }] });
         const sent = [];
         let restartedAt = null;
-        const person = async (k) => {
-            const from = phone(k);
-            for (let i = 0; i < MESSAGES_EACH; i++) {
-                const body = `p${k}-m${i}`;
-                let status;
-                try {
-                    status = (await stack.sms(from, body)).status;
-                } catch (err) {
-                    status = `error: ${err.message}`;
-                }
-                sent.push({ from, body, status, at: Date.now() });
-                await sleep(GAP_MS);
+        const send = async (from, body) => {
+            let status;
+            try {
+                status = (await stack.sms(from, body)).status;
+            } catch (err) {
+                status = `error: ${err.message}`;
             }
+            sent.push({ from, body, status, at: Date.now() });
+            await sleep(GAP_MS);
         };
         const restart = (async () => {
             await sleep(600);
             await cluster.restart();
             restartedAt = Date.now();
+            // The worker notices the new server on its next query or reconnect attempt; traffic resumes once
+            // it says it is ready, which this test requires within 30 s.
+            await waitFor(async () => (await getStatus(`${stack.worker.url}/readyz`)) === 200,
+                { timeoutMs: 30000, message: '/readyz 200 after the restart' });
         })();
+        const person = async (k) => {
+            const from = phone(k);
+            let i = 0;
+            for (; i < MESSAGES_DURING && restartedAt === null; i++) await send(from, `p${k}-m${i}`);
+            await restart;
+            for (const end = i + MESSAGES_AFTER; i < end; i++) await send(from, `p${k}-m${i}`);
+        };
         await Promise.all([...Array.from({ length: PEOPLE }, (_, k) => person(k + 1)), restart]);
 
         const accepted = sent.filter((s) => s.status === 200);
