@@ -62,22 +62,19 @@ beast::error_code read_one(RequestParser &parser, asio::const_buffer &buf) {
     while (!parser.is_done()) {
         size_t used = parser.put(buf, ec);
         buf += used;
-        if (ec == http::error::need_more) {
-            ec = {};
-            if (used == 0) {
-                // Nothing more will arrive: the client closed its side (what async_read sees as EOF).
-                if (parser.got_some())
-                    parser.put_eof(ec);
-                else
-                    ec = http::error::end_of_stream;
-                if (!ec && !parser.is_done())
-                    ec = http::error::partial_message;
-                return ec;
-            }
-            continue;
-        }
-        if (ec)
+        if (ec && ec != http::error::need_more)
             return ec;
+        ec = {};
+        if (used == 0) {
+            // Nothing more will arrive: the client closed its side (what async_read sees as EOF).
+            if (parser.got_some())
+                parser.put_eof(ec);
+            else
+                ec = http::error::end_of_stream;
+            if (!ec && !parser.is_done())
+                ec = http::error::partial_message;
+            return ec;
+        }
     }
     return ec;
 }
