@@ -17,7 +17,8 @@
 
 namespace fuzz {
 
-// Splits fuzz input into pieces at a separator byte, so one input can carry several fields (token, URL, body).
+// Splits fuzz input into pieces at a separator byte, so one input can carry several fields (token, URL,
+// body).
 class Pieces {
   public:
     Pieces(const uint8_t *data, size_t size) : rest_(reinterpret_cast<const char *>(data), size) {}

@@ -1,6 +1,6 @@
 // test/fuzz/mcp_message.cpp — libFuzzer target for what an MCP agent sends back (src/worker/mcp_message.cpp,
-// mcp_sse.cpp, mcp_tools.cpp): finding our JSON-RPC response in a JSON or SSE body, reading a tools/call result,
-// binding tools from a tools/list result, and encoding values for Mcp-* headers.
+// mcp_sse.cpp, mcp_tools.cpp): finding our JSON-RPC response in a JSON or SSE body, reading a tools/call
+// result, binding tools from a tools/list result, and encoding values for Mcp-* headers.
 //
 // Input: one flag byte (bit 0: the body is text/event-stream), then the body.
 // Invariants: a found message is the response to our id (or an id-less error); a tools/call result gives a

@@ -2,8 +2,9 @@
 // agent's response stream, read chunk by chunk as curl delivers it.
 //
 // Input: one byte choosing chunk sizes, then the stream.
-// Invariants: the events do not depend on how the stream is cut into chunks (CR LF split across chunks, a BOM,
-// a line cut anywhere); an event's data never ends in the "\n" that joins data lines; nothing after finish().
+// Invariants: the events do not depend on how the stream is cut into chunks (CR LF split across chunks, a
+// BOM, a line cut anywhere); an event's data never ends in the "\n" that joins data lines; nothing after
+// finish().
 #include <cstdint>
 #include <string>
 #include <vector>

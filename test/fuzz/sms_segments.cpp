@@ -1,8 +1,8 @@
-// test/fuzz/sms_segments.cpp — libFuzzer target for the SMS segment counter (src/common/sms_segments.cpp): every
-// reply an agent writes is counted (and billed, and rate-limited) by it.
+// test/fuzz/sms_segments.cpp — libFuzzer target for the SMS segment counter (src/common/sms_segments.cpp):
+// every reply an agent writes is counted (and billed, and rate-limited) by it.
 //
-// Invariants: invalid UTF-8 is refused by count_segments and utf8_length alike; units lie between the number of
-// characters and twice that (an escape pair or a surrogate pair costs 2); a body within one SMS is one
+// Invariants: invalid UTF-8 is refused by count_segments and utf8_length alike; units lie between the number
+// of characters and twice that (an escape pair or a surrogate pair costs 2); a body within one SMS is one
 // segment; a longer one needs at least ceil(units / per-part capacity) segments and at most one per unit;
 // appending a plain letter adds exactly one unit, keeps the encoding and never lowers the segment count.
 #include <cstdint>

@@ -24,7 +24,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 
     StripeVerdict v = darkspere::stripe_signature_check(secret, payload, header, tol, now);
     FUZZ_CHECK(darkspere::stripe_verdict_name(v) != nullptr);
-    FUZZ_CHECK(darkspere::stripe_signature_valid(secret, payload, header, tol, now) == (v == StripeVerdict::valid));
+    FUZZ_CHECK(darkspere::stripe_signature_valid(secret, payload, header, tol, now) ==
+               (v == StripeVerdict::valid));
     if (secret.empty())
         FUZZ_CHECK(v == StripeVerdict::empty_secret);
     if (v == StripeVerdict::valid || v == StripeVerdict::too_old || v == StripeVerdict::too_new) {
@@ -49,13 +50,18 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     FUZZ_CHECK(darkspere::stripe_signature_check(secret, payload, ours, tol, now) == StripeVerdict::valid);
     FUZZ_CHECK(darkspere::stripe_signature_check(secret, payload, ours + ",v1=00,v0=ab,x=y", tol, now) ==
                StripeVerdict::valid);
-    FUZZ_CHECK(darkspere::stripe_signature_check(secret, payload, "v1=00," + ours, tol, now) == StripeVerdict::valid);
-    FUZZ_CHECK(darkspere::stripe_signature_check(secret, payload, ours, tol, now + tol + 1) == StripeVerdict::too_old);
-    FUZZ_CHECK(darkspere::stripe_signature_check(secret, payload, ours, tol, now - tol - 1) == StripeVerdict::too_new);
+    FUZZ_CHECK(darkspere::stripe_signature_check(secret, payload, "v1=00," + ours, tol, now) ==
+               StripeVerdict::valid);
+    FUZZ_CHECK(darkspere::stripe_signature_check(secret, payload, ours, tol, now + tol + 1) ==
+               StripeVerdict::too_old);
+    FUZZ_CHECK(darkspere::stripe_signature_check(secret, payload, ours, tol, now - tol - 1) ==
+               StripeVerdict::too_new);
     // A repeated t is malformed, whatever else the header says.
-    FUZZ_CHECK(darkspere::stripe_signature_check(secret, payload, ours + ",t=1", tol, now) == StripeVerdict::malformed);
+    FUZZ_CHECK(darkspere::stripe_signature_check(secret, payload, ours + ",t=1", tol, now) ==
+               StripeVerdict::malformed);
     // The fuzzed header appended to ours: whatever it adds, the verdict is one of the named ones.
-    StripeVerdict mixed = darkspere::stripe_signature_check(secret, payload, ours + "," + std::string(header), tol, now);
+    StripeVerdict mixed =
+        darkspere::stripe_signature_check(secret, payload, ours + "," + std::string(header), tol, now);
     FUZZ_CHECK(darkspere::stripe_verdict_name(mixed) != nullptr);
     return 0;
 }

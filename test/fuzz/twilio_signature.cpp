@@ -2,9 +2,9 @@
 // the URL variants, the string to sign, and validation of a stranger's header against a form body.
 //
 // Input: auth token, URL, signature header and form body, separated by '\n'.
-// Invariants: a signature computed over any URL variant is 28 characters of Base64 and validates; a header validates only if it
-// equals the signature of one URL variant (no other string is accepted); the first variant of a URL carries no
-// port; a JSON-body webhook validates only with the body's SHA-256 in the URL.
+// Invariants: a signature computed over any URL variant is 28 characters of Base64 and validates; a header
+// validates only if it equals the signature of one URL variant (no other string is accepted); the first
+// variant of a URL carries no port; a JSON-body webhook validates only with the body's SHA-256 in the URL.
 #include <cstdint>
 #include <string>
 
