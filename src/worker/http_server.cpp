@@ -35,6 +35,23 @@ Response make_response(unsigned status, const std::string &content_type, std::st
     return res;
 }
 
+void configure_request_parser(RequestParser &parser) {
+    parser.body_limit(REQUEST_BODY_MAX);
+    parser.header_limit(REQUEST_HEADER_MAX);
+}
+
+std::optional<Response> read_refusal(const beast::error_code &ec) {
+    const char *const text_type = "text/plain; charset=utf-8";
+    if (ec == http::error::end_of_stream || ec == beast::error::timeout || ec == asio::error::eof ||
+        ec == asio::error::connection_reset || ec == asio::error::operation_aborted)
+        return std::nullopt;
+    if (ec == http::error::body_limit)
+        return make_response(413, text_type, "request body too large\n");
+    if (ec == http::error::header_limit)
+        return make_response(431, text_type, "request headers too large\n");
+    return make_response(400, text_type, "malformed http request\n");
+}
+
 namespace {
 
 class Session : public std::enable_shared_from_this<Session> {
@@ -51,8 +68,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
     void read() {
         parser_.emplace();
-        parser_->body_limit(REQUEST_BODY_MAX);
-        parser_->header_limit(REQUEST_HEADER_MAX);
+        configure_request_parser(*parser_);
         stream_.expires_after(std::chrono::seconds(CONNECTION_IDLE_SECONDS));
         http::async_read(stream_, buffer_, *parser_,
                          [self = shared_from_this()](beast::error_code ec, size_t) { self->on_read(ec); });
@@ -60,21 +76,11 @@ class Session : public std::enable_shared_from_this<Session> {
 
   private:
     void on_read(beast::error_code ec) {
-        if (ec == http::error::end_of_stream || ec == beast::error::timeout || ec == asio::error::eof ||
-            ec == asio::error::connection_reset || ec == asio::error::operation_aborted) {
-            close();
-            return;
-        }
-        if (ec == http::error::body_limit) {
-            reject(413, "request body too large\n");
-            return;
-        }
-        if (ec == http::error::header_limit) {
-            reject(431, "request headers too large\n");
-            return;
-        }
         if (ec) {
-            reject(400, "malformed http request\n");
+            if (auto refusal = read_refusal(ec))
+                reject(std::move(*refusal));
+            else
+                close();
             return;
         }
         Request req = parser_->release();
@@ -87,10 +93,10 @@ class Session : public std::enable_shared_from_this<Session> {
         });
     }
 
-    void reject(unsigned status, const char *text) {
+    void reject(Response res) {
         if (shared_->rejected)
-            shared_->rejected(status);
-        write(make_response(status, "text/plain; charset=utf-8", text), false, 11);
+            shared_->rejected(res.result_int());
+        write(std::move(res), false, 11);
     }
 
     void write(Response res, bool keep_alive, unsigned version) {

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include <boost/asio/io_context.hpp>
@@ -28,6 +29,16 @@ using RequestHandler = std::function<void(Request &&, Responder)>;
 
 // make_response — a response with status, content type and body (Content-Length set by the server).
 Response make_response(unsigned status, const std::string &content_type, std::string body);
+
+using RequestParser = boost::beast::http::request_parser<boost::beast::http::string_body>;
+
+// configure_request_parser — the limits every request is read under. Shared with test/fuzz/http_request.cpp,
+// so the fuzzer reads requests exactly as a session does.
+void configure_request_parser(RequestParser &parser);
+
+// read_refusal — the answer to a request that could not be read (413, 431 or 400 with a reason); nullopt when
+// the peer went away or timed out, and the connection is just closed.
+std::optional<Response> read_refusal(const boost::beast::error_code &ec);
 
 class HttpServer {
   public:

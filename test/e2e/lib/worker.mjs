@@ -8,6 +8,17 @@ import { workerBinary } from './paths.mjs';
 const READY_TIMEOUT_MS = 20000;
 const STOP_TIMEOUT_MS = 15000;
 
+// A worker built with -DSANITIZE=ON (scripts/test sanitize) prints ASan/LSan/UBSan reports on stderr. Any such
+// line fails the test that stopped the worker (stop() throws) and, as a backstop for a worker that died on its
+// own or was killed, the whole test file (exit code 1, report printed).
+const SANITIZER_REPORT = /ERROR: (AddressSanitizer|LeakSanitizer)|runtime error: |SUMMARY: (AddressSanitizer|UndefinedBehaviorSanitizer|LeakSanitizer)/;
+const sanitizerReports = [];
+process.on('exit', () => {
+    if (!sanitizerReports.length) return;
+    for (const r of sanitizerReports) process.stderr.write(`sanitizer report from worker ${r.name}:\n${r.lines.join('\n')}\n`);
+    process.exitCode = 1;
+});
+
 // startWorker spawns darkspere-worker on a free loopback port (or `port`, to restart on the same address) and
 // resolves once it logs {"msg":"ready"}. The public URL is the listen address, so signatures are computed
 // over the URL tests post to. Resolves with
@@ -58,6 +69,7 @@ export async function startWorker({
     const logs = [];
     const output = [];
     let exit = null;
+    let report = null; // {name, lines}: the first sanitizer report in the output, with the lines after it
     const exited = new Promise((resolve) => {
         proc.on('exit', (code, signal) => {
             exit = { code, signal };
@@ -65,6 +77,8 @@ export async function startWorker({
             resolve(exit);
         });
     });
+    // 'close' comes after the last output is read: a report printed while exiting (LeakSanitizer) is in by then.
+    const closed = new Promise((resolve) => proc.on('close', resolve));
     let partial = '';
     const onData = (chunk) => {
         partial += chunk;
@@ -75,6 +89,12 @@ export async function startWorker({
             if (!line.trim()) continue;
             output.push(line);
             if (output.length > 5000) output.shift();
+            if (report) {
+                if (report.lines.length < 200) report.lines.push(line);
+            } else if (SANITIZER_REPORT.test(line)) {
+                report = { name, lines: [line] };
+                sanitizerReports.push(report);
+            }
             if (echo) process.stderr.write(`[${name}] ${line}\n`);
             try {
                 logs.push(JSON.parse(line));
@@ -88,6 +108,14 @@ export async function startWorker({
         proc.stdout.setEncoding('utf8').on('data', onData);
     }
     const fileLines = () => readFileSync(logFile, 'utf8').split('\n').filter((l) => l.trim());
+    // assertNoSanitizerReport throws the worker's sanitizer report, if it printed one.
+    const assertNoSanitizerReport = async () => {
+        if (exit) await closed;
+        const lines = logFile ? fileLines() : null;
+        const at = lines ? lines.findIndex((l) => SANITIZER_REPORT.test(l)) : -1;
+        const found = report ?? (at >= 0 ? { lines: lines.slice(at, at + 200) } : null);
+        if (found) throw new Error(`worker ${name}: sanitizer report:\n${found.lines.join('\n')}`);
+    };
     const tail = (n = 30) => (logFile ? fileLines() : output).slice(-n).join('\n');
     const handle = {
         proc,
@@ -100,18 +128,26 @@ export async function startWorker({
         get exit() {
             return exit;
         },
+        assertNoSanitizerReport,
         // waitForLog resolves with the first log record matching pred.
         waitForLog(pred, { timeoutMs = 10000, message = 'a worker log line' } = {}) {
             if (logFile) throw new Error('waitForLog: the worker logs to a file (logFile)');
             return waitFor(() => (exit && !logs.some(pred) ? Promise.reject(new Error(`worker exited ${JSON.stringify(exit)}`)) : logs.find(pred)),
                 { timeoutMs, message: () => `${message}; worker log tail:\n${tail()}` });
         },
-        // stop sends a signal (SIGTERM drains) and resolves with {code, signal} once the process is gone.
+        // stop sends a signal (SIGTERM drains) and resolves with {code, signal} once the process is gone; it
+        // throws when the worker printed a sanitizer report (at any time, exit included).
         async stop(signal = 'SIGTERM', timeoutMs = STOP_TIMEOUT_MS) {
-            if (exit) return exit;
+            if (exit) {
+                await assertNoSanitizerReport();
+                return exit;
+            }
             proc.kill(signal);
             const result = await Promise.race([exited, sleep(timeoutMs).then(() => null)]);
-            if (result) return result;
+            if (result) {
+                await assertNoSanitizerReport();
+                return result;
+            }
             proc.kill('SIGKILL');
             await exited;
             throw new Error(`worker did not exit within ${timeoutMs} ms of ${signal}; log tail:\n${tail()}`);
