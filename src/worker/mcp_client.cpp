@@ -340,7 +340,7 @@ class McpCall : public std::enable_shared_from_this<McpCall> {
             return "http " + std::to_string(reply.status);
         }
         if (reply.body_unparsable) {
-            return "unparsable response (not JSON-RPC, or JSON nested more than 64 levels)";
+            return "unparsable response";  // not JSON-RPC, or JSON nested more than 64 levels
         }
         return "response stream ended without a reply";
     }
