@@ -61,11 +61,14 @@ async function startHostileAgent(protocol) {
         res.writeHead(200, { 'Content-Type': protocol === 'mcp' ? 'text/event-stream' : 'application/json' });
         const chunk = Buffer.alloc(64 * 1024, 'a');
         let closed = false;
-        res.on('close', () => { closed = true; });
+        res.on('close', () => {
+            closed = true;
+            res.emit('drain'); // wakes the writer below, which then stops
+        });
         res.write(protocol === 'mcp' ? 'event: message\ndata: {"jsonrpc":"2.0","id":' + body.id + ',"result":{"content":[{"type":"text","text":"' : '{"reply":"');
         while (!closed && state.floodBytesWritten < FLOOD_BYTES) {
             state.floodBytesWritten += chunk.length;
-            if (!res.write(chunk)) await Promise.race([once(res, 'drain'), once(res, 'close')]);
+            if (!res.write(chunk)) await once(res, 'drain');
         }
         if (!closed) res.end(protocol === 'mcp' ? '"}]}}\n\n' : '"}');
     });
