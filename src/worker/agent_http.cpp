@@ -1,6 +1,8 @@
 // src/worker/agent_http.cpp — plain `http` agent protocol (see agent_http.hpp).
 #include "agent_http.hpp"
 
+#include "agent_json.hpp"
+
 namespace darkspere::worker {
 
 std::string trim_reply(const std::string &text) {
@@ -23,6 +25,7 @@ HttpRequest agent_http_request(const AgentTurn &turn) {
     req.method = "POST";
     req.url = turn.endpoint;
     req.deadline = turn.deadline;
+    req.max_response_bytes = turn.max_response_bytes;
     req.headers = {{"Content-Type", "application/json"},
                    {"Accept", "application/json"},
                    {"Idempotency-Key", turn.request_id}};
@@ -33,6 +36,10 @@ HttpRequest agent_http_request(const AgentTurn &turn) {
 AgentOutcome agent_http_outcome(const HttpResponse &response) {
     AgentOutcome out;
     out.latency_ms = static_cast<long>(response.elapsed.count());
+    if (response.too_large) {
+        out.error = "agent " + response.error;
+        return out;
+    }
     if (response.status == 0) {
         out.error = response.error.empty() ? "no response" : response.error;
         return out;
@@ -41,7 +48,7 @@ AgentOutcome agent_http_outcome(const HttpResponse &response) {
         out.error = "agent http " + std::to_string(response.status);
         return out;
     }
-    nlohmann::json body = nlohmann::json::parse(response.body, nullptr, false);
+    nlohmann::json body = parse_foreign_json(response.body);
     if (body.is_discarded() || !body.is_object()) {
         out.error = "agent answer is not a JSON object";
         return out;

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <functional>
 #include <optional>
 #include <string>
@@ -26,6 +27,7 @@ struct AgentTurn {
     nlohmann::json history =
         nlohmann::json::array();  // [{role, content}], oldest first, current turn excluded
     std::chrono::milliseconds deadline{10000};
+    size_t max_response_bytes = 256 * 1024;  // each HTTP response of the turn (agent-max-response-bytes)
 };
 
 struct AgentOutcome {

@@ -8,6 +8,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "egress_policy.hpp"
 #include "log.hpp"
 
 extern char **environ;
@@ -75,6 +76,17 @@ void set_listen(Config &c, const std::string &key, const std::string &value) {
                           "use HOST:PORT, e.g. 0.0.0.0:8080");
     c.listen_host = host;
     c.listen_port = static_cast<uint16_t>(parse_long(key, port, 0, 65535));
+}
+
+bool parse_bool(const std::string &key, const std::string &value) {
+    std::string v = trim(value);
+    std::transform(v.begin(), v.end(), v.begin(), [](unsigned char ch) { return std::tolower(ch); });
+    if (v == "on" || v == "true" || v == "yes" || v == "1")
+        return true;
+    if (v == "off" || v == "false" || v == "no" || v == "0")
+        return false;
+    throw ConfigError("invalid value for " + key + ": \"" + trim(value) + "\" is not on or off",
+                      "set " + key + " to on or off");
 }
 
 std::string strip_trailing_slashes(std::string s) {
@@ -181,6 +193,18 @@ const KeyDef KEYS[] = {
                                "set log-level to debug, info, warn or error");
          c.log_level = log_level_name(level);
      }},
+    {"agent-max-response-bytes", "BYTES",
+     "the most one agent response may hold, headers included (default 262144); more aborts the call",
+     [](Config &c, const std::string &k, const std::string &v) {
+         c.agent_max_response_bytes =
+             parse_long(k, v, AGENT_MAX_RESPONSE_BYTES_MIN, AGENT_MAX_RESPONSE_BYTES_MAX);
+     }},
+    {"agent-allow-private", "on|off",
+     "let agent calls connect to loopback, private, link-local and the database's addresses (default off)",
+     [](Config &c, const std::string &k, const std::string &v) { c.agent_allow_private = parse_bool(k, v); }},
+    {"allow-insecure-http", "on|off",
+     "let agent URLs, twilio-base and stripe-base use plain http instead of https (default off)",
+     [](Config &c, const std::string &k, const std::string &v) { c.allow_insecure_http = parse_bool(k, v); }},
 };
 
 const KeyDef *find_key(std::string name) {
@@ -276,6 +300,16 @@ std::string default_worker_name() {
 }
 
 void validate(const Config &c) {
+    // Checked here, after every layer, so the order of twilio-base and allow-insecure-http does not matter.
+    for (const auto &[key, url] :
+         {std::pair<const char *, const std::string *>{"twilio-base", &c.twilio_base},
+          {"stripe-base", &c.stripe_base}}) {
+        std::string refusal = url_scheme_refusal(*url, c.allow_insecure_http);
+        if (!refusal.empty())
+            throw ConfigError(std::string(key) + " \"" + *url + "\": " + refusal,
+                              std::string("use an https URL for ") + key +
+                                  ", or set allow-insecure-http = on (tests and local stand-ins only)");
+    }
     if (c.max_in_flight_per_agent > c.max_in_flight)
         throw ConfigError("max-in-flight-per-agent (" + std::to_string(c.max_in_flight_per_agent) +
                               ") must not exceed max-in-flight (" + std::to_string(c.max_in_flight) + ")",

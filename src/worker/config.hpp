@@ -43,6 +43,11 @@ constexpr long POOL_SIZE_DEFAULT = 8;
 constexpr long POOL_SIZE_MIN = 1;
 constexpr long POOL_SIZE_MAX = 64;
 
+// The most one agent response may hold (headers and body); a larger one aborts the call (retryable).
+constexpr long AGENT_MAX_RESPONSE_BYTES_DEFAULT = 256 * 1024;
+constexpr long AGENT_MAX_RESPONSE_BYTES_MIN = 1024;
+constexpr long AGENT_MAX_RESPONSE_BYTES_MAX = 64L * 1024 * 1024;
+
 struct Config {
     std::string config_file;  // --config; empty = none
     std::string db;           // libpq conninfo; empty = PG* environment variables
@@ -66,6 +71,9 @@ struct Config {
     long stats_interval_ms = 60000;
     long drain_timeout_ms = 15000;
     std::string log_level = "info";
+    long agent_max_response_bytes = AGENT_MAX_RESPONSE_BYTES_DEFAULT;
+    bool agent_allow_private = false;  // agents may be reached at loopback / private / link-local addresses
+    bool allow_insecure_http = false;  // agent URLs and twilio-base / stripe-base may use plain http
 };
 
 // ConfigError — a setting is invalid; hint names what to change.

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <functional>
 #include <string>
 #include <string_view>
@@ -16,6 +17,9 @@
 namespace darkspere::worker {
 
 using HeaderList = std::vector<std::pair<std::string, std::string>>;
+
+// Default cap on what one response may hold (headers and body); callers set their own per request.
+inline constexpr size_t kDefaultMaxResponseBytes = 256 * 1024;
 
 struct HttpRequest {
     std::string method = "POST";
@@ -31,6 +35,10 @@ struct HttpRequest {
     // early (the response then completes with the body received so far and status as received). Used by the
     // MCP client to stop reading an SSE stream once the JSON-RPC response has arrived.
     std::function<bool(std::string_view chunk)> on_body_chunk;
+    // The most the response may hold, header lines and body counted together: a peer sending more has the
+    // transfer aborted (too_large) instead of growing the worker's memory. Checked before on_body_chunk sees
+    // a byte, so what that hook buffers is bounded too.
+    size_t max_response_bytes = kDefaultMaxResponseBytes;
 };
 
 struct HttpResponse {
@@ -39,6 +47,9 @@ struct HttpResponse {
     std::string body;
     std::string error;       // transport error ("timeout", "connection refused", …); empty on a response
     bool timed_out = false;  // the deadline passed before completion
+    // The response exceeded max_response_bytes: the transfer was aborted, the body dropped, and error says
+    // so; status is the HTTP status if one had arrived (0 otherwise).
+    bool too_large = false;
     std::chrono::milliseconds elapsed{0};
 
     // header — the first value of a header, compared case-insensitively; empty when absent.

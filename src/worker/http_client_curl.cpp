@@ -27,20 +27,28 @@ std::string HttpResponse::header(std::string_view name) const {
 }
 
 struct CurlHttpClient::Transfer {
+    CurlHttpClient *client = nullptr;
     CURL *easy = nullptr;
     curl_slist *headers = nullptr;
     HttpRequest request;
     HttpResponse response;
     std::function<void(HttpResponse)> on_done;
     bool stopped_early = false;
+    size_t received = 0;     // header and body bytes so far, checked against request.max_response_bytes
+    bool too_large = false;  // the cap was hit and the transfer aborted
+    std::string refused;     // why the guard refused a connection (the last one, if curl tried several)
     ~Transfer() {
         if (headers)
             curl_slist_free_all(headers);
     }
 };
 
-CurlHttpClient::CurlHttpClient(asio::io_context &io, std::string user_agent)
-    : io_(io), user_agent_(std::move(user_agent)), timer_(io), alive_(std::make_shared<bool>(true)) {
+CurlHttpClient::CurlHttpClient(asio::io_context &io, std::string user_agent, ConnectGuard guard)
+    : io_(io),
+      user_agent_(std::move(user_agent)),
+      guard_(std::move(guard)),
+      timer_(io),
+      alive_(std::make_shared<bool>(true)) {
     multi_ = curl_multi_init();
     curl_multi_setopt(multi_, CURLMOPT_SOCKETFUNCTION, &CurlHttpClient::on_socket);
     curl_multi_setopt(multi_, CURLMOPT_SOCKETDATA, this);
@@ -67,6 +75,7 @@ CurlHttpClient::~CurlHttpClient() {
 
 void CurlHttpClient::send(HttpRequest request, std::function<void(HttpResponse)> on_done) {
     auto t = std::make_unique<Transfer>();
+    t->client = this;
     t->request = std::move(request);
     t->on_done = std::move(on_done);
     CURL *easy = curl_easy_init();
@@ -83,7 +92,7 @@ void CurlHttpClient::send(HttpRequest request, std::function<void(HttpResponse)>
     curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, &CurlHttpClient::on_header);
     curl_easy_setopt(easy, CURLOPT_HEADERDATA, t.get());
     curl_easy_setopt(easy, CURLOPT_OPENSOCKETFUNCTION, &CurlHttpClient::on_open_socket);
-    curl_easy_setopt(easy, CURLOPT_OPENSOCKETDATA, this);
+    curl_easy_setopt(easy, CURLOPT_OPENSOCKETDATA, t.get());
     curl_easy_setopt(easy, CURLOPT_CLOSESOCKETFUNCTION, &CurlHttpClient::on_close_socket);
     curl_easy_setopt(easy, CURLOPT_CLOSESOCKETDATA, this);
     curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
@@ -132,9 +141,20 @@ void CurlHttpClient::send(HttpRequest request, std::function<void(HttpResponse)>
     }
 }
 
+// over_cap — counts len more received bytes; true (and the transfer marked) once they pass the cap.
+bool CurlHttpClient::over_cap(Transfer *t, size_t len) {
+    t->received += len;
+    if (t->received <= t->request.max_response_bytes)
+        return false;
+    t->too_large = true;
+    return true;
+}
+
 size_t CurlHttpClient::on_write(char *data, size_t size, size_t n, void *p) {
     auto *t = static_cast<Transfer *>(p);
     size_t len = size * n;
+    if (over_cap(t, len))
+        return 0;  // aborts the transfer with CURLE_WRITE_ERROR; reported as too_large below
     t->response.body.append(data, len);
     if (t->request.on_body_chunk && t->request.on_body_chunk(std::string_view(data, len))) {
         t->stopped_early = true;
@@ -146,6 +166,8 @@ size_t CurlHttpClient::on_write(char *data, size_t size, size_t n, void *p) {
 size_t CurlHttpClient::on_header(char *data, size_t size, size_t n, void *p) {
     auto *t = static_cast<Transfer *>(p);
     size_t len = size * n;
+    if (over_cap(t, len))
+        return 0;  // endless header lines are as much a flood as an endless body
     std::string_view line(data, len);
     if (line.rfind("HTTP/", 0) == 0) {
         t->response.headers.clear();  // a new response (after 100 Continue or a redirect) starts over
@@ -163,7 +185,17 @@ size_t CurlHttpClient::on_header(char *data, size_t size, size_t n, void *p) {
     return len;
 }
 
-curl_socket_t CurlHttpClient::on_open_socket(void *, curlsocktype, struct curl_sockaddr *a) {
+curl_socket_t CurlHttpClient::on_open_socket(void *p, curlsocktype, struct curl_sockaddr *a) {
+    auto *t = static_cast<Transfer *>(p);
+    // Here curl has resolved the name and is about to connect: the only point that sees the address actually
+    // used, whatever DNS answered before.
+    if (t->client->guard_) {
+        std::string refusal = t->client->guard_(&a->addr);
+        if (!refusal.empty()) {
+            t->refused = std::move(refusal);
+            return CURL_SOCKET_BAD;  // curl tries the next address, or fails with CURLE_COULDNT_CONNECT
+        }
+    }
     return ::socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
 }
 
@@ -291,12 +323,23 @@ void CurlHttpClient::collect_finished() {
         double total = 0;
         curl_easy_getinfo(easy, CURLINFO_TOTAL_TIME, &total);
         resp.elapsed = std::chrono::milliseconds(static_cast<long>(total * 1000));
-        if (result == CURLE_OK || (t->stopped_early && result == CURLE_WRITE_ERROR)) {
+        if (t->too_large) {
+            // The status (if any) stays, so a caller can tell "accepted, then flooded" from a refusal; the
+            // partial body is dropped: it must not be mistaken for a whole answer.
+            resp.status = status;
+            resp.too_large = true;
+            resp.body.clear();
+            resp.body.shrink_to_fit();
+            resp.error = "response larger than " + std::to_string(t->request.max_response_bytes) + " bytes";
+        } else if (result == CURLE_OK || (t->stopped_early && result == CURLE_WRITE_ERROR)) {
             resp.status = status;
         } else if (result == CURLE_OPERATION_TIMEDOUT) {
             resp.status = 0;
             resp.timed_out = true;
             resp.error = "timeout after " + std::to_string(t->request.deadline.count()) + " ms";
+        } else if (!t->refused.empty() && result == CURLE_COULDNT_CONNECT) {
+            resp.status = 0;
+            resp.error = t->refused;
         } else {
             resp.status = 0;
             resp.error = result == CURLE_COULDNT_CONNECT ? "connection refused" : curl_easy_strerror(result);

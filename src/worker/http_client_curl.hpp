@@ -7,6 +7,7 @@
 
 #include <curl/curl.h>
 
+#include <functional>
 #include <map>
 #include <memory>
 
@@ -18,10 +19,15 @@
 
 namespace darkspere::worker {
 
+// ConnectGuard — asked before every new connection with the address curl resolved; a non-empty answer refuses
+// the connection and becomes the request's error (the request then ends with status 0).
+using ConnectGuard = std::function<std::string(const struct sockaddr *address)>;
+
 class CurlHttpClient final : public HttpClient {
   public:
-    // user_agent is sent on every request.
-    CurlHttpClient(boost::asio::io_context &io, std::string user_agent);
+    // user_agent is sent on every request. guard (optional) vets every new connection. Connections are kept
+    // alive per client, so a client with a guard never reuses a connection opened without it.
+    CurlHttpClient(boost::asio::io_context &io, std::string user_agent, ConnectGuard guard = {});
     ~CurlHttpClient() override;
     CurlHttpClient(const CurlHttpClient &) = delete;
     CurlHttpClient &operator=(const CurlHttpClient &) = delete;
@@ -47,6 +53,7 @@ class CurlHttpClient final : public HttpClient {
     static int on_close_socket(void *self, curl_socket_t fd);
     static size_t on_write(char *data, size_t size, size_t n, void *transfer);
     static size_t on_header(char *data, size_t size, size_t n, void *transfer);
+    static bool over_cap(Transfer *t, size_t len);
 
     void arm(const std::shared_ptr<Socket> &socket);
     void socket_ready(int fd, int direction);
@@ -55,6 +62,7 @@ class CurlHttpClient final : public HttpClient {
 
     boost::asio::io_context &io_;
     std::string user_agent_;
+    ConnectGuard guard_;
     CURLM *multi_ = nullptr;
     boost::asio::steady_timer timer_;
     bool immediate_pending_ = false;  // a posted "timeout now" that has not run yet

@@ -5,6 +5,7 @@
 
 #include <boost/asio/post.hpp>
 
+#include "egress_policy.hpp"
 #include "log.hpp"
 
 namespace darkspere::worker {
@@ -381,6 +382,19 @@ void JobRunner::run_agent_call(ClaimedJob job) {
     }
     if (protocol != "http" && protocol != "mcp") {
         job_finished(fail_ack(job, "unknown agent protocol: " + protocol, false));
+        return;
+    }
+    RunnerSettings settings = settings_();
+    turn.max_response_bytes = static_cast<size_t>(settings.agent_max_response_bytes);
+    // An agent URL the policy refuses is that agent's fault, not the turn's: the failure is retryable, so the
+    // turn moves to the tenant's next agent (and this one's health drops) instead of being dead-lettered.
+    if (std::string refusal = url_scheme_refusal(turn.endpoint, settings.allow_insecure_http);
+        !refusal.empty()) {
+        log_warn("agent call refused", {{"request_id", job.request_id},
+                                        {"job_id", job.job_id},
+                                        {"agent_id", turn.agent_id},
+                                        {"error", refusal}});
+        job_finished(fail_ack(job, "agent " + std::to_string(turn.agent_id) + ": " + refusal, true));
         return;
     }
     ++metrics_.agent_calls_in_flight;

@@ -54,6 +54,8 @@ struct RunnerSettings {
     long max_in_flight_per_agent = 0;  // 0 = four fifths of max_in_flight
     long lease_seconds = 120;
     long agent_deadline_ms = 10000;
+    long agent_max_response_bytes = 256 * 1024;
+    bool allow_insecure_http = false;  // agent URLs may be http:// (otherwise only https://)
     long poll_interval_ms = 1000;
     long tick_interval_ms = 1000;
 };

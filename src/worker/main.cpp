@@ -21,6 +21,7 @@
 
 #include "agent_http.hpp"
 #include "config.hpp"
+#include "egress_policy.hpp"
 #include "http_client_curl.hpp"
 #include "http_server.hpp"
 #include "job_runner.hpp"
@@ -96,9 +97,16 @@ int run(const ConfigSources &sources, std::shared_ptr<const Config> config) {
     Metrics metrics;
     auto current = [&config] { return config; };
 
+    // Twilio and Stripe are reached at operator-configured URLs; agents at tenant-chosen ones, so agent calls
+    // get their own client whose every new connection is vetted (and never reuse a Twilio connection).
     CurlHttpClient http(io, "darkspere-worker/" DARKSPERE_VERSION);
-    McpClient mcp(http, DARKSPERE_VERSION);
-    AgentHttp agent_http(http);
+    std::vector<IpAddress> database = database_addresses(config->db);
+    CurlHttpClient agent_client(
+        io, "darkspere-worker/" DARKSPERE_VERSION, [&config, database](const struct sockaddr *address) {
+            return agent_address_refusal(address, config->agent_allow_private, database);
+        });
+    McpClient mcp(agent_client, DARKSPERE_VERSION);
+    AgentHttp agent_http(agent_client);
     TwilioSender twilio(io, http, [&config] {
         TwilioSettings s{config->twilio_base, config->public_url, config->twilio_accounts,
                          config->twilio_deadline_ms};
@@ -115,6 +123,8 @@ int run(const ConfigSources &sources, std::shared_ptr<const Config> config) {
         s.max_in_flight_per_agent = config->max_in_flight_per_agent;
         s.lease_seconds = config->lease_seconds;
         s.agent_deadline_ms = config->agent_deadline_ms;
+        s.agent_max_response_bytes = config->agent_max_response_bytes;
+        s.allow_insecure_http = config->allow_insecure_http;
         s.poll_interval_ms = config->poll_interval_ms;
         s.tick_interval_ms = config->tick_interval_ms;
         return s;

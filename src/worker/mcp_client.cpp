@@ -21,6 +21,7 @@
 #include <utility>
 #include <vector>
 
+#include "agent_json.hpp"
 #include "mcp_era.hpp"
 #include "mcp_message.hpp"
 #include "mcp_sse.hpp"
@@ -52,7 +53,7 @@ struct OriginEra {
     std::string version;  // modern: the revision in _meta; legacy: the revision offered in initialize
 };
 
-// EndpointCache — per endpoint URL: the legacy MCP session and the tool list.
+// EndpointCache — per agent and endpoint URL: the legacy MCP session and the tool list.
 struct EndpointCache {
     bool session_ready = false;  // initialize and notifications/initialized both succeeded
     std::string session_id;      // may stay empty: servers need not issue one
@@ -68,8 +69,11 @@ struct McpClientState {
     HttpClient &http;
     std::string client_version;
     long long next_id = 1;
-    std::unordered_map<std::string, OriginEra> eras;  // by mcp_origin(endpoint)
-    std::unordered_map<std::string, EndpointCache> endpoints;
+    // Both caches are keyed by agent id as well as URL: two tenants' agents at one origin must never share an
+    // MCP session, a negotiated version or a tool list (one tenant's server state would leak to the other,
+    // and a server that scopes sessions to its own tenants could be addressed through the other's agent).
+    std::unordered_map<std::string, OriginEra> eras;           // by "<agent id> <mcp_origin(endpoint)>"
+    std::unordered_map<std::string, EndpointCache> endpoints;  // by "<agent id> <endpoint>"
 };
 
 namespace {
@@ -97,11 +101,12 @@ class McpCall : public std::enable_shared_from_this<McpCall> {
           on_done_(std::move(on_done)),
           started_(Clock::now()),
           deadline_at_(started_ + turn_.deadline),
-          origin_(mcp_origin(turn_.endpoint)) {}
+          era_key_(std::to_string(turn_.agent_id) + ' ' + mcp_origin(turn_.endpoint)),
+          endpoint_key_(std::to_string(turn_.agent_id) + ' ' + turn_.endpoint) {}
 
     // start — the first step: use the cached era of the origin or probe for it.
     void start() {
-        auto found = state_->eras.find(origin_);
+        auto found = state_->eras.find(era_key_);
         if (found == state_->eras.end()) {
             probe();
             return;
@@ -110,7 +115,7 @@ class McpCall : public std::enable_shared_from_this<McpCall> {
     }
 
   private:
-    EndpointCache &endpoint() { return state_->endpoints[turn_.endpoint]; }
+    EndpointCache &endpoint() { return state_->endpoints[endpoint_key_]; }
 
     // probe — server/discover in the modern shape; the answer decides the era (mcp.md §5).
     void probe() {
@@ -124,7 +129,7 @@ class McpCall : public std::enable_shared_from_this<McpCall> {
                              return;
                          }
                          OriginEra found{verdict.era, verdict.version};
-                         self->state_->eras[self->origin_] = found;
+                         self->state_->eras[self->era_key_] = found;
                          self->enter_era(found);
                      });
     }
@@ -164,7 +169,7 @@ class McpCall : public std::enable_shared_from_this<McpCall> {
     void on_initialized(const RpcReply &reply, const std::function<void()> &then) {
         if (!reply.has_result()) {
             // §5 step 5: a server that refuses both eras may speak the unsupported 2024-11-05 transport.
-            state_->eras.erase(origin_);
+            state_->eras.erase(era_key_);
             fail("legacy handshake failed: " + describe_failure(reply));
             return;
         }
@@ -173,7 +178,7 @@ class McpCall : public std::enable_shared_from_this<McpCall> {
                                   ? result["protocolVersion"].get<std::string>()
                                   : std::string();
         if (!mcp_is_supported_version(version) || mcp_is_modern_version(version)) {
-            state_->eras.erase(origin_);
+            state_->eras.erase(era_key_);
             fail("unsupported protocol version " + (version.empty() ? std::string("(none)") : version));
             return;
         }
@@ -320,7 +325,7 @@ class McpCall : public std::enable_shared_from_this<McpCall> {
             return false;
         }
         reprobed_ = true;
-        state_->eras.erase(origin_);
+        state_->eras.erase(era_key_);
         endpoint().tools_loaded = false;  // a different server may stand behind the endpoint now
         probe();
         return true;
@@ -335,7 +340,7 @@ class McpCall : public std::enable_shared_from_this<McpCall> {
             return "http " + std::to_string(reply.status);
         }
         if (reply.body_unparsable) {
-            return "unparsable response";
+            return "unparsable response";  // not JSON-RPC, or JSON nested more than 64 levels
         }
         return "response stream ended without a reply";
     }
@@ -384,6 +389,7 @@ class McpCall : public std::enable_shared_from_this<McpCall> {
         request.headers = headers_for(method, params);
         request.headers.insert(request.headers.end(), extra_headers.begin(), extra_headers.end());
         request.deadline = budget;
+        request.max_response_bytes = turn_.max_response_bytes;
         request.on_body_chunk = stop_after_response(id);
         nlohmann::json body_params = params;
         if (era_ == McpEra::modern) {
@@ -411,6 +417,10 @@ class McpCall : public std::enable_shared_from_this<McpCall> {
                 send_cancel(id);
             }
             fail_timeout();
+            return;
+        }
+        if (response.too_large) {
+            fail("agent " + response.error);
             return;
         }
         if (response.status == 0) {
@@ -469,7 +479,7 @@ class McpCall : public std::enable_shared_from_this<McpCall> {
                 if (event.data.empty()) {
                     continue;
                 }
-                auto message = nlohmann::json::parse(event.data, nullptr, false);
+                auto message = parse_foreign_json(event.data);
                 if (!message.is_discarded() &&
                     (mcp_is_response_to(message, id) || mcp_error_code(message) != 0)) {
                     return true;
@@ -491,6 +501,7 @@ class McpCall : public std::enable_shared_from_this<McpCall> {
         request.url = turn_.endpoint;
         request.headers = headers_for(method, params);
         request.deadline = budget;
+        request.max_response_bytes = turn_.max_response_bytes;
         request.body = mcp_notification(method, std::move(params)).dump();
         state_->http.send(std::move(request),
                           [self = shared_from_this(), on_done = std::move(on_done)](HttpResponse response) {
@@ -499,6 +510,10 @@ class McpCall : public std::enable_shared_from_this<McpCall> {
                               }
                               if (response.timed_out) {
                                   self->fail_timeout();
+                                  return;
+                              }
+                              if (response.too_large) {
+                                  self->fail("agent " + response.error);
                                   return;
                               }
                               if (response.status == 0) {
@@ -516,6 +531,7 @@ class McpCall : public std::enable_shared_from_this<McpCall> {
         request.url = turn_.endpoint;
         request.headers = headers_for("notifications/cancelled", nullptr);
         request.deadline = kCancelDeadline;
+        request.max_response_bytes = turn_.max_response_bytes;
         request.body =
             mcp_notification("notifications/cancelled", {{"requestId", id}, {"reason", "deadline"}}).dump();
         state_->http.send(std::move(request), [](HttpResponse) {});
@@ -546,7 +562,8 @@ class McpCall : public std::enable_shared_from_this<McpCall> {
     AgentCallback on_done_;
     Clock::time_point started_;
     Clock::time_point deadline_at_;
-    std::string origin_;
+    std::string era_key_;       // "<agent id> <origin>": the era cache entry of this call
+    std::string endpoint_key_;  // "<agent id> <endpoint URL>": the session and tool-list cache entry
 
     McpEra era_ = McpEra::unknown;
     std::string modern_version_;

@@ -3,7 +3,7 @@
 // Glossary (see docs/mcp-agents.md). A *turn* is one inbound SMS handed to one agent. A *call* is the work
 // McpClient does for a turn: era detection if needed, the legacy handshake if needed, tools/list if the
 // cached list is stale, then tools/call — all inside the turn's deadline. An *MCP session* (legacy
-// Mcp-Session-Id) is a transport session shared by every conversation with that endpoint; it is not a
+// Mcp-Session-Id) is a transport session shared by every conversation with that agent; it is not a
 // DarkSpere session.
 #pragma once
 

@@ -2,8 +2,8 @@
 //
 // Glossary. An *era* is how a server expects to be talked to: *modern* (2026-07-28 and later: stateless,
 // every request carries its version in params._meta) or *legacy* (2025-11-25 and earlier: an initialize
-// handshake and an optional Mcp-Session-Id). The era belongs to the server, so it is cached per endpoint
-// *origin*.
+// handshake and an optional Mcp-Session-Id). The era belongs to the server, so it is cached per agent and
+// endpoint *origin* (never shared between agents, see mcp_client.cpp).
 #pragma once
 
 #include <optional>

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cctype>
 
+#include "agent_json.hpp"
 #include "mcp_sse.hpp"
 
 namespace darkspere::worker {
@@ -26,9 +27,9 @@ bool looks_like_sentinel(std::string_view value) {
            value.substr(value.size() - kSentinelClose.size()) == kSentinelClose;
 }
 
-// parse_json — nullopt instead of an exception: agent bodies are untrusted input.
+// parse_json — nullopt instead of an exception: agent bodies are untrusted input (nesting is limited too).
 std::optional<nlohmann::json> parse_json(std::string_view text) {
-    auto parsed = nlohmann::json::parse(text, nullptr, false);
+    auto parsed = parse_foreign_json(text);
     if (parsed.is_discarded()) {
         return std::nullopt;
     }

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cctype>
 
+#include "agent_json.hpp"
 #include "mcp_message.hpp"
 
 namespace darkspere::worker {
@@ -21,11 +22,9 @@ bool is_header_token(const std::string &name) {
 }
 
 bool is_primitive_schema(const nlohmann::json &property) {
-    if (!property.contains("type")) {
-        return false;
-    }
-    const auto &type = property["type"];
-    return type == "string" || type == "integer" || type == "number" || type == "boolean";
+    const nlohmann::json *type = json_member(property, "type");
+    return type != nullptr &&
+           (*type == "string" || *type == "integer" || *type == "number" || *type == "boolean");
 }
 
 std::string lower(std::string text) {
@@ -36,11 +35,20 @@ std::string lower(std::string text) {
 
 // declared_type — the JSON Schema "type" of a property when it is a single string; empty otherwise (a union
 // or no type at all accepts what we send).
-std::string declared_type(const nlohmann::json &property) {
-    if (property.is_object() && property.contains("type") && property["type"].is_string()) {
-        return property["type"].get<std::string>();
+std::string declared_type(const nlohmann::json *property) {
+    const nlohmann::json *type = property ? json_member(*property, "type") : nullptr;
+    if (type != nullptr && type->is_string()) {
+        return type->get<std::string>();
     }
     return {};
+}
+
+// Agent JSON is read in place through these: nlohmann's value() returns a copy, and copying recurses.
+const nlohmann::json kNoProperties = nlohmann::json::object();
+
+const nlohmann::json &schema_properties(const nlohmann::json &input_schema) {
+    const nlohmann::json *properties = json_member(input_schema, "properties");
+    return properties != nullptr && properties->is_object() ? *properties : kNoProperties;
 }
 
 // typed_string — a conversation field converted to the property's declared type, or null when it cannot be.
@@ -78,10 +86,7 @@ std::optional<McpTool> mcp_parse_tool(const nlohmann::json &entry) {
     if (entry.contains("inputSchema") && entry["inputSchema"].is_object()) {
         tool.input_schema = entry["inputSchema"];
     }
-    const auto properties = tool.input_schema.value("properties", nlohmann::json::object());
-    if (!properties.is_object()) {
-        return tool;
-    }
+    const nlohmann::json &properties = schema_properties(tool.input_schema);
     std::vector<std::string> seen;
     for (const auto &[property, schema] : properties.items()) {
         if (!schema.is_object() || !schema.contains("x-mcp-header")) {
@@ -104,11 +109,9 @@ std::optional<McpTool> mcp_parse_tool(const nlohmann::json &entry) {
 
 McpArguments mcp_tool_arguments(const McpTool &tool, const AgentTurn &turn) {
     McpArguments out;
-    const auto properties = tool.input_schema.value("properties", nlohmann::json::object());
-    auto declared = [&](const char *name) { return properties.is_object() && properties.contains(name); };
-    auto property = [&](const char *name) -> nlohmann::json {
-        return properties.is_object() ? properties.value(name, nlohmann::json()) : nlohmann::json();
-    };
+    const nlohmann::json &properties = schema_properties(tool.input_schema);
+    auto declared = [&](const char *name) { return properties.contains(name); };
+    auto property = [&](const char *name) { return json_member(properties, name); };
 
     auto put_string = [&](const char *name, const std::string &value) {
         nlohmann::json typed = typed_string(value, declared_type(property(name)));
@@ -138,9 +141,9 @@ McpArguments mcp_tool_arguments(const McpTool &tool, const AgentTurn &turn) {
     if (!out.error.empty()) {
         return out;
     }
-    const auto required = tool.input_schema.value("required", nlohmann::json::array());
-    if (required.is_array()) {
-        for (const auto &name : required) {
+    const nlohmann::json *required = json_member(tool.input_schema, "required");
+    if (required != nullptr && required->is_array()) {
+        for (const auto &name : *required) {
             if (name.is_string() && !out.arguments.contains(name.get<std::string>())) {
                 out.error =
                     "tool requires argument " + name.get<std::string>() + " the worker cannot provide";
@@ -179,29 +182,31 @@ AgentOutcome mcp_outcome_from_result(const nlohmann::json &result) {
         outcome.error = "malformed tools/call result";
         return outcome;
     }
-    if (result.value("resultType", nlohmann::json("complete")) == "input_required") {
+    const nlohmann::json *result_type = json_member(result, "resultType");
+    if (result_type != nullptr && *result_type == "input_required") {
         outcome.error = "agent asked for input (input_required is not supported)";
         return outcome;
     }
-    const auto is_error = result.value("isError", nlohmann::json(false));
-    if (is_error.is_boolean() && is_error.get<bool>()) {
+    const nlohmann::json *is_error = json_member(result, "isError");
+    if (is_error != nullptr && is_error->is_boolean() && is_error->get<bool>()) {
         // The text explains the failure to a model; it is never shown to the SMS user nor logged verbatim.
         outcome.error = "tool reported isError";
         return outcome;
     }
     std::string joined;
     bool first = true;
-    const auto content = result.value("content", nlohmann::json::array());
-    if (content.is_array()) {
-        for (const auto &item : content) {
-            if (!item.is_object() || item.value("type", nlohmann::json()) != "text" ||
-                !item.contains("text") || !item["text"].is_string()) {
+    const nlohmann::json *content = json_member(result, "content");
+    if (content != nullptr && content->is_array()) {
+        for (const auto &item : *content) {
+            const nlohmann::json *type = json_member(item, "type");
+            const nlohmann::json *text = json_member(item, "text");
+            if (type == nullptr || *type != "text" || text == nullptr || !text->is_string()) {
                 continue;
             }
             if (!first) {
                 joined += '\n';
             }
-            joined += item["text"].get<std::string>();
+            joined += text->get_ref<const std::string &>();
             first = false;
         }
     }

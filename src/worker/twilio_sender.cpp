@@ -3,6 +3,7 @@
 
 #include <boost/asio/post.hpp>
 
+#include "agent_json.hpp"
 #include "common/form.hpp"
 #include "common/sms_segments.hpp"
 
@@ -72,6 +73,7 @@ HttpRequest twilio_send_request(const SmsSendJob &job, const TwilioSettings &set
     req.url =
         settings.twilio_base + "/2010-04-01/Accounts/" + form_encode(job.provider_account) + "/Messages.json";
     req.deadline = std::chrono::milliseconds(settings.deadline_ms);
+    req.max_response_bytes = TWILIO_MAX_RESPONSE_BYTES;
     req.basic_auth_user = job.provider_account;
     req.basic_auth_password = token;
     req.headers = {{"Content-Type", "application/x-www-form-urlencoded"}, {"Accept", "application/json"}};
@@ -90,7 +92,15 @@ SendOutcome classify_twilio_response(const HttpResponse &response, const std::st
             "twilio unreachable: " + (response.error.empty() ? std::string("no response") : response.error);
         return out;
     }
-    nlohmann::json body = nlohmann::json::parse(response.body, nullptr, false);
+    if (response.too_large) {
+        // Accepted and then flooded: the message may exist, so a retry could send it twice. Anything else
+        // oversized is no answer Twilio gives; retry it like a transport failure.
+        bool accepted = response.status >= 200 && response.status < 300;
+        out.kind = accepted ? SendOutcome::Kind::fail : SendOutcome::Kind::retry;
+        out.error = "twilio http " + std::to_string(response.status) + ": " + response.error;
+        return out;
+    }
+    nlohmann::json body = parse_foreign_json(response.body);
     if (response.status >= 200 && response.status < 300) {
         std::string sid = body.is_object() ? json_string(body, "sid") : "";
         if (sid.empty()) {

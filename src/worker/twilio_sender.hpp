@@ -20,6 +20,9 @@
 
 namespace darkspere::worker {
 
+// The most a Twilio API response may hold: its answers are a few KiB, so anything far larger is not Twilio's.
+inline constexpr size_t TWILIO_MAX_RESPONSE_BYTES = 64 * 1024;
+
 struct SmsSendJob {
     std::string provider_account;  // Twilio AccountSid
     std::string from, to, body, request_id;

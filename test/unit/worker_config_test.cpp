@@ -185,3 +185,49 @@ TEST(WorkerConfig, LeaseMustOutliveTheAgentDeadline) {
         EXPECT_NE(e.hint().find("lease-seconds"), std::string::npos);
     }
 }
+
+// ---- where the worker may call out, what an agent may send back (issue #10 items 2 and 8)
+
+TEST(WorkerConfig, EgressDefaultsAreStrict) {
+    Config c = load({});
+    EXPECT_EQ(c.agent_max_response_bytes, 256 * 1024);
+    EXPECT_FALSE(c.agent_allow_private);
+    EXPECT_FALSE(c.allow_insecure_http);
+}
+
+TEST(WorkerConfig, EgressSettingsFromFlagsEnvironmentAndFile) {
+    Config c = load({"--agent-allow-private", "on", "--agent-max-response-bytes=4096"},
+                    {{"DARKSPERE_ALLOW_INSECURE_HTTP", "true"}});
+    EXPECT_TRUE(c.agent_allow_private);
+    EXPECT_TRUE(c.allow_insecure_http);
+    EXPECT_EQ(c.agent_max_response_bytes, 4096);
+    Config f = load({"--config", "/w.conf"}, {},
+                    {{"/w.conf", "agent-allow-private = off\nallow-insecure-http = no\n"}});
+    EXPECT_FALSE(f.agent_allow_private);
+    EXPECT_FALSE(f.allow_insecure_http);
+}
+
+TEST(WorkerConfig, EgressSettingsRefuseBadValues) {
+    EXPECT_THROW(load({"--agent-allow-private", "maybe"}), ConfigError);
+    EXPECT_THROW(load({"--agent-max-response-bytes", "10"}), ConfigError);
+    EXPECT_THROW(load({"--agent-max-response-bytes", "1000000000"}), ConfigError);
+}
+
+TEST(WorkerConfig, PlainHttpTwilioBaseNeedsAllowInsecureHttp) {
+    try {
+        load({"--twilio-base", "http://127.0.0.1:9999"});
+        FAIL() << "an http twilio-base was accepted";
+    } catch (const ConfigError &e) {
+        EXPECT_NE(std::string(e.what()).find("twilio-base"), std::string::npos) << e.what();
+        EXPECT_NE(std::string(e.what()).find("scheme http"), std::string::npos) << e.what();
+        EXPECT_NE(e.hint().find("allow-insecure-http"), std::string::npos) << e.hint();
+    }
+    EXPECT_THROW(load({"--stripe-base", "http://127.0.0.1:9998"}), ConfigError);
+    // The order of the settings does not matter: validation runs after every layer.
+    Config c = load({"--twilio-base", "http://127.0.0.1:9999", "--allow-insecure-http", "on"});
+    EXPECT_EQ(c.twilio_base, "http://127.0.0.1:9999");
+    Config f = load({"--allow-insecure-http", "on"}, {{"DARKSPERE_TWILIO_BASE", "http://127.0.0.1:9999"}});
+    EXPECT_EQ(f.twilio_base, "http://127.0.0.1:9999");
+    EXPECT_EQ(load({"--twilio-base", "https://twilio.example.com"}).twilio_base,
+              "https://twilio.example.com");
+}

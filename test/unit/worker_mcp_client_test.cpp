@@ -30,6 +30,7 @@ struct Answer {
     HeaderList headers;
     std::string body;
     bool timed_out = false;
+    bool too_large = false;  // the HttpClient aborted the body at max_response_bytes
     std::string transport_error;
 };
 
@@ -89,6 +90,10 @@ class ScriptedAgent : public HttpClient {
             if (answer.timed_out) {
                 response.status = 0;
                 response.error = "timeout";
+            } else if (answer.too_large) {
+                response.too_large = true;
+                response.error =
+                    "response larger than " + std::to_string(request.max_response_bytes) + " bytes";
             } else if (request.on_body_chunk) {
                 // Deliver in small chunks so the early-stop hook sees realistic splits.
                 for (size_t at = 0; at < answer.body.size(); at += 16) {
@@ -751,4 +756,74 @@ TEST_F(McpClientTest, LatencyIsMeasured) {
     script_modern_until_call();
     agent.answer(result(text_result("ok")));
     EXPECT_GE(run_turn(turn()).latency_ms, 0);
+}
+
+// ---- what an agent may send back, and whom a cache belongs to (issue #10)
+// -----------------------------------------------------------------------------------------------------------
+
+TEST_F(McpClientTest, TwoAgentsAtOneUrlEachInitializeTheirOwnSession) {
+    // Two tenants' agents registered at the same URL: each gets its own era probe, handshake and session.
+    AgentTurn tenant_a = turn();
+    tenant_a.agent_id = 7;
+    AgentTurn tenant_b = turn();
+    tenant_b.agent_id = 8;
+    ASSERT_EQ(tenant_a.endpoint, tenant_b.endpoint);
+
+    script_legacy_until_call({tool("reply")}, "sess-a");
+    agent.answer(result(text_result("for a")));
+    EXPECT_EQ(run_turn(tenant_a).reply, "for a");
+    script_legacy_until_call({tool("reply")}, "sess-b");
+    agent.answer(result(text_result("for b")));
+    EXPECT_EQ(run_turn(tenant_b).reply, "for b");
+    agent.answer(result(text_result("a again")));
+    agent.answer(result(text_result("b again")));
+    EXPECT_EQ(run_turn(tenant_a).reply, "a again");
+    EXPECT_EQ(run_turn(tenant_b).reply, "b again");
+
+    const auto &sent = agent.sent();
+    ASSERT_EQ(sent.size(), 12u);
+    EXPECT_EQ(agent.methods(), (std::vector<std::string>{
+                                   "server/discover", "initialize", "notifications/initialized", "tools/list",
+                                   "tools/call", "server/discover", "initialize", "notifications/initialized",
+                                   "tools/list", "tools/call", "tools/call", "tools/call"}));
+    EXPECT_EQ(sent[4].header("Mcp-Session-Id"), "sess-a");
+    EXPECT_FALSE(sent[6].has_header("Mcp-Session-Id"));  // B's initialize does not travel in A's session
+    for (size_t i : {7, 8, 9})
+        EXPECT_EQ(sent[i].header("Mcp-Session-Id"), "sess-b") << sent[i].method();
+    EXPECT_EQ(sent[10].header("Mcp-Session-Id"), "sess-a");
+    EXPECT_EQ(sent[11].header("Mcp-Session-Id"), "sess-b");
+}
+
+TEST_F(McpClientTest, EveryRequestCarriesTheTurnsResponseCap) {
+    AgentTurn t = turn();
+    t.max_response_bytes = 12345;
+    script_legacy_until_call();
+    agent.answer(result(text_result("ok")));
+    run_turn(t);
+    for (const auto &sent : agent.sent())
+        EXPECT_EQ(sent.request.max_response_bytes, 12345u) << sent.method();
+}
+
+TEST_F(McpClientTest, OversizedResponseFailsTheTurn) {
+    script_modern_until_call();
+    agent.answer([](const json &) {
+        Answer a;
+        a.too_large = true;
+        return a;
+    });
+    AgentOutcome outcome = run_turn(turn());
+    EXPECT_FALSE(outcome.ok);
+    EXPECT_EQ(outcome.error, "agent response larger than 262144 bytes");
+}
+
+TEST_F(McpClientTest, DeeplyNestedContentFailsTheTurn) {
+    script_modern_until_call();
+    agent.answer([](const json &request) {
+        std::string deep = std::string(200000, '[') + std::string(200000, ']');
+        return Answer{
+            200, json_type(),
+            R"({"jsonrpc":"2.0","id":)" + request["id"].dump() + R"(,"result":{"content":)" + deep + "}}"};
+    });
+    AgentOutcome outcome = run_turn(turn());
+    EXPECT_FALSE(outcome.ok);
 }

@@ -186,3 +186,32 @@ TEST(TwilioSender, ASendThatCannotStartInTimeIsRetriedWithoutARequest) {
     EXPECT_NE(got[1].error.find("request slots of account AC1 (twilio-max-concurrent)"), std::string::npos)
         << got[1].error;
 }
+
+// ---- oversized answers (issue #10 item 2)
+
+TEST(TwilioSender, RequestsAreCappedAt64KiB) {
+    TwilioSettings settings;
+    settings.twilio_base = "https://api.twilio.com";
+    settings.public_url = "https://sms.example.com";
+    SmsSendJob job{"AC1", "+14155550199", "+14155550100", "hi", "rq"};
+    EXPECT_EQ(twilio_send_request(job, settings, "token").max_response_bytes, 64u * 1024);
+}
+
+TEST(TwilioSender, OversizedAcceptedAnswerIsNotRetried) {
+    // Twilio may have created the message: sending again could deliver it twice.
+    HttpResponse r = answer(201, "");
+    r.too_large = true;
+    r.error = "response larger than 65536 bytes";
+    SendOutcome o = classify_twilio_response(r, "x");
+    EXPECT_EQ(o.kind, Kind::fail);
+    EXPECT_EQ(o.error, "twilio http 201: response larger than 65536 bytes");
+}
+
+TEST(TwilioSender, OversizedOtherAnswerIsRetried) {
+    HttpResponse r = answer(0, "");
+    r.too_large = true;
+    r.error = "response larger than 65536 bytes";
+    EXPECT_EQ(classify_twilio_response(r, "x").kind, Kind::retry);
+    r.status = 502;
+    EXPECT_EQ(classify_twilio_response(r, "x").kind, Kind::retry);
+}

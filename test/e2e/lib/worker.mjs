@@ -36,6 +36,10 @@ export async function startWorker({
     leaseSeconds,
     pollIntervalMs = 250,
     tickIntervalMs = 250,
+    // Every e2e peer (agents, the Twilio stand-in) listens on plain http at 127.0.0.1, which the worker refuses
+    // by default: the tests turn both settings on explicitly. A test of those defaults passes false.
+    agentAllowPrivate = true,
+    allowInsecureHttp = true,
     extraArgs = [],
     env = {},
     echo = Boolean(process.env.E2E_WORKER_LOG),
@@ -54,6 +58,8 @@ export async function startWorker({
         '--lease-seconds', String(lease),
         '--poll-interval-ms', String(pollIntervalMs),
         '--tick-interval-ms', String(tickIntervalMs),
+        '--agent-allow-private', agentAllowPrivate ? 'on' : 'off',
+        '--allow-insecure-http', allowInsecureHttp ? 'on' : 'off',
     ];
     for (const [sid, token] of Object.entries(twilioAccounts)) args.push('--twilio-account', `${sid}:${token}`);
     if (twilioBase) args.push('--twilio-base', twilioBase);
