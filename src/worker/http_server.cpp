@@ -69,8 +69,8 @@ class Session : public std::enable_shared_from_this<Session> {
             reject(413, "request body too large\n");
             return;
         }
-        if (ec == http::error::header_limit) {
-            reject(431, "request headers too large\n");
+        if (ec == http::error::header_limit || ec == http::error::buffer_overflow) {
+            reject(431, "request header, chunk header or trailer too large\n");
             return;
         }
         if (ec) {
@@ -119,7 +119,7 @@ class Session : public std::enable_shared_from_this<Session> {
     }
 
     beast::tcp_stream stream_;
-    beast::flat_buffer buffer_;
+    beast::flat_buffer buffer_{REQUEST_BUFFER_MAX};
     std::optional<http::request_parser<http::string_body>> parser_;
     std::shared_ptr<HttpServer::Shared> shared_;
     bool written_pending_ = false;
