@@ -93,3 +93,58 @@ describe('item 4: a request costs bounded memory', () => {
         assert.equal((await fetch(`${stack.worker.url}/healthz`, { signal: AbortSignal.timeout(10000) })).status, 200);
     });
 });
+
+describe('item 7: fields are stored as signed, refusals tell a prober nothing', () => {
+    test('a signed %00 in Body → 400 "NUL byte in field Body", nothing stored', async () => {
+        const from = phone(30);
+        const res = await stack.sms(from, 'hi\u0000there');
+        assert.equal(res.status, 400, res.text);
+        assert.equal(res.text.trim(), 'NUL byte in field Body');
+        assert.equal(await stack.db.value('SELECT count(*)::int FROM darkspere.messages WHERE phone = $1', [from]), 0);
+    });
+
+    test('a signed invalid UTF-8 Body → 400 naming the field, nothing stored', async () => {
+        const from = phone(31);
+        const params = (await import('./lib/twilio-webhook.mjs')).inboundParams({ accountSid: stack.sid, from, to: stack.number, body: 'x' });
+        params.Body = 'caf\u00e9'; // signed as UTF-8 by the SDK, sent below as Latin-1 bytes
+        const twilio = (await import('twilio')).default;
+        const sig = twilio.getExpectedTwilioSignature(stack.authToken, stack.webhookUrl, { ...params, Body: Buffer.from('caf\xe9', 'latin1').toString('latin1') });
+        const raw = new URLSearchParams({ ...params, Body: 'cafX' }).toString().replace('cafX', 'caf%E9');
+        const res = await fetch(stack.webhookUrl, { method: 'POST', headers: { 'Content-Type': 'application/x-www-form-urlencoded', 'X-Twilio-Signature': sig }, body: raw });
+        assert.equal(res.status, 400);
+        assert.equal((await res.text()).trim(), 'invalid UTF-8 in field Body');
+        assert.equal(await stack.db.value('SELECT count(*)::int FROM darkspere.messages WHERE phone = $1', [from]), 0);
+    });
+
+    test('an unknown AccountSid is answered exactly as a bad signature', async () => {
+        const { inboundParams, signedPost } = await import('./lib/twilio-webhook.mjs');
+        const unknown = await signedPost({ target: stack.webhookUrl, authToken: stack.authToken,
+            params: inboundParams({ accountSid: 'AC' + 'f'.repeat(32), from: phone(32), to: stack.number, body: 'x' }) });
+        const forged = await signedPost({ target: stack.webhookUrl, authToken: 'not-the-token',
+            params: inboundParams({ accountSid: stack.sid, from: phone(32), to: stack.number, body: 'x' }) });
+        assert.equal(unknown.status, 403);
+        assert.deepEqual({ status: unknown.status, text: unknown.text, type: unknown.contentType },
+            { status: forged.status, text: forged.text, type: forged.contentType });
+    });
+
+    test('50 refusals in a burst → at most a few log lines, one carrying the count left out', { timeout: 60000 }, async () => {
+        const before = stack.worker.logs.filter((l) => l.msg === 'sms webhook refused').length;
+        for (let i = 0; i < 50; i++) {
+            const res = await stack.sms(phone(33), 'x', { signature: 'bm9wZQ==' });
+            assert.equal(res.status, 403);
+        }
+        // The burst may straddle a second boundary or two, never 50 of them.
+        const lines = () => stack.worker.logs.filter((l) => l.msg === 'sms webhook refused').slice(before);
+        assert.ok(lines().length < 50 / 2, `${lines().length} refusal lines for 50 refusals`);
+        await sleepThenRefuse();
+        const withCount = await stack.worker.waitForLog((l) => l.msg === 'sms webhook refused' && l.suppressed > 0,
+            { message: 'a refusal line counting the ones left out' });
+        assert.equal(withCount.cause, 'invalid signature');
+    });
+});
+
+// sleepThenRefuse sends one more refused webhook a second later, whose line reports the burst left out.
+async function sleepThenRefuse() {
+    await new Promise((r) => setTimeout(r, 1100));
+    await stack.sms(phone(33), 'x', { signature: 'bm9wZQ==' });
+}
