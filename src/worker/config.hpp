@@ -66,6 +66,9 @@ struct Config {
     long stats_interval_ms = 60000;
     long drain_timeout_ms = 15000;
     std::string log_level = "info";
+    // Set when a Twilio token came from the command line, where /proc/<pid>/cmdline shows it to every local
+    // user; main warns (naming no token).
+    bool twilio_token_on_command_line = false;
 };
 
 // ConfigError — a setting is invalid; hint names what to change.
@@ -84,6 +87,8 @@ struct ConfigSources {
     std::vector<std::string> args;  // command line without argv[0]
     std::function<std::optional<std::string>(const std::string &name)> getenv;
     std::function<std::optional<std::string>(const std::string &path)> read_file;
+    // The permission bits of a file (st_mode & 0777), nullopt if it cannot be stat'ed; unset = not checked.
+    std::function<std::optional<unsigned>(const std::string &path)> file_mode;
 };
 
 // ConfigSources from the real process: argv, environ and the filesystem.
