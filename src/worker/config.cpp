@@ -1,6 +1,7 @@
 // src/worker/config.cpp — parses flags, environment and the config file into one validated Config.
 #include "config.hpp"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -345,6 +346,16 @@ std::optional<Config> load_config(const ConfigSources &sources) {
     else if (auto e = env.find("config"); e != env.end())
         file = trim(e->second.back());
     Layer from_file;
+    if (!file.empty() && sources.file_mode) {
+        // The file holds Twilio tokens and perhaps a database password: refuse one that other users can read.
+        if (auto mode = sources.file_mode(file); mode && (*mode & 077) != 0) {
+            char octal[8];
+            std::snprintf(octal, sizeof octal, "%04o", *mode);
+            throw ConfigError(
+                "config file \"" + file + "\" has mode " + octal + ": group or others may read or write it",
+                "chmod 600 " + file + " (it holds secrets; the worker's user must own it)");
+        }
+    }
     if (!file.empty()) {
         auto text = sources.read_file(file);
         if (!text)
@@ -373,6 +384,8 @@ std::optional<Config> load_config(const ConfigSources &sources) {
             k.set(c, k.name, values->back());
         }
     }
+    if (auto it = flags.find("twilio-account"); it != flags.end() && !it->second.empty())
+        c.twilio_token_on_command_line = true;
     if (c.worker_name.empty())
         c.worker_name = default_worker_name();
     validate(c);
@@ -396,6 +409,12 @@ ConfigSources process_config_sources(int argc, char **argv) {
         std::ostringstream ss;
         ss << in.rdbuf();
         return ss.str();
+    };
+    s.file_mode = [](const std::string &path) -> std::optional<unsigned> {
+        struct stat st {};
+        if (::stat(path.c_str(), &st) != 0)
+            return std::nullopt;
+        return static_cast<unsigned>(st.st_mode & 0777);
     };
     return s;
 }

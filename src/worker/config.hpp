@@ -74,6 +74,9 @@ struct Config {
     long agent_max_response_bytes = AGENT_MAX_RESPONSE_BYTES_DEFAULT;
     bool agent_allow_private = false;  // agents may be reached at loopback / private / link-local addresses
     bool allow_insecure_http = false;  // agent URLs and twilio-base / stripe-base may use plain http
+    // Set when a Twilio token came from the command line, where /proc/<pid>/cmdline shows it to every local
+    // user; main warns (naming no token).
+    bool twilio_token_on_command_line = false;
 };
 
 // ConfigError — a setting is invalid; hint names what to change.
@@ -92,6 +95,8 @@ struct ConfigSources {
     std::vector<std::string> args;  // command line without argv[0]
     std::function<std::optional<std::string>(const std::string &name)> getenv;
     std::function<std::optional<std::string>(const std::string &path)> read_file;
+    // The permission bits of a file (st_mode & 0777), nullopt if it cannot be stat'ed; unset = not checked.
+    std::function<std::optional<unsigned>(const std::string &path)> file_mode;
 };
 
 // ConfigSources from the real process: argv, environ and the filesystem.

@@ -47,8 +47,8 @@ std::optional<Response> read_refusal(const beast::error_code &ec) {
         return std::nullopt;
     if (ec == http::error::body_limit)
         return make_response(413, text_type, "request body too large\n");
-    if (ec == http::error::header_limit)
-        return make_response(431, text_type, "request headers too large\n");
+    if (ec == http::error::header_limit || ec == http::error::buffer_overflow)
+        return make_response(431, text_type, "request header, chunk header or trailer too large\n");
     return make_response(400, text_type, "malformed http request\n");
 }
 
@@ -125,7 +125,7 @@ class Session : public std::enable_shared_from_this<Session> {
     }
 
     beast::tcp_stream stream_;
-    beast::flat_buffer buffer_;
+    beast::flat_buffer buffer_{REQUEST_BUFFER_MAX};
     std::optional<http::request_parser<http::string_body>> parser_;
     std::shared_ptr<HttpServer::Shared> shared_;
     bool written_pending_ = false;

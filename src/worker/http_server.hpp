@@ -19,6 +19,11 @@ namespace darkspere::worker {
 // Twilio refuses to send bodies over 64 kB (error 11750); nothing we serve needs more.
 constexpr uint64_t REQUEST_BODY_MAX = 64 * 1024;
 constexpr uint32_t REQUEST_HEADER_MAX = 16 * 1024;
+// The read buffer holds a whole header, a chunk header (extensions included) or a trailer before Beast parses
+// it; Beast 1.74 bounds neither chunk extensions nor trailers, so this cap is what stops a request that sends
+// them without end. Body bytes leave the buffer as they are parsed, so a request costs at most about
+// REQUEST_BUFFER_MAX + REQUEST_BODY_MAX (~100 KiB).
+constexpr size_t REQUEST_BUFFER_MAX = REQUEST_HEADER_MAX + 16 * 1024;
 // A connection idle (or a request trickling) this long is closed.
 constexpr int CONNECTION_IDLE_SECONDS = 60;
 

@@ -299,6 +299,12 @@ int main(int argc, char **argv) {
     LogLevel level = LogLevel::info;
     parse_log_level(config->log_level, &level);
     set_log_level(level);
+    if (config->twilio_token_on_command_line)
+        log_warn(
+            "a Twilio auth token was given on the command line, where every local user can read it in "
+            "/proc/<pid>/cmdline",
+            {{"twilio_accounts", config->twilio_accounts.size()},
+             {"hint", "pass tokens in DARKSPERE_TWILIO_ACCOUNTS or in a config file of mode 0600"}});
 
     std::signal(SIGPIPE, SIG_IGN);
     raise_fd_limit();

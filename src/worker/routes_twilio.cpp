@@ -1,6 +1,7 @@
 // src/worker/routes_twilio.cpp — Twilio inbound and status webhooks (see routes_twilio.hpp).
 #include "routes_twilio.hpp"
 
+#include <algorithm>
 #include <cctype>
 #include <chrono>
 #include <random>
@@ -47,7 +48,43 @@ double seconds_since(std::chrono::steady_clock::time_point t) {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
 }
 
+// A stand-in token for an unknown AccountSid: the signature is computed anyway, so the refusal takes as long
+// and reads the same as a bad signature and does not tell a prober which AccountSids are configured.
+const char *const NO_SUCH_ACCOUNT_TOKEN = "00000000000000000000000000000000";
+
+// field_label — a field name fit to echo in a refusal: Twilio's names are short ASCII identifiers; anything
+// else (a prober's bytes) is not repeated back.
+std::string field_label(const std::string &name) {
+    bool plain = !name.empty() && name.size() <= 64 && std::all_of(name.begin(), name.end(), [](char c) {
+        return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-';
+    });
+    return plain ? name : std::string("(unprintable name)");
+}
+
 }  // namespace
+
+bool valid_utf8(std::string_view s) {
+    size_t i = 0;
+    while (i < s.size()) {
+        auto c = static_cast<unsigned char>(s[i]);
+        size_t len = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xe ? 3 : (c >> 3) == 0x1e ? 4 : 0;
+        if (len == 0 || i + len > s.size())
+            return false;
+        uint32_t cp = len == 1 ? c : len == 2 ? (c & 0x1f) : len == 3 ? (c & 0x0f) : (c & 0x07);
+        for (size_t k = 1; k < len; ++k) {
+            auto cc = static_cast<unsigned char>(s[i + k]);
+            if ((cc >> 6) != 0x2)
+                return false;
+            cp = (cp << 6) | (cc & 0x3f);
+        }
+        // Overlong forms, UTF-16 surrogates and code points past U+10FFFF are not UTF-8 (RFC 3629).
+        static const uint32_t MIN_FOR_LEN[] = {0, 0, 0x80, 0x800, 0x10000};
+        if (cp < MIN_FOR_LEN[len] || (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
+            return false;
+        i += len;
+    }
+    return true;
+}
 
 std::string new_request_id() {
     static std::mt19937_64 rng{std::random_device{}()};
@@ -78,28 +115,43 @@ WebhookCheck verify_twilio_webhook(const Request &req, const std::string &public
                                    const std::map<std::string, std::string> &accounts,
                                    const std::vector<const char *> &required) {
     WebhookCheck check;
-    auto refuse = [&check](unsigned status, std::string error) {
+    auto refuse = [&check](unsigned status, std::string error, const char *cause) {
         check.status = status;
         check.error = std::move(error);
+        check.cause = cause;
         return check;
     };
     if (!is_form_content_type(req[http::field::content_type]))
-        return refuse(415, "content type must be application/x-www-form-urlencoded");
+        return refuse(415, "content type must be application/x-www-form-urlencoded", "content type");
     auto params = parse_form(req.body());
     if (!params)
-        return refuse(400, "malformed form body");
+        return refuse(400, "malformed form body", "malformed form");
+    // Checked after decoding: libpq would cut a value at %00, and PostgreSQL refuses invalid UTF-8, so the
+    // stored text would differ from the signed one (or a whole receive batch would fail).
+    for (const auto &p : *params) {
+        for (const std::string *text : {&p.name, &p.value}) {
+            if (text->find('\0') != std::string::npos)
+                return refuse(400, "NUL byte in field " + field_label(p.name), "NUL byte");
+            if (!valid_utf8(*text))
+                return refuse(400, "invalid UTF-8 in field " + field_label(p.name), "invalid UTF-8");
+        }
+    }
     for (const char *name : required) {
         auto v = form_value(*params, name);
         if (!v || v->empty())
-            return refuse(400, std::string("missing ") + name);
+            return refuse(400, std::string("missing ") + name, "missing field");
     }
     std::string account = form_value(*params, "AccountSid").value_or("");
     auto token = accounts.find(account);
-    if (token == accounts.end())
-        return refuse(403, "unknown account");
+    bool known = token != accounts.end();
     std::string url = public_url + std::string(req.target());
-    if (!twilio_signature_valid(token->second, url, *params, req["X-Twilio-Signature"]))
-        return refuse(403, "invalid signature");
+    bool signed_ok = twilio_signature_valid(known ? token->second : std::string(NO_SUCH_ACCOUNT_TOKEN), url,
+                                            *params, req["X-Twilio-Signature"]);
+    if (!known || !signed_ok) {
+        // One answer for both: a different one for an unknown AccountSid would list the configured ones. The
+        // cause (logged, never answered) tells the operator which it was.
+        return refuse(403, "invalid signature", known ? "invalid signature" : "unknown account");
+    }
     check.params = std::move(*params);
     return check;
 }
@@ -112,8 +164,15 @@ void TwilioRoutes::store_then_answer(const Request &req, Responder respond, cons
     std::string request_id = new_request_id();
     WebhookCheck check = verify_twilio_webhook(req, config->public_url, config->twilio_accounts, required);
     if (check.status != 200) {
-        log_warn(std::string(route) + " webhook refused",
-                 {{"request_id", request_id}, {"status", check.status}, {"error", check.error}});
+        // A stranger can send refusals as fast as the network allows: one line a second per cause, carrying
+        // how many were not logged since the last one.
+        if (auto suppressed = refusal_log_.admit(std::string(route) + ": " + check.cause)) {
+            log_warn(std::string(route) + " webhook refused", {{"request_id", request_id},
+                                                               {"status", check.status},
+                                                               {"cause", check.cause},
+                                                               {"error", check.error},
+                                                               {"suppressed", *suppressed}});
+        }
         respond(make_response(check.status, TEXT_TYPE, check.error + "\n"));
         return;
     }

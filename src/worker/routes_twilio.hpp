@@ -13,6 +13,7 @@
 #include "common/form.hpp"
 #include "config.hpp"
 #include "http_server.hpp"
+#include "log_throttle.hpp"
 #include "metrics.hpp"
 #include "pg_pool.hpp"
 #include "receive_batcher.hpp"
@@ -22,7 +23,9 @@ namespace darkspere::worker {
 // WebhookCheck — the verdict on a webhook before the database is asked anything.
 struct WebhookCheck {
     unsigned status = 200;  // 200 = verified; otherwise the response status
-    std::string error;      // plain-text reason for a refusal
+    std::string error;      // plain-text reason for a refusal, as answered
+    std::string cause;  // a fixed category for the log (e.g. "unknown account", which is answered as a bad
+                        // signature)
     std::vector<FormParam> params;
 };
 
@@ -31,6 +34,10 @@ struct WebhookCheck {
 WebhookCheck verify_twilio_webhook(const Request &req, const std::string &public_url,
                                    const std::map<std::string, std::string> &accounts,
                                    const std::vector<const char *> &required);
+
+// valid_utf8 — whether s is well-formed UTF-8 (RFC 3629: no overlong forms, surrogates or code points past
+// U+10FFFF).
+bool valid_utf8(std::string_view s);
 
 // twiml_response — the TwiML body: an empty <Response/>, or one <Message> with the XML-escaped reply.
 std::string twiml_response(const std::optional<std::string> &reply);
@@ -78,6 +85,7 @@ class TwilioRoutes {
     CallHandoff handoff_;
     ReceiveBatcher receiver_;
     long in_progress_ = 0;
+    LogThrottle refusal_log_;
 };
 
 }  // namespace darkspere::worker

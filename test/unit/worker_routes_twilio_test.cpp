@@ -56,7 +56,13 @@ TEST(TwilioWebhook, Refusals) {
     WebhookCheck missing = check(webhook("AccountSid=AC1&From=%2B1&MessageSid=SM1", sig));
     EXPECT_EQ(missing.status, 400u);
     EXPECT_EQ(missing.error, "missing To");
-    EXPECT_EQ(check(webhook("AccountSid=AC9&From=%2B1&To=%2B2&MessageSid=SM1", sig)).status, 403u);
+    // An unknown AccountSid is answered exactly as a bad signature: same status, same body.
+    WebhookCheck unknown = check(webhook("AccountSid=AC9&From=%2B1&To=%2B2&MessageSid=SM1", sig));
+    WebhookCheck forged = check(webhook(BODY, "bm90IGEgc2lnbmF0dXJl"));
+    EXPECT_EQ(unknown.status, 403u);
+    EXPECT_EQ(forged.status, 403u);
+    EXPECT_EQ(unknown.error, forged.error);
+    EXPECT_EQ(unknown.cause, "unknown account");
     EXPECT_EQ(check(webhook(BODY, "")).status, 403u);
     EXPECT_EQ(check(webhook(BODY, "RSOYDt4T1cUTdK1PDd93/VVr8B8=")).status, 403u);
     EXPECT_EQ(check(webhook(BODY + "&Extra=1", sig)).status, 403u);  // every parameter is signed
@@ -86,4 +92,41 @@ TEST(TwilioWebhook, RequestIdsAreSixteenHexDigits) {
     EXPECT_EQ(a.size(), 16u);
     EXPECT_EQ(a.find_first_not_of("0123456789abcdef"), std::string::npos);
     EXPECT_NE(a, b);
+}
+
+TEST(TwilioWebhook, NulBytesAndInvalidUtf8AreRefusedNamingTheField) {
+    auto check = [](const std::string &body) {
+        std::string sig = sign("https://sms.example.com/twilio/sms?x=1", body);
+        return verify_twilio_webhook(webhook(body, sig), "https://sms.example.com", ACCOUNTS, SMS_FIELDS);
+    };
+    // Signed correctly, so only the content is wrong: libpq would store "hi" for "hi\0there".
+    WebhookCheck nul = check(BODY + "&Note=hi%00there");
+    EXPECT_EQ(nul.status, 400u);
+    EXPECT_EQ(nul.error, "NUL byte in field Note");
+    WebhookCheck latin1 = check("AccountSid=AC1&From=%2B1&To=%2B2&MessageSid=SM1&Body=caf%E9");
+    EXPECT_EQ(latin1.status, 400u);
+    EXPECT_EQ(latin1.error, "invalid UTF-8 in field Body");
+    EXPECT_EQ(check(BODY + "&%00x=1").error, "NUL byte in field (unprintable name)");
+    EXPECT_EQ(check(BODY + "&Body2=caf%C3%A9+%F0%9F%98%80").status, 200u);
+}
+
+TEST(Utf8, WellFormedOnly) {
+    EXPECT_TRUE(valid_utf8(""));
+    EXPECT_TRUE(valid_utf8("plain ascii"));
+    EXPECT_TRUE(valid_utf8("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80"));
+    EXPECT_FALSE(valid_utf8("\xe9"));              // Latin-1
+    EXPECT_FALSE(valid_utf8("\xc0\xaf"));          // overlong '/'
+    EXPECT_FALSE(valid_utf8("\xed\xa0\x80"));      // a UTF-16 surrogate
+    EXPECT_FALSE(valid_utf8("\xf4\x90\x80\x80"));  // past U+10FFFF
+    EXPECT_FALSE(valid_utf8("\xe2\x82"));          // truncated
+}
+
+TEST(LogThrottle, OneLinePerSecondPerCauseWithTheCountLeftOut) {
+    LogThrottle t;
+    auto t0 = LogThrottle::Clock::time_point{};
+    EXPECT_EQ(t.admit("a", t0), std::optional<unsigned long long>(0));
+    EXPECT_EQ(t.admit("a", t0 + std::chrono::milliseconds(10)), std::nullopt);
+    EXPECT_EQ(t.admit("a", t0 + std::chrono::milliseconds(20)), std::nullopt);
+    EXPECT_EQ(t.admit("b", t0 + std::chrono::milliseconds(30)), std::optional<unsigned long long>(0));
+    EXPECT_EQ(t.admit("a", t0 + std::chrono::milliseconds(1000)), std::optional<unsigned long long>(2));
 }
