@@ -1,6 +1,8 @@
 // src/worker/agent_http.cpp — plain `http` agent protocol (see agent_http.hpp).
 #include "agent_http.hpp"
 
+#include "agent_signature.hpp"
+
 namespace darkspere::worker {
 
 std::string trim_reply(const std::string &text) {
@@ -27,6 +29,7 @@ HttpRequest agent_http_request(const AgentTurn &turn) {
                    {"Accept", "application/json"},
                    {"Idempotency-Key", turn.request_id}};
     req.body = body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    sign_agent_request(req, turn.signing_secrets);
     return req;
 }
 

@@ -9,6 +9,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -26,6 +27,9 @@ struct AgentTurn {
     nlohmann::json history =
         nlohmann::json::array();  // [{role, content}], oldest first, current turn excluded
     std::chrono::milliseconds deadline{10000};
+    // The agent's signing secrets, current first (two during a rotation's grace period): every request of
+    // the turn is signed with each (agent_signature.hpp). Never logged.
+    std::vector<std::string> signing_secrets;
 };
 
 struct AgentOutcome {

@@ -21,6 +21,7 @@
 #include <utility>
 #include <vector>
 
+#include "agent_signature.hpp"
 #include "mcp_era.hpp"
 #include "mcp_message.hpp"
 #include "mcp_sse.hpp"
@@ -390,6 +391,7 @@ class McpCall : public std::enable_shared_from_this<McpCall> {
             body_params["_meta"] = mcp_modern_meta(modern_version_, state_->client_version);
         }
         request.body = mcp_request(id, method, std::move(body_params)).dump();
+        sign_agent_request(request, turn_.signing_secrets);
         McpEra sent_era = era_;
         state_->http.send(std::move(request),
                           [self = shared_from_this(), id, method, params = std::move(params),
@@ -492,6 +494,7 @@ class McpCall : public std::enable_shared_from_this<McpCall> {
         request.headers = headers_for(method, params);
         request.deadline = budget;
         request.body = mcp_notification(method, std::move(params)).dump();
+        sign_agent_request(request, turn_.signing_secrets);
         state_->http.send(std::move(request),
                           [self = shared_from_this(), on_done = std::move(on_done)](HttpResponse response) {
                               if (self->finished_) {
@@ -518,6 +521,7 @@ class McpCall : public std::enable_shared_from_this<McpCall> {
         request.deadline = kCancelDeadline;
         request.body =
             mcp_notification("notifications/cancelled", {{"requestId", id}, {"reason", "deadline"}}).dump();
+        sign_agent_request(request, turn_.signing_secrets);
         state_->http.send(std::move(request), [](HttpResponse) {});
     }
 
