@@ -7,6 +7,7 @@
 // master key is 32 random bytes in a file inside the data directory (darkspere.secret_key_file), created
 // with mode 0600 on first use; whoever can read it could already read every table file next to it.
 #include "ext/darkspere.hpp"
+#include "ext/errors.hpp"
 #include "ext/spi_plans.hpp"
 
 #include <fcntl.h>
