@@ -224,6 +224,7 @@ void JobRunner::claim() {
         return;
     }
     claiming_ = true;
+    claim_asked_ = n;
     claim_again_ = false;
     pool_.query(
         SQL_CLAIM,
@@ -282,12 +283,14 @@ std::shared_ptr<CallSlot> JobRunner::reserve_call_slot() {
         return nullptr;
     // A hand-off cannot be refused by account (receive_sms_leased knows no busy accounts), so reserve only
     // while every account, the busiest included, would stay within its share; otherwise the call waits for
-    // a claim, which passes over the accounts at their share.
+    // a claim, which passes over the accounts at their share. A claim still running may bring jobs of the
+    // busiest account too: they count as if already running.
     long account_limit = per_account_limit(s);
-    for (const auto &[account, running] : account_in_flight_) {
-        if (running + *slots_reserved_ >= account_limit)
-            return nullptr;
-    }
+    long busiest_account = 0;
+    for (const auto &[account, running] : account_in_flight_)
+        busiest_account = std::max(busiest_account, running);
+    if (busiest_account + *slots_reserved_ + claim_asked_ >= account_limit)
+        return nullptr;
     HandoffOffer offer{s.worker_name, std::to_string(s.lease_seconds) + " seconds", std::move(busy)};
     return std::make_shared<Slot>(*this, std::move(offer));
 }
@@ -340,6 +343,7 @@ void JobRunner::agent_call_ended(long long agent_id, long long account_id) {
 
 void JobRunner::claim_done(long asked, PgResult r) {
     claiming_ = false;
+    claim_asked_ = 0;
     if (!r.ok) {
         // The poll timer and the reconnect hook rescan; no tight retry loop against a failing database.
         if (!r.unavailable)

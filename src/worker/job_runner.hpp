@@ -174,6 +174,7 @@ class JobRunner {
     boost::asio::steady_timer poll_timer_, follow_up_timer_, tick_timer_, park_timer_, drain_timer_;
     bool follow_up_armed_ = false;
     bool claiming_ = false;
+    long claim_asked_ = 0;  // jobs the running claim may still bring (0 when no claim runs)
     bool claim_again_ = false;
     bool stopping_ = false;
     bool tick_running_ = false;
