@@ -11,3 +11,42 @@
 --   * functions change with CREATE OR REPLACE FUNCTION (or DROP + CREATE when the signature changes);
 --   * a statement must work on a 0.1.0 database holding data, not only on an empty one.
 \echo Use "ALTER EXTENSION darkspere UPDATE TO '0.2.0'" to load this file. \quit
+
+------------------------------------------------------------------------------------------------------------------
+-- Issue #10 items 10 and 15: signed agent requests, and a ceiling on agent capacity
+------------------------------------------------------------------------------------------------------------------
+
+-- Item 10. Every request to an agent carries X-DarkSpere-Signature (docs/mcp-agents.md). The secret is derived
+-- from a server master key file (darkspere.secret_key_file) and the agent's generation, so no table holds it:
+-- only the generation and the time of the last rotation are stored. Rotating bumps the generation; the previous
+-- secret still signs (both signatures are sent) for darkspere.agent_secret_grace after secret_rotated_at.
+ALTER TABLE darkspere.agents ADD COLUMN secret_generation int NOT NULL DEFAULT 1 CHECK (secret_generation > 0);
+ALTER TABLE darkspere.agents ADD COLUMN secret_rotated_at timestamptz;
+
+-- register_agent also returns the signing secret (once: it is never stored).
+DROP FUNCTION darkspere.register_agent(bigint, text, text, text, int);
+CREATE FUNCTION darkspere.register_agent(account_id bigint, name text, endpoint text, protocol text DEFAULT 'http',
+                                         capacity int DEFAULT 10)
+RETURNS TABLE (agent_id bigint, api_key text, signing_secret text)
+AS 'MODULE_PATHNAME', 'darkspere_register_agent' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+-- rotate_agent_secret — a new signing secret for the agent, returned once (admin).
+CREATE FUNCTION darkspere.rotate_agent_secret(agent_id bigint)
+RETURNS text AS 'MODULE_PATHNAME', 'darkspere_rotate_agent_secret' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+-- Item 15. One agent may have at most 1,000 calls in flight; larger capacities from 0.1.0 are lowered to that.
+UPDATE darkspere.agents SET capacity = 1000 WHERE capacity > 1000;
+ALTER TABLE darkspere.agents ADD CONSTRAINT agents_capacity_max CHECK (capacity <= 1000);
+
+-- claim_jobs passing over agent calls of busy_accounts as well (the worker's per-account share): one tenant's
+-- backlog never takes every in-flight slot of a worker.
+CREATE FUNCTION darkspere.claim_jobs(worker text, max_jobs int, lease interval, busy_agents bigint[],
+                                     busy_accounts bigint[])
+RETURNS TABLE (job_id bigint, attempt int, kind text, payload jsonb)
+AS 'MODULE_PATHNAME', 'darkspere_claim_jobs' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+-- As every function of 0.1.0: not executable by PUBLIC (rotate_agent_secret returns a secret; the recreated
+-- register_agent must not become callable by anyone). Grants to the DarkSpere roles: the privileges section.
+REVOKE ALL ON FUNCTION darkspere.register_agent(bigint, text, text, text, int),
+    darkspere.rotate_agent_secret(bigint),
+    darkspere.claim_jobs(text, int, interval, bigint[], bigint[]) FROM PUBLIC;

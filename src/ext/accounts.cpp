@@ -203,7 +203,8 @@ DARKSPERE_FUNCTION(darkspere_add_number) {
     PG_RETURN_VOID();
 }
 
-// darkspere_register_agent — adds an agent and returns its id and API key; only the key's hash is stored.
+// darkspere_register_agent — adds an agent and returns its id, API key and request-signing secret; only the
+// key's hash is stored, and the secret not at all (agent_secrets.cpp derives it).
 DARKSPERE_FUNCTION(darkspere_register_agent) {
     static const char *const protocols[] = {"http", "mcp", nullptr};
     int64 account_id = required_int64(fcinfo, 0, "account_id");
@@ -221,6 +222,10 @@ DARKSPERE_FUNCTION(darkspere_register_agent) {
     if (capacity <= 0) {
         ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
                         errmsg("capacity must be positive: %d", capacity)));
+    }
+    if (capacity > kAgentCapacityMax) {
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                        errmsg("capacity must be at most %d: %d", kAgentCapacityMax, capacity)));
     }
 
     ReturnSetInfo *rsinfo = reinterpret_cast<ReturnSetInfo *>(fcinfo->resultinfo);
@@ -244,9 +249,15 @@ DARKSPERE_FUNCTION(darkspere_register_agent) {
     Datum load_args[2] = {Int64GetDatum(agent_id), Int32GetDatum(kCounterShards)};
     spi_run(kInsertAgentLoad, load_args, nullptr, false, 0);
 
-    Datum values[2] = {Int64GetDatum(agent_id), text_datum(key)};
-    bool nulls[2] = {false, false};
+    // The signing secret of generation 1 (the column's default): shown here once, derived again at each
+    // claim.
+    char secret[kAgentSecretChars + 1];
+    agent_signing_secret(agent_id, 1, secret);
+
+    Datum values[3] = {Int64GetDatum(agent_id), text_datum(key), text_datum(secret)};
+    bool nulls[3] = {false, false, false};
     tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+    explicit_bzero(secret, sizeof secret);
     SPI_finish();
     return (Datum)0;
 }

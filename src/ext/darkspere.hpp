@@ -35,6 +35,15 @@ extern int sms_send_max_attempts;
 extern int job_retention_s;
 extern int dead_job_retention_s;
 extern int notify_interval_ms;
+// Agent signing secrets (agent_secrets.cpp): the master key file, relative to the data directory, and how
+// long a rotated-out secret still signs (the worker sends both signatures meanwhile, so agents can switch
+// over).
+constexpr const char *kSecretKeyFileDefault = "darkspere_secret.key";
+constexpr int kAgentSecretGraceDefaultS = 24 * 60 * 60;
+extern char *secret_key_file;
+extern int agent_secret_grace_s;
+// An agent's capacity (calls in flight at once) is at most this: more would let one agent hold every slot.
+constexpr int kAgentCapacityMax = 1000;
 
 // ---- Circuit breaker and health (health.cpp) ----
 constexpr int kCircuitFailureThreshold = 5;  // consecutive failures that open the circuit
@@ -66,6 +75,15 @@ struct AccountTexts {
     char *fallback_text;
 };
 void require_account(int64 account_id);
+
+// ---- Agent signing secrets (agent_secrets.cpp) ----
+constexpr int kAgentSecretChars = 4 + 64;  // "dsk_" + hex of HMAC-SHA256
+// agent_signing_secret — the secret of (agent, generation), derived from the master key (created on first
+// use).
+void agent_signing_secret(int64 agent_id, int32 generation, char out[kAgentSecretChars + 1]);
+// agent_signing_secrets_jsonb — {"signing_secrets": [current] or [current, previous]} for an agent_call
+// payload.
+Datum agent_signing_secrets_jsonb(int64 agent_id, int32 generation, bool in_grace);
 
 // ---- Sessions (sessions.cpp) ----
 struct SessionRef {

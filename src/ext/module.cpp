@@ -19,6 +19,8 @@ int sms_send_max_attempts = kSmsSendMaxAttemptsDefault;
 int job_retention_s = kJobRetentionDefaultS;
 int dead_job_retention_s = kDeadJobRetentionDefaultS;
 int notify_interval_ms = kNotifyIntervalDefaultMs;
+char *secret_key_file = nullptr;
+int agent_secret_grace_s = kAgentSecretGraceDefaultS;
 
 int counter_shard() {
     return MyProcPid % kCounterShards;
@@ -57,5 +59,14 @@ void _PG_init(void) {
                             "Minimum milliseconds between two NOTIFYs of one backend.", nullptr,
                             &notify_interval_ms, kNotifyIntervalDefaultMs, 0, 10000, PGC_USERSET, GUC_UNIT_MS,
                             nullptr, nullptr, nullptr);
+    DefineCustomStringVariable("darkspere.secret_key_file",
+                               "File holding the master key agent signing secrets are derived from (relative "
+                               "to the data directory unless absolute; created with mode 0600 when missing).",
+                               nullptr, &secret_key_file, kSecretKeyFileDefault, PGC_SIGHUP, 0, nullptr,
+                               nullptr, nullptr);
+    DefineCustomIntVariable("darkspere.agent_secret_grace",
+                            "Seconds a rotated-out agent signing secret still signs requests.", nullptr,
+                            &agent_secret_grace_s, kAgentSecretGraceDefaultS, 0, INT_MAX / 2, PGC_SUSET,
+                            GUC_UNIT_S, nullptr, nullptr, nullptr);
     MarkGUCPrefixReserved("darkspere");
 }

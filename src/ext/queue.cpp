@@ -80,7 +80,7 @@ static Statement kInsertReply = {
      INT4OID, TIMESTAMPTZOID, TEXTOID, INTERVALOID},
     nullptr};
 
-static bool build_agent_payload(int64 message_id, int64 agent_id);
+static Datum build_agent_payload(int64 message_id, int64 agent_id);
 
 int64 enqueue_agent_call(int64 account_id, int64 session_id, int64 message_id, int64 agent_id) {
     Datum worker = (Datum)0, lease = (Datum)0;
@@ -98,9 +98,9 @@ int64 enqueue_agent_call(int64 account_id, int64 session_id, int64 message_id, i
     int64 job_id = spi_int64(0, 1);
     int32 attempt = spi_int32(0, 3);
     agent_load_add(agent_id, 1);
-    if (handed && build_agent_payload(message_id, agent_id)) {
-        bool isnull;
-        handoff_record(job_id, attempt, "agent_call", spi_datum(0, 1, &isnull));
+    Datum payload = handed ? build_agent_payload(message_id, agent_id) : (Datum)0;
+    if (payload != (Datum)0) {
+        handoff_record(job_id, attempt, "agent_call", payload);
     } else if (!handed) {
         notify_worker();
     }
@@ -213,6 +213,7 @@ static Statement kClaim = {
     "  SELECT j.job_id FROM darkspere.jobs j"
     "   WHERE j.state = 'pending' AND j.available_at <= pg_catalog.clock_timestamp()"
     "     AND (j.kind <> 'agent_call' OR j.agent_id IS NULL OR j.agent_id <> ALL ($4))"
+    "     AND (j.kind <> 'agent_call' OR j.account_id IS NULL OR j.account_id <> ALL ($5))"
     "     AND (j.ordering_key IS NULL OR NOT EXISTS ("
     "          SELECT 1 FROM darkspere.jobs o WHERE o.ordering_key = j.ordering_key AND o.job_id < j.job_id"
     "             AND o.state IN ('pending', 'running')))"
@@ -222,8 +223,8 @@ static Statement kClaim = {
     "        lease_until = pg_catalog.clock_timestamp() + $3"
     "   FROM ready WHERE j.job_id = ready.job_id"
     " RETURNING j.job_id, j.attempt, j.kind, j.payload, j.message_id, j.agent_id",
-    4,
-    {TEXTOID, INT4OID, INTERVALOID, INT8ARRAYOID},
+    5,
+    {TEXTOID, INT4OID, INTERVALOID, INT8ARRAYOID, INT8ARRAYOID},
     nullptr};
 
 // The agent_call payload, built at claim time so that a turn queued behind another turn of the same session
@@ -242,17 +243,29 @@ static Statement kAgentPayload = {
     "                                WHERE h.session_id = m.session_id AND h.message_id <> m.message_id"
     "                                  AND CASE h.direction WHEN 'in' THEN h.message_id < m.message_id"
     "                                      ELSE COALESCE(h.reply_to, h.message_id) < m.message_id END"
-    "                                ORDER BY h.message_id DESC LIMIT $3) h), '[]'::jsonb))"
+    "                                ORDER BY h.message_id DESC LIMIT $3) h), '[]'::jsonb)),"
+    "  a.secret_generation,"
+    "  a.secret_rotated_at IS NOT NULL AND a.secret_generation > 1"
+    "  AND a.secret_rotated_at + pg_catalog.make_interval(secs => $4) > pg_catalog.now()"
     "  FROM darkspere.messages m JOIN darkspere.agents a ON a.agent_id = $2"
     " WHERE m.message_id = $1",
-    3,
-    {INT8OID, INT8OID, INT4OID},
+    4,
+    {INT8OID, INT8OID, INT4OID, FLOAT8OID},
     nullptr};
 
-// build_agent_payload — runs kAgentPayload; false when the message or the agent is gone.
-static bool build_agent_payload(int64 message_id, int64 agent_id) {
-    Datum args[3] = {Int64GetDatum(message_id), Int64GetDatum(agent_id), Int32GetDatum(history_turns)};
-    return spi_run(kAgentPayload, args, nullptr, false, 1) > 0;
+// build_agent_payload — the agent_call payload (kAgentPayload) with the agent's signing secrets, or 0 when
+// the message or the agent is gone. The secrets are derived here, at claim time, and never stored: the job
+// row keeps no payload for agent calls.
+static Datum build_agent_payload(int64 message_id, int64 agent_id) {
+    Datum args[4] = {Int64GetDatum(message_id), Int64GetDatum(agent_id), Int32GetDatum(history_turns),
+                     Float8GetDatum(static_cast<double>(agent_secret_grace_s))};
+    if (spi_run(kAgentPayload, args, nullptr, false, 1) == 0) {
+        return (Datum)0;
+    }
+    bool isnull;
+    Datum payload = spi_datum(0, 1, &isnull);
+    Datum secrets = agent_signing_secrets_jsonb(agent_id, spi_int32(0, 2), spi_bool(0, 3));
+    return DirectFunctionCall2(jsonb_concat, payload, secrets);
 }
 
 static Statement kReplyOptedOut = {
@@ -524,14 +537,19 @@ DARKSPERE_FUNCTION(darkspere_claim_jobs) {
         ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("lease must not be null")));
     }
     Interval *lease = PG_GETARG_INTERVAL_P(2);
-    // busy_agents (the 4-argument form): NULL and '{}' both mean "none".
-    Datum busy_agents = PointerGetDatum(construct_empty_array(INT8OID));
-    if (PG_NARGS() > 3 && !PG_ARGISNULL(3)) {
-        if (array_contains_nulls(PG_GETARG_ARRAYTYPE_P(3))) {
-            ereport(ERROR,
-                    (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("busy_agents must not contain NULL")));
+    // busy_agents (the 4- and 5-argument forms) and busy_accounts (the 5-argument form): NULL and '{}' both
+    // mean "none".
+    Datum busy[2];
+    static const char *const busy_names[2] = {"busy_agents", "busy_accounts"};
+    for (int i = 0; i < 2; i++) {
+        busy[i] = PointerGetDatum(construct_empty_array(INT8OID));
+        if (PG_NARGS() > 3 + i && !PG_ARGISNULL(3 + i)) {
+            if (array_contains_nulls(PG_GETARG_ARRAYTYPE_P(3 + i))) {
+                ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+                                errmsg("%s must not contain NULL", busy_names[i])));
+            }
+            busy[i] = PG_GETARG_DATUM(3 + i);
         }
-        busy_agents = PG_GETARG_DATUM(3);
     }
     require_non_empty(worker, "worker");
     if (max_jobs < 0 || max_jobs > 10000) {
@@ -546,7 +564,7 @@ DARKSPERE_FUNCTION(darkspere_claim_jobs) {
     }
 
     SPI_connect();
-    Datum args[4] = {text_datum(worker), Int32GetDatum(max_jobs), IntervalPGetDatum(lease), busy_agents};
+    Datum args[5] = {text_datum(worker), Int32GetDatum(max_jobs), IntervalPGetDatum(lease), busy[0], busy[1]};
     uint64 rows = spi_run(kClaim, args, nullptr, false, 0);
     SPITupleTable *claimed = SPI_tuptable;
     for (uint64 r = 0; r < rows; r++) {
@@ -561,12 +579,12 @@ DARKSPERE_FUNCTION(darkspere_claim_jobs) {
         char *kind_name = TextDatumGetCString(kind);
 
         if (strcmp(kind_name, "agent_call") == 0) {
-            if (!build_agent_payload(message_id, agent_id)) {
+            payload = build_agent_payload(message_id, agent_id);
+            if (payload == (Datum)0) {
                 agent_load_add(agent_id, -1);
                 finish_unsent(job_id, "dead", "message or agent no longer exists", "failed");
                 continue;
             }
-            payload = spi_datum(0, 1, &isnull);
         } else if (strcmp(kind_name, "sms_send") == 0) {
             Datum opt_args[1] = {Int64GetDatum(message_id)};
             spi_run(kReplyOptedOut, opt_args, nullptr, false, 1);

@@ -2,6 +2,7 @@
 #include "agent_http.hpp"
 
 #include "agent_json.hpp"
+#include "agent_signature.hpp"
 
 namespace darkspere::worker {
 
@@ -30,6 +31,7 @@ HttpRequest agent_http_request(const AgentTurn &turn) {
                    {"Accept", "application/json"},
                    {"Idempotency-Key", turn.request_id}};
     req.body = body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    sign_agent_request(req, turn.signing_secrets);
     return req;
 }
 

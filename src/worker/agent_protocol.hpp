@@ -10,6 +10,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -28,6 +29,9 @@ struct AgentTurn {
         nlohmann::json::array();  // [{role, content}], oldest first, current turn excluded
     std::chrono::milliseconds deadline{10000};
     size_t max_response_bytes = 256 * 1024;  // each HTTP response of the turn (agent-max-response-bytes)
+    // The agent's signing secrets, current first (two during a rotation's grace period): every request of
+    // the turn is signed with each (agent_signature.hpp). Never logged.
+    std::vector<std::string> signing_secrets;
 };
 
 struct AgentOutcome {

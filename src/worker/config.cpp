@@ -155,6 +155,12 @@ const KeyDef KEYS[] = {
      [](Config &c, const std::string &k, const std::string &v) {
          c.max_in_flight_per_agent = parse_long(k, v, MAX_IN_FLIGHT_MIN, MAX_IN_FLIGHT_MAX);
      }},
+    {"max-in-flight-per-account", "N",
+     "agent calls running at once for any one account (default 1/2 of max-in-flight), so one tenant's agents "
+     "cannot take every slot",
+     [](Config &c, const std::string &k, const std::string &v) {
+         c.max_in_flight_per_account = parse_long(k, v, MAX_IN_FLIGHT_MIN, MAX_IN_FLIGHT_MAX);
+     }},
     {"max-connections", "N", "inbound HTTP connections open at once (default 1024)",
      [](Config &c, const std::string &k, const std::string &v) {
          c.max_connections = parse_long(k, v, 1, 100000);
@@ -315,6 +321,10 @@ void validate(const Config &c) {
         throw ConfigError("max-in-flight-per-agent (" + std::to_string(c.max_in_flight_per_agent) +
                               ") must not exceed max-in-flight (" + std::to_string(c.max_in_flight) + ")",
                           "one agent may use at most every slot; lower max-in-flight-per-agent");
+    if (c.max_in_flight_per_account > c.max_in_flight)
+        throw ConfigError("max-in-flight-per-account (" + std::to_string(c.max_in_flight_per_account) +
+                              ") must not exceed max-in-flight (" + std::to_string(c.max_in_flight) + ")",
+                          "one account may use at most every slot; lower max-in-flight-per-account");
     long longest = std::max(c.agent_deadline_ms, c.twilio_deadline_ms);
     if (c.lease_seconds * 1000 <= longest + LEASE_MARGIN_MS)
         throw ConfigError("lease-seconds (" + std::to_string(c.lease_seconds) +

@@ -61,7 +61,8 @@ struct Config {
     long twilio_deadline_ms = 10000;
     long twilio_max_concurrent = TWILIO_MAX_CONCURRENT_DEFAULT;
     long max_in_flight = MAX_IN_FLIGHT_DEFAULT;
-    long max_in_flight_per_agent = 0;  // 0 = four fifths of max_in_flight (at least 1)
+    long max_in_flight_per_agent = 0;    // 0 = four fifths of max_in_flight (at least 1)
+    long max_in_flight_per_account = 0;  // 0 = half of max_in_flight (at least 1)
     long max_connections = MAX_CONNECTIONS_DEFAULT;
     std::string worker_name;  // default hostname:pid
     long pool_size = POOL_SIZE_DEFAULT;

@@ -17,7 +17,7 @@ namespace {
 
 // The one place that knows the queue statements (docs/queue-contract.md).
 const char *const SQL_CLAIM =
-    "SELECT job_id, attempt, kind, payload FROM darkspere.claim_jobs($1, $2, $3, $4::bigint[])";
+    "SELECT job_id, attempt, kind, payload FROM darkspere.claim_jobs($1, $2, $3, $4::bigint[], $5::bigint[])";
 // Acks, one or many per statement (one transaction): rows are (job, attempt, complete, result, error,
 // retryable) in job order, so that two workers' batches take job row locks in the same order. Each row is
 // acked as complete_job / fail_job would and comes back as (ord, accepted); the SMS sends the acks created
@@ -43,11 +43,41 @@ std::string str(const nlohmann::json &obj, const char *key) {
     return it != obj.end() && it->is_string() ? it->get<std::string>() : std::string();
 }
 
+// busy_literal — the bigint[] literal of the keys at limit or more; *busiest: most running of any other key.
+std::string busy_literal(const std::map<long long, long> &running_by_key, long limit, long *busiest) {
+    std::string busy = "{";
+    for (const auto &[key, running] : running_by_key) {
+        if (running >= limit) {
+            if (busy.size() > 1)
+                busy += ',';
+            busy += std::to_string(key);
+        } else {
+            *busiest = std::max(*busiest, running);
+        }
+    }
+    return busy + '}';
+}
+
+// account_number — the account id of a job's tenant; 0 when it is not a positive number.
+long long account_number(const std::string &tenant) {
+    if (tenant.empty() || tenant.size() > 18 || tenant.find_first_not_of("0123456789") != std::string::npos)
+        return 0;
+    return std::stoll(tenant);
+}
+
 double seconds_since(std::chrono::steady_clock::time_point t) {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
 }
 
 }  // namespace
+
+bool transient_sqlstate(const std::string &s) {
+    if (s.size() != 5)
+        return false;
+    std::string cls = s.substr(0, 2);
+    return cls == "08" || cls == "40" || cls == "53" || s.compare(0, 4, "57P0") == 0 || s == "55P03" ||
+           s == "57014";
+}
 
 std::string tenant_of(const nlohmann::json &payload) {
     auto it = payload.find("account_id");
@@ -83,6 +113,13 @@ bool agent_turn_from_payload(const nlohmann::json &payload, milliseconds deadlin
     else
         turn->history = nlohmann::json::array();
     turn->deadline = deadline;
+    turn->signing_secrets.clear();
+    if (auto it = payload.find("signing_secrets"); it != payload.end() && it->is_array()) {
+        for (const auto &secret : *it) {
+            if (secret.is_string() && !secret.get<std::string>().empty())
+                turn->signing_secrets.push_back(secret.get<std::string>());
+        }
+    }
     return true;
 }
 
@@ -177,30 +214,27 @@ void JobRunner::claim() {
     long limit = per_agent_limit(s);
     long busiest = 0;
     std::string busy = busy_agents(limit, &busiest);
-    long n = std::min({room, CLAIM_BATCH_MAX, limit - busiest - *slots_reserved_});
+    // Accounts likewise: those at their share are passed over, and the claim fits the busiest other one.
+    long account_limit = per_account_limit(s);
+    long busiest_account = 0;
+    std::string busy_accounts = busy_literal(account_in_flight_, account_limit, &busiest_account);
+    long n = std::min({room, CLAIM_BATCH_MAX, limit - busiest - *slots_reserved_,
+                       account_limit - busiest_account - *slots_reserved_});
     if (n <= 0) {
         claim_again_ = true;  // reserved call slots are answered within one statement: claim after them
         return;
     }
     claiming_ = true;
+    claim_asked_ = n;
     claim_again_ = false;
-    pool_.query(SQL_CLAIM,
-                {s.worker_name, std::to_string(n), std::to_string(s.lease_seconds) + " seconds", busy},
-                [this, n](PgResult r) { claim_done(n, std::move(r)); });
+    pool_.query(
+        SQL_CLAIM,
+        {s.worker_name, std::to_string(n), std::to_string(s.lease_seconds) + " seconds", busy, busy_accounts},
+        [this, n](PgResult r) { claim_done(n, std::move(r)); });
 }
 
 std::string JobRunner::busy_agents(long limit, long *busiest) const {
-    std::string busy = "{";
-    for (const auto &[agent_id, running] : agent_in_flight_) {
-        if (running >= limit) {
-            if (busy.size() > 1)
-                busy += ',';
-            busy += std::to_string(agent_id);
-        } else {
-            *busiest = std::max(*busiest, running);
-        }
-    }
-    return busy + '}';
+    return busy_literal(agent_in_flight_, limit, busiest);
 }
 
 long JobRunner::free_slots(const RunnerSettings &s) const {
@@ -248,6 +282,16 @@ std::shared_ptr<CallSlot> JobRunner::reserve_call_slot() {
     std::string busy = busy_agents(limit, &busiest);
     if (busiest + *slots_reserved_ >= limit)
         return nullptr;
+    // A hand-off cannot be refused by account (receive_sms_leased knows no busy accounts), so reserve only
+    // while every account, the busiest included, would stay within its share; otherwise the call waits for
+    // a claim, which passes over the accounts at their share. A claim still running may bring jobs of the
+    // busiest account too: they count as if already running.
+    long account_limit = per_account_limit(s);
+    long busiest_account = 0;
+    for (const auto &[account, running] : account_in_flight_)
+        busiest_account = std::max(busiest_account, running);
+    if (busiest_account + *slots_reserved_ + claim_asked_ >= account_limit)
+        return nullptr;
     HandoffOffer offer{s.worker_name, std::to_string(s.lease_seconds) + " seconds", std::move(busy)};
     return std::make_shared<Slot>(*this, std::move(offer));
 }
@@ -269,23 +313,38 @@ long JobRunner::per_agent_limit(const RunnerSettings &s) const {
     return std::max(1L, s.max_in_flight * 4 / 5);
 }
 
-void JobRunner::agent_call_started(long long agent_id) {
-    ++agent_in_flight_[agent_id];
+long JobRunner::per_account_limit(const RunnerSettings &s) const {
+    if (s.max_in_flight_per_account > 0)
+        return s.max_in_flight_per_account;
+    return std::max(1L, s.max_in_flight / 2);
 }
 
-void JobRunner::agent_call_ended(long long agent_id) {
-    auto it = agent_in_flight_.find(agent_id);
-    if (it == agent_in_flight_.end())
-        return;
-    // The agent was passed over by claims while at its share: its waiting calls may be claimed again now.
-    if (it->second-- >= per_agent_limit(settings_()))
-        claim_again_ = true;
-    if (it->second <= 0)
-        agent_in_flight_.erase(it);
+void JobRunner::agent_call_started(long long agent_id, long long account_id) {
+    ++agent_in_flight_[agent_id];
+    if (account_id != 0)
+        ++account_in_flight_[account_id];
+}
+
+void JobRunner::agent_call_ended(long long agent_id, long long account_id) {
+    RunnerSettings s = settings_();
+    // An agent or account passed over by claims while at its share: its waiting calls may be claimed again.
+    auto release = [this](std::map<long long, long> &running, long long key, long limit) {
+        auto it = running.find(key);
+        if (it == running.end())
+            return;
+        if (it->second-- >= limit)
+            claim_again_ = true;
+        if (it->second <= 0)
+            running.erase(it);
+    };
+    release(agent_in_flight_, agent_id, per_agent_limit(s));
+    if (account_id != 0)
+        release(account_in_flight_, account_id, per_account_limit(s));
 }
 
 void JobRunner::claim_done(long asked, PgResult r) {
     claiming_ = false;
+    claim_asked_ = 0;
     if (!r.ok) {
         // The poll timer and the reconnect hook rescan; no tight retry loop against a failing database.
         if (!r.unavailable)
@@ -400,10 +459,11 @@ void JobRunner::run_agent_call(ClaimedJob job) {
     ++metrics_.agent_calls_in_flight;
     auto started = std::chrono::steady_clock::now();
     long long agent_id = turn.agent_id;
-    agent_call_started(agent_id);
-    auto on_done = [this, job, started, agent_id, protocol](AgentOutcome outcome) {
+    long long account_id = account_number(job.tenant);
+    agent_call_started(agent_id, account_id);
+    auto on_done = [this, job, started, agent_id, account_id, protocol](AgentOutcome outcome) {
         --metrics_.agent_calls_in_flight;
-        agent_call_ended(agent_id);
+        agent_call_ended(agent_id, account_id);
         double secs = seconds_since(started);
         metrics_.agent_call_seconds.observe(secs);
         long latency_ms = static_cast<long>(secs * 1000);
@@ -627,6 +687,19 @@ void JobRunner::send_ack(Ack ack) {
     // A statement of its own: an SQL error here concerns this ack only.
     std::vector<std::optional<std::string>> params = ack_params(ack_rows({ack}));
     pool_.query(SQL_ACK_BATCH, std::move(params), [this, ack = std::move(ack)](PgResult r) mutable {
+        bool final_failure = !ack.complete && !ack.retryable;
+        if (!r.ok && !r.unavailable && !r.sqlstate.empty() && !transient_sqlstate(r.sqlstate) &&
+            !final_failure && ++ack.refusals >= ACK_REFUSALS_MAX) {
+            log_error("ack refused by the database; failing the job for good",
+                      {{"request_id", ack.request_id},
+                       {"job_id", ack.job_id},
+                       {"attempt", ack.attempt},
+                       {"sqlstate", r.sqlstate},
+                       {"error", r.error}});
+            metrics_.count_job(ack.kind, "ack_refused");
+            send_ack(refused_ack(ack, r));
+            return;
+        }
         if (!r.ok) {
             if (!r.unavailable)
                 ++ack.sql_errors;
@@ -648,6 +721,20 @@ void JobRunner::send_ack(Ack ack) {
         ack_accepted(ack, accepted);
         check_drained();
     });
+}
+
+JobRunner::Ack JobRunner::refused_ack(const Ack &ack, const PgResult &r) {
+    Ack f;
+    f.job_id = ack.job_id;
+    f.attempt = ack.attempt;
+    f.kind = ack.kind;
+    f.request_id = ack.request_id;
+    f.tenant = ack.tenant;
+    f.complete = false;
+    f.retryable = false;
+    f.outcome = "failed";
+    f.error = "the database refused the job's ack (SQLSTATE " + r.sqlstate + "): " + r.error;
+    return f;
 }
 
 void JobRunner::park(Ack ack) {

@@ -36,6 +36,15 @@ constexpr long CLAIM_BATCH_MAX = 50;
 constexpr std::chrono::milliseconds CLAIM_FOLLOW_UP{200};
 // An ack that fails with an SQL error (not a lost connection) is retried this many times, then dropped.
 constexpr int ACK_SQL_ERROR_RETRIES = 5;
+// An ack the database refuses with a permanent SQL error (not a serialization failure, deadlock, lost
+// connection, shutdown or lack of resources) this many times on its own is replaced by a non-retryable
+// failure of the job carrying the error: retrying it until the lease expired would run the job again, so an
+// agent would be called, or an SMS sent, twice.
+constexpr int ACK_REFUSALS_MAX = 3;
+
+// transient_sqlstate — whether an SQL error may go away by itself (class 08, 40, 53, 57P0x, 55P03, 57014):
+// such acks are retried as they are; any other error is a refusal.
+bool transient_sqlstate(const std::string &sqlstate);
 // Acks are sent in batches: while one batch statement runs, the acks that finish meanwhile queue and go
 // together in the next one, one transaction and one commit for all of them. Under light load a batch is one
 // ack and leaves at once; under heavy load commits stop being the bottleneck.
@@ -51,7 +60,8 @@ constexpr size_t ACK_EXPRESS_MAX = 32;
 struct RunnerSettings {
     std::string worker_name;
     long max_in_flight = 2500;
-    long max_in_flight_per_agent = 0;  // 0 = four fifths of max_in_flight
+    long max_in_flight_per_agent = 0;    // 0 = four fifths of max_in_flight
+    long max_in_flight_per_account = 0;  // 0 = half of max_in_flight
     long lease_seconds = 120;
     long agent_deadline_ms = 10000;
     long agent_max_response_bytes = 256 * 1024;
@@ -112,7 +122,10 @@ class JobRunner {
             opt_out;          // record_provider_opt_out(from, to) first
         std::string outcome;  // metrics label: completed, failed_retryable, failed
         int sql_errors = 0;
+        int refusals = 0;  // permanent SQL errors of this ack sent alone (ACK_REFUSALS_MAX)
     };
+    // refused_ack — the non-retryable failure that replaces an ack the database keeps refusing.
+    static Ack refused_ack(const Ack &ack, const PgResult &r);
 
     void claim();
     void claim_done(long asked, PgResult result);
@@ -146,8 +159,9 @@ class JobRunner {
     void arm_tick();
     void check_drained();
     long per_agent_limit(const RunnerSettings &s) const;
-    void agent_call_started(long long agent_id);
-    void agent_call_ended(long long agent_id);
+    long per_account_limit(const RunnerSettings &s) const;
+    void agent_call_started(long long agent_id, long long account_id);
+    void agent_call_ended(long long agent_id, long long account_id);
     static Ack ack_of(const ClaimedJob &job);  // the job's identity, outcome still to fill in
     Ack fail_ack(const ClaimedJob &job, std::string error, bool retryable);
 
@@ -162,6 +176,7 @@ class JobRunner {
     boost::asio::steady_timer poll_timer_, follow_up_timer_, tick_timer_, park_timer_, drain_timer_;
     bool follow_up_armed_ = false;
     bool claiming_ = false;
+    long claim_asked_ = 0;  // jobs the running claim may still bring (0 when no claim runs)
     bool claim_again_ = false;
     bool stopping_ = false;
     bool tick_running_ = false;
@@ -169,6 +184,9 @@ class JobRunner {
     // Agent calls running per agent: an agent at its share is passed over by claims (busy_agents) so that
     // its backlog never takes the slots of other agents and of SMS sends.
     std::map<long long, long> agent_in_flight_;
+    // Agent calls running per account (tenant), likewise passed over at their share (busy_accounts): two slow
+    // agents of one tenant never hold every slot while other tenants' turns wait.
+    std::map<long long, long> account_in_flight_;
     long acks_sending_ = 0;
     // Call slots reserved by webhooks whose statement has not answered yet; shared with the slots, which may
     // outlive the runner inside pool callbacks at shutdown.

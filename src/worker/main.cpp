@@ -121,6 +121,7 @@ int run(const ConfigSources &sources, std::shared_ptr<const Config> config) {
         s.worker_name = config->worker_name;
         s.max_in_flight = config->max_in_flight;
         s.max_in_flight_per_agent = config->max_in_flight_per_agent;
+        s.max_in_flight_per_account = config->max_in_flight_per_account;
         s.lease_seconds = config->lease_seconds;
         s.agent_deadline_ms = config->agent_deadline_ms;
         s.agent_max_response_bytes = config->agent_max_response_bytes;

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "agent_json.hpp"
+#include "agent_signature.hpp"
 #include "mcp_era.hpp"
 #include "mcp_message.hpp"
 #include "mcp_sse.hpp"
@@ -396,6 +397,7 @@ class McpCall : public std::enable_shared_from_this<McpCall> {
             body_params["_meta"] = mcp_modern_meta(modern_version_, state_->client_version);
         }
         request.body = mcp_request(id, method, std::move(body_params)).dump();
+        sign_agent_request(request, turn_.signing_secrets);
         McpEra sent_era = era_;
         state_->http.send(std::move(request),
                           [self = shared_from_this(), id, method, params = std::move(params),
@@ -503,6 +505,7 @@ class McpCall : public std::enable_shared_from_this<McpCall> {
         request.deadline = budget;
         request.max_response_bytes = turn_.max_response_bytes;
         request.body = mcp_notification(method, std::move(params)).dump();
+        sign_agent_request(request, turn_.signing_secrets);
         state_->http.send(std::move(request),
                           [self = shared_from_this(), on_done = std::move(on_done)](HttpResponse response) {
                               if (self->finished_) {
@@ -534,6 +537,7 @@ class McpCall : public std::enable_shared_from_this<McpCall> {
         request.max_response_bytes = turn_.max_response_bytes;
         request.body =
             mcp_notification("notifications/cancelled", {{"requestId", id}, {"reason", "deadline"}}).dump();
+        sign_agent_request(request, turn_.signing_secrets);
         state_->http.send(std::move(request), [](HttpResponse) {});
     }
 

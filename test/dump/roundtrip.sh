@@ -21,6 +21,8 @@ SELECT * FROM darkspere.claim_jobs('w');
 SELECT darkspere.complete_job(1, 1, '{"reply": "hi"}');
 SQL
 
+# An agent signing secret (rotated, so the agents row records a rotation) must not be in the dump: none is stored.
+secret=$(psql -qXAt -v ON_ERROR_STOP=1 -d "$src" -c "SELECT darkspere.rotate_agent_secret(agent_id) FROM darkspere.agents")
 pg_dump -d "$src" >"$dump"
 psql -qX -v ON_ERROR_STOP=1 -d "$dst" -f "$dump" >/dev/null
 
@@ -38,5 +40,6 @@ done
 next_src=$(psql -qXAt -d "$src" -c "SELECT darkspere.create_account('after', 'free')")
 next_dst=$(psql -qXAt -d "$dst" -c "SELECT darkspere.create_account('after', 'free')")
 if [[ "$next_src" == "$next_dst" ]]; then passed=$((passed + 1)); else echo "not ok: sequence not restored ($next_src vs $next_dst)"; failed=$((failed + 1)); fi
+if [[ $secret == dsk_* ]] && ! grep -q "${secret#dsk_}" "$dump"; then passed=$((passed + 1)); else echo "not ok: an agent signing secret is in the dump (or none was made)"; failed=$((failed + 1)); fi
 echo "dump round trip: $passed passed, $failed failed"
 [[ $failed -eq 0 ]]

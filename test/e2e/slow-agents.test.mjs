@@ -20,7 +20,9 @@ describe('slow agents', () => {
                 { kind: 'http', name: 'slow', mode: 'slow', delayMs: SLOW_MS, capacity: 100 },
                 { kind: 'http', name: 'fast', status: 'maintenance', capacity: 100 },
             ],
-            worker: { agentDeadlineMs: SLOW_MS + 4000, extraArgs: ['--max-in-flight', '10'] },
+            // Both agents belong to one account: its share is lifted to every slot, so only the per-agent share
+            // is at work here (the per-account share has its own test, tenant-share.test.mjs).
+            worker: { agentDeadlineMs: SLOW_MS + 4000, extraArgs: ['--max-in-flight', '10', '--max-in-flight-per-account', '10'] },
         });
         const [slow, fast] = stack.agents;
         const slowPhones = Array.from({ length: 20 }, (_, i) => phone(800 + i));

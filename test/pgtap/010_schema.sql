@@ -1,7 +1,7 @@
 -- 010_schema — the public SQL contract: every function with its exact argument types, the tables, volatility,
 -- and who may execute what (mutating functions are not executable by PUBLIC).
 BEGIN;
-SELECT plan(87);
+SELECT plan(92);
 
 SELECT has_schema('darkspere');
 SELECT has_extension('darkspere');
@@ -17,6 +17,8 @@ SELECT has_function('darkspere', 'get_or_create_session', ARRAY['bigint', 'text'
 SELECT has_function('darkspere', 'history', ARRAY['bigint', 'integer']);
 SELECT has_function('darkspere', 'claim_jobs', ARRAY['text', 'integer', 'interval']);
 SELECT has_function('darkspere', 'claim_jobs', ARRAY['text', 'integer', 'interval', 'bigint[]']);
+SELECT has_function('darkspere', 'claim_jobs', ARRAY['text', 'integer', 'interval', 'bigint[]', 'bigint[]']);
+SELECT has_function('darkspere', 'rotate_agent_secret', ARRAY['bigint']);
 SELECT has_function('darkspere', 'complete_job', ARRAY['bigint', 'integer', 'jsonb']);
 SELECT has_function('darkspere', 'fail_job', ARRAY['bigint', 'integer', 'text', 'boolean']);
 SELECT has_function('darkspere', 'record_delivery_status', ARRAY['text', 'text', 'integer']);
@@ -45,6 +47,8 @@ SELECT is((SELECT array_to_string(proargnames[8:12], ',') FROM pg_proc WHERE oid
           'disposition,session_id,message_id,agent_id,reply', 'receive_sms returns (disposition, session_id, message_id, agent_id, reply)');
 SELECT is((SELECT array_to_string(proargnames[4:7], ',') FROM pg_proc WHERE oid = 'darkspere.claim_jobs(text,integer,interval)'::regprocedure),
           'job_id,attempt,kind,payload', 'claim_jobs returns (job_id, attempt, kind, payload)');
+SELECT is((SELECT array_to_string(proargnames[6:8], ',') FROM pg_proc WHERE oid = 'darkspere.register_agent'::regproc),
+          'agent_id,api_key,signing_secret', 'register_agent returns (agent_id, api_key, signing_secret)');
 SELECT is((SELECT array_to_string(proargnames[2:6], ',') FROM pg_proc WHERE oid = 'darkspere.usage'::regproc),
           'metric,used,included,overage,overage_cents', 'usage returns (metric, used, included, overage, overage_cents)');
 
@@ -82,7 +86,8 @@ SELECT ok(NOT has_function_privilege('darkspere_pgtap_nobody', f, 'EXECUTE'), 'P
                     'darkspere.claim_jobs(text,integer,interval,bigint[])', 'darkspere.complete_job(bigint,integer,jsonb)',
                     'darkspere.fail_job(bigint,integer,text,boolean)', 'darkspere.record_delivery_status(text,text,integer)',
                     'darkspere.rate_limit(text,text,integer)', 'darkspere.usage(bigint)', 'darkspere.tick()',
-                    'darkspere.requeue_dead_job(bigint)']) f;
+                    'darkspere.requeue_dead_job(bigint)', 'darkspere.rotate_agent_secret(bigint)',
+                    'darkspere.claim_jobs(text,integer,interval,bigint[],bigint[])']) f;
 SELECT ok(has_function_privilege('darkspere_pgtap_nobody', f, 'EXECUTE'), 'PUBLIC may execute ' || f)
   FROM unnest(ARRAY['darkspere.sms_segments(text)', 'darkspere.twilio_signature(text,text,jsonb)',
                     'darkspere.twilio_signature_valid(text,text,jsonb,text)',

@@ -172,6 +172,19 @@ TEST(WorkerConfig, OneAgentsShareCannotExceedAllSlots) {
     EXPECT_THROW(load({"--max-in-flight-per-agent", "0"}), ConfigError);
 }
 
+TEST(WorkerConfig, OneAccountsShareDefaultsToHalfAndCannotExceedAllSlots) {
+    EXPECT_EQ(load({}).max_in_flight_per_account, 0);  // half of max-in-flight, decided by the runner
+    EXPECT_EQ(load({"--max-in-flight-per-account", "40"}).max_in_flight_per_account, 40);
+    try {
+        load({"--max-in-flight", "100", "--max-in-flight-per-account", "101"});
+        ADD_FAILURE() << "a per-account share above max-in-flight was accepted";
+    } catch (const ConfigError &e) {
+        EXPECT_NE(std::string(e.what()).find("max-in-flight-per-account (101)"), std::string::npos)
+            << e.what();
+    }
+    EXPECT_THROW(load({"--max-in-flight-per-account", "0"}), ConfigError);
+}
+
 TEST(WorkerConfig, LeaseMustOutliveTheAgentDeadline) {
     EXPECT_THROW(load({"--lease-seconds", "10", "--agent-deadline-ms", "10000"}), ConfigError);
     EXPECT_THROW(load({"--lease-seconds", "5", "--agent-deadline-ms", "4500"}), ConfigError);

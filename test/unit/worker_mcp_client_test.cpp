@@ -15,6 +15,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "agent_signature.hpp"
 #include "mcp_client.hpp"
 
 using namespace darkspere::worker;
@@ -826,4 +827,36 @@ TEST_F(McpClientTest, DeeplyNestedContentFailsTheTurn) {
     });
     AgentOutcome outcome = run_turn(turn());
     EXPECT_FALSE(outcome.ok);
+}
+
+// ---- request signing (X-DarkSpere-Signature)
+// ------------------------------------------------------------------
+
+TEST_F(McpClientTest, EveryPostIsSignedInitializeNotificationsAndCancelIncluded) {
+    script_legacy_until_call();
+    agent.answer(timeout());
+    agent.answer(accepted());  // the notifications/cancelled
+    AgentTurn t = turn();
+    t.signing_secrets = {"dsk_new", "dsk_old"};
+    run_turn(t);
+    const auto &sent = agent.sent();
+    ASSERT_EQ(sent.size(), 6u);  // probe, initialize, initialized, tools/list, tools/call, cancelled
+    for (const auto &s : sent) {
+        std::string header = s.header("X-DarkSpere-Signature");
+        EXPECT_EQ(header,
+                  agent_signature_header(t.signing_secrets, std::stoll(header.substr(2)), s.request.body))
+            << s.method();
+        EXPECT_NE(header.find(",v1="), header.rfind(",v1="))
+            << "both signatures during grace: " << s.method();
+    }
+    EXPECT_EQ(sent[1].method(), "initialize");
+}
+
+TEST_F(McpClientTest, NoSecretsNoSignatureHeader) {
+    script_modern_until_call();
+    agent.answer(result(text_result("ok")));
+    run_turn(turn());
+    for (const auto &s : agent.sent()) {
+        EXPECT_FALSE(s.has_header("X-DarkSpere-Signature")) << s.method();
+    }
 }

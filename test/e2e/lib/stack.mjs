@@ -138,6 +138,10 @@ export async function startStack(cluster, {
                 [stack.accountId, agent.name, agent.peer.url, agent.protocol, spec.capacity || 10]);
             agent.agentId = row.agent_id;
             agent.apiKey = row.api_key;
+            // Every loopback agent checks X-DarkSpere-Signature with the secret register_agent returned, unless a
+            // test asks for an agent that takes anything (spec.unsigned).
+            agent.signingSecret = row.signing_secret;
+            if (!spec.unsigned) agent.peer.setSecrets([row.signing_secret]);
             if (spec.status) await db.query('SELECT darkspere.set_agent_status($1, $2)', [agent.agentId, spec.status]);
         }
         if (withWorker) await stack.startWorker();

@@ -10,6 +10,11 @@
 //   malformed  answer 200 with a body that is not JSON
 //   bad-reply  answer 200 {"reply": 42} (not a string)
 //   empty      answer 200 {"reply": ""} ("send nothing")
+//   hold       keep the request open until release() (which also switches the mode back to echo)
+//
+// With signing secrets (option `secrets`, or setSecrets(list) — the stack sets the one register_agent returned),
+// every turn must carry a valid X-DarkSpere-Signature (peers/signature.mjs); others are answered 401 and counted
+// in `refused`, never as turns.
 //
 // CLI: node http-agent.mjs --port 0 [--mode echo] [--delay-ms 0] [--name agent]
 import { setMaxListeners } from 'node:events';
@@ -17,26 +22,35 @@ import { createServer } from 'node:http';
 import { pathToFileURL } from 'node:url';
 import { closeServer, listen, parseCliArgs, pathOf, readBody, sendJson, sleep } from '../lib/net.mjs';
 import { echoReply } from './echo.mjs';
+import { SIGNATURE_HEADER, verifySignature } from './signature.mjs';
 
-export const HTTP_AGENT_MODES = ['echo', 'slow', 'error500', 'timeout', 'malformed', 'bad-reply', 'empty'];
+export const HTTP_AGENT_MODES = ['echo', 'slow', 'error500', 'timeout', 'malformed', 'bad-reply', 'empty', 'hold'];
 
 export { echoReply };
 
 // startHttpAgent starts the agent on 127.0.0.1 and resolves with
 // {url, port, requests, setMode(mode, {delayMs}), answered, close()}.
-export async function startHttpAgent({ port = 0, mode = 'echo', delayMs = 0, name = 'agent', log = () => {} } = {}) {
+export async function startHttpAgent({ port = 0, mode = 'echo', delayMs = 0, name = 'agent', secrets = [], log = () => {} } = {}) {
     if (!HTTP_AGENT_MODES.includes(mode)) throw new Error(`unknown http agent mode ${mode}`);
-    const state = { mode, delayMs };
+    const state = { mode, delayMs, secrets: [...secrets] };
     const requests = [];
+    const refused = []; // turns refused for a missing or bad signature: {path, signature}
+    const held = new Set(); // resolvers of turns waiting in `hold` mode
     let answered = 0;
     const stopping = new AbortController(); // ends slow sleeps when the agent closes
     setMaxListeners(0, stopping.signal); // one listener per slow turn in flight: thousands in the benchmark
 
     // parseJson reads a JSON body; a body that is not JSON is answered 400 here and yields undefined.
-    async function parseJson(req, res) {
+    async function parseJson(req, res, { signed = false } = {}) {
         let raw;
         try {
             raw = await readBody(req);
+            req.rawBody = raw;
+            if (signed && state.secrets.length && !verifySignature(req.headers[SIGNATURE_HEADER], raw, state.secrets)) {
+                refused.push({ path: pathOf(req), signature: req.headers[SIGNATURE_HEADER] || null });
+                sendJson(res, 401, { error: 'missing or invalid X-DarkSpere-Signature' });
+                return undefined;
+            }
             return raw.length ? JSON.parse(raw.toString('utf8')) : {};
         } catch (err) {
             sendJson(res, err.status || 400, { error: err.status ? err.message : 'body is not JSON' });
@@ -50,6 +64,8 @@ export async function startHttpAgent({ port = 0, mode = 'echo', delayMs = 0, nam
             content_type: req.headers['content-type'] || null,
             idempotency_key: req.headers['idempotency-key'] || null,
             authorization: req.headers.authorization || null,
+            signature: req.headers[SIGNATURE_HEADER] || null,
+            raw_body: req.rawBody ? req.rawBody.toString('utf8') : null, // the bytes the signature covers
             request_id: body.request_id,
             session_id: body.session_id,
             from: body.from,
@@ -64,6 +80,12 @@ export async function startHttpAgent({ port = 0, mode = 'echo', delayMs = 0, nam
         switch (state.mode) {
         case 'timeout':
             return; // hold the request open; closeServer drops it
+        case 'hold':
+            await new Promise((resolve) => {
+                held.add(resolve);
+                stopping.signal.addEventListener('abort', resolve, { once: true });
+            });
+            break;
         case 'error500':
             return sendJson(res, 500, { error: 'agent exploded' });
         case 'malformed':
@@ -94,7 +116,7 @@ export async function startHttpAgent({ port = 0, mode = 'echo', delayMs = 0, nam
         const path = pathOf(req);
         if (req.method === 'GET' && path === '/_requests') return sendJson(res, 200, requests);
         if (req.method !== 'POST') return sendJson(res, 404, { error: `no route ${req.method} ${path}` });
-        const body = await parseJson(req, res);
+        const body = await parseJson(req, res, { signed: path !== '/_mode' });
         if (body === undefined) return undefined;
         if (path === '/_mode') {
             try {
@@ -118,6 +140,21 @@ export async function startHttpAgent({ port = 0, mode = 'echo', delayMs = 0, nam
         port: boundPort,
         url: `http://127.0.0.1:${boundPort}/`,
         requests,
+        refused,
+        // held — turns waiting in `hold` mode.
+        get held() {
+            return held.size;
+        },
+        // setSecrets sets the signing secrets this agent accepts (none: unsigned requests are accepted).
+        setSecrets(list) {
+            state.secrets = [...list];
+        },
+        // release answers every held turn (echo) and leaves `hold` mode.
+        release() {
+            state.mode = 'echo';
+            for (const resolve of held) resolve();
+            held.clear();
+        },
         get answered() {
             return answered;
         },

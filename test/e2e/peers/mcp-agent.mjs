@@ -14,6 +14,10 @@
 //   empty      a result with no text content
 //   error500   every POST answers HTTP 500 before MCP sees it
 //
+// With signing secrets (option `secrets`, or setSecrets(list)), every POST to /mcp must carry a valid
+// X-DarkSpere-Signature (peers/signature.mjs), initialize and notifications included; others are answered 401
+// before MCP sees them and counted in `refused`.
+//
 // CLI: node mcp-agent.mjs --port 0 [--transport json|sse|stateful] [--behavior echo] [--delay-ms 0] [--name agent]
 import { randomUUID } from 'node:crypto';
 import { createServer } from 'node:http';
@@ -24,6 +28,7 @@ import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { closeServer, listen, parseCliArgs, sleep } from '../lib/net.mjs';
 import { echoReply } from './echo.mjs';
+import { SIGNATURE_HEADER, verifySignature } from './signature.mjs';
 
 export const MCP_TRANSPORTS = ['json', 'sse', 'stateful'];
 export const MCP_BEHAVIORS = ['echo', 'slow', 'isError', 'empty', 'error500'];
@@ -51,11 +56,13 @@ export async function startMcpAgent({
     name = 'mcp-agent',
     toolName = 'chat',
     respond = (args) => echoReply(name, args), // the text of a successful answer
+    secrets = [],
     log = () => {},
 } = {}) {
     if (!MCP_TRANSPORTS.includes(transport)) throw new Error(`unknown MCP transport ${transport}`);
     if (!MCP_BEHAVIORS.includes(behavior)) throw new Error(`unknown MCP behavior ${behavior}`);
-    const state = { behavior, delayMs };
+    const state = { behavior, delayMs, secrets: [...secrets] };
+    const refused = []; // POSTs refused for a missing or bad signature: {method, signature}
     const calls = []; // one entry per tools/call that reached the tool
     const rpc = []; // every JSON-RPC message received: {method, id, session, protocol_version}
     const sessions = new Map(); // stateful mode: Mcp-Session-Id → {transport, server}
@@ -96,8 +103,18 @@ export async function startMcpAgent({
     });
     app.get('/_calls', (req, res) => res.json(calls));
 
-    app.use('/mcp', express.json({ limit: '1mb' }), (req, res, next) => {
+    // The raw body is kept for the signature check: it covers the bytes as sent, not re-serialised JSON.
+    const keepRaw = (req, res, buf) => {
+        req.rawBody = buf;
+    };
+    app.use('/mcp', express.json({ limit: '1mb', verify: keepRaw }), (req, res, next) => {
         const messages = Array.isArray(req.body) ? req.body : req.body ? [req.body] : [];
+        const signature = req.get(SIGNATURE_HEADER) || null;
+        if (req.method === 'POST' && state.secrets.length
+            && !verifySignature(signature, req.rawBody ?? Buffer.alloc(0), state.secrets)) {
+            refused.push({ method: messages[0]?.method ?? null, signature });
+            return res.status(401).json({ error: 'missing or invalid X-DarkSpere-Signature' });
+        }
         for (const m of messages) {
             rpc.push({
                 http: req.method,
@@ -105,6 +122,7 @@ export async function startMcpAgent({
                 id: m?.id ?? null,
                 session: req.get('mcp-session-id') || null,
                 protocol_version: req.get('mcp-protocol-version') || null,
+                signature,
             });
         }
         if (req.method === 'POST' && state.behavior === 'error500') {
@@ -183,7 +201,12 @@ export async function startMcpAgent({
         url: `http://127.0.0.1:${boundPort}/mcp`,
         calls,
         rpc,
+        refused,
         sessions,
+        // setSecrets sets the signing secrets this agent accepts (none: unsigned requests are accepted).
+        setSecrets(list) {
+            state.secrets = [...list];
+        },
         get behavior() {
             return state.behavior;
         },
