@@ -19,6 +19,7 @@ int sms_send_max_attempts = kSmsSendMaxAttemptsDefault;
 int job_retention_s = kJobRetentionDefaultS;
 int dead_job_retention_s = kDeadJobRetentionDefaultS;
 int notify_interval_ms = kNotifyIntervalDefaultMs;
+int max_reply_segments = kMaxReplySegmentsDefault;
 
 int counter_shard() {
     return MyProcPid % kCounterShards;
@@ -57,5 +58,11 @@ void _PG_init(void) {
                             "Minimum milliseconds between two NOTIFYs of one backend.", nullptr,
                             &notify_interval_ms, kNotifyIntervalDefaultMs, 0, 10000, PGC_USERSET, GUC_UNIT_MS,
                             nullptr, nullptr, nullptr);
+    // Superuser-only: a tenant's session must not raise what a reply may cost.
+    DefineCustomIntVariable(
+        "darkspere.max_reply_segments",
+        "SMS segments after which an agent's reply is cut (the cut is recorded on the message).", nullptr,
+        &max_reply_segments, kMaxReplySegmentsDefault, 1, kMaxReplySegmentsLimit, PGC_SUSET, 0, nullptr,
+        nullptr, nullptr);
     MarkGUCPrefixReserved("darkspere");
 }
