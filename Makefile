@@ -10,7 +10,8 @@ MODULE_big = darkspere
 DATA = $(wildcard sql/darkspere--*.sql)
 
 COMMON_OBJS = src/common/crypto.o src/common/form.o src/common/twilio_signature.o \
-              src/common/stripe_signature.o src/common/sms_segments.o src/common/e164.o
+              src/common/stripe_signature.o src/common/sms_segments.o src/common/e164.o \
+              src/common/reply_chunks.o
 EXT_OBJS = src/ext/module.o src/ext/errors.o src/ext/spi_plans.o src/ext/validate.o \
            src/ext/accounts.o src/ext/sessions.o src/ext/routing.o src/ext/health.o src/ext/ratelimit.o \
            src/ext/billing.o src/ext/keywords.o src/ext/inbound.o src/ext/queue.o src/ext/ack_batch.o \

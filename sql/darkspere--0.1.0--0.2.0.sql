@@ -50,3 +50,47 @@ AS 'MODULE_PATHNAME', 'darkspere_claim_jobs' LANGUAGE C VOLATILE PARALLEL UNSAFE
 REVOKE ALL ON FUNCTION darkspere.register_agent(bigint, text, text, text, int),
     darkspere.rotate_agent_secret(bigint),
     darkspere.claim_jobs(text, int, interval, bigint[], bigint[]) FROM PUBLIC;
+
+------------------------------------------------------------------------------------------------------------------
+-- Issue #10, items 3, 11 and 16 (first two parts): reply cap, routing in turns, waiting messages end with their
+-- session, requeue_dead_job under concurrency, status callbacks tied to their AccountSid.
+------------------------------------------------------------------------------------------------------------------
+
+-- Item 3: a reply is cut after darkspere.max_reply_segments SMS segments. The message where it was cut records
+-- the whole reply's length in bytes (UTF-8); NULL when the reply was not cut. Bytes, not characters: counting the
+-- characters of a reply of megabytes would mean reading all of it.
+ALTER TABLE darkspere.messages ADD COLUMN reply_truncated_from_bytes bigint;
+
+-- Item 11: tick() routes waiting messages accounts in turns (src/ext/maintenance.cpp). This index lets it find
+-- the accounts with waiting messages with one probe each, and one account's oldest waiting messages.
+CREATE INDEX messages_waiting_account ON darkspere.messages (account_id, session_id, message_id)
+    WHERE status = 'waiting';
+-- The last account whose waiting messages tick() served; the next tick starts after it. A hint only: unlogged
+-- (after a crash, or in a restored dump, routing starts again from the first account) and at most one row.
+CREATE UNLOGGED TABLE darkspere.route_cursor (
+    only_row   boolean PRIMARY KEY DEFAULT true CHECK (only_row),
+    account_id bigint NOT NULL
+);
+-- A message still waiting for an agent when its session ends ends with it: status 'expired' (kept, never routed,
+-- never answered). 0.1.0 left such messages waiting; end them now as they would have ended.
+UPDATE darkspere.messages m SET status = 'expired', updated_at = pg_catalog.now()
+  FROM darkspere.sessions s
+ WHERE s.session_id = m.session_id AND s.state <> 'active' AND m.status = 'waiting';
+
+-- Item 16, status callbacks: a callback names the AccountSid it was signed for; it changes a message only when
+-- that account owns the message's number. Every callback keeps its AccountSid (NULL: recorded by 0.1.0).
+ALTER TABLE darkspere.delivery_events ADD COLUMN provider_account text;
+-- The signature and the result change (the outcome is returned), so the 0.1.0 function goes: an old caller
+-- without an AccountSid must fail loudly rather than bypass the check.
+DROP FUNCTION darkspere.record_delivery_status(text, text, int);
+-- record_delivery_status — records one status callback signed for provider_account and returns what became of it:
+-- 'applied' (the message's delivery state moved forward), 'unchanged' (an older or repeated status), 'pending' (no
+-- outbound message has this sid yet; weighed when one does), 'account_mismatch' (the message's number belongs to
+-- another AccountSid: nothing changes).
+CREATE FUNCTION darkspere.record_delivery_status(provider_account text, message_sid text, status text,
+                                                 error_code int DEFAULT NULL)
+-- A new C symbol: a 0.1.0 database that loads this library before it is updated reaches the old symbol, which
+-- refuses (the old arguments carry no AccountSid) instead of reading them as the new ones.
+RETURNS text AS 'MODULE_PATHNAME', 'darkspere_record_delivery_status_v2' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+-- Like every tenant-facing function (0.1.0 revoked them all from PUBLIC); the role grants come in the last block.
+REVOKE ALL ON FUNCTION darkspere.record_delivery_status(text, text, text, int) FROM PUBLIC;

@@ -10,6 +10,7 @@
 
 #include "common/e164.hpp"
 #include "common/form.hpp"
+#include "common/reply_chunks.hpp"
 #include "common/sms_segments.hpp"
 #include "common/stripe_signature.hpp"
 #include "common/twilio_signature.hpp"
@@ -26,6 +27,29 @@ int count_segments(const char *utf8, size_t len, Segments *out) noexcept {
         out->ucs2 = count.encoding == SmsEncoding::ucs2;
         out->segments = count.segments;
         out->units = count.units;
+        return kOk;
+    } catch (const std::bad_alloc &) {
+        return kOutOfMemory;
+    } catch (...) {
+        return kInvalidInput;
+    }
+}
+
+int plan_reply(const char *utf8, size_t len, int max_segments, ReplyChunk *out, int max_chunks, int *nchunks,
+               bool *truncated) noexcept {
+    try {
+        ReplyPlan plan = darkspere::plan_reply(std::string_view(utf8, len), max_segments);
+        if (plan.chunks.size() > static_cast<size_t>(max_chunks)) {
+            return kInvalidInput;
+        }
+        for (size_t i = 0; i < plan.chunks.size(); i++) {
+            const darkspere::ReplyChunk &c = plan.chunks[i];
+            out[i] =
+                ReplyChunk{c.offset, c.length,
+                           Segments{c.count.encoding == SmsEncoding::ucs2, c.count.segments, c.count.units}};
+        }
+        *nchunks = static_cast<int>(plan.chunks.size());
+        *truncated = plan.truncated;
         return kOk;
     } catch (const std::bad_alloc &) {
         return kOutOfMemory;

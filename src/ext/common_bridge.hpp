@@ -22,6 +22,18 @@ struct Segments {
 // count_segments — kInvalidInput for invalid UTF-8.
 int count_segments(const char *utf8, size_t len, Segments *out) noexcept;
 
+// One message of a reply: bytes [offset, offset + length) of the reply, and its segments.
+struct ReplyChunk {
+    size_t offset;
+    size_t length;
+    Segments segments;
+};
+// plan_reply — cuts a reply into messages within max_segments SMS segments in all (common/reply_chunks.hpp);
+// writes at most max_chunks of them to out, their number to *nchunks, and whether text was left out to
+// *truncated. kInvalidInput for invalid UTF-8 in the part read, or when more than max_chunks are needed.
+int plan_reply(const char *utf8, size_t len, int max_segments, ReplyChunk *out, int max_chunks, int *nchunks,
+               bool *truncated) noexcept;
+
 // A list of decoded form parameters, as parallel arrays.
 struct Params {
     const char *const *names;

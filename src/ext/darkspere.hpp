@@ -27,6 +27,11 @@ constexpr int kDeadJobRetentionDefaultS = 14 * 24 * 60 * 60;
 // notifying every transaction would serialise all commits (specs/postgres-cpp.md §11.1).
 constexpr int kNotifyIntervalDefaultMs = 100;
 
+// A reply is cut after this many SMS segments (the rest is left out, the cut recorded on the message): what
+// one agent answer may cost, and what one ack may cost the database.
+constexpr int kMaxReplySegmentsDefault = 10;
+constexpr int kMaxReplySegmentsLimit = 100;
+
 extern int session_idle_timeout_s;
 extern int min_health_score;
 extern int history_turns;
@@ -44,6 +49,7 @@ extern char *secret_key_file;
 extern int agent_secret_grace_s;
 // An agent's capacity (calls in flight at once) is at most this: more would let one agent hold every slot.
 constexpr int kAgentCapacityMax = 1000;
+extern int max_reply_segments;
 
 // ---- Circuit breaker and health (health.cpp) ----
 constexpr int kCircuitFailureThreshold = 5;  // consecutive failures that open the circuit
@@ -149,11 +155,18 @@ struct ReplyChecks {
     bool opted_out;
     bool hard_cap;
 };
-// enqueue_reply — stores an outbound reply (split into ≤1600-character messages) and queues its sms_send
-// jobs, unless the phone opted out or the plan cap is reached (then the message is stored as suppressed).
+// enqueue_reply — stores an outbound reply (split into ≤1600-character messages, cut after
+// darkspere.max_reply_segments SMS segments) and queues its sms_send jobs, unless the phone opted out or the
+// plan cap is reached (then the message is stored as suppressed). body need not end with a NUL.
 void enqueue_reply(int64 account_id, int64 session_id, int64 reply_to, const char *service_number,
-                   const char *phone, const char *body, int64 agent_id, const char *request_id,
-                   const ReplyChecks *checks = nullptr);
+                   const char *phone, const char *body, size_t body_len, int64 agent_id,
+                   const char *request_id, const ReplyChecks *checks);
+inline void enqueue_reply(int64 account_id, int64 session_id, int64 reply_to, const char *service_number,
+                          const char *phone, const char *body, int64 agent_id, const char *request_id,
+                          const ReplyChecks *checks = nullptr) {
+    enqueue_reply(account_id, session_id, reply_to, service_number, phone, body, strlen(body), agent_id,
+                  request_id, checks);
+}
 // route_message — binds a stored inbound message to an agent and queues its agent_call; returns the agent or
 // 0.
 int64 route_message(int64 account_id, int64 session_id, int64 message_id, int64 agent_id);

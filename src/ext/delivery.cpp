@@ -5,6 +5,11 @@
 // first terminal status wins; `read` only follows `delivered`). delivery_events.applied marks callbacks that
 // have been weighed against their message; one for a sid not stored yet waits (applied = false) until
 // complete_job stores that sid.
+//
+// A callback speaks for a message only when the AccountSid it was signed for (the worker verified the
+// signature with that account's token) owns the message's service number: otherwise one tenant with its own
+// Twilio account could mark another tenant's messages delivered or failed. A callback of another account is
+// recorded with its AccountSid and changes nothing.
 #include "ext/darkspere.hpp"
 #include "ext/errors.hpp"
 #include "ext/spi_plans.hpp"
@@ -32,11 +37,26 @@ static int status_rank(const char *status) {
 }
 
 static Statement kRecordEvent = {
-    "INSERT INTO darkspere.delivery_events (message_sid, status, error_code) VALUES ($1, $2, $3)"
-    " RETURNING event_id",
-    3,
-    {TEXTOID, TEXTOID, INT4OID},
+    "INSERT INTO darkspere.delivery_events (message_sid, status, error_code, provider_account)"
+    " VALUES ($1, $2, $3, $4) RETURNING event_id",
+    4,
+    {TEXTOID, TEXTOID, INT4OID, TEXTOID},
     nullptr};
+
+// Who may speak for the outbound message with this sid: its service number, still the account's, and that
+// number's AccountSid (NULL: a number registered without one, which any configured account may speak for
+// until provider_account is required). No row: no outbound message has this sid yet.
+static Statement kOwner = {
+    "SELECT n.number IS NOT NULL, n.provider_account"
+    "  FROM darkspere.messages m"
+    "  LEFT JOIN darkspere.numbers n ON n.number = m.service_number AND n.account_id = m.account_id"
+    " WHERE m.message_sid = $1 AND m.direction = 'out'",
+    1,
+    {TEXTOID},
+    nullptr};
+
+static Statement kMarkEventApplied = {
+    "UPDATE darkspere.delivery_events SET applied = true WHERE event_id = $1", 1, {INT8OID}, nullptr};
 
 // Applies one status if it moves the message forward. `read` (rank 4) only after `delivered`.
 static Statement kApply = {
@@ -48,9 +68,6 @@ static Statement kApply = {
     {TEXTOID, TEXTOID, INT2OID, INT4OID},
     nullptr};
 
-static Statement kKnownSid = {
-    "SELECT 1 FROM darkspere.messages WHERE message_sid = $1 AND direction = 'out'", 1, {TEXTOID}, nullptr};
-
 static Statement kMarkApplied = {
     "UPDATE darkspere.delivery_events SET applied = true WHERE message_sid = $1 AND NOT applied",
     1,
@@ -58,17 +75,45 @@ static Statement kMarkApplied = {
     nullptr};
 
 static Statement kPendingEvents = {
-    "SELECT status, error_code FROM darkspere.delivery_events WHERE message_sid = $1 AND NOT applied"
-    " ORDER BY event_id",
+    "SELECT status, error_code, provider_account FROM darkspere.delivery_events"
+    " WHERE message_sid = $1 AND NOT applied ORDER BY event_id",
     1,
     {TEXTOID},
     nullptr};
 
-static void apply_status(const char *sid, const char *status, bool has_error, int32 error_code) {
+// apply_status — true when the status moved the message forward.
+static bool apply_status(const char *sid, const char *status, bool has_error, int32 error_code) {
     Datum args[4] = {text_datum(sid), text_datum(status), Int16GetDatum(status_rank(status)),
                      Int32GetDatum(error_code)};
     char nulls[4] = {' ', ' ', ' ', null_flag(!has_error)};
-    spi_run(kApply, args, nulls, false, 0);
+    return spi_run(kApply, args, nulls, false, 0) > 0;
+}
+
+struct Owner {
+    bool known;              // an outbound message has this sid
+    bool number_held;        // its service number still belongs to its account
+    char *provider_account;  // that number's AccountSid; nullptr when registered without one
+};
+
+static Owner message_owner(const char *sid, MemoryContext context) {
+    Datum args[1] = {text_datum(sid)};
+    Owner owner = {false, false, nullptr};
+    if (spi_run(kOwner, args, nullptr, false, 1) > 0) {
+        owner.known = true;
+        owner.number_held = spi_bool(0, 1);
+        owner.provider_account = spi_text_copy(0, 2, context);
+    }
+    return owner;
+}
+
+// may_speak_for — whether a callback signed for provider_account may change the owner's message. nullptr: an
+// event recorded before callbacks carried their AccountSid (version 0.1.0), applied as it was then.
+static bool may_speak_for(const Owner &owner, const char *provider_account) {
+    if (provider_account == nullptr) {
+        return true;
+    }
+    return owner.number_held &&
+           (owner.provider_account == nullptr || strcmp(owner.provider_account, provider_account) == 0);
 }
 
 void apply_pending_delivery_events(const char *message_sid) {
@@ -82,13 +127,18 @@ void apply_pending_delivery_events(const char *message_sid) {
     char **statuses = static_cast<char **>(palloc(sizeof(char *) * rows));
     int32 *codes = static_cast<int32 *>(palloc(sizeof(int32) * rows));
     bool *has_code = static_cast<bool *>(palloc(sizeof(bool) * rows));
+    char **accounts = static_cast<char **>(palloc(sizeof(char *) * rows));
     for (uint64 r = 0; r < rows; r++) {
         statuses[r] = spi_text_copy(r, 1, caller);
         has_code[r] = !spi_is_null(r, 2);
         codes[r] = spi_int32(r, 2);
+        accounts[r] = spi_text_copy(r, 3, caller);
     }
+    Owner owner = message_owner(message_sid, caller);
     for (uint64 r = 0; r < rows; r++) {
-        apply_status(message_sid, statuses[r], has_code[r], codes[r]);
+        if (may_speak_for(owner, accounts[r])) {  // another account's callback is weighed and refused
+            apply_status(message_sid, statuses[r], has_code[r], codes[r]);
+        }
     }
     spi_run(kMarkApplied, args, nullptr, false, 0);
 }
@@ -97,13 +147,18 @@ void apply_pending_delivery_events(const char *message_sid) {
 
 using namespace darkspere;
 
-// darkspere_record_delivery_status — records a provider status callback and applies it when it moves the
-// message's delivery state forward.
-DARKSPERE_FUNCTION(darkspere_record_delivery_status) {
-    char *sid = required_text(fcinfo, 0, "message_sid");
-    char *status = required_text(fcinfo, 1, "status");
-    bool has_error = !PG_ARGISNULL(2);
-    int32 error_code = has_error ? PG_GETARG_INT32(2) : 0;
+// darkspere_record_delivery_status — records a provider status callback, signed for provider_account, and
+// applies it when that account owns the message's number and the status moves its delivery state forward.
+// Returns what became of it: 'applied'; 'unchanged' (an older or repeated status); 'pending' (no outbound
+// message has this sid yet: weighed when one does); 'account_mismatch' (the message is another account's:
+// nothing changes).
+DARKSPERE_FUNCTION(darkspere_record_delivery_status_v2) {
+    char *provider_account = required_text(fcinfo, 0, "provider_account");
+    char *sid = required_text(fcinfo, 1, "message_sid");
+    char *status = required_text(fcinfo, 2, "status");
+    bool has_error = !PG_ARGISNULL(3);
+    int32 error_code = has_error ? PG_GETARG_INT32(3) : 0;
+    require_non_empty(provider_account, "provider_account");
     require_non_empty(sid, "message_sid");
     if (status_rank(status) < 0) {
         ereport(ERROR,
@@ -112,14 +167,34 @@ DARKSPERE_FUNCTION(darkspere_record_delivery_status) {
                          "undelivered, failed, canceled, read.")));
     }
     SPI_connect();
-    Datum event[3] = {text_datum(sid), text_datum(status), Int32GetDatum(error_code)};
-    char event_nulls[3] = {' ', ' ', null_flag(!has_error)};
+    Datum event[4] = {text_datum(sid), text_datum(status), Int32GetDatum(error_code),
+                      text_datum(provider_account)};
+    char event_nulls[4] = {' ', ' ', null_flag(!has_error), ' '};
     spi_run(kRecordEvent, event, event_nulls, false, 1);
-    Datum known[1] = {text_datum(sid)};
-    if (spi_run(kKnownSid, known, nullptr, false, 1) > 0) {
-        apply_status(sid, status, has_error, error_code);
+    int64 event_id = spi_int64(0, 1);
+    const char *outcome = "pending";
+    Owner owner = message_owner(sid, CurrentMemoryContext);
+    if (owner.known && !may_speak_for(owner, provider_account)) {
+        Datum refused[1] = {Int64GetDatum(event_id)};
+        spi_run(kMarkEventApplied, refused, nullptr, false, 0);
+        outcome = "account_mismatch";
+    } else if (owner.known) {
+        outcome = apply_status(sid, status, has_error, error_code) ? "applied" : "unchanged";
+        Datum known[1] = {text_datum(sid)};
         spi_run(kMarkApplied, known, nullptr, false, 0);
     }
     SPI_finish();
-    PG_RETURN_VOID();
+    PG_RETURN_TEXT_P(cstring_to_text(outcome));
+}
+
+// darkspere_record_delivery_status — what 0.1.0's record_delivery_status(message_sid, status, error_code)
+// still calls in a database not yet updated to 0.2.0: its callbacks carried no AccountSid, so it refuses
+// rather than let any account's callback change any message.
+DARKSPERE_FUNCTION(darkspere_record_delivery_status) {
+    ereport(
+        ERROR,
+        (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+         errmsg("record_delivery_status(message_sid, status, error_code) was replaced in darkspere 0.2.0"),
+         errhint("Run ALTER EXTENSION darkspere UPDATE; the new function takes the callback's AccountSid "
+                 "first.")));
 }

@@ -1,10 +1,10 @@
 // src/ext/maintenance.cpp — tick(): the periodic housekeeping every worker calls on a timer.
 //
-// Steps, each bounded so one call stays short: end idle sessions; make jobs whose lease expired claimable
-// again (or dead-letter them when out of attempts) — this is the whole crash-recovery story; route messages
-// that were queued for want of an agent; prune finished jobs and stale rate-limit rows. Several workers may
-// call tick() at once: a transaction-level advisory lock lets one run and the others return {"skipped": true}
-// at once.
+// Steps, each bounded so one call stays short: end idle sessions (their messages still waiting for an agent
+// end with them, as 'expired'); make jobs whose lease expired claimable again (or dead-letter them when out
+// of attempts) — this is the whole crash-recovery story; route messages that were queued for want of an
+// agent, accounts in turns; prune finished jobs and stale rate-limit rows. Several workers may call tick() at
+// once: a transaction-level advisory lock lets one run and the others return {"skipped": true} at once.
 #include "ext/darkspere.hpp"
 #include "ext/errors.hpp"
 #include "ext/spi_plans.hpp"
@@ -14,15 +14,22 @@ namespace darkspere {
 constexpr int32 kTickLockClass = 0x44537469;  // "DSti"
 constexpr int kTickBatch = 1000;              // rows per step and call
 constexpr int kRouteBatch = 200;              // queued messages routed per call
+constexpr int kRouteAccounts = 100;           // accounts with queued messages visited per call
 
 static Statement kTryLock = {"SELECT pg_catalog.pg_try_advisory_xact_lock($1, 0)", 1, {INT4OID}, nullptr};
 
+// A message that waited for an agent for the whole life of its session ends with it: 'expired' (never
+// routed, never answered; kept like every message, not deleted). Returns the sessions and messages ended.
 static Statement kExpireSessions = {
-    "UPDATE darkspere.sessions SET state = 'expired', ended_at = pg_catalog.now()"
-    " WHERE session_id IN (SELECT session_id FROM darkspere.sessions"
-    "                       WHERE state = 'active'"
-    "                         AND last_activity_at < pg_catalog.now() - pg_catalog.make_interval(secs => $1)"
-    "                       LIMIT $2 FOR UPDATE SKIP LOCKED)",
+    "WITH s AS (UPDATE darkspere.sessions SET state = 'expired', ended_at = pg_catalog.now()"
+    "            WHERE session_id IN (SELECT session_id FROM darkspere.sessions"
+    "                                  WHERE state = 'active' AND last_activity_at < pg_catalog.now()"
+    "                                        - pg_catalog.make_interval(secs => $1)"
+    "                                  LIMIT $2 FOR UPDATE SKIP LOCKED)"
+    "            RETURNING session_id),"
+    "     m AS (UPDATE darkspere.messages m SET status = 'expired', updated_at = pg_catalog.now() FROM s"
+    "            WHERE m.session_id = s.session_id AND m.status = 'waiting' RETURNING 1)"
+    " SELECT (SELECT count(*) FROM s), (SELECT count(*) FROM m)",
     2,
     {INT4OID, INT4OID},
     nullptr};
@@ -50,20 +57,46 @@ static Statement kDeadMessage = {
     {INT8OID},
     nullptr};
 
-// The oldest queued message of each session (later ones wait behind it), oldest sessions first.
-static Statement kQueued = {
-    "SELECT DISTINCT ON (m.session_id) m.message_id, m.account_id, m.session_id"
-    "  FROM darkspere.messages m WHERE m.status = 'waiting'"
-    " ORDER BY m.session_id, m.message_id LIMIT $1",
-    1,
-    {INT4OID},
+// Routing takes accounts in turns: the accounts with waiting messages after $1 and up to $2, in order, at
+// most $3 of them (a loose index scan of messages_waiting_account: one probe per account, however many
+// messages wait). The last account served is kept in route_cursor, so the next tick starts after it and no
+// account's backlog can keep the others from their turn.
+static Statement kWaitingAccounts = {
+    "WITH RECURSIVE a(account_id) AS ("
+    "  (SELECT m.account_id FROM darkspere.messages m"
+    "    WHERE m.status = 'waiting' AND m.account_id > $1 AND m.account_id <= $2"
+    "    ORDER BY m.account_id LIMIT 1)"
+    "  UNION ALL"
+    "  SELECT (SELECT m.account_id FROM darkspere.messages m"
+    "           WHERE m.status = 'waiting' AND m.account_id > a.account_id AND m.account_id <= $2"
+    "           ORDER BY m.account_id LIMIT 1)"
+    "    FROM a WHERE a.account_id IS NOT NULL)"
+    " SELECT account_id FROM a WHERE account_id IS NOT NULL LIMIT $3",
+    3,
+    {INT8OID, INT8OID, INT4OID},
     nullptr};
 
-static Statement kSessionAgent = {
-    "SELECT s.agent_id FROM darkspere.sessions s JOIN darkspere.agents a ON a.agent_id = s.agent_id"
-    " WHERE s.session_id = $1 AND a.status = 'active' AND a.circuit = 'closed' AND a.health_score >= $2",
-    2,
-    {INT8OID, INT4OID},
+static Statement kRouteCursor = {"SELECT account_id FROM darkspere.route_cursor", 0, {}, nullptr};
+static Statement kSetRouteCursor = {
+    "INSERT INTO darkspere.route_cursor (account_id) VALUES ($1)"
+    " ON CONFLICT (only_row) DO UPDATE SET account_id = excluded.account_id",
+    1,
+    {INT8OID},
+    nullptr};
+
+// The oldest waiting message of each session of one account (later ones wait behind it), with the session's
+// agent when that agent may keep serving it (sticky: capacity is not checked). Sticky sessions first — they
+// need no pick — then the oldest sessions.
+static Statement kAccountQueued = {
+    "SELECT h.message_id, h.session_id, a.agent_id"
+    "  FROM (SELECT DISTINCT ON (m.session_id) m.message_id, m.session_id FROM darkspere.messages m"
+    "         WHERE m.status = 'waiting' AND m.account_id = $1 ORDER BY m.session_id, m.message_id) h"
+    "  JOIN darkspere.sessions s ON s.session_id = h.session_id"
+    "  LEFT JOIN darkspere.agents a ON a.agent_id = s.agent_id AND a.status = 'active'"
+    "        AND a.circuit = 'closed' AND a.health_score >= $2"
+    " ORDER BY a.agent_id IS NULL, h.session_id LIMIT $3",
+    3,
+    {INT8OID, INT4OID, INT4OID},
     nullptr};
 
 static Statement kPruneJobs = {
@@ -89,45 +122,80 @@ static Statement kPruneLimits = {
 static Statement kReport = {
     "SELECT pg_catalog.jsonb_build_object('expired_sessions', $1, 'reclaimed_jobs', $2, 'dead_lettered', $3,"
     "                                     'routed_messages', $4, 'pruned_jobs', $5, 'pruned_rate_limits', "
-    "$6)",
-    6,
-    {INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID},
+    "$6, 'expired_messages', $7)",
+    7,
+    {INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID},
     nullptr};
 
 static Statement kSkipped = {"SELECT '{\"skipped\": true}'::jsonb", 0, {}, nullptr};
 
-// route_queued — gives waiting messages an agent, oldest first; returns how many were routed.
-static int64 route_queued() {
-    uint64 rows;
-    {
-        Datum args[1] = {Int32GetDatum(kRouteBatch)};
-        rows = spi_run(kQueued, args, nullptr, false, 0);
+// waiting_accounts — up to max accounts with waiting messages, in turn after the cursor (wrapping around).
+static int waiting_accounts(int64 cursor, int64 *accounts, int max) {
+    int n = 0;
+    // After the cursor first, then from the start up to it.
+    const int64 ranges[2][2] = {{cursor, PG_INT64_MAX}, {0, cursor}};
+    for (const auto &range : ranges) {
+        if (n == max) {
+            break;
+        }
+        Datum args[3] = {Int64GetDatum(range[0]), Int64GetDatum(range[1]), Int32GetDatum(max - n)};
+        uint64 rows = spi_run(kWaitingAccounts, args, nullptr, false, 0);
+        for (uint64 r = 0; r < rows; r++) {
+            accounts[n++] = spi_int64(r, 1);
+        }
     }
-    if (rows == 0) {
-        return 0;
-    }
-    int64 *message_ids = static_cast<int64 *>(palloc(sizeof(int64) * rows));
-    int64 *account_ids = static_cast<int64 *>(palloc(sizeof(int64) * rows));
-    int64 *session_ids = static_cast<int64 *>(palloc(sizeof(int64) * rows));
+    return n;
+}
+
+// route_account — routes up to `share` waiting messages of one account, oldest session first; returns how
+// many.
+static int64 route_account(int64 account_id, int share) {
+    Datum args[3] = {Int64GetDatum(account_id), Int32GetDatum(min_health_score), Int32GetDatum(share)};
+    uint64 rows = spi_run(kAccountQueued, args, nullptr, false, 0);
+    int64 *message_ids = static_cast<int64 *>(palloc(sizeof(int64) * (rows + 1)));
+    int64 *session_ids = static_cast<int64 *>(palloc(sizeof(int64) * (rows + 1)));
+    int64 *sticky = static_cast<int64 *>(palloc(sizeof(int64) * (rows + 1)));
     for (uint64 r = 0; r < rows; r++) {
         message_ids[r] = spi_int64(r, 1);
-        account_ids[r] = spi_int64(r, 2);
-        session_ids[r] = spi_int64(r, 3);
+        session_ids[r] = spi_int64(r, 2);
+        sticky[r] = spi_int64(r, 3);
     }
     int64 routed = 0;
     for (uint64 r = 0; r < rows; r++) {
-        Datum sticky[2] = {Int64GetDatum(session_ids[r]), Int32GetDatum(min_health_score)};
-        int64 agent_id = spi_run(kSessionAgent, sticky, nullptr, false, 1) > 0 ? spi_int64(0, 1) : 0;
+        int64 agent_id = sticky[r];
         if (agent_id == 0) {
-            agent_id = pick_agent(account_ids[r], nullptr, 0);
+            agent_id = pick_agent(account_id, nullptr, 0);
             if (agent_id == 0) {
-                continue;  // still no agent for this account
+                break;  // no eligible agent with room; the rest of the list has no sticky agent either
             }
             session_bind_agent(session_ids[r], agent_id);
         }
-        route_message(account_ids[r], session_ids[r], message_ids[r], agent_id);
+        route_message(account_id, session_ids[r], message_ids[r], agent_id);
         routed++;
     }
+    return routed;
+}
+
+// route_queued — gives waiting messages an agent, accounts in turns (each gets an equal share of what is left
+// of kRouteBatch), the oldest sessions of each first; returns how many were routed. An account without an
+// eligible agent costs one look at its queue and one pick per tick, and never delays the next account.
+static int64 route_queued() {
+    int64 cursor = spi_run(kRouteCursor, nullptr, nullptr, false, 1) > 0 ? spi_int64(0, 1) : 0;
+    int64 *accounts = static_cast<int64 *>(palloc(sizeof(int64) * kRouteAccounts));
+    int naccounts = waiting_accounts(cursor, accounts, kRouteAccounts);
+    if (naccounts == 0) {
+        return 0;
+    }
+    int64 routed = 0;
+    int64 last_served = cursor;
+    for (int i = 0; i < naccounts && routed < kRouteBatch; i++) {
+        int left = naccounts - i;
+        int share = static_cast<int>((kRouteBatch - routed + left - 1) / left);
+        routed += route_account(accounts[i], share);
+        last_served = accounts[i];
+    }
+    Datum args[1] = {Int64GetDatum(last_served)};
+    spi_run(kSetRouteCursor, args, nullptr, false, 0);
     return routed;
 }
 
@@ -190,7 +258,9 @@ DARKSPERE_FUNCTION(darkspere_tick) {
         PG_RETURN_DATUM(skipped);
     }
     Datum expire[2] = {Int32GetDatum(session_idle_timeout_s), Int32GetDatum(kTickBatch)};
-    int64 expired = spi_run(kExpireSessions, expire, nullptr, false, 0);
+    spi_run(kExpireSessions, expire, nullptr, false, 1);
+    int64 expired = spi_int64(0, 1);
+    int64 expired_messages = spi_int64(0, 2);
     int64 dead = 0;
     int64 reclaimed = reclaim_leases(&dead);
     int64 routed = route_queued();
@@ -200,8 +270,10 @@ DARKSPERE_FUNCTION(darkspere_tick) {
     Datum prune_limits[1] = {Int32GetDatum(kTickBatch * 5)};
     int64 pruned_limits = spi_run(kPruneLimits, prune_limits, nullptr, false, 0);
 
-    Datum report[6] = {Int64GetDatum(expired), Int64GetDatum(reclaimed),   Int64GetDatum(dead),
-                       Int64GetDatum(routed),  Int64GetDatum(pruned_jobs), Int64GetDatum(pruned_limits)};
+    Datum report[7] = {
+        Int64GetDatum(expired),         Int64GetDatum(reclaimed),   Int64GetDatum(dead),
+        Int64GetDatum(routed),          Int64GetDatum(pruned_jobs), Int64GetDatum(pruned_limits),
+        Int64GetDatum(expired_messages)};
     spi_run(kReport, report, nullptr, false, 1);
     Datum result = SPI_datumTransfer(spi_datum(0, 1, &isnull), false, -1);
     SPI_finish();

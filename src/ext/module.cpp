@@ -21,6 +21,7 @@ int dead_job_retention_s = kDeadJobRetentionDefaultS;
 int notify_interval_ms = kNotifyIntervalDefaultMs;
 char *secret_key_file = nullptr;
 int agent_secret_grace_s = kAgentSecretGraceDefaultS;
+int max_reply_segments = kMaxReplySegmentsDefault;
 
 int counter_shard() {
     return MyProcPid % kCounterShards;
@@ -68,5 +69,11 @@ void _PG_init(void) {
                             "Seconds a rotated-out agent signing secret still signs requests.", nullptr,
                             &agent_secret_grace_s, kAgentSecretGraceDefaultS, 0, INT_MAX / 2, PGC_SUSET,
                             GUC_UNIT_S, nullptr, nullptr, nullptr);
+    // Superuser-only: a tenant's session must not raise what a reply may cost.
+    DefineCustomIntVariable(
+        "darkspere.max_reply_segments",
+        "SMS segments after which an agent's reply is cut (the cut is recorded on the message).", nullptr,
+        &max_reply_segments, kMaxReplySegmentsDefault, 1, kMaxReplySegmentsLimit, PGC_SUSET, 0, nullptr,
+        nullptr, nullptr);
     MarkGUCPrefixReserved("darkspere");
 }

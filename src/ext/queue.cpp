@@ -5,6 +5,7 @@
 // holds the lease changes nothing, so a worker that lost its lease can never overwrite a newer attempt. Jobs
 // that share an ordering_key (one session's agent calls, one phone's replies) run one at a time in job_id
 // order.
+#include "ext/common_bridge.hpp"
 #include "ext/darkspere.hpp"
 #include "ext/errors.hpp"
 #include "ext/spi_plans.hpp"
@@ -45,7 +46,7 @@ static Statement kMarkRouted = {
 
 // $1 account, $2 session, $3 service number, $4 phone, $5 body, $6 status, $7 encoding, $8 segments,
 // $9 agent, $10 reply_to, $11 request id, $12 max attempts, $13 available at, $14 hand-off worker,
-// $15 hand-off lease.
+// $15 hand-off lease, $16 the whole reply's length in bytes when this message is where it was cut.
 // Stores one outbound message and, unless it is suppressed, its sms_send job with everything the worker
 // needs. With a hand-off worker, a job that may run now (not held by the rate limit, no earlier send to the
 // same phone pending or running) is stored already leased to that worker as attempt 1; otherwise it waits
@@ -54,8 +55,9 @@ static Statement kInsertReply = {
     "WITH m AS ("
     "  INSERT INTO darkspere.messages (account_id, session_id, direction, service_number, phone, body, "
     "status,"
-    "                                  encoding, segments, agent_id, reply_to, request_id)"
-    "  VALUES ($1, $2, 'out', $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING message_id),"
+    "                                  encoding, segments, agent_id, reply_to, request_id,"
+    "                                  reply_truncated_from_bytes)"
+    "  VALUES ($1, $2, 'out', $3, $4, $5, $6, $7, $8, $9, $10, $11, $16) RETURNING message_id),"
     " h AS (SELECT $14::text IS NOT NULL AND $13::timestamptz IS NULL"
     "              AND NOT EXISTS (SELECT 1 FROM darkspere.jobs o"
     "                               WHERE o.ordering_key = 'sms:' || $3 || ':' || $4"
@@ -75,9 +77,9 @@ static Statement kInsertReply = {
     "        CASE WHEN h.now THEN pg_catalog.clock_timestamp() + $15 END"
     "   FROM m, h WHERE $6 = 'pending'"
     " RETURNING job_id, state = 'running', attempt, payload",
-    15,
+    16,
     {INT8OID, INT8OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT4OID, INT8OID, INT8OID, TEXTOID,
-     INT4OID, TIMESTAMPTZOID, TEXTOID, INTERVALOID},
+     INT4OID, TIMESTAMPTZOID, TEXTOID, INTERVALOID, INT8OID},
     nullptr};
 
 static Datum build_agent_payload(int64 message_id, int64 agent_id);
@@ -113,41 +115,37 @@ int64 route_message(int64 account_id, int64 session_id, int64 message_id, int64 
     return enqueue_agent_call(account_id, session_id, message_id, agent_id);
 }
 
-// next_chunk_length — bytes of the next piece of a long reply: at most kSmsBodyMaxChars characters, cut at
-// the last space of the final 100 characters when there is one, so words stay whole.
-static int next_chunk_length(const char *text, int bytes) {
-    if (pg_mbstrlen_with_len(text, bytes) <= kSmsBodyMaxChars) {
-        return bytes;
+// plan_or_raise — the messages of a reply within darkspere.max_reply_segments (common/reply_chunks.hpp): one
+// pass that stops at the budget, so a reply of megabytes costs what its first messages cost.
+static int plan_or_raise(const char *body, size_t body_len, bridge::ReplyChunk *chunks, bool *truncated) {
+    int nchunks = 0;
+    int rc = bridge::plan_reply(body, body_len, max_reply_segments, chunks, kMaxReplySegmentsLimit, &nchunks,
+                                truncated);
+    if (rc == bridge::kOutOfMemory) {
+        ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
     }
-    const char *end = text;
-    for (int chars = 0; chars < kSmsBodyMaxChars; chars++) {
-        end += pg_mblen(end);
+    if (rc != bridge::kOk) {
+        ereport(ERROR, (errcode(ERRCODE_CHARACTER_NOT_IN_REPERTOIRE), errmsg("reply is not valid UTF-8")));
     }
-    // Spaces are single bytes in every server encoding, so scanning bytes backwards finds them safely.
-    for (const char *q = end - 1; q > text && (end - q) < 100; q--) {
-        if (*q == ' ') {
-            return (q - text) + 1;
-        }
-    }
-    return end - text;
+    return nchunks;
 }
 
 void enqueue_reply(int64 account_id, int64 session_id, int64 reply_to, const char *service_number,
-                   const char *phone, const char *body, int64 agent_id, const char *request_id,
-                   const ReplyChecks *checks) {
+                   const char *phone, const char *body, size_t body_len, int64 agent_id,
+                   const char *request_id, const ReplyChecks *checks) {
     bool known = checks != nullptr && checks->known;
     bool opted_out = known ? checks->opted_out : is_opted_out(account_id, service_number, phone);
     bool capped = known ? checks->hard_cap : true;  // unknown: let the quota check find out
     bool queued = false;                            // a job waits for a claim: wake the worker
-    int remaining = strlen(body);
-    const char *rest = body;
-    while (remaining > 0) {
-        int len = next_chunk_length(rest, remaining);
-        char *chunk = pnstrdup(rest, len);
-        rest += len;
-        remaining -= len;
-
-        Segments seg = count_sms_segments(chunk);
+    bridge::ReplyChunk chunks[kMaxReplySegmentsLimit];
+    bool truncated = false;
+    int nchunks = plan_or_raise(body, body_len, chunks, &truncated);
+    for (int i = 0; i < nchunks; i++) {
+        char *chunk = pnstrdup(body + chunks[i].offset, chunks[i].length);
+        // The message where the reply was cut records how long the whole reply was (bytes: counting its
+        // characters would mean reading all of it).
+        bool cut_here = truncated && i == nchunks - 1;
+        const bridge::Segments &seg = chunks[i].segments;
         const char *status = "pending";
         TimestampTz available_at = 0;
         if (opted_out || (capped && !quota_allows_outbound(account_id, seg.segments))) {
@@ -158,7 +156,7 @@ void enqueue_reply(int64 account_id, int64 session_id, int64 reply_to, const cha
         Datum worker = (Datum)0, lease = (Datum)0;
         bool handoff =
             strcmp(status, "pending") == 0 && available_at == 0 && handoff_lease(0, &worker, &lease);
-        Datum args[15] = {Int64GetDatum(account_id),
+        Datum args[16] = {Int64GetDatum(account_id),
                           Int64GetDatum(session_id),
                           text_datum(service_number),
                           text_datum(phone),
@@ -172,8 +170,9 @@ void enqueue_reply(int64 account_id, int64 session_id, int64 reply_to, const cha
                           Int32GetDatum(sms_send_max_attempts),
                           TimestampTzGetDatum(available_at),
                           worker,
-                          lease};
-        char nulls[15] = {' ',
+                          lease,
+                          Int64GetDatum(static_cast<int64>(body_len))};
+        char nulls[16] = {' ',
                           null_flag(session_id == 0),
                           ' ',
                           ' ',
@@ -187,7 +186,8 @@ void enqueue_reply(int64 account_id, int64 session_id, int64 reply_to, const cha
                           ' ',
                           null_flag(available_at == 0),
                           null_flag(!handoff),
-                          null_flag(!handoff)};
+                          null_flag(!handoff),
+                          null_flag(!cut_here)};
         if (spi_run(kInsertReply, args, nulls, false, 0) == 0) {
             continue;  // suppressed: no job
         }
@@ -426,7 +426,10 @@ static void complete_agent_call(int64 message_id, int64 agent_id, Jsonb *result)
                 (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
                  errmsg("result.reply must be a string or null, not %s", jsonb_type_name(reply_value))));
     }
-    char *reply = jsonb_text(reply_value);
+    // Read in place: a reply may be megabytes, of which only the first messages are ever looked at.
+    const char *reply =
+        reply_value != nullptr && reply_value->type == jbvString ? reply_value->val.string.val : nullptr;
+    size_t reply_len = reply != nullptr ? reply_value->val.string.len : 0;
     JsonbValue *latency_value = jsonb_key(result, "latency_ms");
     bool latency_known = latency_value != nullptr && latency_value->type == jbvNumeric;
     int32 latency_ms = latency_known ? static_cast<int32>(lround(Min(Max(jsonb_number(latency_value), 0.0),
@@ -449,9 +452,9 @@ static void complete_agent_call(int64 message_id, int64 agent_id, Jsonb *result)
     ReplyChecks checks = {true, spi_bool(0, 7), spi_bool(0, 8)};
     usage_add(account_id, "agent_messages", 1);
 
-    if (reply != nullptr && reply[0] != '\0') {
-        enqueue_reply(account_id, session_id, message_id, service_number, phone, reply, agent_id, request_id,
-                      &checks);
+    if (reply != nullptr && reply_len > 0) {
+        enqueue_reply(account_id, session_id, message_id, service_number, phone, reply, reply_len, agent_id,
+                      request_id, &checks);
     } else if (reply == nullptr && fallback != nullptr && fallback[0] != '\0') {
         // The agent answered without usable text; "" would have meant "send nothing".
         enqueue_reply(account_id, session_id, message_id, service_number, phone, fallback, 0, request_id,
@@ -603,12 +606,41 @@ DARKSPERE_FUNCTION(darkspere_claim_jobs) {
 
 namespace darkspere {
 
+// What the job row keeps of an agent's reply: more than any capped reply can send (100 segments are at most
+// ~31 KB of UTF-8), far less than what an agent may answer. The messages hold what was sent.
+constexpr int kStoredReplyMaxBytes = 64 * 1024;
+
+// result_to_store — the result as jobs.result keeps it: a longer reply is cut to kStoredReplyMaxBytes (at a
+// character boundary), so a reply of megabytes is neither compressed nor written to disk with every ack.
+static Jsonb *result_to_store(Jsonb *result) {
+    JsonbValue *reply = jsonb_key(result, "reply");
+    if (reply == nullptr || reply->type != jbvString || reply->val.string.len <= kStoredReplyMaxBytes) {
+        return result;
+    }
+    int keep = pg_mbcliplen(reply->val.string.val, reply->val.string.len, kStoredReplyMaxBytes);
+    JsonbParseState *state = nullptr;
+    JsonbValue *built = nullptr;
+    JsonbIterator *it = JsonbIteratorInit(&result->root);
+    JsonbValue v;
+    JsonbIteratorToken token;
+    bool is_reply = false;
+    while ((token = JsonbIteratorNext(&it, &v, true)) != WJB_DONE) {
+        if (token == WJB_KEY) {
+            is_reply = v.val.string.len == 5 && memcmp(v.val.string.val, "reply", 5) == 0;
+        } else if (token == WJB_VALUE && is_reply) {
+            v.val.string.len = keep;
+        }
+        built = pushJsonbValue(&state, token, token < WJB_BEGIN_ARRAY ? &v : nullptr);
+    }
+    return JsonbValueToJsonb(built);
+}
+
 // job_complete — the body of complete_job (and of each completed row of ack_jobs), inside an SPI connection.
 bool job_complete(int64 job_id, int32 attempt, Jsonb *result) {
     if (result == nullptr) {
         result = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum("{}")));
     }
-    Datum args[3] = {Int64GetDatum(job_id), Int32GetDatum(attempt), JsonbPGetDatum(result)};
+    Datum args[3] = {Int64GetDatum(job_id), Int32GetDatum(attempt), JsonbPGetDatum(result_to_store(result))};
     if (spi_run(kFenceComplete, args, nullptr, false, 1) == 0) {
         return false;
     }
@@ -695,7 +727,7 @@ static Statement kRequeueDead = {
     {INT8OID, INT4OID, INT8OID},
     nullptr};
 static Statement kDeadJob = {
-    "SELECT kind, account_id FROM darkspere.jobs WHERE job_id = $1 AND state = 'dead'",
+    "SELECT kind, account_id FROM darkspere.jobs WHERE job_id = $1 AND state = 'dead' FOR UPDATE",
     1,
     {INT8OID},
     nullptr};
@@ -706,7 +738,10 @@ static Statement kRequeuedMessage = {
     {INT8OID},
     nullptr};
 
-// darkspere_requeue_dead_job — an operator gives a dead-lettered job a fresh set of attempts.
+// darkspere_requeue_dead_job — an operator gives a dead-lettered job a fresh set of attempts. False, changing
+// nothing, when the job is not dead (any more) or is gone: a concurrent requeue or a prune got there first.
+// The first look locks the row, so a second caller waits for the first and then finds the job no longer dead;
+// the UPDATE's count is checked all the same.
 DARKSPERE_FUNCTION(darkspere_requeue_dead_job) {
     int64 job_id = required_int64(fcinfo, 0, "job_id");
     SPI_connect();
@@ -731,7 +766,10 @@ DARKSPERE_FUNCTION(darkspere_requeue_dead_job) {
                      Int32GetDatum(agent_call ? agent_call_max_attempts : sms_send_max_attempts),
                      Int64GetDatum(agent_id)};
     char nulls[3] = {' ', ' ', null_flag(agent_id == 0)};
-    spi_run(kRequeueDead, args, nulls, false, 1);
+    if (spi_run(kRequeueDead, args, nulls, false, 1) == 0) {
+        SPI_finish();
+        PG_RETURN_BOOL(false);
+    }
     int64 message_id = spi_int64(0, 2);
     if (message_id != 0) {
         Datum msg[1] = {Int64GetDatum(message_id)};

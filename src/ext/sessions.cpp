@@ -9,10 +9,14 @@
 
 namespace darkspere {
 
+// Messages of the session still waiting for an agent end with it, as tick() ends them (maintenance.cpp).
 static Statement kExpireIdleSession = {
-    "UPDATE darkspere.sessions SET state = 'expired', ended_at = pg_catalog.now()"
-    " WHERE account_id = $1 AND service_number = $2 AND phone = $3 AND state = 'active'"
-    "   AND last_activity_at < pg_catalog.now() - pg_catalog.make_interval(secs => $4)",
+    "WITH s AS (UPDATE darkspere.sessions SET state = 'expired', ended_at = pg_catalog.now()"
+    "            WHERE account_id = $1 AND service_number = $2 AND phone = $3 AND state = 'active'"
+    "              AND last_activity_at < pg_catalog.now() - pg_catalog.make_interval(secs => $4)"
+    "            RETURNING session_id)"
+    " UPDATE darkspere.messages m SET status = 'expired', updated_at = pg_catalog.now() FROM s"
+    "  WHERE m.session_id = s.session_id AND m.status = 'waiting'",
     4,
     {INT8OID, TEXTOID, TEXTOID, INT4OID},
     nullptr};

@@ -16,7 +16,9 @@ namespace http = boost::beast::http;
 
 namespace {
 
-const char *const SQL_DELIVERY_STATUS = "SELECT darkspere.record_delivery_status($1, $2, $3)";
+// The AccountSid whose token verified the callback goes along: the extension applies a status only to
+// messages of that account's numbers.
+const char *const SQL_DELIVERY_STATUS = "SELECT darkspere.record_delivery_status($1, $2, $3, $4) AS outcome";
 
 const char *const TWIML_TYPE = "text/xml; charset=utf-8";
 const char *const TEXT_TYPE = "text/plain; charset=utf-8";
@@ -234,16 +236,26 @@ void TwilioRoutes::status(Request &&req, Responder respond) {
         [this](const WebhookCheck &check, const std::string &, PgCallback done) {
             std::string error_code = form_value(check.params, "ErrorCode").value_or("");
             pool_.query(SQL_DELIVERY_STATUS,
-                        {form_value(check.params, "MessageSid").value_or(""),
+                        {form_value(check.params, "AccountSid").value_or(""),
+                         form_value(check.params, "MessageSid").value_or(""),
                          form_value(check.params, "MessageStatus").value_or(""),
                          error_code.empty() ? std::nullopt : std::optional<std::string>(error_code)},
                         std::move(done), PgPriority::interactive);
         },
-        [](const PgResult &, const WebhookCheck &check, const std::string &request_id) {
-            log_info("delivery status",
-                     {{"request_id", request_id},
-                      {"message_sid", form_value(check.params, "MessageSid").value_or("")},
-                      {"message_status", form_value(check.params, "MessageStatus").value_or("")}});
+        [](const PgResult &r, const WebhookCheck &check, const std::string &request_id) {
+            std::string outcome = r.value(0, "outcome").value_or("");
+            nlohmann::json fields{{"request_id", request_id},
+                                  {"account_sid", form_value(check.params, "AccountSid").value_or("")},
+                                  {"message_sid", form_value(check.params, "MessageSid").value_or("")},
+                                  {"message_status", form_value(check.params, "MessageStatus").value_or("")},
+                                  {"outcome", outcome}};
+            // Another account's message: nothing changed. Twilio still gets 200 (a retry would change
+            // nothing, and a different answer would tell the caller that the sid exists elsewhere).
+            if (outcome == "account_mismatch") {
+                log_warn("delivery status refused: the message belongs to another account", fields);
+            } else {
+                log_info("delivery status", fields);
+            }
             return make_response(200, TWIML_TYPE, twiml_response(std::nullopt));
         });
 }

@@ -3,8 +3,9 @@
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
 import { startCluster } from './lib/cluster.mjs';
-import { waitFor } from './lib/net.mjs';
+import { randomHex, waitFor } from './lib/net.mjs';
 import { phone, useStack } from './lib/stack.mjs';
+import { signedPost } from './lib/twilio-webhook.mjs';
 import { assertAccepted } from './lib/twiml.mjs';
 
 const cluster = await startCluster();
@@ -59,5 +60,37 @@ describe('status callbacks update delivery status', () => {
         const row = await outbound(stack, reply.sid);
         assert.equal(row.status, 'undelivered');
         assert.equal(row.error_code, 30003);
+    });
+
+    test('a callback signed by another configured Twilio account changes nothing; the owner\'s still applies', { timeout: 60000 }, async (t) => {
+        // Two tenants on one worker, each with its own Twilio account: the other one's token verifies its
+        // callback, but the message belongs to a number of the first account.
+        const stack = await useStack(t, cluster, { agents: [{ kind: 'http' }], withWorker: false });
+        const otherSid = 'AC0e2e0000000000000000000000000002';
+        const otherToken = randomHex(32);
+        await stack.startWorker({ twilioAccounts: { [stack.sid]: stack.authToken, [otherSid]: otherToken } });
+        const from = phone(4);
+        assertAccepted(await stack.sms(from, 'mine'));
+        const [reply] = await stack.waitForReplies(from, 1);
+        const stored = await waitFor(async () => {
+            const r = await outbound(stack, reply.sid);
+            return r?.message_sid && r;
+        }, { message: 'the sid stored by complete_job' });
+        const forged = await signedPost({
+            target: stack.statusUrl,
+            authToken: otherToken,
+            params: { AccountSid: otherSid, MessageSid: reply.sid, MessageStatus: 'failed', ErrorCode: '30008' },
+        });
+        // 200 like any callback (an answer of its own would tell the caller the sid exists elsewhere), after commit.
+        assert.equal(forged.status, 200, forged.text);
+        const row = await outbound(stack, reply.sid);
+        assert.equal(row.status, stored.status, 'the forged status changed nothing');
+        assert.equal(row.error_code, null);
+        const events = await stack.db.query(
+            'SELECT status, provider_account, applied FROM darkspere.delivery_events WHERE message_sid = $1 ORDER BY event_id', [reply.sid]);
+        assert.deepEqual(events.map((e) => [e.status, e.provider_account, e.applied]), [['failed', otherSid, true]],
+            'the forged callback is kept with the account it was signed for');
+        assert.equal((await stack.api.postStatus(reply.sid, 'delivered')).answered, 200);
+        assert.equal((await outbound(stack, reply.sid)).status, 'delivered');
     });
 });

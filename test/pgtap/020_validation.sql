@@ -70,8 +70,8 @@ SELECT throws_ok($$SELECT darkspere.complete_job(1, 1, '[]')$$, '22023', 'result
 SELECT throws_ok($$SELECT darkspere.fail_job(1, NULL, 'x')$$, '22004', 'attempt must not be null', 'fail_job: NULL attempt');
 SELECT throws_ok($$SELECT darkspere.requeue_dead_job(NULL)$$, '22004', 'job_id must not be null', 'requeue_dead_job: NULL job');
 -- delivery, limits, usage, signatures
-SELECT throws_ok($$SELECT darkspere.record_delivery_status('SM1', 'bounced')$$, '22023', 'invalid delivery status: "bounced"', 'record_delivery_status: unknown status');
-SELECT throws_ok($$SELECT darkspere.record_delivery_status('', 'sent')$$, '22023', 'message_sid must not be empty', 'record_delivery_status: empty sid');
+SELECT throws_ok($$SELECT darkspere.record_delivery_status('AC1', 'SM1', 'bounced')$$, '22023', 'invalid delivery status: "bounced"', 'record_delivery_status: unknown status');
+SELECT throws_ok($$SELECT darkspere.record_delivery_status('AC1', '', 'sent')$$, '22023', 'message_sid must not be empty', 'record_delivery_status: empty sid');
 SELECT throws_ok($$SELECT darkspere.rate_limit('nope', 'x')$$, '22023', 'unknown rate limit scope: "nope"', 'rate_limit: unknown scope');
 SELECT throws_ok($$SELECT darkspere.rate_limit('ip', '')$$, '22023', 'subject must not be empty', 'rate_limit: empty subject');
 SELECT throws_ok($$SELECT darkspere.rate_limit('ip', 'x', 0)$$, '22023', 'cost must be positive: 0', 'rate_limit: zero cost');

@@ -86,6 +86,8 @@ SELECT metric, used FROM darkspere.usage(:acct) WHERE metric = 'sms_out';
 SELECT kind, payload->>'body' AS body FROM darkspere.claim_jobs('w-other', 10, '30 seconds') WHERE kind = 'sms_send';
 
 -- A long reply is split; only its first part may go now, the next waits behind it (one send per phone at a time).
+-- (2,000 characters are 14 segments: above the default cap of darkspere.max_reply_segments, 052_reply_cap.)
+SET darkspere.max_reply_segments = 20;
 SELECT disposition FROM darkspere.receive_sms('AC055', '+15550550001', '+16660551000', 'Tell me a long story', 'SM055-long');
 SELECT job_id AS long_job, attempt AS long_attempt FROM darkspere.claim_jobs('w-ack', 10, '30 seconds') WHERE kind = 'agent_call' \gset
 SELECT count(*) FILTER (WHERE ord IS NULL) AS handed_off
@@ -94,6 +96,7 @@ SELECT count(*) FILTER (WHERE ord IS NULL) AS handed_off
                           'w-ack', '30 seconds', 10);
 SELECT j.state, length(m.body) AS chars FROM darkspere.jobs j JOIN darkspere.messages m ON m.message_id = j.message_id
  WHERE m.reply_to = (SELECT message_id FROM darkspere.messages WHERE message_sid = 'SM055-long') ORDER BY j.job_id;
+RESET darkspere.max_reply_segments;
 
 -- Without hand-off room (the default) every send waits for a claim, as with complete_job.
 SELECT disposition FROM darkspere.receive_sms('AC055', '+15550550001', '+16660552000', 'No room', 'SM055-noroom');

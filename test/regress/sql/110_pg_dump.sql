@@ -6,7 +6,8 @@ SELECT c.relname, c.relkind, x.condition
        JOIN pg_class c ON c.oid = x.oid
  WHERE e.extname = 'darkspere'
  ORDER BY c.relkind DESC, c.relname;
--- Every table of the extension is registered, except the unlogged rate-limit counters (rebuilt by traffic).
+-- Every table of the extension is registered, except the unlogged rate-limit counters (rebuilt by traffic) and the
+-- unlogged routing cursor of tick() (a hint: lost, routing starts again from the first account).
 SELECT c.relname AS table_not_dumped, c.relpersistence
   FROM pg_depend d JOIN pg_class c ON c.oid = d.objid AND d.classid = 'pg_class'::regclass
  WHERE d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e'
