@@ -11,3 +11,36 @@
 --   * functions change with CREATE OR REPLACE FUNCTION (or DROP + CREATE when the signature changes);
 --   * a statement must work on a 0.1.0 database holding data, not only on an empty one.
 \echo Use "ALTER EXTENSION darkspere UPDATE TO '0.2.0'" to load this file. \quit
+
+------------------------------------------------------------------------------------------------------------------
+-- Tenant isolation (issue #10, items 12–14)
+------------------------------------------------------------------------------------------------------------------
+
+-- Item 12: every service number names the Twilio AccountSid that owns it. In 0.1.0 a number without one accepted
+-- webhooks signed by any configured AccountSid, so another tenant's Twilio account could inject messages, forge
+-- opt-outs and spend quota on it. From 0.2.0 add_number requires provider_account (an AccountSid: "AC" and up
+-- to 32 letters or digits), receive_sms, receive_sms_leased and receive_sms_batch require it for every message
+-- and a number answers only to its own AccountSid.
+--
+-- No AccountSid can be guessed for an existing number without one, and such a number must not be left open or
+-- silently shut: the update stops, naming the numbers, until the operator sets them; nothing is changed before.
+DO $$
+DECLARE
+    missing bigint;
+    listed text;
+BEGIN
+    SELECT count(*), string_agg(number, ', ' ORDER BY number) FILTER (WHERE rank <= 20)
+      INTO missing, listed
+      FROM (SELECT number, row_number() OVER (ORDER BY number) AS rank
+              FROM darkspere.numbers WHERE provider_account IS NULL) n;
+    IF missing > 0 THEN
+        RAISE EXCEPTION 'darkspere 0.2.0 requires every service number to name its Twilio AccountSid; '
+                        '% number(s) have none: %', missing, listed || CASE WHEN missing > 20 THEN ', …' ELSE '' END
+            USING ERRCODE = 'not_null_violation',
+                  HINT = 'Set each with UPDATE darkspere.numbers SET provider_account = ''AC…'' WHERE number = ''+…'', '
+                         'then run ALTER EXTENSION darkspere UPDATE again. '
+                         'SELECT number FROM darkspere.numbers WHERE provider_account IS NULL lists them.';
+    END IF;
+END
+$$;
+ALTER TABLE darkspere.numbers ALTER COLUMN provider_account SET NOT NULL;

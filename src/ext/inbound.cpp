@@ -1,7 +1,8 @@
 // src/ext/inbound.cpp — receive_sms: everything DarkSpere decides about one inbound SMS, in one transaction.
 //
 // Order matters and is the compliance story:
-//   1. the service number names the account (unknown → nothing stored);
+//   1. the service number names the account, and only for the Twilio AccountSid that owns it (unknown, or
+//      another AccountSid → nothing stored);
 //   2. the MessageSid is deduplicated under an advisory lock (Twilio's retries and concurrent duplicates
 //      return the original ids and change nothing);
 //   3. keywords (STOP / START / HELP) are honoured before any limit, so an opt-out always works;
@@ -19,17 +20,18 @@ namespace darkspere {
 constexpr int32 kDedupeLockClass = 0x44536d73;
 
 // Number → account, texts, whether the phone has opted out of this number and whether the plan has a hard
-// cap (only then are quotas read), in one lookup.
+// cap (only then are quotas read), in one lookup. The webhook was verified with $3's auth token: it may only
+// speak for numbers that AccountSid owns (provider_account is NOT NULL, so no number accepts every sender).
 static Statement kNumberLookup = {
-    "SELECT n.account_id, n.provider_account, a.help_text, a.opt_out_text, a.opt_in_text,"
+    "SELECT n.account_id, a.help_text, a.opt_out_text, a.opt_in_text,"
     "       EXISTS (SELECT 1 FROM darkspere.opt_outs o"
     "                WHERE o.account_id = n.account_id AND o.service_number = n.number AND o.phone = $2),"
     "       p.hard_cap"
     "  FROM darkspere.numbers n JOIN darkspere.accounts a ON a.account_id = n.account_id"
     "  JOIN darkspere.plans p ON p.plan = a.plan"
-    " WHERE n.number = $1",
-    2,
-    {TEXTOID, TEXTOID},
+    " WHERE n.number = $1 AND n.provider_account = $3",
+    3,
+    {TEXTOID, TEXTOID, TEXTOID},
     nullptr};
 
 static Statement kDedupeLock = {
@@ -167,23 +169,18 @@ static Outcome handle_keyword(const Inbound &in, int64 account_id, Keyword keywo
 static Outcome receive(const Inbound &in, MemoryContext caller) {
     Outcome out = {nullptr, 0, 0, 0, nullptr};
 
-    Datum lookup_args[2] = {text_datum(in.to_number), text_datum(in.from_number)};
+    Datum lookup_args[3] = {text_datum(in.to_number), text_datum(in.from_number),
+                            text_datum(in.provider_account)};
     if (spi_run(kNumberLookup, lookup_args, nullptr, false, 1) == 0) {
-        out.disposition = "unknown_number";
+        out.disposition = "unknown_number";  // no such number, or not one of this AccountSid's
         return out;
     }
     int64 account_id = spi_int64(0, 1);
-    char *owner = spi_text_copy(0, 2, caller);
-    char *help_text = spi_text_copy(0, 3, caller);
-    char *opt_out_text = spi_text_copy(0, 4, caller);
-    char *opt_in_text = spi_text_copy(0, 5, caller);
-    bool opted_out = spi_bool(0, 6);
-    bool hard_cap = spi_bool(0, 7);
-    // The webhook was verified with provider_account's auth token; it may only speak for numbers it owns.
-    if (owner != nullptr && in.provider_account != nullptr && strcmp(owner, in.provider_account) != 0) {
-        out.disposition = "unknown_number";
-        return out;
-    }
+    char *help_text = spi_text_copy(0, 2, caller);
+    char *opt_out_text = spi_text_copy(0, 3, caller);
+    char *opt_in_text = spi_text_copy(0, 4, caller);
+    bool opted_out = spi_bool(0, 5);
+    bool hard_cap = spi_bool(0, 6);
 
     Datum lock_args[2] = {Int32GetDatum(kDedupeLockClass), text_datum(in.message_sid)};
     spi_run(kDedupeLock, lock_args, nullptr, false, 0);
@@ -275,7 +272,7 @@ static void receive_handing_off(const Inbound &in, MemoryContext caller, Handoff
 // (the last three columns).
 static Datum receive_row(FunctionCallInfo fcinfo, HandoffScope *handoff) {
     Inbound in;
-    in.provider_account = optional_text(fcinfo, 0);
+    in.provider_account = required_text(fcinfo, 0, "provider_account");
     in.to_number = required_text(fcinfo, 1, "to_number");
     in.from_number = required_text(fcinfo, 2, "from_number");
     in.body = required_text(fcinfo, 3, "body");
@@ -402,7 +399,7 @@ static BatchItem *read_batch(Jsonb *messages, MemoryContext context, int *nitems
     for (uint64 r = 0; r < rows; r++) {
         BatchItem &item = items[r];
         current = static_cast<int>(r);
-        item.in.provider_account = batch_text(r, 1, "provider_account", false, context);
+        item.in.provider_account = batch_text(r, 1, "provider_account", true, context);
         item.in.to_number = batch_text(r, 2, "to_number", true, context);
         item.in.from_number = batch_text(r, 3, "from_number", true, context);
         item.in.body = batch_text(r, 4, "body", true, context);
