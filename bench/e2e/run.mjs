@@ -61,7 +61,7 @@ if (!/^[0-9]+(s|min)?$/.test(AUTOVACUUM_NAPTIME)) throw new Error(`AUTOVACUUM_NA
 if (!['native', 'node'].includes(PEERS)) throw new Error(`PEERS must be native or node, not ${PEERS}`);
 const WAIT_MS = 180000; // upper bound on any wait for replies
 
-const SID = 'AC0be0c0000000000000000000000000001';
+const SID = 'AC0be0c000000000000000000000000001';
 const FAST_NUMBER = '+14155550101';
 const SLOW_NUMBER = '+14155550102';
 const OUT_NUMBER = '+14155550103';
