@@ -44,3 +44,32 @@ BEGIN
 END
 $$;
 ALTER TABLE darkspere.numbers ALTER COLUMN provider_account SET NOT NULL;
+
+-- Item 13: per-phone rate limits are per tenant. In 0.1.0 the 'phone' rule (and 'phone_out') counted the bare
+-- phone across every tenant, so one tenant forging 61 messages "from" a phone blocked that phone with every
+-- tenant for 5 minutes. From 0.2.0 both count "<account_id>:<phone>"; one higher rule, 'phone_ceiling', still
+-- counts the bare phone across tenants (a message the tenant's rule refuses is not counted by the ceiling, so
+-- one tenant alone cannot push a phone over it).
+-- Item 14: replies to STOP / START / HELP are throttled by 'keyword_reply': one per account, phone and keyword
+-- per window (the rest are stored and consent recorded, without a reply). block_s = 0: refused until the
+-- window ends, nothing longer.
+INSERT INTO darkspere.rate_limit_rules VALUES
+    ('phone_ceiling', 600,  60, 300, true),   -- inbound SMS per end-user phone, all tenants together
+    ('keyword_reply',   1, 600,   0, true);   -- keyword replies per account, phone and keyword
+
+-- A 0.1.0 override of 'phone' names a bare phone and limited it across tenants: that is the ceiling's subject
+-- now, so it moves there and keeps its effect. (To let a phone past the per-tenant rule, add an override of
+-- 'phone' for "<account_id>:<phone>".) An override of 'phone_out' for a bare phone no longer matches anything
+-- and cannot be attributed to one tenant: it is kept, and the update says so.
+UPDATE darkspere.rate_limit_overrides SET scope = 'phone_ceiling' WHERE scope = 'phone' AND subject !~ '^[0-9]+:';
+DO $$
+DECLARE
+    stale bigint;
+BEGIN
+    SELECT count(*) INTO stale FROM darkspere.rate_limit_overrides WHERE scope = 'phone_out' AND subject !~ '^[0-9]+:';
+    IF stale > 0 THEN
+        RAISE WARNING '% override(s) of rate limit phone_out name a bare phone and no longer apply', stale
+            USING HINT = 'Outbound per-phone limits are per tenant from 0.2.0: the subject is ''<account_id>:<phone>''.';
+    END IF;
+END
+$$;

@@ -419,7 +419,7 @@ async function main() {
         log(`== settings: ${settings.map((s) => `${s.name}=${s.setting}${s.unit || ''}`).join(' ')}`);
         // Benchmark traffic repeats phones far more often than a person texts: lift the per-phone limits (rules,
         // so the code path is the production one) — documented in docs/benchmarks.md.
-        await db.query(`UPDATE darkspere.rate_limit_rules SET max_hits = 1000000 WHERE scope IN ('phone', 'phone_out')`);
+        await db.query(`UPDATE darkspere.rate_limit_rules SET max_hits = 1000000 WHERE scope IN ('phone', 'phone_ceiling', 'phone_out')`);
         const accounts = {};
         for (const [key, number] of [['fast', FAST_NUMBER], ['slow', SLOW_NUMBER], ['out', OUT_NUMBER]]) {
             accounts[key] = await db.value(`SELECT darkspere.create_account($1, 'enterprise')`, [`bench-${key}`]);

@@ -171,8 +171,9 @@ DARKSPERE_FUNCTION(darkspere_create_account) {
 }
 
 // darkspere_add_number — gives the account an E.164 service number; a number belongs to one account only.
-// provider_account, the Twilio AccountSid that owns the number, is required: receive_sms accepts a webhook for
-// the number only when it was signed for that AccountSid, so another tenant's Twilio account cannot speak for it.
+// provider_account, the Twilio AccountSid that owns the number, is required: receive_sms accepts a webhook
+// for the number only when it was signed for that AccountSid, so another tenant's Twilio account cannot speak
+// for it.
 DARKSPERE_FUNCTION(darkspere_add_number) {
     int64 account_id = required_int64(fcinfo, 0, "account_id");
     char *number = required_text(fcinfo, 1, "number");

@@ -75,11 +75,13 @@ SELECT * FROM pg_temp.r('+15550200002', '+16660200010', 'other line', 'SM020-024
 SELECT * FROM pg_temp.r('+15550200001', '+16660200010', 'Start', 'SM020-025');
 SELECT count(*) AS opt_outs_left FROM darkspere.opt_outs WHERE account_id = :acct AND service_number = '+15550200001';
 SELECT * FROM pg_temp.r('+15550200001', '+16660200010', 'back again', 'SM020-026');
+-- YES and UNSTOP opt in too; the opt-in text was just sent, so not again within 10 minutes (rule keyword_reply).
 SELECT * FROM pg_temp.r('+15550200001', '+16660200010', 'YES', 'SM020-027');
 SELECT * FROM pg_temp.r('+15550200001', '+16660200010', 'unstop', 'SM020-028');
 
 -- help: HELP / INFO answer with the account's help text (NULL when it has none); nothing reaches an agent.
 SELECT * FROM pg_temp.r('+15550200001', '+16660200011', 'HELP', 'SM020-030');
+-- INFO is HELP too (its text was just sent, so not again: rule keyword_reply).
 SELECT * FROM pg_temp.r('+15550200001', '+16660200011', ' info ', 'SM020-031');
 SELECT darkspere.create_account('no texts') AS quiet \gset
 SELECT darkspere.add_number(:quiet, '+15550200003', 'AC020');
@@ -95,17 +97,18 @@ SELECT body, (pg_temp.r('+15550200001', '+16660200013', body, 'SM020-05' || i)).
 
 -- rate_limited, then blocked: with an override of 2 per minute, the third message is limited (and blocks the
 -- phone), the fourth finds it blocked; neither is stored. Keywords still work while blocked.
-INSERT INTO darkspere.rate_limit_overrides (scope, subject, max_hits, window_s, block_s) VALUES ('phone', '+16660200020', 2, 60, 300);
+-- The phone rule counts per account: the subject is "<account_id>:<phone>".
+INSERT INTO darkspere.rate_limit_overrides (scope, subject, max_hits, window_s, block_s) VALUES ('phone', :acct || ':+16660200020', 2, 60, 300);
 SELECT * FROM pg_temp.r('+15550200001', '+16660200020', 'one', 'SM020-060');
 SELECT * FROM pg_temp.r('+15550200001', '+16660200020', 'two', 'SM020-061');
 SELECT * FROM pg_temp.r('+15550200001', '+16660200020', 'three', 'SM020-062');
 SELECT * FROM pg_temp.r('+15550200001', '+16660200020', 'four', 'SM020-063');
 SELECT count(*) AS stored FROM darkspere.messages WHERE message_sid IN ('SM020-062', 'SM020-063');
-SELECT hits, blocked_until > now() AS blocked FROM darkspere.rate_limit_state WHERE scope = 'phone' AND subject = '+16660200020';
+SELECT hits, blocked_until > now() AS blocked FROM darkspere.rate_limit_state WHERE scope = 'phone' AND subject = :acct || ':+16660200020';
 SELECT * FROM pg_temp.r('+15550200001', '+16660200020', 'STOP', 'SM020-064');
 -- the block ends: the phone is counted again from a fresh window.
 UPDATE darkspere.rate_limit_state SET blocked_until = now() - interval '1 second', window_start = now() - interval '10 minutes'
- WHERE scope = 'phone' AND subject = '+16660200020';
+ WHERE scope = 'phone' AND subject = :acct || ':+16660200020';
 SELECT * FROM pg_temp.r('+15550200001', '+16660200020', 'START', 'SM020-065');
 SELECT * FROM pg_temp.r('+15550200001', '+16660200020', 'five', 'SM020-066');
 
