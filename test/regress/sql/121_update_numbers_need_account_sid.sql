@@ -16,6 +16,8 @@ CREATE EXTENSION darkspere VERSION '0.1.0';
 SELECT darkspere.create_account('from 0.1.0', 'enterprise') AS acct \gset
 INSERT INTO darkspere.numbers (account_id, number) VALUES (:acct, '+15551210002'), (:acct, '+15551210001');
 INSERT INTO darkspere.numbers (account_id, number, provider_account) VALUES (:acct, '+15551210003', 'AC121');
+-- 0.1.0 per-phone overrides named a bare phone and applied across tenants.
+INSERT INTO darkspere.rate_limit_overrides VALUES ('phone', '+16661210001', 5, 60, 60), ('phone_out', '+16661210001', 5, 60, 60);
 
 -- The update stops and names the numbers to fix, with how to fix them; the database is still 0.1.0, its numbers
 -- untouched.
@@ -32,6 +34,10 @@ ALTER EXTENSION darkspere UPDATE TO '0.2.0';
 SELECT extversion FROM pg_extension WHERE extname = 'darkspere';
 SELECT attnotnull AS provider_account_not_null FROM pg_attribute
  WHERE attrelid = 'darkspere.numbers'::regclass AND attname = 'provider_account';
+-- Per-phone limits are per tenant from 0.2.0 (subject "<account_id>:<phone>"): a bare-phone override of 'phone'
+-- keeps its effect as the phone's ceiling across tenants; one of 'phone_out' cannot be attributed to a tenant, is
+-- kept, and the update warned about it above.
+SELECT scope, subject, max_hits FROM darkspere.rate_limit_overrides ORDER BY scope;
 
 \c :regress_db
 SET client_min_messages = warning;
