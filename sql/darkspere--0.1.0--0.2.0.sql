@@ -37,7 +37,8 @@ BEGIN
         RAISE EXCEPTION 'darkspere 0.2.0 requires every service number to name its Twilio AccountSid; '
                         '% number(s) have none: %', missing, listed || CASE WHEN missing > 20 THEN ', …' ELSE '' END
             USING ERRCODE = 'not_null_violation',
-                  HINT = 'Set each with UPDATE darkspere.numbers SET provider_account = ''AC…'' WHERE number = ''+…'', '
+                  HINT = 'Set each with UPDATE darkspere.numbers SET provider_account = ''AC…'' '
+                         'WHERE number = ''+…'', '
                          'then run ALTER EXTENSION darkspere UPDATE again. '
                          'SELECT number FROM darkspere.numbers WHERE provider_account IS NULL lists them.';
     END IF;
@@ -69,7 +70,8 @@ BEGIN
     SELECT count(*) INTO stale FROM darkspere.rate_limit_overrides WHERE scope = 'phone_out' AND subject !~ '^[0-9]+:';
     IF stale > 0 THEN
         RAISE WARNING '% override(s) of rate limit phone_out name a bare phone and no longer apply', stale
-            USING HINT = 'Outbound per-phone limits are per tenant from 0.2.0: the subject is ''<account_id>:<phone>''.';
+            USING HINT = 'Outbound per-phone limits are per tenant from 0.2.0: '
+                         'the subject is ''<account_id>:<phone>''.';
     END IF;
 END
 $$;
