@@ -61,7 +61,7 @@ if (!/^[0-9]+(s|min)?$/.test(AUTOVACUUM_NAPTIME)) throw new Error(`AUTOVACUUM_NA
 if (!['native', 'node'].includes(PEERS)) throw new Error(`PEERS must be native or node, not ${PEERS}`);
 const WAIT_MS = 180000; // upper bound on any wait for replies
 
-const SID = 'AC0be0c0000000000000000000000000001';
+const SID = 'AC0be0c000000000000000000000000001';
 const FAST_NUMBER = '+14155550101';
 const SLOW_NUMBER = '+14155550102';
 const OUT_NUMBER = '+14155550103';
@@ -422,7 +422,7 @@ async function main() {
         log(`== settings: ${settings.map((s) => `${s.name}=${s.setting}${s.unit || ''}`).join(' ')}`);
         // Benchmark traffic repeats phones far more often than a person texts: lift the per-phone limits (rules,
         // so the code path is the production one) — documented in docs/benchmarks.md.
-        await db.query(`UPDATE darkspere.rate_limit_rules SET max_hits = 1000000 WHERE scope IN ('phone', 'phone_out')`);
+        await db.query(`UPDATE darkspere.rate_limit_rules SET max_hits = 1000000 WHERE scope IN ('phone', 'phone_ceiling', 'phone_out')`);
         const accounts = {};
         for (const [key, number] of [['fast', FAST_NUMBER], ['slow', SLOW_NUMBER], ['out', OUT_NUMBER]]) {
             accounts[key] = await db.value(`SELECT darkspere.create_account($1, 'enterprise')`, [`bench-${key}`]);

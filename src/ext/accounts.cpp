@@ -171,14 +171,15 @@ DARKSPERE_FUNCTION(darkspere_create_account) {
 }
 
 // darkspere_add_number — gives the account an E.164 service number; a number belongs to one account only.
+// provider_account, the Twilio AccountSid that owns the number, is required: receive_sms accepts a webhook
+// for the number only when it was signed for that AccountSid, so another tenant's Twilio account cannot speak
+// for it.
 DARKSPERE_FUNCTION(darkspere_add_number) {
     int64 account_id = required_int64(fcinfo, 0, "account_id");
     char *number = required_text(fcinfo, 1, "number");
-    char *provider_account = optional_text(fcinfo, 2);
+    char *provider_account = required_text(fcinfo, 2, "provider_account");
     require_e164(number, "number");
-    if (provider_account != nullptr) {
-        require_non_empty(provider_account, "provider_account");
-    }
+    require_account_sid(provider_account, "provider_account");
 
     SPI_connect();
     AccountLimits limits = lock_account_limits(account_id);
@@ -195,10 +196,8 @@ DARKSPERE_FUNCTION(darkspere_add_number) {
                                static_cast<long long>(account_id), static_cast<long long>(limits.numbers)),
                         errhint("Move the account to a larger plan.")));
     }
-    Datum args[3] = {Int64GetDatum(account_id), text_datum(number),
-                     provider_account ? text_datum(provider_account) : (Datum)0};
-    char nulls[3] = {' ', ' ', null_flag(provider_account == nullptr)};
-    spi_run(kInsertNumber, args, nulls, false, 0);
+    Datum args[3] = {Int64GetDatum(account_id), text_datum(number), text_datum(provider_account)};
+    spi_run(kInsertNumber, args, nullptr, false, 0);
     SPI_finish();
     PG_RETURN_VOID();
 }

@@ -69,6 +69,7 @@ int64 required_int64(FunctionCallInfo fcinfo, int argno, const char *argname);
 int32 required_int32(FunctionCallInfo fcinfo, int argno, const char *argname);
 void require_e164(const char *value, const char *argname);
 void require_non_empty(const char *value, const char *argname);
+void require_account_sid(const char *value, const char *argname);  // "AC" + up to 32 letters or digits
 void require_body_length(const char *body, const char *argname);
 void require_one_of(const char *value, const char *const *allowed, const char *argname);
 void require_lease(const Interval *lease);  // more than 0, at most 24 hours, no months or days
@@ -122,6 +123,22 @@ void health_write(int64 agent_id, const HealthResult *results, int nresults);
 // ---- Rate limits (ratelimit.cpp) ----
 enum class LimitVerdict { allowed, limited, blocked };
 LimitVerdict rate_limit_hit(const char *scope, const char *subject, int cost, TimestampTz *blocked_until);
+// Per-phone limits are per tenant: scope "phone" (inbound) and "phone_out" (outbound) count subject
+// "<account_id>:<phone>", so one tenant's traffic with a phone never blocks the phone with another tenant.
+// "phone_ceiling" counts the bare phone across every tenant, a separate and higher rule; "keyword_reply"
+// counts "<account_id>:<phone>:<keyword>" (at most one STOP / START / HELP reply per window).
+constexpr const char *kPhoneScope = "phone";
+constexpr const char *kPhoneOutScope = "phone_out";
+constexpr const char *kPhoneCeilingScope = "phone_ceiling";
+constexpr const char *kKeywordReplyScope = "keyword_reply";
+char *tenant_subject(int64 account_id, const char *phone);  // "<account_id>:<phone>", palloc'd
+// phone_limit_hit — one inbound message from the phone to the account: counted by the tenant's rule and by
+// the phone's ceiling in one statement (ceiling row locked first); a message either rule refuses is counted
+// by neither (the refusing rule keeps its hit, as rate_limit_hit does).
+LimitVerdict phone_limit_hit(int64 account_id, const char *phone);
+// keyword_reply_hit — locks the phone's ceiling row (uncounted) and, when reply_due, counts a reply to the
+// keyword ("opt_out", "opt_in", "help"); true when that reply may be sent.
+bool keyword_reply_hit(int64 account_id, const char *phone, const char *keyword, bool reply_due);
 
 // ---- Usage and quotas (billing.cpp) ----
 // usage_add — counts usage this month; deferred inside an ack batch. metric must be a string constant.

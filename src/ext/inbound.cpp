@@ -1,12 +1,15 @@
 // src/ext/inbound.cpp — receive_sms: everything DarkSpere decides about one inbound SMS, in one transaction.
 //
 // Order matters and is the compliance story:
-//   1. the service number names the account (unknown → nothing stored);
+//   1. the service number names the account, and only for the Twilio AccountSid that owns it (unknown, or
+//      another AccountSid → nothing stored);
 //   2. the MessageSid is deduplicated under an advisory lock (Twilio's retries and concurrent duplicates
 //      return the original ids and change nothing);
-//   3. keywords (STOP / START / HELP) are honoured before any limit, so an opt-out always works;
+//   3. keywords (STOP / START / HELP) are honoured before any limit, so an opt-out always works (their
+//   replies
+//      are throttled and metered);
 //   4. an opted-out phone reaches no agent and gets no SMS;
-//   5. per-phone rate limit, then the plan's hard cap;
+//   5. per-phone rate limit (per tenant, under a higher ceiling across tenants), then the plan's hard cap;
 //   6. session, agent (sticky unless ineligible), stored message, usage, agent_call job — or `queued` when no
 //      agent is eligible now (tick() routes it later).
 #include "ext/darkspere.hpp"
@@ -19,17 +22,18 @@ namespace darkspere {
 constexpr int32 kDedupeLockClass = 0x44536d73;
 
 // Number → account, texts, whether the phone has opted out of this number and whether the plan has a hard
-// cap (only then are quotas read), in one lookup.
+// cap (only then are quotas read), in one lookup. The webhook was verified with $3's auth token: it may only
+// speak for numbers that AccountSid owns (provider_account is NOT NULL, so no number accepts every sender).
 static Statement kNumberLookup = {
-    "SELECT n.account_id, n.provider_account, a.help_text, a.opt_out_text, a.opt_in_text,"
+    "SELECT n.account_id, a.help_text, a.opt_out_text, a.opt_in_text,"
     "       EXISTS (SELECT 1 FROM darkspere.opt_outs o"
     "                WHERE o.account_id = n.account_id AND o.service_number = n.number AND o.phone = $2),"
     "       p.hard_cap"
     "  FROM darkspere.numbers n JOIN darkspere.accounts a ON a.account_id = n.account_id"
     "  JOIN darkspere.plans p ON p.plan = a.plan"
-    " WHERE n.number = $1",
-    2,
-    {TEXTOID, TEXTOID},
+    " WHERE n.number = $1 AND n.provider_account = $3",
+    3,
+    {TEXTOID, TEXTOID, TEXTOID},
     nullptr};
 
 static Statement kDedupeLock = {
@@ -132,10 +136,34 @@ static int64 store_inbound(const Inbound &in, int64 account_id, int64 session_id
 }
 
 // handle_keyword — records consent for STOP / START / HELP and answers with the account's text. A phone that
-// is already opted out gets no text at all (not even HELP) until it opts in again.
+// is already opted out gets no text at all (not even HELP) until it opts in again. Consent is always
+// recorded, whatever the limits; the reply is not: at most one per keyword, phone and account per window of
+// the keyword_reply rule (default 10 minutes), so a flood of keywords costs no flood of texts. A reply that
+// is sent is an outbound SMS like any other and counted as sms_out.
 static Outcome handle_keyword(const Inbound &in, int64 account_id, Keyword keyword, const Segments &seg,
                               bool opted_out, char *help_text, char *opt_out_text, char *opt_in_text) {
     Outcome out = {nullptr, 0, 0, 0, nullptr};
+    const char *name;
+    char *text;
+    switch (keyword) {
+        case Keyword::opt_out:
+            name = "opt_out";
+            text = opted_out ? nullptr : opt_out_text;
+            out.disposition = "opted_out";
+            break;
+        case Keyword::opt_in:
+            name = "opt_in";
+            text = opt_in_text;
+            out.disposition = "opted_in";
+            break;
+        default:
+            name = "help";
+            text = opted_out ? nullptr : help_text;
+            out.disposition = "help";
+            break;
+    }
+    // Before the consent rows: the phone's ceiling row is the first row of the phone a message locks.
+    bool reply = keyword_reply_hit(account_id, in.from_number, name, text != nullptr);
     Datum args[6] = {Int64GetDatum(account_id),  text_datum(in.to_number),
                      text_datum(in.from_number), (Datum)0,
                      text_datum(in.body),        text_datum(in.message_sid)};
@@ -143,47 +171,40 @@ static Outcome handle_keyword(const Inbound &in, int64 account_id, Keyword keywo
         case Keyword::opt_out:
             args[3] = text_datum("keyword");
             spi_run(kOptOut, args, nullptr, false, 0);
-            out.disposition = "opted_out";
-            out.reply = opted_out ? nullptr : opt_out_text;
             break;
         case Keyword::opt_in:
             args[3] = text_datum("opt_in");
             spi_run(kOptIn, args, nullptr, false, 0);
-            out.disposition = "opted_in";
-            out.reply = opt_in_text;
             break;
         default:
             args[3] = text_datum("help");
             spi_run(kHelpServed, args, nullptr, false, 0);
-            out.disposition = "help";
-            out.reply = opted_out ? nullptr : help_text;
             break;
     }
     out.message_id = store_inbound(in, account_id, 0, "keyword", seg, 0);
     usage_add(account_id, "sms_in", seg.segments);
+    if (reply) {
+        out.reply = text;
+        usage_add(account_id, "sms_out", count_sms_segments(text).segments);
+    }
     return out;
 }
 
 static Outcome receive(const Inbound &in, MemoryContext caller) {
     Outcome out = {nullptr, 0, 0, 0, nullptr};
 
-    Datum lookup_args[2] = {text_datum(in.to_number), text_datum(in.from_number)};
+    Datum lookup_args[3] = {text_datum(in.to_number), text_datum(in.from_number),
+                            text_datum(in.provider_account)};
     if (spi_run(kNumberLookup, lookup_args, nullptr, false, 1) == 0) {
-        out.disposition = "unknown_number";
+        out.disposition = "unknown_number";  // no such number, or not one of this AccountSid's
         return out;
     }
     int64 account_id = spi_int64(0, 1);
-    char *owner = spi_text_copy(0, 2, caller);
-    char *help_text = spi_text_copy(0, 3, caller);
-    char *opt_out_text = spi_text_copy(0, 4, caller);
-    char *opt_in_text = spi_text_copy(0, 5, caller);
-    bool opted_out = spi_bool(0, 6);
-    bool hard_cap = spi_bool(0, 7);
-    // The webhook was verified with provider_account's auth token; it may only speak for numbers it owns.
-    if (owner != nullptr && in.provider_account != nullptr && strcmp(owner, in.provider_account) != 0) {
-        out.disposition = "unknown_number";
-        return out;
-    }
+    char *help_text = spi_text_copy(0, 2, caller);
+    char *opt_out_text = spi_text_copy(0, 3, caller);
+    char *opt_in_text = spi_text_copy(0, 4, caller);
+    bool opted_out = spi_bool(0, 5);
+    bool hard_cap = spi_bool(0, 6);
 
     Datum lock_args[2] = {Int32GetDatum(kDedupeLockClass), text_datum(in.message_sid)};
     spi_run(kDedupeLock, lock_args, nullptr, false, 0);
@@ -208,7 +229,7 @@ static Outcome receive(const Inbound &in, MemoryContext caller) {
         return out;
     }
 
-    switch (rate_limit_hit("phone", in.from_number, 1, nullptr)) {
+    switch (phone_limit_hit(account_id, in.from_number)) {
         case LimitVerdict::limited:
             out.disposition = "rate_limited";
             return out;
@@ -275,7 +296,7 @@ static void receive_handing_off(const Inbound &in, MemoryContext caller, Handoff
 // (the last three columns).
 static Datum receive_row(FunctionCallInfo fcinfo, HandoffScope *handoff) {
     Inbound in;
-    in.provider_account = optional_text(fcinfo, 0);
+    in.provider_account = required_text(fcinfo, 0, "provider_account");
     in.to_number = required_text(fcinfo, 1, "to_number");
     in.from_number = required_text(fcinfo, 2, "from_number");
     in.body = required_text(fcinfo, 3, "body");
@@ -402,7 +423,7 @@ static BatchItem *read_batch(Jsonb *messages, MemoryContext context, int *nitems
     for (uint64 r = 0; r < rows; r++) {
         BatchItem &item = items[r];
         current = static_cast<int>(r);
-        item.in.provider_account = batch_text(r, 1, "provider_account", false, context);
+        item.in.provider_account = batch_text(r, 1, "provider_account", true, context);
         item.in.to_number = batch_text(r, 2, "to_number", true, context);
         item.in.from_number = batch_text(r, 3, "from_number", true, context);
         item.in.body = batch_text(r, 4, "body", true, context);
@@ -420,11 +441,13 @@ static BatchItem *read_batch(Jsonb *messages, MemoryContext context, int *nitems
 }
 
 // Processing order: by phone, then service number, then position. Every row a message locks until commit
-// (its phone's rate-limit counter, its session, its opt-out) is keyed by these, so two receive batches that
+// (its phone's rate-limit counters, its session, its opt-out) is keyed by these, so two receive batches that
 // share conversations lock them in the same order and do not deadlock over them; one conversation's messages
-// keep their order. (Counters shared by many conversations are written at the end, in key order:
-// counter_batch.cpp.) An ack batch touches sessions in job order, so it can still form a cycle with a receive
-// batch over two shared sessions; PostgreSQL breaks it and the worker retries both one by one.
+// keep their order. The first of a phone's rows any message locks is the phone's ceiling counter (shared by
+// every tenant: ratelimit.cpp), so rows of one phone with several tenants are taken under it. (Counters
+// shared by many conversations are written at the end, in key order: counter_batch.cpp.) An ack batch touches
+// sessions in job order, so it can still form a cycle with a receive batch over two shared sessions;
+// PostgreSQL breaks it and the worker retries both one by one.
 static int compare_items(const void *a, const void *b) {
     auto *x = *static_cast<BatchItem *const *>(a);
     auto *y = *static_cast<BatchItem *const *>(b);

@@ -150,7 +150,8 @@ void enqueue_reply(int64 account_id, int64 session_id, int64 reply_to, const cha
         TimestampTz available_at = 0;
         if (opted_out || (capped && !quota_allows_outbound(account_id, seg.segments))) {
             status = "suppressed";  // never an SMS to an opted-out phone, nor past a hard cap
-        } else if (rate_limit_hit("phone_out", phone, 1, &available_at) == LimitVerdict::allowed) {
+        } else if (rate_limit_hit(kPhoneOutScope, tenant_subject(account_id, phone), 1, &available_at) ==
+                   LimitVerdict::allowed) {
             available_at = 0;  // send now
         }
         Datum worker = (Datum)0, lease = (Datum)0;

@@ -74,6 +74,154 @@ LimitVerdict rate_limit_hit(const char *scope, const char *subject, int cost, Ti
     return blocked_by_this_hit ? LimitVerdict::limited : LimitVerdict::blocked;
 }
 
+char *tenant_subject(int64 account_id, const char *phone) {
+    return psprintf("%lld:%s", static_cast<long long>(account_id), phone);
+}
+
+// Two hits in one statement, on two rows locked in the order given (the first, then the second): the same
+// rule and count as kHit, per row. A hit of cost 0 only locks its row and changes nothing (a new row is
+// created with no hits and a window that is already over, so the next real hit opens a fresh one). $1 scope,
+// $2 subject, $3 cost of the first hit; $4 scope, $5 subject, $6 cost of the second; $7 now. A row comes back
+// per hit whose scope has a rule: its scope, whether it is refused, whether this hit blocked it.
+static Statement kHitPair = {
+    "WITH h (ord, scope, subject, cost) AS (VALUES (1, $1, $2, $3), (2, $4, $5, $6)),"
+    " rl AS ("
+    "  SELECT h.ord, h.scope, h.subject, h.cost,"
+    "         COALESCE(o.max_hits, r.max_hits) AS max_hits, COALESCE(o.window_s, r.window_s) AS window_s,"
+    "         COALESCE(o.block_s, r.block_s) AS block_s"
+    "    FROM h JOIN darkspere.rate_limit_rules r ON r.scope = h.scope"
+    "    LEFT JOIN darkspere.rate_limit_overrides o ON o.scope = h.scope AND o.subject = h.subject)"
+    " INSERT INTO darkspere.rate_limit_state AS s (scope, subject, window_start, hits, blocked_until)"
+    " SELECT rl.scope, rl.subject, CASE WHEN rl.cost = 0 THEN '-infinity' ELSE $7 END, rl.cost,"
+    "        CASE WHEN rl.cost > rl.max_hits AND rl.block_s > 0"
+    "             THEN $7 + pg_catalog.make_interval(secs => rl.block_s) END"
+    "   FROM rl ORDER BY rl.ord"
+    " ON CONFLICT (scope, subject) DO UPDATE SET"
+    "   window_start = CASE WHEN EXCLUDED.hits = 0 OR s.blocked_until > $7 THEN s.window_start"
+    "                       WHEN s.window_start + pg_catalog.make_interval(secs => (SELECT rl.window_s FROM "
+    "rl"
+    "                             WHERE rl.scope = s.scope AND rl.subject = s.subject)) <= $7"
+    "                       THEN $7 ELSE s.window_start END,"
+    "   hits = CASE WHEN EXCLUDED.hits = 0 OR s.blocked_until > $7 THEN s.hits"
+    "               WHEN s.window_start + pg_catalog.make_interval(secs => (SELECT rl.window_s FROM rl"
+    "                     WHERE rl.scope = s.scope AND rl.subject = s.subject)) <= $7"
+    "               THEN EXCLUDED.hits ELSE s.hits + EXCLUDED.hits END,"
+    "   blocked_until = CASE WHEN EXCLUDED.hits = 0 OR s.blocked_until > $7 THEN s.blocked_until"
+    "                        WHEN (SELECT rl.block_s FROM rl WHERE rl.scope = s.scope AND rl.subject = "
+    "s.subject) > 0"
+    "                         AND (CASE WHEN s.window_start + pg_catalog.make_interval(secs => (SELECT "
+    "rl.window_s"
+    "                                   FROM rl WHERE rl.scope = s.scope AND rl.subject = s.subject)) <= $7"
+    "                                   THEN EXCLUDED.hits ELSE s.hits + EXCLUDED.hits END)"
+    "                             > (SELECT rl.max_hits FROM rl WHERE rl.scope = s.scope AND rl.subject = "
+    "s.subject)"
+    "                        THEN $7 + pg_catalog.make_interval(secs => (SELECT rl.block_s FROM rl"
+    "                              WHERE rl.scope = s.scope AND rl.subject = s.subject))"
+    "                        ELSE NULL END"
+    " RETURNING s.scope,"
+    "           COALESCE(s.blocked_until > $7, false) OR (SELECT rl.block_s = 0 AND s.hits > rl.max_hits"
+    "             FROM rl WHERE rl.scope = s.scope AND rl.subject = s.subject),"
+    "           (SELECT COALESCE(s.blocked_until = $7 + pg_catalog.make_interval(secs => rl.block_s), false)"
+    "                   OR (rl.block_s = 0 AND s.hits > rl.max_hits)"
+    "              FROM rl WHERE rl.scope = s.scope AND rl.subject = s.subject)",
+    7,
+    {TEXTOID, TEXTOID, INT4OID, TEXTOID, TEXTOID, INT4OID, TIMESTAMPTZOID},
+    nullptr};
+
+// Takes back a hit that was counted but did not happen (its row is already locked by this transaction).
+static Statement kUnhit = {
+    "UPDATE darkspere.rate_limit_state SET hits = hits - $3 WHERE scope = $1 AND subject = $2",
+    3,
+    {TEXTOID, TEXTOID, INT4OID},
+    nullptr};
+
+namespace {
+
+struct PairHit {
+    const char *scope;  // nullptr: no second hit
+    const char *subject;
+    int cost;  // 0: lock the row only
+    LimitVerdict verdict;
+};
+
+void hit_pair(PairHit *first, PairHit *second) {
+    TimestampTz now = GetCurrentTimestamp();
+    Datum args[7] = {text_datum(first->scope),
+                     text_datum(first->subject),
+                     Int32GetDatum(first->cost),
+                     second->scope ? text_datum(second->scope) : (Datum)0,
+                     second->scope ? text_datum(second->subject) : (Datum)0,
+                     Int32GetDatum(second->cost),
+                     TimestampTzGetDatum(now)};
+    char nulls[7] = {' ', ' ', ' ', null_flag(second->scope == nullptr), null_flag(second->scope == nullptr),
+                     ' ', ' '};
+    uint64 rows = spi_run(kHitPair, args, nulls, false, 2);
+    PairHit *hits[2] = {first, second};
+    bool found[2] = {false, false};
+    for (uint64 r = 0; r < rows; r++) {
+        char *scope = spi_text_copy(r, 1, CurrentMemoryContext);
+        int i = strcmp(scope, first->scope) == 0 ? 0 : 1;
+        found[i] = true;
+        hits[i]->verdict = !spi_bool(r, 2)  ? LimitVerdict::allowed
+                           : spi_bool(r, 3) ? LimitVerdict::limited
+                                            : LimitVerdict::blocked;
+    }
+    for (int i = 0; i < 2; i++) {
+        if (!found[i]) {
+            hits[i]->verdict = LimitVerdict::allowed;
+            if (hits[i]->scope != nullptr && hits[i]->cost > 0) {
+                ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                                errmsg("unknown rate limit scope: \"%s\"", hits[i]->scope),
+                                errhint("Scopes are the rows of darkspere.rate_limit_rules.")));
+            }
+        }
+    }
+}
+
+void unhit(const PairHit &hit) {
+    Datum args[3] = {text_datum(hit.scope), text_datum(hit.subject), Int32GetDatum(hit.cost)};
+    spi_run(kUnhit, args, nullptr, false, 0);
+}
+
+}  // namespace
+
+LimitVerdict phone_limit_hit(int64 account_id, const char *phone) {
+    // The ceiling's row first: it is the one row every message of the phone locks, so transactions that hold
+    // rows of the same phone with several tenants (a batch, in phone order) queue on it instead of
+    // deadlocking.
+    PairHit ceiling = {kPhoneCeilingScope, phone, 1, LimitVerdict::allowed};
+    PairHit tenant = {kPhoneScope, tenant_subject(account_id, phone), 1, LimitVerdict::allowed};
+    hit_pair(&ceiling, &tenant);
+    if (ceiling.verdict == LimitVerdict::allowed && tenant.verdict == LimitVerdict::allowed) {
+        return LimitVerdict::allowed;
+    }
+    // A message one rule refuses is not counted by the other: a tenant's refused messages (forged "from" a
+    // victim, say) must not use up the phone's ceiling and so block it with every tenant, and messages the
+    // ceiling refuses do not use up the phone's allowance with this tenant.
+    if (ceiling.verdict == LimitVerdict::allowed) {
+        unhit(ceiling);
+    } else if (tenant.verdict == LimitVerdict::allowed) {
+        unhit(tenant);
+    }
+    if (ceiling.verdict == LimitVerdict::limited || tenant.verdict == LimitVerdict::limited) {
+        return LimitVerdict::limited;
+    }
+    return LimitVerdict::blocked;
+}
+
+bool keyword_reply_hit(int64 account_id, const char *phone, const char *keyword, bool reply_due) {
+    // The phone's ceiling row is locked first, as for every message of the phone (see phone_limit_hit), but
+    // not counted: keywords are honoured whatever the limits.
+    PairHit ceiling = {kPhoneCeilingScope, phone, 0, LimitVerdict::allowed};
+    PairHit reply = {nullptr, nullptr, 1, LimitVerdict::allowed};
+    if (reply_due) {
+        reply.scope = kKeywordReplyScope;
+        reply.subject = psprintf("%lld:%s:%s", static_cast<long long>(account_id), phone, keyword);
+    }
+    hit_pair(&ceiling, &reply);
+    return reply_due && reply.verdict == LimitVerdict::allowed;
+}
+
 }  // namespace darkspere
 
 using namespace darkspere;

@@ -45,6 +45,24 @@ void require_non_empty(const char *value, const char *argname) {
     }
 }
 
+// require_account_sid — a Twilio AccountSid: "AC" and then letters or digits, 34 characters at most (Twilio's
+// are "AC" and 32 hexadecimal digits; shorter ones are accepted so that test fixtures may say "AC1").
+void require_account_sid(const char *value, const char *argname) {
+    require_non_empty(value, argname);
+    size_t len = strlen(value);
+    bool ok = len > 2 && len <= 34 && value[0] == 'A' && value[1] == 'C';
+    for (size_t i = 2; ok && i < len; i++) {
+        ok = (value[i] >= '0' && value[i] <= '9') || (value[i] >= 'a' && value[i] <= 'z') ||
+             (value[i] >= 'A' && value[i] <= 'Z');
+    }
+    if (!ok) {
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                        errmsg("invalid Twilio AccountSid for %s: \"%s\"", argname, value),
+                        errhint("An AccountSid is AC followed by 32 hexadecimal digits, as in the Twilio "
+                                "console.")));
+    }
+}
+
 void require_body_length(const char *body, const char *argname) {
     int chars = pg_mbstrlen(body);
     if (chars > kSmsBodyMaxChars) {

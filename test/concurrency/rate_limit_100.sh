@@ -44,7 +44,8 @@ check "exactly 60 messages stored, all routed" "SELECT count(*) || ' ' || count(
 check "one agent_call per stored message" "SELECT count(*) FROM darkspere.jobs WHERE kind = 'agent_call'" 60
 check "one session" "SELECT count(*) FROM darkspere.sessions" 1
 check "60 inbound segments counted" "SELECT used FROM darkspere.usage((SELECT account_id FROM darkspere.accounts WHERE name = 'concurrency')) WHERE metric = 'sms_in'" 60
-check "the phone is blocked" "SELECT blocked_until > now() FROM darkspere.rate_limit_state WHERE scope = 'phone' AND subject = '+16669100001'" t
+check "the phone is blocked with the account" "SELECT blocked_until > now() FROM darkspere.rate_limit_state WHERE scope = 'phone' AND subject = (SELECT account_id FROM darkspere.accounts WHERE name = 'concurrency') || ':+16669100001'" t
+check "the phone's ceiling across tenants counts the 60 routed only" "SELECT hits || ' ' || (blocked_until IS NULL) FROM darkspere.rate_limit_state WHERE scope = 'phone_ceiling' AND subject = '+16669100001'" "60 true"
 
 echo "$passed passed, $failed failed"
 [[ $failed -eq 0 ]]

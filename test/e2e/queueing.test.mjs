@@ -57,9 +57,11 @@ describe('the outbound rate limit', () => {
     test('a held reply says why in last_error and is sent when the limit allows', { timeout: 90000 }, async (t) => {
         const stack = await useStack(t, cluster, { agents: [{ kind: 'http' }] });
         const from = phone(3);
-        // two SMS per 3 s to this phone; past that, its replies are held for 3 s
+        // two SMS per 3 s from this tenant to this phone (subject "<account_id>:<phone>"); past that, its
+        // replies are held for 3 s
         await stack.db.query(
-            "INSERT INTO darkspere.rate_limit_overrides VALUES ('phone_out', $1, 2, 3, 3)", [from]);
+            "INSERT INTO darkspere.rate_limit_overrides VALUES ('phone_out', $1 || ':' || $2, 2, 3, 3)",
+            [stack.accountId, from]);
         for (const body of ['one', 'two', 'three']) assertAccepted(await stack.sms(from, body));
         const held = await waitFor(async () => (await stack.db.query(
             "SELECT state, last_error, available_at > now() AS later FROM darkspere.jobs WHERE kind = 'sms_send' AND last_error IS NOT NULL"))[0],

@@ -1,7 +1,7 @@
 -- 020_validation — every validation error of every function raises a class-22 SQLSTATE naming the argument;
 -- keyword handling (STOP / stop / " Stop " / "STOP PLEASE").
 BEGIN;
-SELECT plan(71);
+SELECT plan(74);
 
 SELECT darkspere.create_account('pgtap', 'pro', 'pgtap help') AS acct \gset
 SELECT darkspere.add_number(:acct, '+15559200001', 'ACtap');
@@ -15,10 +15,13 @@ SELECT throws_ok($$SELECT darkspere.create_account('x', 'gold')$$, '22023', 'unk
 -- add_number
 SELECT throws_ok($$SELECT darkspere.add_number(NULL, '+15559200002')$$, '22004', 'account_id must not be null', 'add_number: NULL account');
 SELECT throws_ok(format($$SELECT darkspere.add_number(%s, NULL)$$, :acct), '22004', 'number must not be null', 'add_number: NULL number');
-SELECT throws_ok(format($$SELECT darkspere.add_number(%s, '5559200002')$$, :acct), '22023', 'invalid E.164 number for number: "5559200002"', 'add_number: not E.164');
+SELECT throws_ok(format($$SELECT darkspere.add_number(%s, '5559200002', 'ACtap')$$, :acct), '22023', 'invalid E.164 number for number: "5559200002"', 'add_number: not E.164');
 SELECT throws_ok(format($$SELECT darkspere.add_number(%s, '+15559200002', '')$$, :acct), '22023', 'provider_account must not be empty', 'add_number: empty provider_account');
-SELECT throws_ok($$SELECT darkspere.add_number(-1, '+15559200002')$$, '22023', 'account -1 does not exist', 'add_number: unknown account');
-SELECT throws_ok(format($$SELECT darkspere.add_number(%s, '+15559200001')$$, :acct), '23505', NULL, 'add_number: number taken');
+SELECT throws_ok($$SELECT darkspere.add_number(-1, '+15559200002', 'ACtap')$$, '22023', 'account -1 does not exist', 'add_number: unknown account');
+SELECT throws_ok(format($$SELECT darkspere.add_number(%s, '+15559200001', 'ACtap')$$, :acct), '23505', NULL, 'add_number: number taken');
+SELECT throws_ok(format($$SELECT darkspere.add_number(%s, '+15559200002')$$, :acct), '22004', 'provider_account must not be null', 'add_number: no provider_account');
+SELECT throws_ok(format($$SELECT darkspere.add_number(%s, '+15559200002', 'SK1')$$, :acct), '22023', 'invalid Twilio AccountSid for provider_account: "SK1"', 'add_number: provider_account not an AccountSid');
+SELECT throws_ok($$SELECT darkspere.receive_sms(NULL, '+15559200001', '+1666', 'x', 'SMtap')$$, '22004', 'provider_account must not be null', 'receive_sms: NULL provider_account');
 -- register_agent
 SELECT throws_ok($$SELECT darkspere.register_agent(NULL, 'a', 'https://a/')$$, '22004', 'account_id must not be null', 'register_agent: NULL account');
 SELECT throws_ok(format($$SELECT darkspere.register_agent(%s, NULL, 'https://a/')$$, :acct), '22004', 'name must not be null', 'register_agent: NULL name');

@@ -16,30 +16,39 @@ SELECT count(*) AS accounts_named_x FROM darkspere.accounts WHERE name = 'x';
 
 -- add_number: E.164 only (plus sign, 2 to 15 digits), one account per number, plan limit on numbers.
 SELECT darkspere.add_number(:free_acct, '+15550100001', 'AC010');
-SELECT regress.try(format($$SELECT darkspere.add_number(%s, '+15550100002')$$, :free_acct)) AS free_plan_second_number;
-SELECT regress.try(format($$SELECT darkspere.add_number(%s, '+15550100001')$$, :pro_acct)) AS number_owned_elsewhere;
-SELECT regress.try(format($$SELECT darkspere.add_number(%s, '+15550100001')$$, :free_acct)) AS number_added_twice;
-SELECT regress.try(format($$SELECT darkspere.add_number(%s, '15550100003')$$, :pro_acct)) AS missing_plus;
-SELECT regress.try(format($$SELECT darkspere.add_number(%s, '+1 555 010 0003')$$, :pro_acct)) AS spaces;
-SELECT regress.try(format($$SELECT darkspere.add_number(%s, '+1555010000312345')$$, :pro_acct)) AS sixteen_digits;
-SELECT regress.try(format($$SELECT darkspere.add_number(%s, '+1')$$, :pro_acct)) AS one_digit;
-SELECT regress.try(format($$SELECT darkspere.add_number(%s, '+0155501000')$$, :pro_acct)) AS leading_zero;
-SELECT regress.try(format($$SELECT darkspere.add_number(%s, '+1555abc0003')$$, :pro_acct)) AS letters;
-SELECT regress.try(format($$SELECT darkspere.add_number(%s, '')$$, :pro_acct)) AS empty_number;
-SELECT regress.try(format($$SELECT darkspere.add_number(%s, NULL)$$, :pro_acct)) AS null_number;
-SELECT regress.try($$SELECT darkspere.add_number(NULL, '+15550100003')$$) AS null_account;
-SELECT regress.try($$SELECT darkspere.add_number(-1, '+15550100003')$$) AS unknown_account;
+SELECT regress.try(format($$SELECT darkspere.add_number(%s, '+15550100002', 'AC010')$$, :free_acct)) AS free_plan_second_number;
+SELECT regress.try(format($$SELECT darkspere.add_number(%s, '+15550100001', 'AC010')$$, :pro_acct)) AS number_owned_elsewhere;
+SELECT regress.try(format($$SELECT darkspere.add_number(%s, '+15550100001', 'AC010')$$, :free_acct)) AS number_added_twice;
+SELECT regress.try(format($$SELECT darkspere.add_number(%s, '15550100003', 'AC010')$$, :pro_acct)) AS missing_plus;
+SELECT regress.try(format($$SELECT darkspere.add_number(%s, '+1 555 010 0003', 'AC010')$$, :pro_acct)) AS spaces;
+SELECT regress.try(format($$SELECT darkspere.add_number(%s, '+1555010000312345', 'AC010')$$, :pro_acct)) AS sixteen_digits;
+SELECT regress.try(format($$SELECT darkspere.add_number(%s, '+1', 'AC010')$$, :pro_acct)) AS one_digit;
+SELECT regress.try(format($$SELECT darkspere.add_number(%s, '+0155501000', 'AC010')$$, :pro_acct)) AS leading_zero;
+SELECT regress.try(format($$SELECT darkspere.add_number(%s, '+1555abc0003', 'AC010')$$, :pro_acct)) AS letters;
+SELECT regress.try(format($$SELECT darkspere.add_number(%s, '', 'AC010')$$, :pro_acct)) AS empty_number;
+SELECT regress.try(format($$SELECT darkspere.add_number(%s, NULL, 'AC010')$$, :pro_acct)) AS null_number;
+SELECT regress.try($$SELECT darkspere.add_number(NULL, '+15550100003', 'AC010')$$) AS null_account;
+SELECT regress.try($$SELECT darkspere.add_number(-1, '+15550100003', 'AC010')$$) AS unknown_account;
+-- provider_account, the Twilio AccountSid owning the number, is required: only its webhooks reach the number.
 SELECT regress.try(format($$SELECT darkspere.add_number(%s, '+15550100003', '')$$, :pro_acct)) AS empty_provider_account;
-SELECT regress.try(format($$SELECT darkspere.add_number(%s, '+15550100003')$$, :pro_acct)) AS pro_number_without_provider;
-SELECT regress.try(format($$SELECT darkspere.add_number(%s, '+44207946000')$$, :pro_acct)) AS pro_second_number;
+SELECT regress.try(format($$SELECT darkspere.add_number(%s, '+15550100003')$$, :pro_acct)) AS provider_account_omitted;
+SELECT regress.try(format($$SELECT darkspere.add_number(%s, '+15550100003', NULL)$$, :pro_acct)) AS null_provider_account;
+SELECT regress.try(format($$SELECT darkspere.add_number(%s, '+15550100003', 'SK0123456789abcdef0123456789abcdef')$$, :pro_acct)) AS not_an_account_sid;
+SELECT regress.try(format($$SELECT darkspere.add_number(%s, '+15550100003', 'AC')$$, :pro_acct)) AS prefix_only;
+SELECT regress.try(format($$SELECT darkspere.add_number(%s, '+15550100003', ' AC010')$$, :pro_acct)) AS leading_space;
+SELECT regress.try(format($$SELECT darkspere.add_number(%s, '+15550100003', 'AC0123456789abcdef0123456789abcdef0')$$, :pro_acct)) AS thirty_three_characters_after_ac;
+SELECT regress.try(format($$SELECT darkspere.add_number(%s, '+15550100003', 'AC01234-6789')$$, :pro_acct)) AS punctuation;
+SELECT count(*) AS numbers_stored_for_bad_sids FROM darkspere.numbers WHERE number = '+15550100003';
+SELECT regress.try(format($$SELECT darkspere.add_number(%s, '+15550100003', 'AC0123456789abcdef0123456789ABCDEF')$$, :pro_acct)) AS real_sid_shape;
+SELECT regress.try(format($$SELECT darkspere.add_number(%s, '+44207946000', 'AC010')$$, :pro_acct)) AS pro_second_number;
 SELECT number, provider_account, account_id = :pro_acct AS is_pro FROM darkspere.numbers
  WHERE account_id IN (:free_acct, :pro_acct) ORDER BY number;
 -- pro allows 10 numbers: eight more fit, the eleventh does not.
-SELECT count(*) FILTER (WHERE regress.try(format($$SELECT darkspere.add_number(%s, '+155501001%s')$$, :pro_acct, lpad(i::text, 2, '0'))) = 'ok') AS added
+SELECT count(*) FILTER (WHERE regress.try(format($$SELECT darkspere.add_number(%s, '+155501001%s', 'AC010')$$, :pro_acct, lpad(i::text, 2, '0'))) = 'ok') AS added
   FROM generate_series(10, 17) i;
-SELECT regress.try(format($$SELECT darkspere.add_number(%s, '+15550100199')$$, :pro_acct)) AS pro_eleventh_number;
+SELECT regress.try(format($$SELECT darkspere.add_number(%s, '+15550100199', 'AC010')$$, :pro_acct)) AS pro_eleventh_number;
 -- enterprise is unlimited.
-SELECT count(*) FILTER (WHERE regress.try(format($$SELECT darkspere.add_number(%s, '+155501002%s')$$, :ent_acct, lpad(i::text, 2, '0'))) = 'ok') AS added
+SELECT count(*) FILTER (WHERE regress.try(format($$SELECT darkspere.add_number(%s, '+155501002%s', 'AC010')$$, :ent_acct, lpad(i::text, 2, '0'))) = 'ok') AS added
   FROM generate_series(1, 12) i;
 
 -- register_agent: http(s) endpoint, protocol http | mcp, positive capacity, unique name per account, plan limit.

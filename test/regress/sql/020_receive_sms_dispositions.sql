@@ -36,8 +36,8 @@ SELECT (SELECT array_agg(k ORDER BY k) FROM jsonb_object_keys(payload) k) AS pay
 SELECT disposition, message_id AS no_request_id_message FROM darkspere.receive_sms('AC020', '+15550200002', '+16660200002', 'hi', 'SM020-002') \gset
 SELECT :'disposition' AS disposition, payload->>'request_id' = 'msg-' || :no_request_id_message AS default_request_id
   FROM darkspere.claim_jobs('w020', 1);
--- NULL provider_account: the number is not checked against an owner.
-SELECT * FROM pg_temp.r('+15550200001', '+16660200003', 'no provider', 'SM020-003', NULL);
+-- NULL provider_account: refused (every webhook speaks for an AccountSid, which must own the number).
+SELECT regress.try($$SELECT darkspere.receive_sms(NULL, '+15550200001', '+16660200003', 'no provider', 'SM020-003')$$) AS null_provider_account;
 
 -- duplicate: the same MessageSid returns the original ids and changes nothing.
 SELECT count(*) AS messages_before FROM darkspere.messages WHERE account_id = :acct \gset
@@ -75,14 +75,16 @@ SELECT * FROM pg_temp.r('+15550200002', '+16660200010', 'other line', 'SM020-024
 SELECT * FROM pg_temp.r('+15550200001', '+16660200010', 'Start', 'SM020-025');
 SELECT count(*) AS opt_outs_left FROM darkspere.opt_outs WHERE account_id = :acct AND service_number = '+15550200001';
 SELECT * FROM pg_temp.r('+15550200001', '+16660200010', 'back again', 'SM020-026');
+-- YES and UNSTOP opt in too; the opt-in text was just sent, so not again within 10 minutes (rule keyword_reply).
 SELECT * FROM pg_temp.r('+15550200001', '+16660200010', 'YES', 'SM020-027');
 SELECT * FROM pg_temp.r('+15550200001', '+16660200010', 'unstop', 'SM020-028');
 
 -- help: HELP / INFO answer with the account's help text (NULL when it has none); nothing reaches an agent.
 SELECT * FROM pg_temp.r('+15550200001', '+16660200011', 'HELP', 'SM020-030');
+-- INFO is HELP too (its text was just sent, so not again: rule keyword_reply).
 SELECT * FROM pg_temp.r('+15550200001', '+16660200011', ' info ', 'SM020-031');
 SELECT darkspere.create_account('no texts') AS quiet \gset
-SELECT darkspere.add_number(:quiet, '+15550200003');
+SELECT darkspere.add_number(:quiet, '+15550200003', 'AC020');
 SELECT * FROM pg_temp.r('+15550200003', '+16660200011', 'help', 'SM020-032');
 SELECT * FROM pg_temp.r('+15550200003', '+16660200011', 'stop', 'SM020-033');
 
@@ -95,39 +97,40 @@ SELECT body, (pg_temp.r('+15550200001', '+16660200013', body, 'SM020-05' || i)).
 
 -- rate_limited, then blocked: with an override of 2 per minute, the third message is limited (and blocks the
 -- phone), the fourth finds it blocked; neither is stored. Keywords still work while blocked.
-INSERT INTO darkspere.rate_limit_overrides (scope, subject, max_hits, window_s, block_s) VALUES ('phone', '+16660200020', 2, 60, 300);
+-- The phone rule counts per account: the subject is "<account_id>:<phone>".
+INSERT INTO darkspere.rate_limit_overrides (scope, subject, max_hits, window_s, block_s) VALUES ('phone', :acct || ':+16660200020', 2, 60, 300);
 SELECT * FROM pg_temp.r('+15550200001', '+16660200020', 'one', 'SM020-060');
 SELECT * FROM pg_temp.r('+15550200001', '+16660200020', 'two', 'SM020-061');
 SELECT * FROM pg_temp.r('+15550200001', '+16660200020', 'three', 'SM020-062');
 SELECT * FROM pg_temp.r('+15550200001', '+16660200020', 'four', 'SM020-063');
 SELECT count(*) AS stored FROM darkspere.messages WHERE message_sid IN ('SM020-062', 'SM020-063');
-SELECT hits, blocked_until > now() AS blocked FROM darkspere.rate_limit_state WHERE scope = 'phone' AND subject = '+16660200020';
+SELECT hits, blocked_until > now() AS blocked FROM darkspere.rate_limit_state WHERE scope = 'phone' AND subject = :acct || ':+16660200020';
 SELECT * FROM pg_temp.r('+15550200001', '+16660200020', 'STOP', 'SM020-064');
 -- the block ends: the phone is counted again from a fresh window.
 UPDATE darkspere.rate_limit_state SET blocked_until = now() - interval '1 second', window_start = now() - interval '10 minutes'
- WHERE scope = 'phone' AND subject = '+16660200020';
+ WHERE scope = 'phone' AND subject = :acct || ':+16660200020';
 SELECT * FROM pg_temp.r('+15550200001', '+16660200020', 'START', 'SM020-065');
 SELECT * FROM pg_temp.r('+15550200001', '+16660200020', 'five', 'SM020-066');
 
 -- over_quota: the free plan's hard cap of 100 inbound SMS segments a month. 99 used: one segment fits, then none.
 SELECT darkspere.create_account('capped', 'free') AS capped \gset
-SELECT darkspere.add_number(:capped, '+15550200004');
+SELECT darkspere.add_number(:capped, '+15550200004', 'AC020');
 SELECT count(*) FROM darkspere.register_agent(:capped, 'bot', 'https://agent.example/capped');
 INSERT INTO darkspere.usage_counters (account_id, period, metric, shard, used)
 VALUES (:capped, date_trunc('month', now() AT TIME ZONE 'UTC')::date, 'sms_in', 0, 98);
-SELECT * FROM pg_temp.r('+15550200004', '+16660200030', repeat('x', 161), 'SM020-070', NULL);  -- 2 segments, 2 left
-SELECT * FROM pg_temp.r('+15550200004', '+16660200030', 'one more', 'SM020-071', NULL);
+SELECT * FROM pg_temp.r('+15550200004', '+16660200030', repeat('x', 161), 'SM020-070');  -- 2 segments, 2 left
+SELECT * FROM pg_temp.r('+15550200004', '+16660200030', 'one more', 'SM020-071');
 SELECT count(*) AS stored FROM darkspere.messages WHERE message_sid = 'SM020-071';
 SELECT metric, used, included, overage, overage_cents FROM darkspere.usage(:capped) WHERE metric = 'sms_in';
 -- keywords are honoured over the cap: an opt-out always works.
-SELECT * FROM pg_temp.r('+15550200004', '+16660200030', 'STOP', 'SM020-072', NULL);
+SELECT * FROM pg_temp.r('+15550200004', '+16660200030', 'STOP', 'SM020-072');
 -- an exhausted agent-message allowance refuses inbound messages too (no agent could answer them).
 SELECT darkspere.create_account('capped agents', 'free') AS capped2 \gset
-SELECT darkspere.add_number(:capped2, '+15550200005');
+SELECT darkspere.add_number(:capped2, '+15550200005', 'AC020');
 SELECT count(*) FROM darkspere.register_agent(:capped2, 'bot', 'https://agent.example/capped2');
 INSERT INTO darkspere.usage_counters (account_id, period, metric, shard, used)
 VALUES (:capped2, date_trunc('month', now() AT TIME ZONE 'UTC')::date, 'agent_messages', 3, 500);
-SELECT * FROM pg_temp.r('+15550200005', '+16660200031', 'anyone?', 'SM020-073', NULL);
+SELECT * FROM pg_temp.r('+15550200005', '+16660200031', 'anyone?', 'SM020-073');
 -- a pro account is never capped: past its included SMS it keeps routing (and bills overage).
 INSERT INTO darkspere.usage_counters AS u (account_id, period, metric, shard, used)
 VALUES (:acct, date_trunc('month', now() AT TIME ZONE 'UTC')::date, 'sms_in', 0, 6000)
@@ -136,11 +139,11 @@ SELECT * FROM pg_temp.r('+15550200001', '+16660200032', 'over the included amoun
 
 -- queued: no eligible agent now (the only agent is in maintenance); stored as waiting, no job yet.
 SELECT darkspere.create_account('queued', 'pro') AS q \gset
-SELECT darkspere.add_number(:q, '+15550200006');
+SELECT darkspere.add_number(:q, '+15550200006', 'AC020');
 SELECT agent_id AS q_agent FROM darkspere.register_agent(:q, 'later', 'https://agent.example/later') \gset
 SELECT darkspere.set_agent_status(:q_agent, 'maintenance');
-SELECT * FROM pg_temp.r('+15550200006', '+16660200040', 'first, while nobody is there', 'SM020-080', NULL);
-SELECT * FROM pg_temp.r('+15550200006', '+16660200040', 'second', 'SM020-081', NULL);
+SELECT * FROM pg_temp.r('+15550200006', '+16660200040', 'first, while nobody is there', 'SM020-080');
+SELECT * FROM pg_temp.r('+15550200006', '+16660200040', 'second', 'SM020-081');
 SELECT message_sid, status, agent_id FROM darkspere.messages WHERE account_id = :q ORDER BY message_id;
 SELECT count(*) AS jobs FROM darkspere.jobs WHERE account_id = :q;
 SELECT darkspere.tick() IS NOT NULL AS ticked;
@@ -148,7 +151,7 @@ SELECT message_sid, status FROM darkspere.messages WHERE account_id = :q ORDER B
 -- the agent comes back: tick() routes the oldest waiting message of the session, in order.
 SELECT darkspere.set_agent_status(:q_agent, 'active');
 -- a new message behind waiting ones queues too, so the session's order is kept.
-SELECT * FROM pg_temp.r('+15550200006', '+16660200040', 'third', 'SM020-082', NULL);
+SELECT * FROM pg_temp.r('+15550200006', '+16660200040', 'third', 'SM020-082');
 SELECT darkspere.tick() IS NOT NULL AS ticked;
 SELECT message_sid, status, agent_id = :q_agent AS agent_ok FROM darkspere.messages WHERE account_id = :q ORDER BY message_id;
 SELECT darkspere.tick() IS NOT NULL AS ticked;
@@ -156,7 +159,7 @@ SELECT darkspere.tick() IS NOT NULL AS ticked;
 SELECT m.message_sid, m.status, j.kind, j.state FROM darkspere.messages m JOIN darkspere.jobs j USING (message_id)
  WHERE m.account_id = :q ORDER BY m.message_id;
 -- with nothing waiting, a message routes directly again.
-SELECT * FROM pg_temp.r('+15550200006', '+16660200041', 'new phone', 'SM020-083', NULL);
+SELECT * FROM pg_temp.r('+15550200006', '+16660200041', 'new phone', 'SM020-083');
 
 -- bad input: class-22 errors naming the argument; nothing is stored.
 SELECT regress.try($$SELECT darkspere.receive_sms('AC020', NULL, '+16660200050', 'x', 'SM020-090')$$) AS null_to;

@@ -26,16 +26,18 @@ SELECT regress.try($$SELECT * FROM darkspere.receive_sms_batch('{"to_number": "+
 SELECT regress.try($$SELECT * FROM darkspere.receive_sms_batch('"SM057"')$$) AS scalar_not_array;
 SELECT regress.try($$SELECT * FROM darkspere.receive_sms_batch('[1, 2]')$$) AS elements_not_objects;
 SELECT regress.try($$SELECT * FROM darkspere.receive_sms_batch('[
-    {"to_number": "+15550570001", "from_number": "+16660570001", "body": "hi", "message_sid": "SM057-x1"},
-    {"from_number": "+16660570002", "body": "hi", "message_sid": "SM057-x2"}]')$$) AS missing_to_number;
+    {"provider_account": "AC057", "to_number": "+15550570001", "from_number": "+16660570001", "body": "hi", "message_sid": "SM057-x1"},
+    {"provider_account": "AC057", "from_number": "+16660570002", "body": "hi", "message_sid": "SM057-x2"}]')$$) AS missing_to_number;
 SELECT regress.try($$SELECT * FROM darkspere.receive_sms_batch('[
-    {"to_number": "+15550570001", "from_number": "+16660570001", "body": null, "message_sid": "SM057-x1"}]')$$) AS null_body;
+    {"to_number": "+15550570001", "from_number": "+16660570001", "body": "hi", "message_sid": "SM057-x1"}]')$$) AS missing_provider_account;
 SELECT regress.try($$SELECT * FROM darkspere.receive_sms_batch('[
-    {"to_number": "+15550570001", "from_number": "+16660570001", "body": "hi", "message_sid": "SM057-x1", "num_media": "two"}]')$$) AS num_media_not_integer;
+    {"provider_account": "AC057", "to_number": "+15550570001", "from_number": "+16660570001", "body": null, "message_sid": "SM057-x1"}]')$$) AS null_body;
 SELECT regress.try($$SELECT * FROM darkspere.receive_sms_batch('[
-    {"to_number": "+15550570001", "from_number": "+16660570001", "body": "hi", "message_sid": "SM057-x1", "num_media": -1}]')$$) AS negative_num_media;
+    {"provider_account": "AC057", "to_number": "+15550570001", "from_number": "+16660570001", "body": "hi", "message_sid": "SM057-x1", "num_media": "two"}]')$$) AS num_media_not_integer;
 SELECT regress.try($$SELECT * FROM darkspere.receive_sms_batch('[
-    {"to_number": "+15550570001", "from_number": "+16660570001", "body": "hi", "message_sid": "SM057-x1", "take_call": "maybe"}]')$$) AS take_call_not_boolean;
+    {"provider_account": "AC057", "to_number": "+15550570001", "from_number": "+16660570001", "body": "hi", "message_sid": "SM057-x1", "num_media": -1}]')$$) AS negative_num_media;
+SELECT regress.try($$SELECT * FROM darkspere.receive_sms_batch('[
+    {"provider_account": "AC057", "to_number": "+15550570001", "from_number": "+16660570001", "body": "hi", "message_sid": "SM057-x1", "take_call": "maybe"}]')$$) AS take_call_not_boolean;
 SELECT regress.try($$SELECT * FROM darkspere.receive_sms_batch('[]', '', '30 s')$$) AS empty_worker;
 SELECT regress.try($$SELECT * FROM darkspere.receive_sms_batch('[]', NULL, '-5 days')$$) AS bad_lease_without_worker;
 SELECT regress.try($$SELECT * FROM darkspere.receive_sms_batch('[]', NULL, NULL, '{NULL}')$$) AS null_busy_agent_without_worker;
@@ -46,12 +48,12 @@ SELECT regress.try($$SELECT * FROM darkspere.receive_sms_batch('[]', 'w', '30 s'
 -- in the order given, before any is received: of two bad elements the first is reported.
 \set VERBOSITY default
 SELECT * FROM darkspere.receive_sms_batch('[
-    {"to_number": "+15550570001", "from_number": "+16660570001", "body": "hi", "message_sid": "SM057-x1"},
-    {"to_number": "15550570001", "from_number": "+16660570002", "body": "hi", "message_sid": "SM057-x2"}]');
+    {"provider_account": "AC057", "to_number": "+15550570001", "from_number": "+16660570001", "body": "hi", "message_sid": "SM057-x1"},
+    {"provider_account": "AC057", "to_number": "15550570001", "from_number": "+16660570002", "body": "hi", "message_sid": "SM057-x2"}]');
 \set VERBOSITY terse
 SELECT regress.try($$SELECT * FROM darkspere.receive_sms_batch('[
-    {"to_number": "+15550570001", "from_number": "+16660570009", "body": "hi", "message_sid": "SM057-x1", "num_media": -1},
-    {"to_number": "+15550570001", "from_number": "+16660570001", "body": "hi", "message_sid": "SM057-x2", "num_media": "x"}]')$$)
+    {"provider_account": "AC057", "to_number": "+15550570001", "from_number": "+16660570009", "body": "hi", "message_sid": "SM057-x1", "num_media": -1},
+    {"provider_account": "AC057", "to_number": "+15550570001", "from_number": "+16660570001", "body": "hi", "message_sid": "SM057-x2", "num_media": "x"}]')$$)
     AS first_bad_reported;
 SELECT count(*) AS stored FROM darkspere.messages WHERE message_sid LIKE 'SM057-x%';
 SELECT count(*) AS sessions FROM darkspere.sessions WHERE account_id = :acct;
@@ -121,12 +123,12 @@ SELECT count(*) AS opted_out FROM darkspere.opt_outs WHERE account_id = :acct AN
 -- side of them those phones sort: message ids grow in the order given.
 CREATE TEMP TABLE interleaved AS
 SELECT * FROM darkspere.receive_sms_batch('[
-    {"to_number": "+15550570001", "from_number": "+16660570029", "body": "one", "message_sid": "SM057-21"},
-    {"to_number": "+15550570001", "from_number": "+16660570028", "body": "two", "message_sid": "SM057-22"},
-    {"to_number": "+15550570001", "from_number": "+16660570030", "body": "three", "message_sid": "SM057-23"},
-    {"to_number": "+15550570001", "from_number": "+16660570029", "body": "four", "message_sid": "SM057-24"},
-    {"to_number": "+15550570001", "from_number": "+16660570028", "body": "five", "message_sid": "SM057-25"},
-    {"to_number": "+15550570001", "from_number": "+16660570029", "body": "six", "message_sid": "SM057-26"}]');
+    {"provider_account": "AC057", "to_number": "+15550570001", "from_number": "+16660570029", "body": "one", "message_sid": "SM057-21"},
+    {"provider_account": "AC057", "to_number": "+15550570001", "from_number": "+16660570028", "body": "two", "message_sid": "SM057-22"},
+    {"provider_account": "AC057", "to_number": "+15550570001", "from_number": "+16660570030", "body": "three", "message_sid": "SM057-23"},
+    {"provider_account": "AC057", "to_number": "+15550570001", "from_number": "+16660570029", "body": "four", "message_sid": "SM057-24"},
+    {"provider_account": "AC057", "to_number": "+15550570001", "from_number": "+16660570028", "body": "five", "message_sid": "SM057-25"},
+    {"provider_account": "AC057", "to_number": "+15550570001", "from_number": "+16660570029", "body": "six", "message_sid": "SM057-26"}]');
 SELECT i.ord, m.phone, m.body, rank() OVER (PARTITION BY m.phone ORDER BY m.message_id) AS turn,
        rank() OVER (ORDER BY m.message_id) AS stored_as
   FROM interleaved i JOIN darkspere.messages m USING (message_id) ORDER BY i.ord;
@@ -135,9 +137,9 @@ SELECT count(DISTINCT session_id) AS sessions FROM interleaved;
 -- Without a worker nothing is handed off, take_call or not: the calls wait, pending, for a claim.
 CREATE TEMP TABLE unleased AS
 SELECT * FROM darkspere.receive_sms_batch('[
-    {"to_number": "+15550570001", "from_number": "+16660570041", "body": "no worker", "message_sid": "SM057-41",
+    {"provider_account": "AC057", "to_number": "+15550570001", "from_number": "+16660570041", "body": "no worker", "message_sid": "SM057-41",
      "take_call": true},
-    {"to_number": "+15550570001", "from_number": "+16660570042", "body": "no worker either", "message_sid": "SM057-42",
+    {"provider_account": "AC057", "to_number": "+15550570001", "from_number": "+16660570042", "body": "no worker either", "message_sid": "SM057-42",
      "take_call": true}]');
 SELECT ord, disposition, job_id IS NULL AS not_handed_off, attempt, payload FROM unleased ORDER BY ord;
 SELECT j.state, j.claimed_by FROM darkspere.jobs j JOIN unleased u USING (message_id) ORDER BY u.ord;
@@ -159,9 +161,9 @@ CREATE TRIGGER refuse_explosive BEFORE INSERT ON darkspere.messages
     FOR EACH ROW EXECUTE FUNCTION pg_temp.refuse_explosive();
 SELECT used AS sms_in_before FROM darkspere.usage(:acct) WHERE metric = 'sms_in' \gset
 SELECT regress.try($$SELECT * FROM darkspere.receive_sms_batch('[
-    {"to_number": "+15550570001", "from_number": "+16660570053", "body": "explosive", "message_sid": "SM057-53"},
-    {"to_number": "+15550570001", "from_number": "+16660570051", "body": "kept?", "message_sid": "SM057-51", "take_call": true},
-    {"to_number": "+15550570001", "from_number": "+16660570052", "body": "kept?", "message_sid": "SM057-52"}]',
+    {"provider_account": "AC057", "to_number": "+15550570001", "from_number": "+16660570053", "body": "explosive", "message_sid": "SM057-53"},
+    {"provider_account": "AC057", "to_number": "+15550570001", "from_number": "+16660570051", "body": "kept?", "message_sid": "SM057-51", "take_call": true},
+    {"provider_account": "AC057", "to_number": "+15550570001", "from_number": "+16660570052", "body": "kept?", "message_sid": "SM057-52"}]',
     'w-057', '30 seconds')$$) AS failed_while_receiving;
 DROP TRIGGER refuse_explosive ON darkspere.messages;
 SELECT count(*) AS stored FROM darkspere.messages WHERE message_sid IN ('SM057-51', 'SM057-52', 'SM057-53');
@@ -181,9 +183,9 @@ INSERT INTO darkspere.usage_counters (account_id, period, metric, shard, used)
 VALUES (:capped, pg_catalog.date_trunc('month', now() AT TIME ZONE 'UTC')::date, 'sms_in', 0,
         (SELECT sms_in_included - 1 FROM darkspere.plans WHERE plan = 'free'));
 SELECT ord, disposition FROM darkspere.receive_sms_batch('[
-    {"to_number": "+15550570003", "from_number": "+16660570063", "body": "third", "message_sid": "SM057-63"},
-    {"to_number": "+15550570003", "from_number": "+16660570061", "body": "first", "message_sid": "SM057-61"},
-    {"to_number": "+15550570003", "from_number": "+16660570062", "body": "second", "message_sid": "SM057-62"}]')
+    {"provider_account": "AC057", "to_number": "+15550570003", "from_number": "+16660570063", "body": "third", "message_sid": "SM057-63"},
+    {"provider_account": "AC057", "to_number": "+15550570003", "from_number": "+16660570061", "body": "first", "message_sid": "SM057-61"},
+    {"provider_account": "AC057", "to_number": "+15550570003", "from_number": "+16660570062", "body": "second", "message_sid": "SM057-62"}]')
  ORDER BY ord;
 SELECT used = (SELECT sms_in_included FROM darkspere.plans WHERE plan = 'free') AS at_the_cap
   FROM darkspere.usage(:capped) WHERE metric = 'sms_in';
@@ -193,15 +195,15 @@ SELECT darkspere.create_account('batch small agent', 'pro') AS small \gset
 SELECT darkspere.add_number(:small, '+15550570004', 'AC057');
 SELECT agent_id AS small_bot FROM darkspere.register_agent(:small, 'small bot', 'https://agent.example/small', 'http', 2) \gset
 SELECT ord, disposition, agent_id = :small_bot AS to_small_bot FROM darkspere.receive_sms_batch('[
-    {"to_number": "+15550570004", "from_number": "+16660570071", "body": "one", "message_sid": "SM057-71"},
-    {"to_number": "+15550570004", "from_number": "+16660570072", "body": "two", "message_sid": "SM057-72"},
-    {"to_number": "+15550570004", "from_number": "+16660570073", "body": "three", "message_sid": "SM057-73"}]')
+    {"provider_account": "AC057", "to_number": "+15550570004", "from_number": "+16660570071", "body": "one", "message_sid": "SM057-71"},
+    {"provider_account": "AC057", "to_number": "+15550570004", "from_number": "+16660570072", "body": "two", "message_sid": "SM057-72"},
+    {"provider_account": "AC057", "to_number": "+15550570004", "from_number": "+16660570073", "body": "three", "message_sid": "SM057-73"}]')
  ORDER BY ord;
 SELECT sum(in_flight) AS small_bot_in_flight FROM darkspere.agent_load WHERE agent_id = :small_bot;
 
 -- At most 1,000 messages per call (every message's rows stay locked until the call commits).
 SELECT regress.try(format($$SELECT count(*) FROM darkspere.receive_sms_batch(%L::jsonb)$$,
-    (SELECT jsonb_agg(jsonb_build_object('to_number', '+15550570001', 'from_number', '+16660570080', 'body', 'x',
+    (SELECT jsonb_agg(jsonb_build_object('provider_account', 'AC057', 'to_number', '+15550570001', 'from_number', '+16660570080', 'body', 'x',
                                          'message_sid', 'SM057-big-' || g)) FROM generate_series(1, 1001) g))) AS too_many;
 
 UPDATE darkspere.jobs SET state = 'done', finished_at = now(), lease_until = NULL WHERE state IN ('pending', 'running');
