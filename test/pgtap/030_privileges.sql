@@ -3,7 +3,7 @@
 -- nothing here lists functions by hand, so the documentation and the grants cannot drift apart, and a function
 -- added to the extension without a row in the doc fails with its name.
 BEGIN;
-SELECT plan(20);
+SELECT plan(24);
 -- Unqualified names print schema-qualified (darkspere is not on the path); pgTAP lives in public.
 SET LOCAL search_path = pg_catalog, public;
 
@@ -110,6 +110,30 @@ SELECT lives_ok('SELECT darkspere.tick()', 'a darkspere_worker login runs tick()
 SELECT throws_ok('SELECT count(*) FROM darkspere.jobs', '42501', NULL, 'a darkspere_worker login cannot read darkspere.jobs');
 SELECT throws_ok('SET darkspere.min_health_score = 0', '42501', NULL,
                  'a darkspere_worker login cannot change darkspere.min_health_score');
+RESET ROLE;
+
+-- A login in darkspere_admin sets up a tenant as the README shows; one in darkspere_monitor only reads.
+CREATE ROLE pgtap_admin_login LOGIN IN ROLE darkspere_admin;
+SET LOCAL ROLE pgtap_admin_login;
+SELECT lives_ok($t$DO $do$
+    DECLARE
+        id bigint := darkspere.create_account('Privileges Bakery', 'pro');
+    BEGIN
+        PERFORM darkspere.add_number(id, '+16660300001', 'AC0pgtap0000000000000000000000030');
+        PERFORM darkspere.register_agent(id, 'bot', 'https://agent.example.com/', 'http', 5);
+        PERFORM darkspere.usage(id);
+        UPDATE darkspere.accounts SET fallback_text = 'sorry' WHERE account_id = id;
+    END
+    $do$$t$,
+    'a darkspere_admin login creates an account, its number and agent, and edits its texts');
+RESET ROLE;
+CREATE ROLE pgtap_monitor_login LOGIN IN ROLE darkspere_monitor;
+SET LOCAL ROLE pgtap_monitor_login;
+SELECT lives_ok('SELECT * FROM darkspere.queue_depth, darkspere.agent_health',
+                'a darkspere_monitor login reads queue_depth and agent_health');
+SELECT throws_ok('SELECT * FROM darkspere.agents', '42501', NULL,
+                 'a darkspere_monitor login cannot read darkspere.agents (endpoints, key hashes)');
+SELECT throws_ok('SELECT darkspere.tick()', '42501', NULL, 'a darkspere_monitor login cannot run tick()');
 RESET ROLE;
 
 SELECT * FROM finish();
