@@ -2,6 +2,12 @@
 //
 // No shared_preload_libraries requirement: the settings are defined when the library is first loaded by a
 // backend, and values set earlier with ALTER SYSTEM / ALTER DATABASE … SET darkspere.x are picked up then.
+//
+// Every setting is operator policy (limits, retention, health thresholds), so only a superuser may change it
+// (PGC_SUSET): a worker or admin login must not lower the health bar or the retry limits for its own session.
+// Superusers still set them per database or role (ALTER DATABASE / ALTER ROLE … SET), and GRANT SET ON
+// PARAMETER delegates one. Only darkspere.secret_key_file is PGC_SIGHUP (a file the server reads, set in
+// postgresql.conf); the others are read per call, per backend.
 #include "ext/darkspere.hpp"
 
 extern "C" {
@@ -31,35 +37,38 @@ int counter_shard() {
 
 using namespace darkspere;
 
+// The context of every darkspere.* setting (top of this file); test/pgtap/030_privileges.sql checks it.
+static constexpr GucContext kPolicyContext = PGC_SUSET;
+
 void _PG_init(void) {
     DefineCustomIntVariable("darkspere.session_idle_timeout",
                             "Seconds of inactivity after which a session ends.", nullptr,
                             &session_idle_timeout_s, kSessionIdleTimeoutDefaultS, 60, INT_MAX / 2,
-                            PGC_USERSET, GUC_UNIT_S, nullptr, nullptr, nullptr);
+                            kPolicyContext, GUC_UNIT_S, nullptr, nullptr, nullptr);
     DefineCustomIntVariable("darkspere.min_health_score",
                             "Agents below this health score get no new sessions.", nullptr, &min_health_score,
-                            kMinHealthScoreDefault, 0, 100, PGC_USERSET, 0, nullptr, nullptr, nullptr);
+                            kMinHealthScoreDefault, 0, 100, kPolicyContext, 0, nullptr, nullptr, nullptr);
     DefineCustomIntVariable(
         "darkspere.history_turns", "Turns of conversation history sent with each agent call.", nullptr,
-        &history_turns, kHistoryTurnsDefault, 0, 100, PGC_USERSET, 0, nullptr, nullptr, nullptr);
+        &history_turns, kHistoryTurnsDefault, 0, 100, kPolicyContext, 0, nullptr, nullptr, nullptr);
     DefineCustomIntVariable("darkspere.agent_call_max_attempts",
                             "Attempts before an agent call is dead-lettered.", nullptr,
-                            &agent_call_max_attempts, kAgentCallMaxAttemptsDefault, 1, 100, PGC_USERSET, 0,
+                            &agent_call_max_attempts, kAgentCallMaxAttemptsDefault, 1, 100, kPolicyContext, 0,
                             nullptr, nullptr, nullptr);
     DefineCustomIntVariable("darkspere.sms_send_max_attempts",
                             "Attempts before an SMS send is dead-lettered.", nullptr, &sms_send_max_attempts,
-                            kSmsSendMaxAttemptsDefault, 1, 100, PGC_USERSET, 0, nullptr, nullptr, nullptr);
+                            kSmsSendMaxAttemptsDefault, 1, 100, kPolicyContext, 0, nullptr, nullptr, nullptr);
     DefineCustomIntVariable("darkspere.job_retention",
                             "Seconds finished jobs are kept before tick() prunes them.", nullptr,
-                            &job_retention_s, kJobRetentionDefaultS, 0, INT_MAX / 2, PGC_USERSET, GUC_UNIT_S,
-                            nullptr, nullptr, nullptr);
+                            &job_retention_s, kJobRetentionDefaultS, 0, INT_MAX / 2, kPolicyContext,
+                            GUC_UNIT_S, nullptr, nullptr, nullptr);
     DefineCustomIntVariable("darkspere.dead_job_retention", "Seconds dead-lettered jobs are kept.", nullptr,
-                            &dead_job_retention_s, kDeadJobRetentionDefaultS, 0, INT_MAX / 2, PGC_USERSET,
+                            &dead_job_retention_s, kDeadJobRetentionDefaultS, 0, INT_MAX / 2, kPolicyContext,
                             GUC_UNIT_S, nullptr, nullptr, nullptr);
     DefineCustomIntVariable("darkspere.notify_interval",
                             "Minimum milliseconds between two NOTIFYs of one backend.", nullptr,
-                            &notify_interval_ms, kNotifyIntervalDefaultMs, 0, 10000, PGC_USERSET, GUC_UNIT_MS,
-                            nullptr, nullptr, nullptr);
+                                                        &notify_interval_ms, kNotifyIntervalDefaultMs, 0, 10000, kPolicyContext,
+                            GUC_UNIT_MS, nullptr, nullptr, nullptr);
     DefineCustomStringVariable("darkspere.secret_key_file",
                                "File holding the master key agent signing secrets are derived from (relative "
                                "to the data directory unless absolute; created with mode 0600 when missing).",
@@ -67,13 +76,13 @@ void _PG_init(void) {
                                nullptr, nullptr);
     DefineCustomIntVariable("darkspere.agent_secret_grace",
                             "Seconds a rotated-out agent signing secret still signs requests.", nullptr,
-                            &agent_secret_grace_s, kAgentSecretGraceDefaultS, 0, INT_MAX / 2, PGC_SUSET,
+                            &agent_secret_grace_s, kAgentSecretGraceDefaultS, 0, INT_MAX / 2, kPolicyContext,
                             GUC_UNIT_S, nullptr, nullptr, nullptr);
     // Superuser-only: a tenant's session must not raise what a reply may cost.
     DefineCustomIntVariable(
         "darkspere.max_reply_segments",
         "SMS segments after which an agent's reply is cut (the cut is recorded on the message).", nullptr,
-        &max_reply_segments, kMaxReplySegmentsDefault, 1, kMaxReplySegmentsLimit, PGC_SUSET, 0, nullptr,
+        &max_reply_segments, kMaxReplySegmentsDefault, 1, kMaxReplySegmentsLimit, kPolicyContext, 0, nullptr,
         nullptr, nullptr);
     MarkGUCPrefixReserved("darkspere");
 }

@@ -12,6 +12,20 @@ import { PGCLUSTER } from './paths.mjs';
 const run = promisify(execFile);
 const PGCLUSTER_TIMEOUT_MS = 120000;
 
+// The worker logs in as this role, a member of darkspere_worker and nothing else, as in production
+// (docs/security.md): a worker that needed one more privilege fails its e2e tests. Test setup keeps running as
+// the cluster's superuser.
+export const WORKER_LOGIN = 'darkspere_e2e_worker';
+const CREATE_WORKER_LOGIN = `DO $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = '${WORKER_LOGIN}') THEN
+        CREATE ROLE ${WORKER_LOGIN} LOGIN IN ROLE darkspere_worker;
+    END IF;
+EXCEPTION WHEN duplicate_object OR unique_violation THEN
+    NULL; -- created concurrently for another database of this cluster
+END
+$$`;
+
 function parseEnvLines(text) {
     const env = {};
     for (const line of text.split('\n')) {
@@ -58,9 +72,14 @@ export async function startCluster() {
         host: env.PGHOST,
         port: Number(env.PGPORT),
         user: env.PGUSER,
-        // conninfo is the libpq connection string the worker gets for database `name`.
-        conninfo(name = env.PGDATABASE) {
-            return `host=${env.PGHOST} port=${env.PGPORT} user=${env.PGUSER} dbname=${name} connect_timeout=5`;
+        // conninfo is the libpq connection string of the superuser for database `name`.
+        conninfo(name = env.PGDATABASE, user = env.PGUSER) {
+            return `host=${env.PGHOST} port=${env.PGPORT} user=${user} dbname=${name} connect_timeout=5`;
+        },
+        // workerConninfo is the connection string the worker gets: the darkspere_worker login (createDatabase
+        // makes sure it exists).
+        workerConninfo(name = env.PGDATABASE) {
+            return cluster.conninfo(name, WORKER_LOGIN);
         },
         db(name = env.PGDATABASE) {
             const db = new Db({ host: env.PGHOST, port: Number(env.PGPORT), user: env.PGUSER, database: name });
@@ -79,7 +98,8 @@ export async function startCluster() {
                 dbs.delete(admin);
             }
             const db = cluster.db(name);
-            await db.query('CREATE EXTENSION darkspere');
+            await db.query('CREATE EXTENSION darkspere'); // creates role darkspere_worker on first use
+            await db.query(CREATE_WORKER_LOGIN);
             return { name, db };
         },
         async stop() {

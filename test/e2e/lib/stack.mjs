@@ -38,7 +38,7 @@ const methods = {
     async startWorker(overrides = {}) {
         const previousPort = this.worker?.port;
         this.worker = await startWorker({
-            conninfo: this.cluster.conninfo(this.dbName),
+            conninfo: this.cluster.workerConninfo(this.dbName), // a darkspere_worker login, not the superuser
             twilioAccounts: { [this.sid]: this.authToken },
             twilioBase: this.api.url,
             port: previousPort,
