@@ -16,11 +16,13 @@ EXT_OBJS = src/ext/module.o src/ext/errors.o src/ext/spi_plans.o src/ext/validat
            src/ext/billing.o src/ext/keywords.o src/ext/inbound.o src/ext/queue.o src/ext/ack_batch.o \
            src/ext/counter_batch.o src/ext/handoff.o src/ext/jsonb_fields.o src/ext/delivery.o \
            src/ext/maintenance.o src/ext/notify.o \
-           src/ext/crypto_sql.o src/ext/sms_sql.o src/ext/common_bridge.o
+           src/ext/crypto_sql.o src/ext/sms_sql.o src/ext/common_bridge.o src/ext/version_check.o
 OBJS = $(EXT_OBJS) $(COMMON_OBJS)
 
 PG_CONFIG ?= pg_config
-PG_CPPFLAGS = -Isrc -isystem $(shell $(PG_CONFIG) --includedir-server)
+# The version is written once, in darkspere.control; the library is told which one it was built for.
+EXTVERSION := $(shell sed -n "s/^default_version = '\\(.*\\)'/\\1/p" $(dir $(firstword $(MAKEFILE_LIST)))darkspere.control)
+PG_CPPFLAGS = -Isrc -isystem $(shell $(PG_CONFIG) --includedir-server) -DDARKSPERE_VERSION='"$(EXTVERSION)"'
 # -MMD -MP: each object also records the headers it read (.d files), so changing a header rebuilds its users.
 PG_CXXFLAGS = -std=c++17 -Wno-register -Wall -Wextra -fno-omit-frame-pointer -MMD -MP
 SHLIB_LINK = -lstdc++ -lcrypto
@@ -37,6 +39,7 @@ include $(PGXS)
 # That rule ignores PG_CXXFLAGS (and so -std=c++17); hand them over explicitly. See specs/postgres-cpp.md §5.2.
 COMPILE.cxx.bc += $(PG_CPPFLAGS) -std=c++17 -Wno-register
 -include $(OBJS:.o=.d)
+src/ext/version_check.o src/ext/version_check.bc: darkspere.control
 EXTRA_CLEAN = $(OBJS:.o=.d)
 
 CMAKE_BUILD_DIR ?= build

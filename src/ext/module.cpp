@@ -3,6 +3,7 @@
 // No shared_preload_libraries requirement: the settings are defined when the library is first loaded by a
 // backend, and values set earlier with ALTER SYSTEM / ALTER DATABASE … SET darkspere.x are picked up then.
 #include "ext/darkspere.hpp"
+#include "ext/version_check.hpp"
 
 extern "C" {
 PG_MODULE_MAGIC;
@@ -57,5 +58,6 @@ void _PG_init(void) {
                             "Minimum milliseconds between two NOTIFYs of one backend.", nullptr,
                             &notify_interval_ms, kNotifyIntervalDefaultMs, 0, 10000, PGC_USERSET, GUC_UNIT_MS,
                             nullptr, nullptr, nullptr);
+    define_version_check_setting();
     MarkGUCPrefixReserved("darkspere");
 }

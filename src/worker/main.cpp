@@ -13,6 +13,7 @@
 
 #include <csignal>
 #include <cstdio>
+#include <cstring>
 #include <memory>
 
 #include <boost/asio/io_context.hpp>
@@ -33,8 +34,9 @@
 #include "routes_twilio.hpp"
 #include "twilio_sender.hpp"
 
+// CMake passes its project version, read from darkspere.control's default_version.
 #ifndef DARKSPERE_VERSION
-#define DARKSPERE_VERSION "0.0.0"
+#error "DARKSPERE_VERSION must be defined (CMake reads it from darkspere.control)"
 #endif
 
 namespace asio = boost::asio;
@@ -273,6 +275,13 @@ int run(const ConfigSources &sources, std::shared_ptr<const Config> config) {
 }  // namespace
 
 int main(int argc, char **argv) {
+    // --version answers before any configuration is read: packaging and operators ask it of a bare binary.
+    for (int i = 1; i < argc; ++i) {
+        if (std::strcmp(argv[i], "--version") == 0) {
+            std::printf("darkspere-worker %s\n", DARKSPERE_VERSION);
+            return 0;
+        }
+    }
     ConfigSources sources = process_config_sources(argc, argv);
     std::shared_ptr<const Config> config;
     try {
