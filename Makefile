@@ -1,7 +1,12 @@
-# Makefile — PGXS build of the darkspere extension, plus the worker and unit tests through CMake.
+# Makefile — PGXS build of the darkspere extension; the worker and the unit tests build through CMake in build/.
 #
-#   make                 build darkspere.so and (via CMake in build/) darkspere-worker and the unit tests
-#   make install         install the extension into the server and the worker binary
+#   make                 build darkspere.so only (seconds; what a DBA and the Debian package build)
+#   make install         install the extension (library, control file, SQL scripts) into the server only
+#   make worker          build darkspere-worker (CMake)          make install-worker   install it under
+#                        WORKER_PREFIX (default /usr/local)
+#   make check-unit      build and run the GoogleTest unit tests (ctest)
+#   make world           everything: extension, worker, unit tests, benchmark peer
+#   make install-world   install the extension and the worker
 #   make installcheck    pg_regress + isolation specs against a running server (PGHOST/PGPORT)
 #   scripts/test         everything, on a throwaway cluster (what CI runs)
 
@@ -42,15 +47,21 @@ COMPILE.cxx.bc += $(PG_CPPFLAGS) -std=c++17 -Wno-register
 src/ext/version_check.o src/ext/version_check.bc: darkspere.control
 EXTRA_CLEAN = $(OBJS:.o=.d)
 
+# The C++ daemon and the unit tests are CMake's; these targets only drive it, so `make` stays extension-only.
 CMAKE_BUILD_DIR ?= build
-.PHONY: worker worker-install
-all: worker
-worker:
+.PHONY: cmake-configure worker check-unit install-worker world install-world
+cmake-configure:
 	cmake -S . -B $(CMAKE_BUILD_DIR) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+worker: cmake-configure
+	+cmake --build $(CMAKE_BUILD_DIR) --target darkspere-worker
+check-unit: cmake-configure
 	+cmake --build $(CMAKE_BUILD_DIR)
-install: worker-install
-worker-install: worker
+	cd $(CMAKE_BUILD_DIR) && ctest --output-on-failure -j2
+install-worker: worker
 	cmake --install $(CMAKE_BUILD_DIR) --prefix $(or $(WORKER_PREFIX),/usr/local) >/dev/null
+world: all cmake-configure
+	+cmake --build $(CMAKE_BUILD_DIR)
+install-world: install install-worker
 clean: worker-clean
 worker-clean:
 	rm -rf $(CMAKE_BUILD_DIR) test/regress/results test/regress/output_iso
