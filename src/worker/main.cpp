@@ -21,6 +21,7 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include "agent_http.hpp"
+#include "common/sd_notify.hpp"
 #include "config.hpp"
 #include "http_client_curl.hpp"
 #include "http_server.hpp"
@@ -61,6 +62,13 @@ void raise_fd_limit() {
     }
     log_debug("file descriptor limit", {{"before", static_cast<unsigned long long>(before)},
                                         {"now", static_cast<unsigned long long>(lim.rlim_cur)}});
+}
+
+// notify_systemd — sd_notify without libsystemd (common/sd_notify.hpp); a no-op unless started by systemd.
+void notify_systemd(const std::string &state) {
+    std::string error;
+    if (darkspere::sd_notify_state(state, &error) < 0)
+        log_warn("could not notify systemd", {{"error", error}});
 }
 
 // Repeating timer helper: runs fn every interval() until fn's owner stops the loop.
@@ -156,6 +164,8 @@ int run(const ConfigSources &sources, std::shared_ptr<const Config> config) {
         if (!ready_logged) {
             ready_logged = true;
             log_info("ready", {{"worker", config->worker_name}});
+            // systemd (Type=notify) starts dependent units only now: LISTEN is established.
+            notify_systemd("READY=1\nSTATUS=listening for jobs");
         } else {
             log_info("listening for notifications again");
         }
@@ -246,6 +256,7 @@ int run(const ConfigSources &sources, std::shared_ptr<const Config> config) {
                 return;
             }
             stopping = true;
+            notify_systemd("STOPPING=1\nSTATUS=draining");
             log_info("shutting down", {{"signal", signo == SIGTERM ? "SIGTERM" : "SIGINT"},
                                        {"jobs_in_flight", runner.in_flight()},
                                        {"drain_timeout_ms", config->drain_timeout_ms}});
