@@ -9,6 +9,7 @@
 // PARAMETER delegates one. Only darkspere.secret_key_file is PGC_SIGHUP (a file the server reads, set in
 // postgresql.conf); the others are read per call, per backend.
 #include "ext/darkspere.hpp"
+#include "ext/version_check.hpp"
 
 extern "C" {
 PG_MODULE_MAGIC;
@@ -67,7 +68,7 @@ void _PG_init(void) {
                             GUC_UNIT_S, nullptr, nullptr, nullptr);
     DefineCustomIntVariable("darkspere.notify_interval",
                             "Minimum milliseconds between two NOTIFYs of one backend.", nullptr,
-                                                        &notify_interval_ms, kNotifyIntervalDefaultMs, 0, 10000, kPolicyContext,
+                            &notify_interval_ms, kNotifyIntervalDefaultMs, 0, 10000, kPolicyContext,
                             GUC_UNIT_MS, nullptr, nullptr, nullptr);
     DefineCustomStringVariable("darkspere.secret_key_file",
                                "File holding the master key agent signing secrets are derived from (relative "
@@ -84,5 +85,6 @@ void _PG_init(void) {
         "SMS segments after which an agent's reply is cut (the cut is recorded on the message).", nullptr,
         &max_reply_segments, kMaxReplySegmentsDefault, 1, kMaxReplySegmentsLimit, kPolicyContext, 0, nullptr,
         nullptr, nullptr);
+    define_version_check_setting();
     MarkGUCPrefixReserved("darkspere");
 }

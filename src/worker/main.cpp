@@ -13,6 +13,7 @@
 
 #include <csignal>
 #include <cstdio>
+#include <cstring>
 #include <memory>
 
 #include <boost/asio/io_context.hpp>
@@ -20,6 +21,7 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include "agent_http.hpp"
+#include "common/sd_notify.hpp"
 #include "config.hpp"
 #include "egress_policy.hpp"
 #include "http_client_curl.hpp"
@@ -34,8 +36,9 @@
 #include "routes_twilio.hpp"
 #include "twilio_sender.hpp"
 
+// CMake passes its project version, read from darkspere.control's default_version.
 #ifndef DARKSPERE_VERSION
-#define DARKSPERE_VERSION "0.0.0"
+#error "DARKSPERE_VERSION must be defined (CMake reads it from darkspere.control)"
 #endif
 
 namespace asio = boost::asio;
@@ -60,6 +63,13 @@ void raise_fd_limit() {
     }
     log_debug("file descriptor limit", {{"before", static_cast<unsigned long long>(before)},
                                         {"now", static_cast<unsigned long long>(lim.rlim_cur)}});
+}
+
+// notify_systemd — sd_notify without libsystemd (common/sd_notify.hpp); a no-op unless started by systemd.
+void notify_systemd(const std::string &state) {
+    std::string error;
+    if (darkspere::sd_notify_state(state, &error) < 0)
+        log_warn("could not notify systemd", {{"error", error}});
 }
 
 // Repeating timer helper: runs fn every interval() until fn's owner stops the loop.
@@ -165,6 +175,8 @@ int run(const ConfigSources &sources, std::shared_ptr<const Config> config) {
         if (!ready_logged) {
             ready_logged = true;
             log_info("ready", {{"worker", config->worker_name}});
+            // systemd (Type=notify) starts dependent units only now: LISTEN is established.
+            notify_systemd("READY=1\nSTATUS=listening for jobs");
         } else {
             log_info("listening for notifications again");
         }
@@ -255,6 +267,7 @@ int run(const ConfigSources &sources, std::shared_ptr<const Config> config) {
                 return;
             }
             stopping = true;
+            notify_systemd("STOPPING=1\nSTATUS=draining");
             log_info("shutting down", {{"signal", signo == SIGTERM ? "SIGTERM" : "SIGINT"},
                                        {"jobs_in_flight", runner.in_flight()},
                                        {"drain_timeout_ms", config->drain_timeout_ms}});
@@ -284,6 +297,13 @@ int run(const ConfigSources &sources, std::shared_ptr<const Config> config) {
 }  // namespace
 
 int main(int argc, char **argv) {
+    // --version answers before any configuration is read: packaging and operators ask it of a bare binary.
+    for (int i = 1; i < argc; ++i) {
+        if (std::strcmp(argv[i], "--version") == 0) {
+            std::printf("darkspere-worker %s\n", DARKSPERE_VERSION);
+            return 0;
+        }
+    }
     ConfigSources sources = process_config_sources(argc, argv);
     std::shared_ptr<const Config> config;
     try {
