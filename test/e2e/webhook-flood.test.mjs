@@ -16,7 +16,7 @@ describe('a flood of webhooks', () => {
     test('replies go out during the flood, with two pool connections for everything', { timeout: 120000 }, async (t) => {
         const stack = await useStack(t, cluster, {
             plan: 'enterprise',
-            agents: [{ kind: 'http', capacity: 10000 }],
+            agents: [{ kind: 'http', capacity: 1000 }], // the most one agent may take (agents_capacity_max)
             worker: { extraArgs: ['--pool-size', '2'] },
         });
         const phones = Array.from({ length: TEXTS }, (_, i) => phone(2000 + i));

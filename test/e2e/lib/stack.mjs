@@ -74,11 +74,19 @@ const methods = {
     },
 
     // addTenant adds a second DarkSpere account on the same worker and Twilio account: its own service number,
-    // answered by an agent registered at agentUrl. Resolves with the account id.
+    // answered by an agent registered at agentUrl. When that URL is one of this stack's signing agents, the
+    // agent server accepts the new agent's signing secret too (one server, two registered agents). Resolves with
+    // the account id.
     async addTenant({ name, number, agentUrl }) {
         const account = await this.db.value("SELECT darkspere.create_account($1, 'pro', $2)", [name, `${name} bot`]);
         await this.db.query('SELECT darkspere.add_number($1, $2, $3)', [account, number, this.sid]);
-        await this.db.query("SELECT * FROM darkspere.register_agent($1, $2, $3, 'http', 10)", [account, `${name.toLowerCase()}-agent`, agentUrl]);
+        const row = await this.db.one("SELECT * FROM darkspere.register_agent($1, $2, $3, 'http', 10)",
+            [account, `${name.toLowerCase()}-agent`, agentUrl]);
+        const shared = this.agents.find((a) => a.peer.url === agentUrl && !a.spec?.unsigned);
+        if (shared) {
+            shared.extraSecrets = [...(shared.extraSecrets || []), row.signing_secret];
+            shared.peer.setSecrets([shared.signingSecret, ...shared.extraSecrets]);
+        }
         return account;
     },
 
