@@ -13,7 +13,10 @@ CREATE EXTENSION darkspere VERSION '0.1.0';
 
 -- A 0.1.0 account with two numbers that have no AccountSid (inserted as 0.1.0's add_number stored them) and one
 -- that has.
+-- The current library refuses to run on a 0.1.0 schema; a superuser lifts that to write 0.1.0-era rows.
+SET darkspere.check_version = off;
 SELECT darkspere.create_account('from 0.1.0', 'enterprise') AS acct \gset
+RESET darkspere.check_version;
 INSERT INTO darkspere.numbers (account_id, number) VALUES (:acct, '+15551210002'), (:acct, '+15551210001');
 INSERT INTO darkspere.numbers (account_id, number, provider_account) VALUES (:acct, '+15551210003', 'AC121');
 -- 0.1.0 per-phone overrides named a bare phone and applied across tenants.
