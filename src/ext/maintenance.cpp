@@ -128,18 +128,20 @@ static Statement kPruneLimits = {
 // Retention. A message (or its body) stays while it may still be needed: while it waits for an agent
 // ('waiting', routed by tick()) and while a pending or running job refers to it (the job reads its body).
 // The job checks each read a partial index of the queue (jobs_ready, jobs_leases), i.e. cost in proportion to
-// the jobs in flight, and only run when a retention is set.
+// the jobs in flight, and only run when a retention is set. `key = ANY (ARRAY(batch))`, not `key IN (batch)`:
+// with IN the planner may hash the batch and scan the whole table to join it; with ANY it probes the primary
+// key once per row of the batch.
 #define DS_NOT_IN_FLIGHT(column, outer)                                                                       \
     " AND NOT EXISTS (SELECT 1 FROM darkspere.jobs j WHERE j.state = 'pending' AND j." column " = " outer ")" \
     " AND NOT EXISTS (SELECT 1 FROM darkspere.jobs j WHERE j.lease_until IS NOT NULL AND j.state = 'running'"  \
     "                    AND j." column " = " outer ")"
 
 static Statement kPruneMessages = {
-    "DELETE FROM darkspere.messages WHERE message_id IN ("
+    "DELETE FROM darkspere.messages WHERE message_id = ANY (ARRAY("
     "  SELECT m.message_id FROM darkspere.messages m"
     "   WHERE m.created_at < pg_catalog.now() - pg_catalog.make_interval(secs => $1) AND m.status <> 'waiting'"
     DS_NOT_IN_FLIGHT("message_id", "m.message_id")
-    "   ORDER BY m.created_at LIMIT $2 FOR UPDATE SKIP LOCKED)",
+    "   ORDER BY m.created_at LIMIT $2 FOR UPDATE SKIP LOCKED))",
     2,
     {INT4OID, INT4OID},
     nullptr};
@@ -147,12 +149,13 @@ static Statement kPruneMessages = {
 // The body goes; everything billing and usage read (direction, status, segments, encoding, account, number,
 // times) stays. body_redacted_at says when; messages_unredacted holds only the bodies still there.
 static Statement kRedactBodies = {
-    "UPDATE darkspere.messages SET body = '', body_redacted_at = pg_catalog.now() WHERE message_id IN ("
+    "UPDATE darkspere.messages SET body = '', body_redacted_at = pg_catalog.now()"
+    " WHERE message_id = ANY (ARRAY("
     "  SELECT m.message_id FROM darkspere.messages m"
     "   WHERE m.body_redacted_at IS NULL"
     "     AND m.created_at < pg_catalog.now() - pg_catalog.make_interval(secs => $1) AND m.status <> 'waiting'"
     DS_NOT_IN_FLIGHT("message_id", "m.message_id")
-    "   ORDER BY m.created_at LIMIT $2 FOR UPDATE SKIP LOCKED)",
+    "   ORDER BY m.created_at LIMIT $2 FOR UPDATE SKIP LOCKED))",
     2,
     {INT4OID, INT4OID},
     nullptr};
@@ -160,31 +163,31 @@ static Statement kRedactBodies = {
 // An ended session goes only once no message of it is left (messages would go with it: ON DELETE CASCADE)
 // and no job in flight names it; an active session never.
 static Statement kPruneSessions = {
-    "DELETE FROM darkspere.sessions WHERE session_id IN ("
+    "DELETE FROM darkspere.sessions WHERE session_id = ANY (ARRAY("
     "  SELECT s.session_id FROM darkspere.sessions s"
     "   WHERE s.ended_at IS NOT NULL AND s.state <> 'active'"
     "     AND s.ended_at < pg_catalog.now() - pg_catalog.make_interval(secs => $1)"
     "     AND NOT EXISTS (SELECT 1 FROM darkspere.messages m WHERE m.session_id = s.session_id)"
     DS_NOT_IN_FLIGHT("session_id", "s.session_id")
-    "   ORDER BY s.ended_at LIMIT $2 FOR UPDATE SKIP LOCKED)",
+    "   ORDER BY s.ended_at LIMIT $2 FOR UPDATE SKIP LOCKED))",
     2,
     {INT4OID, INT4OID},
     nullptr};
 
 static Statement kPruneDeliveryEvents = {
-    "DELETE FROM darkspere.delivery_events WHERE event_id IN ("
+    "DELETE FROM darkspere.delivery_events WHERE event_id = ANY (ARRAY("
     "  SELECT event_id FROM darkspere.delivery_events"
     "   WHERE received_at < pg_catalog.now() - pg_catalog.make_interval(secs => $1)"
-    "   ORDER BY received_at LIMIT $2 FOR UPDATE SKIP LOCKED)",
+    "   ORDER BY received_at LIMIT $2 FOR UPDATE SKIP LOCKED))",
     2,
     {INT4OID, INT4OID},
     nullptr};
 
 static Statement kPruneConsentEvents = {
-    "DELETE FROM darkspere.consent_events WHERE event_id IN ("
+    "DELETE FROM darkspere.consent_events WHERE event_id = ANY (ARRAY("
     "  SELECT event_id FROM darkspere.consent_events"
     "   WHERE at < pg_catalog.now() - pg_catalog.make_interval(secs => $1)"
-    "   ORDER BY at LIMIT $2 FOR UPDATE SKIP LOCKED)",
+    "   ORDER BY at LIMIT $2 FOR UPDATE SKIP LOCKED))",
     2,
     {INT4OID, INT4OID},
     nullptr};
