@@ -173,6 +173,28 @@ CREATE VIEW darkspere.agent_health AS
     FROM darkspere.agents a;
 
 ------------------------------------------------------------------------------------------------------------------
+-- Retention and housekeeping (Operations issue): tick() deletes old rows and redacts old bodies in batches
+------------------------------------------------------------------------------------------------------------------
+
+-- Settings darkspere.message_retention, body_retention, consent_event_retention, delivery_event_retention and
+-- session_retention (src/ext/module.cpp; docs/operations.md "Retention" gives each default and why). Each kind
+-- is pruned by tick() one LIMITed batch per call, oldest first, through an index on its age.
+--
+-- Body redaction: after darkspere.body_retention, tick() replaces a message's body with '' and sets
+-- body_redacted_at; the row stays with everything billing and usage read (direction, status, segments,
+-- encoding, account, number, times). NULL: the body is there (every 0.1.0 row).
+ALTER TABLE darkspere.messages ADD COLUMN body_redacted_at timestamptz;
+-- The ages tick() looks up. Built by ALTER EXTENSION UPDATE on a 0.1.0 database, holding a lock that blocks
+-- writes to each table while its index is built (docs/upgrading.md).
+CREATE INDEX messages_created ON darkspere.messages (created_at);
+-- Only the bodies still there: redacted rows leave it, so a redaction batch never walks past them again.
+CREATE INDEX messages_unredacted ON darkspere.messages (created_at) WHERE body_redacted_at IS NULL;
+-- Ended sessions by end time (the leading column is non-null in every row, as the jobs indexes of 0.1.0 say why).
+CREATE INDEX sessions_ended ON darkspere.sessions (ended_at) WHERE ended_at IS NOT NULL AND state <> 'active';
+CREATE INDEX delivery_events_received ON darkspere.delivery_events (received_at);
+CREATE INDEX consent_events_at ON darkspere.consent_events (at);
+
+------------------------------------------------------------------------------------------------------------------
 -- Privileges: keep this block last; every function added above gets its line here
 ------------------------------------------------------------------------------------------------------------------
 --

@@ -23,6 +23,16 @@ constexpr int kSmsSendMaxAttemptsDefault = 8;
 // Finished jobs are pruned after this long; dead-lettered ones are kept longer for operators.
 constexpr int kJobRetentionDefaultS = 24 * 60 * 60;
 constexpr int kDeadJobRetentionDefaultS = 14 * 24 * 60 * 60;
+// Retention of the records themselves (maintenance.cpp; docs/operations.md "Retention" says why each default).
+// 0 means keep for ever. Messages and their bodies are the tenant's data and consent events are compliance
+// evidence: nothing of them is deleted unless the operator chooses a period. Delivery events only explain how a
+// message's status came to be (the message keeps the result): 30 days. Ended sessions are deleted 30 days after
+// they ended once no message of theirs is left (so never while messages are kept for ever).
+constexpr int kMessageRetentionDefaultS = 0;
+constexpr int kBodyRetentionDefaultS = 0;
+constexpr int kConsentEventRetentionDefaultS = 0;
+constexpr int kDeliveryEventRetentionDefaultS = 30 * 24 * 60 * 60;
+constexpr int kSessionRetentionDefaultS = 30 * 24 * 60 * 60;
 // A backend sends NOTIFY darkspere at most this often: NOTIFY takes a database-wide lock at commit, so
 // notifying every transaction would serialise all commits (specs/postgres-cpp.md §11.1).
 constexpr int kNotifyIntervalDefaultMs = 100;
@@ -39,6 +49,11 @@ extern int agent_call_max_attempts;
 extern int sms_send_max_attempts;
 extern int job_retention_s;
 extern int dead_job_retention_s;
+extern int message_retention_s;
+extern int body_retention_s;
+extern int consent_event_retention_s;
+extern int delivery_event_retention_s;
+extern int session_retention_s;
 extern int notify_interval_ms;
 // Agent signing secrets (agent_secrets.cpp): the master key file, relative to the data directory, and how
 // long a rotated-out secret still signs (the worker sends both signatures meanwhile, so agents can switch

@@ -3,8 +3,14 @@
 // Steps, each bounded so one call stays short: end idle sessions (their messages still waiting for an agent
 // end with them, as 'expired'); make jobs whose lease expired claimable again (or dead-letter them when out
 // of attempts) — this is the whole crash-recovery story; route messages that were queued for want of an
-// agent, accounts in turns; prune finished jobs and stale rate-limit rows. Several workers may call tick() at
-// once: a transaction-level advisory lock lets one run and the others return {"skipped": true} at once.
+// agent, accounts in turns; prune finished jobs and stale rate-limit rows; apply the retention settings
+// (delete old messages, redact old bodies, delete old delivery and consent events and empty ended sessions).
+// Several workers may call tick() at once: a transaction-level advisory lock lets one run and the others
+// return {"skipped": true} at once.
+//
+// Retention (docs/operations.md, "Retention"): each kind is one LIMITed batch per call, found through an index
+// on its age in age order, and locked FOR UPDATE SKIP LOCKED, so a row another transaction holds is passed
+// over (taken by a later tick) instead of waited for, and a backlog is worked off a batch per tick.
 #include "ext/darkspere.hpp"
 #include "ext/errors.hpp"
 #include "ext/spi_plans.hpp"
@@ -119,12 +125,87 @@ static Statement kPruneLimits = {
     {INT4OID},
     nullptr};
 
+// Retention. A message (or its body) stays while it may still be needed: while it waits for an agent
+// ('waiting', routed by tick()) and while a pending or running job refers to it (the job reads its body).
+// The job checks each read a partial index of the queue (jobs_ready, jobs_leases), i.e. cost in proportion to
+// the jobs in flight, and only run when a retention is set. `key = ANY (ARRAY(batch))`, not `key IN (batch)`:
+// with IN the planner may hash the batch and scan the whole table to join it; with ANY it probes the primary
+// key once per row of the batch.
+#define DS_NOT_IN_FLIGHT(column, outer)                                                                       \
+    " AND NOT EXISTS (SELECT 1 FROM darkspere.jobs j WHERE j.state = 'pending' AND j." column " = " outer ")" \
+    " AND NOT EXISTS (SELECT 1 FROM darkspere.jobs j WHERE j.lease_until IS NOT NULL AND j.state = 'running'"  \
+    "                    AND j." column " = " outer ")"
+
+static Statement kPruneMessages = {
+    "DELETE FROM darkspere.messages WHERE message_id = ANY (ARRAY("
+    "  SELECT m.message_id FROM darkspere.messages m"
+    "   WHERE m.created_at < pg_catalog.now() - pg_catalog.make_interval(secs => $1) AND m.status <> 'waiting'"
+    DS_NOT_IN_FLIGHT("message_id", "m.message_id")
+    "   ORDER BY m.created_at LIMIT $2 FOR UPDATE SKIP LOCKED))",
+    2,
+    {INT4OID, INT4OID},
+    nullptr};
+
+// The body goes; everything billing and usage read (direction, status, segments, encoding, account, number,
+// times) stays. body_redacted_at says when; messages_unredacted holds only the bodies still there.
+static Statement kRedactBodies = {
+    "UPDATE darkspere.messages SET body = '', body_redacted_at = pg_catalog.now()"
+    " WHERE message_id = ANY (ARRAY("
+    "  SELECT m.message_id FROM darkspere.messages m"
+    "   WHERE m.body_redacted_at IS NULL"
+    "     AND m.created_at < pg_catalog.now() - pg_catalog.make_interval(secs => $1) AND m.status <> 'waiting'"
+    DS_NOT_IN_FLIGHT("message_id", "m.message_id")
+    "   ORDER BY m.created_at LIMIT $2 FOR UPDATE SKIP LOCKED))",
+    2,
+    {INT4OID, INT4OID},
+    nullptr};
+
+// An ended session goes only once no message of it is left (messages would go with it: ON DELETE CASCADE)
+// and no job in flight names it; an active session never.
+static Statement kPruneSessions = {
+    "DELETE FROM darkspere.sessions WHERE session_id = ANY (ARRAY("
+    "  SELECT s.session_id FROM darkspere.sessions s"
+    "   WHERE s.ended_at IS NOT NULL AND s.state <> 'active'"
+    "     AND s.ended_at < pg_catalog.now() - pg_catalog.make_interval(secs => $1)"
+    "     AND NOT EXISTS (SELECT 1 FROM darkspere.messages m WHERE m.session_id = s.session_id)"
+    DS_NOT_IN_FLIGHT("session_id", "s.session_id")
+    "   ORDER BY s.ended_at LIMIT $2 FOR UPDATE SKIP LOCKED))",
+    2,
+    {INT4OID, INT4OID},
+    nullptr};
+
+static Statement kPruneDeliveryEvents = {
+    "DELETE FROM darkspere.delivery_events WHERE event_id = ANY (ARRAY("
+    "  SELECT event_id FROM darkspere.delivery_events"
+    "   WHERE received_at < pg_catalog.now() - pg_catalog.make_interval(secs => $1)"
+    "   ORDER BY received_at LIMIT $2 FOR UPDATE SKIP LOCKED))",
+    2,
+    {INT4OID, INT4OID},
+    nullptr};
+
+static Statement kPruneConsentEvents = {
+    "DELETE FROM darkspere.consent_events WHERE event_id = ANY (ARRAY("
+    "  SELECT event_id FROM darkspere.consent_events"
+    "   WHERE at < pg_catalog.now() - pg_catalog.make_interval(secs => $1)"
+    "   ORDER BY at LIMIT $2 FOR UPDATE SKIP LOCKED))",
+    2,
+    {INT4OID, INT4OID},
+    nullptr};
+
+#undef DS_NOT_IN_FLIGHT
+
+// The retention counts are reported only when not zero, so the report of a tick with nothing to prune (and
+// every caller reading the report whole) stays as it was before retention existed.
 static Statement kReport = {
     "SELECT pg_catalog.jsonb_build_object('expired_sessions', $1, 'reclaimed_jobs', $2, 'dead_lettered', $3,"
     "                                     'routed_messages', $4, 'pruned_jobs', $5, 'pruned_rate_limits', "
-    "$6, 'expired_messages', $7)",
-    7,
-    {INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID},
+    "$6, 'expired_messages', $7)"
+    " || pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object("
+    "      'pruned_messages', NULLIF($8, 0), 'redacted_bodies', NULLIF($9, 0), 'pruned_sessions', NULLIF($10, 0),"
+    "      'pruned_delivery_events', NULLIF($11, 0), 'pruned_consent_events', NULLIF($12, 0)))",
+    12,
+    {INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID,
+     INT8OID},
     nullptr};
 
 static Statement kSkipped = {"SELECT '{\"skipped\": true}'::jsonb", 0, {}, nullptr};
@@ -241,6 +322,15 @@ static int64 reclaim_leases(int64 *dead) {
     return rows;
 }
 
+// retain — one batch of a retention statement when its period is set (0: keep for ever); rows affected.
+static int64 retain(Statement &statement, int period_s) {
+    if (period_s <= 0) {
+        return 0;
+    }
+    Datum args[2] = {Int32GetDatum(period_s), Int32GetDatum(kTickBatch)};
+    return static_cast<int64>(spi_run(statement, args, nullptr, false, 0));
+}
+
 }  // namespace darkspere
 
 using namespace darkspere;
@@ -270,10 +360,24 @@ DARKSPERE_FUNCTION(darkspere_tick) {
     Datum prune_limits[1] = {Int32GetDatum(kTickBatch * 5)};
     int64 pruned_limits = spi_run(kPruneLimits, prune_limits, nullptr, false, 0);
 
-    Datum report[7] = {
-        Int64GetDatum(expired),         Int64GetDatum(reclaimed),   Int64GetDatum(dead),
-        Int64GetDatum(routed),          Int64GetDatum(pruned_jobs), Int64GetDatum(pruned_limits),
-        Int64GetDatum(expired_messages)};
+    // Messages before sessions (a session goes once its messages have); a session waits for its messages'
+    // retention too, so with messages kept for ever (message_retention = 0) no session is looked at: every
+    // ended session still holds its messages, and scanning them each tick would find nothing.
+    int64 pruned_messages = retain(kPruneMessages, message_retention_s);
+    int64 redacted_bodies = retain(kRedactBodies, body_retention_s);
+    int64 pruned_sessions = 0;
+    if (message_retention_s > 0 && session_retention_s > 0) {
+        pruned_sessions = retain(kPruneSessions, Max(session_retention_s, message_retention_s));
+    }
+    int64 pruned_delivery_events = retain(kPruneDeliveryEvents, delivery_event_retention_s);
+    int64 pruned_consent_events = retain(kPruneConsentEvents, consent_event_retention_s);
+
+    Datum report[12] = {
+        Int64GetDatum(expired),          Int64GetDatum(reclaimed),       Int64GetDatum(dead),
+        Int64GetDatum(routed),           Int64GetDatum(pruned_jobs),     Int64GetDatum(pruned_limits),
+        Int64GetDatum(expired_messages), Int64GetDatum(pruned_messages), Int64GetDatum(redacted_bodies),
+        Int64GetDatum(pruned_sessions),  Int64GetDatum(pruned_delivery_events),
+        Int64GetDatum(pruned_consent_events)};
     spi_run(kReport, report, nullptr, false, 1);
     Datum result = SPI_datumTransfer(spi_datum(0, 1, &isnull), false, -1);
     SPI_finish();

@@ -25,6 +25,11 @@ int agent_call_max_attempts = kAgentCallMaxAttemptsDefault;
 int sms_send_max_attempts = kSmsSendMaxAttemptsDefault;
 int job_retention_s = kJobRetentionDefaultS;
 int dead_job_retention_s = kDeadJobRetentionDefaultS;
+int message_retention_s = kMessageRetentionDefaultS;
+int body_retention_s = kBodyRetentionDefaultS;
+int consent_event_retention_s = kConsentEventRetentionDefaultS;
+int delivery_event_retention_s = kDeliveryEventRetentionDefaultS;
+int session_retention_s = kSessionRetentionDefaultS;
 int notify_interval_ms = kNotifyIntervalDefaultMs;
 char *secret_key_file = nullptr;
 int agent_secret_grace_s = kAgentSecretGraceDefaultS;
@@ -66,6 +71,30 @@ void _PG_init(void) {
     DefineCustomIntVariable("darkspere.dead_job_retention", "Seconds dead-lettered jobs are kept.", nullptr,
                             &dead_job_retention_s, kDeadJobRetentionDefaultS, 0, INT_MAX / 2, kPolicyContext,
                             GUC_UNIT_S, nullptr, nullptr, nullptr);
+    // Retention (maintenance.cpp): 0 keeps for ever. Superuser-only like every policy setting: a tenant's or
+    // worker's session must not shorten what is kept as evidence.
+    DefineCustomIntVariable("darkspere.message_retention",
+                            "Seconds messages are kept before tick() deletes them (0: for ever).", nullptr,
+                            &message_retention_s, kMessageRetentionDefaultS, 0, INT_MAX / 2, kPolicyContext,
+                            GUC_UNIT_S, nullptr, nullptr, nullptr);
+    DefineCustomIntVariable("darkspere.body_retention",
+                            "Seconds message bodies are kept before tick() redacts them, keeping the rest of the "
+                            "message (0: for ever).",
+                            nullptr, &body_retention_s, kBodyRetentionDefaultS, 0, INT_MAX / 2, kPolicyContext,
+                            GUC_UNIT_S, nullptr, nullptr, nullptr);
+    DefineCustomIntVariable("darkspere.consent_event_retention",
+                            "Seconds consent events are kept before tick() deletes them (0: for ever).", nullptr,
+                            &consent_event_retention_s, kConsentEventRetentionDefaultS, 0, INT_MAX / 2,
+                            kPolicyContext, GUC_UNIT_S, nullptr, nullptr, nullptr);
+    DefineCustomIntVariable("darkspere.delivery_event_retention",
+                            "Seconds delivery status events are kept before tick() deletes them (0: for ever).",
+                            nullptr, &delivery_event_retention_s, kDeliveryEventRetentionDefaultS, 0, INT_MAX / 2,
+                            kPolicyContext, GUC_UNIT_S, nullptr, nullptr, nullptr);
+    DefineCustomIntVariable("darkspere.session_retention",
+                            "Seconds an ended session without messages is kept before tick() deletes it (0: for "
+                            "ever).",
+                            nullptr, &session_retention_s, kSessionRetentionDefaultS, 0, INT_MAX / 2,
+                            kPolicyContext, GUC_UNIT_S, nullptr, nullptr, nullptr);
     DefineCustomIntVariable("darkspere.notify_interval",
                             "Minimum milliseconds between two NOTIFYs of one backend.", nullptr,
                             &notify_interval_ms, kNotifyIntervalDefaultMs, 0, 10000, kPolicyContext,

@@ -230,7 +230,8 @@ static Statement kClaim = {
 
 // The agent_call payload, built at claim time so that a turn queued behind another turn of the same session
 // sees that turn's reply in its history: earlier inbound messages, and replies to earlier messages (a reply
-// is stored after the next message may have arrived, so its own id does not order it).
+// is stored after the next message may have arrived, so its own id does not order it). A turn whose body
+// retention redacted is left out (an empty turn would mislead the agent).
 static Statement kAgentPayload = {
     "SELECT pg_catalog.jsonb_build_object("
     "  'agent_id', a.agent_id, 'endpoint', a.endpoint, 'protocol', a.protocol, 'tool_name', a.tool_name,"
@@ -242,6 +243,7 @@ static Statement kAgentPayload = {
     "                               'content', h.body) ORDER BY h.message_id)"
     "                         FROM (SELECT direction, body, message_id FROM darkspere.messages h"
     "                                WHERE h.session_id = m.session_id AND h.message_id <> m.message_id"
+    "                                  AND h.body_redacted_at IS NULL"
     "                                  AND CASE h.direction WHEN 'in' THEN h.message_id < m.message_id"
     "                                      ELSE COALESCE(h.reply_to, h.message_id) < m.message_id END"
     "                                ORDER BY h.message_id DESC LIMIT $3) h), '[]'::jsonb)),"
