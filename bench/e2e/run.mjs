@@ -392,6 +392,9 @@ async function main() {
     // Each part's traffic is one tenant's: give it every slot, as before the per-account share (half of
     // max-in-flight by default) existed, so results stay comparable with earlier runs.
     workerArgs.push('--max-in-flight-per-account', env.MAX_IN_FLIGHT || '2500');
+    // The load generator is one client address holding CONCURRENCY connections (as a reverse proxy would): lift the
+    // per-address cap (max-connections-per-ip, default 64) to max-connections.
+    workerArgs.push('--max-connections-per-ip', '1024');
     if (env.WORKER_ARGS) workerArgs.push(...env.WORKER_ARGS.split(' ').filter(Boolean)); // e.g. "--pool-size 8"
     // The worker logs (info level, a few lines per message) to files, not to a pipe this process would have to
     // read and parse during the measurement; they are removed after a successful run.

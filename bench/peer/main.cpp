@@ -107,8 +107,15 @@ int main(int argc, char **argv) {
                 return api.handle(req, account);
             return twilio_error_response(20404);
         };
+        // Every connection comes from the worker under test, on 127.0.0.1: no per-address cap, and the 60 s
+        // the worker's own server allowed before it had header and idle timeouts.
+        darkspere::worker::HttpLimits limits;
+        limits.max_connections = MAX_CONNECTIONS;
+        limits.max_connections_per_ip = MAX_CONNECTIONS;
+        limits.header_timeout = std::chrono::seconds(60);
+        limits.idle_timeout = std::chrono::seconds(60);
         HttpServer server(
-            io, [&route](Request &&req, Responder respond) { respond(route(req)); }, MAX_CONNECTIONS);
+            io, [&route](Request &&req, Responder respond) { respond(route(req)); }, limits);
         unsigned short port = server.listen("127.0.0.1", options.port);
         Control commands(io, server, api, agent_calls);
         control = &commands;

@@ -8,6 +8,8 @@
 #include <cctype>
 #include <fstream>
 #include <sstream>
+#include <tuple>
+#include <utility>
 
 #include "egress_policy.hpp"
 #include "log.hpp"
@@ -55,28 +57,41 @@ long parse_long(const std::string &key, const std::string &value, long min, long
     return result;
 }
 
-void set_listen(Config &c, const std::string &key, const std::string &value) {
+std::pair<std::string, uint16_t> parse_host_port(const std::string &key, const std::string &value) {
     std::string v = trim(value);
     std::string host, port;
     if (!v.empty() && v[0] == '[') {
         size_t close = v.find(']');
         if (close == std::string::npos || close + 1 >= v.size() || v[close + 1] != ':')
-            throw ConfigError("invalid value for listen: \"" + v + "\"", "use HOST:PORT, e.g. [::1]:8080");
+            throw ConfigError("invalid value for " + key + ": \"" + v + "\"",
+                              "use HOST:PORT, e.g. [::1]:8080");
         host = v.substr(1, close - 1);
         port = v.substr(close + 2);
     } else {
         size_t colon = v.rfind(':');
         if (colon == std::string::npos)
-            throw ConfigError("invalid value for listen: \"" + v + "\"",
+            throw ConfigError("invalid value for " + key + ": \"" + v + "\"",
                               "use HOST:PORT, e.g. 127.0.0.1:8080");
         host = v.substr(0, colon);
         port = v.substr(colon + 1);
     }
     if (host.empty())
-        throw ConfigError("invalid value for listen: \"" + v + "\" has no host",
+        throw ConfigError("invalid value for " + key + ": \"" + v + "\" has no host",
                           "use HOST:PORT, e.g. 0.0.0.0:8080");
-    c.listen_host = host;
-    c.listen_port = static_cast<uint16_t>(parse_long(key, port, 0, 65535));
+    return {host, static_cast<uint16_t>(parse_long(key, port, 0, 65535))};
+}
+
+void set_listen(Config &c, const std::string &key, const std::string &value) {
+    std::tie(c.listen_host, c.listen_port) = parse_host_port(key, value);
+}
+
+void set_admin_listen(Config &c, const std::string &key, const std::string &value) {
+    if (trim(value).empty()) {  // the default: no admin listener
+        c.admin_listen_host.clear();
+        c.admin_listen_port = 0;
+        return;
+    }
+    std::tie(c.admin_listen_host, c.admin_listen_port) = parse_host_port(key, value);
 }
 
 bool parse_bool(const std::string &key, const std::string &value) {
@@ -165,6 +180,24 @@ const KeyDef KEYS[] = {
      [](Config &c, const std::string &k, const std::string &v) {
          c.max_connections = parse_long(k, v, 1, 100000);
      }},
+    {"max-connections-per-ip", "N",
+     "inbound HTTP connections open at once from one client address (default 64); more are closed at once",
+     [](Config &c, const std::string &k, const std::string &v) {
+         c.max_connections_per_ip = parse_long(k, v, 1, 100000);
+     }},
+    {"header-timeout-ms", "MS",
+     "time from accepting a connection (or answering its previous request) until the request header must be "
+     "read (default 10000)",
+     [](Config &c, const std::string &k, const std::string &v) {
+         c.header_timeout_ms = parse_long(k, v, 100, 600000);
+     }},
+    {"idle-timeout-ms", "MS", "how long a kept-alive connection may wait for its next request (default 5000)",
+     [](Config &c, const std::string &k, const std::string &v) {
+         c.idle_timeout_ms = parse_long(k, v, 100, 600000);
+     }},
+    {"admin-listen", "HOST:PORT",
+     "serve /healthz, /readyz and /metrics here only, not on listen (default none: on listen)",
+     set_admin_listen},
     {"worker-name", "NAME", "lease owner name in the job queue (default hostname:pid)",
      [](Config &c, const std::string &, const std::string &v) { c.worker_name = trim(v); }},
     {"pool-size", "N", "query connections to PostgreSQL (default 8)",

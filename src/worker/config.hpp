@@ -37,6 +37,16 @@ constexpr long TWILIO_MAX_CONCURRENT_DEFAULT = 50;
 
 // Inbound connections held open at once (keep-alive included); more wait in the kernel backlog.
 constexpr long MAX_CONNECTIONS_DEFAULT = 1024;
+// Open connections one client address may hold at once. Twilio spreads its webhooks over many addresses and
+// never needs this many; a reverse proxy in front of the worker is one address, so behind one the setting
+// should be raised to max-connections.
+constexpr long MAX_CONNECTIONS_PER_IP_DEFAULT = 64;
+// A webhook's header arrives in one packet or a few, so 10 s is generous even on a bad mobile link, and a
+// slow-loris client can hold a connection no longer than that without finishing a header.
+constexpr long HEADER_TIMEOUT_MS_DEFAULT = 10000;
+// Between requests a kept-alive connection waits 5 s: enough for a burst of webhooks to reuse it, short
+// enough that idle connections do not pile up against max-connections (Node's http server uses 5 s too).
+constexpr long IDLE_TIMEOUT_MS_DEFAULT = 5000;
 
 // Query connections to PostgreSQL besides the LISTEN connection.
 constexpr long POOL_SIZE_DEFAULT = 8;
@@ -64,6 +74,12 @@ struct Config {
     long max_in_flight_per_agent = 0;    // 0 = four fifths of max_in_flight (at least 1)
     long max_in_flight_per_account = 0;  // 0 = half of max_in_flight (at least 1)
     long max_connections = MAX_CONNECTIONS_DEFAULT;
+    long max_connections_per_ip = MAX_CONNECTIONS_PER_IP_DEFAULT;
+    long header_timeout_ms = HEADER_TIMEOUT_MS_DEFAULT;  // accept (or the previous response) → whole header
+    long idle_timeout_ms = IDLE_TIMEOUT_MS_DEFAULT;      // kept-alive connection waiting for its next request
+    // Where /healthz, /readyz and /metrics are served instead of the public listener; empty host = off.
+    std::string admin_listen_host;
+    uint16_t admin_listen_port = 0;
     std::string worker_name;  // default hostname:pid
     long pool_size = POOL_SIZE_DEFAULT;
     long lease_seconds = LEASE_SECONDS_DEFAULT;

@@ -1,8 +1,10 @@
-// src/worker/http_server.hpp — the inbound HTTP/1.1 server (Boost.Beast): keep-alive, bounded bodies and
-// a bounded number of open connections. It knows nothing about routes; it hands each request to a handler and
-// writes whatever response the handler reports, whenever it reports it.
+// src/worker/http_server.hpp — the inbound HTTP/1.1 server (Boost.Beast): keep-alive, bounded bodies, time
+// limits on every read and a bounded number of open connections, in all and per client address. It knows
+// nothing about routes; it hands each request to a handler and writes whatever response the handler reports,
+// whenever it reports it.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -24,8 +26,18 @@ constexpr uint32_t REQUEST_HEADER_MAX = 16 * 1024;
 // them without end. Body bytes leave the buffer as they are parsed, so a request costs at most about
 // REQUEST_BUFFER_MAX + REQUEST_BODY_MAX (~100 KiB).
 constexpr size_t REQUEST_BUFFER_MAX = REQUEST_HEADER_MAX + 16 * 1024;
-// A connection idle (or a request trickling) this long is closed.
-constexpr int CONNECTION_IDLE_SECONDS = 60;
+// A request's body must arrive within this long of its header, and a response must be written within this
+// long; either running late closes the connection. (The header has its own, shorter limit: HttpLimits.)
+constexpr int REQUEST_BODY_SECONDS = 60;
+constexpr int RESPONSE_WRITE_SECONDS = 60;
+
+// HttpLimits — what one listener allows its connections (settings and defaults in config.hpp).
+struct HttpLimits {
+    size_t max_connections = 0;                // open at once; further clients wait in the kernel's backlog
+    size_t max_connections_per_ip = 0;         // open at once from one address; more are closed at once
+    std::chrono::milliseconds header_timeout;  // accept, or the previous response written → whole header read
+    std::chrono::milliseconds idle_timeout;    // previous response written → the next request's first byte
+};
 
 using Request = boost::beast::http::request<boost::beast::http::string_body>;
 using Response = boost::beast::http::response<boost::beast::http::string_body>;
@@ -47,7 +59,7 @@ std::optional<Response> read_refusal(const boost::beast::error_code &ec);
 
 class HttpServer {
   public:
-    HttpServer(boost::asio::io_context &io, RequestHandler handler, size_t max_connections);
+    HttpServer(boost::asio::io_context &io, RequestHandler handler, HttpLimits limits);
     ~HttpServer();
 
     // listen — binds and starts accepting; returns the bound port (useful with port 0). Throws on failure.
@@ -58,6 +70,8 @@ class HttpServer {
 
     // on_rejected — called for a request refused before routing (413, 400), with its status.
     std::function<void(unsigned status)> on_rejected;
+    // on_refused — called for a connection closed as soon as it was accepted, with the reason ("per_ip").
+    std::function<void(const char *reason)> on_refused;
 
     struct Shared;
 

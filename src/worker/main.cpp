@@ -11,6 +11,7 @@
 #include <curl/curl.h>
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <csignal>
 #include <cstdio>
 #include <cstring>
@@ -49,6 +50,8 @@ namespace {
 
 // How often darkspere.queue_depth is read for /metrics.
 constexpr milliseconds QUEUE_DEPTH_REFRESH{5000};
+// Connections the admin listener (admin-listen) holds open at once.
+constexpr size_t ADMIN_MAX_CONNECTIONS = 64;
 
 // raise_fd_limit — lifts the soft RLIMIT_NOFILE to the hard limit: every agent call in flight holds a socket.
 void raise_fd_limit() {
@@ -143,13 +146,36 @@ int run(const ConfigSources &sources, std::shared_ptr<const Config> config) {
     CallHandoff handoff{[&runner] { return runner.reserve_call_slot(); }};
     TwilioRoutes twilio_routes(pool, metrics, current, std::move(handoff));
     Router router(io, pool, metrics, twilio_routes);
+    HttpLimits limits;
+    limits.max_connections = static_cast<size_t>(config->max_connections);
+    limits.max_connections_per_ip = static_cast<size_t>(config->max_connections_per_ip);
+    limits.header_timeout = milliseconds(config->header_timeout_ms);
+    limits.idle_timeout = milliseconds(config->idle_timeout_ms);
+    bool with_admin = !config->admin_listen_host.empty();
+    Surface public_surface = with_admin ? Surface::public_only : Surface::all;
     HttpServer server(
         io,
-        [&router](Request &&req, Responder respond) { router.handle(std::move(req), std::move(respond)); },
-        static_cast<size_t>(config->max_connections));
-    server.on_rejected = [&metrics](unsigned status) {
-        metrics.count_request("other", static_cast<int>(status));
-    };
+        [&router, public_surface](Request &&req, Responder respond) {
+            router.handle(std::move(req), std::move(respond), public_surface);
+        },
+        limits);
+    // The admin listener serves scrapers and probes, a handful of clients: it gets few connections of its
+    // own, so a flood on the public port can never take them, nor they the public ones.
+    HttpLimits admin_limits = limits;
+    admin_limits.max_connections = ADMIN_MAX_CONNECTIONS;
+    admin_limits.max_connections_per_ip = std::min(limits.max_connections_per_ip, ADMIN_MAX_CONNECTIONS);
+    HttpServer admin_server(
+        io,
+        [&router](Request &&req, Responder respond) {
+            router.handle(std::move(req), std::move(respond), Surface::admin);
+        },
+        admin_limits);
+    for (HttpServer *s : {&server, &admin_server}) {
+        s->on_rejected = [&metrics](unsigned status) {
+            metrics.count_request("other", static_cast<int>(status));
+        };
+        s->on_refused = [&metrics](const char *reason) { ++metrics.http_connections_refused[reason]; };
+    }
     router.before_metrics = [&] {
         metrics.db_connections = static_cast<long>(pool.connected());
         metrics.acks_pending = static_cast<long>(runner.acks_parked());
@@ -169,6 +195,21 @@ int run(const ConfigSources &sources, std::shared_ptr<const Config> config) {
     }
     log_info("listening",
              {{"address", config->listen_host}, {"port", port}, {"worker", config->worker_name}});
+    if (with_admin) {
+        uint16_t admin_port = 0;
+        try {
+            admin_port = admin_server.listen(config->admin_listen_host, config->admin_listen_port);
+        } catch (const std::exception &e) {
+            log_error("could not listen", {{"address", config->admin_listen_host},
+                                           {"port", config->admin_listen_port},
+                                           {"error", e.what()},
+                                           {"hint", "choose another address or port with --admin-listen"}});
+            return 1;
+        }
+        log_info("admin listening", {{"address", config->admin_listen_host},
+                                     {"port", admin_port},
+                                     {"routes", "/healthz /readyz /metrics"}});
+    }
 
     bool ready_logged = false;
     listener.on_ready = [&] {
@@ -244,8 +285,19 @@ int run(const ConfigSources &sources, std::shared_ptr<const Config> config) {
                     if (loaded) {
                         if (loaded->db != config->db || loaded->listen_host != config->listen_host ||
                             loaded->listen_port != config->listen_port ||
-                            loaded->pool_size != config->pool_size)
-                            log_warn("db, listen and pool-size changes take effect after a restart");
+                            loaded->pool_size != config->pool_size ||
+                            loaded->admin_listen_host != config->admin_listen_host ||
+                            loaded->admin_listen_port != config->admin_listen_port ||
+                            loaded->max_connections != config->max_connections ||
+                            loaded->max_connections_per_ip != config->max_connections_per_ip ||
+                            loaded->header_timeout_ms != config->header_timeout_ms ||
+                            loaded->idle_timeout_ms != config->idle_timeout_ms)
+                            log_warn(
+                                "db, listen, admin-listen, pool-size and the connection limits "
+                                "(max-connections, "
+                                "max-connections-per-ip, header-timeout-ms, idle-timeout-ms) take effect "
+                                "after a "
+                                "restart");
                         LogLevel lvl = LogLevel::info;
                         parse_log_level(loaded->log_level, &lvl);
                         set_log_level(lvl);
@@ -272,6 +324,7 @@ int run(const ConfigSources &sources, std::shared_ptr<const Config> config) {
                                        {"jobs_in_flight", runner.in_flight()},
                                        {"drain_timeout_ms", config->drain_timeout_ms}});
             server.stop_accepting();
+            admin_server.stop_accepting();
             depth_timer.cancel();
             auto drain_deadline = std::chrono::steady_clock::now() + milliseconds(config->drain_timeout_ms);
             runner.drain(milliseconds(config->drain_timeout_ms), [&, drain_deadline] {

@@ -88,6 +88,17 @@ std::string render_prometheus(const Metrics &m) {
         out += "darkspere_http_requests_total{route=\"" + prometheus_label_value(key.first) + "\",status=\"" +
                std::to_string(key.second) + "\"} " + std::to_string(n) + "\n";
 
+    header(out, "darkspere_http_connections_refused_total", "counter",
+           "Inbound connections closed as soon as they were accepted, by reason (per_ip: the client address "
+           "already held max-connections-per-ip).");
+    for (const auto &[reason, n] : m.http_connections_refused)
+        out += "darkspere_http_connections_refused_total{reason=\"" + prometheus_label_value(reason) +
+               "\"} " + std::to_string(n) + "\n";
+    header(
+        out, "darkspere_readiness_probes_total", "counter",
+        "Database queries sent for /readyz; concurrent requests share one and a result is reused for 1 s.");
+    out += "darkspere_readiness_probes_total " + std::to_string(m.readiness_probes) + "\n";
+
     header(out, "darkspere_jobs_total", "counter", "Jobs finished by kind and outcome.");
     for (const auto &[key, n] : m.jobs)
         out += "darkspere_jobs_total{kind=\"" + prometheus_label_value(key.first) + "\",outcome=\"" +

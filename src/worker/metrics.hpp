@@ -36,6 +36,9 @@ struct Metrics {
     std::map<std::pair<std::string, int>, unsigned long long> http_requests;  // (route, status)
     std::map<std::pair<std::string, std::string>, unsigned long long> jobs;   // (kind, outcome)
     std::map<std::pair<std::string, std::string>, double> queue_depth;        // (kind, state)
+    // Connections closed as soon as they were accepted, by reason ("per_ip": max-connections-per-ip).
+    std::map<std::string, unsigned long long> http_connections_refused{{"per_ip", 0}};
+    unsigned long long readiness_probes = 0;  // queries /readyz sent to the database (one per burst)
     long agent_calls_in_flight = 0;
     long jobs_in_flight = 0;
     long acks_pending = 0;

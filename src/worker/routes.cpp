@@ -12,24 +12,39 @@ namespace {
 struct Route {
     const char *path;
     http::verb method;
+    bool operational;  // health, readiness, metrics: on the admin listener when there is one
 };
 
-const Route ROUTES[] = {{"/twilio/sms", http::verb::post},
-                        {"/twilio/status", http::verb::post},
-                        {"/healthz", http::verb::get},
-                        {"/readyz", http::verb::get},
-                        {"/metrics", http::verb::get}};
+const Route ROUTES[] = {{"/twilio/sms", http::verb::post, false},
+                        {"/twilio/status", http::verb::post, false},
+                        {"/healthz", http::verb::get, true},
+                        {"/readyz", http::verb::get, true},
+                        {"/metrics", http::verb::get, true}};
+
+bool reachable(const Route &route, Surface surface) {
+    switch (surface) {
+        case Surface::all:
+            return true;
+        case Surface::public_only:
+            return !route.operational;
+        case Surface::admin:
+            return route.operational;
+    }
+    return false;
+}
 
 const char *const TEXT_TYPE = "text/plain; charset=utf-8";
 
 }  // namespace
 
-void Router::handle(Request &&req, Responder respond) {
+void Router::handle(Request &&req, Responder respond, Surface surface) {
     std::string_view target = req.target();
     std::string path(target.substr(0, target.find('?')));
     const Route *route = nullptr;
     for (const auto &r : ROUTES) {
-        if (path == r.path)
+        // A route served on the other listener is unknown here: the public side does not even reveal that
+        // /metrics exists.
+        if (path == r.path && reachable(r, surface))
             route = &r;
     }
     // Unknown paths share one label so a scanner cannot blow up the metric's cardinality.
@@ -65,26 +80,51 @@ void Router::handle(Request &&req, Responder respond) {
 }
 
 void Router::ready(Responder respond) {
-    // Whichever comes first answers: the query, or the timeout.
-    auto answered = std::make_shared<bool>(false);
-    auto shared_respond = std::make_shared<Responder>(std::move(respond));
-    auto timer = std::make_shared<boost::asio::steady_timer>(io_, READY_QUERY_TIMEOUT);
-    timer->async_wait([answered, shared_respond](const boost::system::error_code &ec) {
-        if (ec || *answered)
-            return;
-        *answered = true;
-        (*shared_respond)(make_response(503, TEXT_TYPE, "database not ready\n"));
+    auto now = std::chrono::steady_clock::now();
+    if (ready_last_ && now - ready_last_->second < READY_RESULT_REUSE) {
+        respond(ready_last_->first ? make_response(200, TEXT_TYPE, "ready\n")
+                                   : make_response(503, TEXT_TYPE, "database not ready\n"));
+        return;
+    }
+    // Every request from here on waits for the same answer: one query at a time, whatever the burst.
+    ready_waiting_.push_back(std::move(respond));
+    if (!ready_deadline_armed_) {
+        // Whichever comes first answers: the query, or the timeout. A query still running after the timeout
+        // is not sent again; later requests wait for it under a fresh timeout.
+        ready_deadline_armed_ = true;
+        ready_deadline_.expires_after(READY_QUERY_TIMEOUT);
+        // The generation tells a stale expiry (one already queued when the query's answer cancelled it) from
+        // this one.
+        ready_deadline_.async_wait(
+            [this, generation = ++ready_deadline_generation_](const boost::system::error_code &ec) {
+                if (ec || generation != ready_deadline_generation_ || !ready_deadline_armed_)
+                    return;
+                ready_deadline_armed_ = false;
+                answer_ready(false);
+            });
+    }
+    if (ready_query_pending_)
+        return;
+    ready_query_pending_ = true;
+    ++metrics_.readiness_probes;
+    pool_.query("SELECT 1", {}, [this](PgResult r) {
+        ready_query_pending_ = false;
+        if (ready_deadline_armed_) {
+            ready_deadline_armed_ = false;
+            ++ready_deadline_generation_;
+            ready_deadline_.cancel();
+        }
+        answer_ready(r.ok);
     });
-    pool_.query("SELECT 1", {}, [answered, shared_respond, timer](PgResult r) {
-        if (*answered)
-            return;
-        *answered = true;
-        timer->cancel();
-        if (r.ok)
-            (*shared_respond)(make_response(200, TEXT_TYPE, "ready\n"));
-        else
-            (*shared_respond)(make_response(503, TEXT_TYPE, "database not ready\n"));
-    });
+}
+
+void Router::answer_ready(bool ok) {
+    ready_last_.emplace(ok, std::chrono::steady_clock::now());
+    std::vector<Responder> waiting;
+    waiting.swap(ready_waiting_);  // a responder may start another /readyz on a kept-alive connection
+    for (auto &respond : waiting)
+        respond(ok ? make_response(200, TEXT_TYPE, "ready\n")
+                   : make_response(503, TEXT_TYPE, "database not ready\n"));
 }
 
 }  // namespace darkspere::worker

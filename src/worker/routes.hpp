@@ -1,10 +1,14 @@
 // src/worker/routes.hpp — maps method and path to handlers; serves /healthz, /readyz and /metrics itself.
 #pragma once
 
+#include <chrono>
 #include <functional>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 #include "http_server.hpp"
 #include "metrics.hpp"
@@ -15,25 +19,45 @@ namespace darkspere::worker {
 
 // /readyz answers 503 when a trivial query takes longer than this.
 constexpr std::chrono::milliseconds READY_QUERY_TIMEOUT{1000};
+// A readiness answer is reused this long, so a burst of /readyz requests costs one query, not one each.
+constexpr std::chrono::milliseconds READY_RESULT_REUSE{1000};
+
+// Surface — which listener a request came in on, and so which routes it may reach.
+enum class Surface {
+    all,          // the only listener (no admin-listen): every route
+    public_only,  // the public listener beside an admin one: the webhooks; /healthz, /readyz, /metrics are
+                  // 404
+    admin,        // the admin listener: /healthz, /readyz and /metrics only
+};
 
 class Router {
   public:
     Router(boost::asio::io_context &io, PgPool &pool, Metrics &metrics, TwilioRoutes &twilio)
-        : io_(io), pool_(pool), metrics_(metrics), twilio_(twilio) {}
+        : io_(io), pool_(pool), metrics_(metrics), twilio_(twilio), ready_deadline_(io) {}
 
-    // handle — the RequestHandler given to HttpServer; counts every answer by route and status.
-    void handle(Request &&req, Responder respond);
+    // handle — the RequestHandler given to an HttpServer, which tells the surface it listens for; counts
+    // every answer by route and status.
+    void handle(Request &&req, Responder respond, Surface surface = Surface::all);
 
     // Refreshes gauges that are read rather than counted, just before /metrics renders.
     std::function<void()> before_metrics;
 
   private:
     void ready(Responder respond);
+    void answer_ready(bool ok);
 
     boost::asio::io_context &io_;
     PgPool &pool_;
     Metrics &metrics_;
     TwilioRoutes &twilio_;
+
+    // /readyz: requests waiting for the probe in flight, which answers all of them; the last answer and when.
+    std::vector<Responder> ready_waiting_;
+    bool ready_query_pending_ = false;
+    boost::asio::steady_timer ready_deadline_;
+    bool ready_deadline_armed_ = false;
+    unsigned long ready_deadline_generation_ = 0;
+    std::optional<std::pair<bool, std::chrono::steady_clock::time_point>> ready_last_;
 };
 
 }  // namespace darkspere::worker

@@ -244,3 +244,28 @@ TEST(WorkerConfig, PlainHttpTwilioBaseNeedsAllowInsecureHttp) {
     EXPECT_EQ(load({"--twilio-base", "https://twilio.example.com"}).twilio_base,
               "https://twilio.example.com");
 }
+
+TEST(WorkerConfig, ConnectionLimitsAndAdminListener) {
+    Config d = load({});
+    EXPECT_EQ(d.max_connections_per_ip, 64);
+    EXPECT_EQ(d.header_timeout_ms, 10000);
+    EXPECT_EQ(d.idle_timeout_ms, 5000);
+    EXPECT_EQ(d.admin_listen_host, "") << "no admin listener unless asked for";
+
+    Config c =
+        load({"--max-connections-per-ip", "8", "--header-timeout-ms=1500", "--admin-listen", "[::1]:9090"},
+             {{"DARKSPERE_IDLE_TIMEOUT_MS", "2500"}});
+    EXPECT_EQ(c.max_connections_per_ip, 8);
+    EXPECT_EQ(c.header_timeout_ms, 1500);
+    EXPECT_EQ(c.idle_timeout_ms, 2500);
+    EXPECT_EQ(c.admin_listen_host, "::1");
+    EXPECT_EQ(c.admin_listen_port, 9090);
+
+    Config f = load({"--config", "w.conf"}, {}, {{"w.conf", "admin-listen =\nidle-timeout-ms = 100\n"}});
+    EXPECT_EQ(f.admin_listen_host, "") << "an empty admin-listen (the sample file's line) means off";
+    EXPECT_EQ(f.idle_timeout_ms, 100);
+
+    EXPECT_THROW(load({"--max-connections-per-ip", "0"}), ConfigError);
+    EXPECT_THROW(load({"--header-timeout-ms", "99"}), ConfigError);
+    EXPECT_THROW(load({"--admin-listen", "9090"}), ConfigError) << "HOST:PORT";
+}

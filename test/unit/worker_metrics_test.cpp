@@ -59,3 +59,16 @@ TEST(WorkerMetrics, GaugesAndQueueDepth) {
 TEST(WorkerMetrics, LabelValuesAreEscaped) {
     EXPECT_EQ(prometheus_label_value("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
 }
+
+TEST(WorkerMetrics, RefusedConnectionsAndReadinessProbesAreCounted) {
+    Metrics m;
+    std::string text = render_prometheus(m);
+    EXPECT_TRUE(has_line(text, R"(darkspere_http_connections_refused_total{reason="per_ip"} 0)"))
+        << "the per_ip series exists before the first refusal, so a rate() over it starts at zero";
+    EXPECT_TRUE(has_line(text, "darkspere_readiness_probes_total 0"));
+    ++m.http_connections_refused["per_ip"];
+    m.readiness_probes += 2;
+    text = render_prometheus(m);
+    EXPECT_TRUE(has_line(text, R"(darkspere_http_connections_refused_total{reason="per_ip"} 1)"));
+    EXPECT_TRUE(has_line(text, "darkspere_readiness_probes_total 2"));
+}
