@@ -1,4 +1,5 @@
--- 090_signatures — webhook signatures: every published Twilio vector (twilio.md §2.6) and Stripe case (stripe.md §2.3–2.4).
+-- 090_signatures — webhook signatures: every published Twilio vector (docs/protocols.md#twilio-test-vectors) and Stripe case
+-- (docs/protocols.md#stripe-webhook-signatures).
 -- Errors are printed as "SQLSTATE: message" by regress.try (000_setup.sql).
 \set VERBOSITY terse
 
