@@ -43,7 +43,7 @@ PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
 # Debian's PostgreSQL is built with LLVM, so PGXS compiles every source a second time to bitcode with clang.
-# That rule ignores PG_CXXFLAGS (and so -std=c++17); hand them over explicitly. See specs/postgres-cpp.md §5.2.
+# That rule ignores PG_CXXFLAGS (and so -std=c++17); hand them over explicitly (docs/architecture.md#build).
 COMPILE.cxx.bc += $(PG_CPPFLAGS) -std=c++17 -Wno-register
 -include $(OBJS:.o=.d)
 src/ext/version_check.o src/ext/version_check.bc: darkspere.control

@@ -15,7 +15,7 @@ import { startTwilioApi } from '../test/e2e/peers/twilio-api.mjs';
 import { inboundParams, signedPost } from '../test/e2e/lib/twilio-webhook.mjs';
 import { parseCliArgs, sleep } from '../test/e2e/lib/net.mjs';
 
-// Keywords DarkSpere handles itself (DESIGN.md, compliance): whole body, case-insensitive.
+// Keywords DarkSpere handles itself (docs/architecture.md#compliance-keywords): whole body, case-insensitive.
 const OPT_OUT = new Set(['STOP', 'STOPALL', 'UNSUBSCRIBE', 'CANCEL', 'END', 'QUIT', 'REVOKE', 'OPTOUT']);
 const OPT_IN = new Set(['START', 'YES', 'UNSTOP']);
 const HELP = new Set(['HELP', 'INFO']);

@@ -1,4 +1,5 @@
-// src/common/sms_segments.hpp — SMS encoding and segment counting as Twilio bills it (specs/twilio.md §6).
+// src/common/sms_segments.hpp — SMS encoding and segment counting as Twilio bills it
+// (docs/protocols.md#sms-segments).
 //
 // Vocabulary: a *septet* is one 7-bit GSM-7 unit; a *unit* is a septet (GSM-7) or a UTF-16 code unit (UCS-2);
 // a *segment* is one SMS on the air, the unit Twilio bills and carriers rate-limit.

@@ -35,7 +35,8 @@ std::optional<long long> parse_unix_seconds(std::string_view digits) {
     return value;
 }
 
-// parse_header returns the parsed header, or nullopt if it is malformed (stripe.md §2.2 step 1).
+// parse_header returns the parsed header, or nullopt if it is malformed
+// (docs/protocols.md#stripe-webhook-signatures, step 1).
 std::optional<SignatureHeader> parse_header(std::string_view header) {
     SignatureHeader parsed;
     bool have_t = false;

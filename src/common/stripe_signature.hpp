@@ -1,5 +1,5 @@
-// src/common/stripe_signature.hpp — Stripe-Signature webhook header: checking and producing (specs/stripe.md
-// §2).
+// src/common/stripe_signature.hpp — Stripe-Signature webhook header: checking and producing
+// (docs/protocols.md#stripe-webhook-signatures).
 #pragma once
 
 #ifdef POSTGRES_H

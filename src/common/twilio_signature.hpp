@@ -1,4 +1,5 @@
-// src/common/twilio_signature.hpp — X-Twilio-Signature: computing and validating (specs/twilio.md §2).
+// src/common/twilio_signature.hpp — X-Twilio-Signature: computing and validating
+// (docs/protocols.md#twilio-request-signatures).
 //
 // Vocabulary: the *URL* is the full URL Twilio requested (scheme, userinfo, host, port, path, query exactly
 // as received); the *string to sign* is that URL followed by the sorted parameters; the *signature* is
@@ -18,15 +19,15 @@
 namespace darkspere {
 
 // twilio_string_to_sign returns url followed by name+value for every parameter: names sorted byte-wise, and
-// for a repeated name its values de-duplicated and sorted, one name+value per remaining value (§2.1 steps
-// 2–3). The same string is signed with HMAC-SHA256 under a SharedKey (§2.5).
+// for a repeated name its values de-duplicated and sorted, one name+value per remaining value (step 1 of
+// docs/protocols.md#twilio-request-signatures). Twilio's HMAC-SHA256 SharedKey form (step 5) is not used.
 std::string twilio_string_to_sign(std::string_view url, const std::vector<FormParam> &params);
 
 // twilio_signature returns the X-Twilio-Signature for url and decoded form params: 28 characters of Base64.
 std::string twilio_signature(std::string_view auth_token, std::string_view url,
                              const std::vector<FormParam> &params);
 
-// twilio_url_variants returns the URL forms a validator must try (§2.2): first without any port, then with
+// twilio_url_variants returns the URL forms a validator must try (step 3): first without any port, then with
 // the scheme's default port added (:443 https, :80 http) or the non-default explicit port kept. Userinfo,
 // path and query are untouched. Identical forms appear once; a URL without "scheme://" is returned alone,
 // unchanged.
@@ -38,7 +39,7 @@ std::vector<std::string> twilio_url_variants(std::string_view url);
 bool twilio_signature_valid(std::string_view auth_token, std::string_view url,
                             const std::vector<FormParam> &params, std::string_view signature);
 
-// twilio_json_signature_valid validates a JSON-body webhook (§2.3): the URL's bodySHA256 query value must
+// twilio_json_signature_valid validates a JSON-body webhook (step 4): the URL's bodySHA256 query value must
 // equal the lowercase hex SHA-256 of raw_body, and signature must match the URL alone (with its port
 // variants).
 bool twilio_json_signature_valid(std::string_view auth_token, std::string_view url, std::string_view raw_body,

@@ -23,8 +23,8 @@ static Statement kLockAccount = {
     "SELECT 1 FROM darkspere.accounts WHERE account_id = $1 FOR UPDATE", 1, {INT8OID}, nullptr};
 static Statement kAccountLimits = {
     "SELECT a.plan, p.max_agents, p.max_numbers,"
-    "       (SELECT count(*) FROM darkspere.agents g WHERE g.account_id = a.account_id AND g.status <> "
-    "'disabled'),"
+    "       (SELECT count(*) FROM darkspere.agents g"
+    "         WHERE g.account_id = a.account_id AND g.status <> 'disabled'),"
     "       (SELECT count(*) FROM darkspere.numbers n WHERE n.account_id = a.account_id)"
     "  FROM darkspere.accounts a JOIN darkspere.plans p ON p.plan = a.plan"
     " WHERE a.account_id = $1",
@@ -45,8 +45,8 @@ static Statement kInsertAgent = {
     {INT8OID, TEXTOID, TEXTOID, TEXTOID, INT4OID, BYTEAOID},
     nullptr};
 static Statement kInsertAgentLoad = {
-    "INSERT INTO darkspere.agent_load (agent_id, shard) SELECT $1, s FROM pg_catalog.generate_series(0, $2 - "
-    "1) s",
+    "INSERT INTO darkspere.agent_load (agent_id, shard)"
+    " SELECT $1, s FROM pg_catalog.generate_series(0, $2 - 1) s",
     2,
     {INT8OID, INT4OID},
     nullptr};

@@ -175,8 +175,8 @@ Datum agent_signing_secrets_jsonb(int64 agent_id, int32 generation, bool in_grac
 }
 
 static Statement kRotate = {
-    "UPDATE darkspere.agents SET secret_generation = secret_generation + 1, secret_rotated_at = "
-    "pg_catalog.now()"
+    "UPDATE darkspere.agents SET secret_generation = secret_generation + 1,"
+    "       secret_rotated_at = pg_catalog.now()"
     " WHERE agent_id = $1 RETURNING secret_generation",
     1,
     {INT8OID},

@@ -5,38 +5,77 @@
 #include "ext/common_bridge.hpp"
 #include "ext/darkspere.hpp"
 #include "ext/errors.hpp"
-#include "ext/spi_plans.hpp"
 
 namespace darkspere {
 
-// Flattens the jsonb params into (name, value) rows; arrays give one row per element.
-static Statement kParams = {
-    "SELECT e.key, COALESCE(v.value, e.value #>> '{}')"
-    "  FROM pg_catalog.jsonb_each($1) e"
-    "  LEFT JOIN LATERAL pg_catalog.jsonb_array_elements_text("
-    "       CASE WHEN pg_catalog.jsonb_typeof(e.value) = 'array' THEN e.value END) v(value) ON true",
-    1,
-    {JSONBOID},
-    nullptr};
+// param_count — how many (name, value) pairs read_params makes of an object: one per key, but one per element
+// for an array (and one for an empty array).
+static int param_count(Jsonb *params) {
+    int count = 0;
+    JsonbIterator *it = JsonbIteratorInit(&params->root);
+    JsonbValue v;
+    JsonbIteratorToken token;
+    while ((token = JsonbIteratorNext(&it, &v, true)) != WJB_DONE) {
+        if (token != WJB_VALUE) {
+            continue;
+        }
+        if (v.type == jbvBinary && JsonContainerIsArray(v.val.binary.data)) {
+            count += Max(1, static_cast<int>(JsonContainerSize(v.val.binary.data)));
+        } else {
+            count++;
+        }
+    }
+    return count;
+}
 
-// read_params — the form parameters of a jsonb object, copied into the caller's memory context.
+// read_params — the form parameters of a jsonb object, as (name, value) pairs in the object's key order,
+// walked in C without SPI (so the IMMUTABLE functions below are truly immutable). Each value is its ->> text:
+// a string as itself, a number, boolean or object as its JSON text, null as "". An array gives one pair per
+// element, each as its ->> text — except that an empty array, or a null element, gives the whole array's
+// JSON text (what the former SQL, COALESCE(element, value #>> '{}'), gave; test/regress 090 pins it).
 static bridge::Params read_params(Jsonb *params) {
-    MemoryContext caller = CurrentMemoryContext;
     if (!JB_ROOT_IS_OBJECT(params)) {
         ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("params must be a jsonb object")));
     }
-    SPI_connect();
-    Datum args[1] = {JsonbPGetDatum(params)};
-    uint64 rows = spi_run(kParams, args, nullptr, true, 0);
-    const char **names = static_cast<const char **>(MemoryContextAlloc(caller, sizeof(char *) * (rows + 1)));
-    const char **values = static_cast<const char **>(MemoryContextAlloc(caller, sizeof(char *) * (rows + 1)));
-    for (uint64 r = 0; r < rows; r++) {
-        names[r] = spi_text_copy(r, 1, caller);
-        char *value = spi_text_copy(r, 2, caller);
-        values[r] = value != nullptr ? value : "";
+    int capacity = param_count(params);
+    const char **names = static_cast<const char **>(palloc(sizeof(char *) * (capacity + 1)));
+    const char **values = static_cast<const char **>(palloc(sizeof(char *) * (capacity + 1)));
+    int rows = 0;
+    const char *name = nullptr;
+    JsonbIterator *it = JsonbIteratorInit(&params->root);
+    JsonbValue v;
+    JsonbIteratorToken token;
+    while ((token = JsonbIteratorNext(&it, &v, true)) != WJB_DONE) {
+        if (token == WJB_KEY) {
+            name = pnstrdup(v.val.string.val, v.val.string.len);
+            continue;
+        }
+        if (token != WJB_VALUE) {
+            continue;
+        }
+        if (v.type == jbvBinary && JsonContainerIsArray(v.val.binary.data) &&
+            JsonContainerSize(v.val.binary.data) > 0) {
+            JsonbIterator *elements = JsonbIteratorInit(v.val.binary.data);
+            JsonbValue element;
+            JsonbIteratorToken element_token;
+            while ((element_token = JsonbIteratorNext(&elements, &element, true)) != WJB_DONE) {
+                if (element_token != WJB_ELEM) {
+                    continue;
+                }
+                char *value = jsonb_text(&element);
+                names[rows] = name;
+                values[rows] = value != nullptr ? value : jsonb_text(&v);
+                rows++;
+            }
+        } else {
+            char *value = jsonb_text(&v);
+            names[rows] = name;
+            values[rows] = value != nullptr ? value : "";
+            rows++;
+        }
     }
-    SPI_finish();
-    bridge::Params list = {names, values, static_cast<int>(rows)};
+    Assert(rows <= capacity);
+    bridge::Params list = {names, values, rows};
     return list;
 }
 

@@ -12,7 +12,7 @@ namespace darkspere {
 // ---- Settings (GUCs, defined in module.cpp). Each group: default, bounds and why. ----
 // Sessions end after this much inactivity; an expired session never blocks a new one.
 constexpr int kSessionIdleTimeoutDefaultS = 24 * 60 * 60;
-// Agents below this health score receive no new sessions (DESIGN.md: default 70).
+// Agents below this health score receive no new sessions (default 70, docs/architecture.md#defaults).
 constexpr int kMinHealthScoreDefault = 70;
 // Turns of history handed to an agent with every call.
 constexpr int kHistoryTurnsDefault = 10;
@@ -34,7 +34,7 @@ constexpr int kConsentEventRetentionDefaultS = 0;
 constexpr int kDeliveryEventRetentionDefaultS = 30 * 24 * 60 * 60;
 constexpr int kSessionRetentionDefaultS = 30 * 24 * 60 * 60;
 // A backend sends NOTIFY darkspere at most this often: NOTIFY takes a database-wide lock at commit, so
-// notifying every transaction would serialise all commits (specs/postgres-cpp.md §11.1).
+// notifying every transaction would serialise all commits (docs/architecture.md#wake-ups).
 constexpr int kNotifyIntervalDefaultMs = 100;
 
 // A reply is cut after this many SMS segments (the rest is left out, the cut recorded on the message): what

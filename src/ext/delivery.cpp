@@ -21,7 +21,7 @@ struct StatusRank {
     int rank;
 };
 
-// twilio.md §4: accepted/scheduled/queued → sending → sent → terminal → read.
+// docs/protocols.md#twilio-status-callbacks: accepted/scheduled/queued → sending → sent → terminal → read.
 static const StatusRank kRanks[] = {
     {"accepted", 0},  {"scheduled", 0},   {"queued", 0}, {"sending", 1},  {"sent", 2},
     {"delivered", 3}, {"undelivered", 3}, {"failed", 3}, {"canceled", 3}, {"read", 4},

@@ -3,8 +3,8 @@
 // Every SQL-callable function is declared with DARKSPERE_FUNCTION, which runs the implementation inside
 // try/catch, copies the message and SQLSTATE of any exception into a stack buffer, leaves the catch block (so
 // destructors and the exception object are gone) and only then raises ereport(ERROR). No C++ exception ever
-// unwinds through a PostgreSQL frame (specs/postgres-cpp.md §2.1). Before anything else it checks, once per
-// backend, that the installed extension version is the library's (version_check.hpp).
+// unwinds through a PostgreSQL frame (docs/architecture.md#error-boundary). Before anything else it checks,
+// once per backend, that the installed extension version is the library's (version_check.hpp).
 //
 // Implementations are written in "PostgreSQL zone" style (trivially destructible locals only) wherever they
 // call PostgreSQL, so an ereport longjmp skips nothing that matters; C++-zone helpers (std::string,

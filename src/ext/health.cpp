@@ -115,8 +115,8 @@ static Statement kLockHealth = {
 static Statement kStoreHealth = {
     "UPDATE darkspere.agents SET results_mask = $2, results_count = $3, latency_ms = $4,"
     "       consecutive_failures = $5, health_score = $6, circuit = $7,"
-    "       circuit_until = CASE WHEN $8 THEN pg_catalog.clock_timestamp() + pg_catalog.make_interval(secs "
-    "=> $9)"
+    "       circuit_until = CASE WHEN $8"
+    "                            THEN pg_catalog.clock_timestamp() + pg_catalog.make_interval(secs => $9)"
     "                            WHEN $7 = 'closed' THEN NULL ELSE circuit_until END,"
     "       last_result_at = pg_catalog.clock_timestamp()"
     " WHERE agent_id = $1",

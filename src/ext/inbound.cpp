@@ -59,8 +59,8 @@ static Statement kInsertInbound = {
 static Statement kOptOut = {
     "WITH o AS (INSERT INTO darkspere.opt_outs (account_id, service_number, phone, source)"
     "           VALUES ($1, $2, $3, $4) ON CONFLICT (account_id, service_number, phone) DO NOTHING)"
-    " INSERT INTO darkspere.consent_events (account_id, service_number, phone, action, source, keyword, "
-    "message_sid)"
+    " INSERT INTO darkspere.consent_events (account_id, service_number, phone, action, source, keyword,"
+    "                                       message_sid)"
     " VALUES ($1, $2, $3, 'opt_out', $4, $5, $6)",
     6,
     {INT8OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID},
@@ -68,16 +68,16 @@ static Statement kOptOut = {
 
 static Statement kOptIn = {
     "WITH o AS (DELETE FROM darkspere.opt_outs WHERE account_id = $1 AND service_number = $2 AND phone = $3)"
-    " INSERT INTO darkspere.consent_events (account_id, service_number, phone, action, source, keyword, "
-    "message_sid)"
+    " INSERT INTO darkspere.consent_events (account_id, service_number, phone, action, source, keyword,"
+    "                                       message_sid)"
     " VALUES ($1, $2, $3, $4, 'keyword', $5, $6)",
     6,
     {INT8OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID},
     nullptr};
 
 static Statement kHelpServed = {
-    "INSERT INTO darkspere.consent_events (account_id, service_number, phone, action, source, keyword, "
-    "message_sid)"
+    "INSERT INTO darkspere.consent_events (account_id, service_number, phone, action, source, keyword,"
+    "                                      message_sid)"
     " VALUES ($1, $2, $3, $4, 'keyword', $5, $6)",
     6,
     {INT8OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID},

@@ -53,9 +53,8 @@ static Statement kMarkRouted = {
 // for a claim.
 static Statement kInsertReply = {
     "WITH m AS ("
-    "  INSERT INTO darkspere.messages (account_id, session_id, direction, service_number, phone, body, "
-    "status,"
-    "                                  encoding, segments, agent_id, reply_to, request_id,"
+    "  INSERT INTO darkspere.messages (account_id, session_id, direction, service_number, phone, body,"
+    "                                  status, encoding, segments, agent_id, reply_to, request_id,"
     "                                  reply_truncated_from_bytes)"
     "  VALUES ($1, $2, 'out', $3, $4, $5, $6, $7, $8, $9, $10, $11, $16) RETURNING message_id),"
     " h AS (SELECT $14::text IS NOT NULL AND $13::timestamptz IS NULL"
@@ -69,8 +68,8 @@ static Statement kInsertReply = {
     "        COALESCE($13, pg_catalog.clock_timestamp()),"
     "        CASE WHEN $13 IS NOT NULL THEN 'held by the phone_out rate limit until ' || $13 END,"
     "        pg_catalog.jsonb_build_object('message_id', m.message_id, 'account_id', $1,"
-    "            'provider_account', (SELECT n.provider_account FROM darkspere.numbers n WHERE n.number = "
-    "$3),"
+    "            'provider_account',"
+    "                (SELECT n.provider_account FROM darkspere.numbers n WHERE n.number = $3),"
     "            'from', $3, 'to', $4, 'body', $5, 'request_id', $11),"
     "        CASE WHEN h.now THEN 'running' ELSE 'pending' END, CASE WHEN h.now THEN 1 ELSE 0 END,"
     "        CASE WHEN h.now THEN $14 END,"
@@ -273,8 +272,8 @@ static Datum build_agent_payload(int64 message_id, int64 agent_id) {
 
 static Statement kReplyOptedOut = {
     "SELECT EXISTS (SELECT 1 FROM darkspere.messages m JOIN darkspere.opt_outs o"
-    "                 ON o.account_id = m.account_id AND o.service_number = m.service_number AND o.phone = "
-    "m.phone"
+    "                 ON o.account_id = m.account_id AND o.service_number = m.service_number"
+    "                AND o.phone = m.phone"
     "                WHERE m.message_id = $1)",
     1,
     {INT8OID},
@@ -303,8 +302,8 @@ static void finish_unsent(int64 job_id, const char *state, const char *reason, c
 
 // The fence: only the attempt that holds the lease may finish the job.
 static Statement kFenceComplete = {
-    "UPDATE darkspere.jobs SET state = 'done', result = $3, finished_at = pg_catalog.now(), lease_until = "
-    "NULL"
+    "UPDATE darkspere.jobs SET state = 'done', result = $3, finished_at = pg_catalog.now(),"
+    "       lease_until = NULL"
     " WHERE job_id = $1 AND attempt = $2 AND state = 'running'"
     " RETURNING kind, account_id, session_id, message_id, agent_id",
     3,
@@ -331,8 +330,8 @@ static Statement kAnswered = {
     "        EXISTS (SELECT 1 FROM darkspere.opt_outs o WHERE o.account_id = m.account_id"
     "                   AND o.service_number = m.service_number AND o.phone = m.phone),"
     "        p.hard_cap"
-    "   FROM m JOIN darkspere.accounts a ON a.account_id = m.account_id JOIN darkspere.plans p ON p.plan = "
-    "a.plan",
+    "   FROM m JOIN darkspere.accounts a ON a.account_id = m.account_id"
+    "   JOIN darkspere.plans p ON p.plan = a.plan",
     1,
     {INT8OID},
     nullptr};
@@ -356,8 +355,8 @@ static Statement kRetryOnAgent = {
     nullptr};
 
 static Statement kMoveSession = {
-    "WITH s AS (UPDATE darkspere.sessions SET agent_id = $2 WHERE session_id = $1 AND agent_id IS DISTINCT "
-    "FROM $2)"
+    "WITH s AS (UPDATE darkspere.sessions SET agent_id = $2"
+    "            WHERE session_id = $1 AND agent_id IS DISTINCT FROM $2)"
     " UPDATE darkspere.messages SET agent_id = $2, updated_at = pg_catalog.now() WHERE message_id = $3",
     3,
     {INT8OID, INT8OID, INT8OID},
@@ -378,8 +377,8 @@ static Statement kDeadLetter = {
     " UPDATE darkspere.messages m SET status = 'failed', updated_at = pg_catalog.now() FROM j"
     "  WHERE m.message_id = j.message_id"
     " RETURNING m.account_id, m.session_id, m.service_number, m.phone, m.request_id, m.direction,"
-    "           (SELECT a.fallback_text FROM darkspere.accounts a WHERE a.account_id = m.account_id), "
-    "m.message_id",
+    "           (SELECT a.fallback_text FROM darkspere.accounts a WHERE a.account_id = m.account_id),"
+    "           m.message_id",
     2,
     {INT8OID, TEXTOID},
     nullptr};
@@ -722,8 +721,8 @@ DARKSPERE_FUNCTION(darkspere_fail_job) {
 }
 
 static Statement kRequeueDead = {
-    "UPDATE darkspere.jobs SET state = 'pending', max_attempts = attempt + $2, available_at = "
-    "pg_catalog.now(),"
+    "UPDATE darkspere.jobs SET state = 'pending', max_attempts = attempt + $2,"
+    "       available_at = pg_catalog.now(),"
     "       finished_at = NULL, agent_id = COALESCE($3, agent_id)"
     " WHERE job_id = $1 AND state = 'dead' RETURNING kind, message_id",
     3,

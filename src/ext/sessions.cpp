@@ -32,8 +32,8 @@ static Statement kUpsertSession = {
     "  RETURNING s.session_id, s.agent_id)"
     " SELECT s.session_id, s.agent_id,"
     "        (a.status = 'active' AND a.circuit = 'closed' AND a.health_score >= $4),"
-    "        EXISTS (SELECT 1 FROM darkspere.messages q WHERE q.session_id = s.session_id AND q.status = "
-    "'waiting')"
+    "        EXISTS (SELECT 1 FROM darkspere.messages q"
+    "                 WHERE q.session_id = s.session_id AND q.status = 'waiting')"
     "   FROM s LEFT JOIN darkspere.agents a ON a.agent_id = s.agent_id",
     4,
     {INT8OID, TEXTOID, TEXTOID, INT4OID},

@@ -1,4 +1,5 @@
-// src/worker/agent_http.hpp — the plain `http` agent protocol (specs/mcp.md §9): one JSON POST per turn.
+// src/worker/agent_http.hpp — the plain `http` agent protocol (docs/protocols.md#http-agent-protocol): one
+// JSON POST per turn.
 #pragma once
 
 #include <string>

@@ -118,7 +118,8 @@ class McpCall : public std::enable_shared_from_this<McpCall> {
   private:
     EndpointCache &endpoint() { return state_->endpoints[endpoint_key_]; }
 
-    // probe — server/discover in the modern shape; the answer decides the era (mcp.md §5).
+    // probe — server/discover in the modern shape; the answer decides the era
+    // (docs/protocols.md#mcp-era-detection).
     void probe() {
         era_ = McpEra::modern;
         modern_version_ = std::string(kMcpModernVersion);
@@ -169,7 +170,8 @@ class McpCall : public std::enable_shared_from_this<McpCall> {
 
     void on_initialized(const RpcReply &reply, const std::function<void()> &then) {
         if (!reply.has_result()) {
-            // §5 step 5: a server that refuses both eras may speak the unsupported 2024-11-05 transport.
+            // Era detection step 5: a server that refuses both eras may speak the unsupported 2024-11-05
+            // transport.
             state_->eras.erase(era_key_);
             fail("legacy handshake failed: " + describe_failure(reply));
             return;
@@ -346,7 +348,7 @@ class McpCall : public std::enable_shared_from_this<McpCall> {
         return "response stream ended without a reply";
     }
 
-    // headers_for — the headers of one POST in the current era (mcp.md §2, §3.1, §4.1).
+    // headers_for — the headers of one POST in the current era (docs/protocols.md#mcp-headers).
     HeaderList headers_for(const std::string &method, const nlohmann::json &params) {
         HeaderList headers = {{"Content-Type", "application/json"},
                               {"Accept", "application/json, text/event-stream"}};
@@ -415,7 +417,8 @@ class McpCall : public std::enable_shared_from_this<McpCall> {
         }
         if (response.timed_out) {
             if (sent_era == McpEra::legacy && method != "initialize") {
-                // Disconnecting does not cancel in the legacy era (§3.3); a modern server cancels on close.
+                // Disconnecting does not cancel in the legacy era (docs/protocols.md#mcp-cancellation); a
+                // modern server cancels on close.
                 send_cancel(id);
             }
             fail_timeout();

@@ -1,4 +1,5 @@
-// src/worker/mcp_era.cpp — MCP protocol revisions the worker speaks and the era-detection verdicts of §5.
+// src/worker/mcp_era.cpp — MCP protocol revisions the worker speaks and the era-detection verdicts of
+// docs/protocols.md#mcp-era-detection.
 #include "mcp_era.hpp"
 
 #include <algorithm>
@@ -8,7 +9,8 @@ namespace darkspere::worker {
 
 namespace {
 
-// Modern JSON-RPC errors that prove the server understood the modern request shape (mcp.md §4.3).
+// Modern JSON-RPC errors that prove the server understood the modern request shape
+// (docs/protocols.md#mcp-era-detection, step 3).
 constexpr long kUnsupportedProtocolVersion = -32022;
 constexpr long kHeaderMismatch = -32020;
 constexpr long kMissingRequiredClientCapability = -32021;

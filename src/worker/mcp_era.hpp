@@ -1,4 +1,5 @@
-// src/worker/mcp_era.hpp — MCP protocol revisions the worker speaks and the era-detection verdicts of §5.
+// src/worker/mcp_era.hpp — MCP protocol revisions the worker speaks and the era-detection verdicts of
+// docs/protocols.md#mcp-era-detection.
 //
 // Glossary. An *era* is how a server expects to be talked to: *modern* (2026-07-28 and later: stateless,
 // every request carries its version in params._meta) or *legacy* (2025-11-25 and earlier: an initialize
@@ -41,8 +42,9 @@ struct ProbeVerdict {
     std::string error;
 };
 
-// mcp_classify_probe — applies §5 steps 3–4 to the HTTP status and the JSON-RPC message of the probe answer
-// (nullptr when the body held none). Transport failures, timeouts and 5xx are the caller's to handle first.
+// mcp_classify_probe — applies steps 1–4 of docs/protocols.md#mcp-era-detection to the HTTP status and the
+// JSON-RPC message of the probe answer (nullptr when the body held none). Transport failures, timeouts and
+// 5xx are the caller's to handle first.
 ProbeVerdict mcp_classify_probe(long status, const nlohmann::json &message);
 
 // mcp_origin — "scheme://host[:port]" of a URL, lower-cased; the key of the era cache.

@@ -21,7 +21,8 @@ nlohmann::json mcp_request(long long id, std::string_view method, nlohmann::json
 // mcp_notification — a JSON-RPC 2.0 notification (no id); params is omitted when null.
 nlohmann::json mcp_notification(std::string_view method, nlohmann::json params);
 
-// mcp_modern_meta — the params._meta block every modern-era request carries (mcp.md §4.1).
+// mcp_modern_meta — the params._meta block every modern-era request carries
+// (docs/protocols.md#mcp-modern-requests).
 nlohmann::json mcp_modern_meta(std::string_view protocol_version, std::string_view client_version);
 
 // mcp_client_info — {"name": "darkspere-worker", "version": client_version}.

@@ -1,5 +1,5 @@
-// src/worker/mcp_tools.cpp — DarkSpere's tool binding (mcp.md §6.3) and the reading of tools/call results
-// (§8).
+// src/worker/mcp_tools.cpp — DarkSpere's tool binding and the reading of tools/call results
+// (docs/protocols.md#mcp-tools).
 #include "mcp_tools.hpp"
 
 #include <algorithm>

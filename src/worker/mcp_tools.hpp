@@ -1,5 +1,5 @@
-// src/worker/mcp_tools.hpp — DarkSpere's tool binding (mcp.md §6.3) and the reading of tools/call results
-// (§8).
+// src/worker/mcp_tools.hpp — DarkSpere's tool binding and the reading of tools/call results
+// (docs/protocols.md#mcp-tools).
 //
 // A *tool binding* is one entry of a server's tools/list as the worker needs it: the input schema that
 // decides which conversation fields are sent, and the x-mcp-header annotations that become Mcp-Param-*

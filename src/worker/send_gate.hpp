@@ -2,10 +2,11 @@
 // the open slots shared fairly between DarkSpere tenants.
 //
 // Why: Twilio refuses (429, error 20429) an account that has too many REST requests open at once
-// (specs/twilio.md §3.3), and a burst of one tenant's replies — 2,000 slow agent answers arriving together —
-// would otherwise go out as 2,000 requests at once, putting every other tenant's reply behind them at Twilio.
-// Here the waiting sends queue per tenant (the job's `account_id`) and a freed slot goes to the tenants in
-// turn: a reply waits for one slot per other tenant that has sends waiting, never for a whole burst.
+// (docs/protocols.md#twilio-messages-api), and a burst of one tenant's replies — 2,000 slow agent answers
+// arriving together — would otherwise go out as 2,000 requests at once, putting every other tenant's reply
+// behind them at Twilio. Here the waiting sends queue per tenant (the job's `account_id`) and a freed slot
+// goes to the tenants in turn: a reply waits for one slot per other tenant that has sends waiting, never for
+// a whole burst.
 //
 // A send must not start so late that its lease could expire before it finishes (another worker would send it
 // again): one that has waited longer than its max_wait is handed back (`expired`) instead of started.

@@ -11,7 +11,7 @@ namespace darkspere::worker {
 
 namespace {
 
-// Twilio error codes with their own handling (specs/twilio.md §3.3).
+// Twilio error codes with their own handling (docs/protocols.md#twilio-error-codes).
 constexpr long TWILIO_CODE_OPTED_OUT = 21610;
 constexpr long TWILIO_CODE_QUEUE_FULL = 21611;
 constexpr long TWILIO_CODE_TOO_MANY_REQUESTS = 20429;

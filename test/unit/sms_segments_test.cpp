@@ -1,4 +1,5 @@
-// test/unit/sms_segments_test.cpp — SMS encoding and segment counts, every row of specs/twilio.md §6.
+// test/unit/sms_segments_test.cpp — SMS encoding and segment counts
+// (docs/protocols.md#sms-segments), every row of the upstream calculator's table.
 #include "common/sms_segments.hpp"
 
 #include <stdexcept>
@@ -58,7 +59,7 @@ TEST(SegmentHelpers, DigitsNotation) {
     EXPECT_EQ(digits_with_first("{", 3), "{23");
 }
 
-// §6 upstream table (TwilioDevEd/message-segment-calculator), one row per test
+// The upstream table (TwilioDevEd/message-segment-calculator), one row per test
 
 TEST(CountSegments, Gsm7OneHundredSixtySeptetsIsOneSegment) {
     const SegmentCount count = count_segments(digits(160));
@@ -170,7 +171,7 @@ TEST(CountSegments, SeventyOneAccentedCharactersOutsideGsm7AreTwoUcs2Segments) {
     }
 }
 
-// §6 rule 7 boundaries
+// Segment boundaries: 160/153 septets, 70/67 units
 
 TEST(CountSegments, Gsm7SegmentBoundaries) {
     expect_count(digits(1), SmsEncoding::gsm7, 1, 1);
@@ -187,7 +188,7 @@ TEST(CountSegments, Ucs2SegmentBoundaries) {
     expect_count(repeated("ç", 202), SmsEncoding::ucs2, 202, 4);
 }
 
-// §6 rule 1: the character sets
+// Encoding: the GSM-7 character sets
 
 TEST(CountSegments, WholeGsm7BasicSetIsOneSeptetEach) {
     const std::string basic =
@@ -217,7 +218,7 @@ TEST(CountSegments, TabIsNotGsm7) {
     expect_count("a\tb", SmsEncoding::ucs2, 3, 1);
 }
 
-// §6 rule 6: characters never straddle a segment boundary
+// No straddling: characters never straddle a segment boundary
 
 TEST(CountSegments, EscapePairMovesWholeToNextSegment) {
     // 152 septets, then '{' (2), then 152 more: 306 septets would fit 2 × 153, but the escape pair cannot

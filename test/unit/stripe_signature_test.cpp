@@ -1,4 +1,5 @@
-// test/unit/stripe_signature_test.cpp — Stripe-Signature checks, every vector of specs/stripe.md §2.3–2.4.
+// test/unit/stripe_signature_test.cpp — Stripe-Signature checks, every vector of
+// docs/protocols.md#stripe-webhook-signatures.
 #include "common/stripe_signature.hpp"
 
 #include <string>

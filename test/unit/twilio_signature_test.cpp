@@ -1,4 +1,5 @@
-// test/unit/twilio_signature_test.cpp — X-Twilio-Signature, every vector of specs/twilio.md §2.6.
+// test/unit/twilio_signature_test.cpp — X-Twilio-Signature, every vector of
+// docs/protocols.md#twilio-test-vectors.
 #include "common/twilio_signature.hpp"
 
 #include <cctype>
@@ -34,7 +35,7 @@ const std::string kJ3Hash = "44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c
 
 }  // namespace
 
-// §2.1 string to sign
+// String to sign (docs/protocols.md#twilio-request-signatures, step 1)
 
 TEST(TwilioStringToSign, UrlThenSortedNamesAndValues) {
     EXPECT_EQ(
@@ -71,7 +72,7 @@ TEST(TwilioStringToSign, NoParamsIsUrlAlone) {
     EXPECT_EQ(twilio_string_to_sign(kBaseUrl, {}), kBaseUrl);
 }
 
-// §2.6 T1–T10: signatures computed for the URL exactly as given
+// T1–T10: signatures computed for the URL exactly as given
 
 TEST(TwilioSignature, T1BaseUrl) {
     EXPECT_EQ(twilio_signature(kToken, kBaseUrl, kParams), kT1);
@@ -148,7 +149,7 @@ TEST(TwilioSignature, IsTwentyEightBase64Characters) {
     EXPECT_EQ(twilio_signature("t", "u", {}).size(), 28u);
 }
 
-// §2.2 URL port variants
+// URL port variants (step 3)
 
 TEST(TwilioUrlVariants, NoPortGetsDefaultHttpsPort) {
     EXPECT_EQ(twilio_url_variants("https://h.com/p?q=1"),
@@ -203,7 +204,7 @@ TEST(TwilioUrlVariants, NotAUrlReturnedUnchanged) {
     EXPECT_EQ(twilio_url_variants("/sms/inbound"), (std::vector<std::string>{"/sms/inbound"}));
 }
 
-// §2.6 validation-level expectations
+// Validation-level expectations
 
 TEST(TwilioSignatureValid, T1ForBaseUrl) {
     EXPECT_TRUE(twilio_signature_valid(kToken, kBaseUrl, kParams, kT1));
@@ -267,7 +268,7 @@ TEST(TwilioSignatureValid, QueryIsNotReencoded) {
                                         kParams, "TfZzewPq8wqrGlMfyAud8+/IvJ0="));
 }
 
-// §2.6 derived SMS vector: the raw body goes through parse_form
+// Derived SMS vector: the raw body goes through parse_form
 
 TEST(TwilioSignatureValid, DerivedSmsVectorFromRawBody) {
     const std::string url = "https://example.com/sms/inbound";
@@ -293,7 +294,7 @@ TEST(TwilioSignatureValid, DerivedSmsVectorFromRawBody) {
     EXPECT_TRUE(twilio_signature_valid(kToken, url, *params, "1a3Rnwg3jZvCkd4uQVa+vvCfPz0="));
 }
 
-// §2.3 and §2.6 J1–J3: JSON bodies signed through bodySHA256
+// J1–J3 (step 4): JSON bodies signed through bodySHA256
 
 TEST(TwilioJsonSignature, J1HashOfBody) {
     EXPECT_EQ(to_hex(sha256(kJ1Body)), kJ1Hash);

@@ -1,5 +1,5 @@
-// test/unit/worker_agent_http_test.cpp — the plain `http` agent protocol (specs/mcp.md §9): request and
-// answers.
+// test/unit/worker_agent_http_test.cpp — the plain `http` agent protocol
+// (docs/protocols.md#http-agent-protocol): request and answers.
 #include <gtest/gtest.h>
 
 #include "agent_http.hpp"

@@ -1,4 +1,5 @@
-// test/unit/worker_mcp_era_test.cpp — era detection verdicts (mcp.md §5) and version negotiation.
+// test/unit/worker_mcp_era_test.cpp — era detection verdicts
+// (docs/protocols.md#mcp-era-detection) and version negotiation.
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>

@@ -2,7 +2,7 @@
 -- Errors are printed as "SQLSTATE: message" by regress.try (000_setup.sql).
 \set VERBOSITY terse
 
--- The seeded rules (DESIGN.md defaults).
+-- The seeded rules (docs/architecture.md#defaults).
 SELECT scope, max_hits, window_s, block_s FROM darkspere.rate_limit_rules WHERE is_seed ORDER BY scope;
 
 -- ip: 300 per minute are allowed, the 301st is refused and blocks the subject for 15 minutes.

@@ -11,7 +11,7 @@ LANGUAGE sql AS $$
     ON CONFLICT (account_id, period, metric, shard) DO UPDATE SET used = u.used + EXCLUDED.used
 $$;
 
--- The seeded plans (DESIGN.md defaults), money in cents.
+-- The seeded plans (docs/architecture.md#defaults), money in cents.
 SELECT plan, monthly_cents, sms_in_included, sms_out_included, agent_messages_included, max_agents, max_numbers,
        hard_cap, sms_overage_cents, agent_overage_cents FROM darkspere.plans ORDER BY monthly_cents;
 

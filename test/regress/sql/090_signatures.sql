@@ -1,4 +1,5 @@
--- 090_signatures — webhook signatures: every published Twilio vector (twilio.md §2.6) and Stripe case (stripe.md §2.3–2.4).
+-- 090_signatures — webhook signatures: every published Twilio vector (docs/protocols.md#twilio-test-vectors) and Stripe case
+-- (docs/protocols.md#stripe-webhook-signatures).
 -- Errors are printed as "SQLSTATE: message" by regress.try (000_setup.sql).
 \set VERBOSITY terse
 
@@ -33,6 +34,35 @@ SELECT v.id, darkspere.twilio_signature('12345', v.url, v.params::jsonb) AS sign
        "SmsMessageSid": "SM11111111111111111111111111111111", "SmsSid": "SM11111111111111111111111111111111",
        "SmsStatus": "received", "To": "+14155550199"}', '1a3Rnwg3jZvCkd4uQVa+vvCfPz0=')
   ) v(id, url, params, expected);
+
+-- How a jsonb value becomes a form value (pinned when the jsonb walk moved from SQL to C): a string as itself,
+-- a number, boolean or object as its JSON text, null as ''; an array one value per element, an empty array or
+-- a null element the array's JSON text. A repeated key keeps its last value; keys sort by bytes.
+SELECT v.id, darkspere.twilio_signature('12345', 'https://x.example/sms', v.params::jsonb) AS signature
+  FROM (VALUES
+    ('empty', '{}'),
+    ('repeated key', '{"a": "1", "a": "2"}'),
+    ('last value of a repeated key', '{"a": "2"}'),
+    ('numbers', '{"a": 1, "b": 2.50, "c": 1e3}'),
+    ('numbers as strings', '{"a": "1", "b": "2.50", "c": "1000"}'),
+    ('booleans', '{"a": true, "b": false}'),
+    ('null', '{"a": null}'),
+    ('empty string', '{"a": ""}'),
+    ('object', '{"a": {"x": [1, "y"]}}'),
+    ('empty array', '{"a": []}'),
+    ('array with null', '{"a": ["x", null]}'),
+    ('array, mixed', '{"a": [1, true, {"k": "v"}, [2, 3], "s"]}'),
+    ('array, repeated values', '{"a": ["2", "1", "2"]}'),
+    ('key byte order', '{"b": "1", "B": "2", "aa": "3", "a": "4", "é": "5", "Z": "6", "_": "7"}'),
+    ('escapes', '{"Body": "✓ 😀 \"q\" \\ \n"}')
+  ) v(id, params);
+
+-- The same rules, each as the form value it stands for.
+\set U 'https://x.example/sms'
+SELECT darkspere.twilio_signature('1', :'U', '{"a": []}') = darkspere.twilio_signature('1', :'U', '{"a": "[]"}') AS empty_array_is_its_text,
+       darkspere.twilio_signature('1', :'U', '{"a": ["x", null]}') = darkspere.twilio_signature('1', :'U', '{"a": ["x", "[\"x\", null]"]}') AS null_element_is_the_array_text,
+       darkspere.twilio_signature('1', :'U', '{"a": {"x": [1, "y"]}}') = darkspere.twilio_signature('1', :'U', '{"a": "{\"x\": [1, \"y\"]}"}') AS object_is_its_text,
+       darkspere.twilio_signature('1', :'U', '{"a": [2.50, false]}') = darkspere.twilio_signature('1', :'U', '{"a": ["2.50", "false"]}') AS scalar_elements_are_their_text;
 
 -- Validation: the URL as received, with or without its default port.
 SELECT v.case_name, darkspere.twilio_signature_valid('12345', v.url, :'P'::jsonb, v.signature) AS valid

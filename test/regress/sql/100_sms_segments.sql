@@ -1,4 +1,4 @@
--- 100_sms_segments — GSM-7 / UCS-2 encoding and segment counts: every row of twilio.md §6.
+-- 100_sms_segments — GSM-7 / UCS-2 encoding and segment counts: docs/protocols.md#sms-segments.
 -- S(n): the first n characters of 1234567890 repeated; "with X first": its first character replaced by X.
 CREATE FUNCTION pg_temp.s(n int, first text DEFAULT NULL) RETURNS text LANGUAGE sql AS $$
     SELECT COALESCE(first, '') || substr(repeat('1234567890', 200), CASE WHEN first IS NULL THEN 1 ELSE 2 END,

@@ -1,5 +1,6 @@
 -- 110_pg_dump — pg_dump readiness: every user-data table and its sequence is registered with
--- pg_extension_config_dump (seed rows filtered out), so a dump keeps the data (postgres-cpp.md §8).
+-- pg_extension_config_dump (seed rows filtered out), so a dump keeps the data
+-- (docs/architecture.md#dump-and-restore).
 SELECT c.relname, c.relkind, x.condition
   FROM pg_extension e,
        unnest(e.extconfig, e.extcondition) AS x(oid, condition)
