@@ -82,6 +82,23 @@ function cpuSeconds(postmasterPid, workerPids, peerPid, ticksPerSecond) {
     return sum;
 }
 
+// batchStats sums, over the workers, the statements and items of their ack and receive batches and the batches
+// that failed and were redone one by one (GET /metrics).
+async function batchStats(workers) {
+    const sum = { acks: 0, ackStatements: 0, received: 0, receiveStatements: 0, ackFallbacks: 0, receiveFallbacks: 0 };
+    for (const w of workers) {
+        const text = await (await fetch(`${w.url}/metrics`, { signal: AbortSignal.timeout(10000) })).text();
+        const value = (name) => Number((new RegExp(`^${name} (\\S+)$`, 'm').exec(text) || [])[1] || 0);
+        sum.acks += value('darkspere_ack_batch_size_sum');
+        sum.ackStatements += value('darkspere_ack_batch_size_count');
+        sum.received += value('darkspere_receive_batch_size_sum');
+        sum.receiveStatements += value('darkspere_receive_batch_size_count');
+        sum.ackFallbacks += value('darkspere_ack_batch_fallbacks_total');
+        sum.receiveFallbacks += value('darkspere_receive_batch_fallbacks_total');
+    }
+    return sum;
+}
+
 async function main() {
     log(`== nproc ${cpus().length}, cpu ${cpus()[0]?.model}, memory ${(totalmem() / 2 ** 30).toFixed(1)} GiB`);
     log(`== ROUNDS=${ROUNDS} WORKERS=${WORKERS.join(',')} MESSAGES=${MESSAGES} CONCURRENCY=${CONCURRENCY} PHONES=${PHONES}`
@@ -165,10 +182,13 @@ async function main() {
                 await sleep(1000);
                 const pids = running.map((w) => w.proc.pid);
                 const cpu0 = cpuSeconds(postmasterPid, pids, peer.proc.pid, ticksPerSecond);
+                const batches0 = await batchStats(running);
                 const t0 = Date.now();
                 const res = await round(`r${r}n${n}`, MESSAGES);
                 const wall = (Date.now() - t0) / 1000;
                 const cpu1 = cpuSeconds(postmasterPid, pids, peer.proc.pid, ticksPerSecond);
+                const batches1 = await batchStats(running);
+                const batches = Object.fromEntries(Object.keys(batches1).map((k) => [k, batches1[k] - batches0[k]]));
                 const perWorker = running.map((w) => {
                     const stat = readFileSync(`/proc/${w.proc.pid}/stat`, 'utf8');
                     const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
@@ -182,13 +202,16 @@ async function main() {
                 const msPer = Object.fromEntries(Object.keys(cpu1).map((k) => [k, ((cpu1[k] - cpu0[k]) * 1000) / MESSAGES]));
                 const total = cores.postgres + cores.workers + cores.peer + cores.harness;
                 cores.others = Math.max(0, cores.machine - total); // other users of the shared machine
-                results.push({ round: r, workers: n, tpcb, sustained, ratio: sustained / tpcb, cores, msPer, total, statuses: res.statuses });
+                results.push({ round: r, workers: n, tpcb, sustained, ratio: sustained / tpcb, cores, msPer, total, statuses: res.statuses, batches });
                 log(`  ${new Date(t0).toISOString().slice(11, 19)} round ${r}, ${n} worker(s): tpcb ${f1(tpcb)} tps | ${MESSAGES} replies, sustained ${f1(sustained)}/s | ratio ${(sustained / tpcb).toFixed(3)}`
                     + ` | statuses ${JSON.stringify(res.statuses)}`);
                 log(`    cores busy: ${['postgres', 'workers', 'peer', 'harness'].map((k) => `${k} ${cores[k].toFixed(2)}`).join(', ')} = ${total.toFixed(2)};`
                     + ` other processes ${cores.others.toFixed(2)}; machine ${cores.machine.toFixed(2)} of ${cpus().length}`
                     + ` | cpu per message: ${Object.entries(msPer).filter(([k]) => k !== 'machine').map(([k, v]) => `${k} ${v.toFixed(2)} ms`).join(', ')}`
                     + ` | worker CPU since start: ${perWorker.map((s) => s.toFixed(1)).join(' / ')} s`);
+                log(`    batches (all workers): ${batches.ackStatements} ack statements, ${(batches.acks / batches.ackStatements).toFixed(1)} acks each;`
+                    + ` ${batches.receiveStatements} receive_sms_batch statements, ${(batches.received / batches.receiveStatements).toFixed(1)} messages each;`
+                    + ` redone one by one after an error: ${batches.ackFallbacks} ack and ${batches.receiveFallbacks} receive batches`);
                 await stopWorkers();
             }
         }
