@@ -68,13 +68,17 @@ void Control::command(const std::string &line) {
         print({{"error", j.is_discarded() ? "round wants JSON" : error}});
         return;
     }
-    auto target = parse_target(spec->target, &error);
-    if (!target) {
-        print({{"error", error}});
-        return;
+    std::vector<WebhookTarget> targets;
+    for (const auto &url : spec->targets) {
+        auto target = parse_target(url, &error);
+        if (!target) {
+            print({{"error", error}});
+            return;
+        }
+        targets.push_back(std::move(*target));
     }
     round_ =
-        std::make_shared<Round>(io_, std::move(*spec), std::move(*target), [this](nlohmann::json result) {
+        std::make_shared<Round>(io_, std::move(*spec), std::move(targets), [this](nlohmann::json result) {
             // The round calls this from inside its own member functions: keep it alive until they have
             // returned.
             asio::post(io_, [ended = std::move(round_)] {});

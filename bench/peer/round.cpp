@@ -52,7 +52,15 @@ std::optional<RoundSpec> parse_round_spec(const nlohmann::json &j, std::string *
         text("body_prefix", &s.body_prefix, false);
         text("from_base", &s.from_base, true);
         text("to", &s.to, true);
-        text("target", &s.target, true);
+        if (auto it = j.find("targets"); it != j.end()) {
+            s.targets = it->get<std::vector<std::string>>();
+            if (s.targets.empty())
+                throw std::runtime_error("targets must not be empty");
+            s.target = s.targets[0];
+        } else {
+            text("target", &s.target, true);
+            s.targets = {s.target};
+        }
         text("account_sid", &s.account_sid, true);
         text("auth_token", &s.auth_token, true);
         s.signed_url = s.target;
@@ -68,6 +76,10 @@ std::optional<RoundSpec> parse_round_spec(const nlohmann::json &j, std::string *
         *error = e.what();
         return std::nullopt;
     }
+    if (s.targets.size() > 1 && j.contains("signed_url")) {
+        *error = "signed_url goes with one target; with several, each is signed for its own URL";
+        return std::nullopt;
+    }
     if (!s.messages || !s.concurrency || !s.phones || !s.connections) {
         *error = "messages, concurrency, phones and connections must be positive";
         return std::nullopt;
@@ -75,9 +87,11 @@ std::optional<RoundSpec> parse_round_spec(const nlohmann::json &j, std::string *
     return s;
 }
 
-Round::Round(asio::io_context &io, RoundSpec spec, WebhookTarget target, Done done)
-    : io_(io), spec_(std::move(spec)), target_(std::move(target)), done_(std::move(done)), deadline_(io) {
-    pool_ = std::make_shared<ClientPool>(io_, target_.endpoint, spec_.connections, spec_.post_timeout);
+Round::Round(asio::io_context &io, RoundSpec spec, std::vector<WebhookTarget> targets, Done done)
+    : io_(io), spec_(std::move(spec)), targets_(std::move(targets)), done_(std::move(done)), deadline_(io) {
+    size_t per_pool = std::max<size_t>(1, spec_.connections / targets_.size());
+    for (const auto &t : targets_)
+        pools_.push_back(std::make_shared<ClientPool>(io_, t.endpoint, per_pool, spec_.post_timeout));
     sent_at_.assign(spec_.messages, 0);
     received_at_.assign(spec_.messages, 0);
     waiter_.assign(spec_.messages, -1);
@@ -111,8 +125,10 @@ void Round::next(size_t c) {
     auto params = inbound_params(spec_.account_sid, phone(spec_.from_base, i % spec_.phones), spec_.to,
                                  spec_.body_prefix + std::to_string(i), "SM" + random_hex(32));
     sent_at_[i] = epoch_ms();  // before signing, as the Node generator times it
-    Request req = signed_webhook(target_, spec_.signed_url, spec_.auth_token, params);
-    pool_->post(std::move(req), [self = shared_from_this(), c, i](PostResult result) {
+    size_t k = c % targets_.size();
+    const std::string &signed_url = targets_.size() == 1 ? spec_.signed_url : spec_.targets[k];
+    Request req = signed_webhook(targets_[k], signed_url, spec_.auth_token, params);
+    pools_[k]->post(std::move(req), [self = shared_from_this(), c, i](PostResult result) {
         self->posted(c, i, std::move(result));
     });
 }
@@ -181,7 +197,11 @@ void Round::finish(std::string error) {
     deadline_.cancel();
     for (auto &conv : conversations_)
         conv->timer.cancel();
-    pool_->close();
+    size_t opened = 0;
+    for (auto &pool : pools_) {
+        pool->close();
+        opened += pool->opened();
+    }
 
     nlohmann::json sent = nlohmann::json::array(), received = nlohmann::json::array();
     for (size_t i = 0; i < spec_.messages; ++i) {
@@ -201,7 +221,7 @@ void Round::finish(std::string error) {
         {"replyTimeouts", reply_timeouts_},
         {"duplicateReplies", duplicates_},
         {"otherMessages", others_},
-        {"connectionsOpened", pool_->opened()},
+        {"connectionsOpened", opened},
         {"error", error.empty() ? nlohmann::json(nullptr) : nlohmann::json(error)},
     };
     // Called last and through a copy: the receiver may drop its reference to this round.

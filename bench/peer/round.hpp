@@ -31,6 +31,9 @@ struct RoundSpec {
     std::string to;           // (to) the service number texted
     std::string target;       // (target) where to post: the worker's /twilio/sms
     std::string signed_url;   // (signed_url) the URL signed; default target (the worker's public URL)
+    // (targets) instead of target: several workers' /twilio/sms URLs; conversation c posts to targets[c % n],
+    // signed for that URL (each worker's public URL), over its own connection pool (connections / n each).
+    std::vector<std::string> targets;
     std::string account_sid, auth_token;              // (account_sid, auth_token)
     std::chrono::milliseconds post_timeout{30000};    // (post_timeout_ms) one webhook, end to end
     std::chrono::milliseconds reply_timeout{180000};  // (reply_timeout_ms) one reply at the stand-in
@@ -54,7 +57,7 @@ class Round : public std::enable_shared_from_this<Round> {
   public:
     using Done = std::function<void(nlohmann::json)>;
 
-    Round(boost::asio::io_context &io, RoundSpec spec, WebhookTarget target, Done done);
+    Round(boost::asio::io_context &io, RoundSpec spec, std::vector<WebhookTarget> targets, Done done);
     void start();
 
     // on_message offers a send the stand-in accepted; true if it is the reply to one of this round's
@@ -74,9 +77,9 @@ class Round : public std::enable_shared_from_this<Round> {
 
     boost::asio::io_context &io_;
     RoundSpec spec_;
-    WebhookTarget target_;
+    std::vector<WebhookTarget> targets_;  // targets_[k] is spec_.targets[k]
     Done done_;
-    std::shared_ptr<ClientPool> pool_;
+    std::vector<std::shared_ptr<ClientPool>> pools_;  // one per target
     boost::asio::steady_timer deadline_;
     std::vector<std::unique_ptr<Conversation>> conversations_;
     std::vector<long long> sent_at_, received_at_;  // 0: not (yet)
