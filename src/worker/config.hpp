@@ -32,7 +32,7 @@ constexpr long MAX_IN_FLIGHT_MIN = 1;
 constexpr long MAX_IN_FLIGHT_MAX = 100000;
 
 // Twilio Messages API requests open at once per AccountSid. Twilio answers 429 (20429) above its account
-// concurrency limit (about 100, specs/twilio.md §3.3); 50 leaves room for a second worker and other API use.
+// concurrency limit (about 100, docs/protocols.md#twilio-messages-api); 50 leaves room for a second worker and other API use.
 constexpr long TWILIO_MAX_CONCURRENT_DEFAULT = 50;
 
 // Inbound connections held open at once (keep-alive included); more wait in the kernel backlog.

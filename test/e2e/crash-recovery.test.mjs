@@ -1,7 +1,7 @@
 // test/e2e/crash-recovery.test.mjs — a worker that dies mid-flight loses nothing: its leased jobs expire, a new
 // worker claims them again, and every reply reaches the Twilio stand-in. Agent calls are retried with the same
 // request_id (agents dedupe on it); an SMS is sent twice only when the worker died after Twilio accepted it and
-// before it recorded the sid — the Messages API has no idempotency key (twilio.md §3.3) — and the tests count
+// before it recorded the sid — the Messages API has no idempotency key (docs/protocols.md#twilio-messages-api) — and the tests count
 // and explain those duplicates instead of hiding them.
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';

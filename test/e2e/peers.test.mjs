@@ -14,7 +14,7 @@ import { startStatusSink } from './lib/status-sink.mjs';
 const SID = 'AC0123456789abcdef0123456789abcdef';
 const TOKEN = 'e2e-auth-token';
 
-describe('twilio SDK signing matches the published vectors (specs/twilio.md §2.6)', () => {
+describe('twilio SDK signing matches the published vectors (docs/protocols.md#twilio-test-vectors)', () => {
     const P = { CallSid: 'CA1234567890ABCDE', Caller: '+14158675309', Digits: '1234', From: '+14158675309', To: '+18005551212' };
     test('T1 and the derived SMS vector sign as published', () => {
         assert.equal(twilio.getExpectedTwilioSignature('12345', 'https://mycompany.com/myapp.php?foo=1&bar=2', P),
@@ -134,7 +134,7 @@ describe('Twilio Messages API stand-in', async () => {
     });
 });
 
-describe('http agent (mcp.md §9)', async () => {
+describe('http agent (docs/protocols.md#http-agent-protocol)', async () => {
     const agent = await startHttpAgent({ name: 'h' });
     after(() => agent.close());
     const call = (body) => fetch(agent.url, {
@@ -163,7 +163,7 @@ describe('http agent (mcp.md §9)', async () => {
     });
 });
 
-describe('MCP agent through the SDK client (mcp.md §10.1)', () => {
+describe('MCP agent through the SDK client (docs/protocols.md#mcp-sdk-peers)', () => {
     for (const transport of ['json', 'sse', 'stateful']) {
         test(`${transport}: initialize, list tools, call chat`, async () => {
             const agent = await startMcpAgent({ transport, name: `m-${transport}` });

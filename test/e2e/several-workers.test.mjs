@@ -6,7 +6,7 @@
 // webhook re-posted to another worker after its first worker died is a 'duplicate'), agent calls are fenced by
 // attempt (a call repeated after the crash completes once), so each text gets one reply — with one exception the
 // design accepts: a send the killed worker had made and Twilio had accepted, but whose 201 it never recorded, is
-// sent again by the worker that takes the expired lease (the Messages API has no idempotency key, twilio.md §3.3).
+// sent again by the worker that takes the expired lease (the Messages API has no idempotency key, docs/protocols.md#twilio-messages-api).
 // Such a duplicate is allowed only when its first copy reached the Twilio stand-in before the kill and its
 // sms_send job was attempted again; any other duplicate fails the test.
 import assert from 'node:assert/strict';

@@ -1,4 +1,4 @@
-// test/e2e/lib/twilio-webhook.mjs — inbound SMS webhooks exactly as Twilio posts them (specs/twilio.md §1–§2),
+// test/e2e/lib/twilio-webhook.mjs — inbound SMS webhooks exactly as Twilio posts them (docs/protocols.md#twilio-inbound-webhooks),
 // signed with the twilio SDK's own getExpectedTwilioSignature, never with our code.
 import { Agent, request } from 'node:http';
 import twilio from 'twilio';

@@ -1,4 +1,4 @@
-// test/e2e/lib/twiml.mjs — assertions on the worker's TwiML answers to Twilio (specs/twilio.md §1.3).
+// test/e2e/lib/twiml.mjs — assertions on the worker's TwiML answers to Twilio (docs/protocols.md#twilio-inbound-webhooks).
 import assert from 'node:assert/strict';
 
 // assertAccepted checks a webhook answer is 200 TwiML with no inline reply and returns it.

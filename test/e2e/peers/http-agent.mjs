@@ -1,4 +1,4 @@
-// test/e2e/peers/http-agent.mjs — a plain JSON agent speaking DarkSpere's `http` protocol (specs/mcp.md §9):
+// test/e2e/peers/http-agent.mjs — a plain JSON agent speaking DarkSpere's `http` protocol (docs/protocols.md#http-agent-protocol):
 // POST {request_id, session_id, from, to, message, history} → 200 {"reply": "..."}. It records every request so
 // tests can assert what the worker sent, and it can misbehave on demand to drive failover.
 //

@@ -1,6 +1,6 @@
 // test/e2e/peers/mcp-agent.mjs — an MCP agent built with the official TypeScript SDK 1.x (McpServer +
 // StreamableHTTPServerTransport), serving the legacy protocol era (2025-11-25 and older) at POST /mcp. The SDK
-// does the protocol, so the worker's MCP client is checked against code we did not write (specs/mcp.md §10.1).
+// does the protocol, so the worker's MCP client is checked against code we did not write (docs/protocols.md#mcp-sdk-peers).
 //
 // Transports:
 //   json       stateless, one server + transport per POST, plain JSON responses (enableJsonResponse: true)
@@ -35,7 +35,7 @@ export const MCP_BEHAVIORS = ['echo', 'slow', 'isError', 'empty', 'error500'];
 
 const historyTurn = z.object({ role: z.string(), content: z.string() }).passthrough();
 
-// The `chat` tool declares every argument of DarkSpere's default binding (mcp.md §6.3), so the worker sends
+// The `chat` tool declares every argument of DarkSpere's default binding (docs/protocols.md#mcp-tools), so the worker sends
 // them all; only `message` is required, so a worker that sends less still gets an answer (and tests see it).
 const chatInput = {
     message: z.string().describe('the SMS text of this turn'),
