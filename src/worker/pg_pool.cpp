@@ -38,6 +38,10 @@ bool sqlstate_is_connection_error(const std::string &sqlstate) {
     return sqlstate.rfind("08", 0) == 0 || sqlstate.rfind("57P0", 0) == 0;
 }
 
+bool sqlstate_is_lock_conflict(const std::string &sqlstate) {
+    return sqlstate == "40P01" || sqlstate == "40001";
+}
+
 std::optional<std::string> PgResult::value(size_t row, const std::string &column) const {
     if (row >= rows.size())
         return std::nullopt;

@@ -144,5 +144,8 @@ class PgPool {
 
 // sqlstate_is_connection_error — class 08 (connection exception) and 57P0x (server shutting down).
 bool sqlstate_is_connection_error(const std::string &sqlstate);
+// sqlstate_is_lock_conflict — 40P01 (deadlock detected) and 40001 (serialization failure): the transaction was
+// rolled back and the same statement may succeed when run again.
+bool sqlstate_is_lock_conflict(const std::string &sqlstate);
 
 }  // namespace darkspere::worker

@@ -95,16 +95,31 @@ void ReceiveBatcher::pump() {
 
 // run_alone — one message, one statement, in a turn of its own (`counted`) or in its batch's.
 void ReceiveBatcher::run_alone(Waiting w, bool counted) {
-    const InboundSms &sms = w.sms;
+    if (counted)
+        ++running_;
+    store_alone(std::make_shared<Waiting>(std::move(w)), counted, 1);
+}
+
+// store_alone — runs the message's statement; one that lost a lock conflict runs again (a webhook answered 500
+// is not retried by Twilio without a fallback URL, so giving up here would lose the text).
+void ReceiveBatcher::store_alone(std::shared_ptr<Waiting> w, bool counted, int attempt) {
+    const InboundSms &sms = w->sms;
     PgParams params = sms.args;
     if (sms.slot)
         append_offer(params, *sms.slot);
-    if (counted)
-        ++running_;
     pool_.query(
         sms.slot ? SQL_RECEIVE_SMS_LEASED : SQL_RECEIVE_SMS, std::move(params),
-        [this, counted, done = std::move(w.done)](PgResult r) {
-            done(std::move(r));
+        [this, counted, attempt, w](PgResult r) {
+            if (!r.ok && !r.unavailable && sqlstate_is_lock_conflict(r.sqlstate) &&
+                attempt < RECEIVE_CONFLICT_ATTEMPTS) {
+                log_warn("receive_sms lost a lock conflict; storing the message again",
+                         {{"sqlstate", r.sqlstate},
+                          {"attempt", attempt},
+                          {"message_sid", w->sms.args[4].value_or("")}});
+                store_alone(w, counted, attempt + 1);
+                return;
+            }
+            w->done(std::move(r));
             if (counted) {
                 --running_;
                 pump();

@@ -30,6 +30,9 @@ constexpr size_t RECEIVE_BATCH_MAX = 100;
 // Messages that may wait for a statement; beyond this a webhook is answered "unavailable" at once. (Each
 // waits on an open HTTP connection, so max-connections, 1024 by default, bounds the waiting first.)
 constexpr size_t RECEIVE_WAITING_MAX = 20000;
+// A message's single statement aborted by a lock conflict (deadlock, serialization failure) is run again, at most
+// this many times in all: the aborted transaction changed nothing and the statement is idempotent by MessageSid.
+constexpr int RECEIVE_CONFLICT_ATTEMPTS = 3;
 
 // InboundSms — receive_sms's seven arguments (provider_account, to_number, from_number, body, message_sid,
 // num_media, request_id) and the call slot reserved for the message, if any.
@@ -63,6 +66,7 @@ class ReceiveBatcher {
     bool has_turn() const { return running_ < std::max<size_t>(1, concurrency_()); }
     void pump();
     void run_alone(Waiting w, bool counted);
+    void store_alone(std::shared_ptr<Waiting> w, bool counted, int attempt);
     void run_batch(std::vector<Waiting> batch);
     void run_one_by_one(std::shared_ptr<std::vector<Waiting>> batch, size_t next);
 
