@@ -50,7 +50,9 @@ static void create_key_file(const char *path) {
         ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR), errmsg("could not generate a random master key")));
     }
     char tmp[MAXPGPATH];
-    snprintf(tmp, sizeof tmp, "%s.%d.tmp", path, MyProcPid);
+    if (snprintf(tmp, sizeof tmp, "%s.%d.tmp", path, MyProcPid) >= static_cast<int>(sizeof tmp)) {
+        ereport(ERROR, (errcode(ERRCODE_NAME_TOO_LONG), errmsg("key file path too long: \"%s\"", path)));
+    }
     int fd = OpenTransientFilePerm(tmp, O_WRONLY | O_CREAT | O_EXCL | PG_BINARY, S_IRUSR | S_IWUSR);
     if (fd < 0) {
         ereport(ERROR, (errcode_for_file_access(), errmsg("could not create key file \"%s\": %m", tmp)));
