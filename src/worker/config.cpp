@@ -393,7 +393,7 @@ std::optional<Config> load_config(const ConfigSources &sources) {
         // The file holds Twilio tokens and perhaps a database password: refuse one that other users can read.
         if (auto mode = sources.file_mode(file); mode && (*mode & 077) != 0) {
             char octal[8];
-            std::snprintf(octal, sizeof octal, "%04o", *mode);
+            std::snprintf(octal, sizeof octal, "%04o", *mode & 07777u);  // permission bits only
             throw ConfigError(
                 "config file \"" + file + "\" has mode " + octal + ": group or others may read or write it",
                 "chmod 600 " + file + " (it holds secrets; the worker's user must own it)");
