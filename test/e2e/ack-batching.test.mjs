@@ -31,7 +31,19 @@ describe('ack batching', () => {
         answers.forEach(assertAccepted);
         // Generous: under ASan (scripts/test sanitize) on a busy 2-core machine the burst takes many seconds.
         for (const p of phones) {
-            const replies = await stack.waitForReplies(p, 1, { timeoutMs: 45000 });
+            let replies;
+            try {
+                replies = await stack.waitForReplies(p, 1, { timeoutMs: 45000 });
+            } catch (err) {
+                // Say where the burst stands, so a failure in CI can be read without rerunning it.
+                const jobs = await stack.db.query(
+                    'SELECT kind, state, attempt, claimed_by, last_error, count(*)::int AS n FROM darkspere.jobs GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2');
+                const messages = await stack.db.query(
+                    'SELECT direction, status, count(*)::int AS n FROM darkspere.messages GROUP BY 1, 2 ORDER BY 1, 2');
+                err.message += `\njobs: ${JSON.stringify(jobs)}\nmessages: ${JSON.stringify(messages)}`
+                    + `\nsent to Twilio: ${stack.api.messages.length}`;
+                throw err;
+            }
             assert.equal(replies.length, 1);
             assert.match(replies[0].body, new RegExp(`burst from \\${p}`));
         }
