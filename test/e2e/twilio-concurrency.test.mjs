@@ -14,6 +14,7 @@ const cluster = await startCluster();
 after(() => cluster.destroy());
 
 const SEND_MS = 150; // how long the stand-in takes to answer each send in these tests
+const TURN_SEND_MS = 1000; // … in the test of turns between tenants
 
 describe('Twilio request concurrency', () => {
     test('a burst of 12 replies never has more than 3 requests open; Twilio answers no 429; each phone gets one reply', { timeout: 60000 }, async (t) => {
@@ -41,13 +42,18 @@ describe('Twilio request concurrency', () => {
     test("another tenant's reply is not queued behind a tenant's burst on the same Twilio account", { timeout: 60000 }, async (t) => {
         const stack = await useStack(t, cluster, {
             agents: [{ kind: 'http', capacity: 100 }],
-            worker: { extraArgs: ['--twilio-max-concurrent', '1'] },
+            // A lease long enough that no send of the burst gives up waiting for the one slot (a send waits at most
+            // its lease less its deadline): the order of sends is the gate's, not retries'.
+            worker: { leaseSeconds: 30, extraArgs: ['--twilio-max-concurrent', '1'] },
         });
         // A second tenant with its own number on the same Twilio account, answered by the same agent server.
         const otherNumber = '+14155550198';
         await stack.addTenant({ name: 'Cafe', number: otherNumber, agentUrl: stack.agents[0].peer.url });
 
-        stack.api.fail({ times: 20, delay_ms: SEND_MS });
+        // Slower sends than the first test's: the cafe's webhook, agent call and ack must reach the worker's queue
+        // for the slot while at most one more send of the burst completes, also on a loaded machine (at 150 ms
+        // it took three in a fresh Debian root).
+        stack.api.fail({ times: 20, delay_ms: TURN_SEND_MS });
         const burst = Array.from({ length: 8 }, (_, i) => phone(920 + i));
         (await Promise.all(burst.map((p) => stack.sms(p, `bakery burst ${p}`)))).forEach(assertAccepted);
         // One send is open, the other seven wait in the worker for the one slot.
@@ -57,7 +63,7 @@ describe('Twilio request concurrency', () => {
         const cafePhone = phone(950);
         assertAccepted(await stack.sms(cafePhone, 'one latte please', { to: otherNumber }));
         await stack.waitForReplies(cafePhone, 1, { timeoutMs: 20000 });
-        await stack.api.waitForMessages(9, { timeoutMs: 20000 });
+        await stack.api.waitForMessages(9, { timeoutMs: 40000 });
         const order = stack.api.messages.map((m) => (m.to === cafePhone ? 'cafe' : 'bakery'));
         const position = order.indexOf('cafe');
         // In arrival order it would be last (9th); in turn it goes after the send that was open and at most one
