@@ -239,8 +239,12 @@ void CurlHttpClient::arm(const std::shared_ptr<Socket> &s) {
         s->descriptor.async_wait(asio::posix::descriptor_base::wait_read,
                                  [this, alive, s, fd](const boost::system::error_code &ec) {
                                      s->reading = false;
-                                     if (alive.expired() || s->closed || ec == asio::error::operation_aborted)
+                                     if (alive.expired() || s->closed)
                                          return;
+                                     if (ec == asio::error::operation_aborted) {
+                                         rearm_after_cancel(s);
+                                         return;
+                                     }
                                      socket_ready(fd, CURL_CSELECT_IN | (ec ? CURL_CSELECT_ERR : 0));
                                  });
     }
@@ -249,11 +253,25 @@ void CurlHttpClient::arm(const std::shared_ptr<Socket> &s) {
         s->descriptor.async_wait(asio::posix::descriptor_base::wait_write,
                                  [this, alive, s, fd](const boost::system::error_code &ec) {
                                      s->writing = false;
-                                     if (alive.expired() || s->closed || ec == asio::error::operation_aborted)
+                                     if (alive.expired() || s->closed)
                                          return;
+                                     if (ec == asio::error::operation_aborted) {
+                                         rearm_after_cancel(s);
+                                         return;
+                                     }
                                      socket_ready(fd, CURL_CSELECT_OUT | (ec ? CURL_CSELECT_ERR : 0));
                                  });
     }
+}
+
+// rearm_after_cancel — a wait was cancelled (curl said CURL_POLL_REMOVE), but until its handler ran, arm()
+// saw the wait as still pending and started no other. If curl wants the socket again by now (a kept-alive
+// connection reused by the next request before the cancelled handler ran), nothing would watch it: its answer
+// would sit unread until the request's deadline. Re-arming here closes that gap; arm() starts only the waits
+// still missing.
+void CurlHttpClient::rearm_after_cancel(const std::shared_ptr<Socket> &s) {
+    if (s->want)
+        arm(s);
 }
 
 void CurlHttpClient::socket_ready(int fd, int direction) {

@@ -38,6 +38,7 @@ class CurlHttpClient final : public HttpClient {
     size_t in_flight() const { return transfers_.size(); }
 
   private:
+    friend class CurlHttpClientTestPeer;  // test/unit: drives the socket callbacks as curl would
     struct Transfer;
     struct Socket {
         explicit Socket(boost::asio::io_context &io, int fd) : descriptor(io, fd) {}
@@ -56,6 +57,7 @@ class CurlHttpClient final : public HttpClient {
     static bool over_cap(Transfer *t, size_t len);
 
     void arm(const std::shared_ptr<Socket> &socket);
+    void rearm_after_cancel(const std::shared_ptr<Socket> &socket);
     void socket_ready(int fd, int direction);
     void timer_fired();
     void collect_finished();
