@@ -101,11 +101,16 @@ describe('three workers on one database', () => {
         const killed = await victim.kill();
         const killedAt = Date.now();
         assert.equal(killed.signal, 'SIGKILL');
-        await load;
-        // Its last commits may still land just after the kill; then what it held is fixed.
-        await sleep(500);
-        const orphaned = await stack.db.query(
+        // What the victim held: read twice and united. Early (500 ms after the kill, while the load goes on),
+        // because once its leases expire (leaseSeconds after each claim) the survivors take its jobs over and the
+        // rows no longer name it — on a slow machine the rest of the load can outlast a lease. Late (after the
+        // load), because a statement it sent just before dying may still commit afterwards and lease it a job.
+        const heldByVictim = () => stack.db.query(
             "SELECT job_id, kind, attempt FROM darkspere.jobs WHERE state = 'running' AND claimed_by = $1", [victim.name]);
+        const early = sleep(500).then(heldByVictim);
+        await load;
+        await sleep(500);
+        const orphaned = [...new Map([...(await early), ...(await heldByVictim())].map((j) => [j.job_id, j])).values()];
 
         const queueSettled = async () => (await stack.db.value(
             "SELECT count(*)::int FROM darkspere.jobs WHERE state IN ('pending', 'running')")) === 0;
@@ -160,17 +165,41 @@ describe('three workers on one database', () => {
               JOIN darkspere.messages m ON m.message_id = j.message_id
              WHERE j.kind = 'sms_send' AND j.job_id = ANY($1)`, [orphaned.map((j) => j.job_id)])).map((r) => r.body));
         let duplicates = 0;
+        const timedOutDuplicates = [];
         for (let i = 0; i < TEXTS; i++) {
             const got = copies.get(replyFor(i)) || [];
             if (got.length === 1) continue;
             assert.equal(got.length, 2, `text ${i}: ${got.length} replies; at most one resend per orphaned lease`);
-            assert.ok(orphanedReplies.has(replyFor(i)),
-                `text ${i}: a duplicate reply whose sms_send job the killed worker did not hold: ${JSON.stringify(got)}`);
-            // Its first copy was a request the victim made before it died (the stand-in reads requests in this
-            // process, so one written just before the kill may be read a little after it: 1 s of slack).
+            // The other duplicate the design accepts: a survivor's send that Twilio accepted but whose answer did
+            // not come back within twilio-deadline-ms (the send is retried; the Messages API has no idempotency
+            // key). Its job says so in last_error; it is counted and reported, not failed.
+            const timedOut = !orphanedReplies.has(replyFor(i)) && (await stack.db.value(`SELECT count(*)::int
+                  FROM darkspere.jobs j JOIN darkspere.messages m ON m.message_id = j.message_id
+                 WHERE m.body = $1 AND j.kind = 'sms_send' AND j.attempt >= 2
+                   AND j.last_error LIKE 'twilio unreachable: timeout%'`, [replyFor(i)])) > 0;
+            if (timedOut) {
+                timedOutDuplicates.push(i);
+                continue;
+            }
+            if (!orphanedReplies.has(replyFor(i))) {
+                // Say everything needed to tell a slow survivor from a missed orphan: who was killed and when, the
+                // send job's history, and what each worker logged about lost leases.
+                const jobs = await stack.db.query(`SELECT j.job_id, j.state, j.attempt, j.claimed_by, j.kind, j.created_at,
+                        j.finished_at, left(j.last_error, 160) AS last_error FROM darkspere.jobs j
+                      JOIN darkspere.messages m ON m.message_id = j.message_id WHERE m.body = $1`, [replyFor(i)]);
+                const leaseLost = workers.map((w) => `${w.name} (port ${w.port}): ${JSON.stringify(
+                    w.logs.filter((l) => /lease/.test(JSON.stringify(l))).slice(0, 5))}`);
+                assert.fail(`text ${i}: a duplicate reply whose sms_send job the killed worker (${victim.name}, port `
+                    + `${victim.port}, killed ${new Date(killedAt).toISOString()}) did not hold: copies `
+                    + `${JSON.stringify(got.map((m) => ({ at: m.received_at, callback: m.status_callback })))}; `
+                    + `jobs ${JSON.stringify(jobs)}; orphaned ${JSON.stringify(orphaned)}; lease logs ${leaseLost.join('; ')}`);
+            }
+            // Its first copy was a request the victim made before it died: each worker asks for status callbacks
+            // at its own URL. (Not judged by time: the stand-in runs in this process and, on a busy machine, reads
+            // a request the victim wrote just before the kill well after it.)
             const first = stack.api.requests.find((r) => r.params?.Body === replyFor(i));
-            assert.ok(Date.parse(first.received_at) <= killedAt + 1000,
-                `text ${i}: the first copy of a duplicate reached Twilio after the kill (${first.received_at})`);
+            assert.equal(new URL(first.params.StatusCallback).port, String(victim.port),
+                `text ${i}: the first copy of a duplicate came from a survivor (${first.params.StatusCallback}), not the killed worker`);
             duplicates += 1;
         }
         const orphanedSends = orphaned.filter((j) => j.kind === 'sms_send').length;
@@ -178,6 +207,7 @@ describe('three workers on one database', () => {
         t.diagnostic(`jobs by worker ${JSON.stringify(byWorker)}; orphaned by the kill ${orphaned.length} `
             + `(${orphaned.filter((j) => j.kind === 'agent_call').length} agent calls, ${orphanedSends} sends); webhooks re-posted after the kill ${retried.length}; `
             + `webhooks answered 5xx and re-posted ${refused.length}${refused.length ? ` (${refused.join('; ')})` : ''}; `
-            + `duplicate SMS ${duplicates} (sends Twilio accepted whose 201 the killed worker never recorded)`);
+            + `duplicate SMS ${duplicates} (sends Twilio accepted whose 201 the killed worker never recorded)`
+            + `${timedOutDuplicates.length ? `; duplicates after a timed-out send ${timedOutDuplicates.length} (texts ${timedOutDuplicates})` : ''}`);
     });
 });
