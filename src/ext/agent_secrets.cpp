@@ -194,11 +194,12 @@ DARKSPERE_FUNCTION(darkspere_rotate_agent_secret) {
     int64 agent_id = required_int64(fcinfo, 0, "agent_id");
     SPI_connect();
     Datum args[1] = {Int64GetDatum(agent_id)};
-    if (spi_run(kRotate, args, nullptr, false, 1) == 0) {
+    SpiResult rotated = spi_run(kRotate, args, nullptr, false, 1);
+    if (rotated.empty()) {
         ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
                         errmsg("agent %lld does not exist", static_cast<long long>(agent_id))));
     }
-    int32 generation = spi_int32(0, 1);
+    int32 generation = rotated.get_int32(0, 1);
     char secret[kAgentSecretChars + 1];
     agent_signing_secret(agent_id, generation, secret);
     SPI_finish();

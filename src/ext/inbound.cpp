@@ -131,8 +131,7 @@ static int64 store_inbound(const Inbound &in, int64 account_id, int64 session_id
                       ' ',
                       null_flag(agent_id == 0),
                       null_flag(in.request_id == nullptr)};
-    spi_run(kInsertInbound, args, nulls, false, 1);
-    return spi_int64(0, 1);
+    return spi_run(kInsertInbound, args, nulls, false, 1).get_int64(0, 1);
 }
 
 // handle_keyword — records consent for STOP / START / HELP and answers with the account's text. A phone that
@@ -195,25 +194,27 @@ static Outcome receive(const Inbound &in, MemoryContext caller) {
 
     Datum lookup_args[3] = {text_datum(in.to_number), text_datum(in.from_number),
                             text_datum(in.provider_account)};
-    if (spi_run(kNumberLookup, lookup_args, nullptr, false, 1) == 0) {
+    SpiResult number = spi_run(kNumberLookup, lookup_args, nullptr, false, 1);
+    if (number.empty()) {
         out.disposition = "unknown_number";  // no such number, or not one of this AccountSid's
         return out;
     }
-    int64 account_id = spi_int64(0, 1);
-    char *help_text = spi_text_copy(0, 2, caller);
-    char *opt_out_text = spi_text_copy(0, 3, caller);
-    char *opt_in_text = spi_text_copy(0, 4, caller);
-    bool opted_out = spi_bool(0, 5);
-    bool hard_cap = spi_bool(0, 6);
+    int64 account_id = number.get_int64(0, 1);
+    char *help_text = number.text_copy(0, 2, caller);
+    char *opt_out_text = number.text_copy(0, 3, caller);
+    char *opt_in_text = number.text_copy(0, 4, caller);
+    bool opted_out = number.get_bool(0, 5);
+    bool hard_cap = number.get_bool(0, 6);
 
     Datum lock_args[2] = {Int32GetDatum(kDedupeLockClass), text_datum(in.message_sid)};
     spi_run(kDedupeLock, lock_args, nullptr, false, 0);
     Datum sid_args[1] = {text_datum(in.message_sid)};
-    if (spi_run(kFindBySid, sid_args, nullptr, false, 1) > 0) {
+    SpiResult original = spi_run(kFindBySid, sid_args, nullptr, false, 1);
+    if (!original.empty()) {
         out.disposition = "duplicate";
-        out.message_id = spi_int64(0, 1);
-        out.session_id = spi_int64(0, 2);
-        out.agent_id = spi_int64(0, 3);
+        out.message_id = original.get_int64(0, 1);
+        out.session_id = original.get_int64(0, 2);
+        out.agent_id = original.get_int64(0, 3);
         return out;
     }
 
@@ -382,13 +383,14 @@ static void require_objects(Jsonb *messages) {
     }
 }
 
-static char *batch_text(uint64 row, int column, const char *field, bool required, MemoryContext context) {
-    if (required && spi_is_null(row, column)) {
+static char *batch_text(const SpiResult &rows, uint64 row, int column, const char *field, bool required,
+                        MemoryContext context) {
+    if (required && rows.is_null(row, column)) {
         ereport(ERROR,
                 (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
                  errmsg("messages[%llu].%s must not be null", static_cast<unsigned long long>(row), field)));
     }
-    return spi_text_copy(row, column, context);
+    return rows.text_copy(row, column, context);
 }
 
 // num_media: an integer (a JSON number or its digits as a string), parsed exactly as receive_sms's int
@@ -415,7 +417,8 @@ static bool batch_take_call(uint64 row, const char *value) {
 static BatchItem *read_batch(Jsonb *messages, MemoryContext context, int *nitems) {
     require_objects(messages);
     Datum arg[1] = {JsonbPGetDatum(messages)};
-    uint64 rows = spi_run(kReadInbound, arg, nullptr, true, 0);
+    SpiResult read = spi_run(kReadInbound, arg, nullptr, true, 0);
+    uint64 rows = read.rows();
     auto *items = static_cast<BatchItem *>(MemoryContextAllocZero(context, sizeof(BatchItem) * (rows + 1)));
     int current = 0;
     ErrorContextCallback error_context = {error_context_stack, batch_error_context, &current};
@@ -423,14 +426,14 @@ static BatchItem *read_batch(Jsonb *messages, MemoryContext context, int *nitems
     for (uint64 r = 0; r < rows; r++) {
         BatchItem &item = items[r];
         current = static_cast<int>(r);
-        item.in.provider_account = batch_text(r, 1, "provider_account", true, context);
-        item.in.to_number = batch_text(r, 2, "to_number", true, context);
-        item.in.from_number = batch_text(r, 3, "from_number", true, context);
-        item.in.body = batch_text(r, 4, "body", true, context);
-        item.in.message_sid = batch_text(r, 5, "message_sid", true, context);
-        item.in.num_media = batch_num_media(batch_text(r, 6, "num_media", false, context));
-        item.in.request_id = batch_text(r, 7, "request_id", false, context);
-        item.take_call = batch_take_call(r, batch_text(r, 8, "take_call", false, context));
+        item.in.provider_account = batch_text(read, r, 1, "provider_account", true, context);
+        item.in.to_number = batch_text(read, r, 2, "to_number", true, context);
+        item.in.from_number = batch_text(read, r, 3, "from_number", true, context);
+        item.in.body = batch_text(read, r, 4, "body", true, context);
+        item.in.message_sid = batch_text(read, r, 5, "message_sid", true, context);
+        item.in.num_media = batch_num_media(batch_text(read, r, 6, "num_media", false, context));
+        item.in.request_id = batch_text(read, r, 7, "request_id", false, context);
+        item.take_call = batch_take_call(r, batch_text(read, r, 8, "take_call", false, context));
         item.index = static_cast<int>(r);
         item.handed_job = -1;
         validate_inbound(item.in);
@@ -612,11 +615,12 @@ DARKSPERE_FUNCTION(darkspere_record_provider_opt_out) {
     require_non_empty(phone, "phone");
     SPI_connect();
     Datum number_arg[1] = {text_datum(service_number)};
-    if (spi_run(kAccountForNumber, number_arg, nullptr, false, 1) == 0) {
+    SpiResult owner = spi_run(kAccountForNumber, number_arg, nullptr, false, 1);
+    if (owner.empty()) {
         ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
                         errmsg("no account has service number %s", service_number)));
     }
-    int64 account_id = spi_int64(0, 1);
+    int64 account_id = owner.get_int64(0, 1);
     Datum args[6] = {Int64GetDatum(account_id),
                      text_datum(service_number),
                      text_datum(phone),

@@ -62,7 +62,7 @@ static Statement kIsOptedOut = {
 
 bool is_opted_out(int64 account_id, const char *service_number, const char *phone) {
     Datum args[3] = {Int64GetDatum(account_id), text_datum(service_number), text_datum(phone)};
-    return spi_run(kIsOptedOut, args, nullptr, false, 1) > 0;
+    return !spi_run(kIsOptedOut, args, nullptr, false, 1).empty();
 }
 
 }  // namespace darkspere

@@ -94,10 +94,10 @@ int64 enqueue_agent_call(int64 account_id, int64 session_id, int64 message_id, i
                      worker,
                      lease};
     char nulls[7] = {' ', ' ', ' ', ' ', ' ', null_flag(!handoff), null_flag(!handoff)};
-    spi_run(kInsertAgentCall, args, nulls, false, 1);
-    bool handed = spi_bool(0, 2);
-    int64 job_id = spi_int64(0, 1);
-    int32 attempt = spi_int32(0, 3);
+    SpiResult job = spi_run(kInsertAgentCall, args, nulls, false, 1);
+    bool handed = job.get_bool(0, 2);
+    int64 job_id = job.get_int64(0, 1);
+    int32 attempt = job.get_int32(0, 3);
     agent_load_add(agent_id, 1);
     Datum payload = handed ? build_agent_payload(message_id, agent_id) : (Datum)0;
     if (payload != (Datum)0) {
@@ -188,12 +188,14 @@ void enqueue_reply(int64 account_id, int64 session_id, int64 reply_to, const cha
                           null_flag(!handoff),
                           null_flag(!handoff),
                           null_flag(!cut_here)};
-        if (spi_run(kInsertReply, args, nulls, false, 0) == 0) {
+        SpiResult job = spi_run(kInsertReply, args, nulls, false, 0);
+        if (job.empty()) {
             continue;  // suppressed: no job
         }
-        if (spi_bool(0, 2)) {
+        if (job.get_bool(0, 2)) {
             bool isnull;
-            handoff_record(spi_int64(0, 1), spi_int32(0, 3), "sms_send", spi_datum(0, 4, &isnull));
+            handoff_record(job.get_int64(0, 1), job.get_int32(0, 3), "sms_send",
+                           job.get_datum(0, 4, &isnull));
         } else {
             queued = true;
         }
@@ -261,12 +263,13 @@ static Statement kAgentPayload = {
 static Datum build_agent_payload(int64 message_id, int64 agent_id) {
     Datum args[4] = {Int64GetDatum(message_id), Int64GetDatum(agent_id), Int32GetDatum(history_turns),
                      Float8GetDatum(static_cast<double>(agent_secret_grace_s))};
-    if (spi_run(kAgentPayload, args, nullptr, false, 1) == 0) {
+    SpiResult row = spi_run(kAgentPayload, args, nullptr, false, 1);
+    if (row.empty()) {
         return (Datum)0;
     }
     bool isnull;
-    Datum payload = spi_datum(0, 1, &isnull);
-    Datum secrets = agent_signing_secrets_jsonb(agent_id, spi_int32(0, 2), spi_bool(0, 3));
+    Datum payload = row.get_datum(0, 1, &isnull);
+    Datum secrets = agent_signing_secrets_jsonb(agent_id, row.get_int32(0, 2), row.get_bool(0, 3));
     return DirectFunctionCall2(jsonb_concat, payload, secrets);
 }
 
@@ -402,21 +405,23 @@ static double backoff_seconds(int attempt) {
 static void dead_letter(int64 job_id, const char *error, bool send_fallback) {
     MemoryContext caller = CurrentMemoryContext;
     Datum args[2] = {Int64GetDatum(job_id), text_datum(error)};
-    if (spi_run(kDeadLetter, args, nullptr, false, 1) == 0 || !send_fallback) {
+    SpiResult failed = spi_run(kDeadLetter, args, nullptr, false, 1);
+    if (failed.empty() || !send_fallback) {
         return;
     }
-    char *direction = spi_text_copy(0, 6, caller);
-    char *fallback = spi_text_copy(0, 7, caller);
+    char *direction = failed.text_copy(0, 6, caller);
+    char *fallback = failed.text_copy(0, 7, caller);
     if (strcmp(direction, "in") != 0 || fallback == nullptr || fallback[0] == '\0') {
         return;
     }
-    int64 account_id = spi_int64(0, 1);
-    int64 session_id = spi_int64(0, 2);
-    char *service_number = spi_text_copy(0, 3, caller);
-    char *phone = spi_text_copy(0, 4, caller);
-    char *request_id = spi_text_copy(0, 5, caller);
+    int64 account_id = failed.get_int64(0, 1);
+    int64 session_id = failed.get_int64(0, 2);
+    char *service_number = failed.text_copy(0, 3, caller);
+    char *phone = failed.text_copy(0, 4, caller);
+    char *request_id = failed.text_copy(0, 5, caller);
     // No agent wrote this text, so the reply carries no agent id.
-    enqueue_reply(account_id, session_id, spi_int64(0, 8), service_number, phone, fallback, 0, request_id);
+    enqueue_reply(account_id, session_id, failed.get_int64(0, 8), service_number, phone, fallback, 0,
+                  request_id);
 }
 
 static void complete_agent_call(int64 message_id, int64 agent_id, Jsonb *result) {
@@ -442,16 +447,17 @@ static void complete_agent_call(int64 message_id, int64 agent_id, Jsonb *result)
     health_record(agent_id, true, latency_ms, latency_known);
 
     Datum args[1] = {Int64GetDatum(message_id)};
-    if (spi_run(kAnswered, args, nullptr, false, 1) == 0) {
+    SpiResult turn = spi_run(kAnswered, args, nullptr, false, 1);
+    if (turn.empty()) {
         return;  // the message is gone (account deleted): nothing to answer
     }
-    int64 account_id = spi_int64(0, 1);
-    int64 session_id = spi_int64(0, 2);
-    char *service_number = spi_text_copy(0, 3, caller);
-    char *phone = spi_text_copy(0, 4, caller);
-    char *request_id = spi_text_copy(0, 5, caller);
-    char *fallback = spi_text_copy(0, 6, caller);
-    ReplyChecks checks = {true, spi_bool(0, 7), spi_bool(0, 8)};
+    int64 account_id = turn.get_int64(0, 1);
+    int64 session_id = turn.get_int64(0, 2);
+    char *service_number = turn.text_copy(0, 3, caller);
+    char *phone = turn.text_copy(0, 4, caller);
+    char *request_id = turn.text_copy(0, 5, caller);
+    char *fallback = turn.text_copy(0, 6, caller);
+    ReplyChecks checks = {true, turn.get_bool(0, 7), turn.get_bool(0, 8)};
     usage_add(account_id, "agent_messages", 1);
 
     if (reply != nullptr && reply_len > 0) {
@@ -481,10 +487,11 @@ static void complete_sms_send(int64 message_id, Jsonb *result) {
                      status ? text_datum(status) : (Datum)0, Int32GetDatum(segments)};
     char nulls[4] = {' ', null_flag(sid == nullptr), null_flag(status == nullptr),
                      null_flag(!segments_known)};
-    if (spi_run(kSent, args, nulls, false, 1) == 0) {
+    SpiResult sent = spi_run(kSent, args, nulls, false, 1);
+    if (sent.empty()) {
         return;
     }
-    usage_add(spi_int64(0, 1), "sms_out", Max(spi_int32(0, 2), 1));
+    usage_add(sent.get_int64(0, 1), "sms_out", Max(sent.get_int32(0, 2), 1));
     if (sid != nullptr) {
         apply_pending_delivery_events(sid);
     }
@@ -570,17 +577,15 @@ DARKSPERE_FUNCTION(darkspere_claim_jobs) {
 
     SPI_connect();
     Datum args[5] = {text_datum(worker), Int32GetDatum(max_jobs), IntervalPGetDatum(lease), busy[0], busy[1]};
-    uint64 rows = spi_run(kClaim, args, nullptr, false, 0);
-    SPITupleTable *claimed = SPI_tuptable;
-    for (uint64 r = 0; r < rows; r++) {
-        SPI_tuptable = claimed;  // the accessors read SPI_tuptable; later statements replace it
-        int64 job_id = spi_int64(r, 1);
-        int32 attempt = spi_int32(r, 2);
+    SpiResult claimed = spi_run(kClaim, args, nullptr, false, 0);
+    for (uint64 r = 0; r < claimed.rows(); r++) {
+        int64 job_id = claimed.get_int64(r, 1);
+        int32 attempt = claimed.get_int32(r, 2);
         bool isnull;
-        Datum kind = spi_datum(r, 3, &isnull);
-        Datum payload = spi_datum(r, 4, &isnull);
-        int64 message_id = spi_int64(r, 5);
-        int64 agent_id = spi_int64(r, 6);
+        Datum kind = claimed.get_datum(r, 3, &isnull);
+        Datum payload = claimed.get_datum(r, 4, &isnull);
+        int64 message_id = claimed.get_int64(r, 5);
+        int64 agent_id = claimed.get_int64(r, 6);
         char *kind_name = TextDatumGetCString(kind);
 
         if (strcmp(kind_name, "agent_call") == 0) {
@@ -592,8 +597,7 @@ DARKSPERE_FUNCTION(darkspere_claim_jobs) {
             }
         } else if (strcmp(kind_name, "sms_send") == 0) {
             Datum opt_args[1] = {Int64GetDatum(message_id)};
-            spi_run(kReplyOptedOut, opt_args, nullptr, false, 1);
-            if (spi_bool(0, 1)) {
+            if (spi_run(kReplyOptedOut, opt_args, nullptr, false, 1).get_bool(0, 1)) {
                 finish_unsent(job_id, "done", "recipient opted out", "suppressed");
                 continue;
             }
@@ -643,12 +647,13 @@ bool job_complete(int64 job_id, int32 attempt, Jsonb *result) {
         result = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum("{}")));
     }
     Datum args[3] = {Int64GetDatum(job_id), Int32GetDatum(attempt), JsonbPGetDatum(result_to_store(result))};
-    if (spi_run(kFenceComplete, args, nullptr, false, 1) == 0) {
+    SpiResult job = spi_run(kFenceComplete, args, nullptr, false, 1);
+    if (job.empty()) {
         return false;
     }
-    char *kind = spi_text_copy(0, 1, CurrentMemoryContext);
-    int64 message_id = spi_int64(0, 4);
-    int64 agent_id = spi_int64(0, 5);
+    char *kind = job.text_copy(0, 1, CurrentMemoryContext);
+    int64 message_id = job.get_int64(0, 4);
+    int64 agent_id = job.get_int64(0, 5);
     if (strcmp(kind, "agent_call") == 0) {
         complete_agent_call(message_id, agent_id, result);
     } else if (strcmp(kind, "sms_send") == 0) {
@@ -661,18 +666,19 @@ bool job_complete(int64 job_id, int32 attempt, Jsonb *result) {
 bool job_fail(int64 job_id, int32 attempt, const char *error, bool retryable) {
     MemoryContext caller = CurrentMemoryContext;
     Datum args[2] = {Int64GetDatum(job_id), Int32GetDatum(attempt)};
-    if (spi_run(kFenceFail, args, nullptr, false, 1) == 0) {
+    SpiResult job = spi_run(kFenceFail, args, nullptr, false, 1);
+    if (job.empty()) {
         return false;
     }
-    char *kind = spi_text_copy(0, 1, caller);
-    int64 account_id = spi_int64(0, 2);
-    int64 session_id = spi_int64(0, 3);
-    int64 message_id = spi_int64(0, 4);
-    int64 agent_id = spi_int64(0, 5);
-    int32 max_attempts = spi_int32(0, 6);
+    char *kind = job.text_copy(0, 1, caller);
+    int64 account_id = job.get_int64(0, 2);
+    int64 session_id = job.get_int64(0, 3);
+    int64 message_id = job.get_int64(0, 4);
+    int64 agent_id = job.get_int64(0, 5);
+    int32 max_attempts = job.get_int32(0, 6);
     bool isnull;
     MemoryContext old = MemoryContextSwitchTo(caller);
-    ArrayType *tried = DatumGetArrayTypePCopy(spi_datum(0, 7, &isnull));
+    ArrayType *tried = DatumGetArrayTypePCopy(job.get_datum(0, 7, &isnull));
     MemoryContextSwitchTo(old);
 
     if (strcmp(kind, "agent_call") == 0) {
@@ -748,12 +754,13 @@ DARKSPERE_FUNCTION(darkspere_requeue_dead_job) {
     int64 job_id = required_int64(fcinfo, 0, "job_id");
     SPI_connect();
     Datum find[1] = {Int64GetDatum(job_id)};
-    if (spi_run(kDeadJob, find, nullptr, false, 1) == 0) {
+    SpiResult dead = spi_run(kDeadJob, find, nullptr, false, 1);
+    if (dead.empty()) {
         SPI_finish();
         PG_RETURN_BOOL(false);
     }
-    char *kind = spi_text_copy(0, 1, CurrentMemoryContext);
-    int64 account_id = spi_int64(0, 2);
+    char *kind = dead.text_copy(0, 1, CurrentMemoryContext);
+    int64 account_id = dead.get_int64(0, 2);
     int64 agent_id = 0;
     bool agent_call = strcmp(kind, "agent_call") == 0;
     if (agent_call) {
@@ -768,11 +775,12 @@ DARKSPERE_FUNCTION(darkspere_requeue_dead_job) {
                      Int32GetDatum(agent_call ? agent_call_max_attempts : sms_send_max_attempts),
                      Int64GetDatum(agent_id)};
     char nulls[3] = {' ', ' ', null_flag(agent_id == 0)};
-    if (spi_run(kRequeueDead, args, nulls, false, 1) == 0) {
+    SpiResult requeued = spi_run(kRequeueDead, args, nulls, false, 1);
+    if (requeued.empty()) {
         SPI_finish();
         PG_RETURN_BOOL(false);
     }
-    int64 message_id = spi_int64(0, 2);
+    int64 message_id = requeued.get_int64(0, 2);
     if (message_id != 0) {
         Datum msg[1] = {Int64GetDatum(message_id)};
         spi_run(kRequeuedMessage, msg, nullptr, false, 0);
@@ -806,17 +814,17 @@ DARKSPERE_FUNCTION(darkspere_history) {
     InitMaterializedSRF(fcinfo, 0);
     SPI_connect();
     Datum find[1] = {Int64GetDatum(session_id)};
-    if (spi_run(kSessionExists, find, nullptr, true, 1) == 0) {
+    if (spi_run(kSessionExists, find, nullptr, true, 1).empty()) {
         ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
                         errmsg("session %lld does not exist", static_cast<long long>(session_id))));
     }
     Datum args[2] = {Int64GetDatum(session_id), Int32GetDatum(max_messages)};
-    uint64 rows = spi_run(kHistory, args, nullptr, true, 0);
-    for (uint64 r = 0; r < rows; r++) {
+    SpiResult history = spi_run(kHistory, args, nullptr, true, 0);
+    for (uint64 r = 0; r < history.rows(); r++) {
         Datum values[3];
         bool nulls[3];
         for (int c = 0; c < 3; c++) {
-            values[c] = spi_datum(r, c + 1, &nulls[c]);
+            values[c] = history.get_datum(r, c + 1, &nulls[c]);
         }
         tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
     }

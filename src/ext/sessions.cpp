@@ -52,12 +52,12 @@ SessionRef session_get_or_create(int64 account_id, const char *service_number, c
 
     Datum args[4] = {Int64GetDatum(account_id), text_datum(service_number), text_datum(phone),
                      Int32GetDatum(min_health_score)};
-    spi_run(kUpsertSession, args, nullptr, false, 1);
+    SpiResult row = spi_run(kUpsertSession, args, nullptr, false, 1);
     SessionRef ref;
-    ref.session_id = spi_int64(0, 1);
-    ref.agent_id = spi_int64(0, 2);
-    ref.agent_eligible = spi_bool(0, 3);
-    ref.has_queued_messages = spi_bool(0, 4);
+    ref.session_id = row.get_int64(0, 1);
+    ref.agent_id = row.get_int64(0, 2);
+    ref.agent_eligible = row.get_bool(0, 3);
+    ref.has_queued_messages = row.get_bool(0, 4);
     return ref;
 }
 
@@ -83,8 +83,8 @@ DARKSPERE_FUNCTION(darkspere_get_or_create_session) {
     require_account(account_id);
     SessionRef ref = session_get_or_create(account_id, service_number, phone);
     Datum args[1] = {Int64GetDatum(ref.session_id)};
-    spi_run(kSessionRow, args, nullptr, false, 1);
-    HeapTupleHeader row = SPI_returntuple(SPI_tuptable->vals[0], SPI_tuptable->tupdesc);
+    SpiResult session = spi_run(kSessionRow, args, nullptr, false, 1);
+    HeapTupleHeader row = SPI_returntuple(session.tuple(0), session.tupdesc());
     SPI_finish();
     PG_RETURN_HEAPTUPLEHEADER(row);
 }
