@@ -118,14 +118,9 @@ int64 route_message(int64 account_id, int64 session_id, int64 message_id, int64 
 // pass that stops at the budget, so a reply of megabytes costs what its first messages cost.
 static int plan_or_raise(const char *body, size_t body_len, bridge::ReplyChunk *chunks, bool *truncated) {
     int nchunks = 0;
-    int rc = bridge::plan_reply(body, body_len, max_reply_segments, chunks, kMaxReplySegmentsLimit, &nchunks,
-                                truncated);
-    if (rc == bridge::kOutOfMemory) {
-        ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
-    }
-    if (rc != bridge::kOk) {
-        ereport(ERROR, (errcode(ERRCODE_CHARACTER_NOT_IN_REPERTOIRE), errmsg("reply is not valid UTF-8")));
-    }
+    check_bridge_status(bridge::plan_reply(body, body_len, max_reply_segments, chunks, kMaxReplySegmentsLimit,
+                                           &nchunks, truncated),
+                        "reply");
     return nchunks;
 }
 

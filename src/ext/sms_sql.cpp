@@ -8,13 +8,7 @@ namespace darkspere {
 
 static Segments count_or_raise(const char *utf8, size_t len) {
     bridge::Segments s;
-    int rc = bridge::count_segments(utf8, len, &s);
-    if (rc == bridge::kOutOfMemory) {
-        ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
-    }
-    if (rc != bridge::kOk) {
-        ereport(ERROR, (errcode(ERRCODE_CHARACTER_NOT_IN_REPERTOIRE), errmsg("body is not valid UTF-8")));
-    }
+    check_bridge_status(bridge::count_segments(utf8, len, &s), "body");
     Segments result = {s.ucs2, s.segments, s.units};
     return result;
 }
