@@ -63,8 +63,7 @@ static Statement kAgentAccountStatus = {
 void require_account(int64 account_id) {
     Datum args[1] = {Int64GetDatum(account_id)};
     if (spi_run(kAccountExists, args, nullptr, false, 1).empty()) {
-        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-                        errmsg("account %lld does not exist", static_cast<long long>(account_id))));
+        raise_missing("account", account_id);
     }
 }
 
@@ -82,8 +81,7 @@ struct AccountLimits {
 static AccountLimits lock_account_limits(int64 account_id) {
     Datum args[1] = {Int64GetDatum(account_id)};
     if (spi_run(kLockAccount, args, nullptr, false, 1).empty()) {
-        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-                        errmsg("account %lld does not exist", static_cast<long long>(account_id))));
+        raise_missing("account", account_id);
     }
     SpiResult row = spi_run(kAccountLimits, args, nullptr, false, 1);
     AccountLimits limits;
@@ -159,7 +157,7 @@ DARKSPERE_FUNCTION(darkspere_create_account) {
     SPI_connect();
     Datum plan_arg[1] = {text_datum(plan)};
     if (spi_run(kPlanExists, plan_arg, nullptr, false, 1).empty()) {
-        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("unknown plan: \"%s\"", plan),
+        ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT), errmsg("unknown plan: \"%s\"", plan),
                         errhint("Plans are rows of darkspere.plans: free, pro and enterprise by default.")));
     }
     Datum args[3] = {text_datum(name), text_datum(plan), help_text ? text_datum(help_text) : (Datum)0};
@@ -270,8 +268,7 @@ DARKSPERE_FUNCTION(darkspere_set_agent_status) {
     Datum id_arg[1] = {Int64GetDatum(agent_id)};
     SpiResult agent = spi_run(kAgentAccountStatus, id_arg, nullptr, false, 1);
     if (agent.empty()) {
-        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-                        errmsg("agent %lld does not exist", static_cast<long long>(agent_id))));
+        raise_missing("agent", agent_id);
     }
     int64 account_id = agent.get_int64(0, 1);
     bool was_disabled = agent.get_bool(0, 2);

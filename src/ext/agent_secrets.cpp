@@ -196,8 +196,7 @@ DARKSPERE_FUNCTION(darkspere_rotate_agent_secret) {
     Datum args[1] = {Int64GetDatum(agent_id)};
     SpiResult rotated = spi_run(kRotate, args, nullptr, false, 1);
     if (rotated.empty()) {
-        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-                        errmsg("agent %lld does not exist", static_cast<long long>(agent_id))));
+        raise_missing("agent", agent_id);
     }
     int32 generation = rotated.get_int32(0, 1);
     char secret[kAgentSecretChars + 1];

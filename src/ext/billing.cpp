@@ -124,8 +124,7 @@ DARKSPERE_FUNCTION(darkspere_usage) {
     Datum args[1] = {Int64GetDatum(account_id)};
     SpiResult report = spi_run(kUsageReport, args, nullptr, true, 0);
     if (report.empty()) {
-        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-                        errmsg("account %lld does not exist", static_cast<long long>(account_id))));
+        raise_missing("account", account_id);
     }
     for (uint64 r = 0; r < report.rows(); r++) {
         int64 used = report.get_int64(r, 2);

@@ -88,6 +88,8 @@ void require_account_sid(const char *value, const char *argname);  // "AC" + up 
 void require_body_length(const char *body, const char *argname);
 void require_one_of(const char *value, const char *const *allowed, const char *argname);
 void require_lease(const Interval *lease);  // more than 0, at most 24 hours, no months or days
+// raise_missing — 42704 undefined_object, "<what> <id> does not exist": the row a caller named is not there.
+[[noreturn]] void raise_missing(const char *what, int64 id);
 
 // ---- Accounts (accounts.cpp) ----
 struct AccountTexts {

@@ -128,8 +128,7 @@ void health_write(int64 agent_id, const HealthResult *results, int nresults) {
     Datum args[1] = {Int64GetDatum(agent_id)};
     SpiResult row = spi_run(kLockHealth, args, nullptr, false, 1);
     if (row.empty()) {
-        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-                        errmsg("agent %lld does not exist", static_cast<long long>(agent_id))));
+        raise_missing("agent", agent_id);
     }
     Health h;
     h.results_mask = static_cast<uint64>(row.get_int64(0, 1));

@@ -617,7 +617,7 @@ DARKSPERE_FUNCTION(darkspere_record_provider_opt_out) {
     Datum number_arg[1] = {text_datum(service_number)};
     SpiResult owner = spi_run(kAccountForNumber, number_arg, nullptr, false, 1);
     if (owner.empty()) {
-        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+        ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT),
                         errmsg("no account has service number %s", service_number)));
     }
     int64 account_id = owner.get_int64(0, 1);

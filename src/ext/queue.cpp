@@ -810,8 +810,7 @@ DARKSPERE_FUNCTION(darkspere_history) {
     SPI_connect();
     Datum find[1] = {Int64GetDatum(session_id)};
     if (spi_run(kSessionExists, find, nullptr, true, 1).empty()) {
-        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-                        errmsg("session %lld does not exist", static_cast<long long>(session_id))));
+        raise_missing("session", session_id);
     }
     Datum args[2] = {Int64GetDatum(session_id), Int32GetDatum(max_messages)};
     SpiResult history = spi_run(kHistory, args, nullptr, true, 0);

@@ -58,9 +58,8 @@ LimitVerdict rate_limit_hit(const char *scope, const char *subject, int cost, Ti
     Datum args[4] = {text_datum(scope), text_datum(subject), Int32GetDatum(cost), TimestampTzGetDatum(now)};
     SpiResult hit = spi_run(kHit, args, nullptr, false, 1);
     if (hit.empty()) {
-        ereport(ERROR,
-                (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("unknown rate limit scope: \"%s\"", scope),
-                 errhint("Scopes are the rows of darkspere.rate_limit_rules.")));
+        ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT), errmsg("unknown rate limit scope: \"%s\"", scope),
+                        errhint("Scopes are the rows of darkspere.rate_limit_rules.")));
     }
     bool blocked = hit.get_bool(0, 1);
     bool blocked_by_this_hit = hit.get_bool(0, 2);
@@ -170,7 +169,7 @@ void hit_pair(PairHit *first, PairHit *second) {
         if (!found[i]) {
             hits[i]->verdict = LimitVerdict::allowed;
             if (hits[i]->scope != nullptr && hits[i]->cost > 0) {
-                ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT),
                                 errmsg("unknown rate limit scope: \"%s\"", hits[i]->scope),
                                 errhint("Scopes are the rows of darkspere.rate_limit_rules.")));
             }

@@ -72,6 +72,12 @@ void require_body_length(const char *body, const char *argname) {
     }
 }
 
+void raise_missing(const char *what, int64 id) {
+    ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT),
+                    errmsg("%s %lld does not exist", what, static_cast<long long>(id))));
+    pg_unreachable();
+}
+
 void require_lease(const Interval *lease) {
     if (lease->month != 0 || lease->day != 0 || lease->time <= 0 || lease->time > USECS_PER_DAY) {
         ereport(ERROR,
