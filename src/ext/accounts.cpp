@@ -2,9 +2,12 @@
 //
 // Plan limits (agents, numbers) are checked with the account row locked, so two concurrent registrations can
 // never both take the last free slot.
-#include "ext/darkspere.hpp"
+#include "ext/accounts.hpp"
+#include "ext/agent_secrets.hpp"
 #include "ext/errors.hpp"
+#include "ext/settings.hpp"
 #include "ext/spi_plans.hpp"
+#include "ext/validate.hpp"
 
 namespace darkspere {
 

@@ -10,8 +10,10 @@
 //     (counter_batch.cpp);
 //   - an sms_send that may run now is stored already leased to the acking worker (attempt 1) and returned
 //     with the ack results, up to the room the worker says it has (a hand-off, handoff.cpp).
-#include "ext/darkspere.hpp"
+#include "ext/counter_batch.hpp"
 #include "ext/errors.hpp"
+#include "ext/handoff.hpp"
+#include "ext/queue.hpp"
 #include "ext/spi_plans.hpp"
 
 namespace darkspere {

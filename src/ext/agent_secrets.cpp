@@ -6,9 +6,11 @@
 // the secret is HMAC-SHA256(master key, "agent:<agent_id>:<generation>") as "dsk_" + 64 hex digits. The
 // master key is 32 random bytes in a file inside the data directory (darkspere.secret_key_file), created
 // with mode 0600 on first use; whoever can read it could already read every table file next to it.
-#include "ext/darkspere.hpp"
+#include "ext/agent_secrets.hpp"
 #include "ext/errors.hpp"
+#include "ext/settings.hpp"
 #include "ext/spi_plans.hpp"
+#include "ext/validate.hpp"
 
 #include <fcntl.h>
 #include <sys/stat.h>

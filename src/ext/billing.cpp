@@ -10,9 +10,12 @@
 // one event each for single calls, up to a whole batch each for batch calls (ack_jobs, receive_sms_batch),
 // which see their own pending usage but not another batch's. The overshoot is never billed (hard-capped plans
 // have no overage price).
-#include "ext/darkspere.hpp"
+#include "ext/billing.hpp"
+#include "ext/counter_batch.hpp"
 #include "ext/errors.hpp"
+#include "ext/settings.hpp"
 #include "ext/spi_plans.hpp"
+#include "ext/validate.hpp"
 
 namespace darkspere {
 

@@ -3,8 +3,9 @@
 // The algorithms live in src/common (shared with the worker) and are reached through common_bridge. Params
 // arrive as a jsonb object {"Name": "value"}; a repeated form parameter is an array {"Digits": ["1", "2"]}.
 #include "ext/common_bridge.hpp"
-#include "ext/darkspere.hpp"
 #include "ext/errors.hpp"
+#include "ext/jsonb_fields.hpp"
+#include "ext/validate.hpp"
 
 namespace darkspere {
 

@@ -10,9 +10,10 @@
 // signature with that account's token) owns the message's service number: otherwise one tenant with its own
 // Twilio account could mark another tenant's messages delivered or failed. A callback of another account is
 // recorded with its AccountSid and changes nothing.
-#include "ext/darkspere.hpp"
+#include "ext/delivery.hpp"
 #include "ext/errors.hpp"
 #include "ext/spi_plans.hpp"
+#include "ext/validate.hpp"
 
 namespace darkspere {
 

@@ -6,9 +6,11 @@
 // Circuit: closed → open after kCircuitFailureThreshold consecutive failures, for kCircuitOpenSeconds; then
 // one trial call (half-open, claimed by routing.cpp): success closes it and starts a fresh health history,
 // failure opens it again.
-#include "ext/darkspere.hpp"
+#include "ext/counter_batch.hpp"
 #include "ext/errors.hpp"
+#include "ext/health.hpp"
 #include "ext/spi_plans.hpp"
+#include "ext/validate.hpp"
 
 namespace darkspere {
 

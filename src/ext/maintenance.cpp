@@ -8,11 +8,14 @@
 // Several workers may call tick() at once: a transaction-level advisory lock lets one run and the others
 // return {"skipped": true} at once.
 //
-// Retention (docs/operations.md, "Retention"): each kind is one LIMITed batch per call, found through an index
-// on its age in age order, and locked FOR UPDATE SKIP LOCKED, so a row another transaction holds is passed
-// over (taken by a later tick) instead of waited for, and a backlog is worked off a batch per tick.
-#include "ext/darkspere.hpp"
+// Retention (docs/operations.md, "Retention"): each kind is one LIMITed batch per call, found through an
+// index on its age in age order, and locked FOR UPDATE SKIP LOCKED, so a row another transaction holds is
+// passed over (taken by a later tick) instead of waited for, and a backlog is worked off a batch per tick.
 #include "ext/errors.hpp"
+#include "ext/queue.hpp"
+#include "ext/routing.hpp"
+#include "ext/sessions.hpp"
+#include "ext/settings.hpp"
 #include "ext/spi_plans.hpp"
 
 namespace darkspere {
@@ -57,8 +60,7 @@ static Statement kReclaim = {
 
 static Statement kDeadMessage = {
     "UPDATE darkspere.messages m SET status = 'failed', updated_at = pg_catalog.now() WHERE message_id = $1"
-    " RETURNING m.account_id, m.session_id, m.service_number, m.phone, m.request_id, m.direction,"
-    "           (SELECT a.fallback_text FROM darkspere.accounts a WHERE a.account_id = m.account_id)",
+    " RETURNING" DS_FAILED_MESSAGE_COLUMNS,
     1,
     {INT8OID},
     nullptr};
@@ -305,16 +307,8 @@ static int64 reclaim_leases(int64 *dead) {
         }
         Datum msg[1] = {Int64GetDatum(dead_messages[i])};
         SpiResult failed = spi_run(kDeadMessage, msg, nullptr, false, 1);
-        if (failed.empty()) {
-            continue;
-        }
-        char *direction = failed.text_copy(0, 6, caller);
-        char *fallback = failed.text_copy(0, 7, caller);
-        if (dead_agents[i] != 0 && strcmp(direction, "in") == 0 && fallback != nullptr &&
-            fallback[0] != '\0') {
-            enqueue_reply(failed.get_int64(0, 1), failed.get_int64(0, 2), dead_messages[i],
-                          failed.text_copy(0, 3, caller), failed.text_copy(0, 4, caller), fallback, 0,
-                          failed.text_copy(0, 5, caller));
+        if (!failed.empty() && dead_agents[i] != 0) {
+            enqueue_fallback_reply(failed);  // a turn no agent answered
         }
     }
     return rows;

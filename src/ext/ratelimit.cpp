@@ -4,9 +4,10 @@
 // limit blocks the subject for block_s, during which nothing is counted. Rules are rows of rate_limit_rules,
 // per-subject overrides rows of rate_limit_overrides. The state row of a subject is locked by the upsert, so
 // concurrent hits on one subject are counted exactly (100 concurrent messages at 60/min: exactly 60 pass).
-#include "ext/darkspere.hpp"
 #include "ext/errors.hpp"
+#include "ext/ratelimit.hpp"
 #include "ext/spi_plans.hpp"
+#include "ext/validate.hpp"
 
 namespace darkspere {
 

@@ -7,7 +7,10 @@
 //
 // Load is kept in darkspere.agent_load split over kCounterShards rows per agent, so concurrent routing to the
 // same few agents never waits on one row lock; a backend only writes its own shard.
-#include "ext/darkspere.hpp"
+#include "ext/counter_batch.hpp"
+#include "ext/health.hpp"
+#include "ext/routing.hpp"
+#include "ext/settings.hpp"
 #include "ext/spi_plans.hpp"
 
 namespace darkspere {

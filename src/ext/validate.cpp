@@ -1,6 +1,7 @@
 // src/ext/validate.cpp — small validation helpers: class-22 errors whose message names the argument and
 // value.
-#include "ext/darkspere.hpp"
+#include "ext/sms_text.hpp"
+#include "ext/validate.hpp"
 
 #include "ext/common_bridge.hpp"
 
