@@ -19,7 +19,8 @@ COMMON_OBJS = src/common/crypto.o src/common/form.o src/common/twilio_signature.
               src/common/reply_chunks.o
 EXT_OBJS = src/ext/module.o src/ext/errors.o src/ext/spi_plans.o src/ext/validate.o \
            src/ext/accounts.o src/ext/sessions.o src/ext/routing.o src/ext/health.o src/ext/ratelimit.o \
-           src/ext/billing.o src/ext/keywords.o src/ext/inbound.o src/ext/queue.o src/ext/ack_batch.o \
+           src/ext/billing.o src/ext/consent.o src/ext/inbound.o src/ext/inbound_batch.o src/ext/enqueue.o \
+           src/ext/claim.o src/ext/ack.o src/ext/ack_batch.o \
            src/ext/counter_batch.o src/ext/handoff.o src/ext/jsonb_fields.o src/ext/delivery.o \
            src/ext/maintenance.o src/ext/notify.o \
            src/ext/crypto_sql.o src/ext/sms_sql.o src/ext/common_bridge.o src/ext/agent_secrets.o \

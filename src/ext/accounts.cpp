@@ -2,9 +2,12 @@
 //
 // Plan limits (agents, numbers) are checked with the account row locked, so two concurrent registrations can
 // never both take the last free slot.
-#include "ext/darkspere.hpp"
+#include "ext/accounts.hpp"
+#include "ext/agent_secrets.hpp"
 #include "ext/errors.hpp"
+#include "ext/settings.hpp"
 #include "ext/spi_plans.hpp"
+#include "ext/validate.hpp"
 
 namespace darkspere {
 
@@ -62,9 +65,8 @@ static Statement kAgentAccountStatus = {
 
 void require_account(int64 account_id) {
     Datum args[1] = {Int64GetDatum(account_id)};
-    if (spi_run(kAccountExists, args, nullptr, false, 1) == 0) {
-        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-                        errmsg("account %lld does not exist", static_cast<long long>(account_id))));
+    if (spi_run(kAccountExists, args, nullptr, false, 1).empty()) {
+        raise_missing("account", account_id);
     }
 }
 
@@ -81,19 +83,18 @@ struct AccountLimits {
 
 static AccountLimits lock_account_limits(int64 account_id) {
     Datum args[1] = {Int64GetDatum(account_id)};
-    if (spi_run(kLockAccount, args, nullptr, false, 1) == 0) {
-        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-                        errmsg("account %lld does not exist", static_cast<long long>(account_id))));
+    if (spi_run(kLockAccount, args, nullptr, false, 1).empty()) {
+        raise_missing("account", account_id);
     }
-    spi_run(kAccountLimits, args, nullptr, false, 1);
+    SpiResult row = spi_run(kAccountLimits, args, nullptr, false, 1);
     AccountLimits limits;
-    limits.plan = spi_text_copy(0, 1, CurrentMemoryContext);
-    limits.agents_unlimited = spi_is_null(0, 2);
-    limits.max_agents = spi_int32(0, 2);
-    limits.numbers_unlimited = spi_is_null(0, 3);
-    limits.max_numbers = spi_int32(0, 3);
-    limits.agents = spi_int64(0, 4);
-    limits.numbers = spi_int64(0, 5);
+    limits.plan = row.text_copy(0, 1, CurrentMemoryContext);
+    limits.agents_unlimited = row.is_null(0, 2);
+    limits.max_agents = row.get_int32(0, 2);
+    limits.numbers_unlimited = row.is_null(0, 3);
+    limits.max_numbers = row.get_int32(0, 3);
+    limits.agents = row.get_int64(0, 4);
+    limits.numbers = row.get_int64(0, 5);
     return limits;
 }
 
@@ -158,14 +159,13 @@ DARKSPERE_FUNCTION(darkspere_create_account) {
 
     SPI_connect();
     Datum plan_arg[1] = {text_datum(plan)};
-    if (spi_run(kPlanExists, plan_arg, nullptr, false, 1) == 0) {
-        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("unknown plan: \"%s\"", plan),
+    if (spi_run(kPlanExists, plan_arg, nullptr, false, 1).empty()) {
+        ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT), errmsg("unknown plan: \"%s\"", plan),
                         errhint("Plans are rows of darkspere.plans: free, pro and enterprise by default.")));
     }
     Datum args[3] = {text_datum(name), text_datum(plan), help_text ? text_datum(help_text) : (Datum)0};
     char nulls[3] = {' ', ' ', null_flag(help_text == nullptr)};
-    spi_run(kInsertAccount, args, nulls, false, 1);
-    int64 account_id = spi_int64(0, 1);
+    int64 account_id = spi_run(kInsertAccount, args, nulls, false, 1).get_int64(0, 1);
     SPI_finish();
     PG_RETURN_INT64(account_id);
 }
@@ -184,10 +184,11 @@ DARKSPERE_FUNCTION(darkspere_add_number) {
     SPI_connect();
     AccountLimits limits = lock_account_limits(account_id);
     Datum number_arg[1] = {text_datum(number)};
-    if (spi_run(kNumberOwner, number_arg, nullptr, false, 1) > 0) {
-        ereport(ERROR,
-                (errcode(ERRCODE_UNIQUE_VIOLATION), errmsg("number %s already belongs to account %lld",
-                                                           number, static_cast<long long>(spi_int64(0, 1)))));
+    SpiResult owner = spi_run(kNumberOwner, number_arg, nullptr, false, 1);
+    if (!owner.empty()) {
+        ereport(ERROR, (errcode(ERRCODE_UNIQUE_VIOLATION),
+                        errmsg("number %s already belongs to account %lld", number,
+                               static_cast<long long>(owner.get_int64(0, 1)))));
     }
     if (!limits.numbers_unlimited && limits.numbers >= limits.max_numbers) {
         ereport(ERROR, (errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
@@ -233,7 +234,7 @@ DARKSPERE_FUNCTION(darkspere_register_agent) {
     SPI_connect();
     require_agent_slot(account_id);
     Datum name_args[2] = {Int64GetDatum(account_id), text_datum(name)};
-    if (spi_run(kAgentNameTaken, name_args, nullptr, false, 1) > 0) {
+    if (!spi_run(kAgentNameTaken, name_args, nullptr, false, 1).empty()) {
         ereport(ERROR,
                 (errcode(ERRCODE_UNIQUE_VIOLATION), errmsg("account %lld already has an agent named \"%s\"",
                                                            static_cast<long long>(account_id), name)));
@@ -243,8 +244,7 @@ DARKSPERE_FUNCTION(darkspere_register_agent) {
     new_api_key(key, &key_hash);
     Datum args[6] = {Int64GetDatum(account_id), text_datum(name),        text_datum(endpoint),
                      text_datum(protocol),      Int32GetDatum(capacity), PointerGetDatum(key_hash)};
-    spi_run(kInsertAgent, args, nullptr, false, 1);
-    int64 agent_id = spi_int64(0, 1);
+    int64 agent_id = spi_run(kInsertAgent, args, nullptr, false, 1).get_int64(0, 1);
     Datum load_args[2] = {Int64GetDatum(agent_id), Int32GetDatum(kCounterShards)};
     spi_run(kInsertAgentLoad, load_args, nullptr, false, 0);
 
@@ -269,12 +269,12 @@ DARKSPERE_FUNCTION(darkspere_set_agent_status) {
     require_one_of(status, statuses, "status");
     SPI_connect();
     Datum id_arg[1] = {Int64GetDatum(agent_id)};
-    if (spi_run(kAgentAccountStatus, id_arg, nullptr, false, 1) == 0) {
-        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-                        errmsg("agent %lld does not exist", static_cast<long long>(agent_id))));
+    SpiResult agent = spi_run(kAgentAccountStatus, id_arg, nullptr, false, 1);
+    if (agent.empty()) {
+        raise_missing("agent", agent_id);
     }
-    int64 account_id = spi_int64(0, 1);
-    bool was_disabled = spi_bool(0, 2);
+    int64 account_id = agent.get_int64(0, 1);
+    bool was_disabled = agent.get_bool(0, 2);
     // Bringing a disabled agent back takes a plan slot again: checked under the same account lock that
     // register_agent takes, so two concurrent calls cannot both squeeze past the limit.
     if (was_disabled && strcmp(status, "disabled") != 0) {

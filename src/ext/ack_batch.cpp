@@ -10,8 +10,10 @@
 //     (counter_batch.cpp);
 //   - an sms_send that may run now is stored already leased to the acking worker (attempt 1) and returned
 //     with the ack results, up to the room the worker says it has (a hand-off, handoff.cpp).
-#include "ext/darkspere.hpp"
+#include "ext/counter_batch.hpp"
 #include "ext/errors.hpp"
+#include "ext/handoff.hpp"
+#include "ext/queue.hpp"
 #include "ext/spi_plans.hpp"
 
 namespace darkspere {
@@ -27,8 +29,8 @@ static Statement kReadAcks = {
     {JSONBOID},
     nullptr};
 
-static void require_ack_field(uint64 row, int column, const char *field) {
-    if (spi_is_null(row, column)) {
+static void require_ack_field(const SpiResult &acks, uint64 row, int column, const char *field) {
+    if (acks.is_null(row, column)) {
         ereport(ERROR,
                 (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
                  errmsg("acks[%llu].%s must not be null", static_cast<unsigned long long>(row), field)));
@@ -38,19 +40,17 @@ static void require_ack_field(uint64 row, int column, const char *field) {
 // run_acks — the loop of ack_jobs inside its SPI connection; accepted[i] receives row i's outcome.
 static void run_acks(Jsonb *acks, bool *accepted, uint64 *nacks) {
     Datum arg[1] = {JsonbPGetDatum(acks)};
-    uint64 rows = spi_run(kReadAcks, arg, nullptr, true, 0);
-    SPITupleTable *table = SPI_tuptable;
-    *nacks = rows;
-    for (uint64 r = 0; r < rows; r++) {
-        SPI_tuptable = table;  // the accessors read SPI_tuptable; each ack's statements replace it
-        require_ack_field(r, 1, "job_id");
-        require_ack_field(r, 2, "attempt");
-        require_ack_field(r, 3, "complete");
-        int64 job_id = spi_int64(r, 1);
-        int32 attempt = spi_int32(r, 2);
-        if (spi_bool(r, 3)) {
+    SpiResult rows = spi_run(kReadAcks, arg, nullptr, true, 0);
+    *nacks = rows.rows();
+    for (uint64 r = 0; r < rows.rows(); r++) {
+        require_ack_field(rows, r, 1, "job_id");
+        require_ack_field(rows, r, 2, "attempt");
+        require_ack_field(rows, r, 3, "complete");
+        int64 job_id = rows.get_int64(r, 1);
+        int32 attempt = rows.get_int32(r, 2);
+        if (rows.get_bool(r, 3)) {
             bool isnull;
-            Datum result = spi_datum(r, 4, &isnull);
+            Datum result = rows.get_datum(r, 4, &isnull);
             Jsonb *json = isnull ? nullptr : DatumGetJsonbP(result);
             if (json != nullptr && !JB_ROOT_IS_OBJECT(json)) {
                 ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -59,8 +59,8 @@ static void run_acks(Jsonb *acks, bool *accepted, uint64 *nacks) {
             }
             accepted[r] = job_complete(job_id, attempt, json);
         } else {
-            char *error = spi_text_copy(r, 5, CurrentMemoryContext);
-            bool retryable = spi_is_null(r, 6) ? true : spi_bool(r, 6);
+            char *error = rows.text_copy(r, 5, CurrentMemoryContext);
+            bool retryable = rows.is_null(r, 6) ? true : rows.get_bool(r, 6);
             accepted[r] = job_fail(job_id, attempt, error ? error : "unspecified error", retryable);
         }
     }

@@ -6,9 +6,11 @@
 // the secret is HMAC-SHA256(master key, "agent:<agent_id>:<generation>") as "dsk_" + 64 hex digits. The
 // master key is 32 random bytes in a file inside the data directory (darkspere.secret_key_file), created
 // with mode 0600 on first use; whoever can read it could already read every table file next to it.
-#include "ext/darkspere.hpp"
+#include "ext/agent_secrets.hpp"
 #include "ext/errors.hpp"
+#include "ext/settings.hpp"
 #include "ext/spi_plans.hpp"
+#include "ext/validate.hpp"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -194,11 +196,11 @@ DARKSPERE_FUNCTION(darkspere_rotate_agent_secret) {
     int64 agent_id = required_int64(fcinfo, 0, "agent_id");
     SPI_connect();
     Datum args[1] = {Int64GetDatum(agent_id)};
-    if (spi_run(kRotate, args, nullptr, false, 1) == 0) {
-        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-                        errmsg("agent %lld does not exist", static_cast<long long>(agent_id))));
+    SpiResult rotated = spi_run(kRotate, args, nullptr, false, 1);
+    if (rotated.empty()) {
+        raise_missing("agent", agent_id);
     }
-    int32 generation = spi_int32(0, 1);
+    int32 generation = rotated.get_int32(0, 1);
     char secret[kAgentSecretChars + 1];
     agent_signing_secret(agent_id, generation, secret);
     SPI_finish();

@@ -10,9 +10,12 @@
 // one event each for single calls, up to a whole batch each for batch calls (ack_jobs, receive_sms_batch),
 // which see their own pending usage but not another batch's. The overshoot is never billed (hard-capped plans
 // have no overage price).
-#include "ext/darkspere.hpp"
+#include "ext/billing.hpp"
+#include "ext/counter_batch.hpp"
 #include "ext/errors.hpp"
+#include "ext/settings.hpp"
 #include "ext/spi_plans.hpp"
+#include "ext/validate.hpp"
 
 namespace darkspere {
 
@@ -82,14 +85,16 @@ struct Room {
 static Room room(int64 account_id) {
     Room r;
     Datum args[1] = {Int64GetDatum(account_id)};
-    if (spi_run(kRoom, args, nullptr, false, 1) == 0) {
+    SpiResult room_row = spi_run(kRoom, args, nullptr, false, 1);
+    if (room_row.empty()) {
         return r;  // no hard cap
     }
     // Usage an open batch has counted but not yet written is used all the same.
     static const char *const metrics[3] = {"sms_in", "sms_out", "agent_messages"};
     for (int i = 0; i < 3; i++) {
-        r.limited[i] = !spi_is_null(0, i + 1);
-        r.left[i] = r.limited[i] ? spi_int64(0, i + 1) - batch_pending_usage(account_id, metrics[i]) : 0;
+        r.limited[i] = !room_row.is_null(0, i + 1);
+        r.left[i] =
+            r.limited[i] ? room_row.get_int64(0, i + 1) - batch_pending_usage(account_id, metrics[i]) : 0;
     }
     return r;
 }
@@ -120,21 +125,20 @@ DARKSPERE_FUNCTION(darkspere_usage) {
 
     SPI_connect();
     Datum args[1] = {Int64GetDatum(account_id)};
-    uint64 rows = spi_run(kUsageReport, args, nullptr, true, 0);
-    if (rows == 0) {
-        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-                        errmsg("account %lld does not exist", static_cast<long long>(account_id))));
+    SpiResult report = spi_run(kUsageReport, args, nullptr, true, 0);
+    if (report.empty()) {
+        raise_missing("account", account_id);
     }
-    for (uint64 r = 0; r < rows; r++) {
-        int64 used = spi_int64(r, 2);
-        bool unlimited = spi_is_null(r, 3);
-        int64 included = spi_int64(r, 3);
-        int64 price = spi_int32(r, 4);
-        bool hard_cap = spi_bool(r, 5);
+    for (uint64 r = 0; r < report.rows(); r++) {
+        int64 used = report.get_int64(r, 2);
+        bool unlimited = report.is_null(r, 3);
+        int64 included = report.get_int64(r, 3);
+        int64 price = report.get_int32(r, 4);
+        bool hard_cap = report.get_bool(r, 5);
         // Hard-capped plans never bill overage; unlimited metrics have none.
         int64 overage = (unlimited || hard_cap || used <= included) ? 0 : used - included;
         bool isnull;
-        Datum values[5] = {spi_datum(r, 1, &isnull), Int64GetDatum(used), Int64GetDatum(included),
+        Datum values[5] = {report.get_datum(r, 1, &isnull), Int64GetDatum(used), Int64GetDatum(included),
                            Int64GetDatum(overage), Int64GetDatum(overage * price)};
         bool nulls[5] = {false, false, unlimited, false, false};
         tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);

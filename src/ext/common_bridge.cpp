@@ -31,7 +31,7 @@ int count_segments(const char *utf8, size_t len, Segments *out) noexcept {
     } catch (const std::bad_alloc &) {
         return kOutOfMemory;
     } catch (...) {
-        return kInvalidInput;
+        return kInvalidUtf8;
     }
 }
 
@@ -54,7 +54,7 @@ int plan_reply(const char *utf8, size_t len, int max_segments, ReplyChunk *out, 
     } catch (const std::bad_alloc &) {
         return kOutOfMemory;
     } catch (...) {
-        return kInvalidInput;
+        return kInvalidUtf8;
     }
 }
 

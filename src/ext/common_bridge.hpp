@@ -3,14 +3,15 @@
 // src/common headers refuse to be compiled next to postgres.h, and their functions use std::string and may
 // throw. This bridge is compiled without PostgreSQL headers; every function is noexcept, takes and returns
 // plain C types, and reports failure through its return value, so extension code can call it from
-// PostgreSQL-zone frames without any C++ object or exception crossing into PostgreSQL.
+// PostgreSQL-zone frames without any C++ object or exception crossing into PostgreSQL. A failed status
+// becomes an error in one place, raise_bridge_status (errors.hpp; docs/architecture.md#error-boundary).
 #pragma once
 
 #include <cstddef>
 
 namespace darkspere::bridge {
 
-enum Status { kOk = 0, kOutOfMemory = -1, kInvalidInput = -2 };
+enum Status { kOk = 0, kOutOfMemory = -1, kInvalidInput = -2, kInvalidUtf8 = -3 };
 
 bool is_e164(const char *number) noexcept;
 
@@ -19,7 +20,7 @@ struct Segments {
     int segments;
     int units;
 };
-// count_segments — kInvalidInput for invalid UTF-8.
+// count_segments — kInvalidUtf8 for invalid UTF-8.
 int count_segments(const char *utf8, size_t len, Segments *out) noexcept;
 
 // One message of a reply: bytes [offset, offset + length) of the reply, and its segments.
@@ -30,7 +31,8 @@ struct ReplyChunk {
 };
 // plan_reply — cuts a reply into messages within max_segments SMS segments in all (common/reply_chunks.hpp);
 // writes at most max_chunks of them to out, their number to *nchunks, and whether text was left out to
-// *truncated. kInvalidInput for invalid UTF-8 in the part read, or when more than max_chunks are needed.
+// *truncated. kInvalidUtf8 for invalid UTF-8 in the part read; kInvalidInput when more than max_chunks are
+// needed.
 int plan_reply(const char *utf8, size_t len, int max_segments, ReplyChunk *out, int max_chunks, int *nchunks,
                bool *truncated) noexcept;
 

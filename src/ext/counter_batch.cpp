@@ -7,7 +7,10 @@
 // order. Readers of the deferred counters inside the batch see the same numbers as without it: pick_agent
 // flushes first, the quota check adds what is pending. Everything here is plain data in palloc'd memory (no
 // C++ destructors); batch_close (in the caller's PG_FINALLY) forgets it whatever happens.
-#include "ext/darkspere.hpp"
+#include "ext/billing.hpp"
+#include "ext/counter_batch.hpp"
+#include "ext/health.hpp"
+#include "ext/routing.hpp"
 
 #include <cstdlib>
 

@@ -3,8 +3,9 @@
 // The algorithms live in src/common (shared with the worker) and are reached through common_bridge. Params
 // arrive as a jsonb object {"Name": "value"}; a repeated form parameter is an array {"Digits": ["1", "2"]}.
 #include "ext/common_bridge.hpp"
-#include "ext/darkspere.hpp"
 #include "ext/errors.hpp"
+#include "ext/jsonb_fields.hpp"
+#include "ext/validate.hpp"
 
 namespace darkspere {
 
@@ -79,13 +80,6 @@ static bridge::Params read_params(Jsonb *params) {
     return list;
 }
 
-static void raise_bridge_error(int rc) {
-    if (rc == bridge::kOutOfMemory) {
-        ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
-    }
-    ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("could not compute the signature")));
-}
-
 }  // namespace darkspere
 
 using namespace darkspere;
@@ -100,10 +94,7 @@ DARKSPERE_FUNCTION(darkspere_twilio_signature) {
     require_non_empty(token, "auth_token");
     bridge::Params params = read_params(PG_GETARG_JSONB_P(2));
     char signature[29];
-    int rc = bridge::twilio_signature(token, url, params, signature);
-    if (rc != bridge::kOk) {
-        raise_bridge_error(rc);
-    }
+    check_bridge_status(bridge::twilio_signature(token, url, params, signature), "the signature");
     PG_RETURN_TEXT_P(cstring_to_text(signature));
 }
 
@@ -117,10 +108,8 @@ DARKSPERE_FUNCTION(darkspere_twilio_signature_valid) {
     char *url = text_to_cstring(PG_GETARG_TEXT_PP(1));
     char *signature = text_to_cstring(PG_GETARG_TEXT_PP(3));
     bridge::Params params = read_params(PG_GETARG_JSONB_P(2));
-    int rc = bridge::twilio_signature_valid(token, url, params, signature);
-    if (rc < 0) {
-        raise_bridge_error(rc);
-    }
+    int rc =
+        check_bridge_status(bridge::twilio_signature_valid(token, url, params, signature), "the signature");
     PG_RETURN_BOOL(rc == 1);
 }
 
@@ -144,10 +133,9 @@ DARKSPERE_FUNCTION(darkspere_stripe_signature_valid) {
     TimestampTz at = PG_GETARG_TIMESTAMPTZ(4);
     // Seconds since the Unix epoch; PostgreSQL timestamps count microseconds from 2000-01-01.
     long long now_unix = (at / USECS_PER_SEC) + (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY;
-    int rc = bridge::stripe_signature_valid(secret, VARDATA_ANY(payload), VARSIZE_ANY_EXHDR(payload), header,
-                                            tolerance_s, now_unix);
-    if (rc < 0) {
-        raise_bridge_error(rc);
-    }
+    int rc = check_bridge_status(
+        bridge::stripe_signature_valid(secret, VARDATA_ANY(payload), VARSIZE_ANY_EXHDR(payload), header,
+                                       tolerance_s, now_unix),
+        "the signature");
     PG_RETURN_BOOL(rc == 1);
 }

@@ -10,9 +10,10 @@
 // signature with that account's token) owns the message's service number: otherwise one tenant with its own
 // Twilio account could mark another tenant's messages delivered or failed. A callback of another account is
 // recorded with its AccountSid and changes nothing.
-#include "ext/darkspere.hpp"
+#include "ext/delivery.hpp"
 #include "ext/errors.hpp"
 #include "ext/spi_plans.hpp"
+#include "ext/validate.hpp"
 
 namespace darkspere {
 
@@ -86,7 +87,7 @@ static bool apply_status(const char *sid, const char *status, bool has_error, in
     Datum args[4] = {text_datum(sid), text_datum(status), Int16GetDatum(status_rank(status)),
                      Int32GetDatum(error_code)};
     char nulls[4] = {' ', ' ', ' ', null_flag(!has_error)};
-    return spi_run(kApply, args, nulls, false, 0) > 0;
+    return !spi_run(kApply, args, nulls, false, 0).empty();
 }
 
 struct Owner {
@@ -98,10 +99,11 @@ struct Owner {
 static Owner message_owner(const char *sid, MemoryContext context) {
     Datum args[1] = {text_datum(sid)};
     Owner owner = {false, false, nullptr};
-    if (spi_run(kOwner, args, nullptr, false, 1) > 0) {
+    SpiResult row = spi_run(kOwner, args, nullptr, false, 1);
+    if (!row.empty()) {
         owner.known = true;
-        owner.number_held = spi_bool(0, 1);
-        owner.provider_account = spi_text_copy(0, 2, context);
+        owner.number_held = row.get_bool(0, 1);
+        owner.provider_account = row.text_copy(0, 2, context);
     }
     return owner;
 }
@@ -119,25 +121,16 @@ static bool may_speak_for(const Owner &owner, const char *provider_account) {
 void apply_pending_delivery_events(const char *message_sid) {
     MemoryContext caller = CurrentMemoryContext;
     Datum args[1] = {text_datum(message_sid)};
-    uint64 rows = spi_run(kPendingEvents, args, nullptr, false, 0);
-    if (rows == 0) {
+    SpiResult events = spi_run(kPendingEvents, args, nullptr, false, 0);
+    if (events.empty()) {
         return;
     }
-    // Copy out first: applying runs statements that replace SPI_tuptable.
-    char **statuses = static_cast<char **>(palloc(sizeof(char *) * rows));
-    int32 *codes = static_cast<int32 *>(palloc(sizeof(int32) * rows));
-    bool *has_code = static_cast<bool *>(palloc(sizeof(bool) * rows));
-    char **accounts = static_cast<char **>(palloc(sizeof(char *) * rows));
-    for (uint64 r = 0; r < rows; r++) {
-        statuses[r] = spi_text_copy(r, 1, caller);
-        has_code[r] = !spi_is_null(r, 2);
-        codes[r] = spi_int32(r, 2);
-        accounts[r] = spi_text_copy(r, 3, caller);
-    }
     Owner owner = message_owner(message_sid, caller);
-    for (uint64 r = 0; r < rows; r++) {
-        if (may_speak_for(owner, accounts[r])) {  // another account's callback is weighed and refused
-            apply_status(message_sid, statuses[r], has_code[r], codes[r]);
+    for (uint64 r = 0; r < events.rows(); r++) {
+        // Another account's callback is weighed and refused.
+        if (may_speak_for(owner, events.text_copy(r, 3, caller))) {
+            apply_status(message_sid, events.text_copy(r, 1, caller), !events.is_null(r, 2),
+                         events.get_int32(r, 2));
         }
     }
     spi_run(kMarkApplied, args, nullptr, false, 0);
@@ -170,8 +163,7 @@ DARKSPERE_FUNCTION(darkspere_record_delivery_status_v2) {
     Datum event[4] = {text_datum(sid), text_datum(status), Int32GetDatum(error_code),
                       text_datum(provider_account)};
     char event_nulls[4] = {' ', ' ', null_flag(!has_error), ' '};
-    spi_run(kRecordEvent, event, event_nulls, false, 1);
-    int64 event_id = spi_int64(0, 1);
+    int64 event_id = spi_run(kRecordEvent, event, event_nulls, false, 1).get_int64(0, 1);
     const char *outcome = "pending";
     Owner owner = message_owner(sid, CurrentMemoryContext);
     if (owner.known && !may_speak_for(owner, provider_account)) {

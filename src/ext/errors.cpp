@@ -1,37 +1,25 @@
-// src/ext/errors.cpp — raising errors recorded by the C++/PostgreSQL boundary, and no-longjmp copies.
+// src/ext/errors.cpp — where a failed status of the C++ bridge becomes a PostgreSQL error.
 #include "ext/errors.hpp"
 
-#include <new>
+#include "ext/common_bridge.hpp"
 
 namespace darkspere {
 
-void report_cxx_error(int sqlstate, const char *message, const char *function) {
-    if (sqlstate == ERRCODE_INTERNAL_ERROR) {
-        ereport(ERROR, (errcode(sqlstate), errmsg("%s", message),
-                        errdetail("Raised by C++ function %s.", function)));
+void raise_bridge_status(int status, const char *subject) {
+    switch (status) {
+        case bridge::kOutOfMemory:
+            ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
+            break;
+        case bridge::kInvalidUtf8:
+            ereport(ERROR,
+                    (errcode(ERRCODE_CHARACTER_NOT_IN_REPERTOIRE), errmsg("%s is not valid UTF-8", subject)));
+            break;
+        default:
+            ereport(ERROR,
+                    (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("could not compute %s", subject)));
+            break;
     }
-    ereport(ERROR, (errcode(sqlstate), errmsg("%s", message)));
     pg_unreachable();
-}
-
-char *palloc_copy(const std::string &s) {
-    char *copy = static_cast<char *>(palloc_extended(s.size() + 1, MCXT_ALLOC_NO_OOM));
-    if (copy == nullptr) {
-        throw std::bad_alloc();
-    }
-    memcpy(copy, s.data(), s.size());
-    copy[s.size()] = '\0';
-    return copy;
-}
-
-text *text_copy(const std::string &s) {
-    text *t = static_cast<text *>(palloc_extended(VARHDRSZ + s.size(), MCXT_ALLOC_NO_OOM));
-    if (t == nullptr) {
-        throw std::bad_alloc();
-    }
-    SET_VARSIZE(t, VARHDRSZ + s.size());
-    memcpy(VARDATA(t), s.data(), s.size());
-    return t;
 }
 
 }  // namespace darkspere

@@ -7,7 +7,8 @@
 // call's result. The lease fences it exactly like a claimed attempt: if the worker never acks, tick()
 // reclaims it. A scope is plain data in palloc'd memory, opened and closed around one SQL call (closed by
 // PG_FINALLY).
-#include "ext/darkspere.hpp"
+#include "ext/handoff.hpp"
+#include "ext/validate.hpp"
 
 namespace darkspere {
 

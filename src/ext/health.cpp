@@ -6,9 +6,11 @@
 // Circuit: closed → open after kCircuitFailureThreshold consecutive failures, for kCircuitOpenSeconds; then
 // one trial call (half-open, claimed by routing.cpp): success closes it and starts a fresh health history,
 // failure opens it again.
-#include "ext/darkspere.hpp"
+#include "ext/counter_batch.hpp"
 #include "ext/errors.hpp"
+#include "ext/health.hpp"
 #include "ext/spi_plans.hpp"
+#include "ext/validate.hpp"
 
 namespace darkspere {
 
@@ -126,17 +128,17 @@ static Statement kStoreHealth = {
 
 void health_write(int64 agent_id, const HealthResult *results, int nresults) {
     Datum args[1] = {Int64GetDatum(agent_id)};
-    if (spi_run(kLockHealth, args, nullptr, false, 1) == 0) {
-        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-                        errmsg("agent %lld does not exist", static_cast<long long>(agent_id))));
+    SpiResult row = spi_run(kLockHealth, args, nullptr, false, 1);
+    if (row.empty()) {
+        raise_missing("agent", agent_id);
     }
     Health h;
-    h.results_mask = static_cast<uint64>(spi_int64(0, 1));
-    h.results_count = spi_int32(0, 2);
-    h.has_latency = !spi_is_null(0, 3);
-    h.latency_ms = spi_int32(0, 3);
-    h.consecutive_failures = spi_int32(0, 4);
-    h.circuit = parse_circuit(spi_text_copy(0, 5, CurrentMemoryContext));
+    h.results_mask = static_cast<uint64>(row.get_int64(0, 1));
+    h.results_count = row.get_int32(0, 2);
+    h.has_latency = !row.is_null(0, 3);
+    h.latency_ms = row.get_int32(0, 3);
+    h.consecutive_failures = row.get_int32(0, 4);
+    h.circuit = parse_circuit(row.text_copy(0, 5, CurrentMemoryContext));
     h.circuit_changed = false;
     h.reopen = false;
 

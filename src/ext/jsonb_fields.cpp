@@ -1,6 +1,6 @@
 // src/ext/jsonb_fields.cpp — reading fields of a jsonb object in C (the worker's job results), where a SELECT
 // per field would cost a statement each.
-#include "ext/darkspere.hpp"
+#include "ext/jsonb_fields.hpp"
 
 namespace darkspere {
 

@@ -8,11 +8,14 @@
 // Several workers may call tick() at once: a transaction-level advisory lock lets one run and the others
 // return {"skipped": true} at once.
 //
-// Retention (docs/operations.md, "Retention"): each kind is one LIMITed batch per call, found through an index
-// on its age in age order, and locked FOR UPDATE SKIP LOCKED, so a row another transaction holds is passed
-// over (taken by a later tick) instead of waited for, and a backlog is worked off a batch per tick.
-#include "ext/darkspere.hpp"
+// Retention (docs/operations.md, "Retention"): each kind is one LIMITed batch per call, found through an
+// index on its age in age order, and locked FOR UPDATE SKIP LOCKED, so a row another transaction holds is
+// passed over (taken by a later tick) instead of waited for, and a backlog is worked off a batch per tick.
 #include "ext/errors.hpp"
+#include "ext/queue.hpp"
+#include "ext/routing.hpp"
+#include "ext/sessions.hpp"
+#include "ext/settings.hpp"
 #include "ext/spi_plans.hpp"
 
 namespace darkspere {
@@ -57,8 +60,7 @@ static Statement kReclaim = {
 
 static Statement kDeadMessage = {
     "UPDATE darkspere.messages m SET status = 'failed', updated_at = pg_catalog.now() WHERE message_id = $1"
-    " RETURNING m.account_id, m.session_id, m.service_number, m.phone, m.request_id, m.direction,"
-    "           (SELECT a.fallback_text FROM darkspere.accounts a WHERE a.account_id = m.account_id)",
+    " RETURNING" DS_FAILED_MESSAGE_COLUMNS,
     1,
     {INT8OID},
     nullptr};
@@ -220,9 +222,9 @@ static int waiting_accounts(int64 cursor, int64 *accounts, int max) {
             break;
         }
         Datum args[3] = {Int64GetDatum(range[0]), Int64GetDatum(range[1]), Int32GetDatum(max - n)};
-        uint64 rows = spi_run(kWaitingAccounts, args, nullptr, false, 0);
-        for (uint64 r = 0; r < rows; r++) {
-            accounts[n++] = spi_int64(r, 1);
+        SpiResult waiting = spi_run(kWaitingAccounts, args, nullptr, false, 0);
+        for (uint64 r = 0; r < waiting.rows(); r++) {
+            accounts[n++] = waiting.get_int64(r, 1);
         }
     }
     return n;
@@ -232,26 +234,20 @@ static int waiting_accounts(int64 cursor, int64 *accounts, int max) {
 // many.
 static int64 route_account(int64 account_id, int share) {
     Datum args[3] = {Int64GetDatum(account_id), Int32GetDatum(min_health_score), Int32GetDatum(share)};
-    uint64 rows = spi_run(kAccountQueued, args, nullptr, false, 0);
-    int64 *message_ids = static_cast<int64 *>(palloc(sizeof(int64) * (rows + 1)));
-    int64 *session_ids = static_cast<int64 *>(palloc(sizeof(int64) * (rows + 1)));
-    int64 *sticky = static_cast<int64 *>(palloc(sizeof(int64) * (rows + 1)));
-    for (uint64 r = 0; r < rows; r++) {
-        message_ids[r] = spi_int64(r, 1);
-        session_ids[r] = spi_int64(r, 2);
-        sticky[r] = spi_int64(r, 3);
-    }
+    SpiResult queued = spi_run(kAccountQueued, args, nullptr, false, 0);
     int64 routed = 0;
-    for (uint64 r = 0; r < rows; r++) {
-        int64 agent_id = sticky[r];
+    for (uint64 r = 0; r < queued.rows(); r++) {
+        int64 message_id = queued.get_int64(r, 1);
+        int64 session_id = queued.get_int64(r, 2);
+        int64 agent_id = queued.get_int64(r, 3);  // the sticky agent, or 0
         if (agent_id == 0) {
             agent_id = pick_agent(account_id, nullptr, 0);
             if (agent_id == 0) {
                 break;  // no eligible agent with room; the rest of the list has no sticky agent either
             }
-            session_bind_agent(session_ids[r], agent_id);
+            session_bind_agent(session_id, agent_id);
         }
-        route_message(account_id, session_ids[r], message_ids[r], agent_id);
+        route_message(account_id, session_id, message_id, agent_id);
         routed++;
     }
     return routed;
@@ -261,7 +257,8 @@ static int64 route_account(int64 account_id, int share) {
 // of kRouteBatch), the oldest sessions of each first; returns how many were routed. An account without an
 // eligible agent costs one look at its queue and one pick per tick, and never delays the next account.
 static int64 route_queued() {
-    int64 cursor = spi_run(kRouteCursor, nullptr, nullptr, false, 1) > 0 ? spi_int64(0, 1) : 0;
+    SpiResult cursor_row = spi_run(kRouteCursor, nullptr, nullptr, false, 1);
+    int64 cursor = cursor_row.empty() ? 0 : cursor_row.get_int64(0, 1);
     int64 *accounts = static_cast<int64 *>(palloc(sizeof(int64) * kRouteAccounts));
     int naccounts = waiting_accounts(cursor, accounts, kRouteAccounts);
     if (naccounts == 0) {
@@ -284,7 +281,8 @@ static int64 route_queued() {
 static int64 reclaim_leases(int64 *dead) {
     MemoryContext caller = CurrentMemoryContext;
     Datum args[1] = {Int32GetDatum(kTickBatch)};
-    uint64 rows = spi_run(kReclaim, args, nullptr, false, 0);
+    SpiResult reclaimed = spi_run(kReclaim, args, nullptr, false, 0);
+    uint64 rows = reclaimed.rows();
     if (rows == 0) {
         return 0;
     }
@@ -293,12 +291,12 @@ static int64 reclaim_leases(int64 *dead) {
     int64 *dead_messages = static_cast<int64 *>(palloc(sizeof(int64) * rows));
     int ndead = 0;
     for (uint64 r = 0; r < rows; r++) {
-        char *state = spi_text_copy(r, 2, caller);
-        char *kind = spi_text_copy(r, 3, caller);
+        char *state = reclaimed.text_copy(r, 2, caller);
+        char *kind = reclaimed.text_copy(r, 3, caller);
         if (strcmp(state, "dead") == 0) {
             (*dead)++;
-            dead_agents[ndead] = strcmp(kind, "agent_call") == 0 ? spi_int64(r, 4) : 0;
-            dead_messages[ndead] = spi_int64(r, 5);
+            dead_agents[ndead] = strcmp(kind, "agent_call") == 0 ? reclaimed.get_int64(r, 4) : 0;
+            dead_messages[ndead] = reclaimed.get_int64(r, 5);
             ndead++;
         }
     }
@@ -308,15 +306,9 @@ static int64 reclaim_leases(int64 *dead) {
             continue;
         }
         Datum msg[1] = {Int64GetDatum(dead_messages[i])};
-        if (spi_run(kDeadMessage, msg, nullptr, false, 1) == 0) {
-            continue;
-        }
-        char *direction = spi_text_copy(0, 6, caller);
-        char *fallback = spi_text_copy(0, 7, caller);
-        if (dead_agents[i] != 0 && strcmp(direction, "in") == 0 && fallback != nullptr &&
-            fallback[0] != '\0') {
-            enqueue_reply(spi_int64(0, 1), spi_int64(0, 2), dead_messages[i], spi_text_copy(0, 3, caller),
-                          spi_text_copy(0, 4, caller), fallback, 0, spi_text_copy(0, 5, caller));
+        SpiResult failed = spi_run(kDeadMessage, msg, nullptr, false, 1);
+        if (!failed.empty() && dead_agents[i] != 0) {
+            enqueue_fallback_reply(failed);  // a turn no agent answered
         }
     }
     return rows;
@@ -328,7 +320,7 @@ static int64 retain(Statement &statement, int period_s) {
         return 0;
     }
     Datum args[2] = {Int32GetDatum(period_s), Int32GetDatum(kTickBatch)};
-    return static_cast<int64>(spi_run(statement, args, nullptr, false, 0));
+    return static_cast<int64>(spi_run(statement, args, nullptr, false, 0).rows());
 }
 
 }  // namespace darkspere
@@ -339,26 +331,25 @@ using namespace darkspere;
 DARKSPERE_FUNCTION(darkspere_tick) {
     SPI_connect();
     Datum lock[1] = {Int32GetDatum(kTickLockClass)};
-    spi_run(kTryLock, lock, nullptr, false, 1);
     bool isnull;
-    if (!spi_bool(0, 1)) {
-        spi_run(kSkipped, nullptr, nullptr, true, 1);
-        Datum skipped = SPI_datumTransfer(spi_datum(0, 1, &isnull), false, -1);
+    if (!spi_run(kTryLock, lock, nullptr, false, 1).get_bool(0, 1)) {
+        SpiResult skipped_row = spi_run(kSkipped, nullptr, nullptr, true, 1);
+        Datum skipped = SPI_datumTransfer(skipped_row.get_datum(0, 1, &isnull), false, -1);
         SPI_finish();
         PG_RETURN_DATUM(skipped);
     }
     Datum expire[2] = {Int32GetDatum(session_idle_timeout_s), Int32GetDatum(kTickBatch)};
-    spi_run(kExpireSessions, expire, nullptr, false, 1);
-    int64 expired = spi_int64(0, 1);
-    int64 expired_messages = spi_int64(0, 2);
+    SpiResult ended = spi_run(kExpireSessions, expire, nullptr, false, 1);
+    int64 expired = ended.get_int64(0, 1);
+    int64 expired_messages = ended.get_int64(0, 2);
     int64 dead = 0;
     int64 reclaimed = reclaim_leases(&dead);
     int64 routed = route_queued();
     Datum prune[3] = {Int32GetDatum(job_retention_s), Int32GetDatum(dead_job_retention_s),
                       Int32GetDatum(kTickBatch * 5)};
-    int64 pruned_jobs = spi_run(kPruneJobs, prune, nullptr, false, 0);
+    int64 pruned_jobs = static_cast<int64>(spi_run(kPruneJobs, prune, nullptr, false, 0).rows());
     Datum prune_limits[1] = {Int32GetDatum(kTickBatch * 5)};
-    int64 pruned_limits = spi_run(kPruneLimits, prune_limits, nullptr, false, 0);
+    int64 pruned_limits = static_cast<int64>(spi_run(kPruneLimits, prune_limits, nullptr, false, 0).rows());
 
     // Messages before sessions (a session goes once its messages have); a session waits for its messages'
     // retention too, so with messages kept for ever (message_retention = 0) no session is looked at: every
@@ -378,8 +369,8 @@ DARKSPERE_FUNCTION(darkspere_tick) {
         Int64GetDatum(expired_messages), Int64GetDatum(pruned_messages), Int64GetDatum(redacted_bodies),
         Int64GetDatum(pruned_sessions),  Int64GetDatum(pruned_delivery_events),
         Int64GetDatum(pruned_consent_events)};
-    spi_run(kReport, report, nullptr, false, 1);
-    Datum result = SPI_datumTransfer(spi_datum(0, 1, &isnull), false, -1);
+    SpiResult row = spi_run(kReport, report, nullptr, false, 1);
+    Datum result = SPI_datumTransfer(row.get_datum(0, 1, &isnull), false, -1);
     SPI_finish();
     PG_RETURN_DATUM(result);
 }

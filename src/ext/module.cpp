@@ -8,7 +8,7 @@
 // Superusers still set them per database or role (ALTER DATABASE / ALTER ROLE … SET), and GRANT SET ON
 // PARAMETER delegates one. Only darkspere.secret_key_file is PGC_SIGHUP (a file the server reads, set in
 // postgresql.conf); the others are read per call, per backend.
-#include "ext/darkspere.hpp"
+#include "ext/settings.hpp"
 #include "ext/version_check.hpp"
 
 extern "C" {

@@ -4,7 +4,8 @@
 // database-wide lock from pre-commit until after its commit record is flushed, so notifying transactions
 // commit one at a time. A backend therefore notifies at most once per darkspere.notify_interval; the worker
 // claims again shortly after each notification, which picks up the jobs whose notification was skipped.
-#include "ext/darkspere.hpp"
+#include "ext/notify.hpp"
+#include "ext/settings.hpp"
 
 namespace darkspere {
 

@@ -4,9 +4,10 @@
 // limit blocks the subject for block_s, during which nothing is counted. Rules are rows of rate_limit_rules,
 // per-subject overrides rows of rate_limit_overrides. The state row of a subject is locked by the upsert, so
 // concurrent hits on one subject are counted exactly (100 concurrent messages at 60/min: exactly 60 pass).
-#include "ext/darkspere.hpp"
 #include "ext/errors.hpp"
+#include "ext/ratelimit.hpp"
 #include "ext/spi_plans.hpp"
+#include "ext/validate.hpp"
 
 namespace darkspere {
 
@@ -56,16 +57,16 @@ LimitVerdict rate_limit_hit(const char *scope, const char *subject, int cost, Ti
     // One timestamp for the whole decision, so "blocked by this hit" is recognisable in RETURNING.
     TimestampTz now = GetCurrentTimestamp();
     Datum args[4] = {text_datum(scope), text_datum(subject), Int32GetDatum(cost), TimestampTzGetDatum(now)};
-    if (spi_run(kHit, args, nullptr, false, 1) == 0) {
-        ereport(ERROR,
-                (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("unknown rate limit scope: \"%s\"", scope),
-                 errhint("Scopes are the rows of darkspere.rate_limit_rules.")));
+    SpiResult hit = spi_run(kHit, args, nullptr, false, 1);
+    if (hit.empty()) {
+        ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT), errmsg("unknown rate limit scope: \"%s\"", scope),
+                        errhint("Scopes are the rows of darkspere.rate_limit_rules.")));
     }
-    bool blocked = spi_bool(0, 1);
-    bool blocked_by_this_hit = spi_bool(0, 2);
+    bool blocked = hit.get_bool(0, 1);
+    bool blocked_by_this_hit = hit.get_bool(0, 2);
     if (blocked_until != nullptr) {
         bool isnull;
-        Datum until = spi_datum(0, 3, &isnull);
+        Datum until = hit.get_datum(0, 3, &isnull);
         *blocked_until = isnull ? 0 : DatumGetTimestampTz(until);
     }
     if (!blocked) {
@@ -154,22 +155,22 @@ void hit_pair(PairHit *first, PairHit *second) {
                      TimestampTzGetDatum(now)};
     char nulls[7] = {' ', ' ', ' ', null_flag(second->scope == nullptr), null_flag(second->scope == nullptr),
                      ' ', ' '};
-    uint64 rows = spi_run(kHitPair, args, nulls, false, 2);
+    SpiResult rows = spi_run(kHitPair, args, nulls, false, 2);
     PairHit *hits[2] = {first, second};
     bool found[2] = {false, false};
-    for (uint64 r = 0; r < rows; r++) {
-        char *scope = spi_text_copy(r, 1, CurrentMemoryContext);
+    for (uint64 r = 0; r < rows.rows(); r++) {
+        char *scope = rows.text_copy(r, 1, CurrentMemoryContext);
         int i = strcmp(scope, first->scope) == 0 ? 0 : 1;
         found[i] = true;
-        hits[i]->verdict = !spi_bool(r, 2)  ? LimitVerdict::allowed
-                           : spi_bool(r, 3) ? LimitVerdict::limited
-                                            : LimitVerdict::blocked;
+        hits[i]->verdict = !rows.get_bool(r, 2)  ? LimitVerdict::allowed
+                           : rows.get_bool(r, 3) ? LimitVerdict::limited
+                                                 : LimitVerdict::blocked;
     }
     for (int i = 0; i < 2; i++) {
         if (!found[i]) {
             hits[i]->verdict = LimitVerdict::allowed;
             if (hits[i]->scope != nullptr && hits[i]->cost > 0) {
-                ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT),
                                 errmsg("unknown rate limit scope: \"%s\"", hits[i]->scope),
                                 errhint("Scopes are the rows of darkspere.rate_limit_rules.")));
             }

@@ -7,7 +7,10 @@
 //
 // Load is kept in darkspere.agent_load split over kCounterShards rows per agent, so concurrent routing to the
 // same few agents never waits on one row lock; a backend only writes its own shard.
-#include "ext/darkspere.hpp"
+#include "ext/counter_batch.hpp"
+#include "ext/health.hpp"
+#include "ext/routing.hpp"
+#include "ext/settings.hpp"
 #include "ext/spi_plans.hpp"
 
 namespace darkspere {
@@ -80,17 +83,18 @@ int64 pick_agent(int64 account_id, const int64 *exclude, int nexclude) {
         Datum args[6] = {Int64GetDatum(account_id),       Int32GetDatum(min_health_score),
                          PointerGetDatum(excluded),       Int32GetDatum(kCircuitOpenSeconds),
                          PointerGetDatum(pending_agents), PointerGetDatum(pending_deltas)};
-        if (spi_run(kPickAgent, args, nullptr, false, 1) == 0) {
+        SpiResult picked = spi_run(kPickAgent, args, nullptr, false, 1);
+        if (picked.empty()) {
             return 0;
         }
-        int64 agent_id = spi_int64(0, 1);
-        bool trial = spi_bool(0, 2);
+        int64 agent_id = picked.get_int64(0, 1);
+        bool trial = picked.get_bool(0, 2);
         if (!trial) {
             return agent_id;
         }
         Datum trial_args[3] = {Int64GetDatum(agent_id), Int32GetDatum(kTrialCallSeconds),
                                Int32GetDatum(min_health_score)};
-        if (spi_run(kStartTrial, trial_args, nullptr, false, 0) > 0) {
+        if (!spi_run(kStartTrial, trial_args, nullptr, false, 0).empty()) {
             return agent_id;
         }
         skipped[nskipped++] = agent_id;

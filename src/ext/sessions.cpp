@@ -3,9 +3,12 @@
 // The partial unique index sessions_one_active is the arbiter: two first messages from one phone at the same
 // instant both run the upsert below; one inserts, the other waits for it and then updates the same row. An
 // idle session is first marked expired, so it never blocks the new one.
-#include "ext/darkspere.hpp"
+#include "ext/accounts.hpp"
 #include "ext/errors.hpp"
+#include "ext/sessions.hpp"
+#include "ext/settings.hpp"
 #include "ext/spi_plans.hpp"
+#include "ext/validate.hpp"
 
 namespace darkspere {
 
@@ -52,12 +55,12 @@ SessionRef session_get_or_create(int64 account_id, const char *service_number, c
 
     Datum args[4] = {Int64GetDatum(account_id), text_datum(service_number), text_datum(phone),
                      Int32GetDatum(min_health_score)};
-    spi_run(kUpsertSession, args, nullptr, false, 1);
+    SpiResult row = spi_run(kUpsertSession, args, nullptr, false, 1);
     SessionRef ref;
-    ref.session_id = spi_int64(0, 1);
-    ref.agent_id = spi_int64(0, 2);
-    ref.agent_eligible = spi_bool(0, 3);
-    ref.has_queued_messages = spi_bool(0, 4);
+    ref.session_id = row.get_int64(0, 1);
+    ref.agent_id = row.get_int64(0, 2);
+    ref.agent_eligible = row.get_bool(0, 3);
+    ref.has_queued_messages = row.get_bool(0, 4);
     return ref;
 }
 
@@ -83,8 +86,48 @@ DARKSPERE_FUNCTION(darkspere_get_or_create_session) {
     require_account(account_id);
     SessionRef ref = session_get_or_create(account_id, service_number, phone);
     Datum args[1] = {Int64GetDatum(ref.session_id)};
-    spi_run(kSessionRow, args, nullptr, false, 1);
-    HeapTupleHeader row = SPI_returntuple(SPI_tuptable->vals[0], SPI_tuptable->tupdesc);
+    SpiResult session = spi_run(kSessionRow, args, nullptr, false, 1);
+    HeapTupleHeader row = SPI_returntuple(session.tuple(0), session.tupdesc());
     SPI_finish();
     PG_RETURN_HEAPTUPLEHEADER(row);
+}
+
+static Statement kSessionExists = {
+    "SELECT 1 FROM darkspere.sessions WHERE session_id = $1", 1, {INT8OID}, nullptr};
+static Statement kHistory = {
+    "SELECT direction, body, created_at FROM ("
+    "   SELECT direction, body, created_at, message_id FROM darkspere.messages"
+    "    WHERE session_id = $1 ORDER BY message_id DESC LIMIT $2) h"
+    " ORDER BY message_id",
+    2,
+    {INT8OID, INT4OID},
+    nullptr};
+
+// darkspere_history — the last max_messages messages of a session, oldest first.
+DARKSPERE_FUNCTION(darkspere_history) {
+    int64 session_id = required_int64(fcinfo, 0, "session_id");
+    int32 max_messages = required_int32(fcinfo, 1, "max_messages");
+    if (max_messages < 0) {
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                        errmsg("max_messages must not be negative: %d", max_messages)));
+    }
+    ReturnSetInfo *rsinfo = reinterpret_cast<ReturnSetInfo *>(fcinfo->resultinfo);
+    InitMaterializedSRF(fcinfo, 0);
+    SPI_connect();
+    Datum find[1] = {Int64GetDatum(session_id)};
+    if (spi_run(kSessionExists, find, nullptr, true, 1).empty()) {
+        raise_missing("session", session_id);
+    }
+    Datum args[2] = {Int64GetDatum(session_id), Int32GetDatum(max_messages)};
+    SpiResult history = spi_run(kHistory, args, nullptr, true, 0);
+    for (uint64 r = 0; r < history.rows(); r++) {
+        Datum values[3];
+        bool nulls[3];
+        for (int c = 0; c < 3; c++) {
+            values[c] = history.get_datum(r, c + 1, &nulls[c]);
+        }
+        tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+    }
+    SPI_finish();
+    return (Datum)0;
 }

@@ -1,22 +1,15 @@
 // src/ext/sms_sql.cpp — SMS segment counting (GSM-7 / UCS-2) for SQL and for usage metering.
 #include "ext/common_bridge.hpp"
-#include "ext/darkspere.hpp"
 #include "ext/errors.hpp"
+#include "ext/sms_text.hpp"
 #include "ext/spi_plans.hpp"
 
 namespace darkspere {
 
 static Segments count_or_raise(const char *utf8, size_t len) {
-    bridge::Segments s;
-    int rc = bridge::count_segments(utf8, len, &s);
-    if (rc == bridge::kOutOfMemory) {
-        ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
-    }
-    if (rc != bridge::kOk) {
-        ereport(ERROR, (errcode(ERRCODE_CHARACTER_NOT_IN_REPERTOIRE), errmsg("body is not valid UTF-8")));
-    }
-    Segments result = {s.ucs2, s.segments, s.units};
-    return result;
+    Segments s;
+    check_bridge_status(bridge::count_segments(utf8, len, &s), "body");
+    return s;
 }
 
 Segments count_sms_segments(const char *utf8) {

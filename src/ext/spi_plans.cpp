@@ -1,4 +1,4 @@
-// src/ext/spi_plans.cpp — prepared-statement cache and result accessors over SPI.
+// src/ext/spi_plans.cpp — prepared-statement cache and the result of each statement, over SPI.
 #include "ext/spi_plans.hpp"
 
 namespace darkspere {
@@ -17,45 +17,54 @@ static SPIPlanPtr prepared_plan(Statement &statement) {
     return statement.plan;
 }
 
-uint64 spi_run(Statement &statement, Datum *values, const char *nulls, bool read_only, long max_rows) {
+// The one place that reads SPI's globals: right after the statement ran, before anything else can.
+SpiResult spi_run(Statement &statement, Datum *values, const char *nulls, bool read_only, long max_rows) {
     int rc = SPI_execute_plan(prepared_plan(statement), values, nulls, read_only, max_rows);
     if (rc < 0) {
         elog(ERROR, "darkspere: statement failed: %s", SPI_result_code_string(rc));
     }
-    return SPI_processed;
+    return SpiResult(SPI_tuptable, SPI_processed);
 }
 
-Datum spi_datum(uint64 row, int column, bool *isnull) {
-    return SPI_getbinval(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, column, isnull);
+void SpiResult::check(uint64 row, int column) const {
+    if (table_ == nullptr || row >= rows_ || column < 1 || column > table_->tupdesc->natts) {
+        elog(ERROR, "darkspere: no row %llu column %d in a result of %llu rows",
+             static_cast<unsigned long long>(row), column, static_cast<unsigned long long>(rows_));
+    }
 }
 
-bool spi_is_null(uint64 row, int column) {
+Datum SpiResult::get_datum(uint64 row, int column, bool *isnull) const {
+    check(row, column);
+    return SPI_getbinval(table_->vals[row], table_->tupdesc, column, isnull);
+}
+
+bool SpiResult::is_null(uint64 row, int column) const {
     bool isnull;
-    (void)spi_datum(row, column, &isnull);
+    (void)get_datum(row, column, &isnull);
     return isnull;
 }
 
-int64 spi_int64(uint64 row, int column) {
+int64 SpiResult::get_int64(uint64 row, int column) const {
     bool isnull;
-    Datum d = spi_datum(row, column, &isnull);
+    Datum d = get_datum(row, column, &isnull);
     return isnull ? 0 : DatumGetInt64(d);
 }
 
-int32 spi_int32(uint64 row, int column) {
+int32 SpiResult::get_int32(uint64 row, int column) const {
     bool isnull;
-    Datum d = spi_datum(row, column, &isnull);
+    Datum d = get_datum(row, column, &isnull);
     return isnull ? 0 : DatumGetInt32(d);
 }
 
-bool spi_bool(uint64 row, int column) {
+bool SpiResult::get_bool(uint64 row, int column) const {
     bool isnull;
-    Datum d = spi_datum(row, column, &isnull);
+    Datum d = get_datum(row, column, &isnull);
     return isnull ? false : DatumGetBool(d);
 }
 
-char *spi_text_copy(uint64 row, int column, MemoryContext context) {
+char *SpiResult::text_copy(uint64 row, int column, MemoryContext context) const {
     bool isnull;
-    Datum d = spi_datum(row, column, &isnull);
+    Datum d = get_datum(row, column, &isnull);
     if (isnull) {
         return nullptr;
     }
@@ -63,6 +72,18 @@ char *spi_text_copy(uint64 row, int column, MemoryContext context) {
     char *s = TextDatumGetCString(d);
     MemoryContextSwitchTo(old);
     return s;
+}
+
+HeapTuple SpiResult::tuple(uint64 row) const {
+    check(row, 1);
+    return table_->vals[row];
+}
+
+TupleDesc SpiResult::tupdesc() const {
+    if (table_ == nullptr) {
+        elog(ERROR, "darkspere: the statement returned no rows");
+    }
+    return table_->tupdesc;
 }
 
 }  // namespace darkspere

@@ -1,6 +1,7 @@
 // src/ext/validate.cpp — small validation helpers: class-22 errors whose message names the argument and
 // value.
-#include "ext/darkspere.hpp"
+#include "ext/sms_text.hpp"
+#include "ext/validate.hpp"
 
 #include "ext/common_bridge.hpp"
 
@@ -70,6 +71,12 @@ void require_body_length(const char *body, const char *argname) {
                 (errcode(ERRCODE_STRING_DATA_RIGHT_TRUNCATION),
                  errmsg("%s is %d characters long; the limit is %d", argname, chars, kSmsBodyMaxChars)));
     }
+}
+
+void raise_missing(const char *what, int64 id) {
+    ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT),
+                    errmsg("%s %lld does not exist", what, static_cast<long long>(id))));
+    pg_unreachable();
 }
 
 void require_lease(const Interval *lease) {

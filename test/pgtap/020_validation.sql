@@ -1,7 +1,7 @@
 -- 020_validation — every validation error of every function raises a class-22 SQLSTATE naming the argument;
 -- keyword handling (STOP / stop / " Stop " / "STOP PLEASE").
 BEGIN;
-SELECT plan(74);
+SELECT plan(76);
 
 SELECT darkspere.create_account('pgtap', 'pro', 'pgtap help') AS acct \gset
 SELECT darkspere.add_number(:acct, '+15559200001', 'ACtap');
@@ -11,13 +11,13 @@ SELECT agent_id AS agent FROM darkspere.register_agent(:acct, 'bot', 'https://ag
 SELECT throws_ok($$SELECT darkspere.create_account(NULL)$$, '22004', 'name must not be null', 'create_account: NULL name');
 SELECT throws_ok($$SELECT darkspere.create_account('')$$, '22023', 'name must not be empty', 'create_account: empty name');
 SELECT throws_ok($$SELECT darkspere.create_account('x', NULL)$$, '22004', 'plan must not be null', 'create_account: NULL plan');
-SELECT throws_ok($$SELECT darkspere.create_account('x', 'gold')$$, '22023', 'unknown plan: "gold"', 'create_account: unknown plan');
+SELECT throws_ok($$SELECT darkspere.create_account('x', 'gold')$$, '42704', 'unknown plan: "gold"', 'create_account: unknown plan');
 -- add_number
 SELECT throws_ok($$SELECT darkspere.add_number(NULL, '+15559200002')$$, '22004', 'account_id must not be null', 'add_number: NULL account');
 SELECT throws_ok(format($$SELECT darkspere.add_number(%s, NULL)$$, :acct), '22004', 'number must not be null', 'add_number: NULL number');
 SELECT throws_ok(format($$SELECT darkspere.add_number(%s, '5559200002', 'ACtap')$$, :acct), '22023', 'invalid E.164 number for number: "5559200002"', 'add_number: not E.164');
 SELECT throws_ok(format($$SELECT darkspere.add_number(%s, '+15559200002', '')$$, :acct), '22023', 'provider_account must not be empty', 'add_number: empty provider_account');
-SELECT throws_ok($$SELECT darkspere.add_number(-1, '+15559200002', 'ACtap')$$, '22023', 'account -1 does not exist', 'add_number: unknown account');
+SELECT throws_ok($$SELECT darkspere.add_number(-1, '+15559200002', 'ACtap')$$, '42704', 'account -1 does not exist', 'add_number: unknown account');
 SELECT throws_ok(format($$SELECT darkspere.add_number(%s, '+15559200001', 'ACtap')$$, :acct), '23505', NULL, 'add_number: number taken');
 SELECT throws_ok(format($$SELECT darkspere.add_number(%s, '+15559200002')$$, :acct), '22004', 'provider_account must not be null', 'add_number: no provider_account');
 SELECT throws_ok(format($$SELECT darkspere.add_number(%s, '+15559200002', 'SK1')$$, :acct), '22023', 'invalid Twilio AccountSid for provider_account: "SK1"', 'add_number: provider_account not an AccountSid');
@@ -32,17 +32,17 @@ SELECT throws_ok(format($$SELECT darkspere.register_agent(%s, 'a', 'https://a/',
 SELECT throws_ok(format($$SELECT darkspere.register_agent(%s, 'a', 'https://a/', 'grpc')$$, :acct), '22023', 'invalid protocol: "grpc"', 'register_agent: bad protocol');
 SELECT throws_ok(format($$SELECT darkspere.register_agent(%s, 'a', 'https://a/', 'http', NULL)$$, :acct), '22004', 'capacity must not be null', 'register_agent: NULL capacity');
 SELECT throws_ok(format($$SELECT darkspere.register_agent(%s, 'a', 'https://a/', 'http', 0)$$, :acct), '22023', 'capacity must be positive: 0', 'register_agent: zero capacity');
-SELECT throws_ok($$SELECT darkspere.register_agent(-1, 'a', 'https://a/')$$, '22023', 'account -1 does not exist', 'register_agent: unknown account');
+SELECT throws_ok($$SELECT darkspere.register_agent(-1, 'a', 'https://a/')$$, '42704', 'account -1 does not exist', 'register_agent: unknown account');
 -- set_agent_status
 SELECT throws_ok($$SELECT darkspere.set_agent_status(NULL, 'active')$$, '22004', 'agent_id must not be null', 'set_agent_status: NULL agent');
 SELECT throws_ok(format($$SELECT darkspere.set_agent_status(%s, NULL)$$, :agent), '22004', 'status must not be null', 'set_agent_status: NULL status');
 SELECT throws_ok(format($$SELECT darkspere.set_agent_status(%s, 'paused')$$, :agent), '22023', 'invalid status: "paused"', 'set_agent_status: bad status');
-SELECT throws_ok($$SELECT darkspere.set_agent_status(-1, 'active')$$, '22023', 'agent -1 does not exist', 'set_agent_status: unknown agent');
+SELECT throws_ok($$SELECT darkspere.set_agent_status(-1, 'active')$$, '42704', 'agent -1 does not exist', 'set_agent_status: unknown agent');
 -- record_agent_result
 SELECT throws_ok($$SELECT darkspere.record_agent_result(NULL, true, 1)$$, '22004', 'agent_id must not be null', 'record_agent_result: NULL agent');
 SELECT throws_ok(format($$SELECT darkspere.record_agent_result(%s, NULL, 1)$$, :agent), '22004', 'ok must not be null', 'record_agent_result: NULL ok');
 SELECT throws_ok(format($$SELECT darkspere.record_agent_result(%s, true, -1)$$, :agent), '22023', 'latency_ms must not be negative: -1', 'record_agent_result: negative latency');
-SELECT throws_ok($$SELECT darkspere.record_agent_result(-1, true, 1)$$, '22023', 'agent -1 does not exist', 'record_agent_result: unknown agent');
+SELECT throws_ok($$SELECT darkspere.record_agent_result(-1, true, 1)$$, '42704', 'agent -1 does not exist', 'record_agent_result: unknown agent');
 -- receive_sms
 SELECT throws_ok($$SELECT darkspere.receive_sms('ACtap', NULL, '+1666', 'x', 'SMtap')$$, '22004', 'to_number must not be null', 'receive_sms: NULL to_number');
 SELECT throws_ok($$SELECT darkspere.receive_sms('ACtap', 'abc', '+1666', 'x', 'SMtap')$$, '22023', 'invalid E.164 number for to_number: "abc"', 'receive_sms: to_number not E.164');
@@ -58,9 +58,9 @@ SELECT is((SELECT count(*) FROM darkspere.messages WHERE message_sid = 'SMtap'),
 SELECT throws_ok($$SELECT darkspere.get_or_create_session(NULL, '+15559200001', '+1666')$$, '22004', 'account_id must not be null', 'get_or_create_session: NULL account');
 SELECT throws_ok(format($$SELECT darkspere.get_or_create_session(%s, 'x', '+1666')$$, :acct), '22023', 'invalid E.164 number for service_number: "x"', 'get_or_create_session: bad service number');
 SELECT throws_ok(format($$SELECT darkspere.get_or_create_session(%s, '+15559200001', '')$$, :acct), '22023', 'phone must not be empty', 'get_or_create_session: empty phone');
-SELECT throws_ok($$SELECT darkspere.get_or_create_session(-1, '+15559200001', '+1666')$$, '22023', 'account -1 does not exist', 'get_or_create_session: unknown account');
+SELECT throws_ok($$SELECT darkspere.get_or_create_session(-1, '+15559200001', '+1666')$$, '42704', 'account -1 does not exist', 'get_or_create_session: unknown account');
 SELECT throws_ok($$SELECT darkspere.history(NULL)$$, '22004', 'session_id must not be null', 'history: NULL session');
-SELECT throws_ok($$SELECT darkspere.history(-1)$$, '22023', 'session -1 does not exist', 'history: unknown session');
+SELECT throws_ok($$SELECT darkspere.history(-1)$$, '42704', 'session -1 does not exist', 'history: unknown session');
 SELECT throws_ok($$SELECT darkspere.history(1, -1)$$, '22023', 'max_messages must not be negative: -1', 'history: negative max_messages');
 -- queue
 SELECT throws_ok($$SELECT darkspere.claim_jobs(NULL)$$, '22004', 'worker must not be null', 'claim_jobs: NULL worker');
@@ -75,10 +75,12 @@ SELECT throws_ok($$SELECT darkspere.requeue_dead_job(NULL)$$, '22004', 'job_id m
 -- delivery, limits, usage, signatures
 SELECT throws_ok($$SELECT darkspere.record_delivery_status('AC1', 'SM1', 'bounced')$$, '22023', 'invalid delivery status: "bounced"', 'record_delivery_status: unknown status');
 SELECT throws_ok($$SELECT darkspere.record_delivery_status('AC1', '', 'sent')$$, '22023', 'message_sid must not be empty', 'record_delivery_status: empty sid');
-SELECT throws_ok($$SELECT darkspere.rate_limit('nope', 'x')$$, '22023', 'unknown rate limit scope: "nope"', 'rate_limit: unknown scope');
+SELECT throws_ok($$SELECT darkspere.rate_limit('nope', 'x')$$, '42704', 'unknown rate limit scope: "nope"', 'rate_limit: unknown scope');
 SELECT throws_ok($$SELECT darkspere.rate_limit('ip', '')$$, '22023', 'subject must not be empty', 'rate_limit: empty subject');
 SELECT throws_ok($$SELECT darkspere.rate_limit('ip', 'x', 0)$$, '22023', 'cost must be positive: 0', 'rate_limit: zero cost');
-SELECT throws_ok($$SELECT darkspere.usage(-1)$$, '22023', 'account -1 does not exist', 'usage: unknown account');
+SELECT throws_ok($$SELECT darkspere.usage(-1)$$, '42704', 'account -1 does not exist', 'usage: unknown account');
+SELECT throws_ok($$SELECT darkspere.record_provider_opt_out('+15559299999', '+1666')$$, '42704', 'no account has service number +15559299999', 'record_provider_opt_out: unknown number');
+SELECT throws_ok($$SELECT darkspere.rotate_agent_secret(-1)$$, '42704', 'agent -1 does not exist', 'rotate_agent_secret: unknown agent');
 SELECT throws_ok($$SELECT darkspere.twilio_signature('', 'https://x/', '{}')$$, '22023', 'auth_token must not be empty', 'twilio_signature: empty token');
 SELECT throws_ok($$SELECT darkspere.twilio_signature('t', 'https://x/', '[]')$$, '22023', 'params must be a jsonb object', 'twilio_signature: params not an object');
 SELECT throws_ok($$SELECT darkspere.stripe_signature_valid('s', 'p', 'h', -1)$$, '22023', 'tolerance_s must not be negative: -1', 'stripe_signature_valid: negative tolerance');

@@ -1,0 +1,422 @@
+// src/ext/ack.cpp — fenced acks: complete_job, fail_job, ack_jobs' rows; retries, dead letters and requeues.
+//
+// The worker acks with (job_id, attempt): an ack whose attempt no longer holds the lease changes nothing, so
+// a worker that lost its lease can never overwrite a newer attempt. A failed agent call is retried on the
+// next eligible agent, other jobs after a backoff; out of attempts, a job is dead-lettered (a turn no agent
+// answered gets the account's fallback text) until an operator requeues it.
+#include "ext/billing.hpp"
+#include "ext/delivery.hpp"
+#include "ext/errors.hpp"
+#include "ext/health.hpp"
+#include "ext/jsonb_fields.hpp"
+#include "ext/notify.hpp"
+#include "ext/queue.hpp"
+#include "ext/routing.hpp"
+#include "ext/settings.hpp"
+#include "ext/spi_plans.hpp"
+#include "ext/validate.hpp"
+
+#include <cmath>
+
+extern "C" {
+#include "common/pg_prng.h"
+}
+
+namespace darkspere {
+
+// The fence: only the attempt that holds the lease may finish the job.
+static Statement kFenceComplete = {
+    "UPDATE darkspere.jobs SET state = 'done', result = $3, finished_at = pg_catalog.now(),"
+    "       lease_until = NULL"
+    " WHERE job_id = $1 AND attempt = $2 AND state = 'running'"
+    " RETURNING kind, account_id, session_id, message_id, agent_id",
+    3,
+    {INT8OID, INT4OID, JSONBOID},
+    nullptr};
+
+static Statement kFenceFail = {
+    "SELECT kind, account_id, session_id, message_id, agent_id, max_attempts, tried_agents"
+    "  FROM darkspere.jobs WHERE job_id = $1 AND attempt = $2 AND state = 'running' FOR UPDATE",
+    2,
+    {INT8OID, INT4OID},
+    nullptr};
+
+// Marks the turn answered and reads what the reply needs: the account's fallback text, whether the phone
+// opted out and whether the plan has a hard cap (only then is the quota read). Touching the session also
+// serialises replies of one session, which keeps hand-offs of their sends in order.
+static Statement kAnswered = {
+    "WITH m AS (UPDATE darkspere.messages SET status = 'answered', updated_at = pg_catalog.now()"
+    "            WHERE message_id = $1"
+    "            RETURNING account_id, session_id, service_number, phone, request_id),"
+    "     s AS (UPDATE darkspere.sessions SET last_activity_at = pg_catalog.now()"
+    "            WHERE session_id = (SELECT session_id FROM m))"
+    " SELECT m.account_id, m.session_id, m.service_number, m.phone, m.request_id, a.fallback_text,"
+    "        EXISTS (SELECT 1 FROM darkspere.opt_outs o WHERE o.account_id = m.account_id"
+    "                   AND o.service_number = m.service_number AND o.phone = m.phone),"
+    "        p.hard_cap"
+    "   FROM m JOIN darkspere.accounts a ON a.account_id = m.account_id"
+    "   JOIN darkspere.plans p ON p.plan = a.plan",
+    1,
+    {INT8OID},
+    nullptr};
+
+static Statement kSent = {
+    "UPDATE darkspere.messages SET message_sid = COALESCE($2, message_sid),"
+    "       status = CASE WHEN delivery_rank = 0 THEN COALESCE($3, 'queued') ELSE status END,"
+    "       segments = COALESCE($4, segments), updated_at = pg_catalog.now()"
+    " WHERE message_id = $1 RETURNING account_id, segments",
+    4,
+    {INT8OID, TEXTOID, TEXTOID, INT4OID},
+    nullptr};
+
+static Statement kRetryOnAgent = {
+    "UPDATE darkspere.jobs SET state = 'pending', agent_id = $2, tried_agents = tried_agents || $2,"
+    "       available_at = pg_catalog.clock_timestamp() + pg_catalog.make_interval(secs => $3),"
+    "       last_error = $4, claimed_by = NULL, lease_until = NULL"
+    " WHERE job_id = $1",
+    4,
+    {INT8OID, INT8OID, FLOAT8OID, TEXTOID},
+    nullptr};
+
+static Statement kMoveSession = {
+    "WITH s AS (UPDATE darkspere.sessions SET agent_id = $2"
+    "            WHERE session_id = $1 AND agent_id IS DISTINCT FROM $2)"
+    " UPDATE darkspere.messages SET agent_id = $2, updated_at = pg_catalog.now() WHERE message_id = $3",
+    3,
+    {INT8OID, INT8OID, INT8OID},
+    nullptr};
+
+static Statement kRetryLater = {
+    "UPDATE darkspere.jobs SET state = 'pending',"
+    "       available_at = pg_catalog.clock_timestamp() + pg_catalog.make_interval(secs => $2),"
+    "       last_error = $3, claimed_by = NULL, lease_until = NULL"
+    " WHERE job_id = $1",
+    3,
+    {INT8OID, FLOAT8OID, TEXTOID},
+    nullptr};
+
+static Statement kDeadLetter = {
+    "WITH j AS (UPDATE darkspere.jobs SET state = 'dead', last_error = $2, finished_at = pg_catalog.now(),"
+    "                  lease_until = NULL WHERE job_id = $1 RETURNING message_id)"
+    " UPDATE darkspere.messages m SET status = 'failed', updated_at = pg_catalog.now() FROM j"
+    "  WHERE m.message_id = j.message_id"
+    " RETURNING" DS_FAILED_MESSAGE_COLUMNS,
+    2,
+    {INT8OID, TEXTOID},
+    nullptr};
+
+// Retry delays: exponential from kBackoffBaseS, capped at kBackoffMaxS, ±kBackoffJitter so that many jobs
+// that failed together do not all come back at the same instant.
+constexpr double kBackoffBaseS = 2.0;
+constexpr double kBackoffMaxS = 300.0;
+constexpr double kBackoffJitter = 0.2;
+
+static double backoff_seconds(int attempt) {
+    double delay = kBackoffBaseS;
+    for (int i = 1; i < attempt && delay < kBackoffMaxS; i++) {
+        delay *= 2;
+    }
+    delay = Min(delay, kBackoffMaxS);
+    return delay * (1.0 - kBackoffJitter + 2 * kBackoffJitter * pg_prng_double(&pg_global_prng_state));
+}
+
+// dead_letter — gives up on a job; a turn that no agent answered gets the account's fallback text instead.
+static void dead_letter(int64 job_id, const char *error, bool send_fallback) {
+    Datum args[2] = {Int64GetDatum(job_id), text_datum(error)};
+    SpiResult failed = spi_run(kDeadLetter, args, nullptr, false, 1);
+    if (!failed.empty() && send_fallback) {
+        enqueue_fallback_reply(failed);
+    }
+}
+
+static void complete_agent_call(int64 message_id, int64 agent_id, Jsonb *result) {
+    MemoryContext caller = CurrentMemoryContext;
+    // The agent's answer: reply a string or null (or missing), latency when a number (clamped to int range).
+    JsonbValue *reply_value = jsonb_key(result, "reply");
+    if (reply_value != nullptr && reply_value->type != jbvString && reply_value->type != jbvNull) {
+        ereport(ERROR,
+                (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                 errmsg("result.reply must be a string or null, not %s", jsonb_type_name(reply_value))));
+    }
+    // Read in place: a reply may be megabytes, of which only the first messages are ever looked at.
+    const char *reply =
+        reply_value != nullptr && reply_value->type == jbvString ? reply_value->val.string.val : nullptr;
+    size_t reply_len = reply != nullptr ? reply_value->val.string.len : 0;
+    JsonbValue *latency_value = jsonb_key(result, "latency_ms");
+    bool latency_known = latency_value != nullptr && latency_value->type == jbvNumeric;
+    int32 latency_ms = latency_known ? static_cast<int32>(lround(Min(Max(jsonb_number(latency_value), 0.0),
+                                                                     static_cast<double>(PG_INT32_MAX))))
+                                     : 0;
+
+    agent_load_add(agent_id, -1);
+    health_record(agent_id, true, latency_ms, latency_known);
+
+    Datum args[1] = {Int64GetDatum(message_id)};
+    SpiResult turn = spi_run(kAnswered, args, nullptr, false, 1);
+    if (turn.empty()) {
+        return;  // the message is gone (account deleted): nothing to answer
+    }
+    int64 account_id = turn.get_int64(0, 1);
+    int64 session_id = turn.get_int64(0, 2);
+    char *service_number = turn.text_copy(0, 3, caller);
+    char *phone = turn.text_copy(0, 4, caller);
+    char *request_id = turn.text_copy(0, 5, caller);
+    char *fallback = turn.text_copy(0, 6, caller);
+    ReplyChecks checks = {true, turn.get_bool(0, 7), turn.get_bool(0, 8)};
+    usage_add(account_id, "agent_messages", 1);
+
+    if (reply != nullptr && reply_len > 0) {
+        enqueue_reply(account_id, session_id, message_id, service_number, phone, reply, reply_len, agent_id,
+                      request_id, &checks);
+    } else if (reply == nullptr && fallback != nullptr && fallback[0] != '\0') {
+        // The agent answered without usable text; "" would have meant "send nothing".
+        enqueue_reply(account_id, session_id, message_id, service_number, phone, fallback, 0, request_id,
+                      &checks);
+    }
+}
+
+static void complete_sms_send(int64 message_id, Jsonb *result) {
+    // The provider's answer: sid and status as text, segments when a number from 1 to 1000.
+    char *sid = jsonb_text(jsonb_key(result, "sid"));
+    char *status = jsonb_text(jsonb_key(result, "status"));
+    JsonbValue *segments_value = jsonb_key(result, "segments");
+    bool segments_known = false;
+    int32 segments = 0;
+    if (segments_value != nullptr && segments_value->type == jbvNumeric) {
+        double n = jsonb_number(segments_value);
+        segments_known = n >= 1 && n <= 1000;
+        segments = segments_known ? static_cast<int32>(lround(n)) : 0;
+    }
+
+    Datum args[4] = {Int64GetDatum(message_id), sid ? text_datum(sid) : (Datum)0,
+                     status ? text_datum(status) : (Datum)0, Int32GetDatum(segments)};
+    char nulls[4] = {' ', null_flag(sid == nullptr), null_flag(status == nullptr),
+                     null_flag(!segments_known)};
+    SpiResult sent = spi_run(kSent, args, nulls, false, 1);
+    if (sent.empty()) {
+        return;
+    }
+    usage_add(sent.get_int64(0, 1), "sms_out", Max(sent.get_int32(0, 2), 1));
+    if (sid != nullptr) {
+        apply_pending_delivery_events(sid);
+    }
+}
+
+static void fail_agent_call(int64 job_id, int attempt, int max_attempts, int64 account_id, int64 session_id,
+                            int64 message_id, int64 agent_id, ArrayType *tried, const char *error,
+                            bool retryable) {
+    agent_load_add(agent_id, -1);
+    if (agent_id != 0) {
+        health_record(agent_id, false, 0, false);
+    }
+    if (!retryable || attempt >= max_attempts) {
+        dead_letter(job_id, error, true);
+        return;
+    }
+    // Retry the turn on the next eligible agent not yet tried; if every agent was tried, the best eligible
+    // one (possibly the same) after a backoff.
+    Datum *elems;
+    int nelems;
+    deconstruct_array(tried, INT8OID, sizeof(int64), true, TYPALIGN_DOUBLE, &elems, nullptr, &nelems);
+    int64 *exclude = static_cast<int64 *>(palloc(sizeof(int64) * (nelems + 1)));
+    for (int i = 0; i < nelems; i++) {
+        exclude[i] = DatumGetInt64(elems[i]);
+    }
+    double delay = 0;
+    int64 next = pick_agent(account_id, exclude, nelems);
+    if (next == 0) {
+        next = pick_agent(account_id, nullptr, 0);
+        delay = backoff_seconds(attempt);
+    }
+    if (next == 0) {
+        dead_letter(job_id, error, true);
+        return;
+    }
+    Datum args[4] = {Int64GetDatum(job_id), Int64GetDatum(next), Float8GetDatum(delay), text_datum(error)};
+    spi_run(kRetryOnAgent, args, nullptr, false, 0);
+    agent_load_add(next, 1);
+    if (next != agent_id && session_id != 0) {
+        Datum move[3] = {Int64GetDatum(session_id), Int64GetDatum(next), Int64GetDatum(message_id)};
+        spi_run(kMoveSession, move, nullptr, false, 0);
+    }
+    notify_worker();
+}
+
+// What the job row keeps of an agent's reply: more than any capped reply can send (100 segments are at most
+// ~31 KB of UTF-8), far less than what an agent may answer. The messages hold what was sent.
+constexpr int kStoredReplyMaxBytes = 64 * 1024;
+
+// result_to_store — the result as jobs.result keeps it: a longer reply is cut to kStoredReplyMaxBytes (at a
+// character boundary), so a reply of megabytes is neither compressed nor written to disk with every ack.
+static Jsonb *result_to_store(Jsonb *result) {
+    JsonbValue *reply = jsonb_key(result, "reply");
+    if (reply == nullptr || reply->type != jbvString || reply->val.string.len <= kStoredReplyMaxBytes) {
+        return result;
+    }
+    int keep = pg_mbcliplen(reply->val.string.val, reply->val.string.len, kStoredReplyMaxBytes);
+    JsonbParseState *state = nullptr;
+    JsonbValue *built = nullptr;
+    JsonbIterator *it = JsonbIteratorInit(&result->root);
+    JsonbValue v;
+    JsonbIteratorToken token;
+    bool is_reply = false;
+    while ((token = JsonbIteratorNext(&it, &v, true)) != WJB_DONE) {
+        if (token == WJB_KEY) {
+            is_reply = v.val.string.len == 5 && memcmp(v.val.string.val, "reply", 5) == 0;
+        } else if (token == WJB_VALUE && is_reply) {
+            v.val.string.len = keep;
+        }
+        built = pushJsonbValue(&state, token, token < WJB_BEGIN_ARRAY ? &v : nullptr);
+    }
+    return JsonbValueToJsonb(built);
+}
+
+// job_complete — the body of complete_job (and of each completed row of ack_jobs), inside an SPI connection.
+bool job_complete(int64 job_id, int32 attempt, Jsonb *result) {
+    if (result == nullptr) {
+        result = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum("{}")));
+    }
+    Datum args[3] = {Int64GetDatum(job_id), Int32GetDatum(attempt), JsonbPGetDatum(result_to_store(result))};
+    SpiResult job = spi_run(kFenceComplete, args, nullptr, false, 1);
+    if (job.empty()) {
+        return false;
+    }
+    char *kind = job.text_copy(0, 1, CurrentMemoryContext);
+    int64 message_id = job.get_int64(0, 4);
+    int64 agent_id = job.get_int64(0, 5);
+    if (strcmp(kind, "agent_call") == 0) {
+        complete_agent_call(message_id, agent_id, result);
+    } else if (strcmp(kind, "sms_send") == 0) {
+        complete_sms_send(message_id, result);
+    }
+    return true;
+}
+
+// job_fail — the body of fail_job (and of each failed row of ack_jobs), inside an SPI connection.
+bool job_fail(int64 job_id, int32 attempt, const char *error, bool retryable) {
+    MemoryContext caller = CurrentMemoryContext;
+    Datum args[2] = {Int64GetDatum(job_id), Int32GetDatum(attempt)};
+    SpiResult job = spi_run(kFenceFail, args, nullptr, false, 1);
+    if (job.empty()) {
+        return false;
+    }
+    char *kind = job.text_copy(0, 1, caller);
+    int64 account_id = job.get_int64(0, 2);
+    int64 session_id = job.get_int64(0, 3);
+    int64 message_id = job.get_int64(0, 4);
+    int64 agent_id = job.get_int64(0, 5);
+    int32 max_attempts = job.get_int32(0, 6);
+    bool isnull;
+    MemoryContext old = MemoryContextSwitchTo(caller);
+    ArrayType *tried = DatumGetArrayTypePCopy(job.get_datum(0, 7, &isnull));
+    MemoryContextSwitchTo(old);
+
+    if (strcmp(kind, "agent_call") == 0) {
+        fail_agent_call(job_id, attempt, max_attempts, account_id, session_id, message_id, agent_id, tried,
+                        error, retryable);
+    } else if (retryable && attempt < max_attempts) {
+        Datum retry[3] = {Int64GetDatum(job_id), Float8GetDatum(backoff_seconds(attempt)), text_datum(error)};
+        spi_run(kRetryLater, retry, nullptr, false, 0);
+    } else {
+        dead_letter(job_id, error, false);
+    }
+    return true;
+}
+
+}  // namespace darkspere
+
+using namespace darkspere;
+
+// darkspere_complete_job — the worker finished (job_id, attempt); false, changing nothing, when that attempt
+// no longer holds the lease.
+DARKSPERE_FUNCTION(darkspere_complete_job) {
+    int64 job_id = required_int64(fcinfo, 0, "job_id");
+    int32 attempt = required_int32(fcinfo, 1, "attempt");
+    Jsonb *result = PG_ARGISNULL(2) ? nullptr : PG_GETARG_JSONB_P(2);
+    if (result != nullptr && !JB_ROOT_IS_OBJECT(result)) {
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("result must be a jsonb object")));
+    }
+    SPI_connect();
+    bool accepted = job_complete(job_id, attempt, result);
+    SPI_finish();
+    PG_RETURN_BOOL(accepted);
+}
+
+// darkspere_fail_job — the worker could not do (job_id, attempt): retry (agent calls on the next eligible
+// agent, other jobs after a backoff) or dead-letter. False, changing nothing, when the attempt lost its
+// lease.
+DARKSPERE_FUNCTION(darkspere_fail_job) {
+    int64 job_id = required_int64(fcinfo, 0, "job_id");
+    int32 attempt = required_int32(fcinfo, 1, "attempt");
+    char *error = PG_ARGISNULL(2) ? pstrdup("unspecified error") : text_to_cstring(PG_GETARG_TEXT_PP(2));
+    bool retryable = PG_ARGISNULL(3) ? true : PG_GETARG_BOOL(3);
+    SPI_connect();
+    bool accepted = job_fail(job_id, attempt, error, retryable);
+    SPI_finish();
+    PG_RETURN_BOOL(accepted);
+}
+
+static Statement kRequeueDead = {
+    "UPDATE darkspere.jobs SET state = 'pending', max_attempts = attempt + $2,"
+    "       available_at = pg_catalog.now(),"
+    "       finished_at = NULL, agent_id = COALESCE($3, agent_id)"
+    " WHERE job_id = $1 AND state = 'dead' RETURNING kind, message_id",
+    3,
+    {INT8OID, INT4OID, INT8OID},
+    nullptr};
+static Statement kDeadJob = {
+    "SELECT kind, account_id FROM darkspere.jobs WHERE job_id = $1 AND state = 'dead' FOR UPDATE",
+    1,
+    {INT8OID},
+    nullptr};
+static Statement kRequeuedMessage = {
+    "UPDATE darkspere.messages SET status = CASE direction WHEN 'in' THEN 'routed' ELSE 'pending' END,"
+    "       updated_at = pg_catalog.now() WHERE message_id = $1",
+    1,
+    {INT8OID},
+    nullptr};
+
+// darkspere_requeue_dead_job — an operator gives a dead-lettered job a fresh set of attempts. False, changing
+// nothing, when the job is not dead (any more) or is gone: a concurrent requeue or a prune got there first.
+// The first look locks the row, so a second caller waits for the first and then finds the job no longer dead;
+// the UPDATE's count is checked all the same.
+DARKSPERE_FUNCTION(darkspere_requeue_dead_job) {
+    int64 job_id = required_int64(fcinfo, 0, "job_id");
+    SPI_connect();
+    Datum find[1] = {Int64GetDatum(job_id)};
+    SpiResult dead = spi_run(kDeadJob, find, nullptr, false, 1);
+    if (dead.empty()) {
+        SPI_finish();
+        PG_RETURN_BOOL(false);
+    }
+    char *kind = dead.text_copy(0, 1, CurrentMemoryContext);
+    int64 account_id = dead.get_int64(0, 2);
+    int64 agent_id = 0;
+    bool agent_call = strcmp(kind, "agent_call") == 0;
+    if (agent_call) {
+        agent_id = pick_agent(account_id, nullptr, 0);
+        if (agent_id == 0) {
+            ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+                            errmsg("account %lld has no eligible agent to retry job %lld",
+                                   static_cast<long long>(account_id), static_cast<long long>(job_id))));
+        }
+    }
+    Datum args[3] = {Int64GetDatum(job_id),
+                     Int32GetDatum(agent_call ? agent_call_max_attempts : sms_send_max_attempts),
+                     Int64GetDatum(agent_id)};
+    char nulls[3] = {' ', ' ', null_flag(agent_id == 0)};
+    SpiResult requeued = spi_run(kRequeueDead, args, nulls, false, 1);
+    if (requeued.empty()) {
+        SPI_finish();
+        PG_RETURN_BOOL(false);
+    }
+    int64 message_id = requeued.get_int64(0, 2);
+    if (message_id != 0) {
+        Datum msg[1] = {Int64GetDatum(message_id)};
+        spi_run(kRequeuedMessage, msg, nullptr, false, 0);
+    }
+    agent_load_add(agent_id, 1);
+    notify_worker();
+    SPI_finish();
+    PG_RETURN_BOOL(true);
+}

@@ -1,0 +1,17 @@
+// src/ext/agent_secrets.hpp — per-agent request-signing secrets, derived and never stored
+// (agent_secrets.cpp).
+#pragma once
+
+#include "ext/pg.hpp"
+
+namespace darkspere {
+
+constexpr int kAgentSecretChars = 4 + 64;  // "dsk_" + hex of HMAC-SHA256
+// agent_signing_secret — the secret of (agent, generation), derived from the master key (created on first
+// use).
+void agent_signing_secret(int64 agent_id, int32 generation, char out[kAgentSecretChars + 1]);
+// agent_signing_secrets_jsonb — {"signing_secrets": [current] or [current, previous]} for an agent_call
+// payload.
+Datum agent_signing_secrets_jsonb(int64 agent_id, int32 generation, bool in_grace);
+
+}  // namespace darkspere

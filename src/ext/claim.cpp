@@ -1,0 +1,179 @@
+// src/ext/claim.cpp — claim_jobs: leasing ready jobs to a worker, with the payloads they need.
+//
+// A job is claimed by one worker for a lease (FOR UPDATE SKIP LOCKED, one short statement); the worker does
+// its HTTP after that transaction committed, then acks with (job_id, attempt) (ack.cpp). Jobs that share an
+// ordering_key (one session's agent calls, one phone's replies) run one at a time in job_id order.
+#include "ext/agent_secrets.hpp"
+#include "ext/errors.hpp"
+#include "ext/queue.hpp"
+#include "ext/routing.hpp"
+#include "ext/settings.hpp"
+#include "ext/spi_plans.hpp"
+#include "ext/validate.hpp"
+
+namespace darkspere {
+
+// Ready jobs in priority then id order, skipping rows other claimers hold, and jobs whose ordering key has an
+// earlier job still pending or running (that is what keeps one agent_call per session in flight, in order).
+static Statement kClaim = {
+    "WITH ready AS ("
+    "  SELECT j.job_id FROM darkspere.jobs j"
+    "   WHERE j.state = 'pending' AND j.available_at <= pg_catalog.clock_timestamp()"
+    "     AND (j.kind <> 'agent_call' OR j.agent_id IS NULL OR j.agent_id <> ALL ($4))"
+    "     AND (j.kind <> 'agent_call' OR j.account_id IS NULL OR j.account_id <> ALL ($5))"
+    "     AND (j.ordering_key IS NULL OR NOT EXISTS ("
+    "          SELECT 1 FROM darkspere.jobs o WHERE o.ordering_key = j.ordering_key AND o.job_id < j.job_id"
+    "             AND o.state IN ('pending', 'running')))"
+    "   ORDER BY j.priority, j.job_id"
+    "   LIMIT $2 FOR UPDATE SKIP LOCKED)"
+    " UPDATE darkspere.jobs j SET state = 'running', attempt = j.attempt + 1, claimed_by = $1,"
+    "        lease_until = pg_catalog.clock_timestamp() + $3"
+    "   FROM ready WHERE j.job_id = ready.job_id"
+    " RETURNING j.job_id, j.attempt, j.kind, j.payload, j.message_id, j.agent_id",
+    5,
+    {TEXTOID, INT4OID, INTERVALOID, INT8ARRAYOID, INT8ARRAYOID},
+    nullptr};
+
+// The agent_call payload, built at claim time so that a turn queued behind another turn of the same session
+// sees that turn's reply in its history: earlier inbound messages, and replies to earlier messages (a reply
+// is stored after the next message may have arrived, so its own id does not order it). A turn whose body
+// retention redacted is left out (an empty turn would mislead the agent).
+static Statement kAgentPayload = {
+    "SELECT pg_catalog.jsonb_build_object("
+    "  'agent_id', a.agent_id, 'endpoint', a.endpoint, 'protocol', a.protocol, 'tool_name', a.tool_name,"
+    "  'account_id', m.account_id, 'session_id', m.session_id, 'message_id', m.message_id,"
+    "  'from', m.phone, 'to', m.service_number, 'body', m.body,"
+    "  'request_id', COALESCE(m.request_id, 'msg-' || m.message_id),"
+    "  'history', COALESCE((SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object("
+    "                               'role', CASE h.direction WHEN 'in' THEN 'user' ELSE 'assistant' END,"
+    "                               'content', h.body) ORDER BY h.message_id)"
+    "                         FROM (SELECT direction, body, message_id FROM darkspere.messages h"
+    "                                WHERE h.session_id = m.session_id AND h.message_id <> m.message_id"
+    "                                  AND h.body_redacted_at IS NULL"
+    "                                  AND CASE h.direction WHEN 'in' THEN h.message_id < m.message_id"
+    "                                      ELSE COALESCE(h.reply_to, h.message_id) < m.message_id END"
+    "                                ORDER BY h.message_id DESC LIMIT $3) h), '[]'::jsonb)),"
+    "  a.secret_generation,"
+    "  a.secret_rotated_at IS NOT NULL AND a.secret_generation > 1"
+    "  AND a.secret_rotated_at + pg_catalog.make_interval(secs => $4) > pg_catalog.now()"
+    "  FROM darkspere.messages m JOIN darkspere.agents a ON a.agent_id = $2"
+    " WHERE m.message_id = $1",
+    4,
+    {INT8OID, INT8OID, INT4OID, FLOAT8OID},
+    nullptr};
+
+// build_agent_payload — the agent_call payload (kAgentPayload) with the agent's signing secrets, or 0 when
+// the message or the agent is gone. The secrets are derived here, at claim time, and never stored: the job
+// row keeps no payload for agent calls.
+Datum build_agent_payload(int64 message_id, int64 agent_id) {
+    Datum args[4] = {Int64GetDatum(message_id), Int64GetDatum(agent_id), Int32GetDatum(history_turns),
+                     Float8GetDatum(static_cast<double>(agent_secret_grace_s))};
+    SpiResult row = spi_run(kAgentPayload, args, nullptr, false, 1);
+    if (row.empty()) {
+        return (Datum)0;
+    }
+    bool isnull;
+    Datum payload = row.get_datum(0, 1, &isnull);
+    Datum secrets = agent_signing_secrets_jsonb(agent_id, row.get_int32(0, 2), row.get_bool(0, 3));
+    return DirectFunctionCall2(jsonb_concat, payload, secrets);
+}
+
+static Statement kReplyOptedOut = {
+    "SELECT EXISTS (SELECT 1 FROM darkspere.messages m JOIN darkspere.opt_outs o"
+    "                 ON o.account_id = m.account_id AND o.service_number = m.service_number"
+    "                AND o.phone = m.phone"
+    "                WHERE m.message_id = $1)",
+    1,
+    {INT8OID},
+    nullptr};
+
+// Finishes a claimed job without handing it to the worker (its message was suppressed or is gone).
+static Statement kFinishUnsent = {
+    "WITH j AS (UPDATE darkspere.jobs SET state = $2, result = pg_catalog.jsonb_build_object('skipped', $3),"
+    "                  last_error = CASE WHEN $2 = 'dead' THEN $3 END, finished_at = pg_catalog.now(),"
+    "                  lease_until = NULL"
+    "            WHERE job_id = $1 RETURNING message_id)"
+    " UPDATE darkspere.messages m SET status = $4, updated_at = pg_catalog.now() FROM j"
+    "  WHERE m.message_id = j.message_id",
+    4,
+    {INT8OID, TEXTOID, TEXTOID, TEXTOID},
+    nullptr};
+
+static void finish_unsent(int64 job_id, const char *state, const char *reason, const char *message_status) {
+    Datum args[4] = {Int64GetDatum(job_id), text_datum(state), text_datum(reason),
+                     text_datum(message_status)};
+    spi_run(kFinishUnsent, args, nullptr, false, 0);
+}
+
+}  // namespace darkspere
+
+using namespace darkspere;
+
+// darkspere_claim_jobs — leases up to max_jobs ready jobs to `worker` and returns them with their payloads.
+DARKSPERE_FUNCTION(darkspere_claim_jobs) {
+    char *worker = required_text(fcinfo, 0, "worker");
+    int32 max_jobs = required_int32(fcinfo, 1, "max_jobs");
+    if (PG_ARGISNULL(2)) {
+        ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("lease must not be null")));
+    }
+    Interval *lease = PG_GETARG_INTERVAL_P(2);
+    // busy_agents (the 4- and 5-argument forms) and busy_accounts (the 5-argument form): NULL and '{}' both
+    // mean "none".
+    Datum busy[2];
+    static const char *const busy_names[2] = {"busy_agents", "busy_accounts"};
+    for (int i = 0; i < 2; i++) {
+        busy[i] = PointerGetDatum(construct_empty_array(INT8OID));
+        if (PG_NARGS() > 3 + i && !PG_ARGISNULL(3 + i)) {
+            if (array_contains_nulls(PG_GETARG_ARRAYTYPE_P(3 + i))) {
+                ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+                                errmsg("%s must not contain NULL", busy_names[i])));
+            }
+            busy[i] = PG_GETARG_DATUM(3 + i);
+        }
+    }
+    require_non_empty(worker, "worker");
+    if (max_jobs < 0 || max_jobs > 10000) {
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                        errmsg("max_jobs must be between 0 and 10000: %d", max_jobs)));
+    }
+    require_lease(lease);
+    ReturnSetInfo *rsinfo = reinterpret_cast<ReturnSetInfo *>(fcinfo->resultinfo);
+    InitMaterializedSRF(fcinfo, 0);
+    if (max_jobs == 0) {
+        return (Datum)0;
+    }
+
+    SPI_connect();
+    Datum args[5] = {text_datum(worker), Int32GetDatum(max_jobs), IntervalPGetDatum(lease), busy[0], busy[1]};
+    SpiResult claimed = spi_run(kClaim, args, nullptr, false, 0);
+    for (uint64 r = 0; r < claimed.rows(); r++) {
+        int64 job_id = claimed.get_int64(r, 1);
+        int32 attempt = claimed.get_int32(r, 2);
+        bool isnull;
+        Datum kind = claimed.get_datum(r, 3, &isnull);
+        Datum payload = claimed.get_datum(r, 4, &isnull);
+        int64 message_id = claimed.get_int64(r, 5);
+        int64 agent_id = claimed.get_int64(r, 6);
+        char *kind_name = TextDatumGetCString(kind);
+
+        if (strcmp(kind_name, "agent_call") == 0) {
+            payload = build_agent_payload(message_id, agent_id);
+            if (payload == (Datum)0) {
+                agent_load_add(agent_id, -1);
+                finish_unsent(job_id, "dead", "message or agent no longer exists", "failed");
+                continue;
+            }
+        } else if (strcmp(kind_name, "sms_send") == 0) {
+            Datum opt_args[1] = {Int64GetDatum(message_id)};
+            if (spi_run(kReplyOptedOut, opt_args, nullptr, false, 1).get_bool(0, 1)) {
+                finish_unsent(job_id, "done", "recipient opted out", "suppressed");
+                continue;
+            }
+        }
+        Datum values[4] = {Int64GetDatum(job_id), Int32GetDatum(attempt), kind, payload};
+        bool nulls[4] = {false, false, false, false};
+        tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+    }
+    SPI_finish();
+    return (Datum)0;
+}

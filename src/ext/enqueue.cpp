@@ -1,0 +1,210 @@
+// src/ext/enqueue.cpp — putting work on the durable job queue: a turn's agent_call, and replies (sms_send).
+//
+// A turn's agent call and each message of a reply are jobs (darkspere.jobs). With a hand-off scope open
+// (handoff.cpp) a job that may run now is stored already leased to the calling worker; otherwise it waits for
+// a claim (claim.cpp) and the worker is woken.
+#include "ext/billing.hpp"
+#include "ext/common_bridge.hpp"
+#include "ext/consent.hpp"
+#include "ext/errors.hpp"
+#include "ext/handoff.hpp"
+#include "ext/notify.hpp"
+#include "ext/queue.hpp"
+#include "ext/ratelimit.hpp"
+#include "ext/routing.hpp"
+#include "ext/settings.hpp"
+#include "ext/sms_text.hpp"
+#include "ext/spi_plans.hpp"
+
+namespace darkspere {
+
+// $6 hand-off worker, $7 hand-off lease: with a worker, a call that may run now (no earlier call of the
+// session pending or running) is stored already leased to it as attempt 1.
+static Statement kInsertAgentCall = {
+    "INSERT INTO darkspere.jobs (account_id, kind, max_attempts, idempotency_key, ordering_key, session_id,"
+    "                            message_id, agent_id, tried_agents, state, attempt, claimed_by, lease_until)"
+    " SELECT $1, 'agent_call', $5, 'agent_call:' || $3, 'session:' || $2, $2, $3, $4, ARRAY[$4],"
+    "        CASE WHEN h.now THEN 'running' ELSE 'pending' END, CASE WHEN h.now THEN 1 ELSE 0 END,"
+    "        CASE WHEN h.now THEN $6 END, CASE WHEN h.now THEN pg_catalog.clock_timestamp() + $7 END"
+    "   FROM (SELECT $6::text IS NOT NULL"
+    "                AND NOT EXISTS (SELECT 1 FROM darkspere.jobs o WHERE o.ordering_key = 'session:' || $2"
+    "                                   AND o.state IN ('pending', 'running')) AS now) h"
+    " RETURNING job_id, state = 'running', attempt",
+    7,
+    {INT8OID, INT8OID, INT8OID, INT8OID, INT4OID, TEXTOID, INTERVALOID},
+    nullptr};
+
+static Statement kMarkRouted = {
+    "UPDATE darkspere.messages SET status = 'routed', agent_id = $2, updated_at = pg_catalog.now()"
+    " WHERE message_id = $1",
+    2,
+    {INT8OID, INT8OID},
+    nullptr};
+
+// $1 account, $2 session, $3 service number, $4 phone, $5 body, $6 status, $7 encoding, $8 segments,
+// $9 agent, $10 reply_to, $11 request id, $12 max attempts, $13 available at, $14 hand-off worker,
+// $15 hand-off lease, $16 the whole reply's length in bytes when this message is where it was cut.
+// Stores one outbound message and, unless it is suppressed, its sms_send job with everything the worker
+// needs. With a hand-off worker, a job that may run now (not held by the rate limit, no earlier send to the
+// same phone pending or running) is stored already leased to that worker as attempt 1; otherwise it waits
+// for a claim.
+static Statement kInsertReply = {
+    "WITH m AS ("
+    "  INSERT INTO darkspere.messages (account_id, session_id, direction, service_number, phone, body,"
+    "                                  status, encoding, segments, agent_id, reply_to, request_id,"
+    "                                  reply_truncated_from_bytes)"
+    "  VALUES ($1, $2, 'out', $3, $4, $5, $6, $7, $8, $9, $10, $11, $16) RETURNING message_id),"
+    " h AS (SELECT $14::text IS NOT NULL AND $13::timestamptz IS NULL"
+    "              AND NOT EXISTS (SELECT 1 FROM darkspere.jobs o"
+    "                               WHERE o.ordering_key = 'sms:' || $3 || ':' || $4"
+    "                                 AND o.state IN ('pending', 'running')) AS now)"
+    " INSERT INTO darkspere.jobs (account_id, kind, max_attempts, idempotency_key, ordering_key, session_id,"
+    "                             message_id, available_at, last_error, payload, state, attempt, claimed_by,"
+    "                             lease_until)"
+    " SELECT $1, 'sms_send', $12, 'sms_send:' || m.message_id, 'sms:' || $3 || ':' || $4, $2, m.message_id,"
+    "        COALESCE($13, pg_catalog.clock_timestamp()),"
+    "        CASE WHEN $13 IS NOT NULL THEN 'held by the phone_out rate limit until ' || $13 END,"
+    "        pg_catalog.jsonb_build_object('message_id', m.message_id, 'account_id', $1,"
+    "            'provider_account',"
+    "                (SELECT n.provider_account FROM darkspere.numbers n WHERE n.number = $3),"
+    "            'from', $3, 'to', $4, 'body', $5, 'request_id', $11),"
+    "        CASE WHEN h.now THEN 'running' ELSE 'pending' END, CASE WHEN h.now THEN 1 ELSE 0 END,"
+    "        CASE WHEN h.now THEN $14 END,"
+    "        CASE WHEN h.now THEN pg_catalog.clock_timestamp() + $15 END"
+    "   FROM m, h WHERE $6 = 'pending'"
+    " RETURNING job_id, state = 'running', attempt, payload",
+    16,
+    {INT8OID, INT8OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT4OID, INT8OID, INT8OID, TEXTOID,
+     INT4OID, TIMESTAMPTZOID, TEXTOID, INTERVALOID, INT8OID},
+    nullptr};
+
+int64 enqueue_agent_call(int64 account_id, int64 session_id, int64 message_id, int64 agent_id) {
+    Datum worker = (Datum)0, lease = (Datum)0;
+    bool handoff = handoff_lease(agent_id, &worker, &lease);
+    Datum args[7] = {Int64GetDatum(account_id),
+                     Int64GetDatum(session_id),
+                     Int64GetDatum(message_id),
+                     Int64GetDatum(agent_id),
+                     Int32GetDatum(agent_call_max_attempts),
+                     worker,
+                     lease};
+    char nulls[7] = {' ', ' ', ' ', ' ', ' ', null_flag(!handoff), null_flag(!handoff)};
+    SpiResult job = spi_run(kInsertAgentCall, args, nulls, false, 1);
+    bool handed = job.get_bool(0, 2);
+    int64 job_id = job.get_int64(0, 1);
+    int32 attempt = job.get_int32(0, 3);
+    agent_load_add(agent_id, 1);
+    Datum payload = handed ? build_agent_payload(message_id, agent_id) : (Datum)0;
+    if (payload != (Datum)0) {
+        handoff_record(job_id, attempt, "agent_call", payload);
+    } else if (!handed) {
+        notify_worker();
+    }
+    return agent_id;
+}
+
+int64 route_message(int64 account_id, int64 session_id, int64 message_id, int64 agent_id) {
+    Datum args[2] = {Int64GetDatum(message_id), Int64GetDatum(agent_id)};
+    spi_run(kMarkRouted, args, nullptr, false, 0);
+    return enqueue_agent_call(account_id, session_id, message_id, agent_id);
+}
+
+// plan_or_raise — the messages of a reply within darkspere.max_reply_segments (common/reply_chunks.hpp): one
+// pass that stops at the budget, so a reply of megabytes costs what its first messages cost.
+static int plan_or_raise(const char *body, size_t body_len, bridge::ReplyChunk *chunks, bool *truncated) {
+    int nchunks = 0;
+    check_bridge_status(bridge::plan_reply(body, body_len, max_reply_segments, chunks, kMaxReplySegmentsLimit,
+                                           &nchunks, truncated),
+                        "reply");
+    return nchunks;
+}
+
+void enqueue_reply(int64 account_id, int64 session_id, int64 reply_to, const char *service_number,
+                   const char *phone, const char *body, size_t body_len, int64 agent_id,
+                   const char *request_id, const ReplyChecks *checks) {
+    bool known = checks != nullptr && checks->known;
+    bool opted_out = known ? checks->opted_out : is_opted_out(account_id, service_number, phone);
+    bool capped = known ? checks->hard_cap : true;  // unknown: let the quota check find out
+    bool queued = false;                            // a job waits for a claim: wake the worker
+    bridge::ReplyChunk chunks[kMaxReplySegmentsLimit];
+    bool truncated = false;
+    int nchunks = plan_or_raise(body, body_len, chunks, &truncated);
+    for (int i = 0; i < nchunks; i++) {
+        char *chunk = pnstrdup(body + chunks[i].offset, chunks[i].length);
+        // The message where the reply was cut records how long the whole reply was (bytes: counting its
+        // characters would mean reading all of it).
+        bool cut_here = truncated && i == nchunks - 1;
+        const Segments &seg = chunks[i].segments;
+        const char *status = "pending";
+        TimestampTz available_at = 0;
+        if (opted_out || (capped && !quota_allows_outbound(account_id, seg.segments))) {
+            status = "suppressed";  // never an SMS to an opted-out phone, nor past a hard cap
+        } else if (rate_limit_hit(kPhoneOutScope, tenant_subject(account_id, phone), 1, &available_at) ==
+                   LimitVerdict::allowed) {
+            available_at = 0;  // send now
+        }
+        Datum worker = (Datum)0, lease = (Datum)0;
+        bool handoff =
+            strcmp(status, "pending") == 0 && available_at == 0 && handoff_lease(0, &worker, &lease);
+        Datum args[16] = {Int64GetDatum(account_id),
+                          Int64GetDatum(session_id),
+                          text_datum(service_number),
+                          text_datum(phone),
+                          text_datum(chunk),
+                          text_datum(status),
+                          text_datum(seg.ucs2 ? "UCS-2" : "GSM-7"),
+                          Int32GetDatum(seg.segments),
+                          Int64GetDatum(agent_id),
+                          Int64GetDatum(reply_to),
+                          request_id ? text_datum(request_id) : (Datum)0,
+                          Int32GetDatum(sms_send_max_attempts),
+                          TimestampTzGetDatum(available_at),
+                          worker,
+                          lease,
+                          Int64GetDatum(static_cast<int64>(body_len))};
+        char nulls[16] = {' ',
+                          null_flag(session_id == 0),
+                          ' ',
+                          ' ',
+                          ' ',
+                          ' ',
+                          ' ',
+                          ' ',
+                          null_flag(agent_id == 0),
+                          null_flag(reply_to == 0),
+                          null_flag(request_id == nullptr),
+                          ' ',
+                          null_flag(available_at == 0),
+                          null_flag(!handoff),
+                          null_flag(!handoff),
+                          null_flag(!cut_here)};
+        SpiResult job = spi_run(kInsertReply, args, nulls, false, 0);
+        if (job.empty()) {
+            continue;  // suppressed: no job
+        }
+        if (job.get_bool(0, 2)) {
+            bool isnull;
+            handoff_record(job.get_int64(0, 1), job.get_int32(0, 3), "sms_send",
+                           job.get_datum(0, 4, &isnull));
+        } else {
+            queued = true;
+        }
+    }
+    if (queued) {
+        notify_worker();
+    }
+}
+
+void enqueue_fallback_reply(const SpiResult &failed) {
+    MemoryContext caller = CurrentMemoryContext;
+    char *direction = failed.text_copy(0, 7, caller);
+    char *fallback = failed.text_copy(0, 8, caller);
+    if (strcmp(direction, "in") != 0 || fallback == nullptr || fallback[0] == '\0') {
+        return;
+    }
+    enqueue_reply(failed.get_int64(0, 2), failed.get_int64(0, 3), failed.get_int64(0, 1),
+                  failed.text_copy(0, 4, caller), failed.text_copy(0, 5, caller), fallback, 0,
+                  failed.text_copy(0, 6, caller));
+}
+
+}  // namespace darkspere
