@@ -2,6 +2,7 @@
 #include "job_runner.hpp"
 
 #include <algorithm>
+#include <charconv>
 
 #include <boost/asio/post.hpp>
 
@@ -65,6 +66,23 @@ long long account_number(const std::string &tenant) {
     return std::stoll(tenant);
 }
 
+// read_ack_answers — the (index, accepted) of each ack row of an ack_jobs result for a batch of n acks; false
+// when an ord is not one of 1..n (ack_jobs numbers its rows 1..n in the order given).
+bool read_ack_answers(const PgResult &r, size_t n, std::vector<std::pair<size_t, bool>> *answers) {
+    for (size_t i = 0; i < r.rows.size(); ++i) {
+        std::optional<std::string> text = r.value(i, "ord");
+        if (!text)
+            continue;  // a handed-off job, not an ack
+        size_t ord = 0;
+        const char *first = text->data(), *last = first + text->size();
+        auto [end, ec] = std::from_chars(first, last, ord);
+        if (ec != std::errc() || end != last || ord < 1 || ord > n)
+            return false;
+        answers->emplace_back(ord - 1, r.value(i, "accepted").value_or("f") == "t");
+    }
+    return true;
+}
+
 double seconds_since(std::chrono::steady_clock::time_point t) {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
 }
@@ -121,6 +139,28 @@ bool agent_turn_from_payload(const nlohmann::json &payload, milliseconds deadlin
         }
     }
     return true;
+}
+
+std::optional<ClaimedJob> job_from_row(const PgResult &r, size_t i, std::optional<JobKind> kind_of_all) {
+    std::optional<JobId> job_id = parse_job_id(r.value(i, "job_id"));
+    std::optional<Attempt> attempt = parse_attempt(r.value(i, "attempt"));
+    if (!job_id || !attempt)
+        return std::nullopt;
+    ClaimedJob job;
+    job.job_id = *job_id;
+    job.attempt = *attempt;
+    std::string kind = r.value(i, "kind").value_or("");
+    job.kind = kind_of_all ? kind_of_all : job_kind_from_sql(kind);
+    job.payload = nlohmann::json::parse(r.value(i, "payload").value_or("null"), nullptr, false);
+    if (job.payload.is_object()) {
+        job.request_id = str(job.payload, "request_id");
+        job.tenant = tenant_of(job.payload);
+    }
+    if (job.payload.is_discarded())
+        job.unusable = "malformed job payload";
+    else if (!job.kind)
+        job.unusable = "unknown job kind: " + kind;
+    return job;
 }
 
 JobRunner::JobRunner(asio::io_context &io, PgPool &pool, AgentHttp &agent_http, McpClient &mcp,
@@ -297,9 +337,20 @@ std::shared_ptr<CallSlot> JobRunner::reserve_call_slot() {
 }
 
 void JobRunner::take_call(const PgResult &r) {
-    ClaimedJob job = job_from_row(r, 0);
-    job.kind = "agent_call";  // receive_sms_leased hands off nothing else
-    run_handed_off(std::move(job));
+    // receive_sms_leased hands off nothing but agent calls (its result has no kind column).
+    std::optional<ClaimedJob> job = job_from_row(r, 0, JobKind::agent_call);
+    if (!job) {
+        unreadable_row("receive_sms_leased", r, 0);
+        return;
+    }
+    run_handed_off(std::move(*job));
+}
+
+void JobRunner::unreadable_row(const char *statement, const PgResult &r, size_t i) {
+    log_error("job row without a readable job_id and attempt; left to lease expiry",
+              {{"statement", statement},
+               {"job_id", r.value(i, "job_id").value_or("")},
+               {"attempt", r.value(i, "attempt").value_or("")}});
 }
 
 void JobRunner::run_handed_off(ClaimedJob job) {
@@ -353,24 +404,14 @@ void JobRunner::claim_done(long asked, PgResult r) {
     }
     for (size_t i = 0; i < r.rows.size(); ++i) {
         ++claimed_total_;
-        run(job_from_row(r, i));
+        if (std::optional<ClaimedJob> job = job_from_row(r, i))
+            run(std::move(*job));
+        else
+            unreadable_row("claim_jobs", r, i);
     }
     // A full batch means more work is likely waiting.
     if (static_cast<long>(r.rows.size()) >= asked || claim_again_)
         asio::post(io_, [this] { claim(); });
-}
-
-ClaimedJob JobRunner::job_from_row(const PgResult &r, size_t i) {
-    ClaimedJob job;
-    job.job_id = r.value(i, "job_id").value_or("");
-    job.attempt = r.value(i, "attempt").value_or("");
-    job.kind = r.value(i, "kind").value_or("");
-    job.payload = nlohmann::json::parse(r.value(i, "payload").value_or("null"), nullptr, false);
-    if (job.payload.is_object()) {
-        job.request_id = str(job.payload, "request_id");
-        job.tenant = tenant_of(job.payload);
-    }
-    return job;
 }
 
 std::vector<std::optional<std::string>> JobRunner::ack_params(std::string rows) const {
@@ -388,7 +429,10 @@ size_t JobRunner::take_handed_off(const PgResult &r) {
             ++acks;
             continue;
         }
-        run_handed_off(job_from_row(r, i));
+        if (std::optional<ClaimedJob> job = job_from_row(r, i))
+            run_handed_off(std::move(*job));
+        else
+            unreadable_row("ack_jobs", r, i);
     }
     return acks;
 }
@@ -417,17 +461,20 @@ void JobRunner::run(ClaimedJob job) {
     metrics_.jobs_in_flight = in_flight_;
     log_debug("job claimed", {{"job_id", job.job_id},
                               {"attempt", job.attempt},
-                              {"kind", job.kind},
+                              {"kind", job_kind_label(job.kind)},
                               {"request_id", job.request_id}});
-    if (job.payload.is_discarded()) {
-        job_finished(fail_ack(job, "malformed job payload", false));
-    } else if (job.kind == "agent_call") {
-        run_agent_call(std::move(job));
-    } else if (job.kind == "sms_send") {
-        run_sms_send(std::move(job));
-    } else {
-        std::string kind = job.kind;
-        job_finished(fail_ack(job, "unknown job kind: " + kind, false));
+    if (!job.unusable.empty()) {
+        std::string reason = job.unusable;
+        job_finished(fail_ack(job, std::move(reason), false));
+        return;
+    }
+    switch (*job.kind) {
+        case JobKind::agent_call:
+            run_agent_call(std::move(job));
+            return;
+        case JobKind::sms_send:
+            run_sms_send(std::move(job));
+            return;
     }
 }
 
@@ -605,9 +652,7 @@ void JobRunner::flush_acks() {
 
 void JobRunner::send_ack_batch(std::vector<Ack> batch, bool express) {
     metrics_.ack_batch_size.observe(static_cast<double>(batch.size()));
-    std::sort(batch.begin(), batch.end(), [](const Ack &a, const Ack &b) {
-        return a.job_id.size() != b.job_id.size() ? a.job_id.size() < b.job_id.size() : a.job_id < b.job_id;
-    });
+    std::sort(batch.begin(), batch.end(), [](const Ack &a, const Ack &b) { return a.job_id < b.job_id; });
     (express ? ack_express_running_ : ack_batch_running_) = true;
     // Built before the call: the callback below takes `batch` by move, and argument order is unspecified.
     std::vector<std::optional<std::string>> params = ack_params(ack_rows(batch));
@@ -624,14 +669,11 @@ void JobRunner::send_ack_batch(std::vector<Ack> batch, bool express) {
 void JobRunner::ack_batch_done(std::vector<Ack> batch, PgResult r) {
     // The hand-offs committed with the acks: run them whatever the ack rows say.
     size_t acks = r.ok ? take_handed_off(r) : 0;
-    if (r.ok && acks == batch.size()) {
-        for (size_t i = 0; i < r.rows.size(); ++i) {
-            auto ord = r.value(i, "ord");
-            if (!ord)
-                continue;
-            size_t k = std::stoul(*ord) - 1;  // ack_jobs numbers its rows 1..n in the order given
+    std::vector<std::pair<size_t, bool>> answers;  // (index in batch, accepted)
+    if (r.ok && acks == batch.size() && read_ack_answers(r, batch.size(), &answers)) {
+        for (auto [k, accepted] : answers) {
             --acks_sending_;
-            ack_accepted(batch.at(k), r.value(i, "accepted").value_or("f") == "t");
+            ack_accepted(batch[k], accepted);
         }
         check_drained();
         return;
@@ -644,7 +686,9 @@ void JobRunner::ack_batch_done(std::vector<Ack> batch, PgResult r) {
     // An SQL error (a deadlock with another worker's batch, one ack the database refuses) rolled the whole
     // batch back: each ack goes again on its own, so one bad ack cannot hold the others hostage.
     ++metrics_.ack_batch_fallbacks;
-    std::string error = r.ok ? "the batch returned " + std::to_string(acks) + " ack rows" : r.error;
+    std::string error = !r.ok                  ? r.error
+                        : acks != batch.size() ? "the batch returned " + std::to_string(acks) + " ack rows"
+                                               : "the batch returned an ack row with a bad ord";
     log_warn("ack batch failed; acking one by one",
              {{"acks", batch.size()}, {"sqlstate", r.sqlstate}, {"error", error}});
     for (Ack &a : batch)
@@ -653,14 +697,14 @@ void JobRunner::ack_batch_done(std::vector<Ack> batch, PgResult r) {
 
 void JobRunner::ack_accepted(const Ack &ack, bool accepted) {
     if (accepted) {
-        metrics_.count_job(ack.kind, ack.outcome);
+        metrics_.count_job(job_kind_label(ack.kind), ack.outcome);
         if (ack.complete)
             ++completed_total_;
         else
             ++failed_total_;
     } else {
         // Fenced: another attempt owns the job now (our lease expired) or it already finished.
-        metrics_.count_job(ack.kind, "lease_lost");
+        metrics_.count_job(job_kind_label(ack.kind), "lease_lost");
         ++lease_lost_total_;
         log_warn("ack refused: lease lost, outcome dropped",
                  {{"request_id", ack.request_id}, {"job_id", ack.job_id}, {"attempt", ack.attempt}});
@@ -696,7 +740,7 @@ void JobRunner::send_ack(Ack ack) {
                        {"attempt", ack.attempt},
                        {"sqlstate", r.sqlstate},
                        {"error", r.error}});
-            metrics_.count_job(ack.kind, "ack_refused");
+            metrics_.count_job(job_kind_label(ack.kind), "ack_refused");
             send_ack(refused_ack(ack, r));
             return;
         }
@@ -740,7 +784,7 @@ JobRunner::Ack JobRunner::refused_ack(const Ack &ack, const PgResult &r) {
 void JobRunner::park(Ack ack) {
     if (ack.sql_errors > ACK_SQL_ERROR_RETRIES) {
         --acks_sending_;
-        metrics_.count_job(ack.kind, "ack_dropped");
+        metrics_.count_job(job_kind_label(ack.kind), "ack_dropped");
         log_error("ack dropped after repeated SQL errors",
                   {{"request_id", ack.request_id}, {"job_id", ack.job_id}, {"attempt", ack.attempt}});
         check_drained();

@@ -22,6 +22,7 @@
 #include "agent_http.hpp"
 #include "call_handoff.hpp"
 #include "fair_queue.hpp"
+#include "job_types.hpp"
 #include "mcp_client.hpp"
 #include "metrics.hpp"
 #include "pg_pool.hpp"
@@ -70,15 +71,24 @@ struct RunnerSettings {
     long tick_interval_ms = 1000;
 };
 
-// ClaimedJob — one row of claim_jobs.
+// ClaimedJob — one row of claim_jobs (or of a hand-off).
 struct ClaimedJob {
-    std::string job_id;
-    std::string attempt;
-    std::string kind;
+    JobId job_id = 0;
+    Attempt attempt = 0;
+    std::optional<JobKind> kind;  // nullopt: a kind this worker does not know (the job fails, see unusable)
     nlohmann::json payload;
     std::string request_id;
     std::string tenant;  // the DarkSpere account (payload account_id): acks are batched tenants in turn
+    // Why the job cannot run ("" when it can): a kind this worker does not know, a payload that is not JSON.
+    // Such a job is failed for good with this reason.
+    std::string unusable;
 };
+
+// job_from_row — row i of a claim_jobs / ack_jobs / receive_sms_leased result (kind_of_all: the kind of every
+// row of a result without a kind column); nullopt when its job_id or attempt is missing or not a number, so
+// that it cannot even be acked (its lease then expires and the database counts the attempt).
+std::optional<ClaimedJob> job_from_row(const PgResult &r, size_t i,
+                                       std::optional<JobKind> kind_of_all = std::nullopt);
 
 // tenant_of — the DarkSpere account a job is for (its payload's account_id, as text; "" when absent): the key
 // by which acks and SMS sends take turns.
@@ -113,7 +123,10 @@ class JobRunner {
 
   private:
     struct Ack {
-        std::string job_id, attempt, kind, request_id, tenant;
+        JobId job_id = 0;
+        Attempt attempt = 0;
+        std::optional<JobKind> kind;
+        std::string request_id, tenant;
         bool complete = false;
         nlohmann::json result;  // complete: the job's result object
         std::string error;      // fail: reason
@@ -134,6 +147,9 @@ class JobRunner {
     // free_slots — room for more jobs: max_in_flight less running jobs and reserved call slots.
     long free_slots(const RunnerSettings &s) const;
     void take_call(const PgResult &result);
+    // unreadable_row — logs a job row whose id or attempt the worker cannot read (it is left to lease
+    // expiry).
+    void unreadable_row(const char *statement, const PgResult &r, size_t i);
     void call_slot_released();
     class Slot;
     void run(ClaimedJob job);
@@ -148,7 +164,6 @@ class JobRunner {
     std::vector<std::optional<std::string>> ack_params(std::string rows) const;
     // take_handed_off — runs the sends an ack statement handed to this worker; returns its ack rows' count.
     size_t take_handed_off(const PgResult &r);
-    static ClaimedJob job_from_row(const PgResult &r, size_t i);
     void flush_acks();
     void send_ack_batch(std::vector<Ack> batch, bool express);
     void ack_batch_done(std::vector<Ack> batch, PgResult r);
