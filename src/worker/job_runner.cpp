@@ -163,7 +163,7 @@ std::optional<ClaimedJob> job_from_row(const PgResult &r, size_t i, std::optiona
     return job;
 }
 
-JobRunner::JobRunner(asio::io_context &io, PgPool &pool, AgentHttp &agent_http, McpClient &mcp,
+JobRunner::JobRunner(asio::io_context &io, PgClient &pool, AgentHttp &agent_http, McpClient &mcp,
                      TwilioSender &twilio, Metrics &metrics, std::function<RunnerSettings()> settings)
     : io_(io),
       pool_(pool),
@@ -177,6 +177,10 @@ JobRunner::JobRunner(asio::io_context &io, PgPool &pool, AgentHttp &agent_http, 
       tick_timer_(io),
       park_timer_(io),
       drain_timer_(io) {}
+
+void JobRunner::query(const char *sql, PgParams params, PgCallback on_done) {
+    pool_.query(sql, std::move(params), std::move(on_done), PgPriority::background);
+}
 
 void JobRunner::start() {
     arm_poll();
@@ -202,7 +206,7 @@ void JobRunner::arm_tick() {
         // One tick at a time: a slow tick (many expired leases) must not pile up behind itself.
         if (!tick_running_ && pool_.connected() > 0) {
             tick_running_ = true;
-            pool_.query(SQL_TICK, {}, [this](PgResult r) {
+            query(SQL_TICK, {}, [this](PgResult r) {
                 tick_running_ = false;
                 if (!r.ok && !r.unavailable)
                     log_warn("tick failed", {{"sqlstate", r.sqlstate}, {"error", r.error}});
@@ -267,7 +271,7 @@ void JobRunner::claim() {
     claiming_ = true;
     claim_asked_ = n;
     claim_again_ = false;
-    pool_.query(
+    query(
         SQL_CLAIM,
         {s.worker_name, std::to_string(n), std::to_string(s.lease_seconds) + " seconds", busy, busy_accounts},
         [this, n](PgResult r) { claim_done(n, std::move(r)); });
@@ -657,13 +661,13 @@ void JobRunner::send_ack_batch(std::vector<Ack> batch, bool express) {
     // Built before the call: the callback below takes `batch` by move, and argument order is unspecified.
     std::vector<std::optional<std::string>> params = ack_params(ack_rows(batch));
     auto sent = std::chrono::steady_clock::now();
-    pool_.query(SQL_ACK_BATCH, std::move(params),
-                [this, sent, express, batch = std::move(batch)](PgResult r) mutable {
-                    metrics_.ack_batch_seconds.observe(seconds_since(sent));
-                    (express ? ack_express_running_ : ack_batch_running_) = false;
-                    ack_batch_done(std::move(batch), std::move(r));
-                    flush_acks();
-                });
+    query(SQL_ACK_BATCH, std::move(params),
+          [this, sent, express, batch = std::move(batch)](PgResult r) mutable {
+              metrics_.ack_batch_seconds.observe(seconds_since(sent));
+              (express ? ack_express_running_ : ack_batch_running_) = false;
+              ack_batch_done(std::move(batch), std::move(r));
+              flush_acks();
+          });
 }
 
 void JobRunner::ack_batch_done(std::vector<Ack> batch, PgResult r) {
@@ -714,7 +718,7 @@ void JobRunner::ack_accepted(const Ack &ack, bool accepted) {
 void JobRunner::send_ack(Ack ack) {
     if (ack.opt_out) {
         auto [from, to] = *ack.opt_out;
-        pool_.query(SQL_OPT_OUT, {from, to}, [this, ack = std::move(ack)](PgResult r) mutable {
+        query(SQL_OPT_OUT, {from, to}, [this, ack = std::move(ack)](PgResult r) mutable {
             if (r.ok) {
                 ack.opt_out.reset();
                 send_ack(std::move(ack));
@@ -730,7 +734,7 @@ void JobRunner::send_ack(Ack ack) {
     }
     // A statement of its own: an SQL error here concerns this ack only.
     std::vector<std::optional<std::string>> params = ack_params(ack_rows({ack}));
-    pool_.query(SQL_ACK_BATCH, std::move(params), [this, ack = std::move(ack)](PgResult r) mutable {
+    query(SQL_ACK_BATCH, std::move(params), [this, ack = std::move(ack)](PgResult r) mutable {
         bool final_failure = !ack.complete && !ack.retryable;
         if (!r.ok && !r.unavailable && !r.sqlstate.empty() && !transient_sqlstate(r.sqlstate) &&
             !final_failure && ++ack.refusals >= ACK_REFUSALS_MAX) {

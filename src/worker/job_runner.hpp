@@ -25,7 +25,7 @@
 #include "job_types.hpp"
 #include "mcp_client.hpp"
 #include "metrics.hpp"
-#include "pg_pool.hpp"
+#include "pg_client.hpp"
 #include "twilio_sender.hpp"
 
 namespace darkspere::worker {
@@ -100,7 +100,8 @@ bool agent_turn_from_payload(const nlohmann::json &payload, std::chrono::millise
 
 class JobRunner {
   public:
-    JobRunner(boost::asio::io_context &io, PgPool &pool, AgentHttp &agent_http, McpClient &mcp,
+    // JobRunner — pool: where its statements go (PgPool in the daemon; a scripted stand-in in unit tests).
+    JobRunner(boost::asio::io_context &io, PgClient &pool, AgentHttp &agent_http, McpClient &mcp,
               TwilioSender &twilio, Metrics &metrics, std::function<RunnerSettings()> settings);
 
     // start — arms the fallback poll and tick timers and claims once.
@@ -140,6 +141,8 @@ class JobRunner {
     // refused_ack — the non-retryable failure that replaces an ack the database keeps refusing.
     static Ack refused_ack(const Ack &ack, const PgResult &r);
 
+    // query — one of the runner's statements: all of them are background work (pg_client.hpp PgPriority).
+    void query(const char *sql, PgParams params, PgCallback on_done);
     void claim();
     void claim_done(long asked, PgResult result);
     // busy_agents — the bigint[] literal of agents at their share (limit); *busiest: most calls of any other.
@@ -181,7 +184,7 @@ class JobRunner {
     Ack fail_ack(const ClaimedJob &job, std::string error, bool retryable);
 
     boost::asio::io_context &io_;
-    PgPool &pool_;
+    PgClient &pool_;
     AgentHttp &agent_http_;
     McpClient &mcp_;
     TwilioSender &twilio_;
