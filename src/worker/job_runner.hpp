@@ -1,4 +1,6 @@
 // src/worker/job_runner.hpp — claims jobs (darkspere.claim_jobs), runs them concurrently, acks in batches.
+// One class, its code split by lifecycle: job_runner_claim.cpp, job_runner_run.cpp, job_runner_ack.cpp,
+// job_runner_timers.cpp (and job_runner.cpp, the wiring).
 //
 // Glossary (docs/queue-contract.md): a *job* is a queue row; an *attempt* is one lease of it; an *ack* is the
 // complete_job / fail_job call that reports the attempt's outcome, fenced by (job, attempt). An outcome that
@@ -138,50 +140,67 @@ class JobRunner {
         int sql_errors = 0;
         int refusals = 0;  // permanent SQL errors of this ack sent alone (ACK_REFUSALS_MAX)
     };
-    // refused_ack — the non-retryable failure that replaces an ack the database keeps refusing.
-    static Ack refused_ack(const Ack &ack, const PgResult &r);
-
     // query — one of the runner's statements: all of them are background work (pg_client.hpp PgPriority).
     void query(const char *sql, PgParams params, PgCallback on_done);
+
+    // The claim loop (job_runner_claim.cpp).
     void claim();
     void claim_done(long asked, PgResult result);
+    // unreadable_row — logs a job row whose id or attempt the worker cannot read (it is left to lease
+    // expiry).
+    void unreadable_row(const char *statement, const PgResult &r, size_t i);
     // busy_agents — the bigint[] literal of agents at their share (limit); *busiest: most calls of any other.
     std::string busy_agents(long limit, long *busiest) const;
     // free_slots — room for more jobs: max_in_flight less running jobs and reserved call slots.
     long free_slots(const RunnerSettings &s) const;
-    void take_call(const PgResult &result);
-    // unreadable_row — logs a job row whose id or attempt the worker cannot read (it is left to lease
-    // expiry).
-    void unreadable_row(const char *statement, const PgResult &r, size_t i);
-    void call_slot_released();
-    class Slot;
-    void run(ClaimedJob job);
-    void run_handed_off(ClaimedJob job);  // a job leased to this worker by the statement that created it
-    void run_agent_call(ClaimedJob job);
-    void run_sms_send(ClaimedJob job);
-    void job_finished(Ack ack);
-    void send_ack(Ack ack);
-    void queue_ack(Ack ack);
-    static std::string ack_rows(const std::vector<Ack> &acks);
-    // ack_params — the parameters of SQL_ACK_BATCH: the rows, and who takes hand-offs with how much room.
-    std::vector<std::optional<std::string>> ack_params(std::string rows) const;
-    // take_handed_off — runs the sends an ack statement handed to this worker; returns its ack rows' count.
-    size_t take_handed_off(const PgResult &r);
-    void flush_acks();
-    void send_ack_batch(std::vector<Ack> batch, bool express);
-    void ack_batch_done(std::vector<Ack> batch, PgResult r);
-    void ack_accepted(const Ack &ack, bool accepted);
-    void park(Ack ack);
-    void retry_parked();
-    void arm_poll();
-    void arm_tick();
-    void check_drained();
     long per_agent_limit(const RunnerSettings &s) const;
     long per_account_limit(const RunnerSettings &s) const;
     void agent_call_started(long long agent_id, long long account_id);
     void agent_call_ended(long long agent_id, long long account_id);
-    static Ack ack_of(const ClaimedJob &job);  // the job's identity, outcome still to fill in
+    class Slot;
+    void call_slot_released();
+    void take_call(const PgResult &result);
+
+    // Job execution (job_runner_run.cpp).
+    void run_handed_off(ClaimedJob job);  // a job leased to this worker by the statement that created it
+    void run(ClaimedJob job);
+    void run_agent_call(ClaimedJob job);
+    void run_sms_send(ClaimedJob job);
+    // ack_of — the identity of a job (a ClaimedJob, or an Ack to replace), its outcome still to fill in.
+    template <typename Job>
+    static Ack ack_of(const Job &job) {
+        Ack a;
+        a.job_id = job.job_id;
+        a.attempt = job.attempt;
+        a.kind = job.kind;
+        a.request_id = job.request_id;
+        a.tenant = job.tenant;
+        return a;
+    }
     Ack fail_ack(const ClaimedJob &job, std::string error, bool retryable);
+    void job_finished(Ack ack);
+
+    // The ack pipeline (job_runner_ack.cpp).
+    void queue_ack(Ack ack);
+    void flush_acks();
+    static std::string ack_rows(const std::vector<Ack> &acks);
+    // ack_params — the parameters of SQL_ACK_BATCH: the rows, and who takes hand-offs with how much room.
+    std::vector<std::optional<std::string>> ack_params(std::string rows) const;
+    void send_ack_batch(std::vector<Ack> batch, bool express);
+    void ack_batch_done(std::vector<Ack> batch, PgResult r);
+    // take_handed_off — runs the sends an ack statement handed to this worker; returns its ack rows' count.
+    size_t take_handed_off(const PgResult &r);
+    void ack_accepted(const Ack &ack, bool accepted);
+    void send_ack(Ack ack);
+    // refused_ack — the non-retryable failure that replaces an ack the database keeps refusing.
+    static Ack refused_ack(const Ack &ack, const PgResult &r);
+    void park(Ack ack);
+    void retry_parked();
+
+    // Timers (job_runner_timers.cpp).
+    void arm_poll();
+    void arm_tick();
+    void check_drained();
 
     boost::asio::io_context &io_;
     PgClient &pool_;
