@@ -8,7 +8,7 @@
 #include <optional>
 #include <string>
 
-#include "pg_pool.hpp"
+#include "pg_client.hpp"
 
 namespace darkspere::worker {
 

@@ -3,7 +3,7 @@
 //
 // Used where one tenant's burst must not hold another tenant's single item back for the whole burst: the SMS
 // sends waiting for a Twilio request slot (send_gate.hpp) and the job outcomes waiting for an ack statement
-// (job_runner.cpp). An item pushed under a key with nothing waiting is served after at most one item of every
+// (job_runner_ack.cpp). An item pushed under a key with nothing waiting is served after at most one item of every
 // other key with items waiting.
 #pragma once
 

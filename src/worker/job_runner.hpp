@@ -1,4 +1,6 @@
 // src/worker/job_runner.hpp — claims jobs (darkspere.claim_jobs), runs them concurrently, acks in batches.
+// One class, its code split by lifecycle: job_runner_claim.cpp, job_runner_run.cpp, job_runner_ack.cpp,
+// job_runner_timers.cpp (and job_runner.cpp, the wiring).
 //
 // Glossary (docs/queue-contract.md): a *job* is a queue row; an *attempt* is one lease of it; an *ack* is the
 // complete_job / fail_job call that reports the attempt's outcome, fenced by (job, attempt). An outcome that
@@ -22,9 +24,10 @@
 #include "agent_http.hpp"
 #include "call_handoff.hpp"
 #include "fair_queue.hpp"
+#include "job_types.hpp"
 #include "mcp_client.hpp"
 #include "metrics.hpp"
-#include "pg_pool.hpp"
+#include "pg_client.hpp"
 #include "twilio_sender.hpp"
 
 namespace darkspere::worker {
@@ -70,15 +73,24 @@ struct RunnerSettings {
     long tick_interval_ms = 1000;
 };
 
-// ClaimedJob — one row of claim_jobs.
+// ClaimedJob — one row of claim_jobs (or of a hand-off).
 struct ClaimedJob {
-    std::string job_id;
-    std::string attempt;
-    std::string kind;
+    JobId job_id = 0;
+    Attempt attempt = 0;
+    std::optional<JobKind> kind;  // nullopt: a kind this worker does not know (the job fails, see unusable)
     nlohmann::json payload;
     std::string request_id;
     std::string tenant;  // the DarkSpere account (payload account_id): acks are batched tenants in turn
+    // Why the job cannot run ("" when it can): a kind this worker does not know, a payload that is not JSON.
+    // Such a job is failed for good with this reason.
+    std::string unusable;
 };
+
+// job_from_row — row i of a claim_jobs / ack_jobs / receive_sms_leased result (kind_of_all: the kind of every
+// row of a result without a kind column); nullopt when its job_id or attempt is missing or not a number, so
+// that it cannot even be acked (its lease then expires and the database counts the attempt).
+std::optional<ClaimedJob> job_from_row(const PgResult &r, size_t i,
+                                       std::optional<JobKind> kind_of_all = std::nullopt);
 
 // tenant_of — the DarkSpere account a job is for (its payload's account_id, as text; "" when absent): the key
 // by which acks and SMS sends take turns.
@@ -90,7 +102,8 @@ bool agent_turn_from_payload(const nlohmann::json &payload, std::chrono::millise
 
 class JobRunner {
   public:
-    JobRunner(boost::asio::io_context &io, PgPool &pool, AgentHttp &agent_http, McpClient &mcp,
+    // JobRunner — pool: where its statements go (PgPool in the daemon; a scripted stand-in in unit tests).
+    JobRunner(boost::asio::io_context &io, PgClient &pool, AgentHttp &agent_http, McpClient &mcp,
               TwilioSender &twilio, Metrics &metrics, std::function<RunnerSettings()> settings);
 
     // start — arms the fallback poll and tick timers and claims once.
@@ -113,7 +126,10 @@ class JobRunner {
 
   private:
     struct Ack {
-        std::string job_id, attempt, kind, request_id, tenant;
+        JobId job_id = 0;
+        Attempt attempt = 0;
+        std::optional<JobKind> kind;
+        std::string request_id, tenant;
         bool complete = false;
         nlohmann::json result;  // complete: the job's result object
         std::string error;      // fail: reason
@@ -124,49 +140,70 @@ class JobRunner {
         int sql_errors = 0;
         int refusals = 0;  // permanent SQL errors of this ack sent alone (ACK_REFUSALS_MAX)
     };
-    // refused_ack — the non-retryable failure that replaces an ack the database keeps refusing.
-    static Ack refused_ack(const Ack &ack, const PgResult &r);
+    // query — one of the runner's statements: all of them are background work (pg_client.hpp PgPriority).
+    void query(const char *sql, PgParams params, PgCallback on_done);
 
+    // The claim loop (job_runner_claim.cpp).
     void claim();
     void claim_done(long asked, PgResult result);
+    // unreadable_row — logs a job row whose id or attempt the worker cannot read (it is left to lease
+    // expiry).
+    void unreadable_row(const char *statement, const PgResult &r, size_t i);
     // busy_agents — the bigint[] literal of agents at their share (limit); *busiest: most calls of any other.
     std::string busy_agents(long limit, long *busiest) const;
     // free_slots — room for more jobs: max_in_flight less running jobs and reserved call slots.
     long free_slots(const RunnerSettings &s) const;
-    void take_call(const PgResult &result);
-    void call_slot_released();
-    class Slot;
-    void run(ClaimedJob job);
-    void run_handed_off(ClaimedJob job);  // a job leased to this worker by the statement that created it
-    void run_agent_call(ClaimedJob job);
-    void run_sms_send(ClaimedJob job);
-    void job_finished(Ack ack);
-    void send_ack(Ack ack);
-    void queue_ack(Ack ack);
-    static std::string ack_rows(const std::vector<Ack> &acks);
-    // ack_params — the parameters of SQL_ACK_BATCH: the rows, and who takes hand-offs with how much room.
-    std::vector<std::optional<std::string>> ack_params(std::string rows) const;
-    // take_handed_off — runs the sends an ack statement handed to this worker; returns its ack rows' count.
-    size_t take_handed_off(const PgResult &r);
-    static ClaimedJob job_from_row(const PgResult &r, size_t i);
-    void flush_acks();
-    void send_ack_batch(std::vector<Ack> batch, bool express);
-    void ack_batch_done(std::vector<Ack> batch, PgResult r);
-    void ack_accepted(const Ack &ack, bool accepted);
-    void park(Ack ack);
-    void retry_parked();
-    void arm_poll();
-    void arm_tick();
-    void check_drained();
     long per_agent_limit(const RunnerSettings &s) const;
     long per_account_limit(const RunnerSettings &s) const;
     void agent_call_started(long long agent_id, long long account_id);
     void agent_call_ended(long long agent_id, long long account_id);
-    static Ack ack_of(const ClaimedJob &job);  // the job's identity, outcome still to fill in
+    class Slot;
+    void call_slot_released();
+    void take_call(const PgResult &result);
+
+    // Job execution (job_runner_run.cpp).
+    void run_handed_off(ClaimedJob job);  // a job leased to this worker by the statement that created it
+    void run(ClaimedJob job);
+    void run_agent_call(ClaimedJob job);
+    void run_sms_send(ClaimedJob job);
+    // ack_of — the identity of a job (a ClaimedJob, or an Ack to replace), its outcome still to fill in.
+    template <typename Job>
+    static Ack ack_of(const Job &job) {
+        Ack a;
+        a.job_id = job.job_id;
+        a.attempt = job.attempt;
+        a.kind = job.kind;
+        a.request_id = job.request_id;
+        a.tenant = job.tenant;
+        return a;
+    }
     Ack fail_ack(const ClaimedJob &job, std::string error, bool retryable);
+    void job_finished(Ack ack);
+
+    // The ack pipeline (job_runner_ack.cpp).
+    void queue_ack(Ack ack);
+    void flush_acks();
+    static std::string ack_rows(const std::vector<Ack> &acks);
+    // ack_params — the parameters of SQL_ACK_BATCH: the rows, and who takes hand-offs with how much room.
+    std::vector<std::optional<std::string>> ack_params(std::string rows) const;
+    void send_ack_batch(std::vector<Ack> batch, bool express);
+    void ack_batch_done(std::vector<Ack> batch, PgResult r);
+    // take_handed_off — runs the sends an ack statement handed to this worker; returns its ack rows' count.
+    size_t take_handed_off(const PgResult &r);
+    void ack_accepted(const Ack &ack, bool accepted);
+    void send_ack(Ack ack);
+    // refused_ack — the non-retryable failure that replaces an ack the database keeps refusing.
+    static Ack refused_ack(const Ack &ack, const PgResult &r);
+    void park(Ack ack);
+    void retry_parked();
+
+    // Timers (job_runner_timers.cpp).
+    void arm_poll();
+    void arm_tick();
+    void check_drained();
 
     boost::asio::io_context &io_;
-    PgPool &pool_;
+    PgClient &pool_;
     AgentHttp &agent_http_;
     McpClient &mcp_;
     TwilioSender &twilio_;

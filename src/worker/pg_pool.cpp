@@ -42,16 +42,6 @@ bool sqlstate_is_lock_conflict(const std::string &sqlstate) {
     return sqlstate == "40P01" || sqlstate == "40001";
 }
 
-std::optional<std::string> PgResult::value(size_t row, const std::string &column) const {
-    if (row >= rows.size())
-        return std::nullopt;
-    for (size_t i = 0; i < columns.size() && i < rows[row].size(); ++i) {
-        if (columns[i] == column)
-            return rows[row][i];
-    }
-    return std::nullopt;
-}
-
 // ---- PgConnection ----
 
 PgConnection::PgConnection(asio::io_context &io, std::string conninfo, std::string name)

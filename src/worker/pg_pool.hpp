@@ -21,6 +21,8 @@
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include "pg_client.hpp"
+
 namespace darkspere::worker {
 
 // Reconnect backoff bounds.
@@ -29,23 +31,6 @@ constexpr std::chrono::milliseconds RECONNECT_BACKOFF_MAX{5000};
 
 // Queries waiting for a connection beyond this are refused as "unavailable" instead of growing without bound.
 constexpr size_t POOL_QUEUE_MAX = 20000;
-
-using PgParams = std::vector<std::optional<std::string>>;
-
-struct PgResult {
-    bool ok = false;
-    // unavailable: no connection, or the connection broke; the statement may or may not have run.
-    bool unavailable = false;
-    std::string sqlstate;  // five characters on an SQL error
-    std::string error;     // the server's primary message (or a transport reason)
-    std::vector<std::string> columns;
-    std::vector<std::vector<std::optional<std::string>>> rows;
-
-    // value — the cell at (row, column name); nullopt when NULL or absent.
-    std::optional<std::string> value(size_t row, const std::string &column) const;
-};
-
-using PgCallback = std::function<void(PgResult)>;
 
 // One non-blocking libpq connection with its own reconnect loop.
 class PgConnection : public std::enable_shared_from_this<PgConnection> {
@@ -102,13 +87,8 @@ class PgConnection : public std::enable_shared_from_this<PgConnection> {
     bool have_error_result_ = false;
 };
 
-// Which line a query waits in. Interactive queries (a webhook waiting for its answer) go before background
-// ones (claims, acks, ticks), and background work never holds the last free connection, so a webhook does not
-// queue behind a backlog of background statements. Background work that waits is always given one connection,
-// so a flood of webhooks cannot stop replies from going out.
-enum class PgPriority { interactive, background };
-
-class PgPool {
+// PgPool — the PgClient the worker runs on (pg_client.hpp).
+class PgPool : public PgClient {
   public:
     PgPool(boost::asio::io_context &io, std::string conninfo, size_t size);
     void start();
@@ -116,9 +96,9 @@ class PgPool {
 
     // query — runs on the next idle connection. Fails at once (unavailable) when no connection is up.
     void query(std::string sql, PgParams params, PgCallback on_done,
-               PgPriority priority = PgPriority::background);
+               PgPriority priority = PgPriority::background) override;
 
-    size_t connected() const;
+    size_t connected() const override;
     size_t size() const { return connections_.size(); }
     size_t queued() const { return interactive_.size() + background_.size(); }
 
@@ -144,8 +124,8 @@ class PgPool {
 
 // sqlstate_is_connection_error — class 08 (connection exception) and 57P0x (server shutting down).
 bool sqlstate_is_connection_error(const std::string &sqlstate);
-// sqlstate_is_lock_conflict — 40P01 (deadlock detected) and 40001 (serialization failure): the transaction was
-// rolled back and the same statement may succeed when run again.
+// sqlstate_is_lock_conflict — 40P01 (deadlock detected) and 40001 (serialization failure): the transaction
+// was rolled back and the same statement may succeed when run again.
 bool sqlstate_is_lock_conflict(const std::string &sqlstate);
 
 }  // namespace darkspere::worker

@@ -1,6 +1,6 @@
 // test/unit/worker_send_gate_test.cpp — request slots per Twilio account: the bound holds, freed slots go to
 // the tenants in turn, a send that waited too long is handed back instead of started, and slots may outlive
-// the gate.
+// the gate without starting anything.
 #include <gtest/gtest.h>
 
 #include <map>
@@ -125,14 +125,36 @@ TEST_F(SendGateTest, ARaisedLimitLetsWaitingSendsStartAtTheNextRelease) {
     EXPECT_EQ(s.started, (std::vector<std::string>{"a", "b", "c"}));
 }
 
-TEST(SendGate, SlotsMayOutliveTheGate) {
+// A slot may be released after its gate is gone (an HTTP transfer torn down at shutdown): it must neither
+// reach into the destroyed gate (the sanitize build would report the use after free) nor start anything.
+TEST(SendGate, ASlotFreedAfterTheGateIsGoneStartsNothing) {
     boost::asio::io_context io;
     Sends s;
     {
         SendGate gate(io, [] { return 1L; });
         s.enter(gate, "AC1", "1", "a");
+        s.enter(gate, "AC1", "1", "b");  // waits for a's slot
+        ASSERT_EQ(gate.waiting(), 1);
     }
-    s.finish("a");  // no use of the destroyed gate
-    io.run();
-    SUCCEED();
+    s.finish("a");
+    EXPECT_EQ(io.run(), 0u) << "no admission was posted for the gone gate";
+    EXPECT_EQ(s.started, (std::vector<std::string>{"a"}));
+    EXPECT_TRUE(s.expired.empty());
+}
+
+// The other order: the slot is freed while the gate lives (its next send's admission is posted), and the gate
+// is destroyed before the event loop runs it: the admission finds the gate gone and starts nothing.
+TEST(SendGate, AnAdmissionPostedBeforeTheGateWentStartsNothing) {
+    boost::asio::io_context io;
+    Sends s;
+    {
+        SendGate gate(io, [] { return 1L; });
+        s.enter(gate, "AC1", "1", "a");
+        s.enter(gate, "AC1", "1", "b");
+        s.finish("a");
+        EXPECT_EQ(s.started, (std::vector<std::string>{"a"})) << "b starts from the event loop";
+    }
+    EXPECT_EQ(io.run(), 1u) << "the posted admission ran";
+    EXPECT_EQ(s.started, (std::vector<std::string>{"a"}));
+    EXPECT_TRUE(s.expired.empty());
 }

@@ -1,0 +1,272 @@
+// src/worker/job_runner_run.cpp — job execution: a claimed or handed-off row read into a job, run by its kind
+// (an agent call over http or MCP, an SMS send through Twilio) and turned into the outcome to ack (see
+// job_runner.hpp).
+#include "job_runner.hpp"
+
+#include <boost/asio/post.hpp>
+
+#include "egress_policy.hpp"
+#include "job_runner_internal.hpp"
+#include "log.hpp"
+
+namespace darkspere::worker {
+
+namespace asio = boost::asio;
+using job_runner_internal::seconds_since;
+using std::chrono::milliseconds;
+
+namespace {
+
+std::string id_text(const nlohmann::json &v) {
+    if (v.is_string())
+        return v.get<std::string>();
+    if (v.is_number_integer())
+        return std::to_string(v.get<long long>());
+    return "";
+}
+
+std::string str(const nlohmann::json &obj, const char *key) {
+    auto it = obj.find(key);
+    return it != obj.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
+// account_number — the account id of a job's tenant; 0 when it is not a positive number.
+long long account_number(const std::string &tenant) {
+    if (tenant.empty() || tenant.size() > 18 || tenant.find_first_not_of("0123456789") != std::string::npos)
+        return 0;
+    return std::stoll(tenant);
+}
+
+}  // namespace
+
+std::string tenant_of(const nlohmann::json &payload) {
+    auto it = payload.find("account_id");
+    return it == payload.end() ? std::string() : id_text(*it);
+}
+
+bool agent_turn_from_payload(const nlohmann::json &payload, milliseconds deadline, AgentTurn *turn,
+                             std::string *protocol, std::string *error) {
+    if (!payload.is_object()) {
+        *error = "agent_call payload is not an object";
+        return false;
+    }
+    turn->endpoint = str(payload, "endpoint");
+    if (turn->endpoint.empty()) {
+        *error = "agent_call payload lacks endpoint";
+        return false;
+    }
+    if (auto it = payload.find("agent_id"); it != payload.end() && it->is_number_integer())
+        turn->agent_id = it->get<long long>();
+    *protocol = str(payload, "protocol");
+    if (protocol->empty())
+        *protocol = "http";
+    std::string tool = str(payload, "tool_name");
+    if (!tool.empty())
+        turn->tool_name = tool;
+    turn->session_id = payload.contains("session_id") ? id_text(payload["session_id"]) : "";
+    turn->message = str(payload, "body");
+    turn->from = str(payload, "from");
+    turn->to = str(payload, "to");
+    turn->request_id = str(payload, "request_id");
+    if (auto it = payload.find("history"); it != payload.end() && it->is_array())
+        turn->history = *it;
+    else
+        turn->history = nlohmann::json::array();
+    turn->deadline = deadline;
+    turn->signing_secrets.clear();
+    if (auto it = payload.find("signing_secrets"); it != payload.end() && it->is_array()) {
+        for (const auto &secret : *it) {
+            if (secret.is_string() && !secret.get<std::string>().empty())
+                turn->signing_secrets.push_back(secret.get<std::string>());
+        }
+    }
+    return true;
+}
+
+std::optional<ClaimedJob> job_from_row(const PgResult &r, size_t i, std::optional<JobKind> kind_of_all) {
+    std::optional<JobId> job_id = parse_job_id(r.value(i, "job_id"));
+    std::optional<Attempt> attempt = parse_attempt(r.value(i, "attempt"));
+    if (!job_id || !attempt)
+        return std::nullopt;
+    ClaimedJob job;
+    job.job_id = *job_id;
+    job.attempt = *attempt;
+    std::string kind = r.value(i, "kind").value_or("");
+    job.kind = kind_of_all ? kind_of_all : job_kind_from_sql(kind);
+    job.payload = nlohmann::json::parse(r.value(i, "payload").value_or("null"), nullptr, false);
+    if (job.payload.is_object()) {
+        job.request_id = str(job.payload, "request_id");
+        job.tenant = tenant_of(job.payload);
+    }
+    if (job.payload.is_discarded())
+        job.unusable = "malformed job payload";
+    else if (!job.kind)
+        job.unusable = "unknown job kind: " + kind;
+    return job;
+}
+
+void JobRunner::run_handed_off(ClaimedJob job) {
+    ++metrics_.jobs_handed_off;
+    run(std::move(job));
+}
+
+void JobRunner::run(ClaimedJob job) {
+    ++in_flight_;
+    metrics_.jobs_in_flight = in_flight_;
+    log_debug("job claimed", {{"job_id", job.job_id},
+                              {"attempt", job.attempt},
+                              {"kind", job_kind_label(job.kind)},
+                              {"request_id", job.request_id}});
+    if (!job.unusable.empty()) {
+        std::string reason = job.unusable;
+        job_finished(fail_ack(job, std::move(reason), false));
+        return;
+    }
+    switch (*job.kind) {
+        case JobKind::agent_call:
+            run_agent_call(std::move(job));
+            return;
+        case JobKind::sms_send:
+            run_sms_send(std::move(job));
+            return;
+    }
+}
+
+void JobRunner::run_agent_call(ClaimedJob job) {
+    AgentTurn turn;
+    std::string protocol, error;
+    if (!agent_turn_from_payload(job.payload, milliseconds(settings_().agent_deadline_ms), &turn, &protocol,
+                                 &error)) {
+        job_finished(fail_ack(job, error, false));
+        return;
+    }
+    if (protocol != "http" && protocol != "mcp") {
+        job_finished(fail_ack(job, "unknown agent protocol: " + protocol, false));
+        return;
+    }
+    RunnerSettings settings = settings_();
+    turn.max_response_bytes = static_cast<size_t>(settings.agent_max_response_bytes);
+    // An agent URL the policy refuses is that agent's fault, not the turn's: the failure is retryable, so the
+    // turn moves to the tenant's next agent (and this one's health drops) instead of being dead-lettered.
+    if (std::string refusal = url_scheme_refusal(turn.endpoint, settings.allow_insecure_http);
+        !refusal.empty()) {
+        log_warn("agent call refused", {{"request_id", job.request_id},
+                                        {"job_id", job.job_id},
+                                        {"agent_id", turn.agent_id},
+                                        {"error", refusal}});
+        job_finished(fail_ack(job, "agent " + std::to_string(turn.agent_id) + ": " + refusal, true));
+        return;
+    }
+    ++metrics_.agent_calls_in_flight;
+    auto started = std::chrono::steady_clock::now();
+    long long agent_id = turn.agent_id;
+    long long account_id = account_number(job.tenant);
+    agent_call_started(agent_id, account_id);
+    auto on_done = [this, job, started, agent_id, account_id, protocol](AgentOutcome outcome) {
+        --metrics_.agent_calls_in_flight;
+        agent_call_ended(agent_id, account_id);
+        double secs = seconds_since(started);
+        metrics_.agent_call_seconds.observe(secs);
+        long latency_ms = static_cast<long>(secs * 1000);
+        log_info("agent call finished",
+                 {{"request_id", job.request_id},
+                  {"job_id", job.job_id},
+                  {"attempt", job.attempt},
+                  {"agent_id", agent_id},
+                  {"protocol", protocol},
+                  {"ok", outcome.ok},
+                  {"latency_ms", latency_ms},
+                  {"error", outcome.ok ? nlohmann::json() : nlohmann::json(outcome.error)}});
+        if (!outcome.ok) {
+            job_finished(fail_ack(job, outcome.error.empty() ? "agent call failed" : outcome.error, true));
+            return;
+        }
+        Ack a = ack_of(job);
+        a.complete = true;
+        nlohmann::json result = {{"latency_ms", latency_ms}};
+        result["reply"] = outcome.reply ? nlohmann::json(*outcome.reply) : nlohmann::json(nullptr);
+        a.result = std::move(result);
+        a.outcome = "completed";
+        job_finished(std::move(a));
+    };
+    if (protocol == "mcp")
+        mcp_.call(turn, std::move(on_done));
+    else
+        agent_http_.call(turn, std::move(on_done));
+}
+
+void JobRunner::run_sms_send(ClaimedJob job) {
+    SmsSendJob send;
+    std::string error;
+    if (!parse_sms_send_job(job.payload, &send, &error)) {
+        job_finished(fail_ack(job, error, false));
+        return;
+    }
+    send.tenant = job.tenant;
+    auto started = std::chrono::steady_clock::now();
+    twilio_.send(send, [this, job, started, send](SendOutcome outcome) {
+        double secs = seconds_since(started);
+        double waited = std::chrono::duration<double>(outcome.waited).count();
+        metrics_.twilio_send_wait_seconds.observe(waited);
+        if (outcome.requested)
+            metrics_.twilio_send_seconds.observe(secs - waited);
+        static const char *kinds[] = {"sent", "retry", "fail", "opted_out"};
+        log_info("twilio send finished",
+                 {{"request_id", job.request_id},
+                  {"job_id", job.job_id},
+                  {"attempt", job.attempt},
+                  {"outcome", kinds[static_cast<int>(outcome.kind)]},
+                  {"latency_ms", static_cast<long>((secs - waited) * 1000)},
+                  {"waited_ms", static_cast<long>(waited * 1000)},
+                  {"error", outcome.error.empty() ? nlohmann::json() : nlohmann::json(outcome.error)}});
+        switch (outcome.kind) {
+            case SendOutcome::Kind::sent: {
+                Ack a = ack_of(job);
+                a.complete = true;
+                a.result = outcome.result;
+                a.outcome = "completed";
+                job_finished(std::move(a));
+                return;
+            }
+            case SendOutcome::Kind::retry:
+                job_finished(fail_ack(job, outcome.error, true));
+                return;
+            case SendOutcome::Kind::fail:
+                job_finished(fail_ack(job, outcome.error, false));
+                return;
+            case SendOutcome::Kind::opted_out: {
+                Ack a = fail_ack(job, outcome.error, false);
+                a.opt_out = std::make_pair(send.from, send.to);
+                job_finished(std::move(a));
+                return;
+            }
+        }
+    });
+}
+
+JobRunner::Ack JobRunner::fail_ack(const ClaimedJob &job, std::string error, bool retryable) {
+    Ack a = ack_of(job);
+    a.complete = false;
+    a.error = std::move(error);
+    a.retryable = retryable;
+    a.outcome = retryable ? "failed_retryable" : "failed";
+    return a;
+}
+
+void JobRunner::job_finished(Ack ack) {
+    // Completion may be reported from inside the caller's stack; acking later keeps the order of effects
+    // simple.
+    asio::post(io_, [this, ack = std::move(ack)]() mutable {
+        --in_flight_;
+        metrics_.jobs_in_flight = in_flight_;
+        ++acks_sending_;
+        if (ack.opt_out)
+            send_ack(std::move(ack));
+        else
+            queue_ack(std::move(ack));
+        if (claim_again_)
+            claim();
+    });
+}
+
+}  // namespace darkspere::worker
