@@ -199,6 +199,26 @@ void TwilioRoutes::store_then_answer(const Request &req, Responder respond, cons
           });
 }
 
+// spool_then — spools a verified webhook and answers it as stored once the spool's write is durable (a
+// "spooled" disposition and no reply), or as unavailable when the spool is full or cannot be written.
+void TwilioRoutes::spool_then(PgParams args, PgCallback done) {
+    SpooledSms sms{std::move(args), std::chrono::duration_cast<std::chrono::milliseconds>(
+                                        std::chrono::system_clock::now().time_since_epoch())
+                                        .count()};
+    spool_->append(sms, [done = std::move(done)](bool stored, const std::string &error) {
+        PgResult r;
+        if (stored) {
+            r.ok = true;
+            r.columns = {"disposition"};
+            r.rows = {{std::string("spooled")}};
+        } else {
+            r.unavailable = true;
+            r.error = error;
+        }
+        done(std::move(r));
+    });
+}
+
 void TwilioRoutes::sms(Request &&req, Responder respond) {
     // Reserved before the statement: a worker with room takes the call with the commit that stores the
     // message.
@@ -212,7 +232,28 @@ void TwilioRoutes::sms(Request &&req, Responder respond) {
                 {field("AccountSid"), field("To"), field("From"), field("Body"), field("MessageSid"),
                  num_media.empty() ? std::string("0") : num_media, request_id},
                 slot};
-            receiver_.submit(std::move(sms), std::move(done));
+            // Behind texts already spooled, a new one is spooled too: replay stores them in arrival order,
+            // so a phone's later text never overtakes an earlier one.
+            if (spool_ && spool_->active()) {
+                spool_then(std::move(sms.args), std::move(done));
+                return;
+            }
+            if (!spool_) {
+                receiver_.submit(std::move(sms), std::move(done));
+                return;
+            }
+            PgParams args = sms.args;
+            receiver_.submit(std::move(sms),
+                             [this, args = std::move(args), done = std::move(done)](PgResult r) mutable {
+                                 // The database is unreachable (a connection-class error, a broken or no
+                                 // connection): the text goes to the spool instead of a 503. If the statement
+                                 // committed before the connection broke, replay finds a duplicate.
+                                 if (!r.ok && r.unavailable) {
+                                     spool_then(std::move(args), std::move(done));
+                                     return;
+                                 }
+                                 done(std::move(r));
+                             });
         },
         [slot](const PgResult &r, const WebhookCheck &check, const std::string &request_id) {
             std::optional<std::string> reply = r.value(0, "reply");
