@@ -11,6 +11,7 @@
 
 #include <boost/asio/io_context.hpp>
 
+#include "config.hpp"
 #include "spool.hpp"
 #include "spool_replay.hpp"
 
