@@ -160,9 +160,10 @@ int run(const ConfigSources &sources, std::shared_ptr<const Config> config) {
         try {
             spool->open();
         } catch (const std::exception &e) {
-            log_error("could not open the spool", {{"spool_dir", config->spool_dir},
-                                                   {"error", e.what()},
-                                                   {"hint", "give each worker process its own writable spool-dir"}});
+            log_error("could not open the spool",
+                      {{"spool_dir", config->spool_dir},
+                       {"error", e.what()},
+                       {"hint", "give each worker process its own writable spool-dir"}});
             return 1;
         }
         twilio_routes.set_spool(spool.get());

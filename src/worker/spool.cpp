@@ -79,8 +79,12 @@ std::optional<uint64_t> whole_record_at(std::string_view data, uint64_t at) {
 }  // namespace
 
 uint32_t spool_crc32c(std::string_view bytes, uint32_t crc) {
-    // boost's running remainder is the pre-final-XOR state; continuing a CRC undoes the final XOR first.
-    Crc32c c(crc ^ 0xFFFFFFFF);
+    // To continue a CRC, undo its final XOR; boost takes the initial remainder unreflected and reflects it
+    // itself for a reflected CRC, so it is reflected back first.
+    uint32_t state = crc ^ 0xFFFFFFFF, unreflected = 0;
+    for (int i = 0; i < 32; ++i)
+        unreflected |= ((state >> i) & 1u) << (31 - i);
+    Crc32c c(unreflected);
     c.process_bytes(bytes.data(), bytes.size());
     return c.checksum();
 }
@@ -112,7 +116,8 @@ SpoolParse spool_parse(std::string_view data, uint64_t offset, bool closed) {
     }
     // A good header whose payload runs past the end: still being written (an open segment), or cut short by
     // a crash — unless a good record follows, in which case the length itself is damaged.
-    bool header_ok = offset + SPOOL_RECORD_HEADER <= data.size() && get_u32(data, offset) == SPOOL_RECORD_MAGIC &&
+    bool header_ok = offset + SPOOL_RECORD_HEADER <= data.size() &&
+                     get_u32(data, offset) == SPOOL_RECORD_MAGIC &&
                      get_u32(data, offset + 4) <= SPOOL_RECORD_MAX &&
                      offset + SPOOL_RECORD_HEADER + get_u32(data, offset + 4) > data.size();
     bool short_header = offset + SPOOL_RECORD_HEADER > data.size();
@@ -131,7 +136,7 @@ SpoolParse spool_parse(std::string_view data, uint64_t offset, bool closed) {
     if (at + SPOOL_RECORD_HEADER > data.size())
         at = data.size();
     p.kind = at == data.size() && (header_ok || short_header) ? SpoolParse::Kind::torn_tail
-                                                                : SpoolParse::Kind::corrupt;
+                                                              : SpoolParse::Kind::corrupt;
     p.skipped = data.substr(offset, at - offset);
     p.next = at;
     return p;
@@ -159,7 +164,8 @@ std::vector<SpoolSegment> spool_list_segments(const std::string &dir) {
         out.push_back({std::stoull(name.substr(0, 20)), static_cast<uint64_t>(st.st_size)});
     }
     ::closedir(d);
-    std::sort(out.begin(), out.end(), [](const SpoolSegment &a, const SpoolSegment &b) { return a.id < b.id; });
+    std::sort(out.begin(), out.end(),
+              [](const SpoolSegment &a, const SpoolSegment &b) { return a.id < b.id; });
     return out;
 }
 
@@ -177,7 +183,8 @@ int spool_prepare_dir(const std::string &dir) {
         ::close(fd);
         if (saved == EWOULDBLOCK)
             throw std::runtime_error("spool-dir " + dir +
-                                     " is in use by another worker process (it holds the lock on " + lock + ")");
+                                     " is in use by another worker process (it holds the lock on " + lock +
+                                     ")");
         throw std::runtime_error("cannot lock " + lock + ": " + std::strerror(saved));
     }
     return fd;
@@ -268,7 +275,9 @@ void spool_read_segment(const std::string &dir, uint64_t id, uint64_t from, std:
 SpoolWriterFiles::SpoolWriterFiles(std::string dir, uint64_t segment_bytes, uint64_t next_id)
     : dir_(std::move(dir)), segment_bytes_(std::max<uint64_t>(segment_bytes, 4096)), next_id_(next_id) {}
 
-SpoolWriterFiles::~SpoolWriterFiles() { close_current(); }
+SpoolWriterFiles::~SpoolWriterFiles() {
+    close_current();
+}
 
 void SpoolWriterFiles::close_current() {
     if (fd_ >= 0)

@@ -7,7 +7,8 @@
 //
 // Segments are only ever appended to, by one writer, and each append is made durable with fdatasync before
 // the webhooks it holds are answered. Nothing here knows about the event loop: the writer side runs on the
-// spool's writer thread, the reading side on the loop (spool_replay.hpp), and both are plain file I/O for tests.
+// spool's writer thread, the reading side on the loop (spool_replay.hpp), and both are plain file I/O for
+// tests.
 #pragma once
 
 #include <cstdint>

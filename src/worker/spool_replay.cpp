@@ -63,8 +63,8 @@ bool spool_rejects_as_bad_input(const std::string &sqlstate) {
     return sqlstate.rfind("22", 0) == 0 || sqlstate.rfind("23", 0) == 0;
 }
 
-Spool::Spool(asio::io_context &io, Metrics &metrics, SpoolSettings settings, std::function<bool()> database_up,
-             Submit submit)
+Spool::Spool(asio::io_context &io, Metrics &metrics, SpoolSettings settings,
+             std::function<bool()> database_up, Submit submit)
     : io_(io),
       metrics_(metrics),
       settings_(std::move(settings)),
@@ -103,7 +103,8 @@ void Spool::open() {
         bool resume = cursor && cursor->segment == segments_.front().id;
         cursor_ = {segments_.front().id, resume ? cursor->offset : SPOOL_SEGMENT_HEADER};
     }
-    files_ = std::make_unique<SpoolWriterFiles>(settings_.dir, segment_bytes_for(settings_.max_bytes), next_id);
+    files_ =
+        std::make_unique<SpoolWriterFiles>(settings_.dir, segment_bytes_for(settings_.max_bytes), next_id);
     thread_ = std::thread([this] { writer_main(); });
     update_gauges();
     log_info("spool opened", {{"spool_dir", settings_.dir},
@@ -141,7 +142,9 @@ void Spool::writer_main() {
                     error = e.what();
                 }
                 if (!error.empty())
-                    asio::post(io_, [error] { log_warn("could not delete a drained spool segment", {{"error", error}}); });
+                    asio::post(io_, [error] {
+                        log_warn("could not delete a drained spool segment", {{"error", error}});
+                    });
                 ++i;
                 continue;
             }
@@ -180,7 +183,8 @@ void Spool::update_gauges() {
 
 void Spool::append(const SpooledSms &sms, Appended done) {
     std::string record = spool_encode_record(spool_encode_sms(sms));
-    if (bytes() + record.size() > settings_.max_bytes) {
+    // A record may open a new segment, whose header counts too.
+    if (bytes() + record.size() + SPOOL_SEGMENT_HEADER > settings_.max_bytes) {
         if (!full_)
             log_error("spool full: webhooks are refused until replay frees room",
                       {{"spool_dir", settings_.dir},
@@ -202,7 +206,7 @@ void Spool::append(const SpooledSms &sms, Appended done) {
     Op op;
     op.record = std::move(record);
     op.done = [this, size, done = std::move(done)](bool ok, const std::string &error,
-                                                    SpoolWriterFiles::Placed p) {
+                                                   SpoolWriterFiles::Placed p) {
         --pending_appends_;
         pending_bytes_ -= size;
         if (ok) {
@@ -347,8 +351,7 @@ void Spool::pump() {
             case SpoolParse::Kind::corrupt:
             case SpoolParse::Kind::torn_tail: {
                 uint64_t at = cursor_.offset;
-                quarantine(s.id, at, p.skipped,
-                           p.kind == SpoolParse::Kind::corrupt ? "corrupt" : "torn");
+                quarantine(s.id, at, p.skipped, p.kind == SpoolParse::Kind::corrupt ? "corrupt" : "torn");
                 advance(s.id, p.next);
                 continue;
             }
@@ -407,19 +410,19 @@ void Spool::replay(uint64_t segment, uint64_t offset, uint64_t next, SpooledSms 
             schedule(REPLAY_RETRY);
             return;
         } else if (spool_rejects_as_bad_input(r.sqlstate)) {
-            nlohmann::json record{{"sqlstate", r.sqlstate}, {"error", r.error}, {"record", nlohmann::json::parse(payload)}};
+            nlohmann::json record{
+                {"sqlstate", r.sqlstate}, {"error", r.error}, {"record", nlohmann::json::parse(payload)}};
             quarantine(segment, offset, record.dump(), "rejected");
             log_warn("spooled sms rejected by the database",
                      {{"request_id", request_id}, {"message_sid", message_sid}, {"sqlstate", r.sqlstate}});
             advance(segment, next);
         } else {
             if (auto suppressed = retry_log_.admit(r.sqlstate))
-                log_error("spooled sms could not be stored; retrying",
-                          {{"request_id", request_id},
-                           {"message_sid", message_sid},
-                           {"sqlstate", r.sqlstate},
-                           {"error", r.error},
-                           {"suppressed", *suppressed}});
+                log_error("spooled sms could not be stored; retrying", {{"request_id", request_id},
+                                                                        {"message_sid", message_sid},
+                                                                        {"sqlstate", r.sqlstate},
+                                                                        {"error", r.error},
+                                                                        {"suppressed", *suppressed}});
             not_before_ = std::chrono::steady_clock::now() + REPLAY_ERROR_RETRY;
             schedule(REPLAY_ERROR_RETRY);
             return;

@@ -53,7 +53,8 @@ struct SpoolSettings {
 
 class Spool {
   public:
-    // submit stores one replayed message through the receive path; database_up says whether trying is worth it.
+    // submit stores one replayed message through the receive path; database_up says whether trying is worth
+    // it.
     using Submit = std::function<void(PgParams args, PgCallback done)>;
     using Appended = std::function<void(bool stored, const std::string &error)>;
 
@@ -117,7 +118,7 @@ class Spool {
     int lock_fd_ = -1;
 
     // Loop side.
-    std::deque<SpoolSegment> segments_;      // segments not yet deleted, oldest first; size = durable bytes
+    std::deque<SpoolSegment> segments_;       // segments not yet deleted, oldest first; size = durable bytes
     std::optional<uint64_t> writer_segment_;  // the segment the writer appends to (others are closed)
     SpoolCursor cursor_;
     std::string buf_;  // bytes of the cursor's segment read so far

@@ -9,6 +9,7 @@
 #include <sstream>
 #include <stdexcept>
 
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 
 #include "config.hpp"
@@ -118,7 +119,8 @@ TEST(SpoolSegment, ADamagedLengthDoesNotSwallowTheRecordsAfterIt) {
 }
 
 TEST(SpoolSegment, ATornTailOfAClosedSegmentIsReportedOnce) {
-    std::string whole = std::string("DSSPOOL1") + spool_encode_record("kept") + spool_encode_record("cut short");
+    std::string whole =
+        std::string("DSSPOOL1") + spool_encode_record("kept") + spool_encode_record("cut short");
     for (size_t cut : {whole.size() - 1, whole.size() - 9, whole.size() - 20}) {
         std::string data = whole.substr(0, cut);
         std::vector<SpoolParse::Kind> skipped;
@@ -220,6 +222,8 @@ TEST(SpooledSmsPayload, RoundTripsAndRefusesOtherShapes) {
 TEST(SpoolBound, AppendsPastMaxBytesAreRefusedAndNothingIsWrittenForThem) {
     TempDir dir;
     boost::asio::io_context io;
+    // The writer thread posts its answers: the loop must wait for them rather than run out of work.
+    auto work = boost::asio::make_work_guard(io);
     Metrics metrics;
     SpoolSettings settings{dir.path + "/spool", SPOOL_MAX_BYTES_MIN, 0};
     Spool spool(
