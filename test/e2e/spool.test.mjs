@@ -47,8 +47,8 @@ async function waitDrained(worker, { timeoutMs = 120000 } = {}) {
 }
 
 async function storedInbound(stack) {
-    return (await stack.db.query(
-        "SELECT phone, body, message_sid FROM darkspere.messages WHERE direction = 'in' ORDER BY message_id")).rows;
+    return stack.db.query(
+        "SELECT phone, body, message_sid FROM darkspere.messages WHERE direction = 'in' ORDER BY message_id");
 }
 
 const replyTo = (body) => (m) => m.body.startsWith(`agent-a: ${body} [`);
