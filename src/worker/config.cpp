@@ -253,6 +253,12 @@ const KeyDef KEYS[] = {
      [](Config &c, const std::string &k, const std::string &v) {
          c.spool_replay_per_second = parse_long(k, v, 0, 1000000);
      }},
+    {"spool-after-ms", "MS",
+     "with spool-dir: a webhook whose receive statement has not answered after this long is spooled and "
+     "answered (default 5000)",
+     [](Config &c, const std::string &k, const std::string &v) {
+         c.spool_after_ms = parse_long(k, v, 100, 600000);
+     }},
     {"agent-allow-private", "on|off",
      "let agent calls connect to loopback, private, link-local and the database's addresses (default off)",
      [](Config &c, const std::string &k, const std::string &v) { c.agent_allow_private = parse_bool(k, v); }},

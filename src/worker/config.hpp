@@ -100,6 +100,7 @@ struct Config {
     std::string spool_dir;
     long spool_max_bytes = SPOOL_MAX_BYTES_DEFAULT;
     long spool_replay_per_second = 0;  // 0 = as fast as the database stores them
+    long spool_after_ms = 5000;        // a receive statement still unanswered then: the webhook is spooled
     // Set when a Twilio token came from the command line, where /proc/<pid>/cmdline shows it to every local
     // user; main warns (naming no token).
     bool twilio_token_on_command_line = false;

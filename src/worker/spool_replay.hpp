@@ -83,6 +83,7 @@ class Spool {
     bool full() const { return full_; }
     uint64_t bytes() const { return bytes_ + pending_bytes_; }
     const std::string &dir() const { return settings_.dir; }
+    boost::asio::io_context &io() { return io_; }
 
   private:
     struct Op {

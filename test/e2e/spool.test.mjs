@@ -218,6 +218,40 @@ describe('the spool keeps texts that arrive while PostgreSQL is down', () => {
         assert.deepEqual(readdirSync(spool).filter((f) => f.endsWith('.seg')), [], 'the replayed segment is deleted');
     });
 
+    test('a receive statement stuck behind a lock: the webhook is spooled after spool-after-ms, stored once when the lock goes', { timeout: 180000 }, async (t) => {
+        const spool = newSpoolDir();
+        const stack = await useStack(t, cluster, {
+            agents: [{ kind: 'http' }],
+            worker: { extraArgs: ['--spool-dir', spool, '--spool-after-ms', '1000'] },
+        });
+        const from = phone(350);
+        assert.equal((await stack.sms(from, 'before the lock')).status, 200);
+        // A session of our own holds the messages table: receive_sms waits for it, as on a hung database.
+        const locker = stack.cluster.db(stack.dbName);
+        const client = await locker.pool.connect();
+        const bodies = ['locked-1', 'locked-2', 'locked-3'];
+        try {
+            await client.query('BEGIN');
+            await client.query('LOCK TABLE darkspere.messages IN ACCESS EXCLUSIVE MODE');
+            for (const body of bodies) {
+                const r = await stack.sms(from, body);
+                assert.equal(r.status, 200, `${body}: ${r.status} ${r.text}`);
+            }
+            await stack.worker.waitForLog((l) => l.msg === 'receive_sms did not answer within spool-after-ms; spooling the webhook',
+                { timeoutMs: 10000 });
+            assert.ok((await readMetric(stack.worker, 'darkspere_spool_spooled_total')) >= bodies.length);
+        } finally {
+            await client.query('ROLLBACK').catch(() => {});
+            client.release();
+            await locker.end();
+        }
+        await waitDrained(stack.worker);
+        const stored = (await storedInbound(stack)).filter((m) => m.phone === from).map((m) => m.body);
+        assert.deepEqual(stored, ['before the lock', ...bodies], 'each stored once, in order');
+        await stack.waitForReplies(from, 4, { timeoutMs: 60000 });
+        assert.equal((await stack.quiet(from, 1500)).length, 4, 'each answered once');
+    });
+
     test('a full spool refuses with 503 and Retry-After; a second worker cannot take the same spool-dir', { timeout: 180000 }, async (t) => {
         const spool = newSpoolDir();
         const stack = await useStack(t, cluster, {
