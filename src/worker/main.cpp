@@ -4,7 +4,8 @@
 // function. A *job* is a row of the database's queue (agent_call, sms_send); an *attempt* is one lease of a
 // job; an *ack* reports the attempt's outcome with complete_job / fail_job. The worker keeps no state another
 // worker needs: everything durable lives in the database; in memory there are only calls in flight and acks
-// not yet written.
+// not yet written. The one exception is the spool (spool-dir, spool_replay.hpp): texts accepted while the
+// database was unreachable, on this worker's disk until they are stored.
 //
 // Signals: SIGTERM / SIGINT stop accepting and claiming, let running jobs finish (up to --drain-timeout-ms),
 // ack them, and exit 0; a second one exits at once. SIGHUP reloads the config file and environment.
