@@ -239,6 +239,26 @@ const KeyDef KEYS[] = {
          c.agent_max_response_bytes =
              parse_long(k, v, AGENT_MAX_RESPONSE_BYTES_MIN, AGENT_MAX_RESPONSE_BYTES_MAX);
      }},
+    {"spool-dir", "DIR",
+     "where webhooks are spooled while the database is unreachable, then replayed (default none: they are "
+     "refused with 503)",
+     [](Config &c, const std::string &, const std::string &v) { c.spool_dir = trim(v); }},
+    {"spool-max-bytes", "BYTES",
+     "the most the spool may hold (default 1073741824); past it, such webhooks are refused with 503",
+     [](Config &c, const std::string &k, const std::string &v) {
+         c.spool_max_bytes = parse_long(k, v, SPOOL_MAX_BYTES_MIN, 1L << 50);
+     }},
+    {"spool-replay-per-second", "N",
+     "spooled webhooks replayed per second at most (default 0: as fast as the database stores them)",
+     [](Config &c, const std::string &k, const std::string &v) {
+         c.spool_replay_per_second = parse_long(k, v, 0, 1000000);
+     }},
+    {"spool-after-ms", "MS",
+     "with spool-dir: a webhook whose receive statement has not answered after this long is spooled and "
+     "answered (default 5000)",
+     [](Config &c, const std::string &k, const std::string &v) {
+         c.spool_after_ms = parse_long(k, v, 100, 600000);
+     }},
     {"agent-allow-private", "on|off",
      "let agent calls connect to loopback, private, link-local and the database's addresses (default off)",
      [](Config &c, const std::string &k, const std::string &v) { c.agent_allow_private = parse_bool(k, v); }},

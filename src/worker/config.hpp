@@ -58,6 +58,10 @@ constexpr long AGENT_MAX_RESPONSE_BYTES_DEFAULT = 256 * 1024;
 constexpr long AGENT_MAX_RESPONSE_BYTES_MIN = 1024;
 constexpr long AGENT_MAX_RESPONSE_BYTES_MAX = 64L * 1024 * 1024;
 
+// The spool's bound (spool-max-bytes): past it, webhooks the database cannot take are refused with 503.
+constexpr long SPOOL_MAX_BYTES_DEFAULT = 1L << 30;
+constexpr long SPOOL_MAX_BYTES_MIN = 16 * 1024;
+
 struct Config {
     std::string config_file;  // --config; empty = none
     std::string db;           // libpq conninfo; empty = PG* environment variables
@@ -91,6 +95,12 @@ struct Config {
     long agent_max_response_bytes = AGENT_MAX_RESPONSE_BYTES_DEFAULT;
     bool agent_allow_private = false;  // agents may be reached at loopback / private / link-local addresses
     bool allow_insecure_http = false;  // agent URLs and twilio-base / stripe-base may use plain http
+    // Where webhooks are spooled while the database is unreachable (docs/worker.md#spool); empty = no spool,
+    // such webhooks are refused with 503.
+    std::string spool_dir;
+    long spool_max_bytes = SPOOL_MAX_BYTES_DEFAULT;
+    long spool_replay_per_second = 0;  // 0 = as fast as the database stores them
+    long spool_after_ms = 5000;        // a receive statement still unanswered then: the webhook is spooled
     // Set when a Twilio token came from the command line, where /proc/<pid>/cmdline shows it to every local
     // user; main warns (naming no token).
     bool twilio_token_on_command_line = false;

@@ -4,7 +4,8 @@
 // function. A *job* is a row of the database's queue (agent_call, sms_send); an *attempt* is one lease of a
 // job; an *ack* reports the attempt's outcome with complete_job / fail_job. The worker keeps no state another
 // worker needs: everything durable lives in the database; in memory there are only calls in flight and acks
-// not yet written.
+// not yet written. The one exception is the spool (spool-dir, spool_replay.hpp): texts accepted while the
+// database was unreachable, on this worker's disk until they are stored.
 //
 // Signals: SIGTERM / SIGINT stop accepting and claiming, let running jobs finish (up to --drain-timeout-ms),
 // ack them, and exit 0; a second one exits at once. SIGHUP reloads the config file and environment.
@@ -35,6 +36,7 @@
 #include "pg_pool.hpp"
 #include "routes.hpp"
 #include "routes_twilio.hpp"
+#include "spool_replay.hpp"
 #include "twilio_sender.hpp"
 
 // CMake passes its project version, read from darkspere.control's default_version.
@@ -146,6 +148,28 @@ int run(const ConfigSources &sources, std::shared_ptr<const Config> config) {
     CallHandoff handoff{[&runner] { return runner.reserve_call_slot(); }};
     TwilioRoutes twilio_routes(pool, metrics, current, std::move(handoff));
     Router router(io, pool, metrics, twilio_routes);
+    // The spool (spool-dir): webhooks the database cannot take are kept on disk and stored once it is back.
+    std::unique_ptr<Spool> spool;
+    if (!config->spool_dir.empty()) {
+        SpoolSettings spool_settings{config->spool_dir, static_cast<uint64_t>(config->spool_max_bytes),
+                                     config->spool_replay_per_second};
+        spool = std::make_unique<Spool>(
+            io, metrics, spool_settings, [&pool] { return pool.connected() > 0; },
+            [&twilio_routes](PgParams args, PgCallback done) {
+                twilio_routes.store_replayed(std::move(args), std::move(done));
+            });
+        try {
+            spool->open();
+        } catch (const std::exception &e) {
+            log_error("could not open the spool",
+                      {{"spool_dir", config->spool_dir},
+                       {"error", e.what()},
+                       {"hint", "give each worker process its own writable spool-dir"}});
+            return 1;
+        }
+        twilio_routes.set_spool(spool.get());
+        router.spool = spool.get();
+    }
     HttpLimits limits;
     limits.max_connections = static_cast<size_t>(config->max_connections);
     limits.max_connections_per_ip = static_cast<size_t>(config->max_connections_per_ip);
@@ -223,7 +247,11 @@ int run(const ConfigSources &sources, std::shared_ptr<const Config> config) {
         }
     };
     listener.on_wake = [&runner] { runner.wake(); };
-    pool.on_connected = [&runner] { runner.database_reconnected(); };
+    pool.on_connected = [&runner, &spool] {
+        runner.database_reconnected();
+        if (spool)
+            spool->wake();
+    };
 
     pool.start();
     listener.start();
@@ -292,12 +320,15 @@ int run(const ConfigSources &sources, std::shared_ptr<const Config> config) {
                             loaded->max_connections != config->max_connections ||
                             loaded->max_connections_per_ip != config->max_connections_per_ip ||
                             loaded->header_timeout_ms != config->header_timeout_ms ||
-                            loaded->idle_timeout_ms != config->idle_timeout_ms)
+                            loaded->idle_timeout_ms != config->idle_timeout_ms ||
+                            loaded->spool_dir != config->spool_dir ||
+                            loaded->spool_max_bytes != config->spool_max_bytes ||
+                            loaded->spool_replay_per_second != config->spool_replay_per_second)
                             log_warn(
                                 "db, listen, admin-listen, pool-size and the connection limits "
                                 "(max-connections, "
-                                "max-connections-per-ip, header-timeout-ms, idle-timeout-ms) take effect "
-                                "after a "
+                                "max-connections-per-ip, header-timeout-ms, idle-timeout-ms) and the spool "
+                                "settings take effect after a "
                                 "restart");
                         LogLevel lvl = LogLevel::info;
                         parse_log_level(loaded->log_level, &lvl);
@@ -334,6 +365,8 @@ int run(const ConfigSources &sources, std::shared_ptr<const Config> config) {
                 answer_webhooks_then(drain_timer, drain_deadline, twilio_routes, [&] {
                     log_info("stopped", runner.stats());
                     stats_timer.cancel();
+                    if (spool)
+                        spool->stop();
                     listener.stop();
                     pool.stop();
                     io.stop();

@@ -115,6 +115,28 @@ std::string render_prometheus(const Metrics &m) {
            "Inbound batches that failed with an SQL error and were stored one message at a time.");
     out += "darkspere_receive_batch_fallbacks_total " + std::to_string(m.receive_batch_fallbacks) + "\n";
 
+    header(
+        out, "darkspere_spool_spooled_total", "counter",
+        "Inbound webhooks written to the spool (the database was unreachable, or the spool was replaying).");
+    out += "darkspere_spool_spooled_total " + std::to_string(m.spool_spooled) + "\n";
+    header(out, "darkspere_spool_replayed_total", "counter",
+           "Spooled webhooks stored through receive_sms (a duplicate MessageSid included).");
+    out += "darkspere_spool_replayed_total " + std::to_string(m.spool_replayed) + "\n";
+    header(out, "darkspere_spool_refused_total", "counter",
+           "Webhooks answered 503 because the spool was full (spool-max-bytes) or could not be written.");
+    out += "darkspere_spool_refused_total " + std::to_string(m.spool_refused) + "\n";
+    header(out, "darkspere_spool_quarantined_total", "counter",
+           "Spool records set aside in spool-dir/quarantine, by reason (corrupt: bad CRC or header; torn: a "
+           "crash cut the last record short; rejected: the database refused it as bad input).");
+    for (const auto &[reason, n] : m.spool_quarantined)
+        out += "darkspere_spool_quarantined_total{reason=\"" + prometheus_label_value(reason) + "\"} " +
+               std::to_string(n) + "\n";
+    gauge(out, "darkspere_spool_bytes", "Bytes in the spool's segment files (and being written).",
+          m.spool_bytes);
+    gauge(out, "darkspere_spool_active",
+          "1 while the spool holds webhooks not yet stored (new webhooks are spooled behind them), else 0.",
+          m.spool_active);
+
     gauge(out, "darkspere_agent_calls_in_flight", "Agent calls waiting for an answer.",
           m.agent_calls_in_flight);
     gauge(out, "darkspere_jobs_in_flight", "Claimed jobs not yet acknowledged.", m.jobs_in_flight);

@@ -48,6 +48,14 @@ struct Metrics {
     unsigned long long ack_batch_fallbacks = 0;      // batches that failed and were acked one by one
     unsigned long long jobs_handed_off = 0;          // jobs leased to this worker by the call that made them
     unsigned long long receive_batch_fallbacks = 0;  // receive batches that failed and went one by one
+    // The spool (spool_replay.hpp): webhooks written to it, stored from it, refused because it was full, and
+    // records set aside by reason (corrupt, torn, rejected).
+    unsigned long long spool_spooled = 0;
+    unsigned long long spool_replayed = 0;
+    unsigned long long spool_refused = 0;
+    std::map<std::string, unsigned long long> spool_quarantined{{"corrupt", 0}, {"torn", 0}, {"rejected", 0}};
+    long spool_bytes = 0;   // segment files and writes in progress
+    long spool_active = 0;  // 1 while anything spooled is not yet stored
     Histogram agent_call_seconds;
     Histogram twilio_send_seconds;       // the Messages API request alone
     Histogram twilio_send_wait_seconds;  // waiting for a request slot before it (send_gate.hpp)

@@ -82,8 +82,7 @@ void Router::handle(Request &&req, Responder respond, Surface surface) {
 void Router::ready(Responder respond) {
     auto now = std::chrono::steady_clock::now();
     if (ready_last_ && now - ready_last_->second < READY_RESULT_REUSE) {
-        respond(ready_last_->first ? make_response(200, TEXT_TYPE, "ready\n")
-                                   : make_response(503, TEXT_TYPE, "database not ready\n"));
+        respond(ready_response(ready_last_->first));
         return;
     }
     // Every request from here on waits for the same answer: one query at a time, whatever the burst.
@@ -123,8 +122,21 @@ void Router::answer_ready(bool ok) {
     std::vector<Responder> waiting;
     waiting.swap(ready_waiting_);  // a responder may start another /readyz on a kept-alive connection
     for (auto &respond : waiting)
-        respond(ok ? make_response(200, TEXT_TYPE, "ready\n")
-                   : make_response(503, TEXT_TYPE, "database not ready\n"));
+        respond(ready_response(ok));
+}
+
+Response Router::ready_response(bool database_ok) const {
+    // With a spool, a worker whose database is down still takes webhooks safely: a load balancer should keep
+    // sending them (200), and the body tells a person why it is degraded. A full spool takes no more (503).
+    if (spool && (spool->active() || !database_ok)) {
+        if (spool->full())
+            return make_response(503, TEXT_TYPE, "spool full\n");
+        return make_response(200, TEXT_TYPE,
+                             database_ok ? "degraded: replaying spooled webhooks\n"
+                                         : "degraded: database unreachable, spooling webhooks\n");
+    }
+    return database_ok ? make_response(200, TEXT_TYPE, "ready\n")
+                       : make_response(503, TEXT_TYPE, "database not ready\n");
 }
 
 }  // namespace darkspere::worker

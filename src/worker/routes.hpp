@@ -41,10 +41,14 @@ class Router {
 
     // Refreshes gauges that are read rather than counted, just before /metrics renders.
     std::function<void()> before_metrics;
+    // The spool, when spool-dir is set: /readyz then says "degraded" (200) while webhooks are spooled or
+    // replayed, and stays 200 with the database down as long as the spool has room.
+    const Spool *spool = nullptr;
 
   private:
     void ready(Responder respond);
     void answer_ready(bool ok);
+    Response ready_response(bool database_ok) const;
 
     boost::asio::io_context &io_;
     PgPool &pool_;

@@ -6,6 +6,8 @@
 #include <chrono>
 #include <random>
 
+#include <boost/asio/steady_timer.hpp>
+
 #include "common/twilio_signature.hpp"
 #include "common/xml.hpp"
 #include "log.hpp"
@@ -199,6 +201,26 @@ void TwilioRoutes::store_then_answer(const Request &req, Responder respond, cons
           });
 }
 
+// spool_then — spools a verified webhook and answers it as stored once the spool's write is durable (a
+// "spooled" disposition and no reply), or as unavailable when the spool is full or cannot be written.
+void TwilioRoutes::spool_then(PgParams args, PgCallback done) {
+    SpooledSms sms{std::move(args), std::chrono::duration_cast<std::chrono::milliseconds>(
+                                        std::chrono::system_clock::now().time_since_epoch())
+                                        .count()};
+    spool_->append(sms, [done = std::move(done)](bool stored, const std::string &error) {
+        PgResult r;
+        if (stored) {
+            r.ok = true;
+            r.columns = {"disposition"};
+            r.rows = {{std::string("spooled")}};
+        } else {
+            r.unavailable = true;
+            r.error = error;
+        }
+        done(std::move(r));
+    });
+}
+
 void TwilioRoutes::sms(Request &&req, Responder respond) {
     // Reserved before the statement: a worker with room takes the call with the commit that stores the
     // message.
@@ -212,7 +234,53 @@ void TwilioRoutes::sms(Request &&req, Responder respond) {
                 {field("AccountSid"), field("To"), field("From"), field("Body"), field("MessageSid"),
                  num_media.empty() ? std::string("0") : num_media, request_id},
                 slot};
-            receiver_.submit(std::move(sms), std::move(done));
+            // Behind texts already spooled, a new one is spooled too: replay stores them in arrival order,
+            // so a phone's later text never overtakes an earlier one.
+            if (spool_ && spool_->active()) {
+                spool_then(std::move(sms.args), std::move(done));
+                return;
+            }
+            if (!spool_) {
+                receiver_.submit(std::move(sms), std::move(done));
+                return;
+            }
+            // Whichever comes first answers the webhook: the statement's result, or spool-after-ms (a hung
+            // connection or a lock held for long must not keep Twilio waiting past its 15 s timeout). A
+            // statement that commits after its webhook was spooled makes the replay a duplicate, which stores
+            // nothing.
+            PgParams args = sms.args;
+            auto answered = std::make_shared<bool>(false);
+            auto answer = std::make_shared<PgCallback>(std::move(done));
+            auto timer = std::make_shared<boost::asio::steady_timer>(
+                spool_->io(), std::chrono::milliseconds(config_()->spool_after_ms));
+            timer->async_wait([this, answered, answer, args](const boost::system::error_code &ec) {
+                if (ec || *answered)
+                    return;
+                *answered = true;
+                log_warn("receive_sms did not answer within spool-after-ms; spooling the webhook",
+                         {{"request_id", args[6].value_or("")}, {"message_sid", args[4].value_or("")}});
+                spool_then(args, *answer);
+            });
+            receiver_.submit(std::move(sms), [this, args = std::move(args), answered, answer, timer,
+                                              slot](PgResult r) mutable {
+                timer->cancel();
+                if (*answered) {
+                    // Answered from the spool already; a call this late commit leased to the worker still
+                    // runs.
+                    if (r.ok && slot && r.value(0, "job_id"))
+                        slot->take(r);
+                    return;
+                }
+                *answered = true;
+                // The database is unreachable (a connection-class error, a broken or no connection): the
+                // text goes to the spool instead of a 503. If the statement committed before the connection
+                // broke, replay finds a duplicate.
+                if (!r.ok && r.unavailable) {
+                    spool_then(std::move(args), *answer);
+                    return;
+                }
+                (*answer)(std::move(r));
+            });
         },
         [slot](const PgResult &r, const WebhookCheck &check, const std::string &request_id) {
             std::optional<std::string> reply = r.value(0, "reply");

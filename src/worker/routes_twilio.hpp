@@ -17,6 +17,7 @@
 #include "metrics.hpp"
 #include "pg_pool.hpp"
 #include "receive_batcher.hpp"
+#include "spool_replay.hpp"
 
 namespace darkspere::worker {
 
@@ -64,6 +65,13 @@ class TwilioRoutes {
     void sms(Request &&req, Responder respond);
     void status(Request &&req, Responder respond);
     size_t inbound_waiting() const { return receiver_.waiting(); }
+    // set_spool — from now on, webhooks the database cannot take are spooled (nullptr: refused with 503).
+    void set_spool(Spool *spool) { spool_ = spool; }
+    // store_replayed — the spool's way into the receive path: one replayed message, without a call slot (the
+    // agent call waits for a claim like any other).
+    void store_replayed(PgParams args, PgCallback done) {
+        receiver_.submit(InboundSms{std::move(args), nullptr}, std::move(done));
+    }
     // webhooks_in_progress — verified webhooks not yet answered (the drain answers them before it ends).
     long webhooks_in_progress() const { return in_progress_; }
 
@@ -75,6 +83,7 @@ class TwilioRoutes {
         std::function<void(const WebhookCheck &check, const std::string &request_id, PgCallback done)>;
     using Answer =
         std::function<Response(const PgResult &r, const WebhookCheck &check, const std::string &request_id)>;
+    void spool_then(PgParams args, PgCallback done);
     void store_then_answer(const Request &req, Responder respond, const char *route,
                            const std::vector<const char *> &required, const char *statement, Store store,
                            Answer answer);
@@ -84,6 +93,7 @@ class TwilioRoutes {
     std::function<std::shared_ptr<const Config>()> config_;
     CallHandoff handoff_;
     ReceiveBatcher receiver_;
+    Spool *spool_ = nullptr;
     long in_progress_ = 0;
     LogThrottle refusal_log_;
 };

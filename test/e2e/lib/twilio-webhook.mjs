@@ -44,7 +44,7 @@ export function inboundParams({ accountSid, from, to, body, messageSid = newMess
 
 // signedPost posts form params to `target` (where the worker listens) with an X-Twilio-Signature computed over
 // `signedUrl` (the public URL Twilio would call). signature: undefined → correct, null → header omitted,
-// a string → sent as is. Resolves with {status, contentType, text}.
+// a string → sent as is. Resolves with {status, contentType, retryAfter, text}.
 export async function signedPost({ target, signedUrl = target, authToken, params, signature, timeoutMs = 10000 }) {
     const headers = { 'Content-Type': 'application/x-www-form-urlencoded', 'User-Agent': 'TwilioProxy/1.1' };
     const sig = signature === undefined ? twilio.getExpectedTwilioSignature(authToken, signedUrl, params) : signature;
@@ -59,6 +59,7 @@ export async function signedPost({ target, signedUrl = target, authToken, params
             res.on('end', () => resolve({
                 status: res.statusCode,
                 contentType: res.headers['content-type'] ?? null,
+                retryAfter: res.headers['retry-after'] ?? null,
                 text: Buffer.concat(chunks).toString('utf8'),
             }));
             res.on('error', reject);
