@@ -3,9 +3,10 @@
 //
 // A key is shown once and never stored: tables hold its SHA-256 (and, for account keys, an 8-character
 // display prefix that is not secret). A key is found by its hash through a unique index; the hash that index
-// returned is then compared with the one computed in constant time. Looking a key up by its hash leaks nothing
-// usable through timing: the index compares hashes, and nobody can choose a key whose hash lands next to a
-// stored one. Agent keys made by register_agent ("dsk_" + 64 hex digits, accounts.cpp) and keys made here
+// returned is then compared with the one computed in constant time. Looking a key up by its hash leaks
+// nothing usable through timing: the index compares hashes, and nobody can choose a key whose hash lands next
+// to a stored one. Agent keys made by register_agent ("dsk_" + 64 hex digits, accounts.cpp) and keys made
+// here
 // ("dsk_" + 43 base64url characters) are both accepted: the whole key is hashed either way.
 #include "ext/darkspere.hpp"
 #include "ext/errors.hpp"
@@ -26,7 +27,10 @@ constexpr int64 kRotationGraceMaxUsecs = INT64CONST(30) * USECS_PER_DAY;
 constexpr const char *kLastUsedEvery = "1 minute";
 
 static Statement kLiveKeys = {
-    "SELECT count(*) FROM darkspere.account_keys WHERE account_id = $1 AND revoked_at IS NULL", 1, {INT8OID}, nullptr};
+    "SELECT count(*) FROM darkspere.account_keys WHERE account_id = $1 AND revoked_at IS NULL",
+    1,
+    {INT8OID},
+    nullptr};
 static Statement kLockAccountForKeys = {
     "SELECT 1 FROM darkspere.accounts WHERE account_id = $1 FOR UPDATE", 1, {INT8OID}, nullptr};
 static Statement kInsertKey = {
@@ -41,7 +45,8 @@ static Statement kRevokeKey = {
     {INT8OID},
     nullptr};
 // Every live key whose hash is $1: an account key, an agent's current key, or an agent's previous key within
-// its grace period. Columns: kind, account_id, agent_id, key_id, the stored hash, whether last_used_at is due.
+// its grace period. Columns: kind, account_id, agent_id, key_id, the stored hash, whether last_used_at is
+// due.
 static Statement kFindKey = {
     "SELECT 'account', k.account_id, NULL::bigint, k.key_id, k.key_hash,"
     "       k.last_used_at IS NULL OR k.last_used_at < pg_catalog.now() - $2::interval"
@@ -229,7 +234,8 @@ DARKSPERE_FUNCTION(darkspere_authenticate_key) {
             bool nulls[4] = {false, false, !is_agent, is_agent};
             tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
             if (touch) {
-                Datum touch_args[2] = {Int64GetDatum(is_agent ? agent_id : key_id), text_datum(kLastUsedEvery)};
+                Datum touch_args[2] = {Int64GetDatum(is_agent ? agent_id : key_id),
+                                       text_datum(kLastUsedEvery)};
                 spi_run(is_agent ? kTouchAgentKey : kTouchAccountKey, touch_args, nullptr, false, 0);
             }
         }
@@ -246,7 +252,8 @@ DARKSPERE_FUNCTION(darkspere_rotate_agent_key) {
         ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("grace must not be null")));
     }
     Interval *grace = PG_GETARG_INTERVAL_P(1);
-    int64 grace_usecs = grace->time + (int64)grace->day * USECS_PER_DAY + (int64)grace->month * 30 * USECS_PER_DAY;
+    int64 grace_usecs =
+        grace->time + (int64)grace->day * USECS_PER_DAY + (int64)grace->month * 30 * USECS_PER_DAY;
     if (grace->time < 0 || grace->day < 0 || grace->month < 0 || grace_usecs > kRotationGraceMaxUsecs) {
         char *shown = DatumGetCString(DirectFunctionCall1(interval_out, IntervalPGetDatum(grace)));
         ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),

@@ -146,6 +146,8 @@ int run(const ConfigSources &sources, std::shared_ptr<const Config> config) {
     CallHandoff handoff{[&runner] { return runner.reserve_call_slot(); }};
     TwilioRoutes twilio_routes(pool, metrics, current, std::move(handoff));
     Router router(io, pool, metrics, twilio_routes);
+    ApiRoutes api_routes(pool, current);
+    router.api = &api_routes;
     HttpLimits limits;
     limits.max_connections = static_cast<size_t>(config->max_connections);
     limits.max_connections_per_ip = static_cast<size_t>(config->max_connections_per_ip);

@@ -13,6 +13,7 @@
 #include "http_server.hpp"
 #include "metrics.hpp"
 #include "pg_pool.hpp"
+#include "routes_api.hpp"
 #include "routes_twilio.hpp"
 
 namespace darkspere::worker {
@@ -41,6 +42,8 @@ class Router {
 
     // Refreshes gauges that are read rather than counted, just before /metrics renders.
     std::function<void()> before_metrics;
+    // The HTTP API (/api/…, public surface); none: those paths are 404.
+    ApiRoutes *api = nullptr;
 
   private:
     void ready(Responder respond);
