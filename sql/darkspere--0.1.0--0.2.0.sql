@@ -200,20 +200,24 @@ CREATE INDEX consent_events_at ON darkspere.consent_events (at);
 
 -- Account keys: an account's bearer tokens for the HTTP API. Only the SHA-256 of a key is stored, and 8 leading
 -- characters ("dsk_" and 4 more) to tell keys apart in a listing; the key itself is shown once by
--- create_account_key. Keys are found by hash (unique), never by account: authentication does not know the
+-- create_account_key. Keys are found by hash, never by account: authentication does not know the
 -- account yet.
 CREATE TABLE darkspere.account_keys (
     account_id   bigint NOT NULL REFERENCES darkspere.accounts ON DELETE CASCADE,
     key_id       bigserial,
     name         text NOT NULL CHECK (name <> ''),
     key_prefix   text NOT NULL,
-    key_hash     bytea NOT NULL UNIQUE,
+    key_hash     bytea NOT NULL,
     created_at   timestamptz NOT NULL DEFAULT now(),
     last_used_at timestamptz,            -- written at most once a minute per key
     revoked_at   timestamptz,
-    PRIMARY KEY (account_id, key_id),
-    UNIQUE (key_id)                      -- revoke_account_key names a key by its id alone
+    PRIMARY KEY (account_id, key_id)
 );
+-- Lookups that do not know the account: authentication (by hash) and revoke_account_key (by id). Plain indexes,
+-- not unique constraints, so the table can still be distributed by account (issue 16's rule); a SHA-256 of 32
+-- random bytes does not collide, and key ids come from one sequence.
+CREATE INDEX account_keys_hash ON darkspere.account_keys (key_hash);
+CREATE INDEX account_keys_key_id ON darkspere.account_keys (key_id);
 SELECT pg_catalog.pg_extension_config_dump('darkspere.account_keys', '');
 SELECT pg_catalog.pg_extension_config_dump('darkspere.account_keys_key_id_seq', '');
 

@@ -2,7 +2,7 @@
 // authenticate_key, which tells whose key a bearer token is.
 //
 // A key is shown once and never stored: tables hold its SHA-256 (and, for account keys, an 8-character
-// display prefix that is not secret). A key is found by its hash through a unique index; the hash that index
+// display prefix that is not secret). A key is found by its hash through an index; the hash that index
 // returned is then compared with the one computed in constant time. Looking a key up by its hash leaks
 // nothing usable through timing: the index compares hashes, and nobody can choose a key whose hash lands next
 // to a stored one. Agent keys made by register_agent ("dsk_" + 64 hex digits, accounts.cpp) and keys made
