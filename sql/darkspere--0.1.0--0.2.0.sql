@@ -195,6 +195,379 @@ CREATE INDEX delivery_events_received ON darkspere.delivery_events (received_at)
 CREATE INDEX consent_events_at ON darkspere.consent_events (at);
 
 ------------------------------------------------------------------------------------------------------------------
+-- Issue #13: API keys and the HTTP API for tenants and agents (src/ext/api_keys.cpp; docs/api.md)
+------------------------------------------------------------------------------------------------------------------
+
+-- Account keys: an account's bearer tokens for the HTTP API. Only the SHA-256 of a key is stored, and 8 leading
+-- characters ("dsk_" and 4 more) to tell keys apart in a listing; the key itself is shown once by
+-- create_account_key. Keys are found by hash, never by account: authentication does not know the
+-- account yet.
+CREATE TABLE darkspere.account_keys (
+    account_id   bigint NOT NULL REFERENCES darkspere.accounts ON DELETE CASCADE,
+    key_id       bigserial,
+    name         text NOT NULL CHECK (name <> ''),
+    key_prefix   text NOT NULL,
+    key_hash     bytea NOT NULL,
+    created_at   timestamptz NOT NULL DEFAULT now(),
+    last_used_at timestamptz,            -- written at most once a minute per key
+    revoked_at   timestamptz,
+    PRIMARY KEY (account_id, key_id)
+);
+-- Lookups that do not know the account: authentication (by hash) and revoke_account_key (by id). Plain indexes,
+-- not unique constraints, so the table can still be distributed by account (issue 16's rule); a SHA-256 of 32
+-- random bytes does not collide, and key ids come from one sequence.
+CREATE INDEX account_keys_hash ON darkspere.account_keys (key_hash);
+CREATE INDEX account_keys_key_id ON darkspere.account_keys (key_id);
+SELECT pg_catalog.pg_extension_config_dump('darkspere.account_keys', '');
+SELECT pg_catalog.pg_extension_config_dump('darkspere.account_keys_key_id_seq', '');
+
+-- Agent keys stay where register_agent puts them (agents.api_key_hash). rotate_agent_key moves the current hash
+-- to api_key_prev_hash, valid until api_key_prev_until (the grace period). authenticate_key looks both up by
+-- hash: the indexes below (0.1.0 had none, as nothing looked agents up by key).
+ALTER TABLE darkspere.agents ADD COLUMN api_key_prev_hash bytea;
+ALTER TABLE darkspere.agents ADD COLUMN api_key_prev_until timestamptz;
+ALTER TABLE darkspere.agents ADD COLUMN api_key_last_used_at timestamptz;
+CREATE INDEX agents_api_key_hash ON darkspere.agents (api_key_hash);
+CREATE INDEX agents_api_key_prev_hash ON darkspere.agents (api_key_prev_hash) WHERE api_key_prev_hash IS NOT NULL;
+-- Labels a tenant gives its agents (POST/PATCH /api/agents); at most 20, each 1–50 of [A-Za-z0-9_.:-].
+ALTER TABLE darkspere.agents ADD COLUMN tags text[] NOT NULL DEFAULT '{}';
+-- The last heartbeat an agent sent (POST /api/agents/heartbeat): when, and what it said.
+ALTER TABLE darkspere.agents ADD COLUMN last_heartbeat_at timestamptz;
+ALTER TABLE darkspere.agents ADD COLUMN heartbeat_status text;
+ALTER TABLE darkspere.agents ADD COLUMN heartbeat_load int;
+ALTER TABLE darkspere.agents ADD COLUMN heartbeat_version text;
+
+-- The API's per-key rule is 1,000 requests a minute (0.1.0 seeded 100 for a use that never came).
+UPDATE darkspere.rate_limit_rules SET max_hits = 1000 WHERE scope = 'api_key' AND is_seed;
+
+-- create_account_key — a new key for the account, shown once (admin). At most 20 unrevoked keys per account.
+CREATE FUNCTION darkspere.create_account_key(account_id bigint, name text)
+RETURNS TABLE (key_id bigint, api_key text)
+AS 'MODULE_PATHNAME', 'darkspere_create_account_key' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+-- revoke_account_key — the key stops working at once (admin).
+CREATE FUNCTION darkspere.revoke_account_key(key_id bigint)
+RETURNS void AS 'MODULE_PATHNAME', 'darkspere_revoke_account_key' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+-- authenticate_key — whose key this is: kind 'account' (key_id set) or 'agent' (agent_id set); no row for an
+-- unknown, malformed, revoked or expired key.
+CREATE FUNCTION darkspere.authenticate_key(api_key text)
+RETURNS TABLE (kind text, account_id bigint, agent_id bigint, key_id bigint)
+AS 'MODULE_PATHNAME', 'darkspere_authenticate_key' LANGUAGE C VOLATILE PARALLEL UNSAFE ROWS 1;
+
+-- rotate_agent_key — a new agent key, shown once; the previous one works for `grace` more (0 to 30 days).
+CREATE FUNCTION darkspere.rotate_agent_key(agent_id bigint, grace interval DEFAULT '24 hours')
+RETURNS text AS 'MODULE_PATHNAME', 'darkspere_rotate_agent_key' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+-- api_error — the body of an API error: {"error": {"code", "message"[, "field"]}}.
+CREATE FUNCTION darkspere.api_error(code text, message text, field text DEFAULT NULL)
+RETURNS jsonb LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT pg_catalog.jsonb_build_object('error', pg_catalog.jsonb_strip_nulls(
+        pg_catalog.jsonb_build_object('code', code, 'message', message, 'field', field)))
+$$;
+
+-- api_call — one HTTP API request, decided whole (the worker maps a route to this one call; docs/api.md).
+-- route: agents.create, agents.list, agents.get, agents.update, agents.delete, agents.rotate_key,
+-- agents.heartbeat, agents.health, usage. agent_id: the {id} of the path. body: the parsed JSON body or NULL.
+-- In order: the client IP's rate limit ('ip' rule), the key (401), the key's rate limit ('api_key', subject
+-- "key:<key_id>" or "agent:<agent_id>"), the key's kind (403), then the route. Returns the HTTP status, the
+-- response body and, with 429, the seconds to wait. The route runs in a subtransaction: an error undoes all of
+-- it (nothing is half-applied) while the rate-limit hits stay counted. Another account's agent is 404.
+CREATE FUNCTION darkspere.api_call(route text, api_key text, client_ip text, agent_id bigint DEFAULT NULL,
+                                   body jsonb DEFAULT NULL)
+RETURNS TABLE (http_status int, response jsonb, retry_after int)
+LANGUAGE plpgsql VOLATILE AS $fn$
+#variable_conflict use_column
+DECLARE
+    p_route text := api_call.route;
+    p_agent bigint := api_call.agent_id;
+    p_body jsonb := api_call.body;
+    who record;
+    rl_scope text;
+    rl_subject text;
+    ag record;
+    k text;
+    v jsonb;
+    problem text;
+    n numeric;
+    new_id bigint;
+    new_key text;
+    new_secret text;
+    grace_s int;
+    result jsonb;
+    code int := 200;
+    wait_s int;
+BEGIN
+    IF p_route IS NULL OR p_route NOT IN ('agents.create', 'agents.list', 'agents.get', 'agents.update',
+                                          'agents.delete', 'agents.rotate_key', 'agents.heartbeat',
+                                          'agents.health', 'usage') THEN
+        RAISE EXCEPTION 'unknown API route: "%"', p_route USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF client_ip IS NULL OR client_ip = '' OR pg_catalog.length(client_ip) > 64 THEN
+        RAISE EXCEPTION 'invalid client_ip: "%"', client_ip USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+
+    -- Rate limits: per client address before the key is even looked at (so guessing keys is limited too), then
+    -- per key. A refused hit answers 429 with the seconds until the subject is let through again.
+    FOR rl_scope, rl_subject IN SELECT 'ip', client_ip UNION ALL SELECT 'api_key', NULL LOOP
+        IF rl_scope = 'api_key' THEN
+            SELECT * INTO who FROM darkspere.authenticate_key(api_key);
+            IF NOT FOUND THEN
+                RETURN QUERY SELECT 401, darkspere.api_error('unauthorized', 'a valid API key is required'),
+                                    NULL::int;
+                RETURN;
+            END IF;
+            rl_subject := CASE who.kind WHEN 'account' THEN 'key:' || who.key_id ELSE 'agent:' || who.agent_id END;
+        END IF;
+        IF NOT darkspere.rate_limit(rl_scope, rl_subject) THEN
+            SELECT GREATEST(1, pg_catalog.ceil(EXTRACT(epoch FROM
+                       COALESCE(s.blocked_until, s.window_start + pg_catalog.make_interval(
+                           secs => COALESCE(o.window_s, r.window_s))) - pg_catalog.clock_timestamp())))::int
+              INTO wait_s
+              FROM darkspere.rate_limit_state s JOIN darkspere.rate_limit_rules r ON r.scope = s.scope
+              LEFT JOIN darkspere.rate_limit_overrides o ON o.scope = s.scope AND o.subject = s.subject
+             WHERE s.scope = rl_scope AND s.subject = rl_subject;
+            RETURN QUERY SELECT 429, darkspere.api_error('rate_limited', CASE rl_scope WHEN 'ip'
+                                     THEN 'too many requests from this address'
+                                     ELSE 'too many requests with this key' END),
+                                COALESCE(wait_s, 1);
+            RETURN;
+        END IF;
+    END LOOP;
+    IF (p_route = 'agents.heartbeat') <> (who.kind = 'agent') THEN
+        RETURN QUERY SELECT 403, darkspere.api_error('forbidden', CASE WHEN who.kind = 'agent'
+                                 THEN 'this route needs an account key' ELSE 'this route needs an agent key' END),
+                            NULL::int;
+        RETURN;
+    END IF;
+
+    -- Bodies: an object where one is read; every field known and valid, or 422 naming the first bad one.
+    IF p_route IN ('agents.create', 'agents.update', 'agents.heartbeat')
+       OR (p_route = 'agents.rotate_key' AND p_body IS NOT NULL) THEN
+        IF p_body IS NULL OR pg_catalog.jsonb_typeof(p_body) <> 'object' THEN
+            RETURN QUERY SELECT 400, darkspere.api_error('bad_request', 'the body must be a JSON object'), NULL::int;
+            RETURN;
+        END IF;
+        FOR k, v IN SELECT e.key, e.value FROM pg_catalog.jsonb_each(p_body) e ORDER BY e.key LOOP
+            problem := NULL;
+            IF p_route = 'agents.create' AND k NOT IN ('name', 'endpoint', 'protocol', 'capacity', 'tags')
+               OR p_route = 'agents.update' AND k NOT IN ('endpoint', 'capacity', 'tags', 'status')
+               OR p_route = 'agents.heartbeat' AND k NOT IN ('status', 'load', 'version')
+               OR p_route = 'agents.rotate_key' AND k NOT IN ('grace_seconds') THEN
+                problem := 'is not a field of this request';
+            ELSIF p_route = 'agents.heartbeat' AND k = 'status' THEN
+                IF pg_catalog.jsonb_typeof(v) <> 'string' OR v #>> '{}' NOT IN ('ok', 'degraded', 'draining') THEN
+                    problem := 'must be "ok", "degraded" or "draining"';
+                END IF;
+            ELSIF k IN ('name', 'version') THEN
+                IF pg_catalog.jsonb_typeof(v) <> 'string' OR v #>> '{}' = ''
+                   OR pg_catalog.length(v #>> '{}') > 100 THEN
+                    problem := 'must be a string of 1 to 100 characters';
+                END IF;
+            ELSIF k = 'endpoint' THEN
+                IF pg_catalog.jsonb_typeof(v) <> 'string' OR pg_catalog.length(v #>> '{}') > 2048
+                   OR v #>> '{}' !~ '^https?://[^/?#[:space:]@]+([/?#][^[:space:]]*)?$' THEN
+                    problem := 'must be an http:// or https:// URL with a host, at most 2048 characters';
+                END IF;
+            ELSIF k = 'protocol' THEN
+                IF pg_catalog.jsonb_typeof(v) <> 'string' OR v #>> '{}' NOT IN ('http', 'mcp') THEN
+                    problem := 'must be "http" or "mcp"';
+                END IF;
+            ELSIF k IN ('capacity', 'load', 'grace_seconds') THEN
+                n := CASE WHEN pg_catalog.jsonb_typeof(v) = 'number' THEN (v #>> '{}')::numeric END;
+                IF n IS NULL OR n <> pg_catalog.trunc(n)
+                   OR k = 'capacity' AND (n < 1 OR n > 1000)
+                   OR k = 'load' AND (n < 0 OR n > 1000000)
+                   OR k = 'grace_seconds' AND (n < 0 OR n > 2592000) THEN
+                    problem := CASE k WHEN 'capacity' THEN 'must be an integer from 1 to 1000'
+                                      WHEN 'load' THEN 'must be an integer from 0 to 1000000'
+                                      ELSE 'must be an integer from 0 to 2592000 (30 days)' END;
+                END IF;
+            ELSIF k = 'tags' THEN
+                IF pg_catalog.jsonb_typeof(v) <> 'array' OR pg_catalog.jsonb_array_length(v) > 20
+                   OR EXISTS (SELECT FROM pg_catalog.jsonb_array_elements(v) t
+                               WHERE pg_catalog.jsonb_typeof(t) <> 'string'
+                                  OR t #>> '{}' !~ '^[A-Za-z0-9_.:-]{1,50}$') THEN
+                    problem := 'must be an array of at most 20 strings of 1 to 50 characters [A-Za-z0-9_.:-]';
+                END IF;
+            ELSIF k = 'status' THEN
+                IF pg_catalog.jsonb_typeof(v) <> 'string' OR v #>> '{}' NOT IN ('active', 'maintenance') THEN
+                    problem := 'must be "active" or "maintenance"';
+                END IF;
+            END IF;
+            IF problem IS NOT NULL THEN
+                RETURN QUERY SELECT 422, darkspere.api_error('invalid_field', k || ' ' || problem, k), NULL::int;
+                RETURN;
+            END IF;
+        END LOOP;
+        FOREACH k IN ARRAY CASE p_route WHEN 'agents.create' THEN ARRAY['name', 'endpoint']
+                                        WHEN 'agents.heartbeat' THEN ARRAY['status'] ELSE '{}'::text[] END LOOP
+            IF NOT p_body ? k THEN
+                RETURN QUERY SELECT 422, darkspere.api_error('invalid_field', k || ' is required', k), NULL::int;
+                RETURN;
+            END IF;
+        END LOOP;
+    END IF;
+
+    -- Routes that name an agent: it must be the key's account's (the agent's own, for a heartbeat), else 404.
+    IF p_route IN ('agents.get', 'agents.update', 'agents.delete', 'agents.rotate_key', 'agents.health') THEN
+        IF NOT EXISTS (SELECT FROM darkspere.agents a WHERE a.agent_id = p_agent AND a.account_id = who.account_id)
+        THEN
+            RETURN QUERY SELECT 404, darkspere.api_error('not_found', 'agent ' || COALESCE(p_agent::text, '?')
+                                                                      || ' not found'), NULL::int;
+            RETURN;
+        END IF;
+    END IF;
+    IF p_route = 'agents.heartbeat' THEN
+        p_agent := who.agent_id;
+    END IF;
+
+    BEGIN
+        CASE p_route
+        WHEN 'agents.create' THEN
+            SELECT r.agent_id, r.api_key, r.signing_secret INTO new_id, new_key, new_secret
+              FROM darkspere.register_agent(who.account_id, p_body ->> 'name', p_body ->> 'endpoint',
+                                            COALESCE(p_body ->> 'protocol', 'http'),
+                                            COALESCE((p_body ->> 'capacity')::int, 10)) r;
+            UPDATE darkspere.agents a
+               SET tags = ARRAY(SELECT DISTINCT t FROM pg_catalog.jsonb_array_elements_text(p_body -> 'tags') t
+                                 ORDER BY t)
+             WHERE a.agent_id = new_id AND p_body ? 'tags';
+            p_agent := new_id;
+            code := 201;
+        WHEN 'agents.update' THEN
+            UPDATE darkspere.agents a
+               SET endpoint = COALESCE(p_body ->> 'endpoint', a.endpoint),
+                   capacity = COALESCE((p_body ->> 'capacity')::int, a.capacity),
+                   tags = CASE WHEN p_body ? 'tags'
+                               THEN ARRAY(SELECT DISTINCT t FROM pg_catalog.jsonb_array_elements_text(p_body -> 'tags') t
+                                           ORDER BY t)
+                               ELSE a.tags END
+             WHERE a.agent_id = p_agent;
+            IF p_body ? 'status' THEN
+                -- set_agent_status takes a plan slot again for an agent coming back from 'disabled'.
+                PERFORM darkspere.set_agent_status(p_agent, p_body ->> 'status');
+            END IF;
+        WHEN 'agents.delete' THEN
+            PERFORM darkspere.set_agent_status(p_agent, 'disabled');
+        WHEN 'agents.rotate_key' THEN
+            grace_s := COALESCE((p_body ->> 'grace_seconds')::int, 86400);
+            new_key := darkspere.rotate_agent_key(p_agent, pg_catalog.make_interval(secs => grace_s));
+            SELECT pg_catalog.jsonb_build_object('agent_id', a.agent_id, 'api_key', new_key,
+                                                 'previous_key_valid_until', a.api_key_prev_until)
+              INTO result FROM darkspere.agents a WHERE a.agent_id = p_agent;
+        WHEN 'agents.heartbeat' THEN
+            IF EXISTS (SELECT FROM darkspere.agents a WHERE a.agent_id = p_agent AND a.status = 'disabled') THEN
+                RETURN QUERY SELECT 409, darkspere.api_error('agent_disabled',
+                                                             'agent ' || p_agent || ' is disabled'), NULL::int;
+                RETURN;
+            END IF;
+            UPDATE darkspere.agents a
+               SET last_heartbeat_at = pg_catalog.now(), heartbeat_status = p_body ->> 'status',
+                   heartbeat_load = (p_body ->> 'load')::int, heartbeat_version = p_body ->> 'version'
+             WHERE a.agent_id = p_agent;
+            -- A heartbeat is a passing probe: it feeds the health score and closes a half-open circuit.
+            PERFORM darkspere.record_agent_result(p_agent, true, NULL);
+            result := pg_catalog.jsonb_build_object('agent_id', p_agent, 'received_at', pg_catalog.now());
+        WHEN 'agents.health' THEN
+            SELECT pg_catalog.jsonb_build_object(
+                       'agent_id', a.agent_id, 'status', a.status, 'health_score', a.health_score,
+                       'score_parts', pg_catalog.jsonb_build_object(
+                           -- health.cpp: uptime of the last 20 results × 60, latency band, failures in the last 10
+                           'uptime', CASE WHEN LEAST(a.results_count, 20) = 0 THEN 60
+                                          ELSE pg_catalog.round(60.0 * (LEAST(a.results_count, 20)
+                                                 - pg_catalog.bit_count((a.results_mask & 1048575)::bit(64)))
+                                                 / LEAST(a.results_count, 20))::int END,
+                           'latency', CASE WHEN a.latency_ms IS NULL OR a.latency_ms < 500 THEN 30
+                                           WHEN a.latency_ms < 1000 THEN 20 WHEN a.latency_ms < 2000 THEN 10
+                                           ELSE 0 END,
+                           'recent_failures', CASE pg_catalog.bit_count((a.results_mask & 1023)::bit(64))
+                                                  WHEN 0 THEN 10 WHEN 1 THEN 7 WHEN 2 THEN 3 ELSE 0 END),
+                       'circuit', a.circuit, 'consecutive_failures', a.consecutive_failures,
+                       'latency_ms', a.latency_ms,
+                       'traffic', pg_catalog.jsonb_build_object(
+                           '1h', (SELECT pg_catalog.jsonb_build_object('calls', pg_catalog.count(*),
+                                      'p50_ms', pg_catalog.percentile_disc(0.5) WITHIN GROUP (ORDER BY l),
+                                      'p95_ms', pg_catalog.percentile_disc(0.95) WITHIN GROUP (ORDER BY l),
+                                      'p99_ms', pg_catalog.percentile_disc(0.99) WITHIN GROUP (ORDER BY l))
+                                    FROM (SELECT (j.result ->> 'latency_ms')::numeric AS l FROM darkspere.jobs j
+                                           WHERE j.finished_at > pg_catalog.now() - interval '1 hour'
+                                             AND j.state = 'done' AND j.kind = 'agent_call'
+                                             AND j.agent_id = a.agent_id
+                                             AND pg_catalog.jsonb_typeof(j.result -> 'latency_ms') = 'number') t),
+                           '24h', (SELECT pg_catalog.jsonb_build_object('calls', pg_catalog.count(*),
+                                      'p50_ms', pg_catalog.percentile_disc(0.5) WITHIN GROUP (ORDER BY l),
+                                      'p95_ms', pg_catalog.percentile_disc(0.95) WITHIN GROUP (ORDER BY l),
+                                      'p99_ms', pg_catalog.percentile_disc(0.99) WITHIN GROUP (ORDER BY l))
+                                    FROM (SELECT (j.result ->> 'latency_ms')::numeric AS l FROM darkspere.jobs j
+                                           WHERE j.finished_at > pg_catalog.now() - interval '24 hours'
+                                             AND j.state = 'done' AND j.kind = 'agent_call'
+                                             AND j.agent_id = a.agent_id
+                                             AND pg_catalog.jsonb_typeof(j.result -> 'latency_ms') = 'number') t)),
+                       -- Probes (issue #13's health probes) are not run yet: null until they are.
+                       'probes', NULL::jsonb,
+                       -- Newest first, from the health history (results_mask: bit i = the i-th newest failed).
+                       'last_results', (SELECT COALESCE(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+                                                   'ok', (a.results_mask >> i) & 1 = 0) ORDER BY i), '[]')
+                                          FROM pg_catalog.generate_series(0, LEAST(a.results_count, 10) - 1) i),
+                       'last_heartbeat', CASE WHEN a.last_heartbeat_at IS NOT NULL THEN
+                           pg_catalog.jsonb_build_object('at', a.last_heartbeat_at, 'status', a.heartbeat_status,
+                                                         'load', a.heartbeat_load, 'version', a.heartbeat_version)
+                           END)
+              INTO result FROM darkspere.agents a WHERE a.agent_id = p_agent;
+        WHEN 'usage' THEN
+            SELECT pg_catalog.jsonb_build_object(
+                       'account_id', who.account_id,
+                       'period', pg_catalog.to_char(pg_catalog.now() AT TIME ZONE 'UTC', 'YYYY-MM'),
+                       'metrics', COALESCE(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+                           'metric', u.metric, 'used', u.used, 'included', u.included, 'overage', u.overage,
+                           'overage_cents', u.overage_cents) ORDER BY u.metric), '[]'))
+              INTO result FROM darkspere.usage(who.account_id) u;
+        ELSE
+            NULL;  -- agents.list, agents.get: read below
+        END CASE;
+    EXCEPTION
+        WHEN unique_violation THEN
+            RETURN QUERY SELECT 409, darkspere.api_error('conflict', SQLERRM), NULL::int;
+            RETURN;
+        WHEN configuration_limit_exceeded THEN
+            RETURN QUERY SELECT 403, darkspere.api_error('plan_limit', SQLERRM), NULL::int;
+            RETURN;
+        WHEN data_exception OR check_violation THEN
+            RETURN QUERY SELECT 422, darkspere.api_error('invalid_field', SQLERRM), NULL::int;
+            RETURN;
+    END;
+
+    IF p_route IN ('agents.create', 'agents.get', 'agents.update', 'agents.delete', 'agents.list') THEN
+        SELECT COALESCE(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+                   'agent_id', a.agent_id, 'name', a.name, 'endpoint', a.endpoint, 'protocol', a.protocol,
+                   'capacity', a.capacity, 'tags', pg_catalog.to_jsonb(a.tags), 'status', a.status,
+                   'health_score', a.health_score, 'circuit', a.circuit,
+                   'load', (SELECT COALESCE(pg_catalog.sum(l.in_flight), 0) FROM darkspere.agent_load l
+                             WHERE l.agent_id = a.agent_id)::int,
+                   'last_heartbeat_at', a.last_heartbeat_at, 'created_at', a.created_at) ORDER BY a.agent_id),
+                   '[]')
+          INTO result
+          FROM darkspere.agents a
+         WHERE a.account_id = who.account_id AND (p_route = 'agents.list' OR a.agent_id = p_agent);
+        IF p_route = 'agents.list' THEN
+            result := pg_catalog.jsonb_build_object('agents', result);
+        ELSE
+            result := result -> 0;
+        END IF;
+        IF p_route = 'agents.create' THEN
+            -- Shown once: only hashes (key) or nothing (signing secret) are kept.
+            result := result || pg_catalog.jsonb_build_object('api_key', new_key, 'signing_secret', new_secret);
+        END IF;
+    END IF;
+    RETURN QUERY SELECT code, result, NULL::int;
+END
+$fn$;
+REVOKE ALL ON FUNCTION darkspere.create_account_key(bigint, text), darkspere.revoke_account_key(bigint),
+    darkspere.authenticate_key(text), darkspere.rotate_agent_key(bigint, interval),
+    darkspere.api_error(text, text, text), darkspere.api_call(text, text, text, bigint, jsonb) FROM PUBLIC;
+
+------------------------------------------------------------------------------------------------------------------
 -- Privileges: keep this block last; every function added above gets its line here
 ------------------------------------------------------------------------------------------------------------------
 --
@@ -262,6 +635,12 @@ ALTER FUNCTION darkspere.record_provider_opt_out(text, text) SECURITY DEFINER SE
 ALTER FUNCTION darkspere.rate_limit(text, text, int) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 ALTER FUNCTION darkspere.usage(bigint) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 ALTER FUNCTION darkspere.tick() SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION darkspere.create_account_key(bigint, text) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION darkspere.revoke_account_key(bigint) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION darkspere.authenticate_key(text) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION darkspere.rotate_agent_key(bigint, interval) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION darkspere.api_call(text, text, text, bigint, jsonb)
+    SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 -- sms_segments, twilio_signature, twilio_signature_valid and stripe_signature_valid touch no table: they stay
 -- SECURITY INVOKER and executable by PUBLIC, as in 0.1.0.
 
@@ -281,7 +660,8 @@ GRANT EXECUTE ON FUNCTION
     darkspere.ack_jobs(jsonb, text, interval, int),
     darkspere.record_provider_opt_out(text, text),
     darkspere.record_delivery_status(text, text, text, int),
-    darkspere.tick()
+    darkspere.tick(),
+    darkspere.api_call(text, text, text, bigint, jsonb)
     TO darkspere_worker;
 GRANT SELECT ON darkspere.queue_depth TO darkspere_worker;
 
@@ -294,7 +674,10 @@ GRANT EXECUTE ON FUNCTION
     darkspere.set_agent_status(bigint, text),
     darkspere.requeue_dead_job(bigint),
     darkspere.usage(bigint),
-    darkspere.history(bigint, int)
+    darkspere.history(bigint, int),
+    darkspere.create_account_key(bigint, text),
+    darkspere.revoke_account_key(bigint),
+    darkspere.rotate_agent_key(bigint, interval)
     TO darkspere_admin;
 GRANT SELECT ON ALL TABLES IN SCHEMA darkspere TO darkspere_admin;
 GRANT INSERT, UPDATE, DELETE ON darkspere.plans, darkspere.rate_limit_rules, darkspere.rate_limit_overrides

@@ -265,6 +265,11 @@ const KeyDef KEYS[] = {
     {"allow-insecure-http", "on|off",
      "let agent URLs, twilio-base and stripe-base use plain http instead of https (default off)",
      [](Config &c, const std::string &k, const std::string &v) { c.allow_insecure_http = parse_bool(k, v); }},
+    {"api-max-body-bytes", "BYTES",
+     "the largest JSON body the HTTP API (/api/) reads (default 16384); more is 413",
+     [](Config &c, const std::string &k, const std::string &v) {
+         c.api_max_body_bytes = parse_long(k, v, API_MAX_BODY_BYTES_MIN, API_MAX_BODY_BYTES_MAX);
+     }},
 };
 
 const KeyDef *find_key(std::string name) {

@@ -61,6 +61,10 @@ constexpr long AGENT_MAX_RESPONSE_BYTES_MAX = 64L * 1024 * 1024;
 // The spool's bound (spool-max-bytes): past it, webhooks the database cannot take are refused with 503.
 constexpr long SPOOL_MAX_BYTES_DEFAULT = 1L << 30;
 constexpr long SPOOL_MAX_BYTES_MIN = 16 * 1024;
+// The largest JSON body the HTTP API (/api/…) reads; a larger one is refused with 413 before it is parsed.
+constexpr long API_MAX_BODY_BYTES_DEFAULT = 16 * 1024;
+constexpr long API_MAX_BODY_BYTES_MIN = 256;
+constexpr long API_MAX_BODY_BYTES_MAX = 64 * 1024;  // REQUEST_BODY_MAX: the server reads no more anyway
 
 struct Config {
     std::string config_file;  // --config; empty = none
@@ -104,6 +108,7 @@ struct Config {
     // Set when a Twilio token came from the command line, where /proc/<pid>/cmdline shows it to every local
     // user; main warns (naming no token).
     bool twilio_token_on_command_line = false;
+    long api_max_body_bytes = API_MAX_BODY_BYTES_DEFAULT;
 };
 
 // ConfigError — a setting is invalid; hint names what to change.

@@ -142,6 +142,8 @@ class Session : public std::enable_shared_from_this<Session> {
 
     void on_request() {
         Request req = parser_->release();
+        req.erase(PEER_ADDRESS_FIELD);  // a client cannot choose the address it is counted under
+        req.set(PEER_ADDRESS_FIELD, peer_.to_string());
         bool keep_alive = req.keep_alive();
         unsigned version = req.version();
         stream_.expires_never();  // the handler may wait on the database; its own paths bound the wait

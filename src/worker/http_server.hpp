@@ -40,6 +40,9 @@ struct HttpLimits {
 };
 
 using Request = boost::beast::http::request<boost::beast::http::string_body>;
+// The server writes the client's address into this field of every request it hands on (replacing any the
+// client sent), so handlers can rate-limit by address without a wider handler signature.
+constexpr const char *PEER_ADDRESS_FIELD = "X-DarkSpere-Peer-Address";
 using Response = boost::beast::http::response<boost::beast::http::string_body>;
 using Responder = std::function<void(Response)>;
 using RequestHandler = std::function<void(Request &&, Responder)>;

@@ -170,6 +170,8 @@ int run(const ConfigSources &sources, std::shared_ptr<const Config> config) {
         twilio_routes.set_spool(spool.get());
         router.spool = spool.get();
     }
+    ApiRoutes api_routes(pool, current);
+    router.api = &api_routes;
     HttpLimits limits;
     limits.max_connections = static_cast<size_t>(config->max_connections);
     limits.max_connections_per_ip = static_cast<size_t>(config->max_connections_per_ip);

@@ -40,6 +40,14 @@ const char *const TEXT_TYPE = "text/plain; charset=utf-8";
 void Router::handle(Request &&req, Responder respond, Surface surface) {
     std::string_view target = req.target();
     std::string path(target.substr(0, target.find('?')));
+    if (api && surface != Surface::admin && path.rfind("/api/", 0) == 0) {
+        // One metric label for the whole API: ids in paths must not multiply the series.
+        api->handle(std::move(req), [this, respond = std::move(respond)](Response res) {
+            metrics_.count_request("/api", static_cast<int>(res.result_int()));
+            respond(std::move(res));
+        });
+        return;
+    }
     const Route *route = nullptr;
     for (const auto &r : ROUTES) {
         // A route served on the other listener is unknown here: the public side does not even reveal that

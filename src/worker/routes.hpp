@@ -13,6 +13,7 @@
 #include "http_server.hpp"
 #include "metrics.hpp"
 #include "pg_pool.hpp"
+#include "routes_api.hpp"
 #include "routes_twilio.hpp"
 
 namespace darkspere::worker {
@@ -44,6 +45,8 @@ class Router {
     // The spool, when spool-dir is set: /readyz then says "degraded" (200) while webhooks are spooled or
     // replayed, and stays 200 with the database down as long as the spool has room.
     const Spool *spool = nullptr;
+    // The HTTP API (/api/…, public surface); none: those paths are 404.
+    ApiRoutes *api = nullptr;
 
   private:
     void ready(Responder respond);

@@ -20,7 +20,7 @@ SELECT darkspere.rate_limit('ip', '203.0.113.71') AS other_ip, darkspere.rate_li
 SELECT darkspere.rate_limit('agent', 'agent-070', 99) AS cost_99;
 SELECT darkspere.rate_limit('agent', 'agent-070') AS hit_100;
 SELECT darkspere.rate_limit('agent', 'agent-070') AS hit_101;
-SELECT darkspere.rate_limit('api_key', 'key-070', 101) AS cost_over_the_limit_at_once;
+SELECT darkspere.rate_limit('api_key', 'key-070', 1001) AS cost_over_the_limit_at_once;
 
 -- a new window starts when the old one is over; a block ends when blocked_until passes.
 SELECT darkspere.rate_limit('phone_out', '+16660700001', 10) AS ten;
