@@ -4,6 +4,7 @@
 // never both take the last free slot.
 #include "ext/accounts.hpp"
 #include "ext/agent_secrets.hpp"
+#include "ext/api_keys.hpp"
 #include "ext/errors.hpp"
 #include "ext/settings.hpp"
 #include "ext/spi_plans.hpp"
@@ -131,19 +132,7 @@ static void new_api_key(char key[4 + 64 + 1], bytea **hash_out) {
     }
     key[4 + 64] = '\0';
 
-    uint8 digest[PG_SHA256_DIGEST_LENGTH];
-    pg_cryptohash_ctx *ctx = pg_cryptohash_create(PG_SHA256);
-    if (ctx == nullptr || pg_cryptohash_init(ctx) < 0 ||
-        pg_cryptohash_update(ctx, reinterpret_cast<const uint8 *>(key), strlen(key)) < 0 ||
-        pg_cryptohash_final(ctx, digest, sizeof digest) < 0) {
-        pg_cryptohash_free(ctx);
-        ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR), errmsg("could not hash the API key")));
-    }
-    pg_cryptohash_free(ctx);
-    bytea *hash = static_cast<bytea *>(palloc(VARHDRSZ + sizeof digest));
-    SET_VARSIZE(hash, VARHDRSZ + sizeof digest);
-    memcpy(VARDATA(hash), digest, sizeof digest);
-    *hash_out = hash;
+    *hash_out = api_key_hash(key, strlen(key));
 }
 
 }  // namespace darkspere

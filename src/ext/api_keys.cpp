@@ -8,6 +8,7 @@
 // to a stored one. Agent keys made by register_agent ("dsk_" + 64 hex digits, accounts.cpp) and keys made
 // here
 // ("dsk_" + 43 base64url characters) are both accepted: the whole key is hashed either way.
+#include "ext/api_keys.hpp"
 #include "ext/errors.hpp"
 #include "ext/spi_plans.hpp"
 #include "ext/validate.hpp"
@@ -85,8 +86,7 @@ static Statement kRotateAgentKey = {
     {INT8OID, BYTEAOID, INTERVALOID},
     nullptr};
 
-// sha256_bytea — the SHA-256 of data as a bytea.
-static bytea *sha256_bytea(const char *data, size_t len) {
+bytea *api_key_hash(const char *data, size_t len) {
     uint8 digest[PG_SHA256_DIGEST_LENGTH];
     pg_cryptohash_ctx *ctx = pg_cryptohash_create(PG_SHA256);
     if (ctx == nullptr || pg_cryptohash_init(ctx) < 0 ||
@@ -174,7 +174,7 @@ DARKSPERE_FUNCTION(darkspere_create_account_key) {
     memcpy(prefix, key, 8);
     prefix[8] = '\0';
     Datum args[4] = {Int64GetDatum(account_id), text_datum(name), text_datum(prefix),
-                     PointerGetDatum(sha256_bytea(key, kKeyChars))};
+                     PointerGetDatum(api_key_hash(key, kKeyChars))};
     int64 key_id = spi_run(kInsertKey, args, nullptr, false, 1).get_int64(0, 1);
 
     Datum values[2] = {Int64GetDatum(key_id), text_datum(key)};
@@ -211,7 +211,7 @@ DARKSPERE_FUNCTION(darkspere_authenticate_key) {
     if (len < 5 || len > kApiKeyMaxBytes || strncmp(VARDATA_ANY(key), "dsk_", 4) != 0) {
         return (Datum)0;
     }
-    bytea *hash = sha256_bytea(VARDATA_ANY(key), len);
+    bytea *hash = api_key_hash(VARDATA_ANY(key), len);
 
     SPI_connect();
     Datum args[2] = {PointerGetDatum(hash), text_datum(kLastUsedEvery)};
@@ -259,7 +259,7 @@ DARKSPERE_FUNCTION(darkspere_rotate_agent_key) {
     char key[kKeyChars + 1];
     new_key(key);
     SPI_connect();
-    Datum args[3] = {Int64GetDatum(agent_id), PointerGetDatum(sha256_bytea(key, kKeyChars)),
+    Datum args[3] = {Int64GetDatum(agent_id), PointerGetDatum(api_key_hash(key, kKeyChars)),
                      IntervalPGetDatum(grace)};
     if (spi_run(kRotateAgentKey, args, nullptr, false, 0).empty()) {
         raise_missing("agent", agent_id);
