@@ -350,8 +350,9 @@ BEGIN
         END IF;
         FOR k, v IN SELECT e.key, e.value FROM pg_catalog.jsonb_each(p_body) e ORDER BY e.key LOOP
             problem := NULL;
-            IF p_route = 'agents.create' AND k NOT IN ('name', 'endpoint', 'protocol', 'capacity', 'tags')
-               OR p_route = 'agents.update' AND k NOT IN ('endpoint', 'capacity', 'tags', 'status')
+            IF p_route = 'agents.create' AND k NOT IN ('name', 'endpoint', 'protocol', 'capacity', 'tags',
+                                                       'probe_path')
+               OR p_route = 'agents.update' AND k NOT IN ('endpoint', 'capacity', 'tags', 'status', 'probe_path')
                OR p_route = 'agents.heartbeat' AND k NOT IN ('status', 'load', 'version')
                OR p_route = 'agents.rotate_key' AND k NOT IN ('grace_seconds') THEN
                 problem := 'is not a field of this request';
@@ -368,6 +369,12 @@ BEGIN
                 IF pg_catalog.jsonb_typeof(v) <> 'string' OR pg_catalog.length(v #>> '{}') > 2048
                    OR v #>> '{}' !~ '^https?://[^/?#[:space:]@]+([/?#][^[:space:]]*)?$' THEN
                     problem := 'must be an http:// or https:// URL with a host, at most 2048 characters';
+                END IF;
+            ELSIF k = 'probe_path' THEN
+                IF pg_catalog.jsonb_typeof(v) <> 'string'
+                   OR v #>> '{}' !~ '^/[A-Za-z0-9._~!$&''()*+,;=:@/%?-]{0,199}$' THEN
+                    problem := 'must be a path starting with "/", at most 200 characters of '
+                               '[A-Za-z0-9._~!$&''()*+,;=:@/%?-]';
                 END IF;
             ELSIF k = 'protocol' THEN
                 IF pg_catalog.jsonb_typeof(v) <> 'string' OR v #>> '{}' NOT IN ('http', 'mcp') THEN
@@ -433,12 +440,15 @@ BEGIN
                SET tags = ARRAY(SELECT DISTINCT t FROM pg_catalog.jsonb_array_elements_text(p_body -> 'tags') t
                                  ORDER BY t)
              WHERE a.agent_id = new_id AND p_body ? 'tags';
+            UPDATE darkspere.agents a SET probe_path = p_body ->> 'probe_path'
+             WHERE a.agent_id = new_id AND p_body ? 'probe_path';
             p_agent := new_id;
             code := 201;
         WHEN 'agents.update' THEN
             UPDATE darkspere.agents a
                SET endpoint = COALESCE(p_body ->> 'endpoint', a.endpoint),
                    capacity = COALESCE((p_body ->> 'capacity')::int, a.capacity),
+                   probe_path = COALESCE(p_body ->> 'probe_path', a.probe_path),
                    tags = CASE WHEN p_body ? 'tags'
                                THEN ARRAY(SELECT DISTINCT t FROM pg_catalog.jsonb_array_elements_text(p_body -> 'tags') t
                                            ORDER BY t)
@@ -504,8 +514,33 @@ BEGIN
                                              AND j.state = 'done' AND j.kind = 'agent_call'
                                              AND j.agent_id = a.agent_id
                                              AND pg_catalog.jsonb_typeof(j.result -> 'latency_ms') = 'number') t)),
-                       -- Probes (issue #13's health probes) are not run yet: null until they are.
-                       'probes', NULL::jsonb,
+                       -- Health probes (darkspere.agent_checks): latency percentiles of the passing ones,
+                       -- uptime (share passing) over 1 h and 24 h, and the last 10 results, newest first.
+                       'probes', (SELECT pg_catalog.jsonb_object_agg(w.label, (
+                                      SELECT pg_catalog.jsonb_build_object('checks', pg_catalog.count(*),
+                                          'failed', pg_catalog.count(*) FILTER (WHERE NOT c.ok),
+                                          'uptime', pg_catalog.round(100.0 * pg_catalog.count(*) FILTER (WHERE c.ok)
+                                                                     / NULLIF(pg_catalog.count(*), 0), 1),
+                                          'p50_ms', pg_catalog.percentile_disc(0.5) WITHIN GROUP (ORDER BY c.latency_ms)
+                                                        FILTER (WHERE c.ok),
+                                          'p95_ms', pg_catalog.percentile_disc(0.95) WITHIN GROUP (ORDER BY c.latency_ms)
+                                                        FILTER (WHERE c.ok),
+                                          'p99_ms', pg_catalog.percentile_disc(0.99) WITHIN GROUP (ORDER BY c.latency_ms)
+                                                        FILTER (WHERE c.ok))
+                                        FROM darkspere.agent_checks c
+                                       WHERE c.account_id = a.account_id AND c.agent_id = a.agent_id
+                                         AND c.checked_at > pg_catalog.now() - w.span))
+                                    FROM (VALUES ('1h', interval '1 hour'), ('24h', interval '24 hours')) w(label, span)),
+                       'probe_path', a.probe_path,
+                       'consecutive_probe_failures', a.probe_failures,
+                       'consecutive_probe_passes', a.probe_passes,
+                       'last_checks', (SELECT COALESCE(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+                                                  'check_id', c.check_id, 'at', c.checked_at, 'ok', c.ok,
+                                                  'latency_ms', c.latency_ms, 'error', c.error)
+                                                  ORDER BY c.check_id DESC), '[]')
+                                         FROM (SELECT * FROM darkspere.agent_checks c
+                                                WHERE c.account_id = a.account_id AND c.agent_id = a.agent_id
+                                                ORDER BY c.check_id DESC LIMIT 10) c),
                        -- Newest first, from the health history (results_mask: bit i = the i-th newest failed).
                        'last_results', (SELECT COALESCE(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
                                                    'ok', (a.results_mask >> i) & 1 = 0) ORDER BY i), '[]')
@@ -542,6 +577,7 @@ BEGIN
         SELECT COALESCE(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
                    'agent_id', a.agent_id, 'name', a.name, 'endpoint', a.endpoint, 'protocol', a.protocol,
                    'capacity', a.capacity, 'tags', pg_catalog.to_jsonb(a.tags), 'status', a.status,
+                   'probe_path', a.probe_path,
                    'health_score', a.health_score, 'circuit', a.circuit,
                    'load', (SELECT COALESCE(pg_catalog.sum(l.in_flight), 0) FROM darkspere.agent_load l
                              WHERE l.agent_id = a.agent_id)::int,
@@ -566,6 +602,92 @@ $fn$;
 REVOKE ALL ON FUNCTION darkspere.create_account_key(bigint, text), darkspere.revoke_account_key(bigint),
     darkspere.authenticate_key(text), darkspere.rotate_agent_key(bigint, interval),
     darkspere.api_error(text, text, text), darkspere.api_call(text, text, text, bigint, jsonb) FROM PUBLIC;
+
+------------------------------------------------------------------------------------------------------------------
+-- Issue #13: health probes, auto-disable and recovery (src/ext/probes.cpp, src/ext/agent_events.cpp;
+-- docs/operations.md "Agent health probes")
+------------------------------------------------------------------------------------------------------------------
+
+-- 'unhealthy': taken out of rotation by failing probes (darkspere.auto_disable_after in a row), put back by
+-- passing ones (darkspere.auto_recover_after). The router takes only 'active' agents, so an unhealthy agent gets
+-- no new turns and its sessions move at their next message. Only probes set or clear it; 'maintenance' and
+-- 'disabled', which a person sets, are never changed by probes.
+ALTER TABLE darkspere.agents DROP CONSTRAINT agents_status_check;
+ALTER TABLE darkspere.agents ADD CONSTRAINT agents_status_check
+    CHECK (status IN ('active', 'maintenance', 'disabled', 'unhealthy'));
+-- The path probed on the endpoint's origin (http agents: GET {origin}{probe_path}); set by POST/PATCH
+-- /api/agents.
+ALTER TABLE darkspere.agents ADD COLUMN probe_path text NOT NULL DEFAULT '/health'
+    CONSTRAINT agents_probe_path_check CHECK (probe_path ~ '^/[A-Za-z0-9._~!$&''()*+,;=:@/%?-]{0,199}$');
+-- Probe bookkeeping: when tick() schedules the next probe, when the last result came, and the run of
+-- consecutive failed / passed probes (one of the two is 0).
+ALTER TABLE darkspere.agents ADD COLUMN next_probe_at timestamptz;
+ALTER TABLE darkspere.agents ADD COLUMN last_probe_at timestamptz;
+ALTER TABLE darkspere.agents ADD COLUMN probe_failures int NOT NULL DEFAULT 0 CHECK (probe_failures >= 0);
+ALTER TABLE darkspere.agents ADD COLUMN probe_passes int NOT NULL DEFAULT 0 CHECK (probe_passes >= 0);
+-- tick() looks up the agents due for a probe.
+CREATE INDEX agents_probe_due ON darkspere.agents (next_probe_at NULLS FIRST)
+    WHERE status IN ('active', 'unhealthy');
+
+-- One row per probe result, kept darkspere.agent_check_retention (7 days) and pruned by tick(). Keyed by
+-- account first, so the table can be distributed by account_id.
+CREATE TABLE darkspere.agent_checks (
+    account_id bigint NOT NULL REFERENCES darkspere.accounts ON DELETE CASCADE,
+    agent_id   bigint NOT NULL,
+    check_id   bigserial,
+    checked_at timestamptz NOT NULL DEFAULT now(),
+    ok         boolean NOT NULL,
+    latency_ms int CHECK (latency_ms >= 0),
+    error      text,                      -- why it failed (never the agent's own text)
+    PRIMARY KEY (account_id, agent_id, check_id)
+);
+CREATE INDEX agent_checks_checked ON darkspere.agent_checks (checked_at);
+SELECT pg_catalog.pg_extension_config_dump('darkspere.agent_checks', '');
+SELECT pg_catalog.pg_extension_config_dump('darkspere.agent_checks_check_id_seq', '');
+
+-- Every change of an agent's status: by whom (actor: 'probe', or 'person:<login>' for set_agent_status and the
+-- API), from, to, why. Kept for ever (an audit trail; a few rows per agent and incident). Each row is also a
+-- NOTIFY darkspere_agents with the agent id.
+CREATE TABLE darkspere.agent_events (
+    account_id  bigint NOT NULL REFERENCES darkspere.accounts ON DELETE CASCADE,
+    agent_id    bigint NOT NULL,
+    event_id    bigserial,
+    at          timestamptz NOT NULL DEFAULT now(),
+    actor       text NOT NULL,
+    from_status text NOT NULL,
+    to_status   text NOT NULL,
+    reason      text NOT NULL,
+    PRIMARY KEY (account_id, agent_id, event_id)
+);
+SELECT pg_catalog.pg_extension_config_dump('darkspere.agent_events', '');
+SELECT pg_catalog.pg_extension_config_dump('darkspere.agent_events_event_id_seq', '');
+
+-- agent_health with the probes: uptime over 24 h (share of passing checks), probe latency percentiles over
+-- 24 h, failures among the last 10 checks and the last check. New columns at the end.
+CREATE OR REPLACE VIEW darkspere.agent_health AS
+    SELECT a.account_id, a.agent_id, a.name, a.status, a.health_score, a.circuit, a.circuit_until,
+           a.consecutive_failures, a.latency_ms, a.last_result_at,
+           (SELECT pg_catalog.sum(l.in_flight) FROM darkspere.agent_load l WHERE l.agent_id = a.agent_id)::int
+               AS in_flight,
+           p.uptime_24h, p.probe_p50_ms, p.probe_p95_ms, p.probe_p99_ms,
+           (SELECT pg_catalog.count(*) FILTER (WHERE NOT c.ok)
+              FROM (SELECT c.ok FROM darkspere.agent_checks c
+                     WHERE c.account_id = a.account_id AND c.agent_id = a.agent_id
+                     ORDER BY c.check_id DESC LIMIT 10) c)::int AS failures_last_10,
+           a.last_probe_at AS last_check_at,
+           (SELECT c.ok FROM darkspere.agent_checks c WHERE c.account_id = a.account_id AND c.agent_id = a.agent_id
+             ORDER BY c.check_id DESC LIMIT 1) AS last_check_ok,
+           a.capacity, a.last_heartbeat_at
+    FROM darkspere.agents a
+    LEFT JOIN LATERAL (
+        SELECT pg_catalog.round(100.0 * pg_catalog.count(*) FILTER (WHERE c.ok)
+                                / NULLIF(pg_catalog.count(*), 0), 1) AS uptime_24h,
+               pg_catalog.percentile_disc(0.5) WITHIN GROUP (ORDER BY c.latency_ms) AS probe_p50_ms,
+               pg_catalog.percentile_disc(0.95) WITHIN GROUP (ORDER BY c.latency_ms) AS probe_p95_ms,
+               pg_catalog.percentile_disc(0.99) WITHIN GROUP (ORDER BY c.latency_ms) AS probe_p99_ms
+          FROM darkspere.agent_checks c
+         WHERE c.account_id = a.account_id AND c.agent_id = a.agent_id
+           AND c.checked_at > pg_catalog.now() - interval '24 hours') p ON true;
 
 ------------------------------------------------------------------------------------------------------------------
 -- Privileges: keep this block last; every function added above gets its line here

@@ -3,6 +3,7 @@
 // Plan limits (agents, numbers) are checked with the account row locked, so two concurrent registrations can
 // never both take the last free slot.
 #include "ext/accounts.hpp"
+#include "ext/agent_events.hpp"
 #include "ext/agent_secrets.hpp"
 #include "ext/api_keys.hpp"
 #include "ext/errors.hpp"
@@ -56,10 +57,16 @@ static Statement kInsertAgentLoad = {
     nullptr};
 static Statement kAgentNameTaken = {
     "SELECT 1 FROM darkspere.agents WHERE account_id = $1 AND name = $2", 2, {INT8OID, TEXTOID}, nullptr};
+// A person's status change starts the probes' runs afresh (probes.cpp counts them from here).
 static Statement kSetAgentStatus = {
-    "UPDATE darkspere.agents SET status = $2 WHERE agent_id = $1", 2, {INT8OID, TEXTOID}, nullptr};
+    "UPDATE darkspere.agents SET status = $2, probe_failures = 0, probe_passes = 0 WHERE agent_id = $1",
+    2,
+    {INT8OID, TEXTOID},
+    nullptr};
+// Locked: a probe result (probes.cpp) locks the same row before it changes the status, so the two never
+// interleave and a person's 'maintenance' or 'disabled' is never overwritten by a probe.
 static Statement kAgentAccountStatus = {
-    "SELECT account_id, status = 'disabled' FROM darkspere.agents WHERE agent_id = $1",
+    "SELECT account_id, status = 'disabled', status FROM darkspere.agents WHERE agent_id = $1 FOR UPDATE",
     1,
     {INT8OID},
     nullptr};
@@ -264,6 +271,7 @@ DARKSPERE_FUNCTION(darkspere_set_agent_status) {
     }
     int64 account_id = agent.get_int64(0, 1);
     bool was_disabled = agent.get_bool(0, 2);
+    char *was = agent.text_copy(0, 3, CurrentMemoryContext);
     // Bringing a disabled agent back takes a plan slot again: checked under the same account lock that
     // register_agent takes, so two concurrent calls cannot both squeeze past the limit.
     if (was_disabled && strcmp(status, "disabled") != 0) {
@@ -271,6 +279,10 @@ DARKSPERE_FUNCTION(darkspere_set_agent_status) {
     }
     Datum args[2] = {Int64GetDatum(agent_id), text_datum(status)};
     spi_run(kSetAgentStatus, args, nullptr, false, 0);
+    if (strcmp(was, status) != 0) {
+        char *actor = psprintf("person:%s", GetUserNameFromId(GetSessionUserId(), false));
+        agent_event(account_id, agent_id, actor, was, status, "set_agent_status");
+    }
     SPI_finish();
     PG_RETURN_VOID();
 }

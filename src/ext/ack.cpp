@@ -10,6 +10,7 @@
 #include "ext/health.hpp"
 #include "ext/jsonb_fields.hpp"
 #include "ext/notify.hpp"
+#include "ext/probes.hpp"
 #include "ext/queue.hpp"
 #include "ext/routing.hpp"
 #include "ext/settings.hpp"
@@ -101,6 +102,13 @@ static Statement kDeadLetter = {
     " UPDATE darkspere.messages m SET status = 'failed', updated_at = pg_catalog.now() FROM j"
     "  WHERE m.message_id = j.message_id"
     " RETURNING" DS_FAILED_MESSAGE_COLUMNS,
+    2,
+    {INT8OID, TEXTOID},
+    nullptr};
+
+static Statement kProbeFailed = {
+    "UPDATE darkspere.jobs SET state = 'done', last_error = $2, finished_at = pg_catalog.now(), lease_until = NULL"
+    " WHERE job_id = $1",
     2,
     {INT8OID, TEXTOID},
     nullptr};
@@ -271,6 +279,27 @@ static Jsonb *result_to_store(Jsonb *result) {
     return JsonbValueToJsonb(built);
 }
 
+// complete_health_probe — a probe's outcome: {"ok": bool, "latency_ms": number, "error": string}; anything
+// but ok = true is a failed probe.
+static void complete_health_probe(int64 agent_id, Jsonb *result) {
+    JsonbValue *ok_value = jsonb_key(result, "ok");
+    bool ok = ok_value != nullptr && ok_value->type == jbvBool && ok_value->val.boolean;
+    JsonbValue *latency_value = jsonb_key(result, "latency_ms");
+    bool latency_known = latency_value != nullptr && latency_value->type == jbvNumeric;
+    int32 latency_ms = latency_known ? static_cast<int32>(lround(Min(Max(jsonb_number(latency_value), 0.0),
+                                                                     static_cast<double>(PG_INT32_MAX))))
+                                     : 0;
+    char *error = jsonb_text(jsonb_key(result, "error"));
+    if (error != nullptr && strlen(error) > 200) {
+        error[200] = '\0';  // a reason, not a document (pg_mbcliplen keeps a character whole)
+        error[pg_mbcliplen(error, 200, 200)] = '\0';
+    }
+    if (!ok && error == nullptr) {
+        error = pstrdup("probe failed");
+    }
+    probe_record(agent_id, ok, latency_ms, latency_known, ok ? nullptr : error);
+}
+
 // job_complete — the body of complete_job (and of each completed row of ack_jobs), inside an SPI connection.
 bool job_complete(int64 job_id, int32 attempt, Jsonb *result) {
     if (result == nullptr) {
@@ -288,6 +317,8 @@ bool job_complete(int64 job_id, int32 attempt, Jsonb *result) {
         complete_agent_call(message_id, agent_id, result);
     } else if (strcmp(kind, "sms_send") == 0) {
         complete_sms_send(message_id, result);
+    } else if (strcmp(kind, "health_probe") == 0) {
+        complete_health_probe(agent_id, result);
     }
     return true;
 }
@@ -311,7 +342,13 @@ bool job_fail(int64 job_id, int32 attempt, const char *error, bool retryable) {
     ArrayType *tried = DatumGetArrayTypePCopy(job.get_datum(0, 7, &isnull));
     MemoryContextSwitchTo(old);
 
-    if (strcmp(kind, "agent_call") == 0) {
+    if (strcmp(kind, "health_probe") == 0) {
+        // A probe the worker could not run (it does not know the kind, or the payload was unusable) counts as a
+        // failed probe; it is not retried (the next one is scheduled) and not kept as a dead letter.
+        probe_record(agent_id, false, 0, false, error);
+        Datum args2[2] = {Int64GetDatum(job_id), text_datum(error)};
+        spi_run(kProbeFailed, args2, nullptr, false, 0);
+    } else if (strcmp(kind, "agent_call") == 0) {
         fail_agent_call(job_id, attempt, max_attempts, account_id, session_id, message_id, agent_id, tried,
                         error, retryable);
     } else if (retryable && attempt < max_attempts) {

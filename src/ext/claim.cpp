@@ -5,6 +5,7 @@
 // ordering_key (one session's agent calls, one phone's replies) run one at a time in job_id order.
 #include "ext/agent_secrets.hpp"
 #include "ext/errors.hpp"
+#include "ext/probes.hpp"
 #include "ext/queue.hpp"
 #include "ext/routing.hpp"
 #include "ext/settings.hpp"
@@ -161,6 +162,13 @@ DARKSPERE_FUNCTION(darkspere_claim_jobs) {
             if (payload == (Datum)0) {
                 agent_load_add(agent_id, -1);
                 finish_unsent(job_id, "dead", "message or agent no longer exists", "failed");
+                continue;
+            }
+        } else if (strcmp(kind_name, "health_probe") == 0) {
+            // Built now, like an agent call's: the signing secrets are never stored in the job row.
+            payload = probe_payload(agent_id);
+            if (payload == (Datum)0) {
+                finish_unsent(job_id, "done", "agent no longer probed (maintenance, disabled or gone)", "failed");
                 continue;
             }
         } else if (strcmp(kind_name, "sms_send") == 0) {

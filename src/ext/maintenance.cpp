@@ -4,7 +4,8 @@
 // end with them, as 'expired'); make jobs whose lease expired claimable again (or dead-letter them when out
 // of attempts) — this is the whole crash-recovery story; route messages that were queued for want of an
 // agent, accounts in turns; prune finished jobs and stale rate-limit rows; apply the retention settings
-// (delete old messages, redact old bodies, delete old delivery and consent events and empty ended sessions).
+// (delete old messages, redact old bodies, delete old delivery and consent events and empty ended sessions);
+// schedule agent health probes and prune old probe results (probes.cpp).
 // Several workers may call tick() at once: a transaction-level advisory lock lets one run and the others
 // return {"skipped": true} at once.
 //
@@ -12,6 +13,7 @@
 // index on its age in age order, and locked FOR UPDATE SKIP LOCKED, so a row another transaction holds is
 // passed over (taken by a later tick) instead of waited for, and a backlog is worked off a batch per tick.
 #include "ext/errors.hpp"
+#include "ext/probes.hpp"
 #include "ext/queue.hpp"
 #include "ext/routing.hpp"
 #include "ext/sessions.hpp"
@@ -204,10 +206,11 @@ static Statement kReport = {
     "$6, 'expired_messages', $7)"
     " || pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object("
     "      'pruned_messages', NULLIF($8, 0), 'redacted_bodies', NULLIF($9, 0), 'pruned_sessions', NULLIF($10, 0),"
-    "      'pruned_delivery_events', NULLIF($11, 0), 'pruned_consent_events', NULLIF($12, 0)))",
-    12,
+    "      'pruned_delivery_events', NULLIF($11, 0), 'pruned_consent_events', NULLIF($12, 0),"
+    "      'probes_scheduled', NULLIF($13, 0), 'pruned_agent_checks', NULLIF($14, 0)))",
+    14,
     {INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID,
-     INT8OID},
+     INT8OID, INT8OID, INT8OID},
     nullptr};
 
 static Statement kSkipped = {"SELECT '{\"skipped\": true}'::jsonb", 0, {}, nullptr};
@@ -362,13 +365,16 @@ DARKSPERE_FUNCTION(darkspere_tick) {
     }
     int64 pruned_delivery_events = retain(kPruneDeliveryEvents, delivery_event_retention_s);
     int64 pruned_consent_events = retain(kPruneConsentEvents, consent_event_retention_s);
+    int64 probes_scheduled = schedule_probes();
+    int64 pruned_agent_checks = prune_agent_checks(kTickBatch);
 
-    Datum report[12] = {
+    Datum report[14] = {
         Int64GetDatum(expired),          Int64GetDatum(reclaimed),       Int64GetDatum(dead),
         Int64GetDatum(routed),           Int64GetDatum(pruned_jobs),     Int64GetDatum(pruned_limits),
         Int64GetDatum(expired_messages), Int64GetDatum(pruned_messages), Int64GetDatum(redacted_bodies),
         Int64GetDatum(pruned_sessions),  Int64GetDatum(pruned_delivery_events),
-        Int64GetDatum(pruned_consent_events)};
+        Int64GetDatum(pruned_consent_events), Int64GetDatum(probes_scheduled),
+        Int64GetDatum(pruned_agent_checks)};
     SpiResult row = spi_run(kReport, report, nullptr, false, 1);
     Datum result = SPI_datumTransfer(row.get_datum(0, 1, &isnull), false, -1);
     SPI_finish();

@@ -34,6 +34,10 @@ int notify_interval_ms = kNotifyIntervalDefaultMs;
 char *secret_key_file = nullptr;
 int agent_secret_grace_s = kAgentSecretGraceDefaultS;
 int max_reply_segments = kMaxReplySegmentsDefault;
+int probe_interval_s = kProbeIntervalDefaultS;
+int auto_disable_after = kAutoDisableAfterDefault;
+int auto_recover_after = kAutoRecoverAfterDefault;
+int agent_check_retention_s = kAgentCheckRetentionDefaultS;
 
 int counter_shard() {
     return MyProcPid % kCounterShards;
@@ -114,6 +118,23 @@ void _PG_init(void) {
         "SMS segments after which an agent's reply is cut (the cut is recorded on the message).", nullptr,
         &max_reply_segments, kMaxReplySegmentsDefault, 1, kMaxReplySegmentsLimit, kPolicyContext, 0, nullptr,
         nullptr, nullptr);
+    // Health probes (probes.cpp): superuser-only like the health threshold they feed.
+    DefineCustomIntVariable("darkspere.probe_interval",
+                            "Seconds between two health probes of an agent (0: no probes).", nullptr,
+                            &probe_interval_s, kProbeIntervalDefaultS, 0, 86400, kPolicyContext, GUC_UNIT_S,
+                            nullptr, nullptr, nullptr);
+    DefineCustomIntVariable("darkspere.auto_disable_after",
+                            "Failed health probes in a row after which an active agent becomes unhealthy.",
+                            nullptr, &auto_disable_after, kAutoDisableAfterDefault, 1, 100, kPolicyContext, 0,
+                            nullptr, nullptr, nullptr);
+    DefineCustomIntVariable("darkspere.auto_recover_after",
+                            "Passing health probes in a row after which an unhealthy agent is active again.",
+                            nullptr, &auto_recover_after, kAutoRecoverAfterDefault, 1, 100, kPolicyContext, 0,
+                            nullptr, nullptr, nullptr);
+    DefineCustomIntVariable("darkspere.agent_check_retention",
+                            "Seconds health probe results are kept before tick() deletes them (0: for ever).",
+                            nullptr, &agent_check_retention_s, kAgentCheckRetentionDefaultS, 0, INT_MAX / 2,
+                            kPolicyContext, GUC_UNIT_S, nullptr, nullptr, nullptr);
     define_version_check_setting();
     MarkGUCPrefixReserved("darkspere");
 }

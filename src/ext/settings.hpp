@@ -63,6 +63,18 @@ extern int agent_secret_grace_s;
 constexpr int kAgentCapacityMax = 1000;
 extern int max_reply_segments;
 
+// Health probes (probes.cpp; docs/operations.md "Agent health probes"): tick() schedules a probe of each active
+// or unhealthy agent this often (0: no probes); this many failed probes in a row make an active agent
+// 'unhealthy', this many passing ones make it 'active' again; check results are kept this long.
+constexpr int kProbeIntervalDefaultS = 30;
+constexpr int kAutoDisableAfterDefault = 3;
+constexpr int kAutoRecoverAfterDefault = 3;
+constexpr int kAgentCheckRetentionDefaultS = 7 * 24 * 60 * 60;
+extern int probe_interval_s;
+extern int auto_disable_after;
+extern int auto_recover_after;
+extern int agent_check_retention_s;
+
 // Shards of the agent-load and usage counters; a backend always writes the shard of its process id.
 constexpr int kCounterShards = 16;
 int counter_shard();

@@ -1,0 +1,167 @@
+// src/ext/probes.cpp — active health probes: tick() schedules a health_probe job per active or unhealthy agent
+// every darkspere.probe_interval, the worker runs it (http: GET {origin}{probe_path}; mcp: ping) and completes
+// it with {ok, latency_ms, error}; the result feeds the health score like traffic does, is kept in
+// darkspere.agent_checks, and after darkspere.auto_disable_after failures in a row an active agent becomes
+// 'unhealthy' (the router skips it), after darkspere.auto_recover_after passes in a row it is 'active' again.
+// A status a person set ('maintenance', 'disabled') is never changed here: the result path locks the agent row
+// FOR UPDATE, as set_agent_status does, and reads the status under that lock.
+#include "ext/agent_events.hpp"
+#include "ext/agent_secrets.hpp"
+#include "ext/health.hpp"
+#include "ext/probes.hpp"
+#include "ext/settings.hpp"
+#include "ext/spi_plans.hpp"
+#include "ext/validate.hpp"
+
+namespace darkspere {
+
+// Agents due: active or unhealthy, whose next probe time has come (never scheduled first, then the
+// longest-waiting), with no probe of theirs still pending or running. Locked SKIP LOCKED: an agent whose row
+// another transaction holds (an ack, a person's change) is taken by a later tick. Spreading: each job becomes
+// available at a random point of the first fifth of the interval, and the next probe time is the interval
+// ±10 % away, so agents registered together drift apart instead of being probed in step; kProbesPerTick bounds
+// a round. An active agent whose heartbeat is newer than the interval is not probed this round (the heartbeat
+// counted as a passing probe already); an unhealthy one always is, so only probes bring it back.
+static Statement kSchedule = {
+    "WITH due AS ("
+    "  SELECT a.agent_id, a.account_id,"
+    "         a.status = 'active' AND a.last_heartbeat_at IS NOT NULL"
+    "         AND a.last_heartbeat_at > pg_catalog.now() - pg_catalog.make_interval(secs => $1) AS heartbeat"
+    "    FROM darkspere.agents a"
+    "   WHERE a.status IN ('active', 'unhealthy')"
+    "     AND (a.next_probe_at IS NULL OR a.next_probe_at <= pg_catalog.now())"
+    "     AND NOT EXISTS (SELECT 1 FROM darkspere.jobs o WHERE o.ordering_key = 'probe:' || a.agent_id"
+    "                        AND o.state IN ('pending', 'running'))"
+    "   ORDER BY a.next_probe_at NULLS FIRST, a.agent_id"
+    "   LIMIT $2 FOR UPDATE OF a SKIP LOCKED),"
+    " moved AS (UPDATE darkspere.agents a"
+    "              SET next_probe_at = pg_catalog.now()"
+    "                                  + pg_catalog.make_interval(secs => $1 * (0.9 + 0.2 * pg_catalog.random()))"
+    "             FROM due WHERE a.agent_id = due.agent_id),"
+    " queued AS (INSERT INTO darkspere.jobs (account_id, kind, max_attempts, priority, available_at,"
+    "                                        idempotency_key, ordering_key, agent_id)"
+    "            SELECT due.account_id, 'health_probe', 1, 1,"
+    "                   pg_catalog.clock_timestamp()"
+    "                   + pg_catalog.make_interval(secs => $1 * 0.2 * pg_catalog.random()),"
+    "                   'health_probe:' || due.agent_id || ':' || pg_catalog.txid_current()"
+    "                   || ':' || pg_catalog.clock_timestamp(),"
+    "                   'probe:' || due.agent_id, due.agent_id"
+    "              FROM due WHERE NOT due.heartbeat RETURNING 1)"
+    " SELECT pg_catalog.count(*) FROM queued",
+    2,
+    {FLOAT8OID, INT4OID},
+    nullptr};
+
+int64 schedule_probes() {
+    if (probe_interval_s <= 0) {
+        return 0;
+    }
+    Datum args[2] = {Float8GetDatum(static_cast<double>(probe_interval_s)), Int32GetDatum(kProbesPerTick)};
+    return spi_run(kSchedule, args, nullptr, false, 1).get_int64(0, 1);
+}
+
+static Statement kProbePayload = {
+    "SELECT pg_catalog.jsonb_build_object("
+    "  'agent_id', a.agent_id, 'account_id', a.account_id, 'endpoint', a.endpoint, 'protocol', a.protocol,"
+    "  'probe_path', a.probe_path, 'deadline_ms', $3,"
+    "  'request_id', 'probe-' || a.agent_id || '-' || (pg_catalog.extract(epoch FROM pg_catalog.now()) * 1000)::bigint),"
+    "  a.secret_generation,"
+    "  a.secret_rotated_at IS NOT NULL AND a.secret_generation > 1"
+    "  AND a.secret_rotated_at + pg_catalog.make_interval(secs => $2) > pg_catalog.now()"
+    "  FROM darkspere.agents a WHERE a.agent_id = $1 AND a.status IN ('active', 'unhealthy')",
+    3,
+    {INT8OID, FLOAT8OID, INT4OID},
+    nullptr};
+
+Datum probe_payload(int64 agent_id) {
+    Datum args[3] = {Int64GetDatum(agent_id), Float8GetDatum(static_cast<double>(agent_secret_grace_s)),
+                     Int32GetDatum(kProbeDeadlineMs)};
+    SpiResult row = spi_run(kProbePayload, args, nullptr, false, 1);
+    if (row.empty()) {
+        return (Datum)0;
+    }
+    bool isnull;
+    Datum payload = row.get_datum(0, 1, &isnull);
+    Datum secrets = agent_signing_secrets_jsonb(agent_id, row.get_int32(0, 2), row.get_bool(0, 3));
+    return DirectFunctionCall2(jsonb_concat, payload, secrets);
+}
+
+// The agent row, locked (the same lock set_agent_status takes) before anything about the result is written.
+static Statement kLockAgent = {
+    "SELECT account_id, status, probe_failures, probe_passes FROM darkspere.agents WHERE agent_id = $1"
+    " FOR UPDATE",
+    1,
+    {INT8OID},
+    nullptr};
+
+static Statement kInsertCheck = {
+    "INSERT INTO darkspere.agent_checks (account_id, agent_id, checked_at, ok, latency_ms, error)"
+    " VALUES ($1, $2, pg_catalog.clock_timestamp(), $3, $4, $5)",
+    5,
+    {INT8OID, INT8OID, BOOLOID, INT4OID, TEXTOID},
+    nullptr};
+
+static Statement kStoreRun = {
+    "UPDATE darkspere.agents SET probe_failures = $2, probe_passes = $3, status = $4,"
+    "       last_probe_at = pg_catalog.clock_timestamp()"
+    " WHERE agent_id = $1",
+    4,
+    {INT8OID, INT4OID, INT4OID, TEXTOID},
+    nullptr};
+
+void probe_record(int64 agent_id, bool ok, int latency_ms, bool latency_known, const char *error) {
+    MemoryContext caller = CurrentMemoryContext;
+    Datum id[1] = {Int64GetDatum(agent_id)};
+    SpiResult agent = spi_run(kLockAgent, id, nullptr, false, 1);
+    if (agent.empty()) {
+        return;  // the agent is gone (its account was deleted): nothing to record
+    }
+    int64 account_id = agent.get_int64(0, 1);
+    char *status = agent.text_copy(0, 2, caller);
+    int32 failures = agent.get_int32(0, 3);
+    int32 passes = agent.get_int32(0, 4);
+
+    health_record(agent_id, ok, latency_ms, latency_known);
+
+    Datum check[5] = {Int64GetDatum(account_id), Int64GetDatum(agent_id), BoolGetDatum(ok),
+                      Int32GetDatum(latency_ms), error != nullptr ? text_datum(error) : (Datum)0};
+    char check_nulls[5] = {' ', ' ', ' ', null_flag(!latency_known), null_flag(error == nullptr)};
+    spi_run(kInsertCheck, check, check_nulls, false, 0);
+
+    failures = ok ? 0 : Min(failures + 1, 1000000);
+    passes = ok ? Min(passes + 1, 1000000) : 0;
+    const char *to = status;
+    const char *reason = nullptr;
+    if (strcmp(status, "active") == 0 && failures >= auto_disable_after) {
+        to = "unhealthy";
+        reason = psprintf("%d consecutive failed health probes (last: %s)", failures,
+                          error != nullptr ? error : "failed");
+    } else if (strcmp(status, "unhealthy") == 0 && passes >= auto_recover_after) {
+        to = "active";
+        reason = psprintf("%d consecutive passing health probes", passes);
+    }
+    Datum store[4] = {Int64GetDatum(agent_id), Int32GetDatum(failures), Int32GetDatum(passes), text_datum(to)};
+    spi_run(kStoreRun, store, nullptr, false, 0);
+    if (reason != nullptr) {
+        agent_event(account_id, agent_id, "probe", status, to, reason);
+    }
+}
+
+static Statement kPruneChecks = {
+    "DELETE FROM darkspere.agent_checks WHERE ctid = ANY (ARRAY("
+    "  SELECT ctid FROM darkspere.agent_checks"
+    "   WHERE checked_at < pg_catalog.now() - pg_catalog.make_interval(secs => $1)"
+    "   ORDER BY checked_at LIMIT $2 FOR UPDATE SKIP LOCKED))",
+    2,
+    {INT4OID, INT4OID},
+    nullptr};
+
+int64 prune_agent_checks(int batch) {
+    if (agent_check_retention_s <= 0) {
+        return 0;
+    }
+    Datum args[2] = {Int32GetDatum(agent_check_retention_s), Int32GetDatum(batch)};
+    return static_cast<int64>(spi_run(kPruneChecks, args, nullptr, false, 0).rows());
+}
+
+}  // namespace darkspere
