@@ -3,6 +3,7 @@
 
 #include "agent_json.hpp"
 #include "agent_signature.hpp"
+#include "mcp_era.hpp"
 
 namespace darkspere::worker {
 
@@ -67,6 +68,38 @@ AgentOutcome agent_http_outcome(const HttpResponse &response) {
     out.ok = true;
     out.reply = trim_reply(it->get<std::string>());
     return out;
+}
+
+HttpRequest agent_probe_request(const AgentTurn &turn, const std::string &probe_path) {
+    HttpRequest req;
+    req.method = "GET";
+    req.url = mcp_origin(turn.endpoint) + probe_path;
+    req.deadline = turn.deadline;
+    req.max_response_bytes = turn.max_response_bytes;
+    req.headers = {{"Accept", "application/json, text/plain, */*"}, {"X-Request-Id", turn.request_id}};
+    sign_agent_request(req, turn.signing_secrets);
+    return req;
+}
+
+AgentOutcome agent_probe_outcome(const HttpResponse &response) {
+    AgentOutcome out;
+    out.latency_ms = static_cast<long>(response.elapsed.count());
+    if (response.too_large) {
+        out.error = "probe " + response.error;
+    } else if (response.status == 0) {
+        out.error = response.timed_out ? "timeout" : response.error.empty() ? "no response" : response.error;
+    } else if (response.status < 200 || response.status >= 300) {
+        out.error = "probe http " + std::to_string(response.status);
+    } else {
+        out.ok = true;
+    }
+    return out;
+}
+
+void AgentHttp::probe(const AgentTurn &turn, const std::string &probe_path, AgentCallback on_done) {
+    http_.send(agent_probe_request(turn, probe_path), [on_done = std::move(on_done)](HttpResponse response) {
+        on_done(agent_probe_outcome(response));
+    });
 }
 
 void AgentHttp::call(const AgentTurn &turn, AgentCallback on_done) {

@@ -24,10 +24,18 @@ class AgentHttp {
     explicit AgentHttp(HttpClient &http) : http_(http) {}
     // call — runs one turn; on_done runs once on the event loop.
     void call(const AgentTurn &turn, AgentCallback on_done);
+    // probe — the health probe of an http agent: GET {origin of turn.endpoint}{probe_path}, signed like a
+    // turn (over an empty body); any 2xx passes.
+    void probe(const AgentTurn &turn, const std::string &probe_path, AgentCallback on_done);
 
   private:
     HttpClient &http_;
 };
+
+// agent_probe_request — the probe's GET (see AgentHttp::probe); agent_probe_outcome — 2xx passes, anything else
+// fails with a reason that never quotes the agent.
+HttpRequest agent_probe_request(const AgentTurn &turn, const std::string &probe_path);
+AgentOutcome agent_probe_outcome(const HttpResponse &response);
 
 // trim_reply — the reply without surrounding whitespace (a reply of only whitespace becomes "").
 std::string trim_reply(const std::string &text);

@@ -32,6 +32,8 @@ struct AgentTurn {
     // The agent's signing secrets, current first (two during a rotation's grace period): every request of
     // the turn is signed with each (agent_signature.hpp). Never logged.
     std::vector<std::string> signing_secrets;
+    // A health probe, not a turn: MCP sends ping (McpClient::ping); the conversation fields are empty.
+    bool probe_only = false;
 };
 
 struct AgentOutcome {

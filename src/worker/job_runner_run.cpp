@@ -3,6 +3,8 @@
 // job_runner.hpp).
 #include "job_runner.hpp"
 
+#include <algorithm>
+
 #include <boost/asio/post.hpp>
 
 #include "egress_policy.hpp"
@@ -129,7 +131,60 @@ void JobRunner::run(ClaimedJob job) {
         case JobKind::sms_send:
             run_sms_send(std::move(job));
             return;
+        case JobKind::health_probe:
+            run_health_probe(std::move(job));
+            return;
     }
+}
+
+// run_health_probe — one probe (payload: agent_id, endpoint, protocol, probe_path, deadline_ms,
+// signing_secrets). Whatever happens, the job completes with {ok, latency_ms, error}: a failed probe is a
+// result for the database to weigh (probes.cpp), not a job to retry. The egress policy and request signing
+// are those of agent calls (same HTTP client, same secrets).
+void JobRunner::run_health_probe(ClaimedJob job) {
+    auto started = std::chrono::steady_clock::now();
+    auto complete = [this, job, started](const AgentOutcome &outcome) {
+        long latency_ms = static_cast<long>(seconds_since(started) * 1000);
+        log_info("health probe finished", {{"request_id", job.request_id},
+                                           {"job_id", job.job_id},
+                                           {"agent_id", job.payload.value("agent_id", 0LL)},
+                                           {"ok", outcome.ok},
+                                           {"latency_ms", latency_ms},
+                                           {"error", outcome.ok ? nlohmann::json() : nlohmann::json(outcome.error)}});
+        Ack a = ack_of(job);
+        a.complete = true;
+        a.result = {{"ok", outcome.ok}, {"latency_ms", latency_ms}};
+        if (!outcome.ok)
+            a.result["error"] = outcome.error.empty() ? std::string("probe failed") : outcome.error;
+        a.outcome = "completed";
+        job_finished(std::move(a));
+    };
+    AgentTurn turn;
+    std::string protocol, error;
+    std::string probe_path = str(job.payload, "probe_path");
+    if (!agent_turn_from_payload(job.payload, milliseconds(5000), &turn, &protocol, &error)) {
+        job_finished(fail_ack(job, "health_probe payload: " + error, false));
+        return;
+    }
+    if (auto it = job.payload.find("deadline_ms"); it != job.payload.end() && it->is_number_integer())
+        turn.deadline = milliseconds(std::clamp<long long>(it->get<long long>(), 100, 60000));
+    if (probe_path.empty() || probe_path[0] != '/')
+        probe_path = "/health";
+    RunnerSettings settings = settings_();
+    turn.max_response_bytes = static_cast<size_t>(settings.agent_max_response_bytes);
+    if (std::string refusal = url_scheme_refusal(turn.endpoint, settings.allow_insecure_http);
+        !refusal.empty()) {
+        AgentOutcome refused;
+        refused.error = refusal;
+        complete(refused);
+        return;
+    }
+    if (protocol == "mcp")
+        mcp_.ping(turn, std::move(complete));
+    else if (protocol == "http")
+        agent_http_.probe(turn, probe_path, std::move(complete));
+    else
+        job_finished(fail_ack(job, "unknown agent protocol: " + protocol, false));
 }
 
 void JobRunner::run_agent_call(ClaimedJob job) {

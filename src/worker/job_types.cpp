@@ -13,7 +13,9 @@ struct KindName {
     JobKind kind;
     std::string_view text;
 };
-constexpr KindName KIND_NAMES[] = {{JobKind::agent_call, "agent_call"}, {JobKind::sms_send, "sms_send"}};
+constexpr KindName KIND_NAMES[] = {{JobKind::agent_call, "agent_call"},
+                                   {JobKind::sms_send, "sms_send"},
+                                   {JobKind::health_probe, "health_probe"}};
 
 struct StateName {
     JobState state;

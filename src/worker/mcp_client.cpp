@@ -42,6 +42,7 @@ constexpr std::chrono::milliseconds kCancelDeadline{2000};
 // A server that keeps handing out cursors is broken; stop paging rather than spend the whole deadline.
 constexpr int kMaxToolListPages = 20;
 
+constexpr long kErrorMethodNotFound = -32601;
 constexpr long kErrorInvalidParams = -32602;
 constexpr long kErrorHeaderMismatch = -32020;
 constexpr long kErrorUnsupportedProtocolVersion = -32022;
@@ -140,17 +141,17 @@ class McpCall : public std::enable_shared_from_this<McpCall> {
         era_ = found.era;
         if (era_ == McpEra::modern) {
             modern_version_ = found.version;
-            ensure_tools();
+            after_setup();
             return;
         }
         offered_version_ = found.version;
         if (endpoint().session_ready) {
             session_id_ = endpoint().session_id;
             negotiated_version_ = endpoint().negotiated_version;
-            ensure_tools();
+            after_setup();
             return;
         }
-        initialize([self = shared_from_this()] { self->ensure_tools(); });
+        initialize([self = shared_from_this()] { self->after_setup(); });
     }
 
     // initialize — the legacy handshake; then runs `then`. A new session replaces any earlier one.
@@ -204,6 +205,42 @@ class McpCall : public std::enable_shared_from_this<McpCall> {
                               cache.negotiated_version = self->negotiated_version_;
                               then();
                           });
+    }
+
+    // after_setup — once the era (and a legacy session) is settled: a turn goes on to its tool, a health probe
+    // (turn_.probe_only) sends ping instead.
+    void after_setup() {
+        if (turn_.probe_only) {
+            ping();
+            return;
+        }
+        ensure_tools();
+    }
+
+    // ping — the health probe: JSON-RPC ping; a server without ping (-32601) is asked for tools/list instead,
+    // and answering either is a passing probe.
+    void ping() {
+        send_request("ping", nlohmann::json::object(), {}, [self = shared_from_this()](const RpcReply &reply) {
+            if (reply.has_result()) {
+                self->pass();
+                return;
+            }
+            if (reply.has_error() && reply.error_code() == kErrorMethodNotFound) {
+                self->listed_tools_.clear();
+                self->list_tools_page(std::string(), 1);
+                return;
+            }
+            if (self->recover_stale_era(reply)) {
+                return;
+            }
+            self->fail("ping failed: " + describe_failure(reply));
+        });
+    }
+
+    void pass() {
+        AgentOutcome outcome;
+        outcome.ok = true;
+        finish(std::move(outcome));
     }
 
     // ensure_tools — the cached tool list when fresh, otherwise tools/list page by page.
@@ -261,6 +298,10 @@ class McpCall : public std::enable_shared_from_this<McpCall> {
         cache.tools = std::move(listed_tools_);
         cache.tools_loaded = true;
         cache.tools_expire = Clock::now() + tools_ttl_;
+        if (turn_.probe_only) {
+            pass();  // the probe's fallback: the server answered tools/list
+            return;
+        }
         call_tool();
     }
 
@@ -595,6 +636,12 @@ McpClient::~McpClient() = default;
 
 void McpClient::call(const AgentTurn &turn, AgentCallback on_done) {
     std::make_shared<McpCall>(state_, turn, std::move(on_done))->start();
+}
+
+void McpClient::ping(const AgentTurn &turn, AgentCallback on_done) {
+    AgentTurn probe = turn;
+    probe.probe_only = true;
+    std::make_shared<McpCall>(state_, std::move(probe), std::move(on_done))->start();
 }
 
 }  // namespace darkspere::worker
