@@ -662,8 +662,8 @@ CREATE TABLE darkspere.agent_events (
 SELECT pg_catalog.pg_extension_config_dump('darkspere.agent_events', '');
 SELECT pg_catalog.pg_extension_config_dump('darkspere.agent_events_event_id_seq', '');
 
--- agent_health with the probes: uptime over 24 h (share of passing checks), probe latency percentiles over
--- 24 h, failures among the last 10 checks and the last check. New columns at the end.
+-- agent_health with the probes: uptime over 24 h (share of passing checks), latency percentiles of the passing
+-- probes over 24 h, failures among the last 10 checks and the last check. New columns at the end.
 CREATE OR REPLACE VIEW darkspere.agent_health AS
     SELECT a.account_id, a.agent_id, a.name, a.status, a.health_score, a.circuit, a.circuit_until,
            a.consecutive_failures, a.latency_ms, a.last_result_at,
@@ -682,9 +682,12 @@ CREATE OR REPLACE VIEW darkspere.agent_health AS
     LEFT JOIN LATERAL (
         SELECT pg_catalog.round(100.0 * pg_catalog.count(*) FILTER (WHERE c.ok)
                                 / NULLIF(pg_catalog.count(*), 0), 1) AS uptime_24h,
-               pg_catalog.percentile_disc(0.5) WITHIN GROUP (ORDER BY c.latency_ms) AS probe_p50_ms,
-               pg_catalog.percentile_disc(0.95) WITHIN GROUP (ORDER BY c.latency_ms) AS probe_p95_ms,
-               pg_catalog.percentile_disc(0.99) WITHIN GROUP (ORDER BY c.latency_ms) AS probe_p99_ms
+               pg_catalog.percentile_disc(0.5) WITHIN GROUP (ORDER BY c.latency_ms) FILTER (WHERE c.ok)
+                   AS probe_p50_ms,
+               pg_catalog.percentile_disc(0.95) WITHIN GROUP (ORDER BY c.latency_ms) FILTER (WHERE c.ok)
+                   AS probe_p95_ms,
+               pg_catalog.percentile_disc(0.99) WITHIN GROUP (ORDER BY c.latency_ms) FILTER (WHERE c.ok)
+                   AS probe_p99_ms
           FROM darkspere.agent_checks c
          WHERE c.account_id = a.account_id AND c.agent_id = a.agent_id
            AND c.checked_at > pg_catalog.now() - interval '24 hours') p ON true;

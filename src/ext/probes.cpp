@@ -64,7 +64,7 @@ static Statement kProbePayload = {
     "SELECT pg_catalog.jsonb_build_object("
     "  'agent_id', a.agent_id, 'account_id', a.account_id, 'endpoint', a.endpoint, 'protocol', a.protocol,"
     "  'probe_path', a.probe_path, 'deadline_ms', $3,"
-    "  'request_id', 'probe-' || a.agent_id || '-' || (pg_catalog.extract(epoch FROM pg_catalog.now()) * 1000)::bigint),"
+    "  'request_id', 'probe-' || a.agent_id || '-' || (EXTRACT(epoch FROM pg_catalog.now()) * 1000)::bigint),"
     "  a.secret_generation,"
     "  a.secret_rotated_at IS NOT NULL AND a.secret_generation > 1"
     "  AND a.secret_rotated_at + pg_catalog.make_interval(secs => $2) > pg_catalog.now()"

@@ -93,6 +93,10 @@ export async function startCluster() {
             const admin = cluster.db();
             try {
                 await admin.query(`CREATE DATABASE ${name}`);
+                // Health probes are off unless a test turns them on (health-probes.test.mjs): the peers of the
+                // other tests serve no /health, and probe jobs would change what their queues and agents show.
+                // Set before any session of the new database starts, so every one of them has it.
+                await admin.query(`ALTER DATABASE ${name} SET darkspere.probe_interval = 0`);
             } finally {
                 await admin.end();
                 dbs.delete(admin);

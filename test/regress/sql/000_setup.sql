@@ -15,3 +15,6 @@ CREATE FUNCTION regress.finish_leftover_work() RETURNS void LANGUAGE sql AS $$
     UPDATE darkspere.jobs SET state = 'done', finished_at = now(), lease_until = NULL WHERE state IN ('pending', 'running');
     UPDATE darkspere.messages SET status = 'failed' WHERE status = 'waiting';
 $$;
+-- Health probes (150_health_probes) are off for the other files: tick() would otherwise queue a health_probe job
+-- per agent, and their claims would see it. Every later file runs in a new session of this database.
+DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET darkspere.probe_interval = 0', current_database()); END $$;
