@@ -16,6 +16,10 @@
 // every turn must carry a valid X-DarkSpere-Signature (peers/signature.mjs); others are answered 401 and counted
 // in `refused`, never as turns.
 //
+// Health probes: GET /health answers 200 {"status": "ok"} while healthy and 503 when not (setHealthy(bool) or
+// POST /_health {"healthy": bool}); each probe is recorded in `probes`, and must be signed like a turn (over the
+// empty body).
+//
 // CLI: node http-agent.mjs --port 0 [--mode echo] [--delay-ms 0] [--name agent]
 import { setMaxListeners } from 'node:events';
 import { createServer } from 'node:http';
@@ -32,8 +36,9 @@ export { echoReply };
 // {url, port, requests, setMode(mode, {delayMs}), answered, close()}.
 export async function startHttpAgent({ port = 0, mode = 'echo', delayMs = 0, name = 'agent', secrets = [], log = () => {} } = {}) {
     if (!HTTP_AGENT_MODES.includes(mode)) throw new Error(`unknown http agent mode ${mode}`);
-    const state = { mode, delayMs, secrets: [...secrets] };
+    const state = { mode, delayMs, secrets: [...secrets], healthy: true };
     const requests = [];
+    const probes = []; // health probes (GET /health): {at, path, signed, healthy}
     const refused = []; // turns refused for a missing or bad signature: {path, signature}
     const held = new Set(); // resolvers of turns waiting in `hold` mode
     let answered = 0;
@@ -111,13 +116,29 @@ export async function startHttpAgent({ port = 0, mode = 'echo', delayMs = 0, nam
         sendJson(res, 200, { reply: echoReply(name, body) });
     }
 
-    // Routes: GET /_requests, POST /_mode {"mode", "delay_ms"}, and a turn on any other POST.
+    // answerProbe — GET /health: 200 while healthy, 503 otherwise; a probe without a valid signature (when the
+    // agent checks them) is answered 401, so a passing probe proves the worker signed it.
+    function answerProbe(req, res) {
+        const signed = !state.secrets.length
+            || verifySignature(req.headers[SIGNATURE_HEADER], Buffer.alloc(0), state.secrets);
+        probes.push({ at: Date.now(), path: req.url, signed, healthy: state.healthy });
+        if (!signed) return sendJson(res, 401, { error: 'missing or invalid X-DarkSpere-Signature' });
+        return state.healthy ? sendJson(res, 200, { status: 'ok' }) : sendJson(res, 503, { status: 'down' });
+    }
+
+    // Routes: GET /_requests, GET /health (probes), POST /_mode {"mode", "delay_ms"}, POST /_health {"healthy"},
+    // and a turn on any other POST.
     async function route(req, res) {
         const path = pathOf(req);
         if (req.method === 'GET' && path === '/_requests') return sendJson(res, 200, requests);
+        if (req.method === 'GET' && path === '/health') return answerProbe(req, res);
         if (req.method !== 'POST') return sendJson(res, 404, { error: `no route ${req.method} ${path}` });
-        const body = await parseJson(req, res, { signed: path !== '/_mode' });
+        const body = await parseJson(req, res, { signed: path !== '/_mode' && path !== '/_health' });
         if (body === undefined) return undefined;
+        if (path === '/_health') {
+            handle.setHealthy(body.healthy !== false);
+            return sendJson(res, 200, { healthy: state.healthy });
+        }
         if (path === '/_mode') {
             try {
                 handle.setMode(body.mode, { delayMs: body.delay_ms });
@@ -141,6 +162,11 @@ export async function startHttpAgent({ port = 0, mode = 'echo', delayMs = 0, nam
         url: `http://127.0.0.1:${boundPort}/`,
         requests,
         refused,
+        probes,
+        // setHealthy — what GET /health answers from now on (200 or 503); also POST /_health {"healthy": bool}.
+        setHealthy(healthy) {
+            state.healthy = Boolean(healthy);
+        },
         // held — turns waiting in `hold` mode.
         get held() {
             return held.size;
