@@ -106,3 +106,33 @@ TEST(AgentHttp, TurnFromAgentCallPayload) {
                                          std::chrono::milliseconds(1), &t, &protocol, &error));
     EXPECT_EQ(error, "agent_call payload lacks endpoint");
 }
+
+TEST(AgentHttp, ProbeIsASignedGetOfTheOriginPlusTheProbePath) {
+    AgentTurn t;
+    t.endpoint = "https://Agent.Example:8443/bots/one?x=1";
+    t.request_id = "probe-7-1";
+    t.deadline = std::chrono::milliseconds(5000);
+    t.signing_secrets = {"secret-one"};
+    HttpRequest r = agent_probe_request(t, "/healthz?deep=1");
+    EXPECT_EQ(r.method, "GET");
+    EXPECT_EQ(r.url, "https://agent.example:8443/healthz?deep=1");
+    EXPECT_EQ(r.body, "");
+    EXPECT_EQ(r.deadline, std::chrono::milliseconds(5000));
+    bool signed_request = false;
+    for (const auto &[name, value] : r.headers)
+        signed_request = signed_request || name == "X-DarkSpere-Signature";
+    EXPECT_TRUE(signed_request);
+}
+
+TEST(AgentHttp, ProbePassesOnAny2xxOnly) {
+    EXPECT_TRUE(agent_probe_outcome(answer(200, "")).ok);
+    EXPECT_TRUE(agent_probe_outcome(answer(204, "")).ok);
+    AgentOutcome down = agent_probe_outcome(answer(503, "{\"status\": \"down\"}"));
+    EXPECT_FALSE(down.ok);
+    EXPECT_EQ(down.error, "probe http 503");
+    EXPECT_FALSE(agent_probe_outcome(answer(301, "")).ok);
+    HttpResponse timeout;
+    timeout.timed_out = true;
+    timeout.error = "timeout";
+    EXPECT_EQ(agent_probe_outcome(timeout).error, "timeout");
+}

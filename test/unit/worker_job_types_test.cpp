@@ -8,12 +8,13 @@
 using namespace darkspere::worker;
 
 TEST(JobTypes, EveryKindAndStateRoundTripsThroughItsSqlString) {
-    for (JobKind k : {JobKind::agent_call, JobKind::sms_send})
+    for (JobKind k : {JobKind::agent_call, JobKind::sms_send, JobKind::health_probe})
         EXPECT_EQ(job_kind_from_sql(sql_text(k)), k) << sql_text(k);
     for (JobState s : {JobState::pending, JobState::running, JobState::done, JobState::dead})
         EXPECT_EQ(job_state_from_sql(sql_text(s)), s) << sql_text(s);
     EXPECT_EQ(sql_text(JobKind::agent_call), "agent_call");
     EXPECT_EQ(sql_text(JobKind::sms_send), "sms_send");
+    EXPECT_EQ(sql_text(JobKind::health_probe), "health_probe");
     EXPECT_EQ(sql_text(JobState::dead), "dead");
 }
 
