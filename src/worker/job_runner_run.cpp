@@ -315,7 +315,10 @@ void JobRunner::job_finished(Ack ack) {
         --in_flight_;
         metrics_.jobs_in_flight = in_flight_;
         ++acks_sending_;
-        if (ack.opt_out)
+        // A probe's ack goes alone (its own transaction): its result locks the agent's row at once (probes.cpp),
+        // while an ack batch locks agents' rows at its end in agent order; mixed into batches, two workers'
+        // batches could take two agents' rows in opposite orders and deadlock.
+        if (ack.opt_out || ack.kind == JobKind::health_probe)
             send_ack(std::move(ack));
         else
             queue_ack(std::move(ack));
