@@ -2,7 +2,8 @@
 // off and on through the peer's control API) is made 'unhealthy' after 3 failed probes, its session's next
 // message is answered by the other agent, and it is 'active' again after 3 passing probes; agent_events holds
 // both changes, made by the probes. Probes are off in the harness (lib/cluster.mjs); this test turns them on for
-// its database (probe_interval 1 s) before the worker connects.
+// its database (probe_interval 1 s) before the worker connects. An MCP agent is probed with a signed JSON-RPC
+// ping, and answering 500 makes it unhealthy too.
 import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
 import { startCluster } from './lib/cluster.mjs';
@@ -90,4 +91,26 @@ test('a flapping agent is taken out after 3 failed probes and put back after 3 p
     assert.ok(b.peer.probes.length > 0, 'B is probed once active');
     assert.equal(await stack.db.value('SELECT status FROM darkspere.agents WHERE agent_id = $1', [b.agentId]), 'active');
     assert.equal(Number(await stack.db.value("SELECT count(*) FROM darkspere.jobs WHERE kind = 'health_probe' AND state = 'dead'")), 0);
+});
+
+test('an MCP agent is probed with a signed JSON-RPC ping; answering 500 makes it unhealthy', { timeout: 90000 }, async (t) => {
+    const stack = await useStack(t, cluster, { agents: [{ kind: 'mcp', name: 'mcp-a' }], withWorker: false });
+    await stack.db.query(`ALTER DATABASE ${stack.dbName} SET darkspere.probe_interval = 1`);
+    await stack.startWorker();
+    const [a] = stack.agents;
+
+    const until = Date.now() + 15000;
+    const pings = () => a.peer.rpc.filter((m) => m.method === 'ping');
+    while (pings().length < 2 && Date.now() < until) await sleep(100);
+    assert.ok(pings().length >= 2, `pings: ${JSON.stringify(a.peer.rpc.map((m) => m.method))}`);
+    assert.ok(pings().every((m) => m.signature), 'every ping is signed');
+    assert.equal(a.peer.refused.length, 0, 'no probe was refused for its signature');
+    const ok = await stack.db.query('SELECT ok FROM darkspere.agent_checks WHERE agent_id = $1', [a.agentId]);
+    assert.ok(ok.length >= 1 && ok.every((c) => c.ok), JSON.stringify(ok));
+
+    a.peer.setBehavior('error500');
+    await waitForStatus(stack.db, a.agentId, 'unhealthy');
+    const events = await stack.db.query(
+        'SELECT actor, from_status, to_status FROM darkspere.agent_events WHERE agent_id = $1 ORDER BY event_id', [a.agentId]);
+    assert.deepEqual(events.map((e) => [e.actor, e.from_status, e.to_status]), [['probe', 'active', 'unhealthy']]);
 });
