@@ -45,12 +45,14 @@ static Statement kExpireSessions = {
     {INT4OID, INT4OID},
     nullptr};
 
-// Expired leases: back to pending (the crashed attempt counts), or dead when out of attempts.
+// Expired leases: back to pending (the crashed attempt counts), or dead when out of attempts. A health probe
+// whose worker went away is simply done: it says nothing about the agent, and the next one is scheduled.
 static Statement kReclaim = {
-    "UPDATE darkspere.jobs j SET state = CASE WHEN j.attempt >= j.max_attempts THEN 'dead' ELSE 'pending' "
-    "END,"
+    "UPDATE darkspere.jobs j SET state = CASE WHEN j.kind = 'health_probe' THEN 'done'"
+    "                                         WHEN j.attempt >= j.max_attempts THEN 'dead' ELSE 'pending' END,"
     "       last_error = 'lease expired (worker ' || COALESCE(j.claimed_by, '?') || ' did not answer)',"
-    "       finished_at = CASE WHEN j.attempt >= j.max_attempts THEN pg_catalog.now() END,"
+    "       finished_at = CASE WHEN j.attempt >= j.max_attempts OR j.kind = 'health_probe' THEN pg_catalog.now()"
+    "                     END,"
     "       claimed_by = NULL, lease_until = NULL"
     " WHERE j.job_id IN (SELECT job_id FROM darkspere.jobs"
     "                     WHERE state = 'running' AND lease_until < pg_catalog.clock_timestamp()"

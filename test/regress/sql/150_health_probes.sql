@@ -134,6 +134,13 @@ SELECT darkspere.fail_job(job_id, 1, 'unknown job kind: health_probe', false) FR
 SELECT state, last_error FROM darkspere.jobs WHERE idempotency_key = 'probe150-failed';
 SELECT ok, error FROM darkspere.agent_checks WHERE agent_id = :a1 ORDER BY check_id DESC LIMIT 1;
 
+-- A probe whose worker went away (lease expired) is done, not dead-lettered, and records no check.
+INSERT INTO darkspere.jobs (account_id, kind, max_attempts, idempotency_key, agent_id, state, attempt, lease_until,
+                            claimed_by)
+VALUES (:acct, 'health_probe', 1, 'probe150-lost', :a1, 'running', 1, now() - interval '1 second', 'w-gone');
+SELECT darkspere.tick() ->> 'dead_lettered' AS dead_lettered;
+SELECT state, last_error, finished_at IS NOT NULL AS finished FROM darkspere.jobs WHERE idempotency_key = 'probe150-lost';
+
 -- agent_checks: keyed by account first; every result, newest last.
 SELECT count(*) AS checks, count(*) FILTER (WHERE NOT ok) AS failed FROM darkspere.agent_checks WHERE agent_id = :a1;
 SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
