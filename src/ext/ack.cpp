@@ -137,6 +137,17 @@ static void dead_letter(int64 job_id, const char *error, bool send_fallback) {
     }
 }
 
+// result_latency — the result's latency_ms when it is a number (clamped to 0 … INT32_MAX, rounded).
+static bool result_latency(Jsonb *result, int32 *latency_ms) {
+    JsonbValue *latency_value = jsonb_key(result, "latency_ms");
+    if (latency_value == nullptr || latency_value->type != jbvNumeric) {
+        return false;
+    }
+    *latency_ms = static_cast<int32>(
+        lround(Min(Max(jsonb_number(latency_value), 0.0), static_cast<double>(PG_INT32_MAX))));
+    return true;
+}
+
 static void complete_agent_call(int64 message_id, int64 agent_id, Jsonb *result) {
     MemoryContext caller = CurrentMemoryContext;
     // The agent's answer: reply a string or null (or missing), latency when a number (clamped to int range).
@@ -150,11 +161,8 @@ static void complete_agent_call(int64 message_id, int64 agent_id, Jsonb *result)
     const char *reply =
         reply_value != nullptr && reply_value->type == jbvString ? reply_value->val.string.val : nullptr;
     size_t reply_len = reply != nullptr ? reply_value->val.string.len : 0;
-    JsonbValue *latency_value = jsonb_key(result, "latency_ms");
-    bool latency_known = latency_value != nullptr && latency_value->type == jbvNumeric;
-    int32 latency_ms = latency_known ? static_cast<int32>(lround(Min(Max(jsonb_number(latency_value), 0.0),
-                                                                     static_cast<double>(PG_INT32_MAX))))
-                                     : 0;
+    int32 latency_ms = 0;
+    bool latency_known = result_latency(result, &latency_ms);
 
     agent_load_add(agent_id, -1);
     health_record(agent_id, true, latency_ms, latency_known);
@@ -284,11 +292,8 @@ static Jsonb *result_to_store(Jsonb *result) {
 static void complete_health_probe(int64 agent_id, Jsonb *result) {
     JsonbValue *ok_value = jsonb_key(result, "ok");
     bool ok = ok_value != nullptr && ok_value->type == jbvBool && ok_value->val.boolean;
-    JsonbValue *latency_value = jsonb_key(result, "latency_ms");
-    bool latency_known = latency_value != nullptr && latency_value->type == jbvNumeric;
-    int32 latency_ms = latency_known ? static_cast<int32>(lround(Min(Max(jsonb_number(latency_value), 0.0),
-                                                                     static_cast<double>(PG_INT32_MAX))))
-                                     : 0;
+    int32 latency_ms = 0;
+    bool latency_known = result_latency(result, &latency_ms);
     char *error = jsonb_text(jsonb_key(result, "error"));
     if (error != nullptr && strlen(error) > 200) {
         error[200] = '\0';  // a reason, not a document (pg_mbcliplen keeps a character whole)

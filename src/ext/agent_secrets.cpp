@@ -158,6 +158,16 @@ void agent_signing_secret(int64 agent_id, int32 generation, char out[kAgentSecre
     explicit_bzero(mac, sizeof mac);
 }
 
+Datum payload_with_secrets(int64 agent_id, const SpiResult &row) {
+    if (row.empty()) {
+        return (Datum)0;
+    }
+    bool isnull;
+    Datum payload = row.get_datum(0, 1, &isnull);
+    Datum secrets = agent_signing_secrets_jsonb(agent_id, row.get_int32(0, 2), row.get_bool(0, 3));
+    return DirectFunctionCall2(jsonb_concat, payload, secrets);
+}
+
 Datum agent_signing_secrets_jsonb(int64 agent_id, int32 generation, bool in_grace) {
     char current[kAgentSecretChars + 1], previous[kAgentSecretChars + 1];
     agent_signing_secret(agent_id, generation, current);

@@ -69,14 +69,7 @@ static Statement kAgentPayload = {
 Datum build_agent_payload(int64 message_id, int64 agent_id) {
     Datum args[4] = {Int64GetDatum(message_id), Int64GetDatum(agent_id), Int32GetDatum(history_turns),
                      Float8GetDatum(static_cast<double>(agent_secret_grace_s))};
-    SpiResult row = spi_run(kAgentPayload, args, nullptr, false, 1);
-    if (row.empty()) {
-        return (Datum)0;
-    }
-    bool isnull;
-    Datum payload = row.get_datum(0, 1, &isnull);
-    Datum secrets = agent_signing_secrets_jsonb(agent_id, row.get_int32(0, 2), row.get_bool(0, 3));
-    return DirectFunctionCall2(jsonb_concat, payload, secrets);
+    return payload_with_secrets(agent_id, spi_run(kAgentPayload, args, nullptr, false, 1));
 }
 
 static Statement kReplyOptedOut = {

@@ -76,14 +76,7 @@ static Statement kProbePayload = {
 Datum probe_payload(int64 agent_id) {
     Datum args[3] = {Int64GetDatum(agent_id), Float8GetDatum(static_cast<double>(agent_secret_grace_s)),
                      Int32GetDatum(kProbeDeadlineMs)};
-    SpiResult row = spi_run(kProbePayload, args, nullptr, false, 1);
-    if (row.empty()) {
-        return (Datum)0;
-    }
-    bool isnull;
-    Datum payload = row.get_datum(0, 1, &isnull);
-    Datum secrets = agent_signing_secrets_jsonb(agent_id, row.get_int32(0, 2), row.get_bool(0, 3));
-    return DirectFunctionCall2(jsonb_concat, payload, secrets);
+    return payload_with_secrets(agent_id, spi_run(kProbePayload, args, nullptr, false, 1));
 }
 
 // The agent row, locked (the same lock set_agent_status takes) before anything about the result is written.
