@@ -572,13 +572,15 @@ REVOKE ALL ON FUNCTION darkspere.create_account_key(bigint, text), darkspere.rev
 ------------------------------------------------------------------------------------------------------------------
 
 -- The features a plan may gate. usage_metric: the usage_counters metric a monthly limit is counted in, or
--- 'agents' / 'numbers' (what the account has now), or NULL (an on/off gate). Static: not dumped.
+-- 'agents' / 'numbers' (what the account has now), or NULL (an on/off gate). Rows of an operator's own are
+-- dumped; the seed comes with the extension.
 CREATE TABLE darkspere.features (
     feature      text PRIMARY KEY,
     usage_metric text,
-    description  text NOT NULL
+    description  text NOT NULL,
+    is_seed      boolean NOT NULL DEFAULT false
 );
-INSERT INTO darkspere.features VALUES
+INSERT INTO darkspere.features (feature, usage_metric, description) VALUES
     ('sms_inbound',         'sms_in',         'inbound SMS segments a month'),
     ('sms_outbound',        'sms_out',        'outbound SMS segments a month'),
     ('agent_routing',       'agent_messages', 'agent messages (answered turns) a month'),
@@ -591,6 +593,8 @@ INSERT INTO darkspere.features VALUES
     ('multi_phone',         'numbers',        'service numbers of the account'),
     ('advanced_security',   NULL,             'advanced security controls'),
     ('dedicated_support',   NULL,             'dedicated support');
+UPDATE darkspere.features SET is_seed = true;
+SELECT pg_catalog.pg_extension_config_dump('darkspere.features', 'WHERE NOT is_seed');
 
 -- What each plan includes. monthly_limit NULL: no limit. A plan without a row for a feature does not have it.
 -- The quota (src/ext/billing.cpp) reads sms_inbound, sms_outbound and agent_routing from here; plans'
@@ -886,7 +890,7 @@ DECLARE
     customer text;
     acct bigint;
     ref text;
-    outcome text := 'processed';
+    v_outcome text := 'processed';
     pending jsonb;
     rank smallint;
     sub record;
@@ -934,7 +938,7 @@ BEGIN
 
     IF ev_type = 'checkout.session.completed' THEN
         IF obj->>'mode' IS DISTINCT FROM 'subscription' THEN
-            outcome := 'ignored';
+            v_outcome := 'ignored';
         ELSE
             ref := obj->>'client_reference_id';
             IF ref IS NULL OR ref !~ '^[0-9]{1,18}$' THEN
@@ -999,9 +1003,9 @@ BEGIN
         END IF;
         SELECT * INTO sub FROM darkspere.subscriptions s WHERE s.account_id = acct;
         IF FOUND AND sub.stripe_subscription_id IS DISTINCT FROM obj_id AND rank = 3 THEN
-            outcome := 'ignored';  -- an older subscription of the account ended; the current one stays
-        ELSE
-            PERFORM darkspere.stripe_apply_subscription(acct, obj, at, rank, ev_id);
+            v_outcome := 'ignored';  -- an older subscription of the account ended; the current one stays
+        ELSIF NOT darkspere.stripe_apply_subscription(acct, obj, at, rank, ev_id) THEN
+            v_outcome := 'ignored';  -- older than the state the account holds
         END IF;
     ELSIF ev_type IN ('invoice.paid', 'invoice.payment_failed') THEN
         IF customer IS NULL THEN
@@ -1011,7 +1015,7 @@ BEGIN
         SELECT s.account_id INTO acct FROM darkspere.subscriptions s WHERE s.stripe_customer_id = customer
          ORDER BY s.account_id LIMIT 1 FOR UPDATE;
         IF acct IS NULL THEN
-            outcome := 'ignored';  -- not a customer of a linked account
+            v_outcome := 'ignored';  -- not a customer of a linked account
         ELSE
             -- Only a newer invoice event changes the payment state (Stripe may deliver them out of order).
             UPDATE darkspere.subscriptions s
@@ -1023,14 +1027,14 @@ BEGIN
                    invoice_at = at, updated_at = pg_catalog.now()
              WHERE s.account_id = acct AND (s.invoice_at IS NULL OR s.invoice_at <= at);
             IF NOT FOUND THEN
-                outcome := 'ignored';
+                v_outcome := 'ignored';
             END IF;
         END IF;
     ELSE
-        outcome := 'ignored';
+        v_outcome := 'ignored';
     END IF;
-    UPDATE darkspere.stripe_events e SET outcome = stripe_event.outcome, account_id = acct WHERE e.event_id = ev_id;
-    RETURN outcome;
+    UPDATE darkspere.stripe_events e SET outcome = v_outcome, account_id = acct WHERE e.event_id = ev_id;
+    RETURN v_outcome;
 END
 $fn$;
 REVOKE ALL ON FUNCTION darkspere.effective_plan(bigint), darkspere.account_features_now(bigint),
