@@ -53,3 +53,11 @@ SELECT regress.try($$SELECT * FROM darkspere.feature_access(1, NULL)$$);
 SELECT regress.try($$SELECT * FROM darkspere.feature_access(NULL, 'sms_inbound')$$);
 SELECT regress.try($$SELECT * FROM darkspere.feature_access(-1, 'sms_inbound')$$);
 SELECT regress.try($$INSERT INTO darkspere.account_features VALUES (1, 'nope', true, NULL, NULL, 'x')$$);
+
+-- mcp_protocol is enforced: no MCP agent on a plan without it (clear error); an override allows it; pro has it.
+SELECT regress.try(format($$SELECT darkspere.register_agent(%s, 'mcp-bot', 'https://agent.example/165', 'mcp', 1)$$, :free_acct)) AS mcp_on_free;
+SELECT count(*) AS http_on_free FROM darkspere.register_agent(:free_acct, 'http-bot', 'https://agent.example/165h', 'http', 1);
+SELECT darkspere.set_agent_status(agent_id, 'disabled') FROM darkspere.agents WHERE account_id = :free_acct;
+INSERT INTO darkspere.account_features VALUES (:free_acct, 'mcp_protocol', true, NULL, NULL, 'beta tester');
+SELECT count(*) AS mcp_with_override FROM darkspere.register_agent(:free_acct, 'mcp-bot', 'https://agent.example/165', 'mcp', 1);
+SELECT count(*) AS mcp_on_pro FROM darkspere.register_agent(:pro_acct, 'mcp-bot', 'https://agent.example/165p', 'mcp', 1);
