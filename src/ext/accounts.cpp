@@ -119,7 +119,8 @@ static void require_agent_slot(int64 account_id) {
     }
 }
 
-// require_mcp_feature — raises 53400 (as the agent limit: the API answers 403 plan_limit) when the account's plan (or its override) does not include mcp_protocol.
+// require_mcp_feature — raises 53400 (as the agent limit: the API answers 403 plan_limit) when the account's
+// plan (or its override) does not include mcp_protocol.
 static void require_mcp_feature(int64 account_id) {
     Datum args[1] = {Int64GetDatum(account_id)};
     SpiResult row = spi_run(kMcpAllowed, args, nullptr, false, 1);
@@ -127,12 +128,11 @@ static void require_mcp_feature(int64 account_id) {
         return;
     }
     const char *plan = row.empty() ? "?" : row.text_copy(0, 2, CurrentMemoryContext);
-    ereport(ERROR,
-            (errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-             errmsg("plan \"%s\" does not include MCP agents (feature mcp_protocol); account %lld", plan,
-                    static_cast<long long>(account_id)),
-             errhint("Register an http agent, move the account to a plan with mcp_protocol, or add an "
-                     "account_features override.")));
+    ereport(ERROR, (errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+                    errmsg("plan \"%s\" does not include MCP agents (feature mcp_protocol); account %lld",
+                           plan, static_cast<long long>(account_id)),
+                    errhint("Register an http agent, move the account to a plan with mcp_protocol, or add an "
+                            "account_features override.")));
 }
 
 static bool valid_endpoint(const char *endpoint) {

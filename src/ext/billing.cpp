@@ -28,8 +28,8 @@ static Statement kAddUsage = {
     nullptr};
 
 // Room left under a hard cap: NULL columns mean no cap applies. The limits are the features sms_inbound,
-// sms_outbound and agent_routing of the account now (darkspere.account_features_now: the effective plan, held to
-// free while a payment is past its grace, with the account's overrides); a disabled feature has no room.
+// sms_outbound and agent_routing of the account now (darkspere.account_features_now: the effective plan, held
+// to free while a payment is past its grace, with the account's overrides); a disabled feature has no room.
 static Statement kRoom = {
     // sum(bigint) is numeric: each difference is cast back so that it reads as int8.
     "WITH f AS (SELECT * FROM darkspere.account_features_now($1)"

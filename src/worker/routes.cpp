@@ -15,12 +15,10 @@ struct Route {
     bool operational;  // health, readiness, metrics: on the admin listener when there is one
 };
 
-const Route ROUTES[] = {{"/twilio/sms", http::verb::post, false},
-                        {"/twilio/status", http::verb::post, false},
-                        {"/stripe/webhook", http::verb::post, false},
-                        {"/healthz", http::verb::get, true},
-                        {"/readyz", http::verb::get, true},
-                        {"/metrics", http::verb::get, true}};
+const Route ROUTES[] = {
+    {"/twilio/sms", http::verb::post, false},     {"/twilio/status", http::verb::post, false},
+    {"/stripe/webhook", http::verb::post, false}, {"/healthz", http::verb::get, true},
+    {"/readyz", http::verb::get, true},           {"/metrics", http::verb::get, true}};
 
 bool reachable(const Route &route, Surface surface) {
     switch (surface) {

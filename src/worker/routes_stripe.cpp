@@ -61,11 +61,11 @@ unsigned stripe_sql_status(const PgResult &result) {
 
 void StripeRoutes::webhook(Request &&req, Responder respond) {
     auto config = config_();
-    long long now = std::chrono::duration_cast<std::chrono::seconds>(
-                        std::chrono::system_clock::now().time_since_epoch())
-                        .count();
-    StripeCheck check = verify_stripe_webhook(req, config->stripe_webhook_secret,
-                                              kStripeDefaultToleranceSeconds, now);
+    long long now =
+        std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
+            .count();
+    StripeCheck check =
+        verify_stripe_webhook(req, config->stripe_webhook_secret, kStripeDefaultToleranceSeconds, now);
     if (check.status != 200) {
         ++metrics_.stripe_events[check.outcome];
         if (auto left_out = refusal_log_.admit(check.outcome))
@@ -82,9 +82,8 @@ void StripeRoutes::webhook(Request &&req, Responder respond) {
                 ++metrics_.stripe_events[outcome];
                 // The event's text is not logged (it names customers); its SQL error is.
                 if (auto left_out = refusal_log_.admit(outcome))
-                    log_warn("stripe event failed", {{"sqlstate", r.sqlstate},
-                                                     {"error", r.error},
-                                                     {"left_out", *left_out}});
+                    log_warn("stripe event failed",
+                             {{"sqlstate", r.sqlstate}, {"error", r.error}, {"left_out", *left_out}});
                 respond(make_response(status, TEXT_TYPE,
                                       status == 400 ? r.error + "\n" : "the event could not be stored\n"));
                 return;

@@ -1,5 +1,5 @@
-// src/worker/routes_stripe.hpp — POST /stripe/webhook: Stripe events verified with Stripe-Signature and handed
-// whole to one SQL call, darkspere.stripe_event, which decides everything (docs/billing.md).
+// src/worker/routes_stripe.hpp — POST /stripe/webhook: Stripe events verified with Stripe-Signature and
+// handed whole to one SQL call, darkspere.stripe_event, which decides everything (docs/billing.md).
 #pragma once
 
 #include <functional>
@@ -16,9 +16,11 @@ namespace darkspere::worker {
 
 // StripeCheck — the verdict on a Stripe webhook before the database is asked anything.
 struct StripeCheck {
-    unsigned status = 200;  // 200: verified, body is a JSON object; otherwise the response status (400 or 503)
-    std::string outcome;    // for darkspere_stripe_events_total when refused: bad_signature, bad_body, unconfigured
-    std::string error;      // the plain-text answer of a refusal (never the secret)
+    unsigned status =
+        200;  // 200: verified, body is a JSON object; otherwise the response status (400 or 503)
+    std::string
+        outcome;  // for darkspere_stripe_events_total when refused: bad_signature, bad_body, unconfigured
+    std::string error;  // the plain-text answer of a refusal (never the secret)
 };
 
 // verify_stripe_webhook — secret configured (else 503), Stripe-Signature valid for the raw body within

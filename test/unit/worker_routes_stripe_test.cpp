@@ -112,12 +112,10 @@ TEST(StripeWebhook, OneSqlCallAndItsAnswers) {
         unsigned status;
         std::string outcome;
     };
-    std::vector<Case> cases = {{answer("processed"), 200, "processed"},
-                               {answer("duplicate"), 200, "duplicate"},
-                               {answer("ignored"), 200, "ignored"},
-                               {failure("22023"), 400, "bad_event"},
-                               {failure("42704"), 500, "error"},
-                               {failure("40001"), 500, "error"}};
+    std::vector<Case> cases = {
+        {answer("processed"), 200, "processed"}, {answer("duplicate"), 200, "duplicate"},
+        {answer("ignored"), 200, "ignored"},     {failure("22023"), 400, "bad_event"},
+        {failure("42704"), 500, "error"},        {failure("40001"), 500, "error"}};
     std::map<std::string, unsigned long long> expected;
     for (const auto &c : cases) {
         ++expected[c.outcome];
