@@ -809,6 +809,8 @@ DECLARE
     period_end timestamptz;
     old_plan text;
 BEGIN
+    -- The account first, then its subscription: the order checkout.session.completed takes them in.
+    PERFORM FROM darkspere.accounts a WHERE a.account_id = p_account FOR UPDATE;
     SELECT * INTO cur FROM darkspere.subscriptions s WHERE s.account_id = p_account FOR UPDATE;
     IF FOUND AND cur.state_at IS NOT NULL
        AND (cur.state_at > at OR (cur.state_at = at AND cur.state_rank > rank)) THEN
@@ -864,7 +866,7 @@ BEGIN
         VALUES (p_account, obj->>'customer', obj->>'id', CASE WHEN rank = 3 THEN 'canceled' ELSE st END, price,
                 new_plan, period_end, COALESCE((obj->>'cancel_at_period_end')::boolean, false), at, rank);
     END IF;
-    SELECT a.plan INTO old_plan FROM darkspere.accounts a WHERE a.account_id = p_account FOR UPDATE;
+    SELECT a.plan INTO old_plan FROM darkspere.accounts a WHERE a.account_id = p_account;
     IF old_plan IS DISTINCT FROM new_plan THEN
         UPDATE darkspere.accounts a SET plan = new_plan WHERE a.account_id = p_account;
         INSERT INTO darkspere.account_plan_history (account_id, old_plan, new_plan, reason, event_id)
