@@ -113,6 +113,12 @@ async function readJson(req) {
 // startHttp serves the `http` agent protocol on 127.0.0.1.
 function startHttp(port) {
     const server = createServer(async (req, res) => {
+        // DarkSpere's health probe (GET {origin}/health every darkspere.probe_interval): any 2xx keeps the agent in
+        // rotation; three failures in a row take it out until three probes pass again.
+        if (req.method === 'GET' && req.url === '/health') {
+            res.writeHead(200, { 'Content-Type': 'application/json' }).end('{"status":"ok"}');
+            return;
+        }
         if (req.method !== 'POST') {
             res.writeHead(405, { Allow: 'POST' }).end();
             return;

@@ -691,6 +691,481 @@ CREATE OR REPLACE VIEW darkspere.agent_health AS
           FROM darkspere.agent_checks c
          WHERE c.account_id = a.account_id AND c.agent_id = a.agent_id
            AND c.checked_at > pg_catalog.now() - interval '24 hours') p ON true;
+-- Issue #15 (first slice): feature gates, Stripe subscriptions from signed webhooks (docs/billing.md)
+------------------------------------------------------------------------------------------------------------------
+
+-- The features a plan may gate. usage_metric: the usage_counters metric a monthly limit is counted in, or
+-- 'agents' / 'numbers' (what the account has now), or NULL (an on/off gate). Rows of an operator's own are
+-- dumped; the seed comes with the extension.
+CREATE TABLE darkspere.features (
+    feature      text PRIMARY KEY,
+    usage_metric text,
+    description  text NOT NULL,
+    is_seed      boolean NOT NULL DEFAULT false
+);
+INSERT INTO darkspere.features (feature, usage_metric, description) VALUES
+    ('sms_inbound',         'sms_in',         'inbound SMS segments a month'),
+    ('sms_outbound',        'sms_out',        'outbound SMS segments a month'),
+    ('agent_routing',       'agent_messages', 'agent messages (answered turns) a month'),
+    ('api_access',          'api_requests',   'HTTP API requests a month'),
+    ('mcp_protocol',        NULL,             'agents that speak MCP'),
+    ('priority_routing',    NULL,             'jobs ahead of other accounts under contention'),
+    ('health_monitoring',   NULL,             'agent health checks and their history'),
+    ('analytics_dashboard', NULL,             'the analytics dashboard'),
+    ('custom_agents',       'agents',         'agents of the account'),
+    ('multi_phone',         'numbers',        'service numbers of the account'),
+    ('advanced_security',   NULL,             'advanced security controls'),
+    ('dedicated_support',   NULL,             'dedicated support');
+UPDATE darkspere.features SET is_seed = true;
+SELECT pg_catalog.pg_extension_config_dump('darkspere.features', 'WHERE NOT is_seed');
+
+-- What each plan includes. monthly_limit NULL: no limit. A plan without a row for a feature does not have it.
+-- The quota (src/ext/billing.cpp) reads sms_inbound, sms_outbound and agent_routing from here; plans'
+-- *_included columns are kept for 0.1.0 callers but no longer decide anything.
+CREATE TABLE darkspere.plan_features (
+    plan          text NOT NULL REFERENCES darkspere.plans ON UPDATE CASCADE ON DELETE CASCADE,
+    feature       text NOT NULL REFERENCES darkspere.features,
+    enabled       boolean NOT NULL,
+    monthly_limit bigint CHECK (monthly_limit >= 0),
+    is_seed       boolean NOT NULL DEFAULT false,
+    PRIMARY KEY (plan, feature)
+);
+INSERT INTO darkspere.plan_features (plan, feature, enabled, monthly_limit, is_seed)
+SELECT v.plan, v.feature, v.enabled, v.monthly_limit, true
+  FROM (VALUES
+    ('free', 'sms_inbound', true, 100::bigint), ('pro', 'sms_inbound', true, 5000), ('enterprise', 'sms_inbound', true, NULL),
+    ('free', 'sms_outbound', true, 50), ('pro', 'sms_outbound', true, 2000), ('enterprise', 'sms_outbound', true, NULL),
+    ('free', 'agent_routing', true, 500), ('pro', 'agent_routing', true, 10000), ('enterprise', 'agent_routing', true, NULL),
+    ('free', 'api_access', true, 1000), ('pro', 'api_access', true, 50000), ('enterprise', 'api_access', true, NULL),
+    ('free', 'mcp_protocol', false, NULL), ('pro', 'mcp_protocol', true, NULL), ('enterprise', 'mcp_protocol', true, NULL),
+    ('free', 'priority_routing', false, NULL), ('pro', 'priority_routing', true, NULL),
+    ('enterprise', 'priority_routing', true, NULL),
+    ('free', 'health_monitoring', false, NULL), ('pro', 'health_monitoring', true, NULL),
+    ('enterprise', 'health_monitoring', true, NULL),
+    ('free', 'analytics_dashboard', false, NULL), ('pro', 'analytics_dashboard', true, NULL),
+    ('enterprise', 'analytics_dashboard', true, NULL),
+    ('free', 'custom_agents', false, NULL), ('pro', 'custom_agents', true, 5), ('enterprise', 'custom_agents', true, NULL),
+    ('free', 'multi_phone', false, NULL), ('pro', 'multi_phone', true, 10), ('enterprise', 'multi_phone', true, NULL),
+    ('free', 'advanced_security', false, NULL), ('pro', 'advanced_security', false, NULL),
+    ('enterprise', 'advanced_security', true, NULL),
+    ('free', 'dedicated_support', false, NULL), ('pro', 'dedicated_support', false, NULL),
+    ('enterprise', 'dedicated_support', true, NULL)
+  ) v(plan, feature, enabled, monthly_limit)
+  JOIN darkspere.plans p ON p.plan = v.plan;  -- an operator who deleted a seed plan in 0.1.0 gets no rows for it
+SELECT pg_catalog.pg_extension_config_dump('darkspere.plan_features', 'WHERE NOT is_seed');
+
+-- Per-account exceptions to the plan (a trial of a feature, a raised limit): while not expired, a row replaces
+-- the plan's row for that feature. monthly_limit NULL: no limit.
+CREATE TABLE darkspere.account_features (
+    account_id    bigint NOT NULL REFERENCES darkspere.accounts ON DELETE CASCADE,
+    feature       text NOT NULL REFERENCES darkspere.features,
+    enabled       boolean NOT NULL,
+    monthly_limit bigint CHECK (monthly_limit >= 0),
+    expires_at    timestamptz,
+    reason        text NOT NULL CHECK (reason <> ''),
+    PRIMARY KEY (account_id, feature)
+);
+SELECT pg_catalog.pg_extension_config_dump('darkspere.account_features', '');
+
+-- Which plan a Stripe price buys (the operator fills it: docs/billing.md).
+CREATE TABLE darkspere.plan_prices (
+    price_id text PRIMARY KEY CHECK (price_id <> ''),
+    plan     text NOT NULL REFERENCES darkspere.plans ON UPDATE CASCADE
+);
+SELECT pg_catalog.pg_extension_config_dump('darkspere.plan_prices', '');
+
+-- Every Stripe event taken, once (the primary key makes a redelivery 'duplicate'). Not per tenant: an event is
+-- known by its id before any account is. object_id: data.object.id, to find the newest subscription event
+-- that arrived before checkout linked its account. Pruned by tick() after 30 days (Stripe retries for 3).
+CREATE TABLE darkspere.stripe_events (
+    event_id    text PRIMARY KEY,
+    type        text NOT NULL,
+    created     timestamptz NOT NULL,  -- event.created
+    object_id   text,
+    account_id  bigint,                -- the account it was applied to; NULL: none (yet)
+    outcome     text NOT NULL CHECK (outcome IN ('processed', 'ignored')),
+    received_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    payload     jsonb NOT NULL
+);
+CREATE INDEX stripe_events_received_at ON darkspere.stripe_events (received_at);
+CREATE INDEX stripe_events_object ON darkspere.stripe_events (object_id, created) WHERE object_id IS NOT NULL;
+SELECT pg_catalog.pg_extension_config_dump('darkspere.stripe_events', '');
+
+-- An account's current Stripe subscription (one per account). state_at / state_rank: the event time and kind
+-- (created 1, updated 2, deleted 3) of the subscription state applied; an older event never replaces it.
+-- invoice_at: the newest invoice event applied. past_due_since: the first unpaid failure since the last
+-- payment; darkspere.payment_grace after it the account is held to the free plan (effective_plan).
+CREATE TABLE darkspere.subscriptions (
+    account_id             bigint PRIMARY KEY REFERENCES darkspere.accounts ON DELETE CASCADE,
+    stripe_customer_id     text NOT NULL,
+    stripe_subscription_id text,
+    status                 text,
+    price_id               text,
+    plan                   text REFERENCES darkspere.plans ON UPDATE CASCADE,
+    current_period_end     timestamptz,
+    cancel_at_period_end   boolean NOT NULL DEFAULT false,
+    past_due_since         timestamptz,
+    state_at               timestamptz,
+    state_rank             smallint,
+    invoice_at             timestamptz,
+    updated_at             timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+CREATE INDEX subscriptions_subscription ON darkspere.subscriptions (stripe_subscription_id);
+CREATE INDEX subscriptions_customer ON darkspere.subscriptions (stripe_customer_id);
+CREATE INDEX accounts_stripe_customer ON darkspere.accounts (stripe_customer_id)
+    WHERE stripe_customer_id IS NOT NULL;
+SELECT pg_catalog.pg_extension_config_dump('darkspere.subscriptions', '');
+
+-- Every change of accounts.plan made by a Stripe event, and why.
+CREATE TABLE darkspere.account_plan_history (
+    account_id bigint NOT NULL REFERENCES darkspere.accounts ON DELETE CASCADE,
+    changed_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    history_id bigserial,
+    old_plan   text,
+    new_plan   text NOT NULL,
+    reason     text NOT NULL,
+    event_id   text,
+    PRIMARY KEY (account_id, history_id)
+);
+SELECT pg_catalog.pg_extension_config_dump('darkspere.account_plan_history', '');
+SELECT pg_catalog.pg_extension_config_dump('darkspere.account_plan_history_history_id_seq', '');
+
+-- effective_plan — the plan whose limits apply now: the account's plan, or 'free' while a payment is more than
+-- darkspere.payment_grace past due. NULL for an unknown account.
+CREATE FUNCTION darkspere.effective_plan(account_id bigint)
+RETURNS text LANGUAGE sql STABLE AS $$
+    SELECT CASE WHEN s.past_due_since + COALESCE(NULLIF(pg_catalog.current_setting('darkspere.payment_grace', true),
+                                                        ''), '7 days')::interval <= pg_catalog.now()
+                THEN 'free' ELSE a.plan END
+      FROM darkspere.accounts a LEFT JOIN darkspere.subscriptions s ON s.account_id = a.account_id
+     WHERE a.account_id = effective_plan.account_id
+$$;
+
+-- account_features_now — every feature for the account as it applies now: the effective plan's row, replaced
+-- by an unexpired override. A plan without rows for sms_inbound, sms_outbound or agent_routing (one an operator
+-- made before 0.2.0) keeps the limits of its *_included columns. For the functions above (owner only).
+CREATE FUNCTION darkspere.account_features_now(account_id bigint)
+RETURNS TABLE (feature text, plan text, enabled boolean, monthly_limit bigint, override_reason text)
+LANGUAGE sql STABLE AS $$
+    SELECT f.feature, ep.plan,
+           COALESCE(o.enabled, pf.enabled, f.feature IN ('sms_inbound', 'sms_outbound', 'agent_routing')),
+           CASE WHEN o.feature IS NOT NULL THEN o.monthly_limit
+                WHEN pf.feature IS NOT NULL THEN pf.monthly_limit
+                WHEN f.feature = 'sms_inbound' THEN p.sms_in_included
+                WHEN f.feature = 'sms_outbound' THEN p.sms_out_included
+                WHEN f.feature = 'agent_routing' THEN p.agent_messages_included END,
+           o.reason
+      FROM (SELECT darkspere.effective_plan(account_features_now.account_id) AS plan) ep
+      JOIN darkspere.plans p ON p.plan = ep.plan
+     CROSS JOIN darkspere.features f
+      LEFT JOIN darkspere.plan_features pf ON pf.plan = ep.plan AND pf.feature = f.feature
+      LEFT JOIN darkspere.account_features o ON o.account_id = account_features_now.account_id
+           AND o.feature = f.feature AND (o.expires_at IS NULL OR o.expires_at > pg_catalog.now())
+$$;
+
+-- feature_access — may the account use the feature now, and how much is left this month. used: this month's
+-- usage of a metered feature, the agents or numbers it has for custom_agents / multi_phone, NULL for an on/off
+-- gate. remaining NULL: no limit.
+CREATE FUNCTION darkspere.feature_access(account_id bigint, feature text)
+RETURNS TABLE (allowed boolean, plan text, monthly_limit bigint, used bigint, remaining bigint, reason text)
+LANGUAGE plpgsql STABLE AS $fn$
+#variable_conflict use_column
+DECLARE
+    p_account bigint := feature_access.account_id;
+    p_feature text := feature_access.feature;
+    f record;
+    v_metric text;
+    n bigint;
+    held boolean;
+BEGIN
+    IF p_account IS NULL OR p_feature IS NULL THEN
+        RAISE EXCEPTION '% must not be null', CASE WHEN p_account IS NULL THEN 'account_id' ELSE 'feature' END
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    SELECT x.usage_metric INTO v_metric FROM darkspere.features x WHERE x.feature = p_feature;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'unknown feature: "%"', p_feature USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'the features are listed in darkspere.features';
+    END IF;
+    SELECT * INTO f FROM darkspere.account_features_now(p_account) a WHERE a.feature = p_feature;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'account % does not exist', p_account USING ERRCODE = 'undefined_object';
+    END IF;
+    SELECT a.plan IS DISTINCT FROM f.plan INTO held FROM darkspere.accounts a WHERE a.account_id = p_account;
+    IF v_metric IN ('sms_in', 'sms_out', 'agent_messages', 'api_requests') THEN
+        SELECT COALESCE(sum(u.used), 0)::bigint INTO n FROM darkspere.usage_counters u
+         WHERE u.account_id = p_account AND u.metric = v_metric
+           AND u.period = pg_catalog.date_trunc('month', pg_catalog.now() AT TIME ZONE 'UTC')::date;
+    ELSIF v_metric = 'agents' THEN
+        SELECT pg_catalog.count(*) INTO n FROM darkspere.agents g WHERE g.account_id = p_account;
+    ELSIF v_metric = 'numbers' THEN
+        SELECT pg_catalog.count(*) INTO n FROM darkspere.numbers x WHERE x.account_id = p_account;
+    END IF;
+    RETURN QUERY SELECT
+        f.enabled AND (f.monthly_limit IS NULL OR n IS NULL OR n < f.monthly_limit),
+        f.plan, f.monthly_limit, n,
+        CASE WHEN f.enabled AND f.monthly_limit IS NOT NULL THEN GREATEST(f.monthly_limit - COALESCE(n, 0), 0) END,
+        CASE WHEN f.override_reason IS NOT NULL THEN 'account override: ' || f.override_reason
+             WHEN NOT f.enabled AND held THEN 'held to the free plan: payment past due'
+             WHEN NOT f.enabled THEN 'not included in plan ' || f.plan
+             WHEN f.monthly_limit IS NOT NULL AND n >= f.monthly_limit THEN
+                 'monthly limit of ' || f.monthly_limit || ' reached on plan ' || f.plan
+             WHEN held THEN 'held to the free plan: payment past due'
+             ELSE 'included in plan ' || f.plan END;
+END
+$fn$;
+
+-- stripe_apply_subscription — applies one subscription object (from a customer.subscription.* event of time
+-- `at`) to the account, unless the account already holds a newer state. Returns whether it applied.
+CREATE FUNCTION darkspere.stripe_apply_subscription(account_id bigint, obj jsonb, at timestamptz, rank smallint,
+                                                    event_id text)
+RETURNS boolean LANGUAGE plpgsql VOLATILE AS $fn$
+#variable_conflict use_column
+DECLARE
+    p_account bigint := stripe_apply_subscription.account_id;
+    cur record;
+    st text := obj->>'status';
+    item jsonb;
+    price text;
+    paid_plan text;
+    new_plan text;
+    period_end timestamptz;
+    old_plan text;
+BEGIN
+    -- The account first, then its subscription: the order checkout.session.completed takes them in.
+    PERFORM FROM darkspere.accounts a WHERE a.account_id = p_account FOR UPDATE;
+    SELECT * INTO cur FROM darkspere.subscriptions s WHERE s.account_id = p_account FOR UPDATE;
+    IF FOUND AND cur.state_at IS NOT NULL
+       AND (cur.state_at > at OR (cur.state_at = at AND cur.state_rank > rank)) THEN
+        RETURN false;  -- an older state than the one held: never backwards
+    END IF;
+    IF st IS NULL OR pg_catalog.jsonb_typeof(obj->'status') <> 'string' THEN
+        RAISE EXCEPTION 'invalid Stripe event: data.object.status must be a string'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF pg_catalog.jsonb_typeof(obj#>'{items,data}') IS DISTINCT FROM 'array' THEN
+        RAISE EXCEPTION 'invalid Stripe event: data.object.items.data must be an array'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    -- Since API version 2025-03-31.basil the period is on each item; the plan is the first item's price that
+    -- plan_prices knows.
+    FOR item IN SELECT * FROM pg_catalog.jsonb_array_elements(obj#>'{items,data}') LOOP
+        IF pg_catalog.jsonb_typeof(item#>'{price,id}') IS DISTINCT FROM 'string' THEN
+            RAISE EXCEPTION 'invalid Stripe event: data.object.items.data[].price.id must be a string'
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        IF item ? 'current_period_end' THEN
+            IF pg_catalog.jsonb_typeof(item->'current_period_end') <> 'number' THEN
+                RAISE EXCEPTION 'invalid Stripe event: data.object.items.data[].current_period_end must be a number'
+                    USING ERRCODE = 'invalid_parameter_value';
+            END IF;
+            period_end := GREATEST(period_end, pg_catalog.to_timestamp((item->>'current_period_end')::numeric));
+        END IF;
+        IF paid_plan IS NULL THEN
+            SELECT pp.plan, pp.price_id INTO paid_plan, price
+              FROM darkspere.plan_prices pp WHERE pp.price_id = item#>>'{price,id}';
+        END IF;
+    END LOOP;
+    IF paid_plan IS NULL AND st IN ('active', 'trialing', 'past_due') THEN
+        -- Not 22xxx: the event is fine, the configuration lacks the price. The worker answers 500 and Stripe
+        -- retries until the operator maps it (docs/billing.md).
+        RAISE EXCEPTION 'no plan for the prices of Stripe subscription "%": add them to darkspere.plan_prices',
+            obj->>'id' USING ERRCODE = 'undefined_object';
+    END IF;
+    -- Paid states keep the plan bought (a past_due one until the grace runs out: effective_plan); any other
+    -- (incomplete, incomplete_expired, unpaid, paused, canceled) is the free plan.
+    new_plan := CASE WHEN st IN ('active', 'trialing', 'past_due') AND rank < 3 THEN paid_plan ELSE 'free' END;
+    UPDATE darkspere.subscriptions s
+       SET stripe_subscription_id = obj->>'id', status = CASE WHEN rank = 3 THEN 'canceled' ELSE st END,
+           price_id = price, plan = new_plan, current_period_end = period_end,
+           cancel_at_period_end = COALESCE((obj->>'cancel_at_period_end')::boolean, false),
+           state_at = at, state_rank = rank, updated_at = pg_catalog.now(),
+           past_due_since = CASE WHEN rank = 3 THEN NULL ELSE s.past_due_since END
+     WHERE s.account_id = p_account;
+    IF NOT FOUND THEN
+        INSERT INTO darkspere.subscriptions (account_id, stripe_customer_id, stripe_subscription_id, status,
+                                             price_id, plan, current_period_end, cancel_at_period_end, state_at,
+                                             state_rank)
+        VALUES (p_account, obj->>'customer', obj->>'id', CASE WHEN rank = 3 THEN 'canceled' ELSE st END, price,
+                new_plan, period_end, COALESCE((obj->>'cancel_at_period_end')::boolean, false), at, rank);
+    END IF;
+    SELECT a.plan INTO old_plan FROM darkspere.accounts a WHERE a.account_id = p_account;
+    IF old_plan IS DISTINCT FROM new_plan THEN
+        UPDATE darkspere.accounts a SET plan = new_plan WHERE a.account_id = p_account;
+        INSERT INTO darkspere.account_plan_history (account_id, old_plan, new_plan, reason, event_id)
+        VALUES (p_account, old_plan, new_plan, 'subscription ' || CASE WHEN rank = 3 THEN 'deleted' ELSE st END,
+                event_id);
+    END IF;
+    RETURN true;
+END
+$fn$;
+
+-- stripe_event — takes one verified Stripe event, whole, in the caller's transaction: 'processed',
+-- 'duplicate' (this event id was taken before) or 'ignored' (a type DarkSpere does not act on, or nothing to
+-- act on). A malformed event raises 22023 (22004 for NULL) naming the field; an error leaves nothing recorded,
+-- so Stripe's retry is processed afresh. docs/billing.md gives the state machine.
+CREATE FUNCTION darkspere.stripe_event(event jsonb)
+RETURNS text LANGUAGE plpgsql VOLATILE AS $fn$
+DECLARE
+    ev_id text;
+    ev_type text;
+    at timestamptz;
+    obj jsonb;
+    obj_id text;
+    customer text;
+    acct bigint;
+    ref text;
+    v_outcome text := 'processed';
+    pending jsonb;
+    rank smallint;
+    sub record;
+BEGIN
+    IF event IS NULL THEN
+        RAISE EXCEPTION 'event must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF pg_catalog.jsonb_typeof(event) <> 'object' THEN
+        RAISE EXCEPTION 'invalid Stripe event: not a JSON object' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF pg_catalog.jsonb_typeof(event->'id') IS DISTINCT FROM 'string' OR event->>'id' !~ '^evt_[A-Za-z0-9_]{1,250}$' THEN
+        RAISE EXCEPTION 'invalid Stripe event: id must be a string "evt_…"' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF pg_catalog.jsonb_typeof(event->'type') IS DISTINCT FROM 'string' OR event->>'type' = '' THEN
+        RAISE EXCEPTION 'invalid Stripe event: type must be a non-empty string'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF pg_catalog.jsonb_typeof(event->'created') IS DISTINCT FROM 'number'
+       OR (event->>'created') !~ '^[0-9]{1,12}$' THEN
+        RAISE EXCEPTION 'invalid Stripe event: created must be a Unix time in seconds'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF pg_catalog.jsonb_typeof(event#>'{data,object}') IS DISTINCT FROM 'object' THEN
+        RAISE EXCEPTION 'invalid Stripe event: data.object must be an object' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    ev_id := event->>'id';
+    ev_type := event->>'type';
+    at := pg_catalog.to_timestamp((event->>'created')::bigint);
+    obj := event#>'{data,object}';
+    obj_id := obj->>'id';
+    IF obj ? 'customer' AND pg_catalog.jsonb_typeof(obj->'customer') NOT IN ('string', 'null') THEN
+        RAISE EXCEPTION 'invalid Stripe event: data.object.customer must be a string (an id)'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    customer := obj->>'customer';
+
+    -- Once per event id. A concurrent delivery of the same id waits here for this transaction and then finds
+    -- the row (duplicate) or, if this one failed, inserts it itself.
+    INSERT INTO darkspere.stripe_events (event_id, type, created, object_id, outcome, payload)
+    VALUES (ev_id, ev_type, at, obj_id, 'processed', event)
+    ON CONFLICT (event_id) DO NOTHING;
+    IF NOT FOUND THEN
+        RETURN 'duplicate';
+    END IF;
+
+    IF ev_type = 'checkout.session.completed' THEN
+        IF obj->>'mode' IS DISTINCT FROM 'subscription' THEN
+            v_outcome := 'ignored';
+        ELSE
+            ref := obj->>'client_reference_id';
+            IF ref IS NULL OR ref !~ '^[0-9]{1,18}$' THEN
+                RAISE EXCEPTION 'invalid Stripe event: data.object.client_reference_id "%" is not an account id', ref
+                    USING ERRCODE = 'invalid_parameter_value';
+            END IF;
+            IF customer IS NULL OR pg_catalog.jsonb_typeof(obj->'subscription') IS DISTINCT FROM 'string' THEN
+                RAISE EXCEPTION 'invalid Stripe event: data.object.customer and data.object.subscription must be ids'
+                    USING ERRCODE = 'invalid_parameter_value';
+            END IF;
+            acct := ref::bigint;
+            PERFORM FROM darkspere.accounts a WHERE a.account_id = acct FOR UPDATE;
+            IF NOT FOUND THEN
+                RAISE EXCEPTION 'client_reference_id: account % does not exist', acct USING ERRCODE = 'undefined_object';
+            END IF;
+            UPDATE darkspere.accounts a SET stripe_customer_id = customer WHERE a.account_id = acct;
+            INSERT INTO darkspere.subscriptions AS s (account_id, stripe_customer_id, stripe_subscription_id)
+            VALUES (acct, customer, obj->>'subscription')
+            ON CONFLICT (account_id) DO UPDATE
+               SET stripe_customer_id = EXCLUDED.stripe_customer_id,
+                   stripe_subscription_id = EXCLUDED.stripe_subscription_id, updated_at = pg_catalog.now();
+            -- Subscription events that came before this one found no account: apply the newest of them now.
+            SELECT e.payload INTO pending FROM darkspere.stripe_events e
+             WHERE e.object_id = obj->>'subscription' AND e.account_id IS NULL
+               AND e.type IN ('customer.subscription.created', 'customer.subscription.updated',
+                              'customer.subscription.deleted')
+             ORDER BY e.created DESC,
+                      CASE e.type WHEN 'customer.subscription.deleted' THEN 3
+                                  WHEN 'customer.subscription.updated' THEN 2 ELSE 1 END DESC
+             LIMIT 1;
+            IF pending IS NOT NULL THEN
+                PERFORM darkspere.stripe_apply_subscription(acct, pending#>'{data,object}',
+                    pg_catalog.to_timestamp((pending->>'created')::bigint),
+                    (CASE pending->>'type' WHEN 'customer.subscription.deleted' THEN 3
+                                           WHEN 'customer.subscription.updated' THEN 2 ELSE 1 END)::smallint,
+                    pending->>'id');
+                UPDATE darkspere.stripe_events e SET account_id = acct
+                 WHERE e.object_id = obj->>'subscription' AND e.account_id IS NULL;
+            END IF;
+        END IF;
+    ELSIF ev_type IN ('customer.subscription.created', 'customer.subscription.updated',
+                      'customer.subscription.deleted') THEN
+        IF obj_id IS NULL OR customer IS NULL THEN
+            RAISE EXCEPTION 'invalid Stripe event: data.object.id and data.object.customer must be strings'
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        rank := CASE ev_type WHEN 'customer.subscription.deleted' THEN 3
+                             WHEN 'customer.subscription.updated' THEN 2 ELSE 1 END;
+        SELECT s.account_id INTO acct FROM darkspere.subscriptions s WHERE s.stripe_subscription_id = obj_id LIMIT 1;
+        IF acct IS NULL THEN
+            SELECT a.account_id INTO acct FROM darkspere.accounts a WHERE a.stripe_customer_id = customer
+             ORDER BY a.account_id LIMIT 1;
+        END IF;
+        IF acct IS NULL THEN
+            -- No account yet (checkout.session.completed not here yet): kept, applied when it comes. The shape
+            -- is checked now all the same.
+            IF pg_catalog.jsonb_typeof(obj#>'{items,data}') IS DISTINCT FROM 'array' THEN
+                RAISE EXCEPTION 'invalid Stripe event: data.object.items.data must be an array'
+                    USING ERRCODE = 'invalid_parameter_value';
+            END IF;
+            RETURN 'processed';
+        END IF;
+        SELECT * INTO sub FROM darkspere.subscriptions s WHERE s.account_id = acct;
+        IF FOUND AND sub.stripe_subscription_id IS DISTINCT FROM obj_id AND rank = 3 THEN
+            v_outcome := 'ignored';  -- an older subscription of the account ended; the current one stays
+        ELSIF NOT darkspere.stripe_apply_subscription(acct, obj, at, rank, ev_id) THEN
+            v_outcome := 'ignored';  -- older than the state the account holds
+        END IF;
+    ELSIF ev_type IN ('invoice.paid', 'invoice.payment_failed') THEN
+        IF customer IS NULL THEN
+            RAISE EXCEPTION 'invalid Stripe event: data.object.customer must be a string'
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        SELECT s.account_id INTO acct FROM darkspere.subscriptions s WHERE s.stripe_customer_id = customer
+         ORDER BY s.account_id LIMIT 1 FOR UPDATE;
+        IF acct IS NULL THEN
+            v_outcome := 'ignored';  -- not a customer of a linked account
+        ELSE
+            -- Only a newer invoice event changes the payment state (Stripe may deliver them out of order).
+            UPDATE darkspere.subscriptions s
+               SET past_due_since = CASE WHEN ev_type = 'invoice.paid' THEN NULL
+                                         ELSE COALESCE(s.past_due_since, at) END,
+                   status = CASE WHEN ev_type = 'invoice.paid' AND s.status = 'past_due' THEN 'active'
+                                 WHEN ev_type = 'invoice.payment_failed' AND s.status IN ('active', 'trialing')
+                                 THEN 'past_due' ELSE s.status END,
+                   invoice_at = at, updated_at = pg_catalog.now()
+             WHERE s.account_id = acct AND (s.invoice_at IS NULL OR s.invoice_at <= at);
+            IF NOT FOUND THEN
+                v_outcome := 'ignored';
+            END IF;
+        END IF;
+    ELSE
+        v_outcome := 'ignored';
+    END IF;
+    UPDATE darkspere.stripe_events e SET outcome = v_outcome, account_id = acct WHERE e.event_id = ev_id;
+    RETURN v_outcome;
+END
+$fn$;
+REVOKE ALL ON FUNCTION darkspere.effective_plan(bigint), darkspere.account_features_now(bigint),
+    darkspere.feature_access(bigint, text),
+    darkspere.stripe_apply_subscription(bigint, jsonb, timestamptz, smallint, text),
+    darkspere.stripe_event(jsonb) FROM PUBLIC;
 
 ------------------------------------------------------------------------------------------------------------------
 -- Privileges: keep this block last; every function added above gets its line here
@@ -766,6 +1241,9 @@ ALTER FUNCTION darkspere.authenticate_key(text) SECURITY DEFINER SET search_path
 ALTER FUNCTION darkspere.rotate_agent_key(bigint, interval) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 ALTER FUNCTION darkspere.api_call(text, text, text, bigint, jsonb)
     SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION darkspere.effective_plan(bigint) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION darkspere.feature_access(bigint, text) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION darkspere.stripe_event(jsonb) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 -- sms_segments, twilio_signature, twilio_signature_valid and stripe_signature_valid touch no table: they stay
 -- SECURITY INVOKER and executable by PUBLIC, as in 0.1.0.
 
@@ -786,7 +1264,8 @@ GRANT EXECUTE ON FUNCTION
     darkspere.record_provider_opt_out(text, text),
     darkspere.record_delivery_status(text, text, text, int),
     darkspere.tick(),
-    darkspere.api_call(text, text, text, bigint, jsonb)
+    darkspere.api_call(text, text, text, bigint, jsonb),
+    darkspere.stripe_event(jsonb)
     TO darkspere_worker;
 GRANT SELECT ON darkspere.queue_depth TO darkspere_worker;
 
@@ -802,14 +1281,18 @@ GRANT EXECUTE ON FUNCTION
     darkspere.history(bigint, int),
     darkspere.create_account_key(bigint, text),
     darkspere.revoke_account_key(bigint),
-    darkspere.rotate_agent_key(bigint, interval)
+    darkspere.rotate_agent_key(bigint, interval),
+    darkspere.effective_plan(bigint),
+    darkspere.feature_access(bigint, text)
     TO darkspere_admin;
 GRANT SELECT ON ALL TABLES IN SCHEMA darkspere TO darkspere_admin;
-GRANT INSERT, UPDATE, DELETE ON darkspere.plans, darkspere.rate_limit_rules, darkspere.rate_limit_overrides
+GRANT INSERT, UPDATE, DELETE ON darkspere.plans, darkspere.rate_limit_rules, darkspere.rate_limit_overrides,
+    darkspere.plan_features, darkspere.account_features, darkspere.plan_prices
     TO darkspere_admin;
 GRANT UPDATE, DELETE ON darkspere.accounts TO darkspere_admin;  -- texts, plan; create with create_account
 GRANT DELETE ON darkspere.numbers TO darkspere_admin;           -- release a number; add with add_number
 
 -- darkspere_monitor: read-only.
-GRANT EXECUTE ON FUNCTION darkspere.usage(bigint) TO darkspere_monitor;
+GRANT EXECUTE ON FUNCTION darkspere.usage(bigint), darkspere.effective_plan(bigint),
+    darkspere.feature_access(bigint, text) TO darkspere_monitor;
 GRANT SELECT ON darkspere.queue_depth, darkspere.agent_health TO darkspere_monitor;

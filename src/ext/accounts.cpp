@@ -36,6 +36,12 @@ static Statement kAccountLimits = {
     1,
     {INT8OID},
     nullptr};
+// The mcp_protocol gate of the account now (its effective plan and overrides; docs/billing.md).
+static Statement kMcpAllowed = {
+    "SELECT enabled, plan FROM darkspere.account_features_now($1) WHERE feature = 'mcp_protocol'",
+    1,
+    {INT8OID},
+    nullptr};
 static Statement kNumberOwner = {
     "SELECT account_id FROM darkspere.numbers WHERE number = $1", 1, {TEXTOID}, nullptr};
 static Statement kInsertNumber = {
@@ -118,6 +124,22 @@ static void require_agent_slot(int64 account_id) {
                         static_cast<long long>(limits.agents)),
                  errhint("Disable an agent with set_agent_status(agent_id, 'disabled'), or change plan.")));
     }
+}
+
+// require_mcp_feature — raises 53400 (as the agent limit: the API answers 403 plan_limit) when the account's
+// plan (or its override) does not include mcp_protocol.
+static void require_mcp_feature(int64 account_id) {
+    Datum args[1] = {Int64GetDatum(account_id)};
+    SpiResult row = spi_run(kMcpAllowed, args, nullptr, false, 1);
+    if (!row.empty() && !row.is_null(0, 1) && row.get_bool(0, 1)) {
+        return;
+    }
+    const char *plan = row.empty() ? "?" : row.text_copy(0, 2, CurrentMemoryContext);
+    ereport(ERROR, (errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+                    errmsg("plan \"%s\" does not include MCP agents (feature mcp_protocol); account %lld",
+                           plan, static_cast<long long>(account_id)),
+                    errhint("Register an http agent, move the account to a plan with mcp_protocol, or add an "
+                            "account_features override.")));
 }
 
 static bool valid_endpoint(const char *endpoint) {
@@ -229,6 +251,9 @@ DARKSPERE_FUNCTION(darkspere_register_agent) {
 
     SPI_connect();
     require_agent_slot(account_id);
+    if (strcmp(protocol, "mcp") == 0) {
+        require_mcp_feature(account_id);
+    }
     Datum name_args[2] = {Int64GetDatum(account_id), text_datum(name)};
     if (!spi_run(kAgentNameTaken, name_args, nullptr, false, 1).empty()) {
         ereport(ERROR,

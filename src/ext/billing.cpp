@@ -27,36 +27,52 @@ static Statement kAddUsage = {
     {INT8OID, TEXTOID, INT2OID, INT8OID},
     nullptr};
 
-// Room left under a hard cap: NULL columns mean no cap applies.
+// Room left under a hard cap: NULL columns mean no cap applies. The limits are the features sms_inbound,
+// sms_outbound and agent_routing of the account now (darkspere.account_features_now: the effective plan, held
+// to free while a payment is past its grace, with the account's overrides); a disabled feature has no room.
 static Statement kRoom = {
     // sum(bigint) is numeric: each difference is cast back so that it reads as int8.
-    "SELECT (p.sms_in_included - COALESCE(sum(u.used) FILTER (WHERE u.metric = 'sms_in'), 0))::bigint,"
-    "       (p.sms_out_included - COALESCE(sum(u.used) FILTER (WHERE u.metric = 'sms_out'), 0))::bigint,"
-    "       (p.agent_messages_included"
+    "WITH f AS (SELECT * FROM darkspere.account_features_now($1)"
+    "            WHERE feature IN ('sms_inbound', 'sms_outbound', 'agent_routing')),"
+    " lim AS (SELECT max(plan) AS plan,"
+    "                max(CASE WHEN enabled THEN monthly_limit ELSE 0 END) FILTER (WHERE feature = 'sms_inbound')"
+    "                  AS sms_in,"
+    "                max(CASE WHEN enabled THEN monthly_limit ELSE 0 END) FILTER (WHERE feature = 'sms_outbound')"
+    "                  AS sms_out,"
+    "                max(CASE WHEN enabled THEN monthly_limit ELSE 0 END) FILTER (WHERE feature = 'agent_routing')"
+    "                  AS agent_messages"
+    "           FROM f)"
+    "SELECT (lim.sms_in - COALESCE(sum(u.used) FILTER (WHERE u.metric = 'sms_in'), 0))::bigint,"
+    "       (lim.sms_out - COALESCE(sum(u.used) FILTER (WHERE u.metric = 'sms_out'), 0))::bigint,"
+    "       (lim.agent_messages"
     "        - COALESCE(sum(u.used) FILTER (WHERE u.metric = 'agent_messages'), 0))::bigint"
-    "  FROM darkspere.accounts a JOIN darkspere.plans p ON p.plan = a.plan"
-    "  LEFT JOIN darkspere.usage_counters u ON u.account_id = a.account_id"
+    "  FROM lim JOIN darkspere.plans p ON p.plan = lim.plan"
+    "  LEFT JOIN darkspere.usage_counters u ON u.account_id = $1"
     "       AND u.period = pg_catalog.date_trunc('month', pg_catalog.now() AT TIME ZONE 'UTC')::date"
-    " WHERE a.account_id = $1 AND p.hard_cap"
-    " GROUP BY p.sms_in_included, p.sms_out_included, p.agent_messages_included",
+    " WHERE p.hard_cap"
+    " GROUP BY lim.sms_in, lim.sms_out, lim.agent_messages",
     1,
     {INT8OID},
     nullptr};
 
+// The included amounts come from the features of the account now, prices and hard_cap from its effective plan
+// (the plan itself, or free while a payment is past its grace).
 static Statement kUsageReport = {
+    "WITH f AS (SELECT * FROM darkspere.account_features_now($1)"
+    "            WHERE feature IN ('sms_inbound', 'sms_outbound', 'agent_routing'))"
     "SELECT m.metric, COALESCE(sum(u.used), 0)::bigint AS used,"
-    "       CASE m.metric WHEN 'sms_in' THEN p.sms_in_included WHEN 'sms_out' THEN p.sms_out_included"
-    "                     ELSE p.agent_messages_included END AS included,"
+    "       CASE WHEN f.enabled THEN f.monthly_limit ELSE 0 END AS included,"
     "       CASE m.metric WHEN 'agent_messages' THEN p.agent_overage_cents ELSE p.sms_overage_cents END"
     "         AS price,"
     "       p.hard_cap"
-    "  FROM darkspere.accounts a JOIN darkspere.plans p ON p.plan = a.plan"
-    "  CROSS JOIN (VALUES (1, 'sms_in'), (2, 'sms_out'), (3, 'agent_messages')) m(ord, metric)"
-    "  LEFT JOIN darkspere.usage_counters u ON u.account_id = a.account_id AND u.metric = m.metric"
+    "  FROM (VALUES (1, 'sms_in', 'sms_inbound'), (2, 'sms_out', 'sms_outbound'),"
+    "               (3, 'agent_messages', 'agent_routing')) m(ord, metric, feature)"
+    "  JOIN f ON f.feature = m.feature"
+    "  JOIN darkspere.plans p ON p.plan = f.plan"
+    "  LEFT JOIN darkspere.usage_counters u ON u.account_id = $1 AND u.metric = m.metric"
     "       AND u.period = pg_catalog.date_trunc('month', pg_catalog.now() AT TIME ZONE 'UTC')::date"
-    " WHERE a.account_id = $1"
-    " GROUP BY m.ord, m.metric, p.sms_in_included, p.sms_out_included, p.agent_messages_included,"
-    "          p.agent_overage_cents, p.sms_overage_cents, p.hard_cap"
+    " GROUP BY m.ord, m.metric, f.enabled, f.monthly_limit, p.agent_overage_cents, p.sms_overage_cents,"
+    "          p.hard_cap"
     " ORDER BY m.ord",
     1,
     {INT8OID},

@@ -198,6 +198,16 @@ static Statement kPruneConsentEvents = {
     {INT4OID, INT4OID},
     nullptr};
 
+// Stripe events (darkspere.stripe_event) after 30 days: Stripe retries an event for 3 days at most.
+static Statement kPruneStripeEvents = {
+    "DELETE FROM darkspere.stripe_events WHERE event_id = ANY (ARRAY("
+    "  SELECT event_id FROM darkspere.stripe_events"
+    "   WHERE received_at < pg_catalog.now() - pg_catalog.make_interval(secs => $1)"
+    "   ORDER BY received_at LIMIT $2 FOR UPDATE SKIP LOCKED))",
+    2,
+    {INT4OID, INT4OID},
+    nullptr};
+
 #undef DS_NOT_IN_FLIGHT
 
 // The retention counts are reported only when not zero, so the report of a tick with nothing to prune (and
@@ -209,10 +219,11 @@ static Statement kReport = {
     " || pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object("
     "      'pruned_messages', NULLIF($8, 0), 'redacted_bodies', NULLIF($9, 0), 'pruned_sessions', NULLIF($10, 0),"
     "      'pruned_delivery_events', NULLIF($11, 0), 'pruned_consent_events', NULLIF($12, 0),"
-    "      'probes_scheduled', NULLIF($13, 0), 'pruned_agent_checks', NULLIF($14, 0)))",
-    14,
+    "      'probes_scheduled', NULLIF($13, 0), 'pruned_agent_checks', NULLIF($14, 0),"
+    "      'pruned_stripe_events', NULLIF($15, 0)))",
+    15,
     {INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID,
-     INT8OID, INT8OID, INT8OID},
+     INT8OID, INT8OID, INT8OID, INT8OID},
     nullptr};
 
 static Statement kSkipped = {"SELECT '{\"skipped\": true}'::jsonb", 0, {}, nullptr};
@@ -369,14 +380,15 @@ DARKSPERE_FUNCTION(darkspere_tick) {
     int64 pruned_consent_events = retain(kPruneConsentEvents, consent_event_retention_s);
     int64 probes_scheduled = schedule_probes();
     int64 pruned_agent_checks = prune_agent_checks(kTickBatch);
+    int64 pruned_stripe_events = retain(kPruneStripeEvents, kStripeEventRetentionS);
 
-    Datum report[14] = {
+    Datum report[15] = {
         Int64GetDatum(expired),          Int64GetDatum(reclaimed),       Int64GetDatum(dead),
         Int64GetDatum(routed),           Int64GetDatum(pruned_jobs),     Int64GetDatum(pruned_limits),
         Int64GetDatum(expired_messages), Int64GetDatum(pruned_messages), Int64GetDatum(redacted_bodies),
         Int64GetDatum(pruned_sessions),  Int64GetDatum(pruned_delivery_events),
         Int64GetDatum(pruned_consent_events), Int64GetDatum(probes_scheduled),
-        Int64GetDatum(pruned_agent_checks)};
+        Int64GetDatum(pruned_agent_checks), Int64GetDatum(pruned_stripe_events)};
     SpiResult row = spi_run(kReport, report, nullptr, false, 1);
     Datum result = SPI_datumTransfer(row.get_datum(0, 1, &isnull), false, -1);
     SPI_finish();

@@ -30,6 +30,7 @@ int body_retention_s = kBodyRetentionDefaultS;
 int consent_event_retention_s = kConsentEventRetentionDefaultS;
 int delivery_event_retention_s = kDeliveryEventRetentionDefaultS;
 int session_retention_s = kSessionRetentionDefaultS;
+int payment_grace_s = kPaymentGraceDefaultS;
 int notify_interval_ms = kNotifyIntervalDefaultMs;
 char *secret_key_file = nullptr;
 int agent_secret_grace_s = kAgentSecretGraceDefaultS;
@@ -99,6 +100,11 @@ void _PG_init(void) {
                             "ever).",
                             nullptr, &session_retention_s, kSessionRetentionDefaultS, 0, INT_MAX / 2,
                             kPolicyContext, GUC_UNIT_S, nullptr, nullptr, nullptr);
+    DefineCustomIntVariable("darkspere.payment_grace",
+                            "Seconds after a failed payment before the account is held to the free plan's "
+                            "limits (until paid).",
+                            nullptr, &payment_grace_s, kPaymentGraceDefaultS, 0, INT_MAX / 2, kPolicyContext,
+                            GUC_UNIT_S, nullptr, nullptr, nullptr);
     DefineCustomIntVariable("darkspere.notify_interval",
                             "Minimum milliseconds between two NOTIFYs of one backend.", nullptr,
                             &notify_interval_ms, kNotifyIntervalDefaultMs, 0, 10000, kPolicyContext,

@@ -51,6 +51,12 @@ extern int body_retention_s;
 extern int consent_event_retention_s;
 extern int delivery_event_retention_s;
 extern int session_retention_s;
+// Billing (sql/darkspere--0.1.0--0.2.0.sql, docs/billing.md): how long after a failed payment an account keeps
+// its plan's limits before it is held to the free plan's (read by darkspere.effective_plan); Stripe events are
+// kept this long before tick() deletes them.
+constexpr int kPaymentGraceDefaultS = 7 * 24 * 60 * 60;
+constexpr int kStripeEventRetentionS = 30 * 24 * 60 * 60;
+extern int payment_grace_s;
 extern int notify_interval_ms;
 // Agent signing secrets (agent_secrets.cpp): the master key file, relative to the data directory, and how
 // long a rotated-out secret still signs (the worker sends both signatures meanwhile, so agents can switch

@@ -147,6 +147,9 @@ const KeyDef KEYS[] = {
      [](Config &c, const std::string &k, const std::string &v) { c.twilio_base = checked_url(k, v); }},
     {"stripe-base", "URL", "Stripe API base URL (default https://api.stripe.com)",
      [](Config &c, const std::string &k, const std::string &v) { c.stripe_base = checked_url(k, v); }},
+    {"stripe-webhook-secret", "SECRET",
+     "Stripe webhook signing secret (whsec_...); config file or environment only, refused as a flag",
+     [](Config &c, const std::string &, const std::string &v) { c.stripe_webhook_secret = trim(v); }},
     {"agent-deadline-ms", "MS", "deadline of one agent call (default 10000)",
      [](Config &c, const std::string &k, const std::string &v) {
          c.agent_deadline_ms = parse_long(k, v, AGENT_DEADLINE_MS_MIN, AGENT_DEADLINE_MS_MAX);
@@ -406,6 +409,10 @@ std::optional<Config> load_config(const ConfigSources &sources) {
     Layer flags = parse_args(sources.args, &help);
     if (help)
         return std::nullopt;
+    // /proc/<pid>/cmdline shows the command line to every local user: this secret never comes from there.
+    if (flags.count("stripe-webhook-secret"))
+        throw ConfigError("stripe-webhook-secret must not be given on the command line",
+                          "set it in the config file (mode 0600) or in DARKSPERE_STRIPE_WEBHOOK_SECRET");
     Layer env = parse_env(sources);
 
     std::string file;

@@ -75,6 +75,9 @@ struct Config {
     std::map<std::string, std::string> twilio_accounts;  // AccountSid → auth token (never logged)
     std::string twilio_base = "https://api.twilio.com";
     std::string stripe_base = "https://api.stripe.com";
+    // The Stripe webhook endpoint's signing secret (whsec_…); empty: POST /stripe/webhook answers 503. From the
+    // config file or DARKSPERE_STRIPE_WEBHOOK_SECRET only (refused on the command line); never logged.
+    std::string stripe_webhook_secret;
     long agent_deadline_ms = AGENT_DEADLINE_MS_DEFAULT;
     long twilio_deadline_ms = 10000;
     long twilio_max_concurrent = TWILIO_MAX_CONCURRENT_DEFAULT;

@@ -45,6 +45,11 @@ void configure_request_parser(RequestParser &parser) {
     parser.header_limit(REQUEST_HEADER_MAX);
 }
 
+uint64_t request_body_limit(std::string_view target) {
+    std::string_view path = target.substr(0, target.find('?'));
+    return path == "/stripe/webhook" ? STRIPE_WEBHOOK_BODY_MAX : REQUEST_BODY_MAX;
+}
+
 std::optional<Response> read_refusal(const beast::error_code &ec) {
     const char *const text_type = "text/plain; charset=utf-8";
     if (ec == http::error::end_of_stream || ec == beast::error::timeout || ec == asio::error::eof ||
@@ -123,6 +128,7 @@ class Session : public std::enable_shared_from_this<Session> {
             on_request();
             return;
         }
+        parser_->body_limit(request_body_limit(parser_->get().target()));
         stream_.expires_after(std::chrono::seconds(REQUEST_BODY_SECONDS));
         http::async_read(stream_, buffer_, *parser_,
                          [self = shared_from_this()](beast::error_code ec, size_t) {

@@ -20,6 +20,8 @@ namespace darkspere::worker {
 
 // Twilio refuses to send bodies over 64 kB (error 11750); nothing we serve needs more.
 constexpr uint64_t REQUEST_BODY_MAX = 64 * 1024;
+// POST /stripe/webhook reads up to this (a Stripe event with its objects expanded can pass 64 kB).
+constexpr uint64_t STRIPE_WEBHOOK_BODY_MAX = 256 * 1024;
 constexpr uint32_t REQUEST_HEADER_MAX = 16 * 1024;
 // The read buffer holds a whole header, a chunk header (extensions included) or a trailer before Beast parses
 // it; Beast 1.74 bounds neither chunk extensions nor trailers, so this cap is what stops a request that sends
@@ -55,6 +57,10 @@ using RequestParser = boost::beast::http::request_parser<boost::beast::http::str
 // configure_request_parser — the limits every request is read under. Shared with test/fuzz/http_request.cpp,
 // so the fuzzer reads requests exactly as a session does.
 void configure_request_parser(RequestParser &parser);
+
+// request_body_limit — the largest body read for a request target (its header read): 256 KiB for
+// /stripe/webhook (Stripe events), REQUEST_BODY_MAX for every other path.
+uint64_t request_body_limit(std::string_view target);
 
 // read_refusal — the answer to a request that could not be read (413, 431 or 400 with a reason); nullopt when
 // the peer went away or timed out, and the connection is just closed.

@@ -172,6 +172,8 @@ int run(const ConfigSources &sources, std::shared_ptr<const Config> config) {
     }
     ApiRoutes api_routes(pool, current);
     router.api = &api_routes;
+    StripeRoutes stripe_routes(pool, metrics, current);
+    router.stripe = &stripe_routes;
     HttpLimits limits;
     limits.max_connections = static_cast<size_t>(config->max_connections);
     limits.max_connections_per_ip = static_cast<size_t>(config->max_connections_per_ip);

@@ -94,6 +94,12 @@ std::string render_prometheus(const Metrics &m) {
     for (const auto &[reason, n] : m.http_connections_refused)
         out += "darkspere_http_connections_refused_total{reason=\"" + prometheus_label_value(reason) +
                "\"} " + std::to_string(n) + "\n";
+    header(out, "darkspere_stripe_events_total", "counter",
+           "Stripe webhooks by outcome: processed, duplicate, ignored (darkspere.stripe_event's answer) or "
+           "bad_signature, bad_body, bad_event, error, unconfigured.");
+    for (const auto &[outcome, n] : m.stripe_events)
+        out += "darkspere_stripe_events_total{outcome=\"" + prometheus_label_value(outcome) + "\"} " +
+               std::to_string(n) + "\n";
     header(
         out, "darkspere_readiness_probes_total", "counter",
         "Database queries sent for /readyz; concurrent requests share one and a result is reused for 1 s.");

@@ -15,11 +15,10 @@ struct Route {
     bool operational;  // health, readiness, metrics: on the admin listener when there is one
 };
 
-const Route ROUTES[] = {{"/twilio/sms", http::verb::post, false},
-                        {"/twilio/status", http::verb::post, false},
-                        {"/healthz", http::verb::get, true},
-                        {"/readyz", http::verb::get, true},
-                        {"/metrics", http::verb::get, true}};
+const Route ROUTES[] = {
+    {"/twilio/sms", http::verb::post, false},     {"/twilio/status", http::verb::post, false},
+    {"/stripe/webhook", http::verb::post, false}, {"/healthz", http::verb::get, true},
+    {"/readyz", http::verb::get, true},           {"/metrics", http::verb::get, true}};
 
 bool reachable(const Route &route, Surface surface) {
     switch (surface) {
@@ -76,6 +75,11 @@ void Router::handle(Request &&req, Responder respond, Surface surface) {
         twilio_.sms(std::move(req), std::move(counted));
     } else if (path == "/twilio/status") {
         twilio_.status(std::move(req), std::move(counted));
+    } else if (path == "/stripe/webhook") {
+        if (stripe)
+            stripe->webhook(std::move(req), std::move(counted));
+        else
+            counted(make_response(503, TEXT_TYPE, "stripe webhooks are not configured\n"));
     } else if (path == "/healthz") {
         counted(make_response(200, TEXT_TYPE, "ok\n"));
     } else if (path == "/readyz") {

@@ -14,6 +14,7 @@
 #include "metrics.hpp"
 #include "pg_pool.hpp"
 #include "routes_api.hpp"
+#include "routes_stripe.hpp"
 #include "routes_twilio.hpp"
 
 namespace darkspere::worker {
@@ -47,6 +48,8 @@ class Router {
     const Spool *spool = nullptr;
     // The HTTP API (/api/…, public surface); none: those paths are 404.
     ApiRoutes *api = nullptr;
+    // POST /stripe/webhook (public surface); none: 503.
+    StripeRoutes *stripe = nullptr;
 
   private:
     void ready(Responder respond);
