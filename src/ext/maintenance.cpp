@@ -17,6 +17,7 @@
 #include "ext/sessions.hpp"
 #include "ext/settings.hpp"
 #include "ext/spi_plans.hpp"
+#include "ext/trace.hpp"
 
 namespace darkspere {
 
@@ -204,10 +205,11 @@ static Statement kReport = {
     "$6, 'expired_messages', $7)"
     " || pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object("
     "      'pruned_messages', NULLIF($8, 0), 'redacted_bodies', NULLIF($9, 0), 'pruned_sessions', NULLIF($10, 0),"
-    "      'pruned_delivery_events', NULLIF($11, 0), 'pruned_consent_events', NULLIF($12, 0)))",
-    12,
+    "      'pruned_delivery_events', NULLIF($11, 0), 'pruned_consent_events', NULLIF($12, 0),"
+    "      'pruned_trace_events', NULLIF($13, 0)))",
+    13,
     {INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID,
-     INT8OID},
+     INT8OID, INT8OID},
     nullptr};
 
 static Statement kSkipped = {"SELECT '{\"skipped\": true}'::jsonb", 0, {}, nullptr};
@@ -362,13 +364,14 @@ DARKSPERE_FUNCTION(darkspere_tick) {
     }
     int64 pruned_delivery_events = retain(kPruneDeliveryEvents, delivery_event_retention_s);
     int64 pruned_consent_events = retain(kPruneConsentEvents, consent_event_retention_s);
+    int64 pruned_trace_events = trace_prune(trace_retention_s, kTickBatch);
 
-    Datum report[12] = {
+    Datum report[13] = {
         Int64GetDatum(expired),          Int64GetDatum(reclaimed),       Int64GetDatum(dead),
         Int64GetDatum(routed),           Int64GetDatum(pruned_jobs),     Int64GetDatum(pruned_limits),
         Int64GetDatum(expired_messages), Int64GetDatum(pruned_messages), Int64GetDatum(redacted_bodies),
         Int64GetDatum(pruned_sessions),  Int64GetDatum(pruned_delivery_events),
-        Int64GetDatum(pruned_consent_events)};
+        Int64GetDatum(pruned_consent_events), Int64GetDatum(pruned_trace_events)};
     SpiResult row = spi_run(kReport, report, nullptr, false, 1);
     Datum result = SPI_datumTransfer(row.get_datum(0, 1, &isnull), false, -1);
     SPI_finish();
