@@ -591,6 +591,8 @@ CREATE TABLE darkspere.trace_events (
 );
 -- latency() windows and tick()'s retention, oldest first.
 CREATE INDEX trace_events_at ON darkspere.trace_events (at);
+SELECT pg_catalog.pg_extension_config_dump('darkspere.trace_events', '');
+SELECT pg_catalog.pg_extension_config_dump('darkspere.trace_events_event_id_seq', '');
 
 -- trace — the timeline of one request, in the order it happened. Looked up per account through the primary key
 -- (one index probe per account; on Citus one probe per shard).

@@ -61,12 +61,21 @@ SELECT * FROM pg_temp.t('req-170-dead');
 SELECT disposition FROM darkspere.receive_sms('AC170', '+15551700001', '+16661700001', 'hello', 'SM170-in', 0, 'req-170-dup');
 SELECT * FROM pg_temp.t('req-170-dup');
 
--- latency(): the stages, per agent, and the errors.
+-- latency(): the stages, per agent, and the errors. Only this file's rows (earlier files traced theirs too).
+DELETE FROM darkspere.trace_events WHERE account_id <> :acct;
 SELECT count, p50_ms, p95_ms, p99_ms FROM darkspere.latency('agent_call');
 SELECT count, p50_ms FROM darkspere.latency('sms_send', '1 hour');
 SELECT count, p50_ms IS NOT NULL AS has_p50 FROM darkspere.latency('inbound_to_reply');
-SELECT count >= 2 AS has_waits FROM darkspere.latency('queue_wait');
-SELECT count FROM darkspere.latency('agent_call', '1 hour', :first_agent);
+SELECT count FROM darkspere.latency('queue_wait');
+SELECT count FROM darkspere.latency('agent_call', '1 hour', :first_agent);  -- it failed: no latency
+SELECT count, p50_ms FROM darkspere.latency('agent_call', '1 hour', :a1 + :a2 - :first_agent);
+-- Exact over the window: 1..100 ms within the hour, 100 rows of 10000 ms two hours ago (outside).
+INSERT INTO darkspere.trace_events (account_id, request_id, at, step, agent_id, latency_ms)
+SELECT :acct, 'req-170-p', now() - interval '10 minutes', 'agent_call_finished', -170, g FROM generate_series(1, 100) g
+UNION ALL
+SELECT :acct, 'req-170-p', now() - interval '2 hours', 'agent_call_finished', -170, 10000 FROM generate_series(1, 100);
+SELECT count, p50_ms, p95_ms, p99_ms FROM darkspere.latency('agent_call', '1 hour', -170);
+SELECT count, p99_ms FROM darkspere.latency('agent_call', '3 hours', -170);
 SELECT regress.try($$SELECT * FROM darkspere.latency('agent_cal')$$);
 SELECT regress.try($$SELECT * FROM darkspere.latency(NULL)$$);
 SELECT regress.try($$SELECT * FROM darkspere.latency('sms_send', '-1 hour')$$);
