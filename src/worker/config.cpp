@@ -423,12 +423,14 @@ std::optional<Config> load_config(const ConfigSources &sources) {
     Layer from_file;
     if (!file.empty() && sources.file_mode) {
         // The file holds Twilio tokens and perhaps a database password: refuse one that other users can read.
-        if (auto mode = sources.file_mode(file); mode && (*mode & 077) != 0) {
+        if (auto access = sources.file_mode(file);
+            access && !config_file_private(*access, sources.euid, sources.egid)) {
             char octal[8];
-            std::snprintf(octal, sizeof octal, "%04o", *mode & 07777u);  // permission bits only
+            std::snprintf(octal, sizeof octal, "%04o", access->mode & 07777u);  // permission bits only
             throw ConfigError(
                 "config file \"" + file + "\" has mode " + octal + ": group or others may read or write it",
-                "chmod 600 " + file + " (it holds secrets; the worker's user must own it)");
+                "chmod 600 " + file + " (it holds secrets; the worker's user must own it), or chown root:<the "
+                "worker's group> and chmod 640");
         }
     }
     if (!file.empty()) {
@@ -467,6 +469,14 @@ std::optional<Config> load_config(const ConfigSources &sources) {
     return c;
 }
 
+bool config_file_private(const FileAccess &file, unsigned euid, unsigned egid) {
+    if ((file.mode & 077) == 0)
+        return true;
+    // Group read only (no group write or execute, nothing for others), the owner root and the group the worker's
+    // own: only root and the worker's group can read it. Not for a worker running as root, which owns its files.
+    return euid != 0 && file.uid == 0 && file.gid == egid && (file.mode & 077) == 040;
+}
+
 ConfigSources process_config_sources(int argc, char **argv) {
     ConfigSources s;
     for (int i = 1; i < argc; ++i)
@@ -485,12 +495,15 @@ ConfigSources process_config_sources(int argc, char **argv) {
         ss << in.rdbuf();
         return ss.str();
     };
-    s.file_mode = [](const std::string &path) -> std::optional<unsigned> {
+    s.file_mode = [](const std::string &path) -> std::optional<FileAccess> {
         struct stat st {};
         if (::stat(path.c_str(), &st) != 0)
             return std::nullopt;
-        return static_cast<unsigned>(st.st_mode & 0777);
+        return FileAccess{static_cast<unsigned>(st.st_mode & 0777), static_cast<unsigned>(st.st_uid),
+                          static_cast<unsigned>(st.st_gid)};
     };
+    s.euid = static_cast<unsigned>(::geteuid());
+    s.egid = static_cast<unsigned>(::getegid());
     return s;
 }
 

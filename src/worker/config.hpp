@@ -125,14 +125,25 @@ class ConfigError : public std::runtime_error {
     std::string hint_;
 };
 
+// A file's permission bits (st_mode & 0777), owner and group.
+struct FileAccess {
+    unsigned mode = 0, uid = 0, gid = 0;
+};
+
 // Where settings come from; functions so tests can supply them.
 struct ConfigSources {
     std::vector<std::string> args;  // command line without argv[0]
     std::function<std::optional<std::string>(const std::string &name)> getenv;
     std::function<std::optional<std::string>(const std::string &path)> read_file;
-    // The permission bits of a file (st_mode & 0777), nullopt if it cannot be stat'ed; unset = not checked.
-    std::function<std::optional<unsigned>(const std::string &path)> file_mode;
+    // A file's permission bits and owner, nullopt if it cannot be stat'ed; unset = not checked.
+    std::function<std::optional<FileAccess>(const std::string &path)> file_mode;
+    unsigned euid = 0, egid = 0;  // who the worker runs as (checked against the config file's owner)
 };
+
+// config_file_private — whether a config file is closed to other users: mode 0600 or stricter, or — for a worker
+// that is not root — owned by root, readable by the worker's own group and nothing more (0640 root:darkspere, as
+// the Debian package ships it; the rule PostgreSQL applies to its ssl_key_file).
+bool config_file_private(const FileAccess &file, unsigned euid, unsigned egid);
 
 // ConfigSources from the real process: argv, environ and the filesystem.
 ConfigSources process_config_sources(int argc, char **argv);

@@ -129,8 +129,9 @@ TEST(StripeWebhook, OneSqlCallAndItsAnswers) {
         });
         EXPECT_EQ(status, c.status) << c.outcome;
         EXPECT_EQ(metrics.stripe_events[c.outcome], expected[c.outcome]) << c.outcome;
-        if (c.status == 200)
+        if (c.status == 200) {
             EXPECT_EQ(body, R"({"outcome":")" + c.outcome + "\"}");
+        }
     }
     ASSERT_EQ(pg.calls.size(), cases.size());
     EXPECT_EQ(pg.calls[0].first, "SELECT darkspere.stripe_event($1::jsonb)");
