@@ -429,8 +429,9 @@ std::optional<Config> load_config(const ConfigSources &sources) {
             std::snprintf(octal, sizeof octal, "%04o", access->mode & 07777u);  // permission bits only
             throw ConfigError(
                 "config file \"" + file + "\" has mode " + octal + ": group or others may read or write it",
-                "chmod 600 " + file + " (it holds secrets; the worker's user must own it), or chown root:<the "
-                "worker's group> and chmod 640");
+                "chmod 600 " + file +
+                    " (it holds secrets; the worker's user must own it), or chown root:<the "
+                    "worker's group> and chmod 640");
         }
     }
     if (!file.empty()) {
@@ -472,8 +473,9 @@ std::optional<Config> load_config(const ConfigSources &sources) {
 bool config_file_private(const FileAccess &file, unsigned euid, unsigned egid) {
     if ((file.mode & 077) == 0)
         return true;
-    // Group read only (no group write or execute, nothing for others), the owner root and the group the worker's
-    // own: only root and the worker's group can read it. Not for a worker running as root, which owns its files.
+    // Group read only (no group write or execute, nothing for others), the owner root and the group the
+    // worker's own: only root and the worker's group can read it. Not for a worker running as root, which
+    // owns its files.
     return euid != 0 && file.uid == 0 && file.gid == egid && (file.mode & 077) == 040;
 }
 
