@@ -348,8 +348,8 @@ bool job_fail(int64 job_id, int32 attempt, const char *error, bool retryable) {
     MemoryContextSwitchTo(old);
 
     if (strcmp(kind, "health_probe") == 0) {
-        // A probe the worker could not run (it does not know the kind, or the payload was unusable) counts as a
-        // failed probe; it is not retried (the next one is scheduled) and not kept as a dead letter.
+        // A probe the worker could not run (it does not know the kind, or the payload was unusable) counts as
+        // a failed probe; it is not retried (the next one is scheduled) and not kept as a dead letter.
         probe_record(agent_id, false, 0, false, error);
         Datum args2[2] = {Int64GetDatum(job_id), text_datum(error)};
         spi_run(kProbeFailed, args2, nullptr, false, 0);

@@ -1,12 +1,13 @@
 // src/ext/agent_events.cpp — every change of an agent's status becomes a darkspere.agent_events row and a
-// NOTIFY darkspere_agents (whoever made it: a person through set_agent_status or the API, or the health probes).
+// NOTIFY darkspere_agents (whoever made it: a person through set_agent_status or the API, or the health
+// probes).
 #include "ext/agent_events.hpp"
 #include "ext/spi_plans.hpp"
 
 namespace darkspere {
 
-// The NOTIFY is sent at commit (and not at all on rollback), like every NOTIFY; its payload is the agent id so a
-// listener can read the agent's events.
+// The NOTIFY is sent at commit (and not at all on rollback), like every NOTIFY; its payload is the agent id
+// so a listener can read the agent's events.
 static Statement kInsertEvent = {
     "WITH e AS (INSERT INTO darkspere.agent_events (account_id, agent_id, actor, from_status, to_status, reason)"
     "            VALUES ($1, $2, $3, $4, $5, $6) RETURNING agent_id)"

@@ -15,9 +15,9 @@ void agent_signing_secret(int64 agent_id, int32 generation, char out[kAgentSecre
 Datum agent_signing_secrets_jsonb(int64 agent_id, int32 generation, bool in_grace);
 
 class SpiResult;
-// payload_with_secrets — a job payload read as (payload jsonb, secret_generation, in_grace) in the first row of
-// `row`, with the agent's signing secrets added; 0 when there is no row (the agent or message is gone). Used
-// for agent_call and health_probe payloads, built at claim time: secrets are never stored.
+// payload_with_secrets — a job payload read as (payload jsonb, secret_generation, in_grace) in the first row
+// of `row`, with the agent's signing secrets added; 0 when there is no row (the agent or message is gone).
+// Used for agent_call and health_probe payloads, built at claim time: secrets are never stored.
 Datum payload_with_secrets(int64 agent_id, const SpiResult &row);
 
 }  // namespace darkspere

@@ -161,7 +161,8 @@ DARKSPERE_FUNCTION(darkspere_claim_jobs) {
             // Built now, like an agent call's: the signing secrets are never stored in the job row.
             payload = probe_payload(agent_id);
             if (payload == (Datum)0) {
-                finish_unsent(job_id, "done", "agent no longer probed (maintenance, disabled or gone)", "failed");
+                finish_unsent(job_id, "done", "agent no longer probed (maintenance, disabled or gone)",
+                              "failed");
                 continue;
             }
         } else if (strcmp(kind_name, "sms_send") == 0) {

@@ -138,16 +138,16 @@ static Statement kPruneLimits = {
 // with IN the planner may hash the batch and scan the whole table to join it; with ANY it probes the primary
 // key once per row of the batch.
 #define DS_NOT_IN_FLIGHT(column, outer)                                                                       \
-    " AND NOT EXISTS (SELECT 1 FROM darkspere.jobs j WHERE j.state = 'pending' AND j." column " = " outer ")" \
-    " AND NOT EXISTS (SELECT 1 FROM darkspere.jobs j WHERE j.lease_until IS NOT NULL AND j.state = 'running'"  \
+    " AND NOT EXISTS (SELECT 1 FROM darkspere.jobs j WHERE j.state = 'pending' AND j." column " = " outer     \
+    ")"                                                                                                       \
+    " AND NOT EXISTS (SELECT 1 FROM darkspere.jobs j WHERE j.lease_until IS NOT NULL AND j.state = 'running'" \
     "                    AND j." column " = " outer ")"
 
 static Statement kPruneMessages = {
     "DELETE FROM darkspere.messages WHERE message_id = ANY (ARRAY("
     "  SELECT m.message_id FROM darkspere.messages m"
-    "   WHERE m.created_at < pg_catalog.now() - pg_catalog.make_interval(secs => $1) AND m.status <> 'waiting'"
-    DS_NOT_IN_FLIGHT("message_id", "m.message_id")
-    "   ORDER BY m.created_at LIMIT $2 FOR UPDATE SKIP LOCKED))",
+    "   WHERE m.created_at < pg_catalog.now() - pg_catalog.make_interval(secs => $1) AND m.status <> 'waiting'" DS_NOT_IN_FLIGHT(
+        "message_id", "m.message_id") "   ORDER BY m.created_at LIMIT $2 FOR UPDATE SKIP LOCKED))",
     2,
     {INT4OID, INT4OID},
     nullptr};
@@ -159,9 +159,8 @@ static Statement kRedactBodies = {
     " WHERE message_id = ANY (ARRAY("
     "  SELECT m.message_id FROM darkspere.messages m"
     "   WHERE m.body_redacted_at IS NULL"
-    "     AND m.created_at < pg_catalog.now() - pg_catalog.make_interval(secs => $1) AND m.status <> 'waiting'"
-    DS_NOT_IN_FLIGHT("message_id", "m.message_id")
-    "   ORDER BY m.created_at LIMIT $2 FOR UPDATE SKIP LOCKED))",
+    "     AND m.created_at < pg_catalog.now() - pg_catalog.make_interval(secs => $1) AND m.status <> 'waiting'" DS_NOT_IN_FLIGHT(
+        "message_id", "m.message_id") "   ORDER BY m.created_at LIMIT $2 FOR UPDATE SKIP LOCKED))",
     2,
     {INT4OID, INT4OID},
     nullptr};
@@ -173,9 +172,8 @@ static Statement kPruneSessions = {
     "  SELECT s.session_id FROM darkspere.sessions s"
     "   WHERE s.ended_at IS NOT NULL AND s.state <> 'active'"
     "     AND s.ended_at < pg_catalog.now() - pg_catalog.make_interval(secs => $1)"
-    "     AND NOT EXISTS (SELECT 1 FROM darkspere.messages m WHERE m.session_id = s.session_id)"
-    DS_NOT_IN_FLIGHT("session_id", "s.session_id")
-    "   ORDER BY s.ended_at LIMIT $2 FOR UPDATE SKIP LOCKED))",
+    "     AND NOT EXISTS (SELECT 1 FROM darkspere.messages m WHERE m.session_id = s.session_id)" DS_NOT_IN_FLIGHT(
+        "session_id", "s.session_id") "   ORDER BY s.ended_at LIMIT $2 FOR UPDATE SKIP LOCKED))",
     2,
     {INT4OID, INT4OID},
     nullptr};
@@ -382,13 +380,21 @@ DARKSPERE_FUNCTION(darkspere_tick) {
     int64 pruned_agent_checks = prune_agent_checks(kTickBatch);
     int64 pruned_stripe_events = retain(kPruneStripeEvents, kStripeEventRetentionS);
 
-    Datum report[15] = {
-        Int64GetDatum(expired),          Int64GetDatum(reclaimed),       Int64GetDatum(dead),
-        Int64GetDatum(routed),           Int64GetDatum(pruned_jobs),     Int64GetDatum(pruned_limits),
-        Int64GetDatum(expired_messages), Int64GetDatum(pruned_messages), Int64GetDatum(redacted_bodies),
-        Int64GetDatum(pruned_sessions),  Int64GetDatum(pruned_delivery_events),
-        Int64GetDatum(pruned_consent_events), Int64GetDatum(probes_scheduled),
-        Int64GetDatum(pruned_agent_checks), Int64GetDatum(pruned_stripe_events)};
+    Datum report[15] = {Int64GetDatum(expired),
+                        Int64GetDatum(reclaimed),
+                        Int64GetDatum(dead),
+                        Int64GetDatum(routed),
+                        Int64GetDatum(pruned_jobs),
+                        Int64GetDatum(pruned_limits),
+                        Int64GetDatum(expired_messages),
+                        Int64GetDatum(pruned_messages),
+                        Int64GetDatum(redacted_bodies),
+                        Int64GetDatum(pruned_sessions),
+                        Int64GetDatum(pruned_delivery_events),
+                        Int64GetDatum(pruned_consent_events),
+                        Int64GetDatum(probes_scheduled),
+                        Int64GetDatum(pruned_agent_checks),
+                        Int64GetDatum(pruned_stripe_events)};
     SpiResult row = spi_run(kReport, report, nullptr, false, 1);
     Datum result = SPI_datumTransfer(row.get_datum(0, 1, &isnull), false, -1);
     SPI_finish();

@@ -82,24 +82,27 @@ void _PG_init(void) {
                             "Seconds messages are kept before tick() deletes them (0: for ever).", nullptr,
                             &message_retention_s, kMessageRetentionDefaultS, 0, INT_MAX / 2, kPolicyContext,
                             GUC_UNIT_S, nullptr, nullptr, nullptr);
-    DefineCustomIntVariable("darkspere.body_retention",
-                            "Seconds message bodies are kept before tick() redacts them, keeping the rest of the "
-                            "message (0: for ever).",
-                            nullptr, &body_retention_s, kBodyRetentionDefaultS, 0, INT_MAX / 2, kPolicyContext,
-                            GUC_UNIT_S, nullptr, nullptr, nullptr);
+    DefineCustomIntVariable(
+        "darkspere.body_retention",
+        "Seconds message bodies are kept before tick() redacts them, keeping the rest of the "
+        "message (0: for ever).",
+        nullptr, &body_retention_s, kBodyRetentionDefaultS, 0, INT_MAX / 2, kPolicyContext, GUC_UNIT_S,
+        nullptr, nullptr, nullptr);
     DefineCustomIntVariable("darkspere.consent_event_retention",
-                            "Seconds consent events are kept before tick() deletes them (0: for ever).", nullptr,
-                            &consent_event_retention_s, kConsentEventRetentionDefaultS, 0, INT_MAX / 2,
-                            kPolicyContext, GUC_UNIT_S, nullptr, nullptr, nullptr);
-    DefineCustomIntVariable("darkspere.delivery_event_retention",
-                            "Seconds delivery status events are kept before tick() deletes them (0: for ever).",
-                            nullptr, &delivery_event_retention_s, kDeliveryEventRetentionDefaultS, 0, INT_MAX / 2,
-                            kPolicyContext, GUC_UNIT_S, nullptr, nullptr, nullptr);
-    DefineCustomIntVariable("darkspere.session_retention",
-                            "Seconds an ended session without messages is kept before tick() deletes it (0: for "
-                            "ever).",
-                            nullptr, &session_retention_s, kSessionRetentionDefaultS, 0, INT_MAX / 2,
-                            kPolicyContext, GUC_UNIT_S, nullptr, nullptr, nullptr);
+                            "Seconds consent events are kept before tick() deletes them (0: for ever).",
+                            nullptr, &consent_event_retention_s, kConsentEventRetentionDefaultS, 0,
+                            INT_MAX / 2, kPolicyContext, GUC_UNIT_S, nullptr, nullptr, nullptr);
+    DefineCustomIntVariable(
+        "darkspere.delivery_event_retention",
+        "Seconds delivery status events are kept before tick() deletes them (0: for ever).", nullptr,
+        &delivery_event_retention_s, kDeliveryEventRetentionDefaultS, 0, INT_MAX / 2, kPolicyContext,
+        GUC_UNIT_S, nullptr, nullptr, nullptr);
+    DefineCustomIntVariable(
+        "darkspere.session_retention",
+        "Seconds an ended session without messages is kept before tick() deletes it (0: for "
+        "ever).",
+        nullptr, &session_retention_s, kSessionRetentionDefaultS, 0, INT_MAX / 2, kPolicyContext, GUC_UNIT_S,
+        nullptr, nullptr, nullptr);
     DefineCustomIntVariable("darkspere.payment_grace",
                             "Seconds after a failed payment before the account is held to the free plan's "
                             "limits (until paid).",

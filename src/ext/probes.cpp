@@ -1,10 +1,10 @@
-// src/ext/probes.cpp — active health probes: tick() schedules a health_probe job per active or unhealthy agent
-// every darkspere.probe_interval, the worker runs it (http: GET {origin}{probe_path}; mcp: ping) and completes
-// it with {ok, latency_ms, error}; the result feeds the health score like traffic does, is kept in
+// src/ext/probes.cpp — active health probes: tick() schedules a health_probe job per active or unhealthy
+// agent every darkspere.probe_interval, the worker runs it (http: GET {origin}{probe_path}; mcp: ping) and
+// completes it with {ok, latency_ms, error}; the result feeds the health score like traffic does, is kept in
 // darkspere.agent_checks, and after darkspere.auto_disable_after failures in a row an active agent becomes
 // 'unhealthy' (the router skips it), after darkspere.auto_recover_after passes in a row it is 'active' again.
-// A status a person set ('maintenance', 'disabled') is never changed here: the result path locks the agent row
-// FOR UPDATE, as set_agent_status does, and reads the status under that lock.
+// A status a person set ('maintenance', 'disabled') is never changed here: the result path locks the agent
+// row FOR UPDATE, as set_agent_status does, and reads the status under that lock.
 #include "ext/agent_events.hpp"
 #include "ext/agent_secrets.hpp"
 #include "ext/health.hpp"
@@ -19,9 +19,9 @@ namespace darkspere {
 // longest-waiting), with no probe of theirs still pending or running. Locked SKIP LOCKED: an agent whose row
 // another transaction holds (an ack, a person's change) is taken by a later tick. Spreading: each job becomes
 // available at a random point of the first fifth of the interval, and the next probe time is the interval
-// ±10 % away, so agents registered together drift apart instead of being probed in step; kProbesPerTick bounds
-// a round. An active agent whose heartbeat is newer than the interval is not probed this round (the heartbeat
-// counted as a passing probe already); an unhealthy one always is, so only probes bring it back.
+// ±10 % away, so agents registered together drift apart instead of being probed in step; kProbesPerTick
+// bounds a round. An active agent whose heartbeat is newer than the interval is not probed this round (the
+// heartbeat counted as a passing probe already); an unhealthy one always is, so only probes bring it back.
 static Statement kSchedule = {
     "WITH due AS ("
     "  SELECT a.agent_id, a.account_id,"
@@ -133,7 +133,8 @@ void probe_record(int64 agent_id, bool ok, int latency_ms, bool latency_known, c
         to = "active";
         reason = psprintf("%d consecutive passing health probes", passes);
     }
-    Datum store[4] = {Int64GetDatum(agent_id), Int32GetDatum(failures), Int32GetDatum(passes), text_datum(to)};
+    Datum store[4] = {Int64GetDatum(agent_id), Int32GetDatum(failures), Int32GetDatum(passes),
+                      text_datum(to)};
     spi_run(kStoreRun, store, nullptr, false, 0);
     if (reason != nullptr) {
         agent_event(account_id, agent_id, "probe", status, to, reason);

@@ -1,16 +1,17 @@
-// src/ext/probes.hpp — active health probes of agents: scheduling by tick(), the payload handed to the worker at
-// claim, and what a result does (probes.cpp).
+// src/ext/probes.hpp — active health probes of agents: scheduling by tick(), the payload handed to the worker
+// at claim, and what a result does (probes.cpp).
 #pragma once
 
 #include "ext/pg.hpp"
 
 namespace darkspere {
 
-constexpr int kProbesPerTick = 500;  // health_probe jobs tick() schedules per call at most
+constexpr int kProbesPerTick = 500;     // health_probe jobs tick() schedules per call at most
 constexpr int kProbeDeadlineMs = 5000;  // the worker gives a probe this long (told in the payload)
 
-// schedule_probes — queues health_probe jobs for the agents due (never probed first); an agent whose heartbeat
-// is newer than the probe interval is passed over this round. Returns the jobs queued; 0 when probes are off.
+// schedule_probes — queues health_probe jobs for the agents due (never probed first); an agent whose
+// heartbeat is newer than the probe interval is passed over this round. Returns the jobs queued; 0 when
+// probes are off.
 int64 schedule_probes();
 // probe_payload — the health_probe payload for an agent (endpoint, protocol, probe path, signing secrets), or
 // 0 when the agent is gone or no longer probed (maintenance, disabled).

@@ -51,9 +51,9 @@ extern int body_retention_s;
 extern int consent_event_retention_s;
 extern int delivery_event_retention_s;
 extern int session_retention_s;
-// Billing (sql/darkspere--0.1.0--0.2.0.sql, docs/billing.md): how long after a failed payment an account keeps
-// its plan's limits before it is held to the free plan's (read by darkspere.effective_plan); Stripe events are
-// kept this long before tick() deletes them.
+// Billing (sql/darkspere--0.1.0--0.2.0.sql, docs/billing.md): how long after a failed payment an account
+// keeps its plan's limits before it is held to the free plan's (read by darkspere.effective_plan); Stripe
+// events are kept this long before tick() deletes them.
 constexpr int kPaymentGraceDefaultS = 7 * 24 * 60 * 60;
 constexpr int kStripeEventRetentionS = 30 * 24 * 60 * 60;
 extern int payment_grace_s;
@@ -69,8 +69,8 @@ extern int agent_secret_grace_s;
 constexpr int kAgentCapacityMax = 1000;
 extern int max_reply_segments;
 
-// Health probes (probes.cpp; docs/operations.md "Agent health probes"): tick() schedules a probe of each active
-// or unhealthy agent this often (0: no probes); this many failed probes in a row make an active agent
+// Health probes (probes.cpp; docs/operations.md "Agent health probes"): tick() schedules a probe of each
+// active or unhealthy agent this often (0: no probes); this many failed probes in a row make an active agent
 // 'unhealthy', this many passing ones make it 'active' again; check results are kept this long.
 constexpr int kProbeIntervalDefaultS = 30;
 constexpr int kAutoDisableAfterDefault = 3;

@@ -32,8 +32,8 @@ class AgentHttp {
     HttpClient &http_;
 };
 
-// agent_probe_request — the probe's GET (see AgentHttp::probe); agent_probe_outcome — 2xx passes, anything else
-// fails with a reason that never quotes the agent.
+// agent_probe_request — the probe's GET (see AgentHttp::probe); agent_probe_outcome — 2xx passes, anything
+// else fails with a reason that never quotes the agent.
 HttpRequest agent_probe_request(const AgentTurn &turn, const std::string &probe_path);
 AgentOutcome agent_probe_outcome(const HttpResponse &response);
 

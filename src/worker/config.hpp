@@ -32,7 +32,8 @@ constexpr long MAX_IN_FLIGHT_MIN = 1;
 constexpr long MAX_IN_FLIGHT_MAX = 100000;
 
 // Twilio Messages API requests open at once per AccountSid. Twilio answers 429 (20429) above its account
-// concurrency limit (about 100, docs/protocols.md#twilio-messages-api); 50 leaves room for a second worker and other API use.
+// concurrency limit (about 100, docs/protocols.md#twilio-messages-api); 50 leaves room for a second worker
+// and other API use.
 constexpr long TWILIO_MAX_CONCURRENT_DEFAULT = 50;
 
 // Inbound connections held open at once (keep-alive included); more wait in the kernel backlog.
@@ -75,8 +76,8 @@ struct Config {
     std::map<std::string, std::string> twilio_accounts;  // AccountSid → auth token (never logged)
     std::string twilio_base = "https://api.twilio.com";
     std::string stripe_base = "https://api.stripe.com";
-    // The Stripe webhook endpoint's signing secret (whsec_…); empty: POST /stripe/webhook answers 503. From the
-    // config file or DARKSPERE_STRIPE_WEBHOOK_SECRET only (refused on the command line); never logged.
+    // The Stripe webhook endpoint's signing secret (whsec_…); empty: POST /stripe/webhook answers 503. From
+    // the config file or DARKSPERE_STRIPE_WEBHOOK_SECRET only (refused on the command line); never logged.
     std::string stripe_webhook_secret;
     long agent_deadline_ms = AGENT_DEADLINE_MS_DEFAULT;
     long twilio_deadline_ms = 10000;
@@ -140,9 +141,9 @@ struct ConfigSources {
     unsigned euid = 0, egid = 0;  // who the worker runs as (checked against the config file's owner)
 };
 
-// config_file_private — whether a config file is closed to other users: mode 0600 or stricter, or — for a worker
-// that is not root — owned by root, readable by the worker's own group and nothing more (0640 root:darkspere, as
-// the Debian package ships it; the rule PostgreSQL applies to its ssl_key_file).
+// config_file_private — whether a config file is closed to other users: mode 0600 or stricter, or — for a
+// worker that is not root — owned by root, readable by the worker's own group and nothing more (0640
+// root:darkspere, as the Debian package ships it; the rule PostgreSQL applies to its ssl_key_file).
 bool config_file_private(const FileAccess &file, unsigned euid, unsigned egid);
 
 // ConfigSources from the real process: argv, environ and the filesystem.

@@ -145,12 +145,13 @@ void JobRunner::run_health_probe(ClaimedJob job) {
     auto started = std::chrono::steady_clock::now();
     auto complete = [this, job, started](const AgentOutcome &outcome) {
         long latency_ms = static_cast<long>(seconds_since(started) * 1000);
-        log_info("health probe finished", {{"request_id", job.request_id},
-                                           {"job_id", job.job_id},
-                                           {"agent_id", job.payload.value("agent_id", 0LL)},
-                                           {"ok", outcome.ok},
-                                           {"latency_ms", latency_ms},
-                                           {"error", outcome.ok ? nlohmann::json() : nlohmann::json(outcome.error)}});
+        log_info("health probe finished",
+                 {{"request_id", job.request_id},
+                  {"job_id", job.job_id},
+                  {"agent_id", job.payload.value("agent_id", 0LL)},
+                  {"ok", outcome.ok},
+                  {"latency_ms", latency_ms},
+                  {"error", outcome.ok ? nlohmann::json() : nlohmann::json(outcome.error)}});
         Ack a = ack_of(job);
         a.complete = true;
         a.result = {{"ok", outcome.ok}, {"latency_ms", latency_ms}};
@@ -315,9 +316,9 @@ void JobRunner::job_finished(Ack ack) {
         --in_flight_;
         metrics_.jobs_in_flight = in_flight_;
         ++acks_sending_;
-        // A probe's ack goes alone (its own transaction): its result locks the agent's row at once (probes.cpp),
-        // while an ack batch locks agents' rows at its end in agent order; mixed into batches, two workers'
-        // batches could take two agents' rows in opposite orders and deadlock.
+        // A probe's ack goes alone (its own transaction): its result locks the agent's row at once
+        // (probes.cpp), while an ack batch locks agents' rows at its end in agent order; mixed into batches,
+        // two workers' batches could take two agents' rows in opposite orders and deadlock.
         if (ack.opt_out || ack.kind == JobKind::health_probe)
             send_ack(std::move(ack));
         else

@@ -283,9 +283,9 @@ int run(const ConfigSources &sources, std::shared_ptr<const Config> config) {
                         jobs = std::stod(r.value(i, "jobs").value_or("0"));
                     } catch (const std::exception &) {
                     }
-                    metrics.queue_depth[{job_kind_label(job_kind_from_sql(r.value(i, "kind").value_or(""))),
-                                         job_state_label(job_state_from_sql(r.value(i, "state").value_or("")))}] +=
-                        jobs;
+                    metrics.queue_depth[{
+                        job_kind_label(job_kind_from_sql(r.value(i, "kind").value_or(""))),
+                        job_state_label(job_state_from_sql(r.value(i, "state").value_or("")))}] += jobs;
                 }
             });
         });

@@ -207,8 +207,8 @@ class McpCall : public std::enable_shared_from_this<McpCall> {
                           });
     }
 
-    // after_setup — once the era (and a legacy session) is settled: a turn goes on to its tool, a health probe
-    // (turn_.probe_only) sends ping instead.
+    // after_setup — once the era (and a legacy session) is settled: a turn goes on to its tool, a health
+    // probe (turn_.probe_only) sends ping instead.
     void after_setup() {
         if (turn_.probe_only) {
             ping();
@@ -220,21 +220,22 @@ class McpCall : public std::enable_shared_from_this<McpCall> {
     // ping — the health probe: JSON-RPC ping; a server without ping (-32601) is asked for tools/list instead,
     // and answering either is a passing probe.
     void ping() {
-        send_request("ping", nlohmann::json::object(), {}, [self = shared_from_this()](const RpcReply &reply) {
-            if (reply.has_result()) {
-                self->pass();
-                return;
-            }
-            if (reply.has_error() && reply.error_code() == kErrorMethodNotFound) {
-                self->listed_tools_.clear();
-                self->list_tools_page(std::string(), 1);
-                return;
-            }
-            if (self->recover_stale_era(reply)) {
-                return;
-            }
-            self->fail("ping failed: " + describe_failure(reply));
-        });
+        send_request("ping", nlohmann::json::object(), {},
+                     [self = shared_from_this()](const RpcReply &reply) {
+                         if (reply.has_result()) {
+                             self->pass();
+                             return;
+                         }
+                         if (reply.has_error() && reply.error_code() == kErrorMethodNotFound) {
+                             self->listed_tools_.clear();
+                             self->list_tools_page(std::string(), 1);
+                             return;
+                         }
+                         if (self->recover_stale_era(reply)) {
+                             return;
+                         }
+                         self->fail("ping failed: " + describe_failure(reply));
+                     });
     }
 
     void pass() {

@@ -29,8 +29,8 @@ class McpClient {
     // exactly once through on_done (on the caller's event loop thread, via the HttpClient callbacks).
     // Not thread-safe: call it from the event loop thread that runs the HttpClient callbacks.
     void call(const AgentTurn &turn, AgentCallback on_done);
-    // ping — a health probe of turn.endpoint: JSON-RPC ping (tools/list when the server has no ping) after the
-    // same era detection and legacy handshake as a turn; ok when the server answered.
+    // ping — a health probe of turn.endpoint: JSON-RPC ping (tools/list when the server has no ping) after
+    // the same era detection and legacy handshake as a turn; ok when the server answered.
     void ping(const AgentTurn &turn, AgentCallback on_done);
 
   private:

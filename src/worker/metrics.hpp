@@ -38,8 +38,8 @@ struct Metrics {
     std::map<std::pair<std::string, std::string>, double> queue_depth;        // (kind, state)
     // Connections closed as soon as they were accepted, by reason ("per_ip": max-connections-per-ip).
     std::map<std::string, unsigned long long> http_connections_refused{{"per_ip", 0}};
-    // POST /stripe/webhook by outcome: darkspere.stripe_event's answer (processed, duplicate, ignored) or why the
-    // event was refused (bad_signature, bad_body, bad_event, error, unconfigured).
+    // POST /stripe/webhook by outcome: darkspere.stripe_event's answer (processed, duplicate, ignored) or why
+    // the event was refused (bad_signature, bad_body, bad_event, error, unconfigured).
     std::map<std::string, unsigned long long> stripe_events{
         {"processed", 0}, {"duplicate", 0}, {"ignored", 0}, {"bad_signature", 0},
         {"bad_body", 0},  {"bad_event", 0}, {"error", 0},   {"unconfigured", 0}};

@@ -270,20 +270,24 @@ TEST(WorkerConfig, ConnectionLimitsAndAdminListener) {
     EXPECT_THROW(load({"--admin-listen", "9090"}), ConfigError) << "HOST:PORT";
 }
 
-// The config file holds secrets: 0600 (or stricter) is private; 0640 is private only as the Debian package ships
-// it — owned by root, group the worker's own, the worker not root (the package test failed with the stricter
-// rule: the installed worker refused /etc/darkspere/worker.conf 0640 root:darkspere and never started).
+// The config file holds secrets: 0600 (or stricter) is private; 0640 is private only as the Debian package
+// ships it — owned by root, group the worker's own, the worker not root (the package test failed with the
+// stricter rule: the installed worker refused /etc/darkspere/worker.conf 0640 root:darkspere and never
+// started).
 TEST(WorkerConfig, ConfigFileIsPrivateWhenOnlyTheWorkerOrRootAndItsGroupCanReadIt) {
     const unsigned worker = 101, worker_group = 103, other_group = 50;
     EXPECT_TRUE(config_file_private({0600, worker, worker_group}, worker, worker_group));
     EXPECT_TRUE(config_file_private({0400, worker, worker_group}, worker, worker_group));
     EXPECT_TRUE(config_file_private({0640, 0, worker_group}, worker, worker_group)) << "root:darkspere 0640";
-    EXPECT_FALSE(config_file_private({0640, 0, other_group}, worker, worker_group)) << "another group may read it";
+    EXPECT_FALSE(config_file_private({0640, 0, other_group}, worker, worker_group))
+        << "another group may read it";
     EXPECT_FALSE(config_file_private({0640, worker, worker_group}, worker, worker_group))
         << "the worker owns it: 0600 is enough";
-    EXPECT_FALSE(config_file_private({0660, 0, worker_group}, worker, worker_group)) << "the group may write it";
+    EXPECT_FALSE(config_file_private({0660, 0, worker_group}, worker, worker_group))
+        << "the group may write it";
     EXPECT_FALSE(config_file_private({0644, 0, worker_group}, worker, worker_group)) << "others may read it";
-    EXPECT_FALSE(config_file_private({0640, 0, 0}, 0, 0)) << "a worker running as root gets no group exception";
+    EXPECT_FALSE(config_file_private({0640, 0, 0}, 0, 0))
+        << "a worker running as root gets no group exception";
 }
 
 TEST(WorkerConfig, AConfigFileOthersMayReadIsRefusedWithAHint) {
