@@ -19,7 +19,7 @@ namespace darkspere::worker {
 struct AgentTurn {
     long long agent_id = 0;
     std::string endpoint;            // agent URL
-    std::string tool_name = "chat";  // MCP tool to call (ignored by `http`)
+    std::string tool_name;  // MCP tool to call; empty: "chat", else the only tool (ignored by `http`)
     std::string session_id;          // DarkSpere session id, as a decimal string
     std::string message;             // the inbound SMS text of this turn
     std::string from;                // end user's phone, E.164

@@ -11,6 +11,10 @@
 //                                      ensure_tools (tools/list, cached, paged) ──────┘
 //                                      call_tool (tools/call) ─ finish
 //
+// A health probe (ping) and a tool refresh (after notifications/tools/list_changed) end with tools/list; the
+// list read from the server is reported to the tools listener (probes and refreshes always, turns when it
+// changed), which stores it in the database.
+//
 // Recoveries, each at most once per call: legacy 404 with a session → re-initialize and resend; -32602 or
 // -32020 on tools/call → re-read tools/list and call again; a modern request rejected as if by a legacy
 // server (or with -32022) → forget the cached era and probe again.
@@ -41,6 +45,8 @@ constexpr std::chrono::milliseconds kDefaultToolListTtl{5 * 60 * 1000};
 constexpr std::chrono::milliseconds kCancelDeadline{2000};
 // A server that keeps handing out cursors is broken; stop paging rather than spend the whole deadline.
 constexpr int kMaxToolListPages = 20;
+// Tools kept from one listing (a hostile server could list far more within the response cap).
+constexpr size_t kMaxListedTools = 1000;
 
 constexpr long kErrorMethodNotFound = -32601;
 constexpr long kErrorInvalidParams = -32602;
@@ -76,6 +82,8 @@ struct McpClientState {
     // and a server that scopes sessions to its own tenants could be addressed through the other's agent).
     std::unordered_map<std::string, OriginEra> eras;           // by "<agent id> <mcp_origin(endpoint)>"
     std::unordered_map<std::string, EndpointCache> endpoints;  // by "<agent id> <endpoint>"
+    McpToolsListener on_tools;
+    std::unordered_map<long long, std::string> reported_tools;  // by agent id: the summary last reported
 };
 
 namespace {
@@ -85,7 +93,8 @@ struct RpcReply {
     long status = 0;
     nlohmann::json message;  // our JSON-RPC response, or null
     bool body_unparsable = false;
-    std::string session_id;  // Mcp-Session-Id of the HTTP response
+    bool tools_list_changed = false;  // notifications/tools/list_changed came in the stream
+    std::string session_id;           // Mcp-Session-Id of the HTTP response
 
     bool http_ok() const { return status >= 200 && status < 300; }
     bool has_result() const { return message.is_object() && message.contains("result"); }
@@ -97,8 +106,10 @@ using ReplyHandler = std::function<void(const RpcReply &)>;
 
 class McpCall : public std::enable_shared_from_this<McpCall> {
   public:
-    McpCall(std::shared_ptr<McpClientState> state, AgentTurn turn, AgentCallback on_done)
-        : state_(std::move(state)),
+    // tools_only: a refresh of the tool list (no turn, no ping).
+    McpCall(std::shared_ptr<McpClientState> state, AgentTurn turn, AgentCallback on_done, bool tools_only = false)
+        : tools_only_(tools_only),
+          state_(std::move(state)),
           turn_(std::move(turn)),
           on_done_(std::move(on_done)),
           started_(Clock::now()),
@@ -214,16 +225,23 @@ class McpCall : public std::enable_shared_from_this<McpCall> {
             ping();
             return;
         }
+        if (tools_only_) {
+            listed_tools_.clear();
+            list_tools_page(std::string(), 1);
+            return;
+        }
         ensure_tools();
     }
 
-    // ping — the health probe: JSON-RPC ping; a server without ping (-32601) is asked for tools/list instead,
-    // and answering either is a passing probe.
+    // ping — the health probe: JSON-RPC ping, then tools/list (the tool list is refreshed at every probe); a
+    // server without ping (-32601) passes by answering tools/list.
     void ping() {
         send_request("ping", nlohmann::json::object(), {},
                      [self = shared_from_this()](const RpcReply &reply) {
                          if (reply.has_result()) {
-                             self->pass();
+                             self->pinged_ = true;
+                             self->listed_tools_.clear();
+                             self->list_tools_page(std::string(), 1);
                              return;
                          }
                          if (reply.has_error() && reply.error_code() == kErrorMethodNotFound) {
@@ -268,6 +286,10 @@ class McpCall : public std::enable_shared_from_this<McpCall> {
 
     void on_tools_page(const RpcReply &reply, const std::string &cursor, int page) {
         if (!reply.has_result() || !reply.message["result"].is_object()) {
+            if (pinged_) {
+                pass();  // the probe passed on its ping; the tool list stays as last stored
+                return;
+            }
             if (recover_stale_era(reply)) {
                 return;
             }
@@ -283,6 +305,9 @@ class McpCall : public std::enable_shared_from_this<McpCall> {
         }
         if (result.contains("tools") && result["tools"].is_array()) {
             for (const auto &entry : result["tools"]) {
+                if (listed_tools_.size() == kMaxListedTools) {
+                    break;
+                }
                 if (auto tool = mcp_parse_tool(entry)) {
                     listed_tools_.push_back(std::move(*tool));
                 }
@@ -299,24 +324,38 @@ class McpCall : public std::enable_shared_from_this<McpCall> {
         cache.tools = std::move(listed_tools_);
         cache.tools_loaded = true;
         cache.tools_expire = Clock::now() + tools_ttl_;
-        if (turn_.probe_only) {
-            pass();  // the probe's fallback: the server answered tools/list
+        report_tools(cache.tools);
+        if (turn_.probe_only || tools_only_) {
+            pass();  // a probe passes when the server answered ping or, without ping, tools/list
             return;
         }
         call_tool();
     }
 
+    // report_tools — hands a tool list just read from the server to the listener: always for a probe or a
+    // refresh, for a turn only when it differs from the list last reported for the agent.
+    void report_tools(const std::vector<McpTool> &tools) {
+        if (!state_->on_tools) {
+            return;
+        }
+        nlohmann::json summary = mcp_tools_summary(tools);
+        std::string dumped = summary.dump();
+        std::string &last = state_->reported_tools[turn_.agent_id];
+        if (!turn_.probe_only && !tools_only_ && last == dumped) {
+            return;
+        }
+        last = std::move(dumped);
+        McpToolsListener listener = state_->on_tools;  // the listener may replace itself
+        listener(turn_.agent_id, std::move(summary));
+    }
+
     // call_tool — tools/call with the arguments the tool's inputSchema asks for.
     void call_tool() {
         const EndpointCache &cache = endpoint();
-        const McpTool *tool = nullptr;
-        for (const auto &candidate : cache.tools) {
-            if (candidate.name == turn_.tool_name) {
-                tool = &candidate;
-            }
-        }
+        std::string why;
+        const McpTool *tool = mcp_choose_tool(cache.tools, turn_.tool_name, &why);
         if (tool == nullptr) {
-            fail("tool " + turn_.tool_name + " not offered by agent");
+            fail(why);
             return;
         }
         McpArguments arguments = mcp_tool_arguments(*tool, turn_);
@@ -326,7 +365,7 @@ class McpCall : public std::enable_shared_from_this<McpCall> {
         }
         HeaderList headers =
             era_ == McpEra::modern ? mcp_param_headers(*tool, arguments.arguments) : HeaderList{};
-        nlohmann::json params = {{"name", turn_.tool_name}, {"arguments", std::move(arguments.arguments)}};
+        nlohmann::json params = {{"name", tool->name}, {"arguments", std::move(arguments.arguments)}};
         send_request("tools/call", std::move(params), std::move(headers),
                      [self = shared_from_this()](const RpcReply &reply) { self->on_tool_result(reply); });
     }
@@ -502,7 +541,13 @@ class McpCall : public std::enable_shared_from_this<McpCall> {
         reply.status = response.status;
         reply.message = std::move(parse.message);
         reply.body_unparsable = parse.body_unparsable;
+        reply.tools_list_changed = parse.tools_list_changed;
         reply.session_id = response.header("Mcp-Session-Id");
+        if (reply.tools_list_changed) {
+            // The cached list is stale; a refresh reads and reports the new one once this call is done.
+            endpoint().tools_loaded = false;
+            tools_changed_ = true;
+        }
         on_reply(reply);
     }
 
@@ -604,8 +649,14 @@ class McpCall : public std::enable_shared_from_this<McpCall> {
             std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started_).count());
         AgentCallback on_done = std::move(on_done_);
         on_done(std::move(outcome));
+        if (tools_changed_ && !tools_only_ && state_->on_tools) {
+            AgentTurn refresh = turn_;
+            refresh.probe_only = false;
+            std::make_shared<McpCall>(state_, std::move(refresh), [](AgentOutcome) {}, true)->start();
+        }
     }
 
+    bool tools_only_;
     std::shared_ptr<McpClientState> state_;
     AgentTurn turn_;
     AgentCallback on_done_;
@@ -626,6 +677,8 @@ class McpCall : public std::enable_shared_from_this<McpCall> {
     bool reinitialized_ = false;
     bool relisted_ = false;
     bool reprobed_ = false;
+    bool pinged_ = false;         // probe: ping answered (tools/list only refreshes the list)
+    bool tools_changed_ = false;  // the server said notifications/tools/list_changed
 };
 
 }  // namespace
@@ -637,6 +690,10 @@ McpClient::~McpClient() = default;
 
 void McpClient::call(const AgentTurn &turn, AgentCallback on_done) {
     std::make_shared<McpCall>(state_, turn, std::move(on_done))->start();
+}
+
+void McpClient::set_tools_listener(McpToolsListener listener) {
+    state_->on_tools = std::move(listener);
 }
 
 void McpClient::ping(const AgentTurn &turn, AgentCallback on_done) {
