@@ -1212,13 +1212,12 @@ $fn$;
 -- MCP tool discovery. tools: the agent's last tools/list as [{name, description}] (NULL: never listed);
 -- tools_checked_at: when. The worker lists tools at the first probe, at every probe and when the server says
 -- notifications/tools/list_changed, and stores them with record_agent_tools. tool_name: the tool a turn calls;
--- NULL (now the default) = the tool named "chat", else the only tool (docs/mcp-agents.md). 0.1.0 wrote 'chat'
--- for every agent, which NULL now covers.
+-- NULL (now the default) = the tool named "chat", else the only tool (docs/mcp-agents.md). Agents of 0.1.0 keep
+-- their 'chat': they go on calling exactly the tool they called before.
 ALTER TABLE darkspere.agents ADD COLUMN tools jsonb;
 ALTER TABLE darkspere.agents ADD COLUMN tools_checked_at timestamptz;
 ALTER TABLE darkspere.agents ALTER COLUMN tool_name DROP NOT NULL;
 ALTER TABLE darkspere.agents ALTER COLUMN tool_name SET DEFAULT NULL;
-UPDATE darkspere.agents SET tool_name = NULL WHERE tool_name = 'chat';
 
 -- record_agent_tools — stores an MCP agent's tool list (worker). The list comes from the agent, which may be
 -- hostile: at most 100 entries and 256 KiB are taken (more is refused, 22023; the worker cuts before sending),
