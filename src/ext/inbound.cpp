@@ -31,8 +31,9 @@ namespace darkspere {
 constexpr int32 kDedupeLockClass = 0x44536d73;
 
 // Number → account, texts, whether the phone has opted out of this number, whether the plan has a hard
-// cap (only then are quotas read) and the agent tag the number requires (NULL: any agent), in one lookup. The webhook was verified with $3's auth token: it may only
-// speak for numbers that AccountSid owns (provider_account is NOT NULL, so no number accepts every sender).
+// cap (only then are quotas read) and the agent tag the number requires (NULL: any agent), in one lookup. The
+// webhook was verified with $3's auth token: it may only speak for numbers that AccountSid owns
+// (provider_account is NOT NULL, so no number accepts every sender).
 static Statement kNumberLookup = {
     "SELECT n.account_id, a.help_text, a.opt_out_text, a.opt_in_text,"
     "       EXISTS (SELECT 1 FROM darkspere.opt_outs o"

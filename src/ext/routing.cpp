@@ -1,9 +1,10 @@
 // src/ext/routing.cpp — choosing an agent and counting the calls in flight on each.
 //
-// Eligible: active, carrying the number's agent tag when it requires one, below capacity, and either healthy (circuit closed, score ≥ darkspere.min_health_score)
-// or due a trial call (circuit open or half-open past its deadline, or a closed but unhealthy agent idle for
-// the cool-down). Trial candidates come first, so a recovered agent gets its single test call promptly; then
-// the highest health score, the lowest load ratio, the lowest recent latency.
+// Eligible: active, carrying the number's agent tag when it requires one, below capacity, and either healthy
+// (circuit closed, score ≥ darkspere.min_health_score) or due a trial call (circuit open or half-open past
+// its deadline, or a closed but unhealthy agent idle for the cool-down). Trial candidates come first, so a
+// recovered agent gets its single test call promptly; then the highest health score, the lowest load ratio,
+// the lowest recent latency.
 //
 // Load is kept in darkspere.agent_load split over kCounterShards rows per agent, so concurrent routing to the
 // same few agents never waits on one row lock; a backend only writes its own shard.
@@ -81,9 +82,12 @@ int64 pick_agent(int64 account_id, const char *agent_tag, const int64 *exclude, 
             elems[i] = Int64GetDatum(skipped[i]);
         }
         ArrayType *excluded = construct_array(elems, nskipped, INT8OID, sizeof(int64), true, TYPALIGN_DOUBLE);
-        Datum args[7] = {Int64GetDatum(account_id),       Int32GetDatum(min_health_score),
-                         PointerGetDatum(excluded),       Int32GetDatum(kCircuitOpenSeconds),
-                         PointerGetDatum(pending_agents), PointerGetDatum(pending_deltas),
+        Datum args[7] = {Int64GetDatum(account_id),
+                         Int32GetDatum(min_health_score),
+                         PointerGetDatum(excluded),
+                         Int32GetDatum(kCircuitOpenSeconds),
+                         PointerGetDatum(pending_agents),
+                         PointerGetDatum(pending_deltas),
                          agent_tag != nullptr ? text_datum(agent_tag) : (Datum)0};
         char nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', null_flag(agent_tag == nullptr)};
         SpiResult picked = spi_run(kPickAgent, args, nulls, false, 1);

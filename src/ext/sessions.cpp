@@ -56,7 +56,8 @@ SessionRef session_get_or_create(int64 account_id, const char *service_number, c
     spi_run(kExpireIdleSession, expire_args, nullptr, false, 0);
 
     Datum args[5] = {Int64GetDatum(account_id), text_datum(service_number), text_datum(phone),
-                     Int32GetDatum(min_health_score), agent_tag != nullptr ? text_datum(agent_tag) : (Datum)0};
+                     Int32GetDatum(min_health_score),
+                     agent_tag != nullptr ? text_datum(agent_tag) : (Datum)0};
     char nulls[5] = {' ', ' ', ' ', ' ', null_flag(agent_tag == nullptr)};
     SpiResult row = spi_run(kUpsertSession, args, nulls, false, 1);
     SessionRef ref;

@@ -37,8 +37,8 @@ inline constexpr size_t kMcpToolDescriptionBytes = 500;
 const McpTool *mcp_choose_tool(const std::vector<McpTool> &tools, const std::string &configured,
                                std::string *error);
 
-// mcp_tools_summary — what darkspere.record_agent_tools stores of a tool list: [{name, description}] of at most
-// kMcpToolsStored tools (the agent may be hostile: its list is bounded before it leaves the worker).
+// mcp_tools_summary — what darkspere.record_agent_tools stores of a tool list: [{name, description}] of at
+// most kMcpToolsStored tools (the agent may be hostile: its list is bounded before it leaves the worker).
 nlohmann::json mcp_tools_summary(const std::vector<McpTool> &tools);
 
 // mcp_parse_tool — the binding for one tools/list entry; nullopt when the entry is malformed or carries an
