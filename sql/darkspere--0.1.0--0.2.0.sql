@@ -351,8 +351,9 @@ BEGIN
         FOR k, v IN SELECT e.key, e.value FROM pg_catalog.jsonb_each(p_body) e ORDER BY e.key LOOP
             problem := NULL;
             IF p_route = 'agents.create' AND k NOT IN ('name', 'endpoint', 'protocol', 'capacity', 'tags',
-                                                       'probe_path')
-               OR p_route = 'agents.update' AND k NOT IN ('endpoint', 'capacity', 'tags', 'status', 'probe_path')
+                                                       'probe_path', 'tool_name')
+               OR p_route = 'agents.update' AND k NOT IN ('endpoint', 'capacity', 'tags', 'status', 'probe_path',
+                                                          'tool_name')
                OR p_route = 'agents.heartbeat' AND k NOT IN ('status', 'load', 'version')
                OR p_route = 'agents.rotate_key' AND k NOT IN ('grace_seconds') THEN
                 problem := 'is not a field of this request';
@@ -401,6 +402,12 @@ BEGIN
                 IF pg_catalog.jsonb_typeof(v) <> 'string' OR v #>> '{}' NOT IN ('active', 'maintenance') THEN
                     problem := 'must be "active" or "maintenance"';
                 END IF;
+            ELSIF k = 'tool_name' THEN
+                -- null: back to the default (the tool named "chat", else the only tool)
+                IF pg_catalog.jsonb_typeof(v) <> 'null' AND (pg_catalog.jsonb_typeof(v) <> 'string'
+                   OR pg_catalog.length(v #>> '{}') NOT BETWEEN 1 AND 128 OR v #>> '{}' ~ '[[:cntrl:]]') THEN
+                    problem := 'must be null or a string of 1 to 128 characters without control characters';
+                END IF;
             END IF;
             IF problem IS NOT NULL THEN
                 RETURN QUERY SELECT 422, darkspere.api_error('invalid_field', k || ' ' || problem, k), NULL::int;
@@ -442,6 +449,8 @@ BEGIN
              WHERE a.agent_id = new_id AND p_body ? 'tags';
             UPDATE darkspere.agents a SET probe_path = p_body ->> 'probe_path'
              WHERE a.agent_id = new_id AND p_body ? 'probe_path';
+            UPDATE darkspere.agents a SET tool_name = p_body ->> 'tool_name'
+             WHERE a.agent_id = new_id AND p_body ? 'tool_name';
             p_agent := new_id;
             code := 201;
         WHEN 'agents.update' THEN
@@ -449,6 +458,7 @@ BEGIN
                SET endpoint = COALESCE(p_body ->> 'endpoint', a.endpoint),
                    capacity = COALESCE((p_body ->> 'capacity')::int, a.capacity),
                    probe_path = COALESCE(p_body ->> 'probe_path', a.probe_path),
+                   tool_name = CASE WHEN p_body ? 'tool_name' THEN p_body ->> 'tool_name' ELSE a.tool_name END,
                    tags = CASE WHEN p_body ? 'tags'
                                THEN ARRAY(SELECT DISTINCT t FROM pg_catalog.jsonb_array_elements_text(p_body -> 'tags') t
                                            ORDER BY t)
@@ -577,7 +587,7 @@ BEGIN
         SELECT COALESCE(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
                    'agent_id', a.agent_id, 'name', a.name, 'endpoint', a.endpoint, 'protocol', a.protocol,
                    'capacity', a.capacity, 'tags', pg_catalog.to_jsonb(a.tags), 'status', a.status,
-                   'probe_path', a.probe_path,
+                   'probe_path', a.probe_path, 'tool_name', a.tool_name,
                    'health_score', a.health_score, 'circuit', a.circuit,
                    'load', (SELECT COALESCE(pg_catalog.sum(l.in_flight), 0) FROM darkspere.agent_load l
                              WHERE l.agent_id = a.agent_id)::int,
@@ -589,7 +599,9 @@ BEGIN
         IF p_route = 'agents.list' THEN
             result := pg_catalog.jsonb_build_object('agents', result);
         ELSE
-            result := result -> 0;
+            -- One agent: with its MCP tools as last listed (a list of agents leaves them out: up to 100 each).
+            SELECT result -> 0 || pg_catalog.jsonb_build_object('tools', a.tools, 'tools_checked_at', a.tools_checked_at)
+              INTO result FROM darkspere.agents a WHERE a.agent_id = p_agent;
         END IF;
         IF p_route = 'agents.create' THEN
             -- Shown once: only hashes (key) or nothing (signing secret) are kept.
@@ -1168,6 +1180,93 @@ REVOKE ALL ON FUNCTION darkspere.effective_plan(bigint), darkspere.account_featu
     darkspere.stripe_event(jsonb) FROM PUBLIC;
 
 ------------------------------------------------------------------------------------------------------------------
+-- Issue #13 (completion): routing by agent tag, MCP tool discovery, agent_events retention
+------------------------------------------------------------------------------------------------------------------
+
+-- A service number may require an agent tag: its messages go only to active agents whose tags hold it, and a
+-- failed turn fails over only among them (src/ext/routing.cpp pick_agent). No such agent free: the message
+-- waits, as when the account has no agent free. NULL: any agent (every 0.1.0 number).
+ALTER TABLE darkspere.numbers ADD COLUMN agent_tag text
+    CONSTRAINT numbers_agent_tag_check CHECK (agent_tag ~ '^[A-Za-z0-9_.:-]{1,50}$');
+
+-- set_number_agent_tag — the tag a number's messages require (NULL: any agent) (admin). Sessions already bound
+-- to an agent without it move at their next message.
+CREATE FUNCTION darkspere.set_number_agent_tag(number text, agent_tag text)
+RETURNS void LANGUAGE plpgsql VOLATILE AS $fn$
+BEGIN
+    IF number IS NULL THEN
+        RAISE EXCEPTION 'number must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF agent_tag IS NOT NULL AND agent_tag !~ '^[A-Za-z0-9_.:-]{1,50}$' THEN
+        RAISE EXCEPTION 'invalid agent_tag: "%" (1 to 50 characters of [A-Za-z0-9_.:-])', agent_tag
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    UPDATE darkspere.numbers n SET agent_tag = set_number_agent_tag.agent_tag
+     WHERE n.number = set_number_agent_tag.number;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'service number "%" does not exist', number USING ERRCODE = 'undefined_object';
+    END IF;
+END
+$fn$;
+
+-- MCP tool discovery. tools: the agent's last tools/list as [{name, description}] (NULL: never listed);
+-- tools_checked_at: when. The worker lists tools at the first probe, at every probe and when the server says
+-- notifications/tools/list_changed, and stores them with record_agent_tools. tool_name: the tool a turn calls;
+-- NULL (now the default) = the tool named "chat", else the only tool (docs/mcp-agents.md). Agents of 0.1.0 keep
+-- their 'chat': they go on calling exactly the tool they called before.
+ALTER TABLE darkspere.agents ADD COLUMN tools jsonb;
+ALTER TABLE darkspere.agents ADD COLUMN tools_checked_at timestamptz;
+ALTER TABLE darkspere.agents ALTER COLUMN tool_name DROP NOT NULL;
+ALTER TABLE darkspere.agents ALTER COLUMN tool_name SET DEFAULT NULL;
+
+-- record_agent_tools — stores an MCP agent's tool list (worker). The list comes from the agent, which may be
+-- hostile: at most 100 entries and 256 KiB are taken (more is refused, 22023; the worker cuts before sending),
+-- and of each entry only a name (1 to 128 characters, no control characters; other entries are dropped) and
+-- the first 500 characters of its description are kept. Returns the number of tools stored.
+CREATE FUNCTION darkspere.record_agent_tools(agent_id bigint, tools jsonb)
+RETURNS int LANGUAGE plpgsql VOLATILE AS $fn$
+#variable_conflict use_column
+DECLARE
+    p_agent bigint := record_agent_tools.agent_id;
+    p_tools jsonb := record_agent_tools.tools;
+    kept jsonb;
+BEGIN
+    IF p_agent IS NULL OR p_tools IS NULL THEN
+        RAISE EXCEPTION 'agent_id and tools must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF pg_catalog.jsonb_typeof(p_tools) <> 'array' THEN
+        RAISE EXCEPTION 'tools must be a JSON array, not %', pg_catalog.jsonb_typeof(p_tools)
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF pg_catalog.jsonb_array_length(p_tools) > 100 OR pg_catalog.octet_length(p_tools::text) > 262144 THEN
+        RAISE EXCEPTION 'tools: % entries of % bytes; at most 100 entries and 262144 bytes are taken',
+            pg_catalog.jsonb_array_length(p_tools), pg_catalog.octet_length(p_tools::text)
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    SELECT COALESCE(pg_catalog.jsonb_agg(pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
+               'name', e.t ->> 'name',
+               'description', CASE WHEN pg_catalog.jsonb_typeof(e.t -> 'description') = 'string'
+                                   THEN pg_catalog.left(e.t ->> 'description', 500) END)) ORDER BY e.ord), '[]')
+      INTO kept
+      FROM pg_catalog.jsonb_array_elements(p_tools) WITH ORDINALITY e(t, ord)
+     WHERE pg_catalog.jsonb_typeof(e.t) = 'object' AND pg_catalog.jsonb_typeof(e.t -> 'name') = 'string'
+       AND pg_catalog.length(e.t ->> 'name') BETWEEN 1 AND 128 AND e.t ->> 'name' !~ '[[:cntrl:]]';
+    UPDATE darkspere.agents a SET tools = kept, tools_checked_at = pg_catalog.now() WHERE a.agent_id = p_agent;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'agent % does not exist', p_agent USING ERRCODE = 'undefined_object';
+    END IF;
+    RETURN pg_catalog.jsonb_array_length(kept);
+END
+$fn$;
+
+-- darkspere.agent_event_retention (90 days; src/ext/module.cpp): tick() deletes older agent_events rows, a batch
+-- per call, through this index.
+CREATE INDEX agent_events_at ON darkspere.agent_events (at);
+
+REVOKE ALL ON FUNCTION darkspere.set_number_agent_tag(text, text), darkspere.record_agent_tools(bigint, jsonb)
+    FROM PUBLIC;
+
+------------------------------------------------------------------------------------------------------------------
 -- Privileges: keep this block last; every function added above gets its line here
 ------------------------------------------------------------------------------------------------------------------
 --
@@ -1244,6 +1343,8 @@ ALTER FUNCTION darkspere.api_call(text, text, text, bigint, jsonb)
 ALTER FUNCTION darkspere.effective_plan(bigint) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 ALTER FUNCTION darkspere.feature_access(bigint, text) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 ALTER FUNCTION darkspere.stripe_event(jsonb) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION darkspere.set_number_agent_tag(text, text) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION darkspere.record_agent_tools(bigint, jsonb) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 -- sms_segments, twilio_signature, twilio_signature_valid and stripe_signature_valid touch no table: they stay
 -- SECURITY INVOKER and executable by PUBLIC, as in 0.1.0.
 
@@ -1265,7 +1366,8 @@ GRANT EXECUTE ON FUNCTION
     darkspere.record_delivery_status(text, text, text, int),
     darkspere.tick(),
     darkspere.api_call(text, text, text, bigint, jsonb),
-    darkspere.stripe_event(jsonb)
+    darkspere.stripe_event(jsonb),
+    darkspere.record_agent_tools(bigint, jsonb)
     TO darkspere_worker;
 GRANT SELECT ON darkspere.queue_depth TO darkspere_worker;
 
@@ -1283,7 +1385,8 @@ GRANT EXECUTE ON FUNCTION
     darkspere.revoke_account_key(bigint),
     darkspere.rotate_agent_key(bigint, interval),
     darkspere.effective_plan(bigint),
-    darkspere.feature_access(bigint, text)
+    darkspere.feature_access(bigint, text),
+    darkspere.set_number_agent_tag(text, text)
     TO darkspere_admin;
 GRANT SELECT ON ALL TABLES IN SCHEMA darkspere TO darkspere_admin;
 GRANT INSERT, UPDATE, DELETE ON darkspere.plans, darkspere.rate_limit_rules, darkspere.rate_limit_overrides,

@@ -218,6 +218,25 @@ static void complete_sms_send(int64 message_id, Jsonb *result) {
     }
 }
 
+// The agent tag the turn's service number requires (NULL: any agent): failover stays among the agents that
+// carry it.
+static Statement kTurnAgentTag = {
+    "SELECT n.agent_tag FROM darkspere.messages m JOIN darkspere.numbers n ON n.number = m.service_number"
+    " WHERE m.message_id = $1",
+    1,
+    {INT8OID},
+    nullptr};
+
+// turn_agent_tag — numbers.agent_tag of the message's service number, or nullptr (none, or no message).
+static char *turn_agent_tag(int64 message_id) {
+    if (message_id == 0) {
+        return nullptr;
+    }
+    Datum args[1] = {Int64GetDatum(message_id)};
+    SpiResult tag = spi_run(kTurnAgentTag, args, nullptr, true, 1);
+    return tag.empty() ? nullptr : tag.text_copy(0, 1, CurrentMemoryContext);
+}
+
 static void fail_agent_call(int64 job_id, int attempt, int max_attempts, int64 account_id, int64 session_id,
                             int64 message_id, int64 agent_id, ArrayType *tried, const char *error,
                             bool retryable) {
@@ -239,9 +258,10 @@ static void fail_agent_call(int64 job_id, int attempt, int max_attempts, int64 a
         exclude[i] = DatumGetInt64(elems[i]);
     }
     double delay = 0;
-    int64 next = pick_agent(account_id, exclude, nelems);
+    char *agent_tag = turn_agent_tag(message_id);
+    int64 next = pick_agent(account_id, agent_tag, exclude, nelems);
     if (next == 0) {
-        next = pick_agent(account_id, nullptr, 0);
+        next = pick_agent(account_id, agent_tag, nullptr, 0);
         delay = backoff_seconds(attempt);
     }
     if (next == 0) {
@@ -407,7 +427,7 @@ static Statement kRequeueDead = {
     {INT8OID, INT4OID, INT8OID},
     nullptr};
 static Statement kDeadJob = {
-    "SELECT kind, account_id FROM darkspere.jobs WHERE job_id = $1 AND state = 'dead' FOR UPDATE",
+    "SELECT kind, account_id, message_id FROM darkspere.jobs WHERE job_id = $1 AND state = 'dead' FOR UPDATE",
     1,
     {INT8OID},
     nullptr};
@@ -436,7 +456,7 @@ DARKSPERE_FUNCTION(darkspere_requeue_dead_job) {
     int64 agent_id = 0;
     bool agent_call = strcmp(kind, "agent_call") == 0;
     if (agent_call) {
-        agent_id = pick_agent(account_id, nullptr, 0);
+        agent_id = pick_agent(account_id, turn_agent_tag(dead.get_int64(0, 3)), nullptr, 0);
         if (agent_id == 0) {
             ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
                             errmsg("account %lld has no eligible agent to retry job %lld",

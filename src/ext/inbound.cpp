@@ -30,14 +30,15 @@ namespace darkspere {
 // Advisory-lock class for MessageSid deduplication ("DSms"); the object id is hashtext(MessageSid).
 constexpr int32 kDedupeLockClass = 0x44536d73;
 
-// Number → account, texts, whether the phone has opted out of this number and whether the plan has a hard
-// cap (only then are quotas read), in one lookup. The webhook was verified with $3's auth token: it may only
-// speak for numbers that AccountSid owns (provider_account is NOT NULL, so no number accepts every sender).
+// Number → account, texts, whether the phone has opted out of this number, whether the plan has a hard
+// cap (only then are quotas read) and the agent tag the number requires (NULL: any agent), in one lookup. The
+// webhook was verified with $3's auth token: it may only speak for numbers that AccountSid owns
+// (provider_account is NOT NULL, so no number accepts every sender).
 static Statement kNumberLookup = {
     "SELECT n.account_id, a.help_text, a.opt_out_text, a.opt_in_text,"
     "       EXISTS (SELECT 1 FROM darkspere.opt_outs o"
     "                WHERE o.account_id = n.account_id AND o.service_number = n.number AND o.phone = $2),"
-    "       p.hard_cap"
+    "       p.hard_cap, n.agent_tag"
     "  FROM darkspere.numbers n JOIN darkspere.accounts a ON a.account_id = n.account_id"
     "  JOIN darkspere.plans p ON p.plan = a.plan"
     " WHERE n.number = $1 AND n.provider_account = $3",
@@ -110,6 +111,7 @@ Outcome receive(const Inbound &in, MemoryContext caller) {
     char *opt_in_text = number.text_copy(0, 4, caller);
     bool opted_out = number.get_bool(0, 5);
     bool hard_cap = number.get_bool(0, 6);
+    char *agent_tag = number.text_copy(0, 7, caller);  // nullptr: any agent
 
     Datum lock_args[2] = {Int32GetDatum(kDedupeLockClass), text_datum(in.message_sid)};
     spi_run(kDedupeLock, lock_args, nullptr, false, 0);
@@ -150,11 +152,11 @@ Outcome receive(const Inbound &in, MemoryContext caller) {
         return out;
     }
 
-    SessionRef session = session_get_or_create(account_id, in.to_number, in.from_number);
+    SessionRef session = session_get_or_create(account_id, in.to_number, in.from_number, agent_tag);
     int64 agent_id = session.agent_eligible ? session.agent_id : 0;
     // Earlier messages of this session still wait for an agent: this one queues behind them to keep order.
     if (agent_id == 0 && !session.has_queued_messages) {
-        agent_id = pick_agent(account_id, nullptr, 0);
+        agent_id = pick_agent(account_id, agent_tag, nullptr, 0);
         if (agent_id != 0 && agent_id != session.agent_id) {
             session_bind_agent(session.session_id, agent_id);
         }

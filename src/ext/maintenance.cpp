@@ -4,7 +4,8 @@
 // end with them, as 'expired'); make jobs whose lease expired claimable again (or dead-letter them when out
 // of attempts) — this is the whole crash-recovery story; route messages that were queued for want of an
 // agent, accounts in turns; prune finished jobs and stale rate-limit rows; apply the retention settings
-// (delete old messages, redact old bodies, delete old delivery and consent events and empty ended sessions);
+// (delete old messages, redact old bodies, delete old delivery, consent and agent events and empty ended
+// sessions);
 // schedule agent health probes and prune old probe results (probes.cpp).
 // Several workers may call tick() at once: a transaction-level advisory lock lets one run and the others
 // return {"skipped": true} at once.
@@ -96,16 +97,19 @@ static Statement kSetRouteCursor = {
     {INT8OID},
     nullptr};
 
-// The oldest waiting message of each session of one account (later ones wait behind it), with the session's
-// agent when that agent may keep serving it (sticky: capacity is not checked). Sticky sessions first — they
-// need no pick — then the oldest sessions.
+// The oldest waiting message of each session of one account (later ones wait behind it), the agent tag its
+// number requires, and the session's agent when that agent may keep serving it (sticky: capacity is not
+// checked; the tag is). Sticky sessions first — they need no pick — then the oldest sessions.
 static Statement kAccountQueued = {
-    "SELECT h.message_id, h.session_id, a.agent_id"
-    "  FROM (SELECT DISTINCT ON (m.session_id) m.message_id, m.session_id FROM darkspere.messages m"
+    "SELECT h.message_id, h.session_id, a.agent_id, n.agent_tag"
+    "  FROM (SELECT DISTINCT ON (m.session_id) m.message_id, m.session_id, m.service_number"
+    "          FROM darkspere.messages m"
     "         WHERE m.status = 'waiting' AND m.account_id = $1 ORDER BY m.session_id, m.message_id) h"
     "  JOIN darkspere.sessions s ON s.session_id = h.session_id"
+    "  LEFT JOIN darkspere.numbers n ON n.number = h.service_number"
     "  LEFT JOIN darkspere.agents a ON a.agent_id = s.agent_id AND a.status = 'active'"
     "        AND a.circuit = 'closed' AND a.health_score >= $2"
+    "        AND (n.agent_tag IS NULL OR n.agent_tag = ANY (a.tags))"
     " ORDER BY a.agent_id IS NULL, h.session_id LIMIT $3",
     3,
     {INT8OID, INT4OID, INT4OID},
@@ -206,6 +210,16 @@ static Statement kPruneStripeEvents = {
     {INT4OID, INT4OID},
     nullptr};
 
+// Agent status changes (agent_events) after darkspere.agent_event_retention, through agent_events_at.
+static Statement kPruneAgentEvents = {
+    "DELETE FROM darkspere.agent_events WHERE ctid = ANY (ARRAY("
+    "  SELECT ctid FROM darkspere.agent_events"
+    "   WHERE at < pg_catalog.now() - pg_catalog.make_interval(secs => $1)"
+    "   ORDER BY at LIMIT $2 FOR UPDATE SKIP LOCKED))",
+    2,
+    {INT4OID, INT4OID},
+    nullptr};
+
 #undef DS_NOT_IN_FLIGHT
 
 // The retention counts are reported only when not zero, so the report of a tick with nothing to prune (and
@@ -218,10 +232,10 @@ static Statement kReport = {
     "      'pruned_messages', NULLIF($8, 0), 'redacted_bodies', NULLIF($9, 0), 'pruned_sessions', NULLIF($10, 0),"
     "      'pruned_delivery_events', NULLIF($11, 0), 'pruned_consent_events', NULLIF($12, 0),"
     "      'probes_scheduled', NULLIF($13, 0), 'pruned_agent_checks', NULLIF($14, 0),"
-    "      'pruned_stripe_events', NULLIF($15, 0)))",
-    15,
+    "      'pruned_stripe_events', NULLIF($15, 0), 'pruned_agent_events', NULLIF($16, 0)))",
+    16,
     {INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID,
-     INT8OID, INT8OID, INT8OID, INT8OID},
+     INT8OID, INT8OID, INT8OID, INT8OID, INT8OID},
     nullptr};
 
 static Statement kSkipped = {"SELECT '{\"skipped\": true}'::jsonb", 0, {}, nullptr};
@@ -245,19 +259,35 @@ static int waiting_accounts(int64 cursor, int64 *accounts, int max) {
 }
 
 // route_account — routes up to `share` waiting messages of one account, oldest session first; returns how
-// many.
+// many. A pick that finds no agent for a tag is not repeated for that tag in this call; one that finds no
+// agent at all (no tag) ends the call, as no tagged agent can be free then either.
 static int64 route_account(int64 account_id, int share) {
+    MemoryContext caller = CurrentMemoryContext;
     Datum args[3] = {Int64GetDatum(account_id), Int32GetDatum(min_health_score), Int32GetDatum(share)};
     SpiResult queued = spi_run(kAccountQueued, args, nullptr, false, 0);
     int64 routed = 0;
+    char **full_tags = static_cast<char **>(palloc(sizeof(char *) * (queued.rows() + 1)));
+    int nfull = 0;
     for (uint64 r = 0; r < queued.rows(); r++) {
         int64 message_id = queued.get_int64(r, 1);
         int64 session_id = queued.get_int64(r, 2);
         int64 agent_id = queued.get_int64(r, 3);  // the sticky agent, or 0
+        char *agent_tag = queued.text_copy(r, 4, caller);
         if (agent_id == 0) {
-            agent_id = pick_agent(account_id, nullptr, 0);
-            if (agent_id == 0) {
+            bool full = false;
+            for (int i = 0; agent_tag != nullptr && i < nfull && !full; i++) {
+                full = strcmp(full_tags[i], agent_tag) == 0;
+            }
+            if (full) {
+                continue;
+            }
+            agent_id = pick_agent(account_id, agent_tag, nullptr, 0);
+            if (agent_id == 0 && agent_tag == nullptr) {
                 break;  // no eligible agent with room; the rest of the list has no sticky agent either
+            }
+            if (agent_id == 0) {
+                full_tags[nfull++] = agent_tag;
+                continue;
             }
             session_bind_agent(session_id, agent_id);
         }
@@ -379,8 +409,9 @@ DARKSPERE_FUNCTION(darkspere_tick) {
     int64 probes_scheduled = schedule_probes();
     int64 pruned_agent_checks = prune_agent_checks(kTickBatch);
     int64 pruned_stripe_events = retain(kPruneStripeEvents, kStripeEventRetentionS);
+    int64 pruned_agent_events = retain(kPruneAgentEvents, agent_event_retention_s);
 
-    Datum report[15] = {Int64GetDatum(expired),
+    Datum report[16] = {Int64GetDatum(expired),
                         Int64GetDatum(reclaimed),
                         Int64GetDatum(dead),
                         Int64GetDatum(routed),
@@ -394,7 +425,8 @@ DARKSPERE_FUNCTION(darkspere_tick) {
                         Int64GetDatum(pruned_consent_events),
                         Int64GetDatum(probes_scheduled),
                         Int64GetDatum(pruned_agent_checks),
-                        Int64GetDatum(pruned_stripe_events)};
+                        Int64GetDatum(pruned_stripe_events),
+                        Int64GetDatum(pruned_agent_events)};
     SpiResult row = spi_run(kReport, report, nullptr, false, 1);
     Datum result = SPI_datumTransfer(row.get_datum(0, 1, &isnull), false, -1);
     SPI_finish();

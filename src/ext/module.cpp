@@ -39,6 +39,7 @@ int probe_interval_s = kProbeIntervalDefaultS;
 int auto_disable_after = kAutoDisableAfterDefault;
 int auto_recover_after = kAutoRecoverAfterDefault;
 int agent_check_retention_s = kAgentCheckRetentionDefaultS;
+int agent_event_retention_s = kAgentEventRetentionDefaultS;
 
 int counter_shard() {
     return MyProcPid % kCounterShards;
@@ -143,6 +144,11 @@ void _PG_init(void) {
     DefineCustomIntVariable("darkspere.agent_check_retention",
                             "Seconds health probe results are kept before tick() deletes them (0: for ever).",
                             nullptr, &agent_check_retention_s, kAgentCheckRetentionDefaultS, 0, INT_MAX / 2,
+                            kPolicyContext, GUC_UNIT_S, nullptr, nullptr, nullptr);
+    DefineCustomIntVariable("darkspere.agent_event_retention",
+                            "Seconds agent status changes (agent_events) are kept before tick() deletes them "
+                            "(0: for ever).",
+                            nullptr, &agent_event_retention_s, kAgentEventRetentionDefaultS, 0, INT_MAX / 2,
                             kPolicyContext, GUC_UNIT_S, nullptr, nullptr, nullptr);
     define_version_check_setting();
     MarkGUCPrefixReserved("darkspere");

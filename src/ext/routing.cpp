@@ -1,9 +1,10 @@
 // src/ext/routing.cpp — choosing an agent and counting the calls in flight on each.
 //
-// Eligible: active, below capacity, and either healthy (circuit closed, score ≥ darkspere.min_health_score)
-// or due a trial call (circuit open or half-open past its deadline, or a closed but unhealthy agent idle for
-// the cool-down). Trial candidates come first, so a recovered agent gets its single test call promptly; then
-// the highest health score, the lowest load ratio, the lowest recent latency.
+// Eligible: active, carrying the number's agent tag when it requires one, below capacity, and either healthy
+// (circuit closed, score ≥ darkspere.min_health_score) or due a trial call (circuit open or half-open past
+// its deadline, or a closed but unhealthy agent idle for the cool-down). Trial candidates come first, so a
+// recovered agent gets its single test call promptly; then the highest health score, the lowest load ratio,
+// the lowest recent latency.
 //
 // Load is kept in darkspere.agent_load split over kCounterShards rows per agent, so concurrent routing to the
 // same few agents never waits on one row lock; a backend only writes its own shard.
@@ -25,6 +26,7 @@ static Statement kPickAgent = {
     "                           WHERE p.agent_id = a.agent_id) AS in_flight"
     "                  FROM darkspere.agent_load l WHERE l.agent_id = a.agent_id) l"
     " WHERE a.account_id = $1 AND a.status = 'active' AND a.agent_id <> ALL ($3)"
+    "   AND ($7::text IS NULL OR $7 = ANY (a.tags))"
     "   AND l.in_flight < a.capacity"
     "   AND ((a.circuit = 'closed' AND a.health_score >= $2)"
     "     OR (a.circuit IN ('open', 'half_open') AND a.circuit_until <= pg_catalog.clock_timestamp())"
@@ -33,8 +35,8 @@ static Statement kPickAgent = {
     " ORDER BY trial DESC, a.health_score DESC, l.in_flight::float8 / a.capacity, a.latency_ms NULLS FIRST,"
     "          a.agent_id"
     " LIMIT 1",
-    6,
-    {INT8OID, INT4OID, INT8ARRAYOID, INT4OID, INT8ARRAYOID, INT4ARRAYOID},
+    7,
+    {INT8OID, INT4OID, INT8ARRAYOID, INT4OID, INT8ARRAYOID, INT4ARRAYOID, TEXTOID},
     nullptr};
 
 // Claims the single trial slot; fails (0 rows) when a concurrent transaction took it first — or is taking it
@@ -60,7 +62,7 @@ static Statement kAddLoad = {
 // Attempts to find an agent, skipping candidates whose trial slot a concurrent transaction just took.
 constexpr int kPickAttempts = 4;
 
-int64 pick_agent(int64 account_id, const int64 *exclude, int nexclude) {
+int64 pick_agent(int64 account_id, const char *agent_tag, const int64 *exclude, int nexclude) {
     // The choice reads agent health and load. Health an ack batch holds is written first (its failover);
     // load a batch holds is added to what is read, so a receive batch locks no shared counter row before its
     // end.
@@ -80,10 +82,15 @@ int64 pick_agent(int64 account_id, const int64 *exclude, int nexclude) {
             elems[i] = Int64GetDatum(skipped[i]);
         }
         ArrayType *excluded = construct_array(elems, nskipped, INT8OID, sizeof(int64), true, TYPALIGN_DOUBLE);
-        Datum args[6] = {Int64GetDatum(account_id),       Int32GetDatum(min_health_score),
-                         PointerGetDatum(excluded),       Int32GetDatum(kCircuitOpenSeconds),
-                         PointerGetDatum(pending_agents), PointerGetDatum(pending_deltas)};
-        SpiResult picked = spi_run(kPickAgent, args, nullptr, false, 1);
+        Datum args[7] = {Int64GetDatum(account_id),
+                         Int32GetDatum(min_health_score),
+                         PointerGetDatum(excluded),
+                         Int32GetDatum(kCircuitOpenSeconds),
+                         PointerGetDatum(pending_agents),
+                         PointerGetDatum(pending_deltas),
+                         agent_tag != nullptr ? text_datum(agent_tag) : (Datum)0};
+        char nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', null_flag(agent_tag == nullptr)};
+        SpiResult picked = spi_run(kPickAgent, args, nulls, false, 1);
         if (picked.empty()) {
             return 0;
         }

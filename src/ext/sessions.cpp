@@ -25,8 +25,8 @@ static Statement kExpireIdleSession = {
     nullptr};
 
 // Upsert plus, in the same statement, whether the bound agent may keep the session (sticky routing: capacity
-// is not checked, the session already counts against it) and whether earlier messages still wait for an
-// agent.
+// is not checked, the session already counts against it; the number's agent tag is, $5, as it may have
+// changed since) and whether earlier messages still wait for an agent.
 static Statement kUpsertSession = {
     "WITH s AS ("
     "  INSERT INTO darkspere.sessions AS s (account_id, service_number, phone) VALUES ($1, $2, $3)"
@@ -34,12 +34,13 @@ static Statement kUpsertSession = {
     "  DO UPDATE SET last_activity_at = pg_catalog.now()"
     "  RETURNING s.session_id, s.agent_id)"
     " SELECT s.session_id, s.agent_id,"
-    "        (a.status = 'active' AND a.circuit = 'closed' AND a.health_score >= $4),"
+    "        (a.status = 'active' AND a.circuit = 'closed' AND a.health_score >= $4"
+    "         AND ($5::text IS NULL OR $5 = ANY (a.tags))),"
     "        EXISTS (SELECT 1 FROM darkspere.messages q"
     "                 WHERE q.session_id = s.session_id AND q.status = 'waiting')"
     "   FROM s LEFT JOIN darkspere.agents a ON a.agent_id = s.agent_id",
-    4,
-    {INT8OID, TEXTOID, TEXTOID, INT4OID},
+    5,
+    {INT8OID, TEXTOID, TEXTOID, INT4OID, TEXTOID},
     nullptr};
 
 static Statement kBindAgent = {
@@ -48,14 +49,17 @@ static Statement kBindAgent = {
 static Statement kSessionRow = {
     "SELECT s.* FROM darkspere.sessions s WHERE s.session_id = $1", 1, {INT8OID}, nullptr};
 
-SessionRef session_get_or_create(int64 account_id, const char *service_number, const char *phone) {
+SessionRef session_get_or_create(int64 account_id, const char *service_number, const char *phone,
+                                 const char *agent_tag) {
     Datum expire_args[4] = {Int64GetDatum(account_id), text_datum(service_number), text_datum(phone),
                             Int32GetDatum(session_idle_timeout_s)};
     spi_run(kExpireIdleSession, expire_args, nullptr, false, 0);
 
-    Datum args[4] = {Int64GetDatum(account_id), text_datum(service_number), text_datum(phone),
-                     Int32GetDatum(min_health_score)};
-    SpiResult row = spi_run(kUpsertSession, args, nullptr, false, 1);
+    Datum args[5] = {Int64GetDatum(account_id), text_datum(service_number), text_datum(phone),
+                     Int32GetDatum(min_health_score),
+                     agent_tag != nullptr ? text_datum(agent_tag) : (Datum)0};
+    char nulls[5] = {' ', ' ', ' ', ' ', null_flag(agent_tag == nullptr)};
+    SpiResult row = spi_run(kUpsertSession, args, nulls, false, 1);
     SessionRef ref;
     ref.session_id = row.get_int64(0, 1);
     ref.agent_id = row.get_int64(0, 2);
@@ -84,7 +88,8 @@ DARKSPERE_FUNCTION(darkspere_get_or_create_session) {
 
     SPI_connect();
     require_account(account_id);
-    SessionRef ref = session_get_or_create(account_id, service_number, phone);
+    // The session row only: whether its agent may keep it (the tag) is not part of the answer.
+    SessionRef ref = session_get_or_create(account_id, service_number, phone, nullptr);
     Datum args[1] = {Int64GetDatum(ref.session_id)};
     SpiResult session = spi_run(kSessionRow, args, nullptr, false, 1);
     HeapTupleHeader row = SPI_returntuple(session.tuple(0), session.tupdesc());

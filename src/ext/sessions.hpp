@@ -11,7 +11,9 @@ struct SessionRef {
     bool agent_eligible;       // the bound agent may keep serving this session (sticky)
     bool has_queued_messages;  // earlier messages of this session wait for an agent
 };
-SessionRef session_get_or_create(int64 account_id, const char *service_number, const char *phone);
+// agent_tag: the number's numbers.agent_tag (nullptr: none); a bound agent without it is not eligible.
+SessionRef session_get_or_create(int64 account_id, const char *service_number, const char *phone,
+                                 const char *agent_tag);
 void session_bind_agent(int64 session_id, int64 agent_id);
 
 }  // namespace darkspere

@@ -76,10 +76,13 @@ constexpr int kProbeIntervalDefaultS = 30;
 constexpr int kAutoDisableAfterDefault = 3;
 constexpr int kAutoRecoverAfterDefault = 3;
 constexpr int kAgentCheckRetentionDefaultS = 7 * 24 * 60 * 60;
+// Agent status changes (agent_events) are an audit trail: 90 days covers a quarter of incidents.
+constexpr int kAgentEventRetentionDefaultS = 90 * 24 * 60 * 60;
 extern int probe_interval_s;
 extern int auto_disable_after;
 extern int auto_recover_after;
 extern int agent_check_retention_s;
+extern int agent_event_retention_s;
 
 // Shards of the agent-load and usage counters; a backend always writes the shard of its process id.
 constexpr int kCounterShards = 16;

@@ -4,6 +4,9 @@
 // job_runner_timers.cpp (poll, tick, drain).
 #include "job_runner.hpp"
 
+#include "job_runner_internal.hpp"
+#include "log.hpp"
+
 namespace darkspere::worker {
 
 namespace asio = boost::asio;
@@ -21,7 +24,23 @@ JobRunner::JobRunner(asio::io_context &io, PgClient &pool, AgentHttp &agent_http
       follow_up_timer_(io),
       tick_timer_(io),
       park_timer_(io),
-      drain_timer_(io) {}
+      drain_timer_(io) {
+    // Tool lists the MCP client reads (probes, refreshes, changed lists) are stored with one statement each.
+    mcp_.set_tools_listener([this](long long agent_id, nlohmann::json tools) {
+        if (agent_id <= 0)
+            return;
+        query(job_runner_internal::SQL_RECORD_AGENT_TOOLS, {std::to_string(agent_id), tools.dump()},
+              [agent_id](PgResult r) {
+                  if (!r.ok && !r.unavailable)
+                      log_warn("storing an agent's tool list failed",
+                               {{"agent_id", agent_id}, {"sqlstate", r.sqlstate}, {"error", r.error}});
+              });
+    });
+}
+
+JobRunner::~JobRunner() {
+    mcp_.set_tools_listener(nullptr);  // calls still in flight must not reach a destroyed runner
+}
 
 void JobRunner::query(const char *sql, PgParams params, PgCallback on_done) {
     pool_.query(sql, std::move(params), std::move(on_done), PgPriority::background);

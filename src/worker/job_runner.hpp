@@ -105,6 +105,9 @@ class JobRunner {
     // JobRunner — pool: where its statements go (PgPool in the daemon; a scripted stand-in in unit tests).
     JobRunner(boost::asio::io_context &io, PgClient &pool, AgentHttp &agent_http, McpClient &mcp,
               TwilioSender &twilio, Metrics &metrics, std::function<RunnerSettings()> settings);
+    ~JobRunner();
+    JobRunner(const JobRunner &) = delete;
+    JobRunner &operator=(const JobRunner &) = delete;
 
     // start — arms the fallback poll and tick timers and claims once.
     void start();

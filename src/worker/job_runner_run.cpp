@@ -62,9 +62,7 @@ bool agent_turn_from_payload(const nlohmann::json &payload, milliseconds deadlin
     *protocol = str(payload, "protocol");
     if (protocol->empty())
         *protocol = "http";
-    std::string tool = str(payload, "tool_name");
-    if (!tool.empty())
-        turn->tool_name = tool;
+    turn->tool_name = str(payload, "tool_name");  // null: the default tool
     turn->session_id = payload.contains("session_id") ? id_text(payload["session_id"]) : "";
     turn->message = str(payload, "body");
     turn->from = str(payload, "from");

@@ -7,8 +7,11 @@
 // DarkSpere session.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
+
+#include <nlohmann/json.hpp>
 
 #include "agent_protocol.hpp"
 #include "http_client.hpp"
@@ -16,6 +19,9 @@
 namespace darkspere::worker {
 
 struct McpClientState;  // caches shared with calls in flight (mcp_client.cpp)
+
+// McpToolsListener — receives an agent's tool list as read from its server (mcp_tools_summary's shape).
+using McpToolsListener = std::function<void(long long agent_id, nlohmann::json tools)>;
 
 class McpClient {
   public:
@@ -29,9 +35,12 @@ class McpClient {
     // exactly once through on_done (on the caller's event loop thread, via the HttpClient callbacks).
     // Not thread-safe: call it from the event loop thread that runs the HttpClient callbacks.
     void call(const AgentTurn &turn, AgentCallback on_done);
-    // ping — a health probe of turn.endpoint: JSON-RPC ping (tools/list when the server has no ping) after
-    // the same era detection and legacy handshake as a turn; ok when the server answered.
+    // ping — a health probe of turn.endpoint: JSON-RPC ping and tools/list after the same era detection and
+    // legacy handshake as a turn; ok when the server answered ping (or, without ping, tools/list).
     void ping(const AgentTurn &turn, AgentCallback on_done);
+    // set_tools_listener — called with every tool list a probe or a refresh read, and with a turn's when it
+    // changed; a server's notifications/tools/list_changed starts a refresh after the call it came in.
+    void set_tools_listener(McpToolsListener listener);
 
   private:
     // Calls in flight hold the state too, so destroying the client early never leaves them dangling.

@@ -161,6 +161,12 @@ McpReplyParse mcp_find_response(const HttpResponse &response, long long id) {
                 parse.message = std::move(*message);
                 return parse;
             }
+            if (message && message->is_object() && !message->contains("id")) {
+                const nlohmann::json *method = json_member(*message, "method");
+                parse.tools_list_changed =
+                    parse.tools_list_changed ||
+                    (method != nullptr && *method == "notifications/tools/list_changed");
+            }
         }
         parse.body_unparsable = !any_data;
         return parse;

@@ -43,6 +43,8 @@ bool mcp_is_visible_ascii(std::string_view value);
 struct McpReplyParse {
     nlohmann::json message;  // the response object (has "result" or "error"); null when none was found
     bool body_unparsable = false;
+    // The server sent notifications/tools/list_changed in the stream before our response.
+    bool tools_list_changed = false;
 };
 
 // mcp_find_response — our response in a response body. JSON bodies must hold one response object; SSE bodies

@@ -83,6 +83,9 @@ std::optional<McpTool> mcp_parse_tool(const nlohmann::json &entry) {
     }
     McpTool tool;
     tool.name = entry["name"].get<std::string>();
+    if (entry.contains("description") && entry["description"].is_string()) {
+        tool.description = entry["description"].get<std::string>();
+    }
     if (entry.contains("inputSchema") && entry["inputSchema"].is_object()) {
         tool.input_schema = entry["inputSchema"];
     }
@@ -105,6 +108,50 @@ std::optional<McpTool> mcp_parse_tool(const nlohmann::json &entry) {
         tool.header_params.emplace_back(property, annotation.get<std::string>());
     }
     return tool;
+}
+
+const McpTool *mcp_choose_tool(const std::vector<McpTool> &tools, const std::string &configured,
+                               std::string *error) {
+    const std::string &wanted = configured.empty() ? std::string("chat") : configured;
+    for (const auto &candidate : tools) {
+        if (candidate.name == wanted) {
+            return &candidate;
+        }
+    }
+    if (!configured.empty()) {
+        *error = "tool " + configured + " not offered by agent";
+        return nullptr;
+    }
+    if (tools.size() == 1) {
+        return &tools.front();
+    }
+    *error = tools.empty() ? std::string("agent offers no tool")
+                           : "agent offers " + std::to_string(tools.size()) +
+                                 " tools and none named chat: set the agent's tool_name";
+    return nullptr;
+}
+
+nlohmann::json mcp_tools_summary(const std::vector<McpTool> &tools) {
+    nlohmann::json summary = nlohmann::json::array();
+    for (const auto &tool : tools) {
+        if (summary.size() == kMcpToolsStored) {
+            break;
+        }
+        nlohmann::json entry = {{"name", tool.name}};
+        if (!tool.description.empty()) {
+            std::string description = tool.description;
+            if (description.size() > kMcpToolDescriptionBytes) {
+                size_t cut = kMcpToolDescriptionBytes;
+                while (cut > 0 && (static_cast<unsigned char>(description[cut]) & 0xC0) == 0x80) {
+                    --cut;  // never split a UTF-8 sequence
+                }
+                description.resize(cut);
+            }
+            entry["description"] = std::move(description);
+        }
+        summary.push_back(std::move(entry));
+    }
+    return summary;
 }
 
 McpArguments mcp_tool_arguments(const McpTool &tool, const AgentTurn &turn) {

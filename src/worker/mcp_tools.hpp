@@ -20,11 +20,26 @@ namespace darkspere::worker {
 
 struct McpTool {
     std::string name;
+    std::string description;  // as the server gave it (shown to the tenant, never used to decide anything)
     nlohmann::json input_schema = nlohmann::json::object();
     // (property, header suffix) for every x-mcp-header annotation: property "region" annotated "Region" is
     // sent as Mcp-Param-Region.
     std::vector<std::pair<std::string, std::string>> header_params;
 };
+
+// At most this many tools of one server are stored (record_agent_tools refuses more), descriptions cut to
+// this many bytes (at a character boundary).
+inline constexpr size_t kMcpToolsStored = 100;
+inline constexpr size_t kMcpToolDescriptionBytes = 500;
+
+// mcp_choose_tool — the tool a turn calls: `configured` (the agent's tool_name) when set, else the tool named
+// "chat", else the only tool. nullptr with *error saying why when there is none to call.
+const McpTool *mcp_choose_tool(const std::vector<McpTool> &tools, const std::string &configured,
+                               std::string *error);
+
+// mcp_tools_summary — what darkspere.record_agent_tools stores of a tool list: [{name, description}] of at
+// most kMcpToolsStored tools (the agent may be hostile: its list is bounded before it leaves the worker).
+nlohmann::json mcp_tools_summary(const std::vector<McpTool> &tools);
 
 // mcp_parse_tool — the binding for one tools/list entry; nullopt when the entry is malformed or carries an
 // invalid x-mcp-header annotation (the modern spec requires such tools to be dropped from the client's view).

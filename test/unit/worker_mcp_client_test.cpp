@@ -17,6 +17,7 @@
 
 #include "agent_signature.hpp"
 #include "mcp_client.hpp"
+#include "mcp_tools.hpp"
 
 using namespace darkspere::worker;
 using nlohmann::json;
@@ -859,4 +860,145 @@ TEST_F(McpClientTest, NoSecretsNoSignatureHeader) {
     for (const auto &s : agent.sent()) {
         EXPECT_FALSE(s.has_header("X-DarkSpere-Signature")) << s.method();
     }
+}
+
+// ---- health probes and tool discovery (issue #13)
+// ------------------------------------------------------------------------------
+
+namespace {
+
+// ToolsSeen — what the tools listener received, in order.
+struct ToolsSeen {
+    std::vector<std::pair<long long, json>> reports;
+    McpToolsListener listener() {
+        return [this](long long agent_id, json tools) { reports.emplace_back(agent_id, std::move(tools)); };
+    }
+};
+
+AgentOutcome run_probe(McpClient &client, ScriptedAgent &agent, const AgentTurn &t) {
+    int reports = 0;
+    AgentOutcome got;
+    client.ping(t, [&](AgentOutcome outcome) {
+        ++reports;
+        got = std::move(outcome);
+    });
+    agent.run();
+    EXPECT_EQ(reports, 1);
+    return got;
+}
+
+}  // namespace
+
+TEST_F(McpClientTest, ProbePingsThenListsToolsAndReportsThem) {
+    ToolsSeen seen;
+    client.set_tools_listener(seen.listener());
+    json weather = tool("weather");
+    weather["description"] = "the forecast";
+    agent.answer(result(discover()));
+    agent.answer(result(json::object()));  // ping
+    agent.answer(result(tools({tool("chat"), weather})));
+    AgentOutcome outcome = run_probe(client, agent, turn(""));
+    EXPECT_TRUE(outcome.ok) << outcome.error;
+    EXPECT_EQ(agent.methods(), (std::vector<std::string>{"server/discover", "ping", "tools/list"}));
+    ASSERT_EQ(seen.reports.size(), 1u);
+    EXPECT_EQ(seen.reports[0].first, 7);
+    EXPECT_EQ(seen.reports[0].second,
+              json::parse(R"([{"name":"chat"},{"name":"weather","description":"the forecast"}])"));
+}
+
+TEST_F(McpClientTest, ProbeFallsBackToToolsListWhenPingIsMethodNotFound) {
+    ToolsSeen seen;
+    client.set_tools_listener(seen.listener());
+    agent.answer(result(discover()));
+    agent.answer(rpc_error(200, -32601));  // no ping on this server
+    agent.answer(result(tools({tool("chat")})));
+    AgentOutcome outcome = run_probe(client, agent, turn(""));
+    EXPECT_TRUE(outcome.ok) << outcome.error;
+    EXPECT_EQ(agent.methods(), (std::vector<std::string>{"server/discover", "ping", "tools/list"}));
+    EXPECT_EQ(seen.reports.size(), 1u);
+}
+
+TEST_F(McpClientTest, ProbeWithoutPingFailsWhenToolsListFailsToo) {
+    agent.answer(result(discover()));
+    agent.answer(rpc_error(200, -32601));
+    agent.answer(rpc_error(200, -32601));
+    AgentOutcome outcome = run_probe(client, agent, turn(""));
+    EXPECT_FALSE(outcome.ok);
+    EXPECT_EQ(outcome.error, "tools/list failed: mcp error -32601");
+}
+
+TEST_F(McpClientTest, ProbePassesOnPingWhenOnlyToolsListFails) {
+    agent.answer(result(discover()));
+    agent.answer(result(json::object()));
+    agent.answer(plain(400, "nope"));
+    AgentOutcome outcome = run_probe(client, agent, turn(""));
+    EXPECT_TRUE(outcome.ok) << outcome.error;
+}
+
+TEST_F(McpClientTest, DefaultToolIsChatElseTheOnlyTool) {
+    script_modern_until_call({tool("other"), tool("chat")});
+    agent.answer(result(text_result("from chat")));
+    AgentOutcome outcome = run_turn(turn(""));
+    EXPECT_TRUE(outcome.ok) << outcome.error;
+    EXPECT_EQ(agent.sent().back().body["params"]["name"], "chat");
+
+    ScriptedAgent only_agent;
+    McpClient only_client{only_agent, "1.2.3"};
+    only_agent.answer(result(discover()));
+    only_agent.answer(result(tools({tool("answer")})));
+    only_agent.answer(result(text_result("from the only tool")));
+    AgentOutcome only;
+    only_client.call(turn(""), [&](AgentOutcome o) { only = std::move(o); });
+    only_agent.run();
+    EXPECT_TRUE(only.ok) << only.error;
+    EXPECT_EQ(only_agent.sent().back().body["params"]["name"], "answer");
+}
+
+TEST_F(McpClientTest, NoDefaultToolAmongSeveralFailsNamingTheSetting) {
+    script_modern_until_call({tool("a"), tool("b")});
+    AgentOutcome outcome = run_turn(turn(""));
+    EXPECT_FALSE(outcome.ok);
+    EXPECT_EQ(outcome.error, "agent offers 2 tools and none named chat: set the agent's tool_name");
+}
+
+TEST_F(McpClientTest, ATurnReportsItsToolListOnlyWhenItChanged) {
+    ToolsSeen seen;
+    client.set_tools_listener(seen.listener());
+    agent.answer(result(discover()));
+    agent.answer(result(tools({tool("chat")}, 0)));
+    agent.answer(result(text_result("one")));
+    agent.answer(result(tools({tool("chat")}, 0)));
+    agent.answer(result(text_result("two")));
+    EXPECT_TRUE(run_turn(turn("")).ok);
+    EXPECT_TRUE(run_turn(turn("")).ok);
+    EXPECT_EQ(seen.reports.size(), 1u);
+}
+
+TEST_F(McpClientTest, ToolsListChangedNotificationStartsARefreshAfterTheTurn) {
+    ToolsSeen seen;
+    client.set_tools_listener(seen.listener());
+    script_modern_until_call({tool("chat")});
+    agent.answer(sse_result(text_result("hello"),
+                            "event: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":"
+                            "\"notifications/tools/list_changed\"}\n\n"));
+    agent.answer(result(tools({tool("chat"), tool("news")})));
+    AgentOutcome outcome = run_turn(turn(""));
+    EXPECT_TRUE(outcome.ok) << outcome.error;
+    EXPECT_EQ(outcome.reply, "hello");
+    EXPECT_EQ(agent.methods(),
+              (std::vector<std::string>{"server/discover", "tools/list", "tools/call", "tools/list"}));
+    ASSERT_EQ(seen.reports.size(), 2u);
+    EXPECT_EQ(seen.reports[1].second, json::parse(R"([{"name":"chat"},{"name":"news"}])"));
+}
+
+TEST(McpToolsSummary, BoundsCountAndDescriptionsAtCharacterBoundaries) {
+    std::vector<McpTool> many(150);
+    for (size_t i = 0; i < many.size(); i++) {
+        many[i].name = "t" + std::to_string(i);
+    }
+    many[0].description = std::string(499, 'x') + "\xc3\xa9" + "tail";  // é straddles byte 500
+    json summary = mcp_tools_summary(many);
+    EXPECT_EQ(summary.size(), kMcpToolsStored);
+    EXPECT_EQ(summary[0]["description"].get<std::string>(), std::string(499, 'x'));
+    EXPECT_FALSE(summary[1].contains("description"));
 }

@@ -25,7 +25,8 @@ async function startAgent(spec, i) {
     const name = spec.name || `agent-${String.fromCharCode(97 + i)}`;
     if (spec.kind === 'mcp') {
         const peer = await startMcpAgent({ name, transport: spec.transport || 'json', jsonResponse: spec.jsonResponse,
-            behavior: spec.behavior || 'echo', delayMs: spec.delayMs || 0 });
+            behavior: spec.behavior || 'echo', delayMs: spec.delayMs || 0, extraTools: spec.extraTools || [],
+            noPing: Boolean(spec.noPing) });
         return { peer, name, protocol: 'mcp', spec };
     }
     const peer = await startHttpAgent({ name, mode: spec.mode || 'echo', delayMs: spec.delayMs || 0 });

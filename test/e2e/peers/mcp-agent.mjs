@@ -13,6 +13,10 @@
 //   isError    a tool execution error (result.isError = true)
 //   empty      a result with no text content
 //   error500   every POST answers HTTP 500 before MCP sees it
+//   announce   echo, after adding the tool `news` and sending notifications/tools/list_changed in the answer's
+//              stream (an SSE transport carries it; a JSON one drops it, as the SDK does)
+// More tools (option `extraTools`, names; addTool(name) later): each answers `<tool>: <message>`. Every call is in
+// `calls` with its `tool`. noPing: ping is answered -32601 (method not found), as by a server without ping.
 //
 // With signing secrets (option `secrets`, or setSecrets(list)), every POST to /mcp must carry a valid
 // X-DarkSpere-Signature (peers/signature.mjs), initialize and notifications included; others are answered 401
@@ -31,7 +35,7 @@ import { echoReply } from './echo.mjs';
 import { SIGNATURE_HEADER, verifySignature } from './signature.mjs';
 
 export const MCP_TRANSPORTS = ['json', 'sse', 'stateful'];
-export const MCP_BEHAVIORS = ['echo', 'slow', 'isError', 'empty', 'error500'];
+export const MCP_BEHAVIORS = ['echo', 'slow', 'isError', 'empty', 'error500', 'announce'];
 
 const historyTurn = z.object({ role: z.string(), content: z.string() }).passthrough();
 
@@ -57,11 +61,13 @@ export async function startMcpAgent({
     toolName = 'chat',
     respond = (args) => echoReply(name, args), // the text of a successful answer
     secrets = [],
+    extraTools = [],
+    noPing = false,
     log = () => {},
 } = {}) {
     if (!MCP_TRANSPORTS.includes(transport)) throw new Error(`unknown MCP transport ${transport}`);
     if (!MCP_BEHAVIORS.includes(behavior)) throw new Error(`unknown MCP behavior ${behavior}`);
-    const state = { behavior, delayMs, secrets: [...secrets] };
+    const state = { behavior, delayMs, secrets: [...secrets], extraTools: [...extraTools] };
     const refused = []; // POSTs refused for a missing or bad signature: {method, signature}
     const calls = []; // one entry per tools/call that reached the tool
     const rpc = []; // every JSON-RPC message received: {method, id, session, protocol_version}
@@ -70,11 +76,17 @@ export async function startMcpAgent({
 
     function makeServer(sessionRef) {
         const server = new McpServer({ name, version: '0.0.1' });
+        for (const extra of state.extraTools) {
+            server.registerTool(extra, { description: `The ${extra} tool`, inputSchema: { message: z.string() } }, async (args) => {
+                calls.push({ ...args, tool: extra, mcp_session_id: sessionRef.id ?? null, received_at: Date.now(), answered: true });
+                return { content: [{ type: 'text', text: `${extra}: ${args.message}` }] };
+            });
+        }
         server.registerTool(
             toolName,
             { description: 'Answer one SMS of a conversation', inputSchema: chatInput },
-            async (args) => {
-                const call = { ...args, mcp_session_id: sessionRef.id ?? null, behavior: state.behavior, received_at: Date.now() };
+            async (args, extra) => {
+                const call = { ...args, tool: toolName, mcp_session_id: sessionRef.id ?? null, behavior: state.behavior, received_at: Date.now() };
                 calls.push(call);
                 log(`mcp-agent ${name} (${state.behavior}): ${JSON.stringify(args.message)} history=${args.history?.length ?? 'none'}`);
                 switch (state.behavior) {
@@ -82,6 +94,10 @@ export async function startMcpAgent({
                     return { isError: true, content: [{ type: 'text', text: 'the kitchen is on fire' }] };
                 case 'empty':
                     return { content: [] };
+                case 'announce':
+                    if (!state.extraTools.includes('news')) state.extraTools.push('news');
+                    await extra.sendNotification({ method: 'notifications/tools/list_changed' });
+                    break;
                 case 'slow':
                     await sleep(state.delayMs, undefined, { signal: stopping.signal });
                     break;
@@ -114,6 +130,11 @@ export async function startMcpAgent({
             && !verifySignature(signature, req.rawBody ?? Buffer.alloc(0), state.secrets)) {
             refused.push({ method: messages[0]?.method ?? null, signature });
             return res.status(401).json({ error: 'missing or invalid X-DarkSpere-Signature' });
+        }
+        if (noPing && messages.length === 1 && messages[0]?.method === 'ping') {
+            rpc.push({ http: req.method, method: 'ping', id: messages[0].id ?? null, session: req.get('mcp-session-id') || null,
+                protocol_version: req.get('mcp-protocol-version') || null, signature });
+            return res.json({ jsonrpc: '2.0', id: messages[0].id ?? null, error: { code: -32601, message: 'Method not found' } });
         }
         for (const m of messages) {
             rpc.push({
@@ -203,6 +224,13 @@ export async function startMcpAgent({
         rpc,
         refused,
         sessions,
+        // addTool adds a tool the next tools/list shows (stateless transports build the server per request).
+        addTool(toolNameToAdd) {
+            if (!state.extraTools.includes(toolNameToAdd)) state.extraTools.push(toolNameToAdd);
+        },
+        get tools() {
+            return [...state.extraTools, toolName];
+        },
         // setSecrets sets the signing secrets this agent accepts (none: unsigned requests are accepted).
         setSecrets(list) {
             state.secrets = [...list];
