@@ -1216,20 +1216,28 @@ CREATE VIEW darkspere.dashboard_traffic AS
 -- Cost: range scans of messages_created, jobs_finished and agent_checks_checked over 24 hours, and one
 -- primary-key probe of messages per reply.
 CREATE VIEW darkspere.latency_samples AS
+    -- The inbound message is looked up by primary key per reply (LIMIT 1 keeps the planner from turning the
+    -- lookup into a hash join over every stored message).
     SELECT 'inbound_to_reply'::text AS stage, o.created_at AS at,
            GREATEST(pg_catalog.date_part('epoch', o.created_at - i.created_at) * 1000, 0)::numeric AS ms
-      FROM darkspere.messages o JOIN darkspere.messages i ON i.message_id = o.reply_to
+      FROM darkspere.messages o
+     CROSS JOIN LATERAL (SELECT i.created_at FROM darkspere.messages i WHERE i.message_id = o.reply_to LIMIT 1) i
      WHERE o.direction = 'out' AND o.reply_to IS NOT NULL AND o.created_at > pg_catalog.now() - interval '24 hours'
     UNION ALL
-    SELECT CASE WHEN k.stage = 1 THEN 'agent_call' ELSE 'queue_wait' END, j.finished_at,
-           CASE WHEN k.stage = 1 THEN (j.result->>'latency_ms')::numeric
-                ELSE GREATEST(pg_catalog.date_part('epoch', j.finished_at - j.created_at) * 1000
-                              - (j.result->>'latency_ms')::numeric, 0)::numeric END
-      FROM darkspere.jobs j CROSS JOIN (VALUES (1), (2)) k(stage)
+    -- (finished_at IS NOT NULL AND state IN ('done', 'dead')) is jobs_finished's predicate, so it is used.
+    SELECT 'agent_call', j.finished_at, (j.result->>'latency_ms')::numeric
+      FROM darkspere.jobs j
      WHERE j.finished_at IS NOT NULL AND j.state IN ('done', 'dead')
        AND j.finished_at > pg_catalog.now() - interval '24 hours'
-       AND j.kind = 'agent_call' AND j.state = 'done'
-       AND pg_catalog.jsonb_typeof(j.result->'latency_ms') = 'number'
+       AND j.kind = 'agent_call' AND j.state = 'done' AND pg_catalog.jsonb_typeof(j.result->'latency_ms') = 'number'
+    UNION ALL
+    SELECT 'queue_wait', j.finished_at,
+           GREATEST(pg_catalog.date_part('epoch', j.finished_at - j.created_at) * 1000
+                    - (j.result->>'latency_ms')::numeric, 0)::numeric
+      FROM darkspere.jobs j
+     WHERE j.finished_at IS NOT NULL AND j.state IN ('done', 'dead')
+       AND j.finished_at > pg_catalog.now() - interval '24 hours'
+       AND j.kind = 'agent_call' AND j.state = 'done' AND pg_catalog.jsonb_typeof(j.result->'latency_ms') = 'number'
     UNION ALL
     SELECT 'sms_send', j.finished_at,
            GREATEST(pg_catalog.date_part('epoch', j.finished_at - j.created_at) * 1000, 0)::numeric
@@ -1246,18 +1254,33 @@ CREATE VIEW darkspere.latency_samples AS
 -- ('5 minutes', '1 hour', '24 hours'). Every stage and window has a row, count 0 and NULL percentiles when
 -- nothing happened. Columns are fixed (stage, window, count, p50_ms, p95_ms, p99_ms): a later source of the
 -- same stages (per-stage trace data) can replace latency_samples without changing a dashboard.
--- Cost: one pass over latency_samples (24 hours), each sample counted in the windows it falls in.
+-- Each window is its own branch with a constant bound, so its scans are index ranges of that window only, and a
+-- reader filtering on "window" runs only that branch. Cost: the samples of each window read and sorted once
+-- (the 24-hour branch dominates: proportional to a day's traffic; docs/operations.md gives measurements).
 CREATE VIEW darkspere.dashboard_latency AS
-    SELECT s.stage, w."window", pg_catalog.count(x.ms) AS count,
-           pg_catalog.round((pg_catalog.percentile_cont(0.5) WITHIN GROUP (ORDER BY x.ms))::numeric, 1) AS p50_ms,
-           pg_catalog.round((pg_catalog.percentile_cont(0.95) WITHIN GROUP (ORDER BY x.ms))::numeric, 1) AS p95_ms,
-           pg_catalog.round((pg_catalog.percentile_cont(0.99) WITHIN GROUP (ORDER BY x.ms))::numeric, 1) AS p99_ms
-    FROM (VALUES ('inbound_to_reply'), ('agent_call'), ('queue_wait'), ('sms_send'), ('agent_probe')) s(stage)
-    CROSS JOIN (VALUES ('5 minutes'::text, interval '5 minutes', 1), ('1 hour', interval '1 hour', 2),
-                       ('24 hours', interval '24 hours', 3)) w("window", span, ord)
-    LEFT JOIN darkspere.latency_samples x ON x.stage = s.stage AND x.at > pg_catalog.now() - w.span
-    GROUP BY s.stage, w."window", w.ord
-    ORDER BY s.stage, w.ord;
+    SELECT s.stage, w."window", COALESCE(x.count, 0) AS count, x.p50_ms, x.p95_ms, x.p99_ms
+    FROM (VALUES ('agent_call', 1), ('agent_probe', 2), ('inbound_to_reply', 3), ('queue_wait', 4), ('sms_send', 5))
+             s(stage, ord)
+    CROSS JOIN (VALUES ('5 minutes'::text, 1), ('1 hour', 2), ('24 hours', 3)) w("window", ord)
+    LEFT JOIN (
+        SELECT '5 minutes'::text AS "window", l.stage, pg_catalog.count(*) AS count,
+               pg_catalog.round((pg_catalog.percentile_cont(0.5) WITHIN GROUP (ORDER BY l.ms))::numeric, 1) AS p50_ms,
+               pg_catalog.round((pg_catalog.percentile_cont(0.95) WITHIN GROUP (ORDER BY l.ms))::numeric, 1) AS p95_ms,
+               pg_catalog.round((pg_catalog.percentile_cont(0.99) WITHIN GROUP (ORDER BY l.ms))::numeric, 1) AS p99_ms
+          FROM darkspere.latency_samples l WHERE l.at > pg_catalog.now() - interval '5 minutes' GROUP BY l.stage
+        UNION ALL
+        SELECT '1 hour', l.stage, pg_catalog.count(*),
+               pg_catalog.round((pg_catalog.percentile_cont(0.5) WITHIN GROUP (ORDER BY l.ms))::numeric, 1),
+               pg_catalog.round((pg_catalog.percentile_cont(0.95) WITHIN GROUP (ORDER BY l.ms))::numeric, 1),
+               pg_catalog.round((pg_catalog.percentile_cont(0.99) WITHIN GROUP (ORDER BY l.ms))::numeric, 1)
+          FROM darkspere.latency_samples l WHERE l.at > pg_catalog.now() - interval '1 hour' GROUP BY l.stage
+        UNION ALL
+        SELECT '24 hours', l.stage, pg_catalog.count(*),
+               pg_catalog.round((pg_catalog.percentile_cont(0.5) WITHIN GROUP (ORDER BY l.ms))::numeric, 1),
+               pg_catalog.round((pg_catalog.percentile_cont(0.95) WITHIN GROUP (ORDER BY l.ms))::numeric, 1),
+               pg_catalog.round((pg_catalog.percentile_cont(0.99) WITHIN GROUP (ORDER BY l.ms))::numeric, 1)
+          FROM darkspere.latency_samples l GROUP BY l.stage) x ON x."window" = w."window" AND x.stage = s.stage
+    ORDER BY s.ord, w.ord;
 
 -- dashboard_usage — each account's metered features this month against its effective plan. The rules are
 -- account_features_now's and effective_plan's, written out here because a view calls functions with its reader's
