@@ -1253,34 +1253,45 @@ CREATE VIEW darkspere.latency_samples AS
 -- dashboard_latency — count and percentiles (milliseconds, exact over the window) per stage and window
 -- ('5 minutes', '1 hour', '24 hours'). Every stage and window has a row, count 0 and NULL percentiles when
 -- nothing happened. Columns are fixed (stage, window, count, p50_ms, p95_ms, p99_ms): a later source of the
--- same stages (per-stage trace data) can replace latency_samples without changing a dashboard.
--- Each window is its own branch with a constant bound, so its scans are index ranges of that window only, and a
--- reader filtering on "window" runs only that branch. Cost: the samples of each window read and sorted once
--- (the 24-hour branch dominates: proportional to a day's traffic; docs/operations.md gives measurements).
+-- same stages (per-stage trace data) can replace latency_samples without changing a dashboard. Unordered.
+-- The three branches differ only in the window: each has a constant bound, so its scans are index ranges of
+-- that window, and a filter on "window" (=, IN, <>) leaves out the other branches entirely. Cost: the samples
+-- of the windows read, each sorted once; the 24-hour branch is a day of traffic (docs/operations.md, "Cost").
 CREATE VIEW darkspere.dashboard_latency AS
-    SELECT s.stage, w."window", COALESCE(x.count, 0) AS count, x.p50_ms, x.p95_ms, x.p99_ms
-    FROM (VALUES ('agent_call', 1), ('agent_probe', 2), ('inbound_to_reply', 3), ('queue_wait', 4), ('sms_send', 5))
-             s(stage, ord)
-    CROSS JOIN (VALUES ('5 minutes'::text, 1), ('1 hour', 2), ('24 hours', 3)) w("window", ord)
-    LEFT JOIN (
-        SELECT '5 minutes'::text AS "window", l.stage, pg_catalog.count(*) AS count,
-               pg_catalog.round((pg_catalog.percentile_cont(0.5) WITHIN GROUP (ORDER BY l.ms))::numeric, 1) AS p50_ms,
-               pg_catalog.round((pg_catalog.percentile_cont(0.95) WITHIN GROUP (ORDER BY l.ms))::numeric, 1) AS p95_ms,
-               pg_catalog.round((pg_catalog.percentile_cont(0.99) WITHIN GROUP (ORDER BY l.ms))::numeric, 1) AS p99_ms
-          FROM darkspere.latency_samples l WHERE l.at > pg_catalog.now() - interval '5 minutes' GROUP BY l.stage
-        UNION ALL
-        SELECT '1 hour', l.stage, pg_catalog.count(*),
-               pg_catalog.round((pg_catalog.percentile_cont(0.5) WITHIN GROUP (ORDER BY l.ms))::numeric, 1),
-               pg_catalog.round((pg_catalog.percentile_cont(0.95) WITHIN GROUP (ORDER BY l.ms))::numeric, 1),
-               pg_catalog.round((pg_catalog.percentile_cont(0.99) WITHIN GROUP (ORDER BY l.ms))::numeric, 1)
-          FROM darkspere.latency_samples l WHERE l.at > pg_catalog.now() - interval '1 hour' GROUP BY l.stage
-        UNION ALL
-        SELECT '24 hours', l.stage, pg_catalog.count(*),
-               pg_catalog.round((pg_catalog.percentile_cont(0.5) WITHIN GROUP (ORDER BY l.ms))::numeric, 1),
-               pg_catalog.round((pg_catalog.percentile_cont(0.95) WITHIN GROUP (ORDER BY l.ms))::numeric, 1),
-               pg_catalog.round((pg_catalog.percentile_cont(0.99) WITHIN GROUP (ORDER BY l.ms))::numeric, 1)
-          FROM darkspere.latency_samples l GROUP BY l.stage) x ON x."window" = w."window" AND x.stage = s.stage
-    ORDER BY s.ord, w.ord;
+    SELECT s.stage, '5 minutes'::text AS "window", COALESCE(x.count, 0) AS count, x.p50_ms, x.p95_ms, x.p99_ms
+      FROM (VALUES ('agent_call'), ('agent_probe'), ('inbound_to_reply'), ('queue_wait'), ('sms_send')) s(stage)
+      LEFT JOIN (SELECT l.stage, pg_catalog.count(*) AS count,
+                        pg_catalog.round((pg_catalog.percentile_cont(0.5) WITHIN GROUP (ORDER BY l.ms))::numeric, 1)
+                            AS p50_ms,
+                        pg_catalog.round((pg_catalog.percentile_cont(0.95) WITHIN GROUP (ORDER BY l.ms))::numeric, 1)
+                            AS p95_ms,
+                        pg_catalog.round((pg_catalog.percentile_cont(0.99) WITHIN GROUP (ORDER BY l.ms))::numeric, 1)
+                            AS p99_ms
+                   FROM darkspere.latency_samples l
+                  WHERE l.at > pg_catalog.now() - interval '5 minutes' GROUP BY l.stage) x ON x.stage = s.stage
+    UNION ALL
+    SELECT s.stage, '1 hour'::text AS "window", COALESCE(x.count, 0) AS count, x.p50_ms, x.p95_ms, x.p99_ms
+      FROM (VALUES ('agent_call'), ('agent_probe'), ('inbound_to_reply'), ('queue_wait'), ('sms_send')) s(stage)
+      LEFT JOIN (SELECT l.stage, pg_catalog.count(*) AS count,
+                        pg_catalog.round((pg_catalog.percentile_cont(0.5) WITHIN GROUP (ORDER BY l.ms))::numeric, 1)
+                            AS p50_ms,
+                        pg_catalog.round((pg_catalog.percentile_cont(0.95) WITHIN GROUP (ORDER BY l.ms))::numeric, 1)
+                            AS p95_ms,
+                        pg_catalog.round((pg_catalog.percentile_cont(0.99) WITHIN GROUP (ORDER BY l.ms))::numeric, 1)
+                            AS p99_ms
+                   FROM darkspere.latency_samples l
+                  WHERE l.at > pg_catalog.now() - interval '1 hour' GROUP BY l.stage) x ON x.stage = s.stage
+    UNION ALL
+    SELECT s.stage, '24 hours'::text AS "window", COALESCE(x.count, 0) AS count, x.p50_ms, x.p95_ms, x.p99_ms
+      FROM (VALUES ('agent_call'), ('agent_probe'), ('inbound_to_reply'), ('queue_wait'), ('sms_send')) s(stage)
+      LEFT JOIN (SELECT l.stage, pg_catalog.count(*) AS count,
+                        pg_catalog.round((pg_catalog.percentile_cont(0.5) WITHIN GROUP (ORDER BY l.ms))::numeric, 1)
+                            AS p50_ms,
+                        pg_catalog.round((pg_catalog.percentile_cont(0.95) WITHIN GROUP (ORDER BY l.ms))::numeric, 1)
+                            AS p95_ms,
+                        pg_catalog.round((pg_catalog.percentile_cont(0.99) WITHIN GROUP (ORDER BY l.ms))::numeric, 1)
+                            AS p99_ms
+                   FROM darkspere.latency_samples l GROUP BY l.stage) x ON x.stage = s.stage;
 
 -- dashboard_usage — each account's metered features this month against its effective plan. The rules are
 -- account_features_now's and effective_plan's, written out here because a view calls functions with its reader's
@@ -1505,7 +1516,9 @@ ALTER FUNCTION darkspere.api_call(text, text, text, bigint, jsonb)
 ALTER FUNCTION darkspere.effective_plan(bigint) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 ALTER FUNCTION darkspere.feature_access(bigint, text) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 ALTER FUNCTION darkspere.stripe_event(jsonb) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
-ALTER FUNCTION darkspere.status_snapshot() SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+-- jit off: its plans are costed high (windows of samples) but run in milliseconds to seconds; compiling them
+-- cost more than it saved (docs/operations.md, dashboards "Cost").
+ALTER FUNCTION darkspere.status_snapshot() SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET jit = off;
 -- sms_segments, twilio_signature, twilio_signature_valid and stripe_signature_valid touch no table: they stay
 -- SECURITY INVOKER and executable by PUBLIC, as in 0.1.0.
 

@@ -104,6 +104,23 @@ SELECT jsonb_array_length(s->'traffic') AS minutes, jsonb_array_length(s->'laten
        EXISTS (SELECT FROM jsonb_array_elements(s->'queue') q WHERE q->>'kind' = 'agent_call') AS queued
   FROM darkspere.status_snapshot() s;
 
+-- Alerts: status_snapshot shows the 10 newest rows of darkspere.alerts when that table exists (the alerting work
+-- of issue #14 creates it). Without it, a stand-in with columns of its own is made for this check and dropped.
+CREATE TEMP TABLE stand_in AS SELECT to_regclass('darkspere.alerts') IS NULL AS made;
+DO $$
+BEGIN
+    IF (SELECT made FROM stand_in) THEN
+        CREATE TABLE darkspere.alerts (alert_id bigserial, rule text, state text, fired_at timestamptz DEFAULT now());
+        INSERT INTO darkspere.alerts (rule, state) SELECT 'rule ' || g, 'firing' FROM generate_series(1, 12) g;
+    END IF;
+END $$;
+SELECT s->'alerting' AS alerting, jsonb_array_length(s->'alerts') <= 10 AS at_most_10,
+       NOT (SELECT made FROM stand_in)
+           OR (jsonb_array_length(s->'alerts') = 10 AND s->'alerts'->0->>'rule' = 'rule 12') AS newest_first
+  FROM darkspere.status_snapshot() s;
+DO $$ BEGIN IF (SELECT made FROM stand_in) THEN DROP TABLE darkspere.alerts; END IF; END $$;
+SELECT (darkspere.status_snapshot()->>'alerting')::boolean <> (SELECT made FROM stand_in) AS alerting_after_drop;
+
 -- Roles: a darkspere_monitor login reads every view and the snapshot; a darkspere_worker login runs the snapshot
 -- and still reads no view or table; PUBLIC neither.
 CREATE ROLE regress175_monitor LOGIN IN ROLE darkspere_monitor;
