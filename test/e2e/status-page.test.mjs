@@ -143,5 +143,17 @@ describe('the status page', () => {
             const png = readFileSync(shot);
             assert.ok(png.length > 5000 && png.subarray(1, 4).toString() === 'PNG', `a PNG screenshot at ${shot}`);
             t.diagnostic(`screenshot: ${shot} (${png.length} bytes); alerting ${alerting ? 'configured' : 'not configured'}`);
+
+            // With the database down the page still answers, 503, saying so (escaped like the rest).
+            await cluster.stop();
+            try {
+                await new Promise((r) => setTimeout(r, 2100)); // past the 2 s a page is reused
+                const down = await getText(`${admin}/status`);
+                assert.equal(down.status, 503);
+                assert.match(down.text, /The database could not be read/);
+                assert.match(down.headers.get('content-security-policy'), /default-src 'none'/);
+            } finally {
+                await cluster.start();
+            }
         });
 });
