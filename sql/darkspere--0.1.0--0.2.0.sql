@@ -1267,6 +1267,277 @@ REVOKE ALL ON FUNCTION darkspere.set_number_agent_tag(text, text), darkspere.rec
     FROM PUBLIC;
 
 ------------------------------------------------------------------------------------------------------------------
+-- Issue #14: dashboards and the status page (docs/operations.md "Dashboards and the status page")
+------------------------------------------------------------------------------------------------------------------
+
+-- Operator views for Grafana and the worker's /status page, read by darkspere_monitor and darkspere_admin
+-- (granted in the privileges block). They run as their owner, so a monitor login needs no table rights; none
+-- shows an endpoint, key, secret, message body or end-user phone. Each is bounded: it reads the agents, the
+-- accounts, or the rows of a fixed window through an index on their time (costs: docs/operations.md).
+
+-- dashboard_health — one row per agent: status, health, circuit, load against capacity, last heartbeat.
+-- Cost: one pass over agents and one primary-key probe of agent_load per agent (O(agents)).
+CREATE VIEW darkspere.dashboard_health AS
+    SELECT a.account_id, a.agent_id, a.name, a.protocol, a.status, a.health_score, a.circuit, a.circuit_until,
+           a.consecutive_failures, a.latency_ms,
+           COALESCE(l.in_flight, 0) AS in_flight, a.capacity,
+           pg_catalog.round(100.0 * GREATEST(COALESCE(l.in_flight, 0), 0) / a.capacity, 1) AS load_pct,
+           a.last_result_at, a.last_heartbeat_at, a.heartbeat_status, a.last_probe_at
+    FROM darkspere.agents a
+    LEFT JOIN LATERAL (SELECT pg_catalog.sum(x.in_flight)::int AS in_flight
+                         FROM darkspere.agent_load x WHERE x.agent_id = a.agent_id) l ON true;
+
+-- dashboard_traffic — messages per minute over the last 24 hours by direction and disposition. Inbound
+-- dispositions are receive_sms's, read back from the stored status: routed (routed, answered, failed),
+-- queued (waiting, or expired while waiting), opted_out (suppressed), keyword. Messages refused before being
+-- stored (rate_limited, blocked, over_quota, unknown_number, duplicate) are not in the table: the worker's
+-- darkspere_http_requests_total counts them. Outbound: the delivery status (pending, sent, delivered, …).
+-- Cost: a range scan of messages_created over 24 hours (proportional to the day's messages).
+CREATE VIEW darkspere.dashboard_traffic AS
+    SELECT pg_catalog.date_trunc('minute', m.created_at) AS minute, m.direction,
+           CASE WHEN m.direction = 'out' THEN m.status
+                WHEN m.status = 'suppressed' THEN 'opted_out'
+                WHEN m.status = 'keyword' THEN 'keyword'
+                WHEN m.status IN ('waiting', 'expired') THEN 'queued'
+                ELSE 'routed' END AS disposition,
+           pg_catalog.count(*) AS messages
+    FROM darkspere.messages m
+    WHERE m.created_at > pg_catalog.now() - interval '24 hours'
+    GROUP BY 1, 2, 3;
+
+-- latency_samples — (stage, at, ms) from what the tables already store, over the last 24 hours; for the two
+-- views below (owner only). Stages:
+--   inbound_to_reply  an inbound message to its reply stored (messages.reply_to)
+--   agent_call        an agent call's duration as the worker measured it (jobs.result latency_ms)
+--   queue_wait        an agent_call job's creation to its end, less the call itself (waiting, and retries)
+--   sms_send          an sms_send job's creation to its end (queued, sent to Twilio, acknowledged)
+--   agent_probe       passing health probes (agent_checks.latency_ms)
+-- Cost: range scans of messages_created, jobs_finished and agent_checks_checked over 24 hours, and one
+-- primary-key probe of messages per reply.
+CREATE VIEW darkspere.latency_samples AS
+    -- The inbound message is looked up by primary key per reply (LIMIT 1 keeps the planner from turning the
+    -- lookup into a hash join over every stored message).
+    SELECT 'inbound_to_reply'::text AS stage, o.created_at AS at,
+           GREATEST(pg_catalog.date_part('epoch', o.created_at - i.created_at) * 1000, 0)::numeric AS ms
+      FROM darkspere.messages o
+     CROSS JOIN LATERAL (SELECT i.created_at FROM darkspere.messages i WHERE i.message_id = o.reply_to LIMIT 1) i
+     WHERE o.direction = 'out' AND o.reply_to IS NOT NULL AND o.created_at > pg_catalog.now() - interval '24 hours'
+    UNION ALL
+    -- (finished_at IS NOT NULL AND state IN ('done', 'dead')) is jobs_finished's predicate, so it is used.
+    SELECT 'agent_call', j.finished_at, (j.result->>'latency_ms')::numeric
+      FROM darkspere.jobs j
+     WHERE j.finished_at IS NOT NULL AND j.state IN ('done', 'dead')
+       AND j.finished_at > pg_catalog.now() - interval '24 hours'
+       AND j.kind = 'agent_call' AND j.state = 'done' AND pg_catalog.jsonb_typeof(j.result->'latency_ms') = 'number'
+    UNION ALL
+    SELECT 'queue_wait', j.finished_at,
+           GREATEST(pg_catalog.date_part('epoch', j.finished_at - j.created_at) * 1000
+                    - (j.result->>'latency_ms')::numeric, 0)::numeric
+      FROM darkspere.jobs j
+     WHERE j.finished_at IS NOT NULL AND j.state IN ('done', 'dead')
+       AND j.finished_at > pg_catalog.now() - interval '24 hours'
+       AND j.kind = 'agent_call' AND j.state = 'done' AND pg_catalog.jsonb_typeof(j.result->'latency_ms') = 'number'
+    UNION ALL
+    SELECT 'sms_send', j.finished_at,
+           GREATEST(pg_catalog.date_part('epoch', j.finished_at - j.created_at) * 1000, 0)::numeric
+      FROM darkspere.jobs j
+     WHERE j.finished_at IS NOT NULL AND j.state IN ('done', 'dead')
+       AND j.finished_at > pg_catalog.now() - interval '24 hours'
+       AND j.kind = 'sms_send' AND j.state = 'done'
+    UNION ALL
+    SELECT 'agent_probe', c.checked_at, c.latency_ms::numeric
+      FROM darkspere.agent_checks c
+     WHERE c.checked_at > pg_catalog.now() - interval '24 hours' AND c.ok AND c.latency_ms IS NOT NULL;
+
+-- dashboard_latency — count and percentiles (milliseconds, exact over the window) per stage and window
+-- ('5 minutes', '1 hour', '24 hours'). Every stage and window has a row, count 0 and NULL percentiles when
+-- nothing happened. Columns are fixed (stage, window, count, p50_ms, p95_ms, p99_ms): a later source of the
+-- same stages (per-stage trace data) can replace latency_samples without changing a dashboard. Unordered.
+-- The three branches differ only in the window: each has a constant bound, so its scans are index ranges of
+-- that window, and a filter on "window" (=, IN, <>) leaves out the other branches entirely. Cost: the samples
+-- of the windows read, each sorted once; the 24-hour branch is a day of traffic (docs/operations.md, "Cost").
+CREATE VIEW darkspere.dashboard_latency AS
+    SELECT s.stage, '5 minutes'::text AS "window", COALESCE(x.count, 0) AS count, x.p50_ms, x.p95_ms, x.p99_ms
+      FROM (VALUES ('agent_call'), ('agent_probe'), ('inbound_to_reply'), ('queue_wait'), ('sms_send')) s(stage)
+      LEFT JOIN (SELECT l.stage, pg_catalog.count(*) AS count,
+                        pg_catalog.round((pg_catalog.percentile_cont(0.5) WITHIN GROUP (ORDER BY l.ms))::numeric, 1)
+                            AS p50_ms,
+                        pg_catalog.round((pg_catalog.percentile_cont(0.95) WITHIN GROUP (ORDER BY l.ms))::numeric, 1)
+                            AS p95_ms,
+                        pg_catalog.round((pg_catalog.percentile_cont(0.99) WITHIN GROUP (ORDER BY l.ms))::numeric, 1)
+                            AS p99_ms
+                   FROM darkspere.latency_samples l
+                  WHERE l.at > pg_catalog.now() - interval '5 minutes' GROUP BY l.stage) x ON x.stage = s.stage
+    UNION ALL
+    SELECT s.stage, '1 hour'::text AS "window", COALESCE(x.count, 0) AS count, x.p50_ms, x.p95_ms, x.p99_ms
+      FROM (VALUES ('agent_call'), ('agent_probe'), ('inbound_to_reply'), ('queue_wait'), ('sms_send')) s(stage)
+      LEFT JOIN (SELECT l.stage, pg_catalog.count(*) AS count,
+                        pg_catalog.round((pg_catalog.percentile_cont(0.5) WITHIN GROUP (ORDER BY l.ms))::numeric, 1)
+                            AS p50_ms,
+                        pg_catalog.round((pg_catalog.percentile_cont(0.95) WITHIN GROUP (ORDER BY l.ms))::numeric, 1)
+                            AS p95_ms,
+                        pg_catalog.round((pg_catalog.percentile_cont(0.99) WITHIN GROUP (ORDER BY l.ms))::numeric, 1)
+                            AS p99_ms
+                   FROM darkspere.latency_samples l
+                  WHERE l.at > pg_catalog.now() - interval '1 hour' GROUP BY l.stage) x ON x.stage = s.stage
+    UNION ALL
+    SELECT s.stage, '24 hours'::text AS "window", COALESCE(x.count, 0) AS count, x.p50_ms, x.p95_ms, x.p99_ms
+      FROM (VALUES ('agent_call'), ('agent_probe'), ('inbound_to_reply'), ('queue_wait'), ('sms_send')) s(stage)
+      LEFT JOIN (SELECT l.stage, pg_catalog.count(*) AS count,
+                        pg_catalog.round((pg_catalog.percentile_cont(0.5) WITHIN GROUP (ORDER BY l.ms))::numeric, 1)
+                            AS p50_ms,
+                        pg_catalog.round((pg_catalog.percentile_cont(0.95) WITHIN GROUP (ORDER BY l.ms))::numeric, 1)
+                            AS p95_ms,
+                        pg_catalog.round((pg_catalog.percentile_cont(0.99) WITHIN GROUP (ORDER BY l.ms))::numeric, 1)
+                            AS p99_ms
+                   FROM darkspere.latency_samples l GROUP BY l.stage) x ON x.stage = s.stage;
+
+-- dashboard_usage — each account's metered features this month against its effective plan. The rules are
+-- account_features_now's and effective_plan's, written out here because a view calls functions with its reader's
+-- rights and those two are the owner's (a darkspere_monitor login may not run them): an unexpired account
+-- override replaces the plan's row, a plan past its payment grace counts as 'free', a plan without rows for the
+-- SMS features keeps its *_included columns. Only enabled features. used_pct NULL: no limit. Cost: per account,
+-- one probe of usage_counters' primary key per metric and a count of its agents and numbers by index
+-- (O(accounts × features)).
+CREATE VIEW darkspere.dashboard_usage AS
+    SELECT a.account_id, a.name AS account_name, f.plan, f.feature, f.metric,
+           COALESCE(u.used, 0) AS used, f.monthly_limit,
+           CASE WHEN f.monthly_limit > 0 THEN pg_catalog.round(100.0 * COALESCE(u.used, 0) / f.monthly_limit, 1)
+                WHEN f.monthly_limit = 0 THEN 100.0 END AS used_pct,
+           CASE WHEN f.monthly_limit IS NOT NULL THEN GREATEST(f.monthly_limit - COALESCE(u.used, 0), 0) END
+               AS remaining
+    FROM darkspere.accounts a
+    LEFT JOIN darkspere.subscriptions s ON s.account_id = a.account_id
+    CROSS JOIN LATERAL (
+        SELECT CASE WHEN s.past_due_since
+                         + COALESCE(NULLIF(pg_catalog.current_setting('darkspere.payment_grace', true), ''),
+                                    '7 days')::interval <= pg_catalog.now()
+                    THEN 'free' ELSE a.plan END AS plan) ep
+    JOIN darkspere.plans p ON p.plan = ep.plan
+    CROSS JOIN LATERAL (
+        SELECT x.feature, x.usage_metric AS metric, ep.plan,
+               COALESCE(o.enabled, pf.enabled, x.feature IN ('sms_inbound', 'sms_outbound', 'agent_routing'))
+                   AS enabled,
+               CASE WHEN o.feature IS NOT NULL THEN o.monthly_limit
+                    WHEN pf.feature IS NOT NULL THEN pf.monthly_limit
+                    WHEN x.feature = 'sms_inbound' THEN p.sms_in_included
+                    WHEN x.feature = 'sms_outbound' THEN p.sms_out_included
+                    WHEN x.feature = 'agent_routing' THEN p.agent_messages_included END AS monthly_limit
+          FROM darkspere.features x
+          LEFT JOIN darkspere.plan_features pf ON pf.plan = ep.plan AND pf.feature = x.feature
+          LEFT JOIN darkspere.account_features o ON o.account_id = a.account_id AND o.feature = x.feature
+               AND (o.expires_at IS NULL OR o.expires_at > pg_catalog.now())
+         WHERE x.usage_metric IS NOT NULL) f
+    LEFT JOIN LATERAL (
+        SELECT CASE f.metric
+                   WHEN 'agents' THEN (SELECT pg_catalog.count(*) FROM darkspere.agents g
+                                        WHERE g.account_id = a.account_id)
+                   WHEN 'numbers' THEN (SELECT pg_catalog.count(*) FROM darkspere.numbers n
+                                         WHERE n.account_id = a.account_id)
+                   ELSE (SELECT COALESCE(pg_catalog.sum(c.used), 0)::bigint FROM darkspere.usage_counters c
+                          WHERE c.account_id = a.account_id AND c.metric = f.metric
+                            AND c.period = pg_catalog.date_trunc('month', pg_catalog.now() AT TIME ZONE 'UTC')::date)
+               END AS used) u ON true
+    WHERE f.enabled;
+
+-- dashboard_security — counts, not people: subjects blocked by a rate limit now (per scope, and per account for
+-- the per-tenant scopes, whose subjects are "<account_id>:<phone>"), opt-outs and opt-ins over the last 24 hours
+-- (per account and source), and status callbacks of the last 24 hours for no known message (a forged or early
+-- callback; weighed if its message comes). Phones and IP addresses are not shown. Webhooks refused for a bad
+-- signature are not recorded in the database: the worker counts them (darkspere_http_requests_total with status
+-- 403). Cost: a scan of rate_limit_state (unlogged; only subjects seen within their window, pruned by tick()),
+-- range scans of consent_events_at and delivery_events_received over 24 hours.
+CREATE VIEW darkspere.dashboard_security AS
+    SELECT 'blocked_now'::text AS kind,
+           CASE WHEN s.subject ~ '^[0-9]{1,18}:' THEN pg_catalog.split_part(s.subject, ':', 1)::bigint END
+               AS account_id,
+           s.scope AS detail, pg_catalog.count(*) AS count, pg_catalog.max(s.blocked_until) AS last_at
+      FROM darkspere.rate_limit_state s
+     WHERE s.blocked_until > pg_catalog.now()
+     GROUP BY 2, 3
+    UNION ALL
+    SELECT CASE e.action WHEN 'opt_out' THEN 'opt_out_24h' ELSE 'opt_in_24h' END, e.account_id, e.source,
+           pg_catalog.count(*), pg_catalog.max(e.at)
+      FROM darkspere.consent_events e
+     WHERE e.at > pg_catalog.now() - interval '24 hours' AND e.action IN ('opt_out', 'opt_in')
+     GROUP BY 1, 2, 3
+    UNION ALL
+    SELECT 'unmatched_callback_24h', NULL, d.status, pg_catalog.count(*), pg_catalog.max(d.received_at)
+      FROM darkspere.delivery_events d
+     WHERE d.received_at > pg_catalog.now() - interval '24 hours' AND NOT d.applied
+     GROUP BY 3;
+
+-- status_snapshot — everything the worker's GET /status page shows, in one call and one snapshot (jsonb):
+--   generated_at; queue: [{kind, state, jobs, oldest_age_s}]; agents: at most 100, least healthy first
+--   (dashboard_health's columns), agents_total; traffic: inbound messages per minute over the last 60 minutes,
+--   oldest first (60 numbers); latency_p95: p95 of inbound_to_reply per minute over the same minutes (NULL for
+--   a minute without replies); latency: dashboard_latency's '1 hour' rows; alerting: whether darkspere.alerts
+--   exists, and alerts: its 10 newest rows (whole rows, as JSON objects) or [].
+-- Agent names are tenant input: the page escapes them. Cost: dashboard_health limited to 100 rows (after a
+-- pass over agents), an hour of messages_created and of latency_samples, the queue_depth view (partial
+-- indexes of pending and running jobs), 10 alerts.
+CREATE FUNCTION darkspere.status_snapshot()
+RETURNS jsonb LANGUAGE plpgsql STABLE AS $fn$
+DECLARE
+    snapshot jsonb;
+    alert_rows jsonb := '[]';
+    has_alerts boolean := pg_catalog.to_regclass('darkspere.alerts') IS NOT NULL;
+BEGIN
+    IF has_alerts THEN
+        -- The table belongs to the alerting work (issue #14); its columns are shown as they are. A constant
+        -- statement: EXECUTE only because the table may not exist when this function is created.
+        EXECUTE 'SELECT COALESCE(pg_catalog.jsonb_agg(pg_catalog.to_jsonb(a)), ''[]'')'
+                ' FROM (SELECT * FROM darkspere.alerts ORDER BY 1 DESC LIMIT 10) a' INTO alert_rows;
+    END IF;
+    SELECT pg_catalog.jsonb_build_object(
+        'generated_at', pg_catalog.now(),
+        'queue', (SELECT COALESCE(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+                             'kind', q.kind, 'state', q.state, 'jobs', q.jobs,
+                             'oldest_age_s', pg_catalog.round(GREATEST(pg_catalog.date_part('epoch',
+                                 pg_catalog.now() - q.oldest_available_at), 0)::numeric, 1))
+                         ORDER BY q.kind, q.state), '[]')
+                    FROM darkspere.queue_depth q),
+        'agents', (SELECT COALESCE(pg_catalog.jsonb_agg(pg_catalog.to_jsonb(h)
+                                                        ORDER BY h.health_score, h.agent_id), '[]')
+                     FROM (SELECT * FROM darkspere.dashboard_health
+                            ORDER BY health_score, agent_id LIMIT 100) h),
+        'agents_total', (SELECT pg_catalog.count(*) FROM darkspere.agents),
+        'traffic', (SELECT pg_catalog.jsonb_agg(COALESCE(t.n, 0) ORDER BY g.minute)
+                      FROM pg_catalog.generate_series(pg_catalog.date_trunc('minute', pg_catalog.now())
+                                                          - interval '59 minutes',
+                                                      pg_catalog.date_trunc('minute', pg_catalog.now()),
+                                                      interval '1 minute') g(minute)
+                      LEFT JOIN (SELECT pg_catalog.date_trunc('minute', m.created_at) AS minute,
+                                        pg_catalog.count(*) AS n
+                                   FROM darkspere.messages m
+                                  WHERE m.created_at >= pg_catalog.date_trunc('minute', pg_catalog.now())
+                                                        - interval '59 minutes'
+                                    AND m.direction = 'in'
+                                  GROUP BY 1) t ON t.minute = g.minute),
+        'latency_p95', (SELECT pg_catalog.jsonb_agg(l.p95 ORDER BY g.minute)
+                          FROM pg_catalog.generate_series(pg_catalog.date_trunc('minute', pg_catalog.now())
+                                                              - interval '59 minutes',
+                                                          pg_catalog.date_trunc('minute', pg_catalog.now()),
+                                                          interval '1 minute') g(minute)
+                          LEFT JOIN (SELECT pg_catalog.date_trunc('minute', s.at) AS minute,
+                                            pg_catalog.round((pg_catalog.percentile_cont(0.95)
+                                                WITHIN GROUP (ORDER BY s.ms))::numeric, 1) AS p95
+                                       FROM darkspere.latency_samples s
+                                      WHERE s.stage = 'inbound_to_reply'
+                                        AND s.at >= pg_catalog.date_trunc('minute', pg_catalog.now())
+                                                    - interval '59 minutes'
+                                      GROUP BY 1) l ON l.minute = g.minute),
+        'latency', (SELECT COALESCE(pg_catalog.jsonb_agg(pg_catalog.to_jsonb(d) ORDER BY d.stage), '[]')
+                      FROM darkspere.dashboard_latency d WHERE d."window" = '1 hour'),
+        'alerting', has_alerts,
+        'alerts', alert_rows)
+      INTO snapshot;
+    RETURN snapshot;
+END
+$fn$;
+REVOKE ALL ON FUNCTION darkspere.status_snapshot() FROM PUBLIC;
+
+------------------------------------------------------------------------------------------------------------------
 -- Privileges: keep this block last; every function added above gets its line here
 ------------------------------------------------------------------------------------------------------------------
 --
@@ -1276,11 +1547,12 @@ REVOKE ALL ON FUNCTION darkspere.set_number_agent_tag(text, text), darkspere.rec
 -- function that is missing from it.
 --
 -- Roles (NOLOGIN; grant them to login roles: GRANT darkspere_worker TO my_worker_login):
---   darkspere_worker   exactly the functions darkspere-worker calls, and darkspere.queue_depth for /metrics;
+--   darkspere_worker   exactly the functions darkspere-worker calls (status_snapshot for /status), and
+--                      darkspere.queue_depth for /metrics;
 --                      no table rights: every function it calls is SECURITY DEFINER
 --   darkspere_admin    tenant management (accounts, numbers, agents, plans, rate-limit rules and overrides),
 --                      dead-letter requeue, usage and history; reads every table
---   darkspere_monitor  read-only views (queue_depth, agent_health) and usage
+--   darkspere_monitor  read-only views (queue_depth, agent_health, dashboard_*), usage and status_snapshot
 -- Roles are cluster-wide: another database may have created them already, possibly concurrently.
 DO $$
 DECLARE
@@ -1345,6 +1617,9 @@ ALTER FUNCTION darkspere.feature_access(bigint, text) SECURITY DEFINER SET searc
 ALTER FUNCTION darkspere.stripe_event(jsonb) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 ALTER FUNCTION darkspere.set_number_agent_tag(text, text) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 ALTER FUNCTION darkspere.record_agent_tools(bigint, jsonb) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+-- jit off: its plans are costed high (windows of samples) but run in milliseconds to seconds; compiling them
+-- cost more than it saved (docs/operations.md, dashboards "Cost").
+ALTER FUNCTION darkspere.status_snapshot() SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET jit = off;
 -- sms_segments, twilio_signature, twilio_signature_valid and stripe_signature_valid touch no table: they stay
 -- SECURITY INVOKER and executable by PUBLIC, as in 0.1.0.
 
@@ -1367,7 +1642,8 @@ GRANT EXECUTE ON FUNCTION
     darkspere.tick(),
     darkspere.api_call(text, text, text, bigint, jsonb),
     darkspere.stripe_event(jsonb),
-    darkspere.record_agent_tools(bigint, jsonb)
+    darkspere.record_agent_tools(bigint, jsonb),
+    darkspere.status_snapshot()
     TO darkspere_worker;
 GRANT SELECT ON darkspere.queue_depth TO darkspere_worker;
 
@@ -1386,7 +1662,8 @@ GRANT EXECUTE ON FUNCTION
     darkspere.rotate_agent_key(bigint, interval),
     darkspere.effective_plan(bigint),
     darkspere.feature_access(bigint, text),
-    darkspere.set_number_agent_tag(text, text)
+    darkspere.set_number_agent_tag(text, text),
+    darkspere.status_snapshot()
     TO darkspere_admin;
 GRANT SELECT ON ALL TABLES IN SCHEMA darkspere TO darkspere_admin;
 GRANT INSERT, UPDATE, DELETE ON darkspere.plans, darkspere.rate_limit_rules, darkspere.rate_limit_overrides,
@@ -1397,5 +1674,8 @@ GRANT DELETE ON darkspere.numbers TO darkspere_admin;           -- release a num
 
 -- darkspere_monitor: read-only.
 GRANT EXECUTE ON FUNCTION darkspere.usage(bigint), darkspere.effective_plan(bigint),
-    darkspere.feature_access(bigint, text) TO darkspere_monitor;
+    darkspere.feature_access(bigint, text), darkspere.status_snapshot() TO darkspere_monitor;
 GRANT SELECT ON darkspere.queue_depth, darkspere.agent_health TO darkspere_monitor;
+-- The dashboards' views (Grafana over a darkspere_monitor login); latency_samples is their building block only.
+GRANT SELECT ON darkspere.dashboard_health, darkspere.dashboard_traffic, darkspere.dashboard_latency,
+    darkspere.dashboard_usage, darkspere.dashboard_security TO darkspere_monitor;

@@ -174,6 +174,7 @@ int run(const ConfigSources &sources, std::shared_ptr<const Config> config) {
     router.api = &api_routes;
     StripeRoutes stripe_routes(pool, metrics, current);
     router.stripe = &stripe_routes;
+    router.worker_name = config->worker_name;
     HttpLimits limits;
     limits.max_connections = static_cast<size_t>(config->max_connections);
     limits.max_connections_per_ip = static_cast<size_t>(config->max_connections_per_ip);
@@ -236,7 +237,7 @@ int run(const ConfigSources &sources, std::shared_ptr<const Config> config) {
         }
         log_info("admin listening", {{"address", config->admin_listen_host},
                                      {"port", admin_port},
-                                     {"routes", "/healthz /readyz /metrics"}});
+                                     {"routes", "/healthz /readyz /metrics /status"}});
     }
 
     bool ready_logged = false;

@@ -1,5 +1,7 @@
-// src/worker/routes.cpp — request dispatch and the health, readiness and metrics endpoints.
+// src/worker/routes.cpp — request dispatch and the health, readiness, metrics and status endpoints.
 #include "routes.hpp"
+
+#include "status_page.hpp"
 
 #include <boost/asio/steady_timer.hpp>
 
@@ -12,13 +14,16 @@ namespace {
 struct Route {
     const char *path;
     http::verb method;
-    bool operational;  // health, readiness, metrics: on the admin listener when there is one
+    bool operational;  // health, readiness, metrics, status: on the admin listener when there is one
 };
 
-const Route ROUTES[] = {
-    {"/twilio/sms", http::verb::post, false},     {"/twilio/status", http::verb::post, false},
-    {"/stripe/webhook", http::verb::post, false}, {"/healthz", http::verb::get, true},
-    {"/readyz", http::verb::get, true},           {"/metrics", http::verb::get, true}};
+const Route ROUTES[] = {{"/twilio/sms", http::verb::post, false},
+                        {"/twilio/status", http::verb::post, false},
+                        {"/stripe/webhook", http::verb::post, false},
+                        {"/healthz", http::verb::get, true},
+                        {"/readyz", http::verb::get, true},
+                        {"/metrics", http::verb::get, true},
+                        {"/status", http::verb::get, true}};
 
 bool reachable(const Route &route, Surface surface) {
     switch (surface) {
@@ -84,6 +89,8 @@ void Router::handle(Request &&req, Responder respond, Surface surface) {
         counted(make_response(200, TEXT_TYPE, "ok\n"));
     } else if (path == "/readyz") {
         ready(std::move(counted));
+    } else if (path == "/status") {
+        status(std::move(counted));
     } else {
         if (before_metrics)
             before_metrics();
@@ -149,6 +156,47 @@ Response Router::ready_response(bool database_ok) const {
     }
     return database_ok ? make_response(200, TEXT_TYPE, "ready\n")
                        : make_response(503, TEXT_TYPE, "database not ready\n");
+}
+
+void Router::status(Responder respond) {
+    if (status_last_ && std::chrono::steady_clock::now() - status_last_->second < STATUS_RESULT_REUSE) {
+        respond(status_last_->first);
+        return;
+    }
+    status_waiting_.push_back(std::move(respond));
+    if (status_waiting_.size() > 1)
+        return;  // the query in flight answers this one too
+    // One bounded statement (docs/operations.md "The status page"); interactive: a person is waiting.
+    pool_.query(
+        "SELECT darkspere.status_snapshot()::text AS snapshot", {}, [this](PgResult r) { answer_status(r); },
+        PgPriority::interactive);
+}
+
+void Router::answer_status(const PgResult &r) {
+    StatusLocal local{worker_name, metrics_.jobs_in_flight, metrics_.agent_calls_in_flight,
+                      metrics_.inbound_waiting};
+    Response res;
+    std::optional<std::string> text = r.ok ? r.value(0, "snapshot") : std::nullopt;
+    nlohmann::json snapshot = text ? nlohmann::json::parse(*text, nullptr, false) : nlohmann::json();
+    bool good = text && !snapshot.is_discarded();
+    if (good) {
+        res = make_response(200, "text/html; charset=utf-8", render_status_page(snapshot, local));
+    } else {
+        // The reason names the failure, never a connection string: PgResult errors are the server's message
+        // or a transport reason.
+        std::string reason = r.ok ? "status_snapshot() returned no snapshot"
+                                  : (r.sqlstate.empty() ? "" : r.sqlstate + ": ") + r.error;
+        res = make_response(503, "text/html; charset=utf-8", render_status_unavailable(reason, local));
+    }
+    res.set("Content-Security-Policy", STATUS_PAGE_CSP);
+    res.set(http::field::cache_control, "no-store");
+    res.set("X-Content-Type-Options", "nosniff");
+    if (good)
+        status_last_.emplace(res, std::chrono::steady_clock::now());
+    std::vector<Responder> waiting;
+    waiting.swap(status_waiting_);  // a responder may start another /status on a kept-alive connection
+    for (auto &respond : waiting)
+        respond(res);
 }
 
 }  // namespace darkspere::worker

@@ -1,4 +1,5 @@
-// src/worker/routes.hpp — maps method and path to handlers; serves /healthz, /readyz and /metrics itself.
+// src/worker/routes.hpp — maps method and path to handlers; serves /healthz, /readyz, /metrics and /status
+// itself.
 #pragma once
 
 #include <chrono>
@@ -23,13 +24,15 @@ namespace darkspere::worker {
 constexpr std::chrono::milliseconds READY_QUERY_TIMEOUT{1000};
 // A readiness answer is reused this long, so a burst of /readyz requests costs one query, not one each.
 constexpr std::chrono::milliseconds READY_RESULT_REUSE{1000};
+// A /status snapshot is reused this long: a page left open in many tabs, or reloaded fast, costs one query.
+constexpr std::chrono::milliseconds STATUS_RESULT_REUSE{2000};
 
 // Surface — which listener a request came in on, and so which routes it may reach.
 enum class Surface {
     all,          // the only listener (no admin-listen): every route
     public_only,  // the public listener beside an admin one: the webhooks; /healthz, /readyz, /metrics are
                   // 404
-    admin,        // the admin listener: /healthz, /readyz and /metrics only
+    admin,        // the admin listener: /healthz, /readyz, /metrics and /status only
 };
 
 class Router {
@@ -50,11 +53,15 @@ class Router {
     ApiRoutes *api = nullptr;
     // POST /stripe/webhook (public surface); none: 503.
     StripeRoutes *stripe = nullptr;
+    // Shown on GET /status.
+    std::string worker_name;
 
   private:
     void ready(Responder respond);
     void answer_ready(bool ok);
     Response ready_response(bool database_ok) const;
+    void status(Responder respond);
+    void answer_status(const PgResult &r);
 
     boost::asio::io_context &io_;
     PgPool &pool_;
@@ -68,6 +75,10 @@ class Router {
     bool ready_deadline_armed_ = false;
     unsigned long ready_deadline_generation_ = 0;
     std::optional<std::pair<bool, std::chrono::steady_clock::time_point>> ready_last_;
+
+    // /status: requests waiting for the snapshot query in flight (one at a time, shared), and the last page.
+    std::vector<Responder> status_waiting_;
+    std::optional<std::pair<Response, std::chrono::steady_clock::time_point>> status_last_;
 };
 
 }  // namespace darkspere::worker
