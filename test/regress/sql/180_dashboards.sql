@@ -7,15 +7,15 @@
 SELECT regress.finish_leftover_work() \gset
 
 SELECT darkspere.create_account('dashboards', 'pro') AS acct \gset
-SELECT darkspere.add_number(:acct, '+15551750001', 'AC175');
-SELECT agent_id AS a1 FROM darkspere.register_agent(:acct, '<script>alert(1)</script>', 'https://agent.example/175/a', 'http', 4) \gset
-SELECT agent_id AS a2 FROM darkspere.register_agent(:acct, 'steady', 'https://agent.example/175/b', 'http', 10) \gset
+SELECT darkspere.add_number(:acct, '+15551800001', 'AC180');
+SELECT agent_id AS a1 FROM darkspere.register_agent(:acct, '<script>alert(1)</script>', 'https://agent.example/180/a', 'http', 4) \gset
+SELECT agent_id AS a2 FROM darkspere.register_agent(:acct, 'steady', 'https://agent.example/180/b', 'http', 10) \gset
 
 -- Three conversations answered end to end (agent call, reply, SMS sent), and a STOP.
-SELECT disposition FROM darkspere.receive_sms('AC175', '+15551750001', '+15557500001', 'hello', 'SM175a');
-SELECT disposition FROM darkspere.receive_sms('AC175', '+15551750001', '+15557500002', 'hello', 'SM175b');
-SELECT disposition FROM darkspere.receive_sms('AC175', '+15551750001', '+15557500003', 'hello', 'SM175c');
-SELECT disposition FROM darkspere.receive_sms('AC175', '+15551750001', '+15557500004', 'STOP', 'SM175d');
+SELECT disposition FROM darkspere.receive_sms('AC180', '+15551800001', '+15557500001', 'hello', 'SM180a');
+SELECT disposition FROM darkspere.receive_sms('AC180', '+15551800001', '+15557500002', 'hello', 'SM180b');
+SELECT disposition FROM darkspere.receive_sms('AC180', '+15551800001', '+15557500003', 'hello', 'SM180c');
+SELECT disposition FROM darkspere.receive_sms('AC180', '+15551800001', '+15557500004', 'STOP', 'SM180d');
 DO $$
 DECLARE
     j record;
@@ -28,17 +28,17 @@ BEGIN
                                                jsonb_build_object('latency_ms', 100 + n * 10, 'reply', 'hi'));
             ELSE
                 PERFORM darkspere.complete_job(j.job_id, j.attempt,
-                                               jsonb_build_object('sid', 'SM175out' || j.job_id, 'status', 'queued'));
+                                               jsonb_build_object('sid', 'SM180out' || j.job_id, 'status', 'queued'));
             END IF;
             n := n + 1;
         END LOOP;
     END LOOP;
 END $$;
 -- One job left pending for the queue section; a passing probe; a blocked IP; a callback for no message.
-SELECT disposition FROM darkspere.receive_sms('AC175', '+15551750001', '+15557500005', 'still there?', 'SM175e');
+SELECT disposition FROM darkspere.receive_sms('AC180', '+15551800001', '+15557500005', 'still there?', 'SM180e');
 INSERT INTO darkspere.agent_checks (account_id, agent_id, ok, latency_ms) VALUES (:acct, :a2, true, 35);
 SELECT darkspere.rate_limit('ip', '203.0.113.175', 1000) AS allowed;
-SELECT darkspere.record_delivery_status('AC175', 'SM175nosuch', 'delivered');
+SELECT darkspere.record_delivery_status('AC180', 'SM180nosuch', 'delivered');
 UPDATE darkspere.agent_load SET in_flight = 2 WHERE agent_id = :a1 AND shard = 0;
 INSERT INTO darkspere.agent_load (agent_id, shard, in_flight) VALUES (:a1, 0, 2) ON CONFLICT DO NOTHING;
 
