@@ -1435,9 +1435,11 @@ REVOKE ALL ON FUNCTION darkspere.billing_prepare(bigint, text, jsonb),
 -- Issue #15 (third slice): usage of any month, overage reported to Stripe Billing Meters, monthly statements
 ------------------------------------------------------------------------------------------------------------------
 
--- usage(account_id, period) — usage(account_id) for the calendar month (UTC) holding `period`; usage(account_id)
--- stays the current month. Included amounts, prices and hard caps are the account's as they apply now.
-CREATE FUNCTION darkspere.usage(account_id bigint, period date)
+-- usage(account_id, period) — the usage of the calendar month (UTC) holding `period`; without it (or NULL), the
+-- current month, as 0.1.0's usage(account_id) was (that function is replaced: one function, so usage(id) keeps
+-- resolving). Included amounts, prices and hard caps are the account's as they apply now.
+DROP FUNCTION darkspere.usage(bigint);
+CREATE FUNCTION darkspere.usage(account_id bigint, period date DEFAULT NULL)
 RETURNS TABLE (metric text, used bigint, included bigint, overage bigint, overage_cents bigint)
 AS 'MODULE_PATHNAME', 'darkspere_usage_period' LANGUAGE C STABLE PARALLEL SAFE;
 
@@ -1754,7 +1756,6 @@ ALTER FUNCTION darkspere.record_delivery_status(text, text, text, int)
     SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 ALTER FUNCTION darkspere.record_provider_opt_out(text, text) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 ALTER FUNCTION darkspere.rate_limit(text, text, int) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
-ALTER FUNCTION darkspere.usage(bigint) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 ALTER FUNCTION darkspere.usage(bigint, date) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 ALTER FUNCTION darkspere.tick() SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 ALTER FUNCTION darkspere.create_account_key(bigint, text) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
@@ -1802,7 +1803,6 @@ GRANT EXECUTE ON FUNCTION
     darkspere.rotate_agent_secret(bigint),
     darkspere.set_agent_status(bigint, text),
     darkspere.requeue_dead_job(bigint),
-    darkspere.usage(bigint),
     darkspere.usage(bigint, date),
     darkspere.history(bigint, int),
     darkspere.create_account_key(bigint, text),
@@ -1819,6 +1819,6 @@ GRANT UPDATE, DELETE ON darkspere.accounts TO darkspere_admin;  -- texts, plan; 
 GRANT DELETE ON darkspere.numbers TO darkspere_admin;           -- release a number; add with add_number
 
 -- darkspere_monitor: read-only.
-GRANT EXECUTE ON FUNCTION darkspere.usage(bigint), darkspere.usage(bigint, date), darkspere.effective_plan(bigint),
+GRANT EXECUTE ON FUNCTION darkspere.usage(bigint, date), darkspere.effective_plan(bigint),
     darkspere.feature_access(bigint, text) TO darkspere_monitor;
 GRANT SELECT ON darkspere.queue_depth, darkspere.agent_health TO darkspere_monitor;

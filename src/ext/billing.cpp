@@ -166,7 +166,9 @@ static Datum usage_report(FunctionCallInfo fcinfo, int64 account_id, Datum perio
     return (Datum)0;
 }
 
-// darkspere_usage — this calendar month's usage of an account (darkspere.usage(account_id)).
+// darkspere_usage — this calendar month's usage of an account: 0.1.0's darkspere.usage(account_id), kept for
+// a 0.1.0 database that loads this library before ALTER EXTENSION UPDATE replaces it with usage(account_id,
+// period).
 DARKSPERE_FUNCTION(darkspere_usage) {
     return usage_report(fcinfo, required_int64(fcinfo, 0, "account_id"), (Datum)0, true);
 }

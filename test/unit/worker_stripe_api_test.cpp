@@ -19,12 +19,12 @@ std::string header(const HttpRequest &r, const std::string &name) {
 }
 
 nlohmann::json checkout_call() {
+    using J = nlohmann::json;
+    J form = J::array({J::array({"mode", "subscription"}), J::array({"line_items[0][price]", "price_1"}),
+                       J::array({"success_url", "https://a/b?c=d e"})});
     return {{"method", "POST"},
             {"path", "/v1/checkout/sessions"},
-            {"form",
-             {{"mode", "subscription"},
-              {"line_items[0][price]", "price_1"},
-              {"success_url", "https://a/b?c=d e"}}},
+            {"form", form},
             {"idempotency_key", "darkspere-checkout-7-abc"}};
 }
 
