@@ -259,6 +259,12 @@ AS 'MODULE_PATHNAME', 'darkspere_authenticate_key' LANGUAGE C VOLATILE PARALLEL 
 CREATE FUNCTION darkspere.rotate_agent_key(agent_id bigint, grace interval DEFAULT '24 hours')
 RETURNS text AS 'MODULE_PATHNAME', 'darkspere_rotate_agent_key' LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
+-- API requests are counted per account and month like SMS and agent messages (metric api_requests; feature
+-- api_access, issue #15).
+ALTER TABLE darkspere.usage_counters DROP CONSTRAINT usage_counters_metric_check;
+ALTER TABLE darkspere.usage_counters ADD CONSTRAINT usage_counters_metric_check
+    CHECK (metric IN ('sms_in', 'sms_out', 'agent_messages', 'api_requests'));
+
 -- api_error — the body of an API error: {"error": {"code", "message"[, "field"]}}.
 CREATE FUNCTION darkspere.api_error(code text, message text, field text DEFAULT NULL)
 RETURNS jsonb LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
@@ -298,6 +304,9 @@ DECLARE
     result jsonb;
     code int := 200;
     wait_s int;
+    api_ok boolean;
+    api_limit bigint;
+    api_plan text;
 BEGIN
     IF p_route IS NULL OR p_route NOT IN ('agents.create', 'agents.list', 'agents.get', 'agents.update',
                                           'agents.delete', 'agents.rotate_key', 'agents.heartbeat',
@@ -341,6 +350,26 @@ BEGIN
                                  THEN 'this route needs an account key' ELSE 'this route needs an agent key' END),
                             NULL::int;
         RETURN;
+    END IF;
+    -- api_access (issue #15): each request of an account (its keys and its agents' keys) counts toward its
+    -- monthly API requests (usage metric api_requests); past the plan's limit the API answers 429 until the month
+    -- ends. Billing routes and usage stay open and are not counted, so an account at its limit can upgrade.
+    IF p_route NOT IN ('usage', 'billing.checkout', 'billing.portal', 'billing.cancel') THEN
+        SELECT f.allowed, f.monthly_limit, f.plan INTO api_ok, api_limit, api_plan
+          FROM darkspere.feature_access(who.account_id, 'api_access') f;
+        IF NOT api_ok THEN
+            RETURN QUERY SELECT 429, darkspere.api_error('plan_limit',
+                'the monthly limit of ' || api_limit || ' API requests on plan ' || api_plan
+                || ' is reached (feature api_access): upgrade the plan, or wait for the next month'),
+                GREATEST(1, pg_catalog.ceil(EXTRACT(epoch FROM
+                    (pg_catalog.date_trunc('month', pg_catalog.now() AT TIME ZONE 'UTC') + interval '1 month')
+                    AT TIME ZONE 'UTC' - pg_catalog.now())))::int;
+            RETURN;
+        END IF;
+        INSERT INTO darkspere.usage_counters AS u (account_id, period, metric, shard, used)
+        VALUES (who.account_id, pg_catalog.date_trunc('month', pg_catalog.now() AT TIME ZONE 'UTC')::date,
+                'api_requests', (pg_catalog.pg_backend_pid() % 16)::smallint, 1)
+        ON CONFLICT (account_id, period, metric, shard) DO UPDATE SET used = u.used + 1;
     END IF;
 
     -- Bodies: an object where one is read; every field known and valid, or 422 naming the first bad one.
