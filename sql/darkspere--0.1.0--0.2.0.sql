@@ -259,6 +259,12 @@ AS 'MODULE_PATHNAME', 'darkspere_authenticate_key' LANGUAGE C VOLATILE PARALLEL 
 CREATE FUNCTION darkspere.rotate_agent_key(agent_id bigint, grace interval DEFAULT '24 hours')
 RETURNS text AS 'MODULE_PATHNAME', 'darkspere_rotate_agent_key' LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
+-- API requests are counted per account and month like SMS and agent messages (metric api_requests; feature
+-- api_access, issue #15).
+ALTER TABLE darkspere.usage_counters DROP CONSTRAINT usage_counters_metric_check;
+ALTER TABLE darkspere.usage_counters ADD CONSTRAINT usage_counters_metric_check
+    CHECK (metric IN ('sms_in', 'sms_out', 'agent_messages', 'api_requests'));
+
 -- api_error — the body of an API error: {"error": {"code", "message"[, "field"]}}.
 CREATE FUNCTION darkspere.api_error(code text, message text, field text DEFAULT NULL)
 RETURNS jsonb LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
@@ -268,7 +274,8 @@ $$;
 
 -- api_call — one HTTP API request, decided whole (the worker maps a route to this one call; docs/api.md).
 -- route: agents.create, agents.list, agents.get, agents.update, agents.delete, agents.rotate_key,
--- agents.heartbeat, agents.health, usage. agent_id: the {id} of the path. body: the parsed JSON body or NULL.
+-- agents.heartbeat, agents.health, usage, billing.checkout, billing.portal, billing.cancel (these answer status 0
+-- with the Stripe request to make: billing_prepare). agent_id: the {id} of the path. body: the parsed JSON body or NULL.
 -- In order: the client IP's rate limit ('ip' rule), the key (401), the key's rate limit ('api_key', subject
 -- "key:<key_id>" or "agent:<agent_id>"), the key's kind (403), then the route. Returns the HTTP status, the
 -- response body and, with 429, the seconds to wait. The route runs in a subtransaction: an error undoes all of
@@ -297,10 +304,14 @@ DECLARE
     result jsonb;
     code int := 200;
     wait_s int;
+    api_ok boolean;
+    api_limit bigint;
+    api_plan text;
 BEGIN
     IF p_route IS NULL OR p_route NOT IN ('agents.create', 'agents.list', 'agents.get', 'agents.update',
                                           'agents.delete', 'agents.rotate_key', 'agents.heartbeat',
-                                          'agents.health', 'usage') THEN
+                                          'agents.health', 'usage', 'billing.checkout', 'billing.portal',
+                                          'billing.cancel') THEN
         RAISE EXCEPTION 'unknown API route: "%"', p_route USING ERRCODE = 'invalid_parameter_value';
     END IF;
     IF client_ip IS NULL OR client_ip = '' OR pg_catalog.length(client_ip) > 64 THEN
@@ -339,6 +350,26 @@ BEGIN
                                  THEN 'this route needs an account key' ELSE 'this route needs an agent key' END),
                             NULL::int;
         RETURN;
+    END IF;
+    -- api_access (issue #15): each request of an account (its keys and its agents' keys) counts toward its
+    -- monthly API requests (usage metric api_requests); past the plan's limit the API answers 429 until the month
+    -- ends. Billing routes and usage stay open and are not counted, so an account at its limit can upgrade.
+    IF p_route NOT IN ('usage', 'billing.checkout', 'billing.portal', 'billing.cancel') THEN
+        SELECT f.allowed, f.monthly_limit, f.plan INTO api_ok, api_limit, api_plan
+          FROM darkspere.feature_access(who.account_id, 'api_access') f;
+        IF NOT api_ok THEN
+            RETURN QUERY SELECT 429, darkspere.api_error('plan_limit',
+                'the monthly limit of ' || api_limit || ' API requests on plan ' || api_plan
+                || ' is reached (feature api_access): upgrade the plan, or wait for the next month'),
+                GREATEST(1, pg_catalog.ceil(EXTRACT(epoch FROM
+                    (pg_catalog.date_trunc('month', pg_catalog.now() AT TIME ZONE 'UTC') + interval '1 month')
+                    AT TIME ZONE 'UTC' - pg_catalog.now())))::int;
+            RETURN;
+        END IF;
+        INSERT INTO darkspere.usage_counters AS u (account_id, period, metric, shard, used)
+        VALUES (who.account_id, pg_catalog.date_trunc('month', pg_catalog.now() AT TIME ZONE 'UTC')::date,
+                'api_requests', (pg_catalog.pg_backend_pid() % 16)::smallint, 1)
+        ON CONFLICT (account_id, period, metric, shard) DO UPDATE SET used = u.used + 1;
     END IF;
 
     -- Bodies: an object where one is read; every field known and valid, or 422 naming the first bad one.
@@ -568,6 +599,12 @@ BEGIN
                            'metric', u.metric, 'used', u.used, 'included', u.included, 'overage', u.overage,
                            'overage_cents', u.overage_cents) ORDER BY u.metric), '[]'))
               INTO result FROM darkspere.usage(who.account_id) u;
+        WHEN 'billing.checkout', 'billing.portal', 'billing.cancel' THEN
+            -- Stripe is called by the worker: status 0 hands it the request to send, billing_result takes the
+            -- answer (issue #15; docs/billing.md "Checkout, portal and cancel").
+            RETURN QUERY SELECT b.http_status, b.response, NULL::int
+                           FROM darkspere.billing_prepare(who.account_id, p_route, p_body) b;
+            RETURN;
         ELSE
             NULL;  -- agents.list, agents.get: read below
         END CASE;
@@ -1538,6 +1575,521 @@ $fn$;
 REVOKE ALL ON FUNCTION darkspere.status_snapshot() FROM PUBLIC;
 
 ------------------------------------------------------------------------------------------------------------------
+-- Issue #15 (second slice): checkout, portal and cancel through the worker (docs/billing.md)
+------------------------------------------------------------------------------------------------------------------
+
+-- Which of a plan's prices a new Checkout Session buys: the one marked checkout, or the plan's only price.
+ALTER TABLE darkspere.plan_prices ADD COLUMN checkout boolean NOT NULL DEFAULT false;
+CREATE UNIQUE INDEX plan_prices_checkout ON darkspere.plan_prices (plan) WHERE checkout;
+
+-- Every Stripe API call made for an account through /api/billing/…: what was asked, what Stripe answered (the
+-- object's id, or its error) and what the tenant was told. No secret and no URL with a session token is kept.
+CREATE TABLE darkspere.billing_calls (
+    account_id      bigint NOT NULL REFERENCES darkspere.accounts ON DELETE CASCADE,
+    call_id         bigserial,
+    route           text NOT NULL CHECK (route IN ('billing.checkout', 'billing.portal', 'billing.cancel')),
+    idempotency_key text NOT NULL,
+    stripe_status   int NOT NULL,  -- 0: no answer (the error is in error)
+    stripe_object   text,          -- cs_…, bps_…, sub_… on success
+    http_status     int NOT NULL,
+    error           text,
+    called_at       timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    PRIMARY KEY (account_id, call_id)
+);
+SELECT pg_catalog.pg_extension_config_dump('darkspere.billing_calls', '');
+SELECT pg_catalog.pg_extension_config_dump('darkspere.billing_calls_call_id_seq', '');
+
+-- billing_prepare — for api_call (owner only): validates a billing route's body and decides the Stripe request.
+-- Returns 422/409 with an error body, or status 0 and {"account_id", "stripe": {method, path, form: [[name,
+-- value], …], idempotency_key}}: the worker sends exactly that (form-encoded, its API key, the pinned Stripe-Version) and
+-- hands the answer to billing_result. The idempotency key is derived from the request, the account's
+-- subscription state and the hour, so a client's retry reaches Stripe as the same request.
+CREATE FUNCTION darkspere.billing_prepare(account_id bigint, route text, body jsonb)
+RETURNS TABLE (http_status int, response jsonb)
+LANGUAGE plpgsql VOLATILE AS $fn$
+#variable_conflict use_column
+DECLARE
+    p_account bigint := billing_prepare.account_id;
+    p_route text := billing_prepare.route;
+    p_body jsonb := COALESCE(billing_prepare.body, '{}');
+    fields text[];
+    k text;
+    v jsonb;
+    problem text;
+    customer text;
+    sub record;
+    v_price text;
+    v_method text := 'POST';
+    v_path text;
+    form jsonb;
+BEGIN
+    IF p_route IS NULL OR p_route NOT IN ('billing.checkout', 'billing.portal', 'billing.cancel') THEN
+        RAISE EXCEPTION 'unknown billing route: "%"', p_route USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF pg_catalog.jsonb_typeof(p_body) <> 'object' THEN
+        RETURN QUERY SELECT 400, darkspere.api_error('bad_request', 'the body must be a JSON object');
+        RETURN;
+    END IF;
+    fields := CASE p_route WHEN 'billing.checkout' THEN ARRAY['cancel_url', 'plan', 'success_url']
+                           WHEN 'billing.portal' THEN ARRAY['return_url'] ELSE ARRAY['at_period_end'] END;
+    FOR k, v IN SELECT e.key, e.value FROM pg_catalog.jsonb_each(p_body) e ORDER BY e.key LOOP
+        problem := NULL;
+        IF k <> ALL (fields) THEN
+            problem := 'is not a field of this request';
+        ELSIF k = 'plan' THEN
+            IF pg_catalog.jsonb_typeof(v) <> 'string'
+               OR NOT EXISTS (SELECT FROM darkspere.plans p WHERE p.plan = v #>> '{}') THEN
+                problem := 'must name a plan';
+            END IF;
+        ELSIF k = 'at_period_end' THEN
+            IF pg_catalog.jsonb_typeof(v) <> 'boolean' THEN
+                problem := 'must be true or false';
+            END IF;
+        ELSIF pg_catalog.jsonb_typeof(v) <> 'string' OR pg_catalog.length(v #>> '{}') > 2048
+              OR v #>> '{}' !~ '^https?://[^/?#[:space:]@]+([/?#][^[:space:]]*)?$' THEN
+            problem := 'must be an http:// or https:// URL with a host, at most 2048 characters';
+        END IF;
+        IF problem IS NOT NULL THEN
+            RETURN QUERY SELECT 422, darkspere.api_error('invalid_field', k || ' ' || problem, k);
+            RETURN;
+        END IF;
+    END LOOP;
+    FOREACH k IN ARRAY fields LOOP
+        IF NOT p_body ? k THEN
+            RETURN QUERY SELECT 422, darkspere.api_error('invalid_field', k || ' is required', k);
+            RETURN;
+        END IF;
+    END LOOP;
+
+    SELECT a.stripe_customer_id INTO customer FROM darkspere.accounts a WHERE a.account_id = p_account;
+    SELECT * INTO sub FROM darkspere.subscriptions s WHERE s.account_id = p_account;
+    customer := COALESCE(customer, sub.stripe_customer_id);
+    IF p_route = 'billing.checkout' THEN
+        IF sub.stripe_subscription_id IS NOT NULL AND sub.status IN ('active', 'trialing', 'past_due') THEN
+            RETURN QUERY SELECT 409, darkspere.api_error('already_subscribed',
+                'the account already has subscription ' || sub.stripe_subscription_id || ' (' || sub.status
+                || '): change or cancel it in the billing portal');
+            RETURN;
+        END IF;
+        SELECT pp.price_id INTO v_price FROM darkspere.plan_prices pp
+         WHERE pp.plan = p_body ->> 'plan'
+           AND (pp.checkout OR (SELECT pg_catalog.count(*) FROM darkspere.plan_prices q WHERE q.plan = pp.plan) = 1)
+         ORDER BY pp.checkout DESC LIMIT 1;
+        IF v_price IS NULL THEN
+            RETURN QUERY SELECT 422, darkspere.api_error('invalid_field',
+                'plan "' || (p_body ->> 'plan') || '" cannot be bought: it has no Stripe price for checkout', 'plan');
+            RETURN;
+        END IF;
+        v_path := '/v1/checkout/sessions';
+        form := pg_catalog.jsonb_build_array(
+            pg_catalog.jsonb_build_array('mode', 'subscription'),
+            pg_catalog.jsonb_build_array('line_items[0][price]', v_price),
+            pg_catalog.jsonb_build_array('line_items[0][quantity]', '1'),
+            pg_catalog.jsonb_build_array('client_reference_id', p_account::text),
+            pg_catalog.jsonb_build_array('success_url', p_body ->> 'success_url'),
+            pg_catalog.jsonb_build_array('cancel_url', p_body ->> 'cancel_url'),
+            pg_catalog.jsonb_build_array('metadata[darkspere_account_id]', p_account::text),
+            pg_catalog.jsonb_build_array('subscription_data[metadata][darkspere_account_id]', p_account::text));
+        IF customer IS NOT NULL THEN
+            form := form || pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_array('customer', customer));
+        END IF;
+    ELSIF p_route = 'billing.portal' THEN
+        IF customer IS NULL THEN
+            RETURN QUERY SELECT 409, darkspere.api_error('no_customer',
+                'the account is not a Stripe customer yet: subscribe through POST /api/billing/checkout first');
+            RETURN;
+        END IF;
+        v_path := '/v1/billing_portal/sessions';
+        form := pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_array('customer', customer),
+                                             pg_catalog.jsonb_build_array('return_url', p_body ->> 'return_url'));
+    ELSE
+        IF sub.stripe_subscription_id IS NULL
+           OR sub.status IN ('canceled', 'incomplete_expired') THEN
+            RETURN QUERY SELECT 409, darkspere.api_error('no_subscription', 'the account has no subscription to cancel');
+            RETURN;
+        END IF;
+        v_path := '/v1/subscriptions/' || sub.stripe_subscription_id;
+        IF (p_body ->> 'at_period_end')::boolean THEN
+            form := pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_array('cancel_at_period_end', 'true'));
+        ELSE
+            v_method := 'DELETE';  -- cancel now (Stripe: DELETE /v1/subscriptions/{id})
+            form := '[]';
+        END IF;
+    END IF;
+    RETURN QUERY SELECT 0, pg_catalog.jsonb_build_object('account_id', p_account, 'stripe', pg_catalog.jsonb_build_object(
+        'method', v_method, 'path', v_path, 'form', form,
+        'idempotency_key', 'darkspere-' || pg_catalog.replace(p_route, 'billing.', '') || '-' || p_account || '-'
+            || pg_catalog.left(pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(
+                   pg_catalog.concat_ws(' ', v_method, v_path, form::text, sub.stripe_subscription_id, sub.status,
+                                        sub.cancel_at_period_end, sub.state_at,
+                                        pg_catalog.date_trunc('hour', pg_catalog.now() AT TIME ZONE 'UTC')),
+                   'UTF8')), 'hex'), 40)));
+END
+$fn$;
+
+-- billing_result — takes Stripe's answer to the request billing_prepare decided (stripe_status 0: no answer,
+-- stripe_body then says why), records it in billing_calls and returns what the tenant is told: 200 with
+-- {url, session_id} (checkout), {url} (portal) or the subscription's new state (cancel, applied at once as
+-- stripe_apply_subscription does for a webhook); Stripe's errors as 402 (card declined), 409 (idempotency
+-- conflict) or 502 (anything else, and no answer), with Stripe's message except for a refused API key.
+CREATE FUNCTION darkspere.billing_result(account_id bigint, route text, request jsonb, stripe_status int,
+                                         stripe_body text)
+RETURNS TABLE (http_status int, response jsonb)
+LANGUAGE plpgsql VOLATILE AS $fn$
+#variable_conflict use_column
+DECLARE
+    p_account bigint := billing_result.account_id;
+    p_route text := billing_result.route;
+    obj jsonb;
+    code int;
+    result jsonb;
+    message text;
+    err_type text;
+BEGIN
+    IF p_account IS NULL OR p_route IS NULL OR request IS NULL OR stripe_status IS NULL THEN
+        RAISE EXCEPTION 'account_id, route, request and stripe_status must not be null'
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF p_route NOT IN ('billing.checkout', 'billing.portal', 'billing.cancel') THEN
+        RAISE EXCEPTION 'unknown billing route: "%"', p_route USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF pg_catalog.jsonb_typeof(request -> 'idempotency_key') IS DISTINCT FROM 'string' THEN
+        RAISE EXCEPTION 'request.idempotency_key must be a string' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF stripe_status > 0 THEN
+        BEGIN
+            obj := stripe_body::jsonb;
+        EXCEPTION WHEN invalid_text_representation THEN
+            obj := NULL;
+        END;
+    END IF;
+    IF stripe_status BETWEEN 200 AND 299 AND pg_catalog.jsonb_typeof(obj) = 'object' THEN
+        IF p_route IN ('billing.checkout', 'billing.portal') THEN
+            IF obj ->> 'url' ~ '^https?://[^[:space:]]+$' THEN
+                code := 200;
+                result := pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object('url', obj ->> 'url',
+                    'session_id', CASE WHEN p_route = 'billing.checkout' THEN obj ->> 'id' END));
+            ELSE
+                message := 'Stripe answered without a session URL';
+            END IF;
+        ELSIF obj ->> 'object' = 'subscription' AND pg_catalog.jsonb_typeof(obj -> 'status') = 'string' THEN
+            BEGIN
+                PERFORM darkspere.stripe_apply_subscription(p_account, obj, pg_catalog.now(),
+                    (CASE WHEN obj ->> 'status' = 'canceled' THEN 3 ELSE 2 END)::smallint, NULL);
+            EXCEPTION WHEN data_exception OR undefined_object THEN
+                message := 'Stripe''s subscription could not be applied: ' || SQLERRM;
+            END;
+            IF message IS NULL THEN
+                code := 200;
+                SELECT pg_catalog.jsonb_build_object('subscription_id', s.stripe_subscription_id,
+                           'status', s.status, 'cancel_at_period_end', s.cancel_at_period_end,
+                           'current_period_end', s.current_period_end, 'plan', a.plan)
+                  INTO result
+                  FROM darkspere.subscriptions s JOIN darkspere.accounts a ON a.account_id = s.account_id
+                 WHERE s.account_id = p_account;
+            END IF;
+        ELSE
+            message := 'Stripe answered without a subscription';
+        END IF;
+        IF code IS NULL THEN
+            code := 502;
+            result := darkspere.api_error('stripe_error', message);
+        END IF;
+    ELSE
+        err_type := obj #>> '{error,type}';
+        message := pg_catalog.left(obj #>> '{error,message}', 500);
+        IF stripe_status = 0 THEN
+            code := 502;
+            result := darkspere.api_error('stripe_unavailable', 'Stripe did not answer: '
+                                          || COALESCE(pg_catalog.left(stripe_body, 200), 'no response'));
+        ELSIF stripe_status = 402 THEN
+            code := 402;
+            result := darkspere.api_error('payment_required', COALESCE(message, 'Stripe declined the request'));
+        ELSIF stripe_status = 409 OR err_type = 'idempotency_error' THEN
+            code := 409;
+            result := darkspere.api_error('stripe_conflict', COALESCE(message, 'Stripe reported a conflict'));
+        ELSIF stripe_status IN (401, 403) THEN
+            -- The message would be about the worker's key, not the tenant's request.
+            code := 502;
+            result := darkspere.api_error('stripe_error', 'Stripe refused the API key of this service (HTTP '
+                                          || stripe_status || ')');
+        ELSE
+            code := 502;
+            result := darkspere.api_error('stripe_error',
+                                          COALESCE(message, 'Stripe answered HTTP ' || stripe_status));
+        END IF;
+    END IF;
+    INSERT INTO darkspere.billing_calls (account_id, route, idempotency_key, stripe_status, stripe_object,
+                                         http_status, error)
+    VALUES (p_account, p_route, request ->> 'idempotency_key', stripe_status,
+            CASE WHEN code = 200 THEN pg_catalog.left(obj ->> 'id', 255) END, code,
+            CASE WHEN code <> 200 THEN result #>> '{error,message}' END);
+    RETURN QUERY SELECT code, result;
+END
+$fn$;
+REVOKE ALL ON FUNCTION darkspere.billing_prepare(bigint, text, jsonb),
+    darkspere.billing_result(bigint, text, jsonb, int, text) FROM PUBLIC;
+
+------------------------------------------------------------------------------------------------------------------
+-- Issue #15 (third slice): usage of any month, overage reported to Stripe Billing Meters, monthly statements
+------------------------------------------------------------------------------------------------------------------
+
+-- usage(account_id, period) — the usage of the calendar month (UTC) holding `period`; without it (or NULL), the
+-- current month, as 0.1.0's usage(account_id) was (that function is replaced: one function, so usage(id) keeps
+-- resolving). Included amounts, prices and hard caps are the account's as they apply now.
+DROP FUNCTION darkspere.usage(bigint);
+CREATE FUNCTION darkspere.usage(account_id bigint, period date DEFAULT NULL)
+RETURNS TABLE (metric text, used bigint, included bigint, overage bigint, overage_cents bigint)
+AS 'MODULE_PATHNAME', 'darkspere_usage_period' LANGUAGE C STABLE PARALLEL SAFE;
+
+-- Which usage metric is reported to which Stripe meter (the meter's event_name, as created in Stripe). Only the
+-- metrics listed are reported; delete a row to stop reporting one.
+CREATE TABLE darkspere.stripe_meters (
+    metric     text PRIMARY KEY CHECK (metric IN ('sms_in', 'sms_out', 'agent_messages')),
+    event_name text NOT NULL CHECK (event_name ~ '^[A-Za-z0-9_.:-]{1,100}$'),
+    is_seed    boolean NOT NULL DEFAULT false
+);
+INSERT INTO darkspere.stripe_meters VALUES ('sms_in', 'darkspere_sms_in_overage', true),
+    ('sms_out', 'darkspere_sms_out_overage', true), ('agent_messages', 'darkspere_agent_message_overage', true);
+SELECT pg_catalog.pg_extension_config_dump('darkspere.stripe_meters', 'WHERE NOT is_seed');
+
+-- One row per account, metric and hour reported: the primary key is what keeps a metric from being reported
+-- twice for one hour (Stripe's identifier is account:metric:hour as well, so a retried request is a no-op at
+-- Stripe). value: the overage of the hour's month not reported before; a report whose job died
+-- (failed_at) does not count as reported, so its amount goes with the next hour's.
+CREATE TABLE darkspere.meter_reports (
+    account_id  bigint NOT NULL REFERENCES darkspere.accounts ON DELETE CASCADE,
+    metric      text NOT NULL,
+    hour        timestamptz NOT NULL CHECK (hour = pg_catalog.date_trunc('hour', hour)),
+    value       bigint NOT NULL CHECK (value > 0),
+    event_name  text NOT NULL,
+    customer    text NOT NULL,
+    job_id      bigint,
+    queued_at   timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    reported_at timestamptz,
+    failed_at   timestamptz,
+    error       text,
+    PRIMARY KEY (account_id, metric, hour)
+);
+CREATE INDEX meter_reports_job ON darkspere.meter_reports (job_id) WHERE job_id IS NOT NULL;
+SELECT pg_catalog.pg_extension_config_dump('darkspere.meter_reports', '');
+
+-- A month's statement per account: numbered DS-YYYYMM-<n> (n counts the month's statements from 1), lines in
+-- integer cents. Made once per (account, period) by close_period.
+CREATE TABLE darkspere.statements (
+    account_id  bigint NOT NULL REFERENCES darkspere.accounts ON DELETE CASCADE,
+    period      date NOT NULL CHECK (period = pg_catalog.date_trunc('month', period)::date),
+    number      text NOT NULL CHECK (number ~ '^DS-[0-9]{6}-[1-9][0-9]*$'),
+    plan        text NOT NULL,
+    total_cents bigint NOT NULL CHECK (total_cents >= 0),
+    closed_at   timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    PRIMARY KEY (account_id, period)
+);
+CREATE TABLE darkspere.statement_lines (
+    account_id   bigint NOT NULL,
+    period       date NOT NULL,
+    line         int NOT NULL,
+    kind         text NOT NULL CHECK (kind IN ('base', 'sms_overage', 'agent_overage')),
+    description  text NOT NULL,
+    quantity     bigint NOT NULL CHECK (quantity >= 0),
+    unit_cents   bigint NOT NULL CHECK (unit_cents >= 0),
+    amount_cents bigint NOT NULL CHECK (amount_cents = quantity * unit_cents),
+    PRIMARY KEY (account_id, period, line),
+    FOREIGN KEY (account_id, period) REFERENCES darkspere.statements ON DELETE CASCADE
+);
+-- The last statement number of each month (the row lock orders concurrent closings).
+CREATE TABLE darkspere.statement_numbers (
+    period      date PRIMARY KEY,
+    last_number int NOT NULL
+);
+-- Where tick()'s billing work stands: the hour being reported and the last account done in it; the last month
+-- every account has a statement for. A hint, like route_cursor: unlogged and not dumped (after a crash or a
+-- restore the work starts over, which the primary keys of meter_reports and statements make harmless; the row
+-- is made again by queue_meter_reports).
+CREATE UNLOGGED TABLE darkspere.billing_progress (
+    only_row         boolean PRIMARY KEY DEFAULT true CHECK (only_row),
+    meter_hour       timestamptz,
+    meter_account    bigint NOT NULL DEFAULT 0,
+    closed_period    date
+);
+INSERT INTO darkspere.billing_progress DEFAULT VALUES;
+SELECT pg_catalog.pg_extension_config_dump('darkspere.statements', '');
+SELECT pg_catalog.pg_extension_config_dump('darkspere.statement_lines', '');
+SELECT pg_catalog.pg_extension_config_dump('darkspere.statement_numbers', '');
+
+-- queue_meter_reports — the hourly meter events (owner only; tick() calls it). For the hour that just ended
+-- (`at` − 1 hour, truncated), up to max_accounts Stripe customers after the last one done are looked at; for
+-- each metric of stripe_meters with overage in that hour's month not yet reported, a meter_reports row and a
+-- stripe_meter job (payload: event_name, stripe_customer_id, value, identifier account:metric:epoch-of-hour,
+-- timestamp) are made. Returns the reports queued.
+CREATE FUNCTION darkspere.queue_meter_reports(at timestamptz DEFAULT pg_catalog.now(), max_accounts int DEFAULT 200)
+RETURNS int LANGUAGE plpgsql VOLATILE AS $fn$
+DECLARE
+    v_hour timestamptz := pg_catalog.date_trunc('hour', at) - interval '1 hour';
+    v_period date := pg_catalog.date_trunc('month', v_hour AT TIME ZONE 'UTC')::date;
+    prog record;
+    acct record;
+    u record;
+    already bigint;
+    v_value bigint;
+    v_ident text;
+    v_event text;
+    v_job bigint;
+    queued int := 0;
+    seen int := 0;
+BEGIN
+    INSERT INTO darkspere.billing_progress DEFAULT VALUES ON CONFLICT DO NOTHING;
+    SELECT * INTO prog FROM darkspere.billing_progress FOR UPDATE;
+    IF prog.meter_hour IS DISTINCT FROM v_hour THEN
+        prog.meter_account := 0;
+    END IF;
+    FOR acct IN SELECT a.account_id, a.stripe_customer_id FROM darkspere.accounts a
+                 WHERE a.stripe_customer_id IS NOT NULL AND a.account_id > prog.meter_account
+                 ORDER BY a.account_id LIMIT max_accounts LOOP
+        seen := seen + 1;
+        prog.meter_account := acct.account_id;
+        FOR u IN SELECT x.metric, x.overage, m.event_name
+                   FROM darkspere.usage(acct.account_id, v_period) x
+                   JOIN darkspere.stripe_meters m ON m.metric = x.metric
+                  WHERE x.overage > 0 LOOP
+            SELECT COALESCE(sum(r.value), 0) INTO already FROM darkspere.meter_reports r
+             WHERE r.account_id = acct.account_id AND r.metric = u.metric AND r.failed_at IS NULL
+               AND r.hour >= v_period::timestamp AT TIME ZONE 'UTC'
+               AND r.hour < (v_period + interval '1 month') AT TIME ZONE 'UTC';
+            v_value := u.overage - already;
+            CONTINUE WHEN v_value <= 0;
+            v_ident := acct.account_id || ':' || u.metric || ':' || EXTRACT(epoch FROM v_hour)::bigint;
+            INSERT INTO darkspere.meter_reports (account_id, metric, hour, value, event_name, customer)
+            VALUES (acct.account_id, u.metric, v_hour, v_value, u.event_name, acct.stripe_customer_id)
+            ON CONFLICT DO NOTHING;
+            CONTINUE WHEN NOT FOUND;  -- this hour is reported already
+            INSERT INTO darkspere.jobs (account_id, kind, max_attempts, priority, idempotency_key, payload)
+            VALUES (acct.account_id, 'stripe_meter', 10, 2, 'stripe_meter:' || v_ident,
+                    pg_catalog.jsonb_build_object('event_name', u.event_name,
+                        'stripe_customer_id', acct.stripe_customer_id, 'value', v_value::text,
+                        'identifier', v_ident, 'timestamp', EXTRACT(epoch FROM v_hour)::bigint))
+            RETURNING job_id INTO v_job;
+            UPDATE darkspere.meter_reports r SET job_id = v_job
+             WHERE r.account_id = acct.account_id AND r.metric = u.metric AND r.hour = v_hour;
+            queued := queued + 1;
+        END LOOP;
+    END LOOP;
+    UPDATE darkspere.billing_progress SET meter_hour = v_hour, meter_account = prog.meter_account;
+    RETURN queued;
+END
+$fn$;
+
+-- meter_report_done — a stripe_meter job's end (owner only; the job acks call it): reported, or failed for good
+-- (its amount is then reported with the next hour's).
+CREATE FUNCTION darkspere.meter_report_done(job_id bigint, ok boolean, error text DEFAULT NULL)
+RETURNS void LANGUAGE sql VOLATILE AS $$
+    UPDATE darkspere.meter_reports r
+       SET reported_at = CASE WHEN ok THEN pg_catalog.now() END,
+           failed_at = CASE WHEN NOT ok THEN pg_catalog.now() END,
+           error = CASE WHEN NOT ok THEN pg_catalog.left(meter_report_done.error, 200) END
+     WHERE r.job_id = meter_report_done.job_id
+$$;
+
+-- close_period — the statements of one month (default: the month before now, UTC) for up to max_accounts
+-- accounts that existed before it ended and have none yet: lines for the base price of the plan held at the
+-- month's end, SMS overage (inbound and outbound segments) and agent-message overage, integer cents. Idempotent
+-- per (account, period): a second call makes nothing. Returns the statements made.
+CREATE FUNCTION darkspere.close_period(period date DEFAULT NULL, max_accounts int DEFAULT 500)
+RETURNS int LANGUAGE plpgsql VOLATILE AS $fn$
+#variable_conflict use_column
+DECLARE
+    v_period date := pg_catalog.date_trunc('month', COALESCE(close_period.period,
+                         ((pg_catalog.now() AT TIME ZONE 'UTC') - interval '1 month')::date))::date;
+    v_end timestamptz := (v_period + interval '1 month') AT TIME ZONE 'UTC';
+    acct record;
+    v_plan text;
+    p record;
+    sms_q bigint;
+    sms_c bigint;
+    agent_q bigint;
+    agent_c bigint;
+    n int;
+    made int := 0;
+BEGIN
+    IF v_end > pg_catalog.now() THEN
+        RAISE EXCEPTION 'period % has not ended yet', pg_catalog.to_char(v_period, 'YYYY-MM')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF max_accounts IS NULL OR max_accounts < 1 THEN
+        RAISE EXCEPTION 'max_accounts must be at least 1: %', max_accounts USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    FOR acct IN SELECT a.account_id, a.plan FROM darkspere.accounts a
+                 WHERE a.created_at < v_end
+                   AND NOT EXISTS (SELECT FROM darkspere.statements s
+                                    WHERE s.account_id = a.account_id AND s.period = v_period)
+                 ORDER BY a.account_id LIMIT max_accounts LOOP
+        -- The month's number counter, locked: a concurrent close_period of this month waits here, and then
+        -- (a new statement, a new snapshot) sees the statements the other one made.
+        INSERT INTO darkspere.statement_numbers (period, last_number) VALUES (v_period, 0)
+        ON CONFLICT (period) DO NOTHING;
+        PERFORM FROM darkspere.statement_numbers sn WHERE sn.period = v_period FOR UPDATE;
+        CONTINUE WHEN EXISTS (SELECT FROM darkspere.statements s
+                               WHERE s.account_id = acct.account_id AND s.period = v_period);
+        -- The plan held when the month ended: the newest change before its end, else the plan before the
+        -- first change after it, else the plan now.
+        SELECT h.new_plan INTO v_plan FROM darkspere.account_plan_history h
+         WHERE h.account_id = acct.account_id AND h.changed_at < v_end ORDER BY h.changed_at DESC, h.history_id DESC
+         LIMIT 1;
+        IF v_plan IS NULL THEN
+            SELECT h.old_plan INTO v_plan FROM darkspere.account_plan_history h
+             WHERE h.account_id = acct.account_id AND h.changed_at >= v_end ORDER BY h.changed_at, h.history_id
+             LIMIT 1;
+        END IF;
+        v_plan := COALESCE(v_plan, acct.plan);
+        SELECT * INTO p FROM darkspere.plans x WHERE x.plan = v_plan;
+        SELECT COALESCE(sum(u.overage) FILTER (WHERE u.metric IN ('sms_in', 'sms_out')), 0),
+               COALESCE(sum(u.overage_cents) FILTER (WHERE u.metric IN ('sms_in', 'sms_out')), 0),
+               COALESCE(sum(u.overage) FILTER (WHERE u.metric = 'agent_messages'), 0),
+               COALESCE(sum(u.overage_cents) FILTER (WHERE u.metric = 'agent_messages'), 0)
+          INTO sms_q, sms_c, agent_q, agent_c
+          FROM darkspere.usage(acct.account_id, v_period) u;
+        UPDATE darkspere.statement_numbers sn SET last_number = sn.last_number + 1 WHERE sn.period = v_period
+        RETURNING sn.last_number INTO n;
+        INSERT INTO darkspere.statements (account_id, period, number, plan, total_cents)
+        VALUES (acct.account_id, v_period, 'DS-' || pg_catalog.to_char(v_period, 'YYYYMM') || '-' || n, v_plan,
+                COALESCE(p.monthly_cents, 0) + sms_c + agent_c);
+        INSERT INTO darkspere.statement_lines (account_id, period, line, kind, description, quantity, unit_cents,
+                                               amount_cents)
+        VALUES (acct.account_id, v_period, 1, 'base', 'plan ' || v_plan || ', ' || pg_catalog.to_char(v_period, 'YYYY-MM'),
+                1, COALESCE(p.monthly_cents, 0), COALESCE(p.monthly_cents, 0)),
+               (acct.account_id, v_period, 2, 'sms_overage', 'SMS segments over the plan', sms_q,
+                CASE WHEN sms_q > 0 THEN sms_c / sms_q ELSE COALESCE(p.sms_overage_cents, 0) END, sms_c),
+               (acct.account_id, v_period, 3, 'agent_overage', 'agent messages over the plan', agent_q,
+                CASE WHEN agent_q > 0 THEN agent_c / agent_q ELSE COALESCE(p.agent_overage_cents, 0) END, agent_c);
+        made := made + 1;
+    END LOOP;
+    RETURN made;
+END
+$fn$;
+
+-- billing_tick — tick()'s billing work (owner only): the hourly meter reports, and once a month has ended, its
+-- statements in batches until every account has one. Returns {meter_reports_queued, statements_closed}.
+CREATE FUNCTION darkspere.billing_tick()
+RETURNS jsonb LANGUAGE plpgsql VOLATILE AS $fn$
+DECLARE
+    last_month date := pg_catalog.date_trunc('month', (pg_catalog.now() AT TIME ZONE 'UTC') - interval '1 month')::date;
+    queued int := darkspere.queue_meter_reports();
+    closed int := 0;
+BEGIN
+    IF (SELECT b.closed_period FROM darkspere.billing_progress b) IS DISTINCT FROM last_month THEN
+        closed := darkspere.close_period(last_month);
+        IF closed = 0 THEN
+            UPDATE darkspere.billing_progress SET closed_period = last_month;
+        END IF;
+    END IF;
+    RETURN pg_catalog.jsonb_build_object('meter_reports_queued', queued, 'statements_closed', closed);
+END
+$fn$;
+REVOKE ALL ON FUNCTION darkspere.usage(bigint, date), darkspere.queue_meter_reports(timestamptz, int),
+    darkspere.meter_report_done(bigint, boolean, text), darkspere.close_period(date, int),
+    darkspere.billing_tick() FROM PUBLIC;
+
+------------------------------------------------------------------------------------------------------------------
 -- Privileges: keep this block last; every function added above gets its line here
 ------------------------------------------------------------------------------------------------------------------
 --
@@ -1604,7 +2156,7 @@ ALTER FUNCTION darkspere.record_delivery_status(text, text, text, int)
     SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 ALTER FUNCTION darkspere.record_provider_opt_out(text, text) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 ALTER FUNCTION darkspere.rate_limit(text, text, int) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
-ALTER FUNCTION darkspere.usage(bigint) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION darkspere.usage(bigint, date) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 ALTER FUNCTION darkspere.tick() SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 ALTER FUNCTION darkspere.create_account_key(bigint, text) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 ALTER FUNCTION darkspere.revoke_account_key(bigint) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
@@ -1620,6 +2172,8 @@ ALTER FUNCTION darkspere.record_agent_tools(bigint, jsonb) SECURITY DEFINER SET 
 -- jit off: its plans are costed high (windows of samples) but run in milliseconds to seconds; compiling them
 -- cost more than it saved (docs/operations.md, dashboards "Cost").
 ALTER FUNCTION darkspere.status_snapshot() SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET jit = off;
+ALTER FUNCTION darkspere.billing_result(bigint, text, jsonb, int, text)
+    SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 -- sms_segments, twilio_signature, twilio_signature_valid and stripe_signature_valid touch no table: they stay
 -- SECURITY INVOKER and executable by PUBLIC, as in 0.1.0.
 
@@ -1643,7 +2197,8 @@ GRANT EXECUTE ON FUNCTION
     darkspere.api_call(text, text, text, bigint, jsonb),
     darkspere.stripe_event(jsonb),
     darkspere.record_agent_tools(bigint, jsonb),
-    darkspere.status_snapshot()
+    darkspere.status_snapshot(),
+    darkspere.billing_result(bigint, text, jsonb, int, text)
     TO darkspere_worker;
 GRANT SELECT ON darkspere.queue_depth TO darkspere_worker;
 
@@ -1655,7 +2210,7 @@ GRANT EXECUTE ON FUNCTION
     darkspere.rotate_agent_secret(bigint),
     darkspere.set_agent_status(bigint, text),
     darkspere.requeue_dead_job(bigint),
-    darkspere.usage(bigint),
+    darkspere.usage(bigint, date),
     darkspere.history(bigint, int),
     darkspere.create_account_key(bigint, text),
     darkspere.revoke_account_key(bigint),
@@ -1667,13 +2222,13 @@ GRANT EXECUTE ON FUNCTION
     TO darkspere_admin;
 GRANT SELECT ON ALL TABLES IN SCHEMA darkspere TO darkspere_admin;
 GRANT INSERT, UPDATE, DELETE ON darkspere.plans, darkspere.rate_limit_rules, darkspere.rate_limit_overrides,
-    darkspere.plan_features, darkspere.account_features, darkspere.plan_prices
+    darkspere.plan_features, darkspere.account_features, darkspere.plan_prices, darkspere.stripe_meters
     TO darkspere_admin;
 GRANT UPDATE, DELETE ON darkspere.accounts TO darkspere_admin;  -- texts, plan; create with create_account
 GRANT DELETE ON darkspere.numbers TO darkspere_admin;           -- release a number; add with add_number
 
 -- darkspere_monitor: read-only.
-GRANT EXECUTE ON FUNCTION darkspere.usage(bigint), darkspere.effective_plan(bigint),
+GRANT EXECUTE ON FUNCTION darkspere.usage(bigint, date), darkspere.effective_plan(bigint),
     darkspere.feature_access(bigint, text), darkspere.status_snapshot() TO darkspere_monitor;
 GRANT SELECT ON darkspere.queue_depth, darkspere.agent_health TO darkspere_monitor;
 -- The dashboards' views (Grafana over a darkspere_monitor login); latency_samples is their building block only.

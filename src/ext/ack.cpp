@@ -113,6 +113,10 @@ static Statement kProbeFailed = {
     {INT8OID, TEXTOID},
     nullptr};
 
+// A stripe_meter job's end: its meter_reports row is reported, or failed for good (billing, issue #15).
+static Statement kMeterReportDone = {
+    "SELECT darkspere.meter_report_done($1, $2, $3)", 3, {INT8OID, BOOLOID, TEXTOID}, nullptr};
+
 // Retry delays: exponential from kBackoffBaseS, capped at kBackoffMaxS, ±kBackoffJitter so that many jobs
 // that failed together do not all come back at the same instant.
 constexpr double kBackoffBaseS = 2.0;
@@ -344,6 +348,9 @@ bool job_complete(int64 job_id, int32 attempt, Jsonb *result) {
         complete_sms_send(message_id, result);
     } else if (strcmp(kind, "health_probe") == 0) {
         complete_health_probe(agent_id, result);
+    } else if (strcmp(kind, "stripe_meter") == 0) {
+        Datum done[3] = {Int64GetDatum(job_id), BoolGetDatum(true), (Datum)0};
+        spi_run(kMeterReportDone, done, "  n", false, 0);
     }
     return true;
 }
@@ -381,6 +388,10 @@ bool job_fail(int64 job_id, int32 attempt, const char *error, bool retryable) {
         spi_run(kRetryLater, retry, nullptr, false, 0);
     } else {
         dead_letter(job_id, error, false);
+        if (strcmp(kind, "stripe_meter") == 0) {
+            Datum done[3] = {Int64GetDatum(job_id), BoolGetDatum(false), text_datum(error)};
+            spi_run(kMeterReportDone, done, nullptr, false, 0);
+        }
     }
     return true;
 }

@@ -70,12 +70,13 @@ static Statement kUsageReport = {
     "  JOIN f ON f.feature = m.feature"
     "  JOIN darkspere.plans p ON p.plan = f.plan"
     "  LEFT JOIN darkspere.usage_counters u ON u.account_id = $1 AND u.metric = m.metric"
-    "       AND u.period = pg_catalog.date_trunc('month', pg_catalog.now() AT TIME ZONE 'UTC')::date"
+    "       AND u.period = pg_catalog.date_trunc('month', COALESCE($2::timestamp,"
+    "                                                              pg_catalog.now() AT TIME ZONE 'UTC'))::date"
     " GROUP BY m.ord, m.metric, f.enabled, f.monthly_limit, p.agent_overage_cents, p.sms_overage_cents,"
     "          p.hard_cap"
     " ORDER BY m.ord",
-    1,
-    {INT8OID},
+    2,
+    {INT8OID, DATEOID},
     nullptr};
 
 void usage_add(int64 account_id, const char *metric, int64 amount) {
@@ -133,15 +134,17 @@ bool quota_allows_outbound(int64 account_id, int segments) {
 
 using namespace darkspere;
 
-// darkspere_usage — this calendar month's usage of an account, per metric, with overage in cents.
-DARKSPERE_FUNCTION(darkspere_usage) {
-    int64 account_id = required_int64(fcinfo, 0, "account_id");
+// usage_report — an account's usage of the calendar month (UTC) holding period (NULL: this month), per
+// metric, with overage in cents; the body of darkspere.usage(account_id) and darkspere.usage(account_id,
+// period).
+static Datum usage_report(FunctionCallInfo fcinfo, int64 account_id, Datum period, bool period_null) {
     ReturnSetInfo *rsinfo = reinterpret_cast<ReturnSetInfo *>(fcinfo->resultinfo);
     InitMaterializedSRF(fcinfo, 0);
 
     SPI_connect();
-    Datum args[1] = {Int64GetDatum(account_id)};
-    SpiResult report = spi_run(kUsageReport, args, nullptr, true, 0);
+    Datum args[2] = {Int64GetDatum(account_id), period};
+    char nulls_arg[2] = {' ', period_null ? 'n' : ' '};
+    SpiResult report = spi_run(kUsageReport, args, nulls_arg, true, 0);
     if (report.empty()) {
         raise_missing("account", account_id);
     }
@@ -161,4 +164,19 @@ DARKSPERE_FUNCTION(darkspere_usage) {
     }
     SPI_finish();
     return (Datum)0;
+}
+
+// darkspere_usage — this calendar month's usage of an account: 0.1.0's darkspere.usage(account_id), kept for
+// a 0.1.0 database that loads this library before ALTER EXTENSION UPDATE replaces it with usage(account_id,
+// period).
+DARKSPERE_FUNCTION(darkspere_usage) {
+    return usage_report(fcinfo, required_int64(fcinfo, 0, "account_id"), (Datum)0, true);
+}
+
+// darkspere_usage_period — the usage of the month holding period (darkspere.usage(account_id, period)); a
+// NULL period is this month.
+DARKSPERE_FUNCTION(darkspere_usage_period) {
+    int64 account_id = required_int64(fcinfo, 0, "account_id");
+    bool period_null = PG_ARGISNULL(1);
+    return usage_report(fcinfo, account_id, period_null ? (Datum)0 : PG_GETARG_DATUM(1), period_null);
 }

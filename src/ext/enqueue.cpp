@@ -18,14 +18,21 @@
 
 namespace darkspere {
 
+// An account with the priority_routing feature (issue #15) gets priority -1: claim_jobs takes jobs in
+// priority, then id order, so under contention its calls and replies run before other accounts' (0).
+#define DS_PRIORITY_OF_ACCOUNT                                                                                    \
+    "CASE WHEN (SELECT f.enabled FROM darkspere.account_features_now($1) f WHERE f.feature = 'priority_routing')" \
+    " THEN -1 ELSE 0 END"
+
 // $6 hand-off worker, $7 hand-off lease: with a worker, a call that may run now (no earlier call of the
 // session pending or running) is stored already leased to it as attempt 1.
 static Statement kInsertAgentCall = {
     "INSERT INTO darkspere.jobs (account_id, kind, max_attempts, idempotency_key, ordering_key, session_id,"
-    "                            message_id, agent_id, tried_agents, state, attempt, claimed_by, lease_until)"
+    "                            message_id, agent_id, tried_agents, state, attempt, claimed_by, lease_until,"
+    "                            priority)"
     " SELECT $1, 'agent_call', $5, 'agent_call:' || $3, 'session:' || $2, $2, $3, $4, ARRAY[$4],"
     "        CASE WHEN h.now THEN 'running' ELSE 'pending' END, CASE WHEN h.now THEN 1 ELSE 0 END,"
-    "        CASE WHEN h.now THEN $6 END, CASE WHEN h.now THEN pg_catalog.clock_timestamp() + $7 END"
+    "        CASE WHEN h.now THEN $6 END, CASE WHEN h.now THEN pg_catalog.clock_timestamp() + $7 END, " DS_PRIORITY_OF_ACCOUNT
     "   FROM (SELECT $6::text IS NOT NULL"
     "                AND NOT EXISTS (SELECT 1 FROM darkspere.jobs o WHERE o.ordering_key = 'session:' || $2"
     "                                   AND o.state IN ('pending', 'running')) AS now) h"
@@ -60,7 +67,7 @@ static Statement kInsertReply = {
     "                                 AND o.state IN ('pending', 'running')) AS now)"
     " INSERT INTO darkspere.jobs (account_id, kind, max_attempts, idempotency_key, ordering_key, session_id,"
     "                             message_id, available_at, last_error, payload, state, attempt, claimed_by,"
-    "                             lease_until)"
+    "                             lease_until, priority)"
     " SELECT $1, 'sms_send', $12, 'sms_send:' || m.message_id, 'sms:' || $3 || ':' || $4, $2, m.message_id,"
     "        COALESCE($13, pg_catalog.clock_timestamp()),"
     "        CASE WHEN $13 IS NOT NULL THEN 'held by the phone_out rate limit until ' || $13 END,"
@@ -70,7 +77,7 @@ static Statement kInsertReply = {
     "            'from', $3, 'to', $4, 'body', $5, 'request_id', $11),"
     "        CASE WHEN h.now THEN 'running' ELSE 'pending' END, CASE WHEN h.now THEN 1 ELSE 0 END,"
     "        CASE WHEN h.now THEN $14 END,"
-    "        CASE WHEN h.now THEN pg_catalog.clock_timestamp() + $15 END"
+    "        CASE WHEN h.now THEN pg_catalog.clock_timestamp() + $15 END, " DS_PRIORITY_OF_ACCOUNT
     "   FROM m, h WHERE $6 = 'pending'"
     " RETURNING job_id, state = 'running', attempt, payload",
     16,

@@ -5,8 +5,8 @@
 // of attempts) — this is the whole crash-recovery story; route messages that were queued for want of an
 // agent, accounts in turns; prune finished jobs and stale rate-limit rows; apply the retention settings
 // (delete old messages, redact old bodies, delete old delivery, consent and agent events and empty ended
-// sessions);
-// schedule agent health probes and prune old probe results (probes.cpp).
+// sessions); schedule agent health probes and prune old probe results (probes.cpp); billing's hourly meter
+// reports and monthly statements (darkspere.billing_tick).
 // Several workers may call tick() at once: a transaction-level advisory lock lets one run and the others
 // return {"skipped": true} at once.
 //
@@ -20,6 +20,8 @@
 #include "ext/sessions.hpp"
 #include "ext/settings.hpp"
 #include "ext/spi_plans.hpp"
+
+#include "utils/fmgrprotos.h"
 
 namespace darkspere {
 
@@ -238,6 +240,17 @@ static Statement kReport = {
      INT8OID, INT8OID, INT8OID, INT8OID, INT8OID},
     nullptr};
 
+// Billing (issue #15): the hourly meter reports and, after a month ends, its statements (billing_tick, SQL).
+// Its counts join the report only when not zero.
+static Statement kBillingTick = {
+    "SELECT pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object("
+    "         'meter_reports_queued', NULLIF((b ->> 'meter_reports_queued')::int, 0),"
+    "         'statements_closed', NULLIF((b ->> 'statements_closed')::int, 0)))"
+    "  FROM darkspere.billing_tick() b",
+    0,
+    {},
+    nullptr};
+
 static Statement kSkipped = {"SELECT '{\"skipped\": true}'::jsonb", 0, {}, nullptr};
 
 // waiting_accounts — up to max accounts with waiting messages, in turn after the cursor (wrapping around).
@@ -428,7 +441,10 @@ DARKSPERE_FUNCTION(darkspere_tick) {
                         Int64GetDatum(pruned_stripe_events),
                         Int64GetDatum(pruned_agent_events)};
     SpiResult row = spi_run(kReport, report, nullptr, false, 1);
-    Datum result = SPI_datumTransfer(row.get_datum(0, 1, &isnull), false, -1);
+    SpiResult billing = spi_run(kBillingTick, nullptr, nullptr, false, 1);
+    Datum result =
+        DirectFunctionCall2(jsonb_concat, row.get_datum(0, 1, &isnull), billing.get_datum(0, 1, &isnull));
+    result = SPI_datumTransfer(result, false, -1);
     SPI_finish();
     PG_RETURN_DATUM(result);
 }

@@ -150,6 +150,10 @@ const KeyDef KEYS[] = {
     {"stripe-webhook-secret", "SECRET",
      "Stripe webhook signing secret (whsec_...); config file or environment only, refused as a flag",
      [](Config &c, const std::string &, const std::string &v) { c.stripe_webhook_secret = trim(v); }},
+    {"stripe-api-key", "SECRET",
+     "Stripe secret API key (sk_... or rk_...) for /api/billing/...; config file or environment only, refused as a "
+     "flag",
+     [](Config &c, const std::string &, const std::string &v) { c.stripe_api_key = trim(v); }},
     {"agent-deadline-ms", "MS", "deadline of one agent call (default 10000)",
      [](Config &c, const std::string &k, const std::string &v) {
          c.agent_deadline_ms = parse_long(k, v, AGENT_DEADLINE_MS_MIN, AGENT_DEADLINE_MS_MAX);
@@ -413,6 +417,9 @@ std::optional<Config> load_config(const ConfigSources &sources) {
     if (flags.count("stripe-webhook-secret"))
         throw ConfigError("stripe-webhook-secret must not be given on the command line",
                           "set it in the config file (mode 0600) or in DARKSPERE_STRIPE_WEBHOOK_SECRET");
+    if (flags.count("stripe-api-key"))
+        throw ConfigError("stripe-api-key must not be given on the command line",
+                          "set it in the config file (mode 0600) or in DARKSPERE_STRIPE_API_KEY");
     Layer env = parse_env(sources);
 
     std::string file;

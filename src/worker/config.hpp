@@ -79,6 +79,9 @@ struct Config {
     // The Stripe webhook endpoint's signing secret (whsec_…); empty: POST /stripe/webhook answers 503. From
     // the config file or DARKSPERE_STRIPE_WEBHOOK_SECRET only (refused on the command line); never logged.
     std::string stripe_webhook_secret;
+    // The Stripe secret API key (sk_… or rk_…) /api/billing/… calls Stripe with; empty: those routes answer
+    // 503. Like the webhook secret: config file or DARKSPERE_STRIPE_API_KEY only, never logged or stored.
+    std::string stripe_api_key;
     long agent_deadline_ms = AGENT_DEADLINE_MS_DEFAULT;
     long twilio_deadline_ms = 10000;
     long twilio_max_concurrent = TWILIO_MAX_CONCURRENT_DEFAULT;

@@ -71,6 +71,8 @@ struct RunnerSettings {
     bool allow_insecure_http = false;  // agent URLs may be http:// (otherwise only https://)
     long poll_interval_ms = 1000;
     long tick_interval_ms = 1000;
+    std::string stripe_base = "https://api.stripe.com";  // stripe_meter jobs (billing meter events)
+    std::string stripe_api_key;                          // empty: stripe_meter jobs fail and are retried
 };
 
 // ClaimedJob — one row of claim_jobs (or of a hand-off).
@@ -122,6 +124,9 @@ class JobRunner {
     // when the worker is full or draining.
     std::shared_ptr<CallSlot> reserve_call_slot();
 
+    // stripe_http — the client stripe_meter jobs post meter events with (nullptr: they fail, retryable).
+    HttpClient *stripe_http = nullptr;
+
     long in_flight() const { return in_flight_; }
     size_t acks_parked() const { return parked_.size(); }
     // stats — counters for the periodic stats log line.
@@ -170,6 +175,7 @@ class JobRunner {
     void run_agent_call(ClaimedJob job);
     void run_sms_send(ClaimedJob job);
     void run_health_probe(ClaimedJob job);
+    void run_stripe_meter(ClaimedJob job);
     // ack_of — the identity of a job (a ClaimedJob, or an Ack to replace), its outcome still to fill in.
     template <typename Job>
     static Ack ack_of(const Job &job) {

@@ -10,6 +10,7 @@
 #include "egress_policy.hpp"
 #include "job_runner_internal.hpp"
 #include "log.hpp"
+#include "stripe_api.hpp"
 
 namespace darkspere::worker {
 
@@ -132,7 +133,57 @@ void JobRunner::run(ClaimedJob job) {
         case JobKind::health_probe:
             run_health_probe(std::move(job));
             return;
+        case JobKind::stripe_meter:
+            run_stripe_meter(std::move(job));
+            return;
     }
+}
+
+// run_stripe_meter — one meter event to Stripe (payload from darkspere.queue_meter_reports). Reported: the
+// job completes and its meter_reports row is marked; a retryable answer retries with the same identifier and
+// Idempotency-Key; anything else fails for good and the amount goes with the next hour's report.
+void JobRunner::run_stripe_meter(ClaimedJob job) {
+    RunnerSettings settings = settings_();
+    std::string error;
+    auto call = stripe_meter_call(job.payload, &error);
+    if (!call) {
+        job_finished(fail_ack(job, error, false));
+        return;
+    }
+    if (!stripe_http || settings.stripe_api_key.empty()) {
+        job_finished(fail_ack(job, "stripe-api-key is not configured", true));
+        return;
+    }
+    auto request = stripe_api_request(*call, settings.stripe_base, settings.stripe_api_key, &error);
+    if (!request) {
+        job_finished(fail_ack(job, error, false));
+        return;
+    }
+    stripe_http->send(std::move(*request), [this, job](HttpResponse res) {
+        long status = res.too_large ? 0 : res.status;
+        StripeMeterVerdict verdict = classify_stripe_meter(status);
+        log_info("stripe meter event", {{"request_id", job.request_id},
+                                        {"job_id", job.job_id},
+                                        {"identifier", job.payload.value("identifier", "")},
+                                        {"status", status}});
+        if (verdict == StripeMeterVerdict::reported) {
+            Ack a = ack_of(job);
+            a.complete = true;
+            a.result = {{"stripe_status", status}, {"identifier", job.payload.value("identifier", "")}};
+            a.outcome = "completed";
+            job_finished(std::move(a));
+            return;
+        }
+        // Stripe's error message (never the key) is the job's last_error.
+        std::string why = "Stripe answered " + std::to_string(status);
+        nlohmann::json body = nlohmann::json::parse(res.body, nullptr, false);
+        if (status == 0)
+            why = "Stripe did not answer: " + stripe_answer_text(res);
+        else if (body.is_object() && body.contains("error") && body["error"].is_object() &&
+                 body["error"].value("message", "") != "")
+            why += ": " + body["error"].value("message", "");
+        job_finished(fail_ack(job, why.substr(0, 300), verdict == StripeMeterVerdict::retry));
+    });
 }
 
 // run_health_probe — one probe (payload: agent_id, endpoint, protocol, probe_path, deadline_ms,

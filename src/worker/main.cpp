@@ -143,8 +143,11 @@ int run(const ConfigSources &sources, std::shared_ptr<const Config> config) {
         s.allow_insecure_http = config->allow_insecure_http;
         s.poll_interval_ms = config->poll_interval_ms;
         s.tick_interval_ms = config->tick_interval_ms;
+        s.stripe_base = config->stripe_base;
+        s.stripe_api_key = config->stripe_api_key;
         return s;
     });
+    runner.stripe_http = &http;
     CallHandoff handoff{[&runner] { return runner.reserve_call_slot(); }};
     TwilioRoutes twilio_routes(pool, metrics, current, std::move(handoff));
     Router router(io, pool, metrics, twilio_routes);
@@ -170,7 +173,7 @@ int run(const ConfigSources &sources, std::shared_ptr<const Config> config) {
         twilio_routes.set_spool(spool.get());
         router.spool = spool.get();
     }
-    ApiRoutes api_routes(pool, current);
+    ApiRoutes api_routes(pool, current, &http);
     router.api = &api_routes;
     StripeRoutes stripe_routes(pool, metrics, current);
     router.stripe = &stripe_routes;

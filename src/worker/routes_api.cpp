@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "log.hpp"
+#include "stripe_api.hpp"
 
 namespace darkspere::worker {
 
@@ -25,6 +26,9 @@ constexpr size_t BEARER_TOKEN_MAX = 128;
 const char *const SQL_API_CALL =
     "SELECT http_status, response::text, retry_after"
     "  FROM darkspere.api_call($1, $2, $3, $4::bigint, $5::jsonb)";
+const char *const SQL_BILLING_RESULT =
+    "SELECT http_status, response::text, NULL::int"
+    "  FROM darkspere.billing_result($1::bigint, $2, $3::jsonb, $4::int, $5)";
 
 // parse_id — 1 to 18 decimal digits (below 2^63), else nullopt.
 std::optional<int64_t> parse_id(std::string_view s) {
@@ -71,6 +75,12 @@ ApiMatch match_api_route(http::verb method, std::string_view path) {
     };
     if (path == "/api/usage")
         pick({{http::verb::get, "usage"}});
+    else if (path == "/api/billing/checkout")
+        pick({{http::verb::post, "billing.checkout"}});
+    else if (path == "/api/billing/portal")
+        pick({{http::verb::post, "billing.portal"}});
+    else if (path == "/api/billing/cancel")
+        pick({{http::verb::post, "billing.cancel"}});
     else if (path == "/api/agents")
         pick({{http::verb::get, "agents.list"}, {http::verb::post, "agents.create"}});
     else if (path == "/api/agents/heartbeat")
@@ -160,32 +170,86 @@ void ApiRoutes::handle(Request &&req, Responder respond) {
                        body};
     pool_.query(
         SQL_API_CALL, std::move(params),
-        [this, route = m.route, respond = std::move(respond)](PgResult r) {
-            if (!r.ok || r.rows.size() != 1) {
-                unsigned status = r.unavailable ? 503 : r.sqlstate.rfind("22", 0) == 0 ? 400 : 500;
-                // The statement's parameters (the key among them) are never logged; the route and the error
-                // are.
-                if (status == 500 || status == 503) {
-                    if (auto left_out = failure_log_.admit(status == 503 ? "unavailable" : "failed"))
-                        log_warn("api call failed", {{"route", route},
-                                                     {"sqlstate", r.sqlstate},
-                                                     {"error", r.error},
-                                                     {"left_out", *left_out}});
-                }
-                respond(status == 400 ? error_response(400, "bad_request", r.error)
-                        : status == 503
-                            ? error_response(503, "unavailable", "the database is not available")
-                            : error_response(500, "internal", "the request could not be completed"));
-                return;
-            }
-            unsigned status = static_cast<unsigned>(std::stoi(r.rows[0][0].value_or("500")));
-            Response res = json_response(status, r.rows[0][1].value_or("null"));
-            if (r.rows[0][2])
-                res.set(http::field::retry_after, *r.rows[0][2]);
-            res.set(http::field::cache_control, "no-store");  // bodies may hold a key shown once
-            respond(std::move(res));
+        [this, route = m.route, respond = std::move(respond)](PgResult r) mutable {
+            answer(route, std::move(r), std::move(respond));
         },
         PgPriority::interactive);
+}
+
+void ApiRoutes::answer(const std::string &route, PgResult r, Responder respond) {
+    if (!r.ok || r.rows.size() != 1) {
+        unsigned status = r.unavailable ? 503 : r.sqlstate.rfind("22", 0) == 0 ? 400 : 500;
+        // The statement's parameters (the key among them) are never logged; the route and the error are.
+        if (status == 500 || status == 503) {
+            if (auto left_out = failure_log_.admit(status == 503 ? "unavailable" : "failed"))
+                log_warn("api call failed", {{"route", route},
+                                             {"sqlstate", r.sqlstate},
+                                             {"error", r.error},
+                                             {"left_out", *left_out}});
+        }
+        respond(status == 400   ? error_response(400, "bad_request", r.error)
+                : status == 503 ? error_response(503, "unavailable", "the database is not available")
+                                : error_response(500, "internal", "the request could not be completed"));
+        return;
+    }
+    unsigned status = static_cast<unsigned>(std::stoi(r.rows[0][0].value_or("500")));
+    if (status == 0 && route.rfind("billing.", 0) == 0 && r.rows[0][1]) {
+        call_stripe(route, *r.rows[0][1], std::move(respond));
+        return;
+    }
+    if (status < 100) {  // only billing routes answer 0, and only with a Stripe call
+        respond(error_response(500, "internal", "the request could not be completed"));
+        return;
+    }
+    Response res = json_response(status, r.rows[0][1].value_or("null"));
+    if (r.rows[0][2])
+        res.set(http::field::retry_after, *r.rows[0][2]);
+    res.set(http::field::cache_control, "no-store");  // bodies may hold a key shown once, or a session URL
+    respond(std::move(res));
+}
+
+void ApiRoutes::call_stripe(const std::string &route, const std::string &decided, Responder respond) {
+    auto config = config_();
+    if (!stripe_ || config->stripe_api_key.empty()) {
+        respond(error_response(503, "billing_unconfigured", "billing through Stripe is not configured"));
+        return;
+    }
+    nlohmann::json body = nlohmann::json::parse(decided, nullptr, false);
+    std::string problem;
+    std::optional<HttpRequest> request;
+    std::string account;
+    if (body.is_object() && body.contains("stripe") && body["account_id"].is_number_integer()) {
+        account = std::to_string(body["account_id"].get<int64_t>());
+        request = stripe_api_request(body["stripe"], config->stripe_base, config->stripe_api_key, &problem);
+    } else {
+        problem = "no account_id or stripe call";
+    }
+    if (!request) {
+        log_error("billing call refused", {{"route", route}, {"error", problem}});
+        respond(error_response(500, "internal", "the request could not be completed"));
+        return;
+    }
+    std::string call = body["stripe"].dump();
+    stripe_->send(std::move(*request), [this, route, account, call = std::move(call),
+                                        respond = std::move(respond)](HttpResponse res) mutable {
+        // A response cut off for its size is no answer: billing_result is told status 0.
+        long status = res.too_large ? 0 : res.status;
+        if (status == 0 || status >= 500) {
+            // Status and transport error only: neither the key nor the request body is logged.
+            if (auto left_out = failure_log_.admit("stripe"))
+                log_warn("stripe api call failed", {{"route", route},
+                                                    {"status", status},
+                                                    {"error", stripe_answer_text(res).substr(0, 200)},
+                                                    {"left_out", *left_out}});
+        }
+        PgParams params = {account, route, call, std::to_string(status), stripe_answer_text(res)};
+        pool_.query(
+            SQL_BILLING_RESULT, std::move(params),
+            [this, route, respond = std::move(respond)](PgResult r) mutable {
+                answer(route, std::move(r), std::move(respond));
+            },
+            PgPriority::interactive);
+    });
 }
 
 }  // namespace darkspere::worker

@@ -1,6 +1,8 @@
 // src/worker/routes_api.hpp — the HTTP API for tenants and agents (/api/…, docs/api.md): matches the route,
 // bounds and parses the JSON body, takes the bearer key and the client address, and hands all of it to one
-// SQL call, darkspere.api_call, which decides everything (keys, rate limits, plan limits, validation).
+// SQL call, darkspere.api_call, which decides everything (keys, rate limits, plan limits, validation). The
+// billing routes make the Stripe request api_call decided and hand Stripe's answer to
+// darkspere.billing_result.
 #pragma once
 
 #include <cstdint>
@@ -11,6 +13,7 @@
 #include <string_view>
 
 #include "config.hpp"
+#include "http_client.hpp"
 #include "http_server.hpp"
 #include "log_throttle.hpp"
 #include "pg_pool.hpp"
@@ -37,15 +40,23 @@ std::string api_error_body(std::string_view code, std::string_view message);
 
 class ApiRoutes {
   public:
-    ApiRoutes(PgPool &pool, std::function<std::shared_ptr<const Config>()> config)
-        : pool_(pool), config_(std::move(config)) {}
+    // stripe: the client /api/billing/… calls Stripe with (nullptr: those routes answer 503).
+    ApiRoutes(PgPool &pool, std::function<std::shared_ptr<const Config>()> config,
+              HttpClient *stripe = nullptr)
+        : pool_(pool), config_(std::move(config)), stripe_(stripe) {}
 
     // handle — any request whose path starts with /api/.
     void handle(Request &&req, Responder respond);
 
   private:
+    // call_stripe — api_call answered status 0: make the Stripe request it decided, then let
+    // darkspere.billing_result turn Stripe's answer into the response.
+    void call_stripe(const std::string &route, const std::string &decided, Responder respond);
+    void answer(const std::string &route, PgResult r, Responder respond);
+
     PgPool &pool_;
     std::function<std::shared_ptr<const Config>()> config_;
+    HttpClient *stripe_;
     LogThrottle failure_log_;
 };
 

@@ -23,7 +23,7 @@ SELECT has_function('darkspere', 'complete_job', ARRAY['bigint', 'integer', 'jso
 SELECT has_function('darkspere', 'fail_job', ARRAY['bigint', 'integer', 'text', 'boolean']);
 SELECT has_function('darkspere', 'record_delivery_status', ARRAY['text', 'text', 'text', 'integer']);
 SELECT has_function('darkspere', 'rate_limit', ARRAY['text', 'text', 'integer']);
-SELECT has_function('darkspere', 'usage', ARRAY['bigint']);
+SELECT has_function('darkspere', 'usage', ARRAY['bigint', 'date']);
 SELECT has_function('darkspere', 'sms_segments', ARRAY['text']);
 SELECT has_function('darkspere', 'twilio_signature', ARRAY['text', 'text', 'jsonb']);
 SELECT has_function('darkspere', 'twilio_signature_valid', ARRAY['text', 'text', 'jsonb', 'text']);
@@ -49,7 +49,7 @@ SELECT is((SELECT array_to_string(proargnames[4:7], ',') FROM pg_proc WHERE oid 
           'job_id,attempt,kind,payload', 'claim_jobs returns (job_id, attempt, kind, payload)');
 SELECT is((SELECT array_to_string(proargnames[6:8], ',') FROM pg_proc WHERE oid = 'darkspere.register_agent'::regproc),
           'agent_id,api_key,signing_secret', 'register_agent returns (agent_id, api_key, signing_secret)');
-SELECT is((SELECT array_to_string(proargnames[2:6], ',') FROM pg_proc WHERE oid = 'darkspere.usage'::regproc),
+SELECT is((SELECT array_to_string(proargnames[3:7], ',') FROM pg_proc WHERE oid = 'darkspere.usage'::regproc),
           'metric,used,included,overage,overage_cents', 'usage returns (metric, used, included, overage, overage_cents)');
 
 -- Volatility: pure computations are immutable, readers stable, everything that writes volatile.
@@ -57,7 +57,7 @@ SELECT volatility_is('darkspere', 'sms_segments', ARRAY['text'], 'immutable');
 SELECT volatility_is('darkspere', 'twilio_signature', ARRAY['text', 'text', 'jsonb'], 'immutable');
 SELECT volatility_is('darkspere', 'stripe_signature_valid', ARRAY['text', 'text', 'text', 'integer', 'timestamp with time zone'], 'stable');
 SELECT volatility_is('darkspere', 'history', ARRAY['bigint', 'integer'], 'stable');
-SELECT volatility_is('darkspere', 'usage', ARRAY['bigint'], 'stable');
+SELECT volatility_is('darkspere', 'usage', ARRAY['bigint', 'date'], 'stable');
 SELECT volatility_is('darkspere', 'receive_sms', ARRAY['text', 'text', 'text', 'text', 'text', 'integer', 'text'], 'volatile');
 SELECT volatility_is('darkspere', 'claim_jobs', ARRAY['text', 'integer', 'interval'], 'volatile');
 SELECT volatility_is('darkspere', 'claim_jobs', ARRAY['text', 'integer', 'interval', 'bigint[]'], 'volatile');
@@ -85,7 +85,7 @@ SELECT ok(NOT has_function_privilege('darkspere_pgtap_nobody', f, 'EXECUTE'), 'P
                     'darkspere.claim_jobs(text,integer,interval)',
                     'darkspere.claim_jobs(text,integer,interval,bigint[])', 'darkspere.complete_job(bigint,integer,jsonb)',
                     'darkspere.fail_job(bigint,integer,text,boolean)', 'darkspere.record_delivery_status(text,text,text,integer)',
-                    'darkspere.rate_limit(text,text,integer)', 'darkspere.usage(bigint)', 'darkspere.tick()',
+                    'darkspere.rate_limit(text,text,integer)', 'darkspere.usage(bigint,date)', 'darkspere.tick()',
                     'darkspere.requeue_dead_job(bigint)', 'darkspere.rotate_agent_secret(bigint)',
                     'darkspere.claim_jobs(text,integer,interval,bigint[],bigint[])']) f;
 SELECT ok(has_function_privilege('darkspere_pgtap_nobody', f, 'EXECUTE'), 'PUBLIC may execute ' || f)

@@ -22,6 +22,10 @@ TEST(ApiRoutes, EveryDocumentedRouteMapsToItsSqlRoute) {
     auto health = match_api_route(http::verb::get, "/api/agents/7/health");
     EXPECT_EQ(health.route, "agents.health");
     EXPECT_EQ(health.agent_id, 7);
+    EXPECT_EQ(match_api_route(http::verb::post, "/api/billing/checkout").route, "billing.checkout");
+    EXPECT_EQ(match_api_route(http::verb::post, "/api/billing/portal").route, "billing.portal");
+    EXPECT_EQ(match_api_route(http::verb::post, "/api/billing/cancel").route, "billing.cancel");
+    EXPECT_EQ(match_api_route(http::verb::get, "/api/billing/cancel").allow, "POST");
 }
 
 TEST(ApiRoutes, AKnownPathWithAnotherMethodListsTheAllowedOnes) {

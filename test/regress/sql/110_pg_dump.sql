@@ -8,7 +8,8 @@ SELECT c.relname, c.relkind, x.condition
  WHERE e.extname = 'darkspere'
  ORDER BY c.relkind DESC, c.relname;
 -- Every table of the extension is registered, except the unlogged rate-limit counters (rebuilt by traffic) and the
--- unlogged routing cursor of tick() (a hint: lost, routing starts again from the first account).
+-- unlogged routing cursor of tick() (a hint: lost, routing starts again from the first account) and the unlogged
+-- billing_progress of tick() (lost, the hour's meter reports and the month's closing are looked at again).
 SELECT c.relname AS table_not_dumped, c.relpersistence
   FROM pg_depend d JOIN pg_class c ON c.oid = d.objid AND d.classid = 'pg_class'::regclass
  WHERE d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e'
