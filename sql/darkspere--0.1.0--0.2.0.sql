@@ -1168,6 +1168,118 @@ REVOKE ALL ON FUNCTION darkspere.effective_plan(bigint), darkspere.account_featu
     darkspere.stripe_event(jsonb) FROM PUBLIC;
 
 ------------------------------------------------------------------------------------------------------------------
+-- Issue #14: message traces and latency percentiles (src/ext/trace.cpp; docs/operations.md "Finding a message")
+------------------------------------------------------------------------------------------------------------------
+
+-- One row per step of a message, written by the statements that already take that step (receive_sms, claim_jobs,
+-- ack_jobs, record_delivery_status, tick()), in their transactions. Keyed by (account_id, request_id) so that,
+-- distributed by account_id, a trace lives on one shard. No foreign key: the row is evidence of what happened and
+-- must not cost a lookup per insert; rows of a deleted account go with darkspere.trace_retention.
+-- latency_ms is the duration of the stage the row ends (darkspere.latency): agent_call_finished → agent_call,
+-- sms_send_finished → sms_send, agent_call_started → queue_wait, replied → inbound_to_reply.
+-- detail holds ids, codes, latencies and errors only: never a body, a phone number or a secret.
+CREATE TABLE darkspere.trace_events (
+    account_id  bigint      NOT NULL,
+    request_id  text        NOT NULL,
+    event_id    bigint      GENERATED ALWAYS AS IDENTITY,
+    at          timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
+    step        text        NOT NULL,
+    agent_id    bigint,
+    latency_ms  integer,
+    detail      jsonb       NOT NULL DEFAULT '{}',
+    PRIMARY KEY (account_id, request_id, event_id)
+);
+-- latency() windows and tick()'s retention, oldest first.
+CREATE INDEX trace_events_at ON darkspere.trace_events (at);
+SELECT pg_catalog.pg_extension_config_dump('darkspere.trace_events', '');
+SELECT pg_catalog.pg_extension_config_dump('darkspere.trace_events_event_id_seq', '');
+
+-- trace — the timeline of one request, in the order it happened. Looked up per account through the primary key
+-- (one index probe per account; on Citus one probe per shard).
+CREATE FUNCTION darkspere.trace(request_id text)
+RETURNS TABLE(at timestamptz, step text, detail jsonb)
+LANGUAGE plpgsql STABLE AS $fn$
+BEGIN
+    IF trace.request_id IS NULL OR trace.request_id = '' THEN
+        RAISE EXCEPTION USING ERRCODE = '22004', MESSAGE = 'request_id must not be null or empty';
+    END IF;
+    RETURN QUERY
+    SELECT t.at, t.step,
+           t.detail || pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
+               'agent_id', t.agent_id, 'latency_ms', t.latency_ms))
+      FROM darkspere.accounts a
+     CROSS JOIN LATERAL (SELECT e.at, e.event_id, e.step, e.agent_id, e.latency_ms, e.detail
+                           FROM darkspere.trace_events e
+                          WHERE e.account_id = a.account_id AND e.request_id = trace.request_id) t
+     ORDER BY t.at, t.event_id;
+END
+$fn$;
+
+-- trace_message — the timeline of the request an inbound or outbound message belongs to, found by its Twilio
+-- MessageSid (a reply carries the request id of the message it answers).
+CREATE FUNCTION darkspere.trace_message(message_sid text)
+RETURNS TABLE(at timestamptz, step text, detail jsonb)
+LANGUAGE plpgsql STABLE AS $fn$
+DECLARE
+    found_account bigint;
+    found_request text;
+BEGIN
+    IF trace_message.message_sid IS NULL OR trace_message.message_sid = '' THEN
+        RAISE EXCEPTION USING ERRCODE = '22004', MESSAGE = 'message_sid must not be null or empty';
+    END IF;
+    SELECT m.account_id, COALESCE(m.request_id, 'msg-' || COALESCE(m.reply_to, m.message_id))
+      INTO found_account, found_request
+      FROM darkspere.messages m WHERE m.message_sid = trace_message.message_sid;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION USING ERRCODE = 'P0002',
+            MESSAGE = pg_catalog.format('no message with message_sid %s', trace_message.message_sid);
+    END IF;
+    RETURN QUERY
+    SELECT e.at, e.step,
+           e.detail || pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
+               'agent_id', e.agent_id, 'latency_ms', e.latency_ms))
+      FROM darkspere.trace_events e
+     WHERE e.account_id = found_account AND e.request_id = found_request
+     ORDER BY e.at, e.event_id;
+END
+$fn$;
+
+-- latency — exact percentiles of one stage over the window ending now, from the trace rows that end that stage.
+CREATE FUNCTION darkspere.latency(stage text, since interval DEFAULT '1 hour', agent_id bigint DEFAULT NULL)
+RETURNS TABLE(count bigint, p50_ms numeric, p95_ms numeric, p99_ms numeric)
+LANGUAGE plpgsql STABLE AS $fn$
+DECLARE
+    ending_step text;
+BEGIN
+    ending_step := CASE latency.stage
+                       WHEN 'inbound_to_reply' THEN 'replied'
+                       WHEN 'agent_call' THEN 'agent_call_finished'
+                       WHEN 'sms_send' THEN 'sms_send_finished'
+                       WHEN 'queue_wait' THEN 'agent_call_started'
+                   END;
+    IF ending_step IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = '22023',
+            MESSAGE = pg_catalog.format('unknown latency stage: %s', COALESCE(latency.stage, 'NULL')),
+            HINT = 'Stages are inbound_to_reply, agent_call, sms_send and queue_wait.';
+    END IF;
+    IF latency.since IS NULL OR latency.since <= interval '0' THEN
+        RAISE EXCEPTION USING ERRCODE = '22023',
+            MESSAGE = pg_catalog.format('since must be a positive interval: %s', COALESCE(latency.since::text, 'NULL'));
+    END IF;
+    RETURN QUERY
+    SELECT pg_catalog.count(*),
+           pg_catalog.round(pg_catalog.percentile_cont(0.50) WITHIN GROUP (ORDER BY e.latency_ms)::numeric, 1),
+           pg_catalog.round(pg_catalog.percentile_cont(0.95) WITHIN GROUP (ORDER BY e.latency_ms)::numeric, 1),
+           pg_catalog.round(pg_catalog.percentile_cont(0.99) WITHIN GROUP (ORDER BY e.latency_ms)::numeric, 1)
+      FROM darkspere.trace_events e
+     WHERE e.at >= pg_catalog.now() - latency.since AND e.step = ending_step AND e.latency_ms IS NOT NULL
+       AND (latency.agent_id IS NULL OR e.agent_id = latency.agent_id);
+END
+$fn$;
+REVOKE ALL ON FUNCTION darkspere.trace(text), darkspere.trace_message(text),
+    darkspere.latency(text, interval, bigint) FROM PUBLIC;
+
+------------------------------------------------------------------------------------------------------------------
 -- Privileges: keep this block last; every function added above gets its line here
 ------------------------------------------------------------------------------------------------------------------
 --
@@ -1239,6 +1351,9 @@ ALTER FUNCTION darkspere.create_account_key(bigint, text) SECURITY DEFINER SET s
 ALTER FUNCTION darkspere.revoke_account_key(bigint) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 ALTER FUNCTION darkspere.authenticate_key(text) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 ALTER FUNCTION darkspere.rotate_agent_key(bigint, interval) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION darkspere.trace(text) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION darkspere.trace_message(text) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION darkspere.latency(text, interval, bigint) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 ALTER FUNCTION darkspere.api_call(text, text, text, bigint, jsonb)
     SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 ALTER FUNCTION darkspere.effective_plan(bigint) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
@@ -1283,7 +1398,10 @@ GRANT EXECUTE ON FUNCTION
     darkspere.revoke_account_key(bigint),
     darkspere.rotate_agent_key(bigint, interval),
     darkspere.effective_plan(bigint),
-    darkspere.feature_access(bigint, text)
+    darkspere.feature_access(bigint, text),
+    darkspere.trace(text),
+    darkspere.trace_message(text),
+    darkspere.latency(text, interval, bigint)
     TO darkspere_admin;
 GRANT SELECT ON ALL TABLES IN SCHEMA darkspere TO darkspere_admin;
 GRANT INSERT, UPDATE, DELETE ON darkspere.plans, darkspere.rate_limit_rules, darkspere.rate_limit_overrides,
@@ -1294,5 +1412,6 @@ GRANT DELETE ON darkspere.numbers TO darkspere_admin;           -- release a num
 
 -- darkspere_monitor: read-only.
 GRANT EXECUTE ON FUNCTION darkspere.usage(bigint), darkspere.effective_plan(bigint),
-    darkspere.feature_access(bigint, text) TO darkspere_monitor;
+    darkspere.feature_access(bigint, text), darkspere.trace(text), darkspere.trace_message(text),
+    darkspere.latency(text, interval, bigint) TO darkspere_monitor;
 GRANT SELECT ON darkspere.queue_depth, darkspere.agent_health TO darkspere_monitor;

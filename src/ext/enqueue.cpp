@@ -15,12 +15,15 @@
 #include "ext/settings.hpp"
 #include "ext/sms_text.hpp"
 #include "ext/spi_plans.hpp"
+#include "ext/trace.hpp"
 
 namespace darkspere {
 
 // $6 hand-off worker, $7 hand-off lease: with a worker, a call that may run now (no earlier call of the
 // session pending or running) is stored already leased to it as attempt 1.
+// The same statement traces `queued` and, handed off, `agent_call_started` (queue wait 0).
 static Statement kInsertAgentCall = {
+    "WITH j AS ("
     "INSERT INTO darkspere.jobs (account_id, kind, max_attempts, idempotency_key, ordering_key, session_id,"
     "                            message_id, agent_id, tried_agents, state, attempt, claimed_by, lease_until)"
     " SELECT $1, 'agent_call', $5, 'agent_call:' || $3, 'session:' || $2, $2, $3, $4, ARRAY[$4],"
@@ -29,7 +32,17 @@ static Statement kInsertAgentCall = {
     "   FROM (SELECT $6::text IS NOT NULL"
     "                AND NOT EXISTS (SELECT 1 FROM darkspere.jobs o WHERE o.ordering_key = 'session:' || $2"
     "                                   AND o.state IN ('pending', 'running')) AS now) h"
-    " RETURNING job_id, state = 'running', attempt",
+    " RETURNING job_id, state = 'running' AS running, attempt),"
+    " t AS ("
+    "  INSERT INTO darkspere.trace_events (account_id, request_id, step, agent_id, latency_ms, detail)"
+    "  SELECT $1, (SELECT " DS_TRACE_REQUEST " FROM darkspere.messages m WHERE m.message_id = $3), s.step, $4,"
+    "         s.latency_ms, s.detail"
+    "    FROM j CROSS JOIN LATERAL (VALUES"
+    "      (1, 'queued', NULL::int, pg_catalog.jsonb_build_object('job_id', j.job_id, 'kind', 'agent_call')),"
+    "      (2, 'agent_call_started', 0, pg_catalog.jsonb_build_object('job_id', j.job_id, 'attempt', j.attempt,"
+    "          'worker', $6::text, 'handoff', true))) s(ord, step, latency_ms, detail)"
+    "   WHERE s.ord = 1 OR j.running ORDER BY s.ord)"
+    " SELECT job_id, running, attempt FROM j",
     7,
     {INT8OID, INT8OID, INT8OID, INT8OID, INT4OID, TEXTOID, INTERVALOID},
     nullptr};
@@ -48,16 +61,20 @@ static Statement kMarkRouted = {
 // needs. With a hand-off worker, a job that may run now (not held by the rate limit, no earlier send to the
 // same phone pending or running) is stored already leased to that worker as attempt 1; otherwise it waits
 // for a claim.
+// The same statement traces `reply_stored` (`fallback_stored` when no agent wrote it) and, handed off,
+// `sms_send_started`.
 static Statement kInsertReply = {
     "WITH m AS ("
     "  INSERT INTO darkspere.messages (account_id, session_id, direction, service_number, phone, body,"
     "                                  status, encoding, segments, agent_id, reply_to, request_id,"
     "                                  reply_truncated_from_bytes)"
-    "  VALUES ($1, $2, 'out', $3, $4, $5, $6, $7, $8, $9, $10, $11, $16) RETURNING message_id),"
+    "  VALUES ($1, $2, 'out', $3, $4, $5, $6, $7, $8, $9, $10, $11, $16)"
+    "  RETURNING message_id, request_id, reply_to),"
     " h AS (SELECT $14::text IS NOT NULL AND $13::timestamptz IS NULL"
     "              AND NOT EXISTS (SELECT 1 FROM darkspere.jobs o"
     "                               WHERE o.ordering_key = 'sms:' || $3 || ':' || $4"
-    "                                 AND o.state IN ('pending', 'running')) AS now)"
+    "                                 AND o.state IN ('pending', 'running')) AS now),"
+    " j AS ("
     " INSERT INTO darkspere.jobs (account_id, kind, max_attempts, idempotency_key, ordering_key, session_id,"
     "                             message_id, available_at, last_error, payload, state, attempt, claimed_by,"
     "                             lease_until)"
@@ -72,7 +89,19 @@ static Statement kInsertReply = {
     "        CASE WHEN h.now THEN $14 END,"
     "        CASE WHEN h.now THEN pg_catalog.clock_timestamp() + $15 END"
     "   FROM m, h WHERE $6 = 'pending'"
-    " RETURNING job_id, state = 'running', attempt, payload",
+    " RETURNING job_id, state = 'running' AS running, attempt, payload),"
+    " t AS ("
+    "  INSERT INTO darkspere.trace_events (account_id, request_id, step, agent_id, detail)"
+    "  SELECT $1, " DS_TRACE_REQUEST ", s.step, $9, s.detail"
+    "    FROM m LEFT JOIN j ON true CROSS JOIN LATERAL (VALUES"
+    "      (1, CASE WHEN $9 IS NULL THEN 'fallback_stored' ELSE 'reply_stored' END,"
+    "          pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object('message_id', m.message_id,"
+    "              'status', $6, 'segments', $8, 'job_id', j.job_id,"
+    "              'truncated_from_bytes', $16, 'held_until', $13))),"
+    "      (2, 'sms_send_started', pg_catalog.jsonb_build_object('job_id', j.job_id, 'attempt', j.attempt,"
+    "          'message_id', m.message_id, 'worker', $14, 'handoff', true))) s(ord, step, detail)"
+    "   WHERE s.ord = 1 OR j.running ORDER BY s.ord)"
+    " SELECT job_id, running, attempt, payload FROM j",
     16,
     {INT8OID, INT8OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT4OID, INT8OID, INT8OID, TEXTOID,
      INT4OID, TIMESTAMPTZOID, TEXTOID, INTERVALOID, INT8OID},

@@ -19,6 +19,7 @@
 #include "ext/sessions.hpp"
 #include "ext/settings.hpp"
 #include "ext/spi_plans.hpp"
+#include "ext/trace.hpp"
 
 namespace darkspere {
 
@@ -218,10 +219,10 @@ static Statement kReport = {
     "      'pruned_messages', NULLIF($8, 0), 'redacted_bodies', NULLIF($9, 0), 'pruned_sessions', NULLIF($10, 0),"
     "      'pruned_delivery_events', NULLIF($11, 0), 'pruned_consent_events', NULLIF($12, 0),"
     "      'probes_scheduled', NULLIF($13, 0), 'pruned_agent_checks', NULLIF($14, 0),"
-    "      'pruned_stripe_events', NULLIF($15, 0)))",
-    15,
+    "      'pruned_stripe_events', NULLIF($15, 0), 'pruned_trace_events', NULLIF($16, 0)))",
+    16,
     {INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID,
-     INT8OID, INT8OID, INT8OID, INT8OID},
+     INT8OID, INT8OID, INT8OID, INT8OID, INT8OID},
     nullptr};
 
 static Statement kSkipped = {"SELECT '{\"skipped\": true}'::jsonb", 0, {}, nullptr};
@@ -379,8 +380,9 @@ DARKSPERE_FUNCTION(darkspere_tick) {
     int64 probes_scheduled = schedule_probes();
     int64 pruned_agent_checks = prune_agent_checks(kTickBatch);
     int64 pruned_stripe_events = retain(kPruneStripeEvents, kStripeEventRetentionS);
+    int64 pruned_trace_events = trace_prune(trace_retention_s, kTickBatch);
 
-    Datum report[15] = {Int64GetDatum(expired),
+    Datum report[16] = {Int64GetDatum(expired),
                         Int64GetDatum(reclaimed),
                         Int64GetDatum(dead),
                         Int64GetDatum(routed),
@@ -394,7 +396,8 @@ DARKSPERE_FUNCTION(darkspere_tick) {
                         Int64GetDatum(pruned_consent_events),
                         Int64GetDatum(probes_scheduled),
                         Int64GetDatum(pruned_agent_checks),
-                        Int64GetDatum(pruned_stripe_events)};
+                        Int64GetDatum(pruned_stripe_events),
+                        Int64GetDatum(pruned_trace_events)};
     SpiResult row = spi_run(kReport, report, nullptr, false, 1);
     Datum result = SPI_datumTransfer(row.get_datum(0, 1, &isnull), false, -1);
     SPI_finish();

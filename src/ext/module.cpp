@@ -29,6 +29,7 @@ int message_retention_s = kMessageRetentionDefaultS;
 int body_retention_s = kBodyRetentionDefaultS;
 int consent_event_retention_s = kConsentEventRetentionDefaultS;
 int delivery_event_retention_s = kDeliveryEventRetentionDefaultS;
+int trace_retention_s = kTraceRetentionDefaultS;
 int session_retention_s = kSessionRetentionDefaultS;
 int payment_grace_s = kPaymentGraceDefaultS;
 int notify_interval_ms = kNotifyIntervalDefaultMs;
@@ -97,6 +98,10 @@ void _PG_init(void) {
         "Seconds delivery status events are kept before tick() deletes them (0: for ever).", nullptr,
         &delivery_event_retention_s, kDeliveryEventRetentionDefaultS, 0, INT_MAX / 2, kPolicyContext,
         GUC_UNIT_S, nullptr, nullptr, nullptr);
+    DefineCustomIntVariable("darkspere.trace_retention",
+                            "Seconds message trace events are kept before tick() deletes them (0: for ever).",
+                            nullptr, &trace_retention_s, kTraceRetentionDefaultS, 0, INT_MAX / 2, kPolicyContext,
+                            GUC_UNIT_S, nullptr, nullptr, nullptr);
     DefineCustomIntVariable(
         "darkspere.session_retention",
         "Seconds an ended session without messages is kept before tick() deletes it (0: for "

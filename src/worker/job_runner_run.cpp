@@ -280,6 +280,9 @@ void JobRunner::run_sms_send(ClaimedJob job) {
                 Ack a = ack_of(job);
                 a.complete = true;
                 a.result = outcome.result;
+                // The Twilio request's time (without the SendGate wait), for darkspere.latency('sms_send').
+                if (a.result.is_object())
+                    a.result["latency_ms"] = static_cast<long>((secs - waited) * 1000);
                 a.outcome = "completed";
                 job_finished(std::move(a));
                 return;
