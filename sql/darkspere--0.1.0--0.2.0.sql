@@ -1189,8 +1189,12 @@ CREATE TABLE darkspere.trace_events (
     detail      jsonb       NOT NULL DEFAULT '{}',
     PRIMARY KEY (account_id, request_id, event_id)
 );
--- latency() windows and tick()'s retention, oldest first.
-CREATE INDEX trace_events_at ON darkspere.trace_events (at);
+-- latency() windows and tick()'s retention. BRIN, not a btree: rows arrive in time order, and a btree entry per
+-- row is paid by every traced statement on the hot path (docs/benchmarks.md section 5); a BRIN summary changes
+-- only when a row falls outside its page range's bounds. The identity's sequence hands each backend 32 values
+-- at a time.
+CREATE INDEX trace_events_at ON darkspere.trace_events USING brin (at) WITH (pages_per_range = 16);
+ALTER SEQUENCE darkspere.trace_events_event_id_seq CACHE 32;
 SELECT pg_catalog.pg_extension_config_dump('darkspere.trace_events', '');
 SELECT pg_catalog.pg_extension_config_dump('darkspere.trace_events_event_id_seq', '');
 

@@ -218,6 +218,9 @@ static void complete_agent_call(int64 job_id, int32 attempt, int64 message_id, i
         // The agent answered without usable text; "" would have meant "send nothing".
         enqueue_reply(account_id, session_id, message_id, service_number, phone, fallback, 0, request_id,
                       &checks);
+    } else {
+        trace_no_reply(account_id, request_id, message_id, agent_id,
+                       reply != nullptr ? "empty_reply" : "no_reply_no_fallback");
     }
 }
 

@@ -21,7 +21,10 @@ namespace darkspere {
 
 // $6 hand-off worker, $7 hand-off lease: with a worker, a call that may run now (no earlier call of the
 // session pending or running) is stored already leased to it as attempt 1.
-// The same statement traces `queued` and, handed off, `agent_call_started` (queue wait 0).
+// The same statement traces the turn in one row: `received` (routed at once by receive_sms: $8 the segments,
+// $9 the request id the caller knows) or `queued` (routed later by tick()), plus, handed off,
+// `agent_call_started` (queue wait 0). One row instead of received + routed + queued keeps the hot path's cost
+// of tracing to one heap row and its index entries (docs/benchmarks.md section 5).
 static Statement kInsertAgentCall = {
     "WITH j AS ("
     "INSERT INTO darkspere.jobs (account_id, kind, max_attempts, idempotency_key, ordering_key, session_id,"
@@ -35,16 +38,20 @@ static Statement kInsertAgentCall = {
     " RETURNING job_id, state = 'running' AS running, attempt),"
     " t AS ("
     "  INSERT INTO darkspere.trace_events (account_id, request_id, step, agent_id, latency_ms, detail)"
-    "  SELECT $1, (SELECT " DS_TRACE_REQUEST " FROM darkspere.messages m WHERE m.message_id = $3), s.step, $4,"
-    "         s.latency_ms, s.detail"
+    "  SELECT $1, COALESCE($9::text, (SELECT " DS_TRACE_REQUEST " FROM darkspere.messages m"
+    "                                   WHERE m.message_id = $3)), s.step, $4, s.latency_ms, s.detail"
     "    FROM j CROSS JOIN LATERAL (VALUES"
-    "      (1, 'queued', NULL::int, pg_catalog.jsonb_build_object('job_id', j.job_id, 'kind', 'agent_call')),"
+    "      (1, CASE WHEN $8::int IS NULL THEN 'queued' ELSE 'received' END, NULL::int,"
+    "          CASE WHEN $8::int IS NULL"
+    "               THEN pg_catalog.jsonb_build_object('job_id', j.job_id, 'kind', 'agent_call')"
+    "               ELSE pg_catalog.jsonb_build_object('disposition', 'routed', 'message_id', $3,"
+    "                        'segments', $8::int, 'session_id', $2, 'job_id', j.job_id) END),"
     "      (2, 'agent_call_started', 0, pg_catalog.jsonb_build_object('job_id', j.job_id, 'attempt', j.attempt,"
     "          'worker', $6::text, 'handoff', true))) s(ord, step, latency_ms, detail)"
     "   WHERE s.ord = 1 OR j.running ORDER BY s.ord)"
     " SELECT job_id, running, attempt FROM j",
-    7,
-    {INT8OID, INT8OID, INT8OID, INT8OID, INT4OID, TEXTOID, INTERVALOID},
+    9,
+    {INT8OID, INT8OID, INT8OID, INT8OID, INT4OID, TEXTOID, INTERVALOID, INT4OID, TEXTOID},
     nullptr};
 
 static Statement kMarkRouted = {
@@ -107,17 +114,21 @@ static Statement kInsertReply = {
      INT4OID, TIMESTAMPTZOID, TEXTOID, INTERVALOID, INT8OID},
     nullptr};
 
-int64 enqueue_agent_call(int64 account_id, int64 session_id, int64 message_id, int64 agent_id) {
+int64 enqueue_agent_call(int64 account_id, int64 session_id, int64 message_id, int64 agent_id,
+                         const ReceivedTurn *received) {
     Datum worker = (Datum)0, lease = (Datum)0;
     bool handoff = handoff_lease(agent_id, &worker, &lease);
-    Datum args[7] = {Int64GetDatum(account_id),
+    Datum args[9] = {Int64GetDatum(account_id),
                      Int64GetDatum(session_id),
                      Int64GetDatum(message_id),
                      Int64GetDatum(agent_id),
                      Int32GetDatum(agent_call_max_attempts),
                      worker,
-                     lease};
-    char nulls[7] = {' ', ' ', ' ', ' ', ' ', null_flag(!handoff), null_flag(!handoff)};
+                     lease,
+                     received != nullptr ? Int32GetDatum(received->segments) : (Datum)0,
+                     received != nullptr ? text_datum(received->request_id) : (Datum)0};
+    char nulls[9] = {' ', ' ', ' ', ' ', ' ', null_flag(!handoff), null_flag(!handoff),
+                     null_flag(received == nullptr), null_flag(received == nullptr)};
     SpiResult job = spi_run(kInsertAgentCall, args, nulls, false, 1);
     bool handed = job.get_bool(0, 2);
     int64 job_id = job.get_int64(0, 1);

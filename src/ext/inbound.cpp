@@ -56,8 +56,9 @@ static Statement kFindBySid = {
     nullptr};
 
 // $1 account, $2 session, $3 service number, $4 phone, $5 body, $6 status, $7 sid, $8 media, $9 encoding,
-// $10 segments, $11 agent, $12 request id, $13 disposition. The same statement records the trace steps
-// `received` (disposition) and, with an agent, `routed` (trace.hpp).
+// $10 segments, $11 agent, $12 request id, $13 disposition (NULL: not traced here). The same statement records
+// the trace step `received` (disposition); a message routed at once is traced by its job's INSERT instead
+// (enqueue_agent_call), in one row with the agent and the job.
 static Statement kInsertInbound = {
     "WITH m AS ("
     "  INSERT INTO darkspere.messages (account_id, session_id, direction, service_number, phone, body, status,"
@@ -69,10 +70,8 @@ static Statement kInsertInbound = {
     "  SELECT $1, " DS_TRACE_REQUEST ", s.step, s.agent_id, s.detail"
     "    FROM m CROSS JOIN LATERAL (VALUES"
     "      (1, 'received', NULL::bigint, pg_catalog.jsonb_build_object('disposition', $13::text,"
-    "          'message_id', m.message_id, 'segments', $10::int)),"
-    "      (2, 'routed', $11::bigint, pg_catalog.jsonb_build_object('session_id', $2::bigint))) s(ord, step,"
-    "                                                                                agent_id, detail)"
-    "   WHERE s.ord = 1 OR $11 IS NOT NULL ORDER BY s.ord)"
+    "          'message_id', m.message_id, 'segments', $10::int))) s(ord, step, agent_id, detail)"
+    "   WHERE $13::text IS NOT NULL)"
     " SELECT message_id FROM m",
     13,
     {INT8OID, INT8OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT4OID, TEXTOID, INT4OID, INT8OID,
@@ -93,7 +92,7 @@ int64 store_inbound(const Inbound &in, int64 account_id, int64 session_id, const
                       Int32GetDatum(seg.segments),
                       Int64GetDatum(agent_id),
                       in.request_id ? text_datum(in.request_id) : (Datum)0,
-                      text_datum(disposition)};
+                      disposition != nullptr ? text_datum(disposition) : (Datum)0};
     char nulls[13] = {' ',
                       null_flag(session_id == 0),
                       ' ',
@@ -106,7 +105,7 @@ int64 store_inbound(const Inbound &in, int64 account_id, int64 session_id, const
                       ' ',
                       null_flag(agent_id == 0),
                       null_flag(in.request_id == nullptr),
-                      ' '};
+                      null_flag(disposition == nullptr)};
     return spi_run(kInsertInbound, args, nulls, false, 1).get_int64(0, 1);
 }
 
@@ -182,10 +181,13 @@ Outcome receive(const Inbound &in, MemoryContext caller) {
     bool routed = agent_id != 0 && !session.has_queued_messages;
     out.session_id = session.session_id;
     out.message_id = store_inbound(in, account_id, session.session_id, routed ? "routed" : "waiting", seg,
-                                   routed ? agent_id : 0, routed ? "routed" : "queued");
+                                   routed ? agent_id : 0, routed ? nullptr : "queued");
     usage_add(account_id, "sms_in", seg.segments);
     if (routed) {
-        enqueue_agent_call(account_id, session.session_id, out.message_id, agent_id);
+        ReceivedTurn turn = {seg.segments, in.request_id != nullptr
+                                               ? in.request_id
+                                               : psprintf("msg-" INT64_FORMAT, out.message_id)};
+        enqueue_agent_call(account_id, session.session_id, out.message_id, agent_id, &turn);
         out.agent_id = agent_id;
         out.disposition = "routed";
     } else {

@@ -48,7 +48,10 @@ static Statement kExpireSessions = {
 
 // Expired leases: back to pending (the crashed attempt counts), or dead when out of attempts. A health probe
 // whose worker went away is simply done: it says nothing about the agent, and the next one is scheduled.
+// The same statement traces each reclaimed message job as a failed attempt (`<kind>_finished`, ok false, the
+// lease error) followed by `retry` or `dead_lettered`, as a failure the worker reported would be.
 static Statement kReclaim = {
+    "WITH r AS ("
     "UPDATE darkspere.jobs j SET state = CASE WHEN j.kind = 'health_probe' THEN 'done'"
     "                                         WHEN j.attempt >= j.max_attempts THEN 'dead' ELSE 'pending' END,"
     "       last_error = 'lease expired (worker ' || COALESCE(j.claimed_by, '?') || ' did not answer)',"
@@ -58,7 +61,19 @@ static Statement kReclaim = {
     " WHERE j.job_id IN (SELECT job_id FROM darkspere.jobs"
     "                     WHERE state = 'running' AND lease_until < pg_catalog.clock_timestamp()"
     "                     LIMIT $1 FOR UPDATE SKIP LOCKED)"
-    " RETURNING j.job_id, j.state, j.kind, j.agent_id, j.message_id",
+    " RETURNING j.job_id, j.state, j.kind, j.agent_id, j.message_id, j.attempt, j.last_error),"
+    " t AS ("
+    "  INSERT INTO darkspere.trace_events (account_id, request_id, step, agent_id, detail)"
+    "  SELECT m.account_id, " DS_TRACE_REQUEST ", s.step, s.agent_id, s.detail"
+    "    FROM r JOIN darkspere.messages m ON m.message_id = r.message_id CROSS JOIN LATERAL (VALUES"
+    "      (1, r.kind || '_finished', r.agent_id, pg_catalog.jsonb_build_object('ok', false, 'job_id', r.job_id,"
+    "          'attempt', r.attempt, 'error', r.last_error, 'retryable', r.state = 'pending',"
+    "          'message_id', m.message_id)),"
+    "      (2, CASE r.state WHEN 'dead' THEN 'dead_lettered' ELSE 'retry' END, NULL::bigint,"
+    "          pg_catalog.jsonb_build_object('job_id', r.job_id, 'reason', 'lease_expired')))"
+    "      s(ord, step, agent_id, detail)"
+    "   WHERE r.kind IN ('agent_call', 'sms_send') ORDER BY r.job_id, s.ord)"
+    " SELECT job_id, state, kind, agent_id, message_id FROM r",
     1,
     {INT4OID},
     nullptr};

@@ -56,11 +56,27 @@ void trace_job_failed(int64 message_id, int64 job_id, int32 attempt, const char 
     spi_run(kTraceJobFailed, args, nulls, false, 0);
 }
 
+static Statement kTraceNoReply = {
+    "INSERT INTO darkspere.trace_events (account_id, request_id, step, agent_id, detail)"
+    " VALUES ($1, COALESCE($2, 'msg-' || $3), 'no_reply', $4,"
+    "         pg_catalog.jsonb_build_object('reason', $5::text, 'message_id', $3::bigint))",
+    5,
+    {INT8OID, TEXTOID, INT8OID, INT8OID, TEXTOID},
+    nullptr};
+
+void trace_no_reply(int64 account_id, const char *request_id, int64 message_id, int64 agent_id,
+                    const char *reason) {
+    Datum args[5] = {Int64GetDatum(account_id), request_id ? text_datum(request_id) : (Datum)0,
+                     Int64GetDatum(message_id), Int64GetDatum(agent_id), text_datum(reason)};
+    char nulls[5] = {' ', null_flag(request_id == nullptr), ' ', null_flag(agent_id == 0), ' '};
+    spi_run(kTraceNoReply, args, nulls, false, 0);
+}
+
 static Statement kPruneTraceEvents = {
     "DELETE FROM darkspere.trace_events t USING ("
     "  SELECT account_id, request_id, event_id FROM darkspere.trace_events"
     "   WHERE at < pg_catalog.now() - pg_catalog.make_interval(secs => $1)"
-    "   ORDER BY at LIMIT $2 FOR UPDATE SKIP LOCKED) old"
+    "   LIMIT $2 FOR UPDATE SKIP LOCKED) old"
     " WHERE t.account_id = old.account_id AND t.request_id = old.request_id AND t.event_id = old.event_id",
     2,
     {INT4OID, INT4OID},

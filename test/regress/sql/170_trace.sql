@@ -1,6 +1,7 @@
 -- 170_trace — every step of one message lands in darkspere.trace_events with its request_id, written by the
--- statements that take the step: received/routed, queued, agent call started (claim) / finished, failover,
--- reply stored, SMS send started / finished, replied, delivery status; dead letters and fallbacks; trace(),
+-- statements that take the step: received (with the agent and job when routed at once), agent call started
+-- (claim) / finished, failover, reply stored, SMS send started / finished, replied, delivery status; dead
+-- letters (reported and from expired leases), fallbacks and turns that send nothing; trace(),
 -- trace_message(), latency() and its errors; trace_retention in tick(). Times and ids vary: shown normalised.
 \set VERBOSITY terse
 
@@ -56,6 +57,23 @@ SELECT disposition FROM darkspere.receive_sms('AC170', '+15551700001', '+1666170
 SELECT job_id AS j4, attempt AS at4 FROM darkspere.claim_jobs('w170', 10) \gset
 SELECT darkspere.fail_job(:j4, :at4, 'agent refused', false);
 SELECT * FROM pg_temp.t('req-170-dead');
+
+-- A lease that expires with no attempt left (the worker went away): tick()'s reclaim traces the failed attempt,
+-- the dead letter and the fallback, like a failure the worker reported. The failures above opened the first
+-- agents' circuits: a fresh agent takes these turns.
+SELECT agent_id AS a3 FROM darkspere.register_agent(:acct, 'a3', 'https://agent.example/170c', 'http', 100) \gset
+SELECT darkspere.set_agent_status(:a1, 'maintenance'), darkspere.set_agent_status(:a2, 'maintenance');
+SELECT disposition FROM darkspere.receive_sms('AC170', '+15551700001', '+16661700003', 'anyone?', 'SM170-lease', 0, 'req-170-lease');
+SELECT job_id AS j5 FROM darkspere.claim_jobs('w170', 10) WHERE kind = 'agent_call' \gset
+UPDATE darkspere.jobs SET lease_until = now() - interval '1 second', max_attempts = attempt WHERE job_id = :j5;
+SELECT (darkspere.tick())->'dead_lettered' AS dead_lettered;
+SELECT * FROM pg_temp.t('req-170-lease');
+
+-- A turn the agent answers with "" (send nothing): the timeline says so instead of stopping.
+SELECT disposition FROM darkspere.receive_sms('AC170', '+15551700001', '+16661700004', 'ok', 'SM170-quiet', 0, 'req-170-quiet');
+SELECT job_id AS j6, attempt AS at6 FROM darkspere.claim_jobs('w170', 10) \gset
+SELECT darkspere.complete_job(:j6, :at6, '{"reply": ""}');
+SELECT * FROM pg_temp.t('req-170-quiet');
 
 -- Unstored dispositions are traced too (a duplicate under a new request id).
 SELECT disposition FROM darkspere.receive_sms('AC170', '+15551700001', '+16661700001', 'hello', 'SM170-in', 0, 'req-170-dup');
