@@ -11,6 +11,7 @@
 #include "ext/settings.hpp"
 #include "ext/spi_plans.hpp"
 #include "ext/trace.hpp"
+#include "ext/alerts.hpp"
 #include "ext/validate.hpp"
 
 namespace darkspere {
@@ -178,6 +179,13 @@ DARKSPERE_FUNCTION(darkspere_claim_jobs) {
             if (payload == (Datum)0) {
                 finish_unsent(job_id, "done", "agent no longer probed (maintenance, disabled or gone)",
                               "failed");
+                continue;
+            }
+        } else if (strcmp(kind_name, "alert_notify") == 0) {
+            // The channel's URL and signing secret are added now: neither is stored in the job.
+            payload = alert_notify_payload(payload);
+            if (payload == (Datum)0) {
+                finish_unsent(job_id, "done", "alert channel removed or disabled", "failed");
                 continue;
             }
         } else if (strcmp(kind_name, "sms_send") == 0) {

@@ -224,6 +224,10 @@ static Statement kPruneStripeEvents = {
 
 #undef DS_NOT_IN_FLIGHT
 
+// The alert rules (darkspere.evaluate_alerts in the upgrade script): {fired, resolved}, or {skipped} while
+// another tick evaluates them.
+static Statement kEvaluateAlerts = {"SELECT darkspere.evaluate_alerts()", 0, {}, nullptr};
+
 // The retention counts are reported only when not zero, so the report of a tick with nothing to prune (and
 // every caller reading the report whole) stays as it was before retention existed.
 static Statement kReport = {
@@ -234,10 +238,12 @@ static Statement kReport = {
     "      'pruned_messages', NULLIF($8, 0), 'redacted_bodies', NULLIF($9, 0), 'pruned_sessions', NULLIF($10, 0),"
     "      'pruned_delivery_events', NULLIF($11, 0), 'pruned_consent_events', NULLIF($12, 0),"
     "      'probes_scheduled', NULLIF($13, 0), 'pruned_agent_checks', NULLIF($14, 0),"
-    "      'pruned_stripe_events', NULLIF($15, 0), 'pruned_trace_events', NULLIF($16, 0)))",
-    16,
+    "      'pruned_stripe_events', NULLIF($15, 0), 'pruned_trace_events', NULLIF($16, 0),"
+    "      'alerts_fired', NULLIF(($17)->>'fired', '0')::int,"
+    "      'alerts_resolved', NULLIF(($17)->>'resolved', '0')::int))",
+    17,
     {INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID,
-     INT8OID, INT8OID, INT8OID, INT8OID, INT8OID},
+     INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, JSONBOID},
     nullptr};
 
 static Statement kSkipped = {"SELECT '{\"skipped\": true}'::jsonb", 0, {}, nullptr};
@@ -396,8 +402,11 @@ DARKSPERE_FUNCTION(darkspere_tick) {
     int64 pruned_agent_checks = prune_agent_checks(kTickBatch);
     int64 pruned_stripe_events = retain(kPruneStripeEvents, kStripeEventRetentionS);
     int64 pruned_trace_events = trace_prune(trace_retention_s, kTickBatch);
+    // Last: the rules read what this tick changed (agents' status, reclaimed jobs' trace rows).
+    SpiResult evaluated = spi_run(kEvaluateAlerts, nullptr, nullptr, false, 1);
+    Datum alerts = evaluated.get_datum(0, 1, &isnull);
 
-    Datum report[16] = {Int64GetDatum(expired),
+    Datum report[17] = {Int64GetDatum(expired),
                         Int64GetDatum(reclaimed),
                         Int64GetDatum(dead),
                         Int64GetDatum(routed),
@@ -412,7 +421,8 @@ DARKSPERE_FUNCTION(darkspere_tick) {
                         Int64GetDatum(probes_scheduled),
                         Int64GetDatum(pruned_agent_checks),
                         Int64GetDatum(pruned_stripe_events),
-                        Int64GetDatum(pruned_trace_events)};
+                        Int64GetDatum(pruned_trace_events),
+                        alerts};
     SpiResult row = spi_run(kReport, report, nullptr, false, 1);
     Datum result = SPI_datumTransfer(row.get_datum(0, 1, &isnull), false, -1);
     SPI_finish();
