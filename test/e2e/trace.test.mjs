@@ -45,7 +45,8 @@ test('a failed-over message: trace rows and worker log lines agree', { timeout: 
         await new Promise((r) => setTimeout(r, 100));
     }
     const steps = rows.map((r) => r.step);
-    const expected = ['received', 'routed', 'queued', 'agent_call_started', 'agent_call_finished', 'failover',
+    // Routed at once: received carries the agent and the job (one row: routed and queued are folded into it).
+    const expected = ['received', 'agent_call_started', 'agent_call_finished', 'failover',
         'agent_call_started', 'agent_call_finished', 'reply_stored', 'sms_send_started', 'sms_send_finished',
         'replied'];
     assert.deepEqual(steps.filter((s) => s !== 'delivery_status'), expected, `timeline: ${JSON.stringify(steps)}`);
@@ -58,7 +59,8 @@ test('a failed-over message: trace rows and worker log lines agree', { timeout: 
     const d = (step, n = 0) => rows.filter((r) => r.step === step)[n].detail;
     assert.equal(d('received').disposition, 'routed');
     assert.equal(String(d('received').message_id), String(received.message_id));
-    assert.equal(String(d('routed').agent_id), String(a.agentId));
+    assert.equal(String(d('received').agent_id), String(a.agentId));
+    assert.ok(d('received').job_id, 'the queued job is in the received row');
     assert.equal(String(d('failover').from_agent), String(a.agentId));
     assert.equal(String(d('failover').to_agent), String(b.agentId));
 
