@@ -54,7 +54,8 @@ static Statement kAnswered = {
     "     s AS (UPDATE darkspere.sessions SET last_activity_at = pg_catalog.now()"
     "            WHERE session_id = (SELECT session_id FROM m)),"
     "     t AS (INSERT INTO darkspere.trace_events (account_id, request_id, step, agent_id, latency_ms, detail)"
-    "           SELECT m.account_id, " DS_TRACE_REQUEST ", 'agent_call_finished', $4, $5,"
+    "           SELECT m.account_id, " DS_TRACE_REQUEST
+    ", 'agent_call_finished', $4, $5,"
     "                  pg_catalog.jsonb_build_object('ok', true, 'job_id', $2::bigint, 'attempt', $3::int,"
     "                      'message_id', m.message_id)"
     "             FROM m)"
@@ -68,15 +69,16 @@ static Statement kAnswered = {
     {INT8OID, INT8OID, INT4OID, INT8OID, INT4OID},
     nullptr};
 
-// Stores the provider's answer and traces `sms_send_finished` (latency: the Twilio request as the worker timed
-// it, $5) and, for the first SMS of a reply to an inbound message, `replied` (latency: since that message was
-// received). $6 job, $7 attempt.
+// Stores the provider's answer and traces `sms_send_finished` (latency: the Twilio request as the worker
+// timed it, $5) and, for the first SMS of a reply to an inbound message, `replied` (latency: since that
+// message was received). $6 job, $7 attempt.
 static Statement kSent = {
     "WITH m AS (UPDATE darkspere.messages SET message_sid = COALESCE($2, message_sid),"
     "       status = CASE WHEN delivery_rank = 0 THEN COALESCE($3, 'queued') ELSE status END,"
     "       segments = COALESCE($4, segments), updated_at = pg_catalog.now()"
     " WHERE message_id = $1 RETURNING account_id, segments, message_id, request_id, reply_to, agent_id),"
-    " r AS (SELECT " DS_TRACE_REQUEST " AS trace_request, m.* FROM m),"
+    " r AS (SELECT " DS_TRACE_REQUEST
+    " AS trace_request, m.* FROM m),"
     " t AS (INSERT INTO darkspere.trace_events (account_id, request_id, step, agent_id, latency_ms, detail)"
     "       SELECT r.account_id, r.trace_request, s.step, r.agent_id, s.latency_ms, s.detail"
     "         FROM r CROSS JOIN LATERAL (VALUES"
@@ -239,15 +241,17 @@ static void complete_sms_send(int64 job_id, int32 attempt, int64 message_id, Jso
 
     int32 latency_ms = 0;
     bool latency_known = result_latency(result, &latency_ms);
-    Datum args[7] = {Int64GetDatum(message_id),
-                     sid ? text_datum(sid) : (Datum)0,
-                     status ? text_datum(status) : (Datum)0,
-                     Int32GetDatum(segments),
-                     Int32GetDatum(latency_ms),
-                     Int64GetDatum(job_id),
-                     Int32GetDatum(attempt)};
-    char nulls[7] = {' ', null_flag(sid == nullptr), null_flag(status == nullptr), null_flag(!segments_known),
-                     null_flag(!latency_known), ' ', ' '};
+    Datum args[7] = {
+        Int64GetDatum(message_id), sid ? text_datum(sid) : (Datum)0, status ? text_datum(status) : (Datum)0,
+        Int32GetDatum(segments),   Int32GetDatum(latency_ms),        Int64GetDatum(job_id),
+        Int32GetDatum(attempt)};
+    char nulls[7] = {' ',
+                     null_flag(sid == nullptr),
+                     null_flag(status == nullptr),
+                     null_flag(!segments_known),
+                     null_flag(!latency_known),
+                     ' ',
+                     ' '};
     SpiResult sent = spi_run(kSent, args, nulls, false, 1);
     if (sent.empty()) {
         return;
@@ -266,8 +270,8 @@ static void fail_agent_call(int64 job_id, int attempt, int max_attempts, int64 a
         health_record(agent_id, false, 0, false);
     }
     if (!retryable || attempt >= max_attempts) {
-        trace_job_failed(message_id, job_id, attempt, "agent_call", agent_id, error, retryable, "dead_lettered",
-                         0, 0);
+        trace_job_failed(message_id, job_id, attempt, "agent_call", agent_id, error, retryable,
+                         "dead_lettered", 0, 0);
         dead_letter(job_id, error, true);
         return;
     }
@@ -287,8 +291,8 @@ static void fail_agent_call(int64 job_id, int attempt, int max_attempts, int64 a
         delay = backoff_seconds(attempt);
     }
     if (next == 0) {
-        trace_job_failed(message_id, job_id, attempt, "agent_call", agent_id, error, retryable, "dead_lettered",
-                         0, 0);
+        trace_job_failed(message_id, job_id, attempt, "agent_call", agent_id, error, retryable,
+                         "dead_lettered", 0, 0);
         dead_letter(job_id, error, true);
         return;
     }

@@ -1,9 +1,9 @@
-// src/ext/alerts.cpp — alert channels' signing secrets and the alert_notify payload a worker claims (issue #14;
-// the rules, their evaluation and the alert history are SQL in the upgrade script: evaluate_alerts()).
+// src/ext/alerts.cpp — alert channels' signing secrets and the alert_notify payload a worker claims (issue
+// #14; the rules, their evaluation and the alert history are SQL in the upgrade script: evaluate_alerts()).
 //
-// A channel's secret is derived like an agent's (agent_secrets.cpp) from "alert-channel:<name>": never stored,
-// shown to an administrator by darkspere.alert_channel_secret(), and added to an alert_notify job's payload
-// with the channel's webhook URL only when a worker claims it.
+// A channel's secret is derived like an agent's (agent_secrets.cpp) from "alert-channel:<name>": never
+// stored, shown to an administrator by darkspere.alert_channel_secret(), and added to an alert_notify job's
+// payload with the channel's webhook URL only when a worker claims it.
 #include "ext/alerts.hpp"
 #include "ext/agent_secrets.hpp"
 #include "ext/errors.hpp"

@@ -38,7 +38,8 @@ static Statement kClaim = {
     // available) and `sms_send_started`, one row per claimed job.
     " t AS ("
     "  INSERT INTO darkspere.trace_events (account_id, request_id, step, agent_id, latency_ms, detail)"
-    "  SELECT m.account_id, " DS_TRACE_REQUEST ", c.kind || '_started',"
+    "  SELECT m.account_id, " DS_TRACE_REQUEST
+    ", c.kind || '_started',"
     "         CASE WHEN c.kind = 'agent_call' THEN c.agent_id END,"
     "         CASE WHEN c.kind = 'agent_call' THEN GREATEST(0, pg_catalog.round(EXTRACT(epoch FROM"
     "             pg_catalog.clock_timestamp() - c.available_at) * 1000))::int END,"

@@ -23,8 +23,8 @@ namespace darkspere {
 // session pending or running) is stored already leased to it as attempt 1.
 // The same statement traces the turn in one row: `received` (routed at once by receive_sms: $8 the segments,
 // $9 the request id the caller knows) or `queued` (routed later by tick()), plus, handed off,
-// `agent_call_started` (queue wait 0). One row instead of received + routed + queued keeps the hot path's cost
-// of tracing to one heap row and its index entries (docs/benchmarks.md section 5).
+// `agent_call_started` (queue wait 0). One row instead of received + routed + queued keeps the hot path's
+// cost of tracing to one heap row and its index entries (docs/benchmarks.md section 5).
 static Statement kInsertAgentCall = {
     "WITH j AS ("
     "INSERT INTO darkspere.jobs (account_id, kind, max_attempts, idempotency_key, ordering_key, session_id,"
@@ -38,7 +38,8 @@ static Statement kInsertAgentCall = {
     " RETURNING job_id, state = 'running' AS running, attempt),"
     " t AS ("
     "  INSERT INTO darkspere.trace_events (account_id, request_id, step, agent_id, latency_ms, detail)"
-    "  SELECT $1, COALESCE($9::text, (SELECT " DS_TRACE_REQUEST " FROM darkspere.messages m"
+    "  SELECT $1, COALESCE($9::text, (SELECT " DS_TRACE_REQUEST
+    " FROM darkspere.messages m"
     "                                   WHERE m.message_id = $3)), s.step, $4, s.latency_ms, s.detail"
     "    FROM j CROSS JOIN LATERAL (VALUES"
     "      (1, CASE WHEN $8::int IS NULL THEN 'queued' ELSE 'received' END, NULL::int,"
@@ -99,7 +100,8 @@ static Statement kInsertReply = {
     " RETURNING job_id, state = 'running' AS running, attempt, payload),"
     " t AS ("
     "  INSERT INTO darkspere.trace_events (account_id, request_id, step, agent_id, detail)"
-    "  SELECT $1, " DS_TRACE_REQUEST ", s.step, $9, s.detail"
+    "  SELECT $1, " DS_TRACE_REQUEST
+    ", s.step, $9, s.detail"
     "    FROM m LEFT JOIN j ON true CROSS JOIN LATERAL (VALUES"
     "      (1, CASE WHEN $9 IS NULL THEN 'fallback_stored' ELSE 'reply_stored' END,"
     "          pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object('message_id', m.message_id,"
@@ -127,8 +129,15 @@ int64 enqueue_agent_call(int64 account_id, int64 session_id, int64 message_id, i
                      lease,
                      received != nullptr ? Int32GetDatum(received->segments) : (Datum)0,
                      received != nullptr ? text_datum(received->request_id) : (Datum)0};
-    char nulls[9] = {' ', ' ', ' ', ' ', ' ', null_flag(!handoff), null_flag(!handoff),
-                     null_flag(received == nullptr), null_flag(received == nullptr)};
+    char nulls[9] = {' ',
+                     ' ',
+                     ' ',
+                     ' ',
+                     ' ',
+                     null_flag(!handoff),
+                     null_flag(!handoff),
+                     null_flag(received == nullptr),
+                     null_flag(received == nullptr)};
     SpiResult job = spi_run(kInsertAgentCall, args, nulls, false, 1);
     bool handed = job.get_bool(0, 2);
     int64 job_id = job.get_int64(0, 1);

@@ -56,9 +56,9 @@ static Statement kFindBySid = {
     nullptr};
 
 // $1 account, $2 session, $3 service number, $4 phone, $5 body, $6 status, $7 sid, $8 media, $9 encoding,
-// $10 segments, $11 agent, $12 request id, $13 disposition (NULL: not traced here). The same statement records
-// the trace step `received` (disposition); a message routed at once is traced by its job's INSERT instead
-// (enqueue_agent_call), in one row with the agent and the job.
+// $10 segments, $11 agent, $12 request id, $13 disposition (NULL: not traced here). The same statement
+// records the trace step `received` (disposition); a message routed at once is traced by its job's INSERT
+// instead (enqueue_agent_call), in one row with the agent and the job.
 static Statement kInsertInbound = {
     "WITH m AS ("
     "  INSERT INTO darkspere.messages (account_id, session_id, direction, service_number, phone, body, status,"
@@ -67,7 +67,8 @@ static Statement kInsertInbound = {
     "  RETURNING message_id, request_id, reply_to),"
     " t AS ("
     "  INSERT INTO darkspere.trace_events (account_id, request_id, step, agent_id, detail)"
-    "  SELECT $1, " DS_TRACE_REQUEST ", s.step, s.agent_id, s.detail"
+    "  SELECT $1, " DS_TRACE_REQUEST
+    ", s.step, s.agent_id, s.detail"
     "    FROM m CROSS JOIN LATERAL (VALUES"
     "      (1, 'received', NULL::bigint, pg_catalog.jsonb_build_object('disposition', $13::text,"
     "          'message_id', m.message_id, 'segments', $10::int))) s(ord, step, agent_id, detail)"

@@ -64,7 +64,8 @@ static Statement kReclaim = {
     " RETURNING j.job_id, j.state, j.kind, j.agent_id, j.message_id, j.attempt, j.last_error),"
     " t AS ("
     "  INSERT INTO darkspere.trace_events (account_id, request_id, step, agent_id, detail)"
-    "  SELECT m.account_id, " DS_TRACE_REQUEST ", s.step, s.agent_id, s.detail"
+    "  SELECT m.account_id, " DS_TRACE_REQUEST
+    ", s.step, s.agent_id, s.detail"
     "    FROM r JOIN darkspere.messages m ON m.message_id = r.message_id CROSS JOIN LATERAL (VALUES"
     "      (1, r.kind || '_finished', r.agent_id, pg_catalog.jsonb_build_object('ok', false, 'job_id', r.job_id,"
     "          'attempt', r.attempt, 'error', r.last_error, 'retryable', r.state = 'pending',"

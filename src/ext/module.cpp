@@ -100,8 +100,8 @@ void _PG_init(void) {
         GUC_UNIT_S, nullptr, nullptr, nullptr);
     DefineCustomIntVariable("darkspere.trace_retention",
                             "Seconds message trace events are kept before tick() deletes them (0: for ever).",
-                            nullptr, &trace_retention_s, kTraceRetentionDefaultS, 0, INT_MAX / 2, kPolicyContext,
-                            GUC_UNIT_S, nullptr, nullptr, nullptr);
+                            nullptr, &trace_retention_s, kTraceRetentionDefaultS, 0, INT_MAX / 2,
+                            kPolicyContext, GUC_UNIT_S, nullptr, nullptr, nullptr);
     DefineCustomIntVariable(
         "darkspere.session_retention",
         "Seconds an ended session without messages is kept before tick() deletes it (0: for "

@@ -7,8 +7,8 @@
 
 namespace darkspere {
 
-// ReceivedTurn — what receive_sms knows of a message it routes at once, so the job's trace row can also be the
-// message's `received` row: its segments and its trace request id (the worker's, or msg-<message_id>).
+// ReceivedTurn — what receive_sms knows of a message it routes at once, so the job's trace row can also be
+// the message's `received` row: its segments and its trace request id (the worker's, or msg-<message_id>).
 struct ReceivedTurn {
     int32 segments;
     const char *request_id;

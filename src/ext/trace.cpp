@@ -1,6 +1,6 @@
-// src/ext/trace.cpp — trace rows no existing statement writes: unstored dispositions, failed attempts, and the
-// retention of darkspere.trace_events (see trace.hpp; SQL functions trace/trace_message/latency are in the
-// upgrade script).
+// src/ext/trace.cpp — trace rows no existing statement writes: unstored dispositions, failed attempts, and
+// the retention of darkspere.trace_events (see trace.hpp; SQL functions trace/trace_message/latency are in
+// the upgrade script).
 #include "ext/trace.hpp"
 #include "ext/spi_plans.hpp"
 
@@ -28,7 +28,8 @@ void trace_received(int64 account_id, const char *request_id, int64 message_id, 
 // $8 next step, $9 next agent, $10 delay in seconds.
 static Statement kTraceJobFailed = {
     "INSERT INTO darkspere.trace_events (account_id, request_id, step, agent_id, detail)"
-    " SELECT m.account_id, " DS_TRACE_REQUEST ", s.step, s.agent_id, s.detail"
+    " SELECT m.account_id, " DS_TRACE_REQUEST
+    ", s.step, s.agent_id, s.detail"
     "   FROM darkspere.messages m CROSS JOIN LATERAL (VALUES"
     "     (1, $4 || '_finished', $5::bigint, pg_catalog.jsonb_build_object('ok', false, 'job_id', $2::bigint,"
     "         'attempt', $3::int, 'error', pg_catalog.left($6, 500), 'retryable', $7::boolean,"
@@ -51,7 +52,15 @@ void trace_job_failed(int64 message_id, int64 job_id, int32 attempt, const char 
                       text_datum(kind),          Int64GetDatum(agent_id), text_datum(error),
                       BoolGetDatum(retryable),   text_datum(next_step),   Int64GetDatum(next_agent),
                       Float8GetDatum(delay_s)};
-    char nulls[10] = {' ', ' ', ' ', ' ', null_flag(agent_id == 0), ' ', ' ', ' ', null_flag(next_agent == 0),
+    char nulls[10] = {' ',
+                      ' ',
+                      ' ',
+                      ' ',
+                      null_flag(agent_id == 0),
+                      ' ',
+                      ' ',
+                      ' ',
+                      null_flag(next_agent == 0),
                       null_flag(delay_s <= 0)};
     spi_run(kTraceJobFailed, args, nulls, false, 0);
 }

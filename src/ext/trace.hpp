@@ -1,6 +1,6 @@
-// src/ext/trace.hpp — the steps of a message recorded in darkspere.trace_events (issue #14); most are written by
-// the statements that take the step (inbound.cpp, enqueue.cpp, claim.cpp, ack.cpp, delivery.cpp), these helpers
-// cover the steps no existing statement writes.
+// src/ext/trace.hpp — the steps of a message recorded in darkspere.trace_events (issue #14); most are written
+// by the statements that take the step (inbound.cpp, enqueue.cpp, claim.cpp, ack.cpp, delivery.cpp), these
+// helpers cover the steps no existing statement writes.
 #pragma once
 
 #include "ext/pg.hpp"
@@ -19,8 +19,8 @@ void trace_received(int64 account_id, const char *request_id, int64 message_id, 
 void trace_job_failed(int64 message_id, int64 job_id, int32 attempt, const char *kind, int64 agent_id,
                       const char *error, bool retryable, const char *next_step, int64 next_agent,
                       double delay_s);
-// trace_no_reply — `no_reply` for an answered turn that sends nothing (the agent's reply was empty, or missing
-// with no fallback text): without it the timeline would stop at agent_call_finished with no reason.
+// trace_no_reply — `no_reply` for an answered turn that sends nothing (the agent's reply was empty, or
+// missing with no fallback text): without it the timeline would stop at agent_call_finished with no reason.
 void trace_no_reply(int64 account_id, const char *request_id, int64 message_id, int64 agent_id,
                     const char *reason);
 // trace_prune — one retention batch (darkspere.trace_retention); returns the rows deleted.

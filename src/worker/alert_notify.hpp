@@ -1,6 +1,7 @@
-// src/worker/alert_notify.hpp — the webhook POST of an alert_notify job (issue #14; docs/operations.md "Alerts"):
-// the Slack-compatible body the database built ({"text": …} plus structured fields), signed with the channel's
-// secret like an agent call (X-DarkSpere-Signature), sent through the agents' HTTP client and egress policy.
+// src/worker/alert_notify.hpp — the webhook POST of an alert_notify job (issue #14; docs/operations.md
+// "Alerts"): the Slack-compatible body the database built ({"text": …} plus structured fields), signed with
+// the channel's secret like an agent call (X-DarkSpere-Signature), sent through the agents' HTTP client and
+// egress policy.
 #pragma once
 
 #include <string>
@@ -15,7 +16,8 @@ namespace darkspere::worker {
 // signing_secrets, request_id}); false with *error when the payload is unusable.
 bool alert_notify_request(const nlohmann::json &payload, HttpRequest *request, std::string *error);
 
-// AlertNotifyOutcome — delivered on a 2xx; otherwise the error (status or transport), never the receiver's text.
+// AlertNotifyOutcome — delivered on a 2xx; otherwise the error (status or transport), never the receiver's
+// text.
 struct AlertNotifyOutcome {
     bool delivered = false;
     std::string error;

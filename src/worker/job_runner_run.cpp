@@ -142,8 +142,8 @@ void JobRunner::run(ClaimedJob job) {
     }
 }
 
-// run_alert_notify — one alert webhook POST (alert_notify.hpp). A refused URL or an unusable payload is final;
-// a failed delivery is retried by the queue (5 attempts, with its backoff).
+// run_alert_notify — one alert webhook POST (alert_notify.hpp). A refused URL or an unusable payload is
+// final; a failed delivery is retried by the queue (5 attempts, with its backoff).
 void JobRunner::run_alert_notify(ClaimedJob job) {
     HttpRequest request;
     std::string error;
@@ -151,18 +151,19 @@ void JobRunner::run_alert_notify(ClaimedJob job) {
         job_finished(fail_ack(job, error, false));
         return;
     }
-    if (std::string refusal = url_scheme_refusal(request.url, settings_().allow_insecure_http); !refusal.empty()) {
+    if (std::string refusal = url_scheme_refusal(request.url, settings_().allow_insecure_http);
+        !refusal.empty()) {
         job_finished(fail_ack(job, refusal, false));
         return;
     }
     agent_http_.send(std::move(request), [this, job](HttpResponse response) {
         AlertNotifyOutcome outcome = alert_notify_outcome(response);
-        log_info("alert notification finished", {{"request_id", job.request_id},
-                                                 {"job_id", job.job_id},
-                                                 {"attempt", job.attempt},
-                                                 {"delivered", outcome.delivered},
-                                                 {"error", outcome.delivered ? nlohmann::json()
-                                                                             : nlohmann::json(outcome.error)}});
+        log_info("alert notification finished",
+                 {{"request_id", job.request_id},
+                  {"job_id", job.job_id},
+                  {"attempt", job.attempt},
+                  {"delivered", outcome.delivered},
+                  {"error", outcome.delivered ? nlohmann::json() : nlohmann::json(outcome.error)}});
         if (!outcome.delivered) {
             job_finished(fail_ack(job, outcome.error, true));
             return;

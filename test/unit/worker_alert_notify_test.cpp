@@ -1,5 +1,6 @@
-// test/unit/worker_alert_notify_test.cpp — the alert webhook request (body as the database built it, signed with
-// the channel's secret) and its outcome (2xx delivers; anything else is an error that does not quote the receiver).
+// test/unit/worker_alert_notify_test.cpp — the alert webhook request (body as the database built it, signed
+// with the channel's secret) and its outcome (2xx delivers; anything else is an error that does not quote the
+// receiver).
 #include <gtest/gtest.h>
 
 #include "agent_signature.hpp"
