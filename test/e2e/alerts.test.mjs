@@ -36,7 +36,6 @@ test('a failing agent fires the error-rate alert once, signed to the webhook, an
     const sink = await startWebhookSink();
     t.after(() => sink.close());
     const stack = await useStack(t, cluster, { agents: [{ kind: 'http', name: 'agent-a' }], withWorker: false });
-    const [a] = stack.agents;
     const db = stack.db;
     // Health probes on (every second): a failed call lowers the agent's health below what routing takes, and
     // its passing probes bring it back, as in production.
@@ -48,8 +47,18 @@ test('a failing agent fires the error-rate alert once, signed to the webhook, an
     await db.query(`UPDATE darkspere.alert_rules SET channel = 'ops', "window" = '10 seconds', cooldown = '1 hour'
                      WHERE name = 'error_rate'`);
     const secret = await db.value("SELECT darkspere.alert_channel_secret('ops')");
+    // A pooled client of the stack's own: released in the finally below, before the stack's teardown ends the pool.
     const listener = await db.pool.connect();
-    t.after(() => listener.release());
+    try {
+        await scenario(stack, sink, listener, secret);
+    } finally {
+        listener.release();
+    }
+});
+
+async function scenario(stack, sink, listener, secret) {
+    const [a] = stack.agents;
+    const db = stack.db;
     const notifications = [];
     listener.on('notification', (n) => notifications.push(n));
     await listener.query('LISTEN darkspere_alerts');
@@ -103,4 +112,4 @@ test('a failing agent fires the error-rate alert once, signed to the webhook, an
     assert.equal(jobs.length, 2);
     assert.ok(jobs.every((j) => j.state === 'done' && !j.payload.includes('dsk_') && !j.payload.includes('/hooks/ops')),
         'the job rows hold neither the secret nor the URL');
-});
+}
