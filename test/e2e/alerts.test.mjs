@@ -9,6 +9,7 @@ import { after, test } from 'node:test';
 import { startCluster } from './lib/cluster.mjs';
 import { closeServer, listen, readBody, sleep, waitFor } from './lib/net.mjs';
 import { phone, useStack } from './lib/stack.mjs';
+import { inboundParams, signedPost } from './lib/twilio-webhook.mjs';
 import { assertAccepted } from './lib/twiml.mjs';
 import { verifySignature } from './peers/signature.mjs';
 
@@ -113,3 +114,23 @@ async function scenario(stack, sink, listener, secret) {
     assert.ok(jobs.every((j) => j.state === 'done' && !j.payload.includes('dsk_') && !j.payload.includes('/hooks/ops')),
         'the job rows hold neither the secret nor the URL');
 }
+
+test('refused webhook signatures reach the database batched and fire the security rule', { timeout: 60000 }, async (t) => {
+    const stack = await useStack(t, cluster, { agents: [{ kind: 'http', name: 'agent-a' }] });
+    const db = stack.db;
+    await db.query("UPDATE darkspere.alert_rules SET enabled = (name = 'failed_signatures')");
+    for (let i = 0; i < 3; i++) {
+        const params = inboundParams({ accountSid: stack.sid, from: phone(50 + i), to: stack.number, body: 'forged' });
+        const res = await signedPost({ target: stack.webhookUrl, params, signature: 'not-a-signature' });
+        assert.equal(res.status, 403);
+    }
+    // One report a second, per source: 3 from 127.0.0.1 (possibly split over two batches).
+    await waitFor(async () => (await db.value(
+        "SELECT COALESCE(sum(failures), 0)::int FROM darkspere.signature_failures WHERE source = '127.0.0.1'")) === 3,
+    { timeoutMs: 10000, message: '3 failures reported for 127.0.0.1' });
+    const rows = await db.value('SELECT count(*)::int FROM darkspere.signature_failures');
+    assert.ok(rows <= 2, `batched: ${rows} rows for 3 refusals`);
+    await waitFor(async () => (await db.value(
+        "SELECT count(*)::int FROM darkspere.alerts WHERE rule = 'failed_signatures' AND subject = 'source:127.0.0.1' AND state = 'firing'")) === 1,
+    { timeoutMs: 10000, message: 'the failed_signatures alert' });
+});
