@@ -37,6 +37,7 @@ char *secret_key_file = nullptr;
 int agent_secret_grace_s = kAgentSecretGraceDefaultS;
 int max_reply_segments = kMaxReplySegmentsDefault;
 int probe_interval_s = kProbeIntervalDefaultS;
+int alert_interval_s = kAlertIntervalDefaultS;
 int auto_disable_after = kAutoDisableAfterDefault;
 int auto_recover_after = kAutoRecoverAfterDefault;
 int agent_check_retention_s = kAgentCheckRetentionDefaultS;
@@ -137,6 +138,13 @@ void _PG_init(void) {
                             "Seconds between two health probes of an agent (0: no probes).", nullptr,
                             &probe_interval_s, kProbeIntervalDefaultS, 0, 86400, kPolicyContext, GUC_UNIT_S,
                             nullptr, nullptr, nullptr);
+    // Alert rules (evaluate_alerts, read with current_setting): their cost grows with the agents, so tick()
+    // evaluates them at most this often.
+    DefineCustomIntVariable(
+        "darkspere.alert_interval",
+        "Minimum seconds between two evaluations of the alert rules by tick() (0: every tick).", nullptr,
+        &alert_interval_s, kAlertIntervalDefaultS, 0, 3600, kPolicyContext, GUC_UNIT_S, nullptr, nullptr,
+        nullptr);
     DefineCustomIntVariable("darkspere.auto_disable_after",
                             "Failed health probes in a row after which an active agent becomes unhealthy.",
                             nullptr, &auto_disable_after, kAutoDisableAfterDefault, 1, 100, kPolicyContext, 0,

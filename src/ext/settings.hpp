@@ -75,6 +75,8 @@ extern int max_reply_segments;
 // active or unhealthy agent this often (0: no probes); this many failed probes in a row make an active agent
 // 'unhealthy', this many passing ones make it 'active' again; check results are kept this long.
 constexpr int kProbeIntervalDefaultS = 30;
+constexpr int kAlertIntervalDefaultS = 10;  // alert rules evaluated by tick() at most this often
+extern int alert_interval_s;
 constexpr int kAutoDisableAfterDefault = 3;
 constexpr int kAutoRecoverAfterDefault = 3;
 constexpr int kAgentCheckRetentionDefaultS = 7 * 24 * 60 * 60;

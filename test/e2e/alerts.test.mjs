@@ -41,6 +41,7 @@ test('a failing agent fires the error-rate alert once, signed to the webhook, an
     // Health probes on (every second): a failed call lowers the agent's health below what routing takes, and
     // its passing probes bring it back, as in production.
     await db.query(`ALTER DATABASE ${stack.dbName} SET darkspere.probe_interval = 1`);
+    await db.query(`ALTER DATABASE ${stack.dbName} SET darkspere.alert_interval = 1`);
 
     // Only the error-rate rule, on a short window so recovery shows within the test; a long cooldown.
     await db.query('INSERT INTO darkspere.alert_channels (channel, webhook_url) VALUES ($1, $2)', ['ops', sink.url]);
@@ -132,5 +133,5 @@ test('refused webhook signatures reach the database batched and fire the securit
     assert.ok(rows <= 2, `batched: ${rows} rows for 3 refusals`);
     await waitFor(async () => (await db.value(
         "SELECT count(*)::int FROM darkspere.alerts WHERE rule = 'failed_signatures' AND subject = 'source:127.0.0.1' AND state = 'firing'")) === 1,
-    { timeoutMs: 10000, message: 'the failed_signatures alert' });
+    { timeoutMs: 30000, message: 'the failed_signatures alert (rules evaluated every 10 s)' });
 });

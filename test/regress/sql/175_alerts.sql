@@ -108,4 +108,12 @@ SELECT regress.try($$INSERT INTO darkspere.alert_rules (name, metric, op, thresh
 SELECT regress.try($$UPDATE darkspere.alert_rules SET cooldown = '-1 hour' WHERE name = 'capacity'$$);
 SELECT regress.try($$INSERT INTO darkspere.alert_channels (channel, webhook_url) VALUES ('bad', 'ftp://x')$$);
 
+-- darkspere.alert_interval: tick() evaluates the rules at most that often (this file's database says 0).
+SET darkspere.alert_interval = '1h';
+UPDATE darkspere.alert_rules SET enabled = true, cooldown = '0' WHERE name = 'agent_health';  -- a1's health is 50
+SELECT darkspere.tick() ? 'alerts_fired' AS fired_while_not_due;
+RESET darkspere.alert_interval;
+SELECT (darkspere.tick())->'alerts_fired' AS fired_when_due;
+
 UPDATE darkspere.alert_rules SET enabled = false;
+SELECT (darkspere.tick())->'alerts_resolved' AS resolved;
