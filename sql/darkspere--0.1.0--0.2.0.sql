@@ -2088,6 +2088,432 @@ $fn$;
 REVOKE ALL ON FUNCTION darkspere.usage(bigint, date), darkspere.queue_meter_reports(timestamptz, int),
     darkspere.meter_report_done(bigint, boolean, text), darkspere.close_period(date, int),
     darkspere.billing_tick() FROM PUBLIC;
+-- Issue #14: message traces and latency percentiles (src/ext/trace.cpp; docs/operations.md "Finding a message")
+------------------------------------------------------------------------------------------------------------------
+
+-- One row per step of a message, written by the statements that already take that step (receive_sms, claim_jobs,
+-- ack_jobs, record_delivery_status, tick()), in their transactions. Keyed by (account_id, request_id) so that,
+-- distributed by account_id, a trace lives on one shard. No foreign key: the row is evidence of what happened and
+-- must not cost a lookup per insert; rows of a deleted account go with darkspere.trace_retention.
+-- latency_ms is the duration of the stage the row ends (darkspere.latency): agent_call_finished → agent_call,
+-- sms_send_finished → sms_send, agent_call_started → queue_wait, replied → inbound_to_reply.
+-- detail holds ids, codes, latencies and errors only: never a body, a phone number or a secret.
+CREATE TABLE darkspere.trace_events (
+    account_id  bigint      NOT NULL,
+    request_id  text        NOT NULL,
+    event_id    bigint      GENERATED ALWAYS AS IDENTITY,
+    at          timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
+    step        text        NOT NULL,
+    agent_id    bigint,
+    latency_ms  integer,
+    detail      jsonb       NOT NULL DEFAULT '{}',
+    PRIMARY KEY (account_id, request_id, event_id)
+);
+-- latency() windows and tick()'s retention. BRIN, not a btree: rows arrive in time order, and a btree entry per
+-- row is paid by every traced statement on the hot path (docs/benchmarks.md section 5); a BRIN summary changes
+-- only when a row falls outside its page range's bounds. The identity's sequence hands each backend 32 values
+-- at a time.
+CREATE INDEX trace_events_at ON darkspere.trace_events USING brin (at) WITH (pages_per_range = 16);
+ALTER SEQUENCE darkspere.trace_events_event_id_seq CACHE 32;
+SELECT pg_catalog.pg_extension_config_dump('darkspere.trace_events', '');
+SELECT pg_catalog.pg_extension_config_dump('darkspere.trace_events_event_id_seq', '');
+
+-- trace — the timeline of one request, in the order it happened. Looked up per account through the primary key
+-- (one index probe per account; on Citus one probe per shard).
+CREATE FUNCTION darkspere.trace(request_id text)
+RETURNS TABLE(at timestamptz, step text, detail jsonb)
+LANGUAGE plpgsql STABLE AS $fn$
+BEGIN
+    IF trace.request_id IS NULL OR trace.request_id = '' THEN
+        RAISE EXCEPTION USING ERRCODE = '22004', MESSAGE = 'request_id must not be null or empty';
+    END IF;
+    RETURN QUERY
+    SELECT t.at, t.step,
+           t.detail || pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
+               'agent_id', t.agent_id, 'latency_ms', t.latency_ms))
+      FROM darkspere.accounts a
+     CROSS JOIN LATERAL (SELECT e.at, e.event_id, e.step, e.agent_id, e.latency_ms, e.detail
+                           FROM darkspere.trace_events e
+                          WHERE e.account_id = a.account_id AND e.request_id = trace.request_id) t
+     ORDER BY t.at, t.event_id;
+END
+$fn$;
+
+-- trace_message — the timeline of the request an inbound or outbound message belongs to, found by its Twilio
+-- MessageSid (a reply carries the request id of the message it answers).
+CREATE FUNCTION darkspere.trace_message(message_sid text)
+RETURNS TABLE(at timestamptz, step text, detail jsonb)
+LANGUAGE plpgsql STABLE AS $fn$
+DECLARE
+    found_account bigint;
+    found_request text;
+BEGIN
+    IF trace_message.message_sid IS NULL OR trace_message.message_sid = '' THEN
+        RAISE EXCEPTION USING ERRCODE = '22004', MESSAGE = 'message_sid must not be null or empty';
+    END IF;
+    SELECT m.account_id, COALESCE(m.request_id, 'msg-' || COALESCE(m.reply_to, m.message_id))
+      INTO found_account, found_request
+      FROM darkspere.messages m WHERE m.message_sid = trace_message.message_sid;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION USING ERRCODE = 'P0002',
+            MESSAGE = pg_catalog.format('no message with message_sid %s', trace_message.message_sid);
+    END IF;
+    RETURN QUERY
+    SELECT e.at, e.step,
+           e.detail || pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
+               'agent_id', e.agent_id, 'latency_ms', e.latency_ms))
+      FROM darkspere.trace_events e
+     WHERE e.account_id = found_account AND e.request_id = found_request
+     ORDER BY e.at, e.event_id;
+END
+$fn$;
+
+-- latency — exact percentiles of one stage over the window ending now, from the trace rows that end that stage.
+CREATE FUNCTION darkspere.latency(stage text, since interval DEFAULT '1 hour', agent_id bigint DEFAULT NULL)
+RETURNS TABLE(count bigint, p50_ms numeric, p95_ms numeric, p99_ms numeric)
+LANGUAGE plpgsql STABLE AS $fn$
+DECLARE
+    ending_step text;
+BEGIN
+    ending_step := CASE latency.stage
+                       WHEN 'inbound_to_reply' THEN 'replied'
+                       WHEN 'agent_call' THEN 'agent_call_finished'
+                       WHEN 'sms_send' THEN 'sms_send_finished'
+                       WHEN 'queue_wait' THEN 'agent_call_started'
+                   END;
+    IF ending_step IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = '22023',
+            MESSAGE = pg_catalog.format('unknown latency stage: %s', COALESCE(latency.stage, 'NULL')),
+            HINT = 'Stages are inbound_to_reply, agent_call, sms_send and queue_wait.';
+    END IF;
+    IF latency.since IS NULL OR latency.since <= interval '0' THEN
+        RAISE EXCEPTION USING ERRCODE = '22023',
+            MESSAGE = pg_catalog.format('since must be a positive interval: %s', COALESCE(latency.since::text, 'NULL'));
+    END IF;
+    RETURN QUERY
+    SELECT pg_catalog.count(*),
+           pg_catalog.round(pg_catalog.percentile_cont(0.50) WITHIN GROUP (ORDER BY e.latency_ms)::numeric, 1),
+           pg_catalog.round(pg_catalog.percentile_cont(0.95) WITHIN GROUP (ORDER BY e.latency_ms)::numeric, 1),
+           pg_catalog.round(pg_catalog.percentile_cont(0.99) WITHIN GROUP (ORDER BY e.latency_ms)::numeric, 1)
+      FROM darkspere.trace_events e
+     WHERE e.at >= pg_catalog.now() - latency.since AND e.step = ending_step AND e.latency_ms IS NOT NULL
+       AND (latency.agent_id IS NULL OR e.agent_id = latency.agent_id);
+END
+$fn$;
+REVOKE ALL ON FUNCTION darkspere.trace(text), darkspere.trace_message(text),
+    darkspere.latency(text, interval, bigint) FROM PUBLIC;
+
+------------------------------------------------------------------------------------------------------------------
+-- Issue #14: alert rules, alert history and notifications (evaluated by tick(); docs/operations.md "Alerts")
+------------------------------------------------------------------------------------------------------------------
+
+-- Where an alert is sent: a webhook URL (Slack-compatible POST, signed like agent calls with a secret derived
+-- from darkspere.secret_key_file and the channel name, never stored). The URL itself may carry a token (Slack's
+-- do): only darkspere_admin reads this table, and the worker gets the URL in the claimed job, not in the row.
+CREATE TABLE darkspere.alert_channels (
+    channel     text PRIMARY KEY,
+    webhook_url text NOT NULL,
+    enabled     boolean NOT NULL DEFAULT true,
+    created_at  timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+-- alert_channel_check — name and URL, with messages that name the bad value. The URL's host is checked by the
+-- worker's egress policy when it sends (as for agents): a private address is refused there, not here.
+CREATE FUNCTION darkspere.alert_channel_check() RETURNS trigger LANGUAGE plpgsql AS $fn$
+BEGIN
+    IF NEW.channel !~ '^[a-z0-9][a-z0-9_-]{0,62}$' THEN
+        RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = pg_catalog.format('bad alert channel name: %s', NEW.channel),
+            HINT = 'Lower-case letters, digits, - and _, at most 63.';
+    END IF;
+    IF NEW.webhook_url !~ '^https?://[^\s/?#]+[^\s]*$' OR pg_catalog.length(NEW.webhook_url) > 2048 THEN
+        -- The URL may hold a token: only what precedes its path is named.
+        RAISE EXCEPTION USING ERRCODE = '22023',
+            MESSAGE = pg_catalog.format('webhook_url must be an http(s) URL of at most 2048 characters: %s',
+                                        pg_catalog.substring(NEW.webhook_url, '^([^/?#]*(?://[^/?#@]*)?)'));
+    END IF;
+    RETURN NEW;
+END
+$fn$;
+CREATE TRIGGER alert_channels_check BEFORE INSERT OR UPDATE ON darkspere.alert_channels
+    FOR EACH ROW EXECUTE FUNCTION darkspere.alert_channel_check();
+SELECT pg_catalog.pg_extension_config_dump('darkspere.alert_channels', '');
+
+-- The rules tick() evaluates. metric: error_rate (% of agent calls that failed in the window), agent_p95_ms
+-- (per agent, p95 of its answered calls in the window), agent_health (per agent, health_score now),
+-- capacity_use (% of active agents' capacity in flight now), failed_signatures (per source address, webhook
+-- signatures refused in the window, reported by the worker). A rule fires once per subject (the whole
+-- platform, an agent, a source) and not again for that subject within its cooldown; it resolves when the
+-- condition no longer holds. channel NULL: recorded and NOTIFYed only.
+CREATE TABLE darkspere.alert_rules (
+    name      text PRIMARY KEY CHECK (name ~ '^[a-z0-9][a-z0-9_-]{0,62}$'),
+    metric    text NOT NULL,
+    op        text NOT NULL,
+    threshold numeric NOT NULL,
+    "window"  interval NOT NULL DEFAULT '5 minutes',
+    severity  text NOT NULL,
+    cooldown  interval NOT NULL DEFAULT '15 minutes',
+    enabled   boolean NOT NULL DEFAULT true,
+    channel   text REFERENCES darkspere.alert_channels ON UPDATE CASCADE ON DELETE SET NULL,
+    is_seed   boolean NOT NULL DEFAULT false
+);
+
+-- alert_rule_check — the rule's fields, with messages that name the bad value (a CHECK constraint would name
+-- only itself).
+CREATE FUNCTION darkspere.alert_rule_check() RETURNS trigger LANGUAGE plpgsql AS $fn$
+BEGIN
+    IF NEW.metric NOT IN ('error_rate', 'agent_p95_ms', 'agent_health', 'capacity_use', 'failed_signatures') THEN
+        RAISE EXCEPTION USING ERRCODE = '22023',
+            MESSAGE = pg_catalog.format('unknown alert metric: %s', NEW.metric),
+            HINT = 'Metrics are error_rate, agent_p95_ms, agent_health, capacity_use and failed_signatures.';
+    END IF;
+    IF NEW.op NOT IN ('>', '>=', '<', '<=') THEN
+        RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = pg_catalog.format('unknown alert operator: %s', NEW.op),
+            HINT = 'Operators are >, >=, < and <=.';
+    END IF;
+    IF NEW.severity NOT IN ('critical', 'error', 'warning', 'security', 'info') THEN
+        RAISE EXCEPTION USING ERRCODE = '22023',
+            MESSAGE = pg_catalog.format('unknown alert severity: %s', NEW.severity),
+            HINT = 'Severities are critical, error, warning, security and info.';
+    END IF;
+    IF NEW."window" <= interval '0' OR NEW."window" > interval '7 days' THEN
+        RAISE EXCEPTION USING ERRCODE = '22023',
+            MESSAGE = pg_catalog.format('alert window must be more than 0 and at most 7 days: %s', NEW."window");
+    END IF;
+    IF NEW.cooldown < interval '0' THEN
+        RAISE EXCEPTION USING ERRCODE = '22023',
+            MESSAGE = pg_catalog.format('alert cooldown must not be negative: %s', NEW.cooldown);
+    END IF;
+    RETURN NEW;
+END
+$fn$;
+CREATE TRIGGER alert_rules_check BEFORE INSERT OR UPDATE ON darkspere.alert_rules
+    FOR EACH ROW EXECUTE FUNCTION darkspere.alert_rule_check();
+
+INSERT INTO darkspere.alert_rules (name, metric, op, threshold, "window", severity, cooldown, is_seed) VALUES
+    ('error_rate',        'error_rate',        '>',  10,   '5 minutes', 'critical', '15 minutes', true),
+    ('agent_latency_p95', 'agent_p95_ms',      '>',  1000, '5 minutes', 'warning',  '15 minutes', true),
+    ('agent_health',      'agent_health',      '<',  70,   '5 minutes', 'error',    '15 minutes', true),
+    ('capacity',          'capacity_use',      '>',  85,   '5 minutes', 'warning',  '15 minutes', true),
+    ('failed_signatures', 'failed_signatures', '>=', 3,    '1 hour',    'security', '1 hour',     true);
+-- As for plans: an operator's own rules are dumped, the seeds come with the extension (a change to a seed rule,
+-- e.g. its channel, is redone after a restore; docs/operations.md "Alerts").
+SELECT pg_catalog.pg_extension_config_dump('darkspere.alert_rules', 'WHERE NOT is_seed');
+
+-- Firing and resolved alerts, kept for ever (a handful per incident). subject: '' (the platform),
+-- 'agent:<id>' or 'source:<address>'. At most one firing alert per rule and subject.
+CREATE TABLE darkspere.alerts (
+    alert_id        bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    rule            text NOT NULL REFERENCES darkspere.alert_rules ON UPDATE CASCADE ON DELETE CASCADE,
+    subject         text NOT NULL DEFAULT '',
+    severity        text NOT NULL,
+    state           text NOT NULL DEFAULT 'firing' CHECK (state IN ('firing', 'resolved')),
+    value           numeric,
+    threshold       numeric NOT NULL,
+    fired_at        timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    resolved_at     timestamptz,
+    acknowledged_at timestamptz,
+    acknowledged_by text
+);
+CREATE UNIQUE INDEX alerts_one_firing ON darkspere.alerts (rule, subject) WHERE state = 'firing';
+CREATE INDEX alerts_last_fired ON darkspere.alerts (rule, subject, fired_at);
+SELECT pg_catalog.pg_extension_config_dump('darkspere.alerts', '');
+SELECT pg_catalog.pg_extension_config_dump('darkspere.alerts_alert_id_seq', '');
+
+-- When evaluate_alerts last ran (one row): tick() evaluates the rules at most every darkspere.alert_interval.
+-- Unlogged: lost in a crash, the next tick evaluates at once.
+CREATE UNLOGGED TABLE darkspere.alert_evaluation (
+    only_row     boolean PRIMARY KEY DEFAULT true CHECK (only_row),
+    evaluated_at timestamptz NOT NULL
+);
+INSERT INTO darkspere.alert_evaluation VALUES (true, '-infinity');
+
+-- Webhook signatures the worker refused, counted per source address and minute (report_signature_failures,
+-- batched by the worker). Pruned by evaluate_alerts() after a day.
+CREATE TABLE darkspere.signature_failures (
+    source  inet NOT NULL,
+    minute  timestamptz NOT NULL,
+    failures int NOT NULL CHECK (failures > 0),
+    PRIMARY KEY (minute, source)
+);
+SELECT pg_catalog.pg_extension_config_dump('darkspere.signature_failures', '');
+
+-- report_signature_failures — adds the worker's counts (one call per batch: a source and its count each).
+CREATE FUNCTION darkspere.report_signature_failures(sources inet[], counts int[])
+RETURNS void LANGUAGE plpgsql AS $fn$
+BEGIN
+    IF sources IS NULL OR counts IS NULL OR pg_catalog.cardinality(sources) <> pg_catalog.cardinality(counts) THEN
+        RAISE EXCEPTION USING ERRCODE = '22023',
+            MESSAGE = pg_catalog.format('sources and counts must be arrays of one length: %s and %s',
+                                        COALESCE(pg_catalog.cardinality(sources)::text, 'NULL'),
+                                        COALESCE(pg_catalog.cardinality(counts)::text, 'NULL'));
+    END IF;
+    IF EXISTS (SELECT 1 FROM ROWS FROM (pg_catalog.unnest(sources), pg_catalog.unnest(counts)) u(s, c) WHERE s IS NULL OR c IS NULL OR c <= 0) THEN
+        RAISE EXCEPTION USING ERRCODE = '22023',
+            MESSAGE = pg_catalog.format('every source needs a count above 0: %s / %s', sources, counts);
+    END IF;
+    INSERT INTO darkspere.signature_failures AS f (source, minute, failures)
+    SELECT u.s, pg_catalog.date_trunc('minute', pg_catalog.now()), pg_catalog.sum(u.c)::int
+      FROM ROWS FROM (pg_catalog.unnest(sources), pg_catalog.unnest(counts)) u(s, c) GROUP BY u.s
+    ON CONFLICT (minute, source) DO UPDATE SET failures = f.failures + EXCLUDED.failures;
+END
+$fn$;
+
+-- alert_values — what each enabled rule measures now, per subject, and whether its condition holds.
+-- Cost: error_rate and agent_p95_ms read the trace rows of their window (trace_events_at, BRIN), agent_health
+-- and capacity_use read the agents (one row each, plus agent_load), failed_signatures the minutes of its window.
+CREATE FUNCTION darkspere.alert_values()
+RETURNS TABLE(rule text, subject text, value numeric, holds boolean)
+LANGUAGE sql STABLE AS $fn$
+    WITH m AS (
+        SELECT r.name, '' AS subject,
+               (SELECT 100.0 * pg_catalog.count(*) FILTER (WHERE NOT (e.detail->>'ok')::boolean)
+                       / NULLIF(pg_catalog.count(*), 0)
+                  FROM darkspere.trace_events e
+                 WHERE e.at >= pg_catalog.now() - r."window" AND e.step = 'agent_call_finished') AS value
+          FROM darkspere.alert_rules r WHERE r.enabled AND r.metric = 'error_rate'
+        UNION ALL
+        SELECT r.name, 'agent:' || e.agent_id,
+               pg_catalog.percentile_cont(0.95) WITHIN GROUP (ORDER BY e.latency_ms)::numeric
+          FROM darkspere.alert_rules r
+          JOIN darkspere.trace_events e ON e.at >= pg_catalog.now() - r."window"
+               AND e.step = 'agent_call_finished' AND e.latency_ms IS NOT NULL AND e.agent_id IS NOT NULL
+         WHERE r.enabled AND r.metric = 'agent_p95_ms'
+         GROUP BY r.name, e.agent_id
+        UNION ALL
+        SELECT r.name, 'agent:' || a.agent_id, a.health_score::numeric
+          FROM darkspere.alert_rules r CROSS JOIN darkspere.agents a
+         WHERE r.enabled AND r.metric = 'agent_health' AND a.status IN ('active', 'unhealthy')
+        UNION ALL
+        SELECT r.name, '',
+               (SELECT 100.0 * COALESCE(pg_catalog.sum(l.in_flight), 0)
+                       / NULLIF((SELECT pg_catalog.sum(a.capacity) FROM darkspere.agents a
+                                  WHERE a.status = 'active'), 0)
+                  FROM darkspere.agent_load l JOIN darkspere.agents a USING (agent_id)
+                 WHERE a.status = 'active')
+          FROM darkspere.alert_rules r WHERE r.enabled AND r.metric = 'capacity_use'
+        UNION ALL
+        SELECT r.name, 'source:' || pg_catalog.host(f.source), pg_catalog.sum(f.failures)::numeric
+          FROM darkspere.alert_rules r
+          JOIN darkspere.signature_failures f ON f.minute >= pg_catalog.date_trunc('minute', pg_catalog.now() - r."window")
+         WHERE r.enabled AND r.metric = 'failed_signatures'
+         GROUP BY r.name, f.source
+    )
+    SELECT m.name, m.subject, pg_catalog.round(m.value, 1),
+           CASE r.op WHEN '>' THEN m.value > r.threshold WHEN '>=' THEN m.value >= r.threshold
+                     WHEN '<' THEN m.value < r.threshold WHEN '<=' THEN m.value <= r.threshold END
+      FROM m JOIN darkspere.alert_rules r ON r.name = m.name
+     WHERE m.value IS NOT NULL
+$fn$;
+
+-- evaluate_alerts — called by tick(): fires the rules whose condition holds (once per subject, not again
+-- within the cooldown), resolves the firing alerts whose condition no longer holds, queues an alert_notify
+-- job per change for the rule's channel and NOTIFYs darkspere_alerts with the alert id. Returns
+-- {fired, resolved}. Serialised by an advisory lock so two ticks never fire one alert twice.
+CREATE FUNCTION darkspere.evaluate_alerts()
+RETURNS jsonb LANGUAGE plpgsql AS $fn$
+DECLARE
+    resolved_ids bigint[];
+    fired_ids bigint[];
+    id bigint;
+BEGIN
+    IF NOT pg_catalog.pg_try_advisory_xact_lock(pg_catalog.hashtext('darkspere.evaluate_alerts')) THEN
+        RETURN pg_catalog.jsonb_build_object('skipped', true);
+    END IF;
+    -- At most every darkspere.alert_interval (10 s): with many agents an evaluation costs 0.1–0.2 s.
+    UPDATE darkspere.alert_evaluation SET evaluated_at = pg_catalog.now()
+     WHERE evaluated_at <= pg_catalog.now()
+           - COALESCE(pg_catalog.current_setting('darkspere.alert_interval', true), '10s')::interval;
+    IF NOT FOUND THEN
+        RETURN pg_catalog.jsonb_build_object('skipped', true);
+    END IF;
+    -- One statement: the resolutions and the new alerts both read one evaluation of the rules.
+    WITH v AS MATERIALIZED (SELECT * FROM darkspere.alert_values()),
+    resolved AS (
+        UPDATE darkspere.alerts al SET state = 'resolved', resolved_at = pg_catalog.now()
+         WHERE al.state = 'firing'
+           AND NOT EXISTS (SELECT 1 FROM v WHERE v.rule = al.rule AND v.subject = al.subject AND v.holds)
+        RETURNING al.alert_id),
+    fired AS (
+        INSERT INTO darkspere.alerts (rule, subject, severity, value, threshold)
+        SELECT v.rule, v.subject, r.severity, v.value, r.threshold
+          FROM v JOIN darkspere.alert_rules r ON r.name = v.rule
+         WHERE v.holds
+           AND NOT EXISTS (SELECT 1 FROM darkspere.alerts p
+                            WHERE p.rule = v.rule AND p.subject = v.subject
+                              AND (p.state = 'firing' OR p.fired_at > pg_catalog.now() - r.cooldown))
+         ORDER BY v.rule, v.subject
+        RETURNING alert_id)
+    SELECT ARRAY(SELECT alert_id FROM resolved ORDER BY alert_id), ARRAY(SELECT alert_id FROM fired ORDER BY alert_id)
+      INTO resolved_ids, fired_ids;
+    FOREACH id IN ARRAY resolved_ids || fired_ids LOOP
+        PERFORM darkspere.alert_announce(id);
+    END LOOP;
+    DELETE FROM darkspere.signature_failures WHERE minute < pg_catalog.now() - interval '1 day';
+    RETURN pg_catalog.jsonb_build_object('fired', pg_catalog.cardinality(fired_ids),
+                                         'resolved', pg_catalog.cardinality(resolved_ids));
+END
+$fn$;
+
+-- alert_announce — NOTIFY darkspere_alerts (payload: the alert id) and, when the rule has an enabled channel, an
+-- alert_notify job (5 attempts) whose payload is the message; the URL and the signing secret are added when a
+-- worker claims it (claim.cpp), never stored in the job.
+CREATE FUNCTION darkspere.alert_announce(alert_id bigint)
+RETURNS void LANGUAGE plpgsql AS $fn$
+DECLARE
+    al darkspere.alerts;
+    ch text;
+BEGIN
+    SELECT * INTO al FROM darkspere.alerts x WHERE x.alert_id = alert_announce.alert_id;
+    PERFORM pg_catalog.pg_notify('darkspere_alerts', al.alert_id::text);
+    SELECT c.channel INTO ch FROM darkspere.alert_rules r JOIN darkspere.alert_channels c ON c.channel = r.channel
+     WHERE r.name = al.rule AND c.enabled;
+    IF ch IS NULL THEN
+        RETURN;
+    END IF;
+    INSERT INTO darkspere.jobs (kind, max_attempts, idempotency_key, payload)
+    VALUES ('alert_notify', 5, 'alert_notify:' || al.alert_id || ':' || al.state,
+            pg_catalog.jsonb_build_object(
+                'channel', ch, 'request_id', 'alert-' || al.alert_id,
+                'body', pg_catalog.jsonb_build_object(
+                    'text', pg_catalog.format('[%s] %s %s%s: %s %s (threshold %s)',
+                                              pg_catalog.upper(al.severity), al.rule,
+                                              CASE al.state WHEN 'firing' THEN 'firing' ELSE 'resolved' END,
+                                              CASE al.subject WHEN '' THEN '' ELSE ' for ' || al.subject END,
+                                              'value', al.value, al.threshold),
+                    'alert_id', al.alert_id, 'rule', al.rule, 'state', al.state, 'severity', al.severity,
+                    'subject', al.subject, 'value', al.value, 'threshold', al.threshold,
+                    'fired_at', al.fired_at, 'resolved_at', al.resolved_at)))
+    ON CONFLICT (idempotency_key) DO NOTHING;
+END
+$fn$;
+
+-- alert_channel_secret — the secret a channel's webhook verifies X-DarkSpere-Signature with (derived from
+-- darkspere.secret_key_file and the channel name, never stored; alerts.cpp).
+CREATE FUNCTION darkspere.alert_channel_secret(channel text)
+RETURNS text AS 'MODULE_PATHNAME', 'darkspere_alert_channel_secret' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+-- acknowledge_alert — a person has seen it: recorded once (a second acknowledgement keeps the first).
+CREATE FUNCTION darkspere.acknowledge_alert(alert_id bigint, by text)
+RETURNS darkspere.alerts LANGUAGE plpgsql AS $fn$
+DECLARE
+    al darkspere.alerts;
+BEGIN
+    IF acknowledge_alert.by IS NULL OR pg_catalog.btrim(acknowledge_alert.by) = '' THEN
+        RAISE EXCEPTION USING ERRCODE = '22004', MESSAGE = 'by must name who acknowledges, not be null or empty';
+    END IF;
+    UPDATE darkspere.alerts x SET acknowledged_at = COALESCE(x.acknowledged_at, pg_catalog.now()),
+                                  acknowledged_by = COALESCE(x.acknowledged_by, acknowledge_alert.by)
+     WHERE x.alert_id = acknowledge_alert.alert_id RETURNING x.* INTO al;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION USING ERRCODE = 'P0002',
+            MESSAGE = pg_catalog.format('no alert with alert_id %s', COALESCE(acknowledge_alert.alert_id::text, 'NULL'));
+    END IF;
+    RETURN al;
+END
+$fn$;
+REVOKE ALL ON FUNCTION darkspere.alert_rule_check(), darkspere.alert_channel_check(),
+    darkspere.report_signature_failures(inet[], int[]),
+    darkspere.alert_values(), darkspere.evaluate_alerts(), darkspere.alert_announce(bigint),
+    darkspere.acknowledge_alert(bigint, text), darkspere.alert_channel_secret(text) FROM PUBLIC;
 
 ------------------------------------------------------------------------------------------------------------------
 -- Privileges: keep this block last; every function added above gets its line here
@@ -2162,6 +2588,9 @@ ALTER FUNCTION darkspere.create_account_key(bigint, text) SECURITY DEFINER SET s
 ALTER FUNCTION darkspere.revoke_account_key(bigint) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 ALTER FUNCTION darkspere.authenticate_key(text) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 ALTER FUNCTION darkspere.rotate_agent_key(bigint, interval) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION darkspere.trace(text) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION darkspere.trace_message(text) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION darkspere.latency(text, interval, bigint) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 ALTER FUNCTION darkspere.api_call(text, text, text, bigint, jsonb)
     SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 ALTER FUNCTION darkspere.effective_plan(bigint) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
@@ -2174,6 +2603,16 @@ ALTER FUNCTION darkspere.record_agent_tools(bigint, jsonb) SECURITY DEFINER SET 
 ALTER FUNCTION darkspere.status_snapshot() SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET jit = off;
 ALTER FUNCTION darkspere.billing_result(bigint, text, jsonb, int, text)
     SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION darkspere.report_signature_failures(inet[], int[])
+    SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION darkspere.acknowledge_alert(bigint, text) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION darkspere.alert_channel_secret(text) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+-- Run by tick() (itself SECURITY DEFINER): pinned search_path, no grants.
+ALTER FUNCTION darkspere.alert_values() SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION darkspere.evaluate_alerts() SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION darkspere.alert_announce(bigint) SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION darkspere.alert_rule_check() SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION darkspere.alert_channel_check() SET search_path = pg_catalog, pg_temp;
 -- sms_segments, twilio_signature, twilio_signature_valid and stripe_signature_valid touch no table: they stay
 -- SECURITY INVOKER and executable by PUBLIC, as in 0.1.0.
 
@@ -2198,7 +2637,8 @@ GRANT EXECUTE ON FUNCTION
     darkspere.stripe_event(jsonb),
     darkspere.record_agent_tools(bigint, jsonb),
     darkspere.status_snapshot(),
-    darkspere.billing_result(bigint, text, jsonb, int, text)
+    darkspere.billing_result(bigint, text, jsonb, int, text),
+    darkspere.report_signature_failures(inet[], int[])
     TO darkspere_worker;
 GRANT SELECT ON darkspere.queue_depth TO darkspere_worker;
 
@@ -2218,19 +2658,27 @@ GRANT EXECUTE ON FUNCTION
     darkspere.effective_plan(bigint),
     darkspere.feature_access(bigint, text),
     darkspere.set_number_agent_tag(text, text),
-    darkspere.status_snapshot()
+    darkspere.status_snapshot(),
+    darkspere.trace(text),
+    darkspere.trace_message(text),
+    darkspere.latency(text, interval, bigint),
+    darkspere.acknowledge_alert(bigint, text),
+    darkspere.alert_channel_secret(text)
     TO darkspere_admin;
 GRANT SELECT ON ALL TABLES IN SCHEMA darkspere TO darkspere_admin;
 GRANT INSERT, UPDATE, DELETE ON darkspere.plans, darkspere.rate_limit_rules, darkspere.rate_limit_overrides,
-    darkspere.plan_features, darkspere.account_features, darkspere.plan_prices, darkspere.stripe_meters
+    darkspere.plan_features, darkspere.account_features, darkspere.plan_prices, darkspere.stripe_meters,
+    darkspere.alert_rules, darkspere.alert_channels
     TO darkspere_admin;
 GRANT UPDATE, DELETE ON darkspere.accounts TO darkspere_admin;  -- texts, plan; create with create_account
 GRANT DELETE ON darkspere.numbers TO darkspere_admin;           -- release a number; add with add_number
 
 -- darkspere_monitor: read-only.
 GRANT EXECUTE ON FUNCTION darkspere.usage(bigint, date), darkspere.effective_plan(bigint),
-    darkspere.feature_access(bigint, text), darkspere.status_snapshot() TO darkspere_monitor;
-GRANT SELECT ON darkspere.queue_depth, darkspere.agent_health TO darkspere_monitor;
+    darkspere.feature_access(bigint, text), darkspere.status_snapshot(), darkspere.trace(text),
+    darkspere.trace_message(text), darkspere.latency(text, interval, bigint) TO darkspere_monitor;
+GRANT SELECT ON darkspere.queue_depth, darkspere.agent_health, darkspere.alerts, darkspere.alert_rules
+    TO darkspere_monitor;
 -- The dashboards' views (Grafana over a darkspere_monitor login); latency_samples is their building block only.
 GRANT SELECT ON darkspere.dashboard_health, darkspere.dashboard_traffic, darkspere.dashboard_latency,
     darkspere.dashboard_usage, darkspere.dashboard_security TO darkspere_monitor;

@@ -15,6 +15,7 @@
 #include "ext/routing.hpp"
 #include "ext/settings.hpp"
 #include "ext/spi_plans.hpp"
+#include "ext/trace.hpp"
 #include "ext/validate.hpp"
 
 #include <cmath>
@@ -43,31 +44,59 @@ static Statement kFenceFail = {
     nullptr};
 
 // Marks the turn answered and reads what the reply needs: the account's fallback text, whether the phone
-// opted out and whether the plan has a hard cap (only then is the quota read). Touching the session also
+// opted out and whether the plan has a hard cap (only then is the quota read); traces `agent_call_finished`
+// ($2 job, $3 attempt, $4 agent, $5 latency reported by the worker). Touching the session also
 // serialises replies of one session, which keeps hand-offs of their sends in order.
 static Statement kAnswered = {
     "WITH m AS (UPDATE darkspere.messages SET status = 'answered', updated_at = pg_catalog.now()"
     "            WHERE message_id = $1"
-    "            RETURNING account_id, session_id, service_number, phone, request_id),"
+    "            RETURNING account_id, session_id, service_number, phone, request_id, message_id, reply_to),"
     "     s AS (UPDATE darkspere.sessions SET last_activity_at = pg_catalog.now()"
-    "            WHERE session_id = (SELECT session_id FROM m))"
+    "            WHERE session_id = (SELECT session_id FROM m)),"
+    "     t AS (INSERT INTO darkspere.trace_events (account_id, request_id, step, agent_id, latency_ms, detail)"
+    "           SELECT m.account_id, " DS_TRACE_REQUEST
+    ", 'agent_call_finished', $4, $5,"
+    "                  pg_catalog.jsonb_build_object('ok', true, 'job_id', $2::bigint, 'attempt', $3::int,"
+    "                      'message_id', m.message_id)"
+    "             FROM m)"
     " SELECT m.account_id, m.session_id, m.service_number, m.phone, m.request_id, a.fallback_text,"
     "        EXISTS (SELECT 1 FROM darkspere.opt_outs o WHERE o.account_id = m.account_id"
     "                   AND o.service_number = m.service_number AND o.phone = m.phone),"
     "        p.hard_cap"
     "   FROM m JOIN darkspere.accounts a ON a.account_id = m.account_id"
     "   JOIN darkspere.plans p ON p.plan = a.plan",
-    1,
-    {INT8OID},
+    5,
+    {INT8OID, INT8OID, INT4OID, INT8OID, INT4OID},
     nullptr};
 
+// Stores the provider's answer and traces `sms_send_finished` (latency: the Twilio request as the worker
+// timed it, $5) and, for the first SMS of a reply to an inbound message, `replied` (latency: since that
+// message was received). $6 job, $7 attempt.
 static Statement kSent = {
-    "UPDATE darkspere.messages SET message_sid = COALESCE($2, message_sid),"
+    "WITH m AS (UPDATE darkspere.messages SET message_sid = COALESCE($2, message_sid),"
     "       status = CASE WHEN delivery_rank = 0 THEN COALESCE($3, 'queued') ELSE status END,"
     "       segments = COALESCE($4, segments), updated_at = pg_catalog.now()"
-    " WHERE message_id = $1 RETURNING account_id, segments",
-    4,
-    {INT8OID, TEXTOID, TEXTOID, INT4OID},
+    " WHERE message_id = $1 RETURNING account_id, segments, message_id, request_id, reply_to, agent_id),"
+    " r AS (SELECT " DS_TRACE_REQUEST
+    " AS trace_request, m.* FROM m),"
+    " t AS (INSERT INTO darkspere.trace_events (account_id, request_id, step, agent_id, latency_ms, detail)"
+    "       SELECT r.account_id, r.trace_request, s.step, r.agent_id, s.latency_ms, s.detail"
+    "         FROM r CROSS JOIN LATERAL (VALUES"
+    "           (1, 'sms_send_finished', $5::int, pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object("
+    "               'ok', true, 'job_id', $6::bigint, 'attempt', $7::int, 'message_id', r.message_id,"
+    "               'sid', $2::text, 'status', $3::text, 'segments', r.segments))),"
+    "           (2, 'replied', (SELECT GREATEST(0, pg_catalog.round(EXTRACT(epoch FROM"
+    "                               pg_catalog.clock_timestamp() - i.created_at) * 1000))::int"
+    "                             FROM darkspere.messages i WHERE i.message_id = r.reply_to),"
+    "               pg_catalog.jsonb_build_object('message_id', r.reply_to, 'reply_message_id', r.message_id)))"
+    "           s(ord, step, latency_ms, detail)"
+    "        WHERE s.ord = 1 OR (r.reply_to IS NOT NULL AND NOT EXISTS ("
+    "              SELECT 1 FROM darkspere.trace_events e WHERE e.account_id = r.account_id"
+    "                 AND e.request_id = r.trace_request AND e.step = 'replied'))"
+    "        ORDER BY s.ord)"
+    " SELECT account_id, segments FROM m",
+    7,
+    {INT8OID, TEXTOID, TEXTOID, INT4OID, INT4OID, INT8OID, INT4OID},
     nullptr};
 
 static Statement kRetryOnAgent = {
@@ -152,7 +181,8 @@ static bool result_latency(Jsonb *result, int32 *latency_ms) {
     return true;
 }
 
-static void complete_agent_call(int64 message_id, int64 agent_id, Jsonb *result) {
+static void complete_agent_call(int64 job_id, int32 attempt, int64 message_id, int64 agent_id,
+                                Jsonb *result) {
     MemoryContext caller = CurrentMemoryContext;
     // The agent's answer: reply a string or null (or missing), latency when a number (clamped to int range).
     JsonbValue *reply_value = jsonb_key(result, "reply");
@@ -171,8 +201,10 @@ static void complete_agent_call(int64 message_id, int64 agent_id, Jsonb *result)
     agent_load_add(agent_id, -1);
     health_record(agent_id, true, latency_ms, latency_known);
 
-    Datum args[1] = {Int64GetDatum(message_id)};
-    SpiResult turn = spi_run(kAnswered, args, nullptr, false, 1);
+    Datum args[5] = {Int64GetDatum(message_id), Int64GetDatum(job_id), Int32GetDatum(attempt),
+                     Int64GetDatum(agent_id), Int32GetDatum(latency_ms)};
+    char nulls[5] = {' ', ' ', ' ', null_flag(agent_id == 0), null_flag(!latency_known)};
+    SpiResult turn = spi_run(kAnswered, args, nulls, false, 1);
     if (turn.empty()) {
         return;  // the message is gone (account deleted): nothing to answer
     }
@@ -192,10 +224,13 @@ static void complete_agent_call(int64 message_id, int64 agent_id, Jsonb *result)
         // The agent answered without usable text; "" would have meant "send nothing".
         enqueue_reply(account_id, session_id, message_id, service_number, phone, fallback, 0, request_id,
                       &checks);
+    } else {
+        trace_no_reply(account_id, request_id, message_id, agent_id,
+                       reply != nullptr ? "empty_reply" : "no_reply_no_fallback");
     }
 }
 
-static void complete_sms_send(int64 message_id, Jsonb *result) {
+static void complete_sms_send(int64 job_id, int32 attempt, int64 message_id, Jsonb *result) {
     // The provider's answer: sid and status as text, segments when a number from 1 to 1000.
     char *sid = jsonb_text(jsonb_key(result, "sid"));
     char *status = jsonb_text(jsonb_key(result, "status"));
@@ -208,10 +243,19 @@ static void complete_sms_send(int64 message_id, Jsonb *result) {
         segments = segments_known ? static_cast<int32>(lround(n)) : 0;
     }
 
-    Datum args[4] = {Int64GetDatum(message_id), sid ? text_datum(sid) : (Datum)0,
-                     status ? text_datum(status) : (Datum)0, Int32GetDatum(segments)};
-    char nulls[4] = {' ', null_flag(sid == nullptr), null_flag(status == nullptr),
-                     null_flag(!segments_known)};
+    int32 latency_ms = 0;
+    bool latency_known = result_latency(result, &latency_ms);
+    Datum args[7] = {
+        Int64GetDatum(message_id), sid ? text_datum(sid) : (Datum)0, status ? text_datum(status) : (Datum)0,
+        Int32GetDatum(segments),   Int32GetDatum(latency_ms),        Int64GetDatum(job_id),
+        Int32GetDatum(attempt)};
+    char nulls[7] = {' ',
+                     null_flag(sid == nullptr),
+                     null_flag(status == nullptr),
+                     null_flag(!segments_known),
+                     null_flag(!latency_known),
+                     ' ',
+                     ' '};
     SpiResult sent = spi_run(kSent, args, nulls, false, 1);
     if (sent.empty()) {
         return;
@@ -249,6 +293,8 @@ static void fail_agent_call(int64 job_id, int attempt, int max_attempts, int64 a
         health_record(agent_id, false, 0, false);
     }
     if (!retryable || attempt >= max_attempts) {
+        trace_job_failed(message_id, job_id, attempt, "agent_call", agent_id, error, retryable,
+                         "dead_lettered", 0, 0);
         dead_letter(job_id, error, true);
         return;
     }
@@ -269,9 +315,13 @@ static void fail_agent_call(int64 job_id, int attempt, int max_attempts, int64 a
         delay = backoff_seconds(attempt);
     }
     if (next == 0) {
+        trace_job_failed(message_id, job_id, attempt, "agent_call", agent_id, error, retryable,
+                         "dead_lettered", 0, 0);
         dead_letter(job_id, error, true);
         return;
     }
+    trace_job_failed(message_id, job_id, attempt, "agent_call", agent_id, error, retryable,
+                     next != agent_id ? "failover" : "retry", next, delay);
     Datum args[4] = {Int64GetDatum(job_id), Int64GetDatum(next), Float8GetDatum(delay), text_datum(error)};
     spi_run(kRetryOnAgent, args, nullptr, false, 0);
     agent_load_add(next, 1);
@@ -343,9 +393,9 @@ bool job_complete(int64 job_id, int32 attempt, Jsonb *result) {
     int64 message_id = job.get_int64(0, 4);
     int64 agent_id = job.get_int64(0, 5);
     if (strcmp(kind, "agent_call") == 0) {
-        complete_agent_call(message_id, agent_id, result);
+        complete_agent_call(job_id, attempt, message_id, agent_id, result);
     } else if (strcmp(kind, "sms_send") == 0) {
-        complete_sms_send(message_id, result);
+        complete_sms_send(job_id, attempt, message_id, result);
     } else if (strcmp(kind, "health_probe") == 0) {
         complete_health_probe(agent_id, result);
     } else if (strcmp(kind, "stripe_meter") == 0) {
@@ -384,9 +434,12 @@ bool job_fail(int64 job_id, int32 attempt, const char *error, bool retryable) {
         fail_agent_call(job_id, attempt, max_attempts, account_id, session_id, message_id, agent_id, tried,
                         error, retryable);
     } else if (retryable && attempt < max_attempts) {
-        Datum retry[3] = {Int64GetDatum(job_id), Float8GetDatum(backoff_seconds(attempt)), text_datum(error)};
+        double delay = backoff_seconds(attempt);
+        trace_job_failed(message_id, job_id, attempt, kind, 0, error, retryable, "retry", 0, delay);
+        Datum retry[3] = {Int64GetDatum(job_id), Float8GetDatum(delay), text_datum(error)};
         spi_run(kRetryLater, retry, nullptr, false, 0);
     } else {
+        trace_job_failed(message_id, job_id, attempt, kind, 0, error, retryable, "dead_lettered", 0, 0);
         dead_letter(job_id, error, false);
         if (strcmp(kind, "stripe_meter") == 0) {
             Datum done[3] = {Int64GetDatum(job_id), BoolGetDatum(false), text_datum(error)};

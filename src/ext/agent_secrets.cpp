@@ -135,10 +135,14 @@ static const uint8 *master_key() {
 }
 
 void agent_signing_secret(int64 agent_id, int32 generation, char out[kAgentSecretChars + 1]) {
-    const uint8 *key = master_key();
     char message[64];
     int len =
         snprintf(message, sizeof message, "agent:%lld:%d", static_cast<long long>(agent_id), generation);
+    derived_secret(message, len, out);
+}
+
+void derived_secret(const char *message, int len, char out[kAgentSecretChars + 1]) {
+    const uint8 *key = master_key();
     uint8 mac[PG_SHA256_DIGEST_LENGTH];
     pg_hmac_ctx *ctx = pg_hmac_create(PG_SHA256);
     if (ctx == nullptr || pg_hmac_init(ctx, key, kMasterKeyBytes) < 0 ||

@@ -10,6 +10,10 @@ constexpr int kAgentSecretChars = 4 + 64;  // "dsk_" + hex of HMAC-SHA256
 // agent_signing_secret — the secret of (agent, generation), derived from the master key (created on first
 // use).
 void agent_signing_secret(int64 agent_id, int32 generation, char out[kAgentSecretChars + 1]);
+// derived_secret — "dsk_" + hex HMAC-SHA256(master key, message): the derivation of agent_signing_secret,
+// also used for alert channels ("alert-channel:<name>", alerts.cpp). Distinct message prefixes keep them
+// apart.
+void derived_secret(const char *message, int len, char out[kAgentSecretChars + 1]);
 // agent_signing_secrets_jsonb — {"signing_secrets": [current] or [current, previous]} for an agent_call
 // payload.
 Datum agent_signing_secrets_jsonb(int64 agent_id, int32 generation, bool in_grace);

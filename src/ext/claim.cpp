@@ -10,6 +10,8 @@
 #include "ext/routing.hpp"
 #include "ext/settings.hpp"
 #include "ext/spi_plans.hpp"
+#include "ext/trace.hpp"
+#include "ext/alerts.hpp"
 #include "ext/validate.hpp"
 
 namespace darkspere {
@@ -26,11 +28,26 @@ static Statement kClaim = {
     "          SELECT 1 FROM darkspere.jobs o WHERE o.ordering_key = j.ordering_key AND o.job_id < j.job_id"
     "             AND o.state IN ('pending', 'running')))"
     "   ORDER BY j.priority, j.job_id"
-    "   LIMIT $2 FOR UPDATE SKIP LOCKED)"
+    "   LIMIT $2 FOR UPDATE SKIP LOCKED"
+    "), c AS ("
     " UPDATE darkspere.jobs j SET state = 'running', attempt = j.attempt + 1, claimed_by = $1,"
     "        lease_until = pg_catalog.clock_timestamp() + $3"
     "   FROM ready WHERE j.job_id = ready.job_id"
-    " RETURNING j.job_id, j.attempt, j.kind, j.payload, j.message_id, j.agent_id",
+    " RETURNING j.job_id, j.attempt, j.kind, j.payload, j.message_id, j.agent_id, j.available_at),"
+    // The same statement traces `agent_call_started` (latency: the queue wait since the job became
+    // available) and `sms_send_started`, one row per claimed job.
+    " t AS ("
+    "  INSERT INTO darkspere.trace_events (account_id, request_id, step, agent_id, latency_ms, detail)"
+    "  SELECT m.account_id, " DS_TRACE_REQUEST
+    ", c.kind || '_started',"
+    "         CASE WHEN c.kind = 'agent_call' THEN c.agent_id END,"
+    "         CASE WHEN c.kind = 'agent_call' THEN GREATEST(0, pg_catalog.round(EXTRACT(epoch FROM"
+    "             pg_catalog.clock_timestamp() - c.available_at) * 1000))::int END,"
+    "         pg_catalog.jsonb_build_object('job_id', c.job_id, 'attempt', c.attempt, 'message_id', m.message_id,"
+    "             'worker', $1)"
+    "    FROM c JOIN darkspere.messages m ON m.message_id = c.message_id"
+    "   WHERE c.kind IN ('agent_call', 'sms_send') ORDER BY c.job_id)"
+    " SELECT job_id, attempt, kind, payload, message_id, agent_id FROM c",
     5,
     {TEXTOID, INT4OID, INTERVALOID, INT8ARRAYOID, INT8ARRAYOID},
     nullptr};
@@ -163,6 +180,13 @@ DARKSPERE_FUNCTION(darkspere_claim_jobs) {
             if (payload == (Datum)0) {
                 finish_unsent(job_id, "done", "agent no longer probed (maintenance, disabled or gone)",
                               "failed");
+                continue;
+            }
+        } else if (strcmp(kind_name, "alert_notify") == 0) {
+            // The channel's URL and signing secret are added now: neither is stored in the job.
+            payload = alert_notify_payload(payload);
+            if (payload == (Datum)0) {
+                finish_unsent(job_id, "done", "alert channel removed or disabled", "failed");
                 continue;
             }
         } else if (strcmp(kind_name, "sms_send") == 0) {

@@ -134,7 +134,7 @@ Outcome handle_keyword(const Inbound &in, int64 account_id, Keyword keyword, con
     // Before the consent rows: the phone's ceiling row is the first row of the phone a message locks.
     bool reply = keyword_reply_hit(account_id, in.from_number, name, text != nullptr);
     record_consent(account_id, in.to_number, in.from_number, name, "keyword", in.body, in.message_sid);
-    out.message_id = store_inbound(in, account_id, 0, "keyword", seg, 0);
+    out.message_id = store_inbound(in, account_id, 0, "keyword", seg, 0, out.disposition);
     usage_add(account_id, "sms_in", seg.segments);
     if (reply) {
         out.reply = text;

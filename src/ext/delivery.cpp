@@ -13,6 +13,7 @@
 #include "ext/delivery.hpp"
 #include "ext/errors.hpp"
 #include "ext/spi_plans.hpp"
+#include "ext/trace.hpp"
 #include "ext/validate.hpp"
 
 namespace darkspere {
@@ -60,11 +61,20 @@ static Statement kMarkEventApplied = {
     "UPDATE darkspere.delivery_events SET applied = true WHERE event_id = $1", 1, {INT8OID}, nullptr};
 
 // Applies one status if it moves the message forward. `read` (rank 4) only after `delivered`.
+// The same statement traces the change as `delivery_status` (trace.hpp).
 static Statement kApply = {
+    "WITH m AS ("
     "UPDATE darkspere.messages SET status = $2, delivery_rank = $3, error_code = COALESCE($4, error_code),"
     "       updated_at = pg_catalog.now()"
     " WHERE message_sid = $1 AND direction = 'out' AND status <> 'suppressed' AND delivery_rank < $3"
-    "   AND ($3 < 4 OR status = 'delivered')",
+    "   AND ($3 < 4 OR status = 'delivered')"
+    " RETURNING account_id, message_id, request_id, reply_to, agent_id),"
+    " t AS (INSERT INTO darkspere.trace_events (account_id, request_id, step, agent_id, detail)"
+    "       SELECT m.account_id, " DS_TRACE_REQUEST ", 'delivery_status', m.agent_id,"
+    "              pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object('status', $2::text,"
+    "                  'error_code', $4::int, 'sid', $1::text, 'message_id', m.message_id))"
+    "         FROM m)"
+    " SELECT 1 FROM m",
     4,
     {TEXTOID, TEXTOID, INT2OID, INT4OID},
     nullptr};

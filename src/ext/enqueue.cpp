@@ -15,6 +15,7 @@
 #include "ext/settings.hpp"
 #include "ext/sms_text.hpp"
 #include "ext/spi_plans.hpp"
+#include "ext/trace.hpp"
 
 namespace darkspere {
 
@@ -26,7 +27,12 @@ namespace darkspere {
 
 // $6 hand-off worker, $7 hand-off lease: with a worker, a call that may run now (no earlier call of the
 // session pending or running) is stored already leased to it as attempt 1.
+// The same statement traces the turn in one row: `received` (routed at once by receive_sms: $8 the segments,
+// $9 the request id the caller knows) or `queued` (routed later by tick()), plus, handed off,
+// `agent_call_started` (queue wait 0). One row instead of received + routed + queued keeps the hot path's
+// cost of tracing to one heap row and its index entries (docs/benchmarks.md section 5).
 static Statement kInsertAgentCall = {
+    "WITH j AS ("
     "INSERT INTO darkspere.jobs (account_id, kind, max_attempts, idempotency_key, ordering_key, session_id,"
     "                            message_id, agent_id, tried_agents, state, attempt, claimed_by, lease_until,"
     "                            priority)"
@@ -36,9 +42,24 @@ static Statement kInsertAgentCall = {
     "   FROM (SELECT $6::text IS NOT NULL"
     "                AND NOT EXISTS (SELECT 1 FROM darkspere.jobs o WHERE o.ordering_key = 'session:' || $2"
     "                                   AND o.state IN ('pending', 'running')) AS now) h"
-    " RETURNING job_id, state = 'running', attempt",
-    7,
-    {INT8OID, INT8OID, INT8OID, INT8OID, INT4OID, TEXTOID, INTERVALOID},
+    " RETURNING job_id, state = 'running' AS running, attempt),"
+    " t AS ("
+    "  INSERT INTO darkspere.trace_events (account_id, request_id, step, agent_id, latency_ms, detail)"
+    "  SELECT $1, COALESCE($9::text, (SELECT " DS_TRACE_REQUEST
+    " FROM darkspere.messages m"
+    "                                   WHERE m.message_id = $3)), s.step, $4, s.latency_ms, s.detail"
+    "    FROM j CROSS JOIN LATERAL (VALUES"
+    "      (1, CASE WHEN $8::int IS NULL THEN 'queued' ELSE 'received' END, NULL::int,"
+    "          CASE WHEN $8::int IS NULL"
+    "               THEN pg_catalog.jsonb_build_object('job_id', j.job_id, 'kind', 'agent_call')"
+    "               ELSE pg_catalog.jsonb_build_object('disposition', 'routed', 'message_id', $3,"
+    "                        'segments', $8::int, 'session_id', $2, 'job_id', j.job_id) END),"
+    "      (2, 'agent_call_started', 0, pg_catalog.jsonb_build_object('job_id', j.job_id, 'attempt', j.attempt,"
+    "          'worker', $6::text, 'handoff', true))) s(ord, step, latency_ms, detail)"
+    "   WHERE s.ord = 1 OR j.running ORDER BY s.ord)"
+    " SELECT job_id, running, attempt FROM j",
+    9,
+    {INT8OID, INT8OID, INT8OID, INT8OID, INT4OID, TEXTOID, INTERVALOID, INT4OID, TEXTOID},
     nullptr};
 
 static Statement kMarkRouted = {
@@ -55,16 +76,20 @@ static Statement kMarkRouted = {
 // needs. With a hand-off worker, a job that may run now (not held by the rate limit, no earlier send to the
 // same phone pending or running) is stored already leased to that worker as attempt 1; otherwise it waits
 // for a claim.
+// The same statement traces `reply_stored` (`fallback_stored` when no agent wrote it) and, handed off,
+// `sms_send_started`.
 static Statement kInsertReply = {
     "WITH m AS ("
     "  INSERT INTO darkspere.messages (account_id, session_id, direction, service_number, phone, body,"
     "                                  status, encoding, segments, agent_id, reply_to, request_id,"
     "                                  reply_truncated_from_bytes)"
-    "  VALUES ($1, $2, 'out', $3, $4, $5, $6, $7, $8, $9, $10, $11, $16) RETURNING message_id),"
+    "  VALUES ($1, $2, 'out', $3, $4, $5, $6, $7, $8, $9, $10, $11, $16)"
+    "  RETURNING message_id, request_id, reply_to),"
     " h AS (SELECT $14::text IS NOT NULL AND $13::timestamptz IS NULL"
     "              AND NOT EXISTS (SELECT 1 FROM darkspere.jobs o"
     "                               WHERE o.ordering_key = 'sms:' || $3 || ':' || $4"
-    "                                 AND o.state IN ('pending', 'running')) AS now)"
+    "                                 AND o.state IN ('pending', 'running')) AS now),"
+    " j AS ("
     " INSERT INTO darkspere.jobs (account_id, kind, max_attempts, idempotency_key, ordering_key, session_id,"
     "                             message_id, available_at, last_error, payload, state, attempt, claimed_by,"
     "                             lease_until, priority)"
@@ -79,23 +104,47 @@ static Statement kInsertReply = {
     "        CASE WHEN h.now THEN $14 END,"
     "        CASE WHEN h.now THEN pg_catalog.clock_timestamp() + $15 END, " DS_PRIORITY_OF_ACCOUNT
     "   FROM m, h WHERE $6 = 'pending'"
-    " RETURNING job_id, state = 'running', attempt, payload",
+    " RETURNING job_id, state = 'running' AS running, attempt, payload),"
+    " t AS ("
+    "  INSERT INTO darkspere.trace_events (account_id, request_id, step, agent_id, detail)"
+    "  SELECT $1, " DS_TRACE_REQUEST
+    ", s.step, $9, s.detail"
+    "    FROM m LEFT JOIN j ON true CROSS JOIN LATERAL (VALUES"
+    "      (1, CASE WHEN $9 IS NULL THEN 'fallback_stored' ELSE 'reply_stored' END,"
+    "          pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object('message_id', m.message_id,"
+    "              'status', $6, 'segments', $8, 'job_id', j.job_id,"
+    "              'truncated_from_bytes', $16, 'held_until', $13))),"
+    "      (2, 'sms_send_started', pg_catalog.jsonb_build_object('job_id', j.job_id, 'attempt', j.attempt,"
+    "          'message_id', m.message_id, 'worker', $14, 'handoff', true))) s(ord, step, detail)"
+    "   WHERE s.ord = 1 OR j.running ORDER BY s.ord)"
+    " SELECT job_id, running, attempt, payload FROM j",
     16,
     {INT8OID, INT8OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT4OID, INT8OID, INT8OID, TEXTOID,
      INT4OID, TIMESTAMPTZOID, TEXTOID, INTERVALOID, INT8OID},
     nullptr};
 
-int64 enqueue_agent_call(int64 account_id, int64 session_id, int64 message_id, int64 agent_id) {
+int64 enqueue_agent_call(int64 account_id, int64 session_id, int64 message_id, int64 agent_id,
+                         const ReceivedTurn *received) {
     Datum worker = (Datum)0, lease = (Datum)0;
     bool handoff = handoff_lease(agent_id, &worker, &lease);
-    Datum args[7] = {Int64GetDatum(account_id),
+    Datum args[9] = {Int64GetDatum(account_id),
                      Int64GetDatum(session_id),
                      Int64GetDatum(message_id),
                      Int64GetDatum(agent_id),
                      Int32GetDatum(agent_call_max_attempts),
                      worker,
-                     lease};
-    char nulls[7] = {' ', ' ', ' ', ' ', ' ', null_flag(!handoff), null_flag(!handoff)};
+                     lease,
+                     received != nullptr ? Int32GetDatum(received->segments) : (Datum)0,
+                     received != nullptr ? text_datum(received->request_id) : (Datum)0};
+    char nulls[9] = {' ',
+                     ' ',
+                     ' ',
+                     ' ',
+                     ' ',
+                     null_flag(!handoff),
+                     null_flag(!handoff),
+                     null_flag(received == nullptr),
+                     null_flag(received == nullptr)};
     SpiResult job = spi_run(kInsertAgentCall, args, nulls, false, 1);
     bool handed = job.get_bool(0, 2);
     int64 job_id = job.get_int64(0, 1);

@@ -23,6 +23,7 @@
 #include "ext/sessions.hpp"
 #include "ext/sms_text.hpp"
 #include "ext/spi_plans.hpp"
+#include "ext/trace.hpp"
 #include "ext/validate.hpp"
 
 namespace darkspere {
@@ -56,19 +57,32 @@ static Statement kFindBySid = {
     nullptr};
 
 // $1 account, $2 session, $3 service number, $4 phone, $5 body, $6 status, $7 sid, $8 media, $9 encoding,
-// $10 segments, $11 agent, $12 request id.
+// $10 segments, $11 agent, $12 request id, $13 disposition (NULL: not traced here). The same statement
+// records the trace step `received` (disposition); a message routed at once is traced by its job's INSERT
+// instead (enqueue_agent_call), in one row with the agent and the job.
 static Statement kInsertInbound = {
-    "INSERT INTO darkspere.messages (account_id, session_id, direction, service_number, phone, body, status,"
-    "                                message_sid, num_media, encoding, segments, agent_id, request_id)"
-    " VALUES ($1, $2, 'in', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING message_id",
-    12,
+    "WITH m AS ("
+    "  INSERT INTO darkspere.messages (account_id, session_id, direction, service_number, phone, body, status,"
+    "                                  message_sid, num_media, encoding, segments, agent_id, request_id)"
+    "  VALUES ($1, $2, 'in', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+    "  RETURNING message_id, request_id, reply_to),"
+    " t AS ("
+    "  INSERT INTO darkspere.trace_events (account_id, request_id, step, agent_id, detail)"
+    "  SELECT $1, " DS_TRACE_REQUEST
+    ", s.step, s.agent_id, s.detail"
+    "    FROM m CROSS JOIN LATERAL (VALUES"
+    "      (1, 'received', NULL::bigint, pg_catalog.jsonb_build_object('disposition', $13::text,"
+    "          'message_id', m.message_id, 'segments', $10::int))) s(ord, step, agent_id, detail)"
+    "   WHERE $13::text IS NOT NULL)"
+    " SELECT message_id FROM m",
+    13,
     {INT8OID, INT8OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT4OID, TEXTOID, INT4OID, INT8OID,
-     TEXTOID},
+     TEXTOID, TEXTOID},
     nullptr};
 
 int64 store_inbound(const Inbound &in, int64 account_id, int64 session_id, const char *status,
-                    const Segments &seg, int64 agent_id) {
-    Datum args[12] = {Int64GetDatum(account_id),
+                    const Segments &seg, int64 agent_id, const char *disposition) {
+    Datum args[13] = {Int64GetDatum(account_id),
                       Int64GetDatum(session_id),
                       text_datum(in.to_number),
                       text_datum(in.from_number),
@@ -79,8 +93,9 @@ int64 store_inbound(const Inbound &in, int64 account_id, int64 session_id, const
                       text_datum(seg.ucs2 ? "UCS-2" : "GSM-7"),
                       Int32GetDatum(seg.segments),
                       Int64GetDatum(agent_id),
-                      in.request_id ? text_datum(in.request_id) : (Datum)0};
-    char nulls[12] = {' ',
+                      in.request_id ? text_datum(in.request_id) : (Datum)0,
+                      disposition != nullptr ? text_datum(disposition) : (Datum)0};
+    char nulls[13] = {' ',
                       null_flag(session_id == 0),
                       ' ',
                       ' ',
@@ -91,7 +106,8 @@ int64 store_inbound(const Inbound &in, int64 account_id, int64 session_id, const
                       ' ',
                       ' ',
                       null_flag(agent_id == 0),
-                      null_flag(in.request_id == nullptr)};
+                      null_flag(in.request_id == nullptr),
+                      null_flag(disposition == nullptr)};
     return spi_run(kInsertInbound, args, nulls, false, 1).get_int64(0, 1);
 }
 
@@ -122,6 +138,7 @@ Outcome receive(const Inbound &in, MemoryContext caller) {
         out.message_id = original.get_int64(0, 1);
         out.session_id = original.get_int64(0, 2);
         out.agent_id = original.get_int64(0, 3);
+        trace_received(account_id, in.request_id, out.message_id, out.disposition);
         return out;
     }
 
@@ -132,7 +149,7 @@ Outcome receive(const Inbound &in, MemoryContext caller) {
     }
     if (opted_out) {
         out.disposition = "opted_out";
-        out.message_id = store_inbound(in, account_id, 0, "suppressed", seg, 0);
+        out.message_id = store_inbound(in, account_id, 0, "suppressed", seg, 0, out.disposition);
         usage_add(account_id, "sms_in", seg.segments);
         return out;
     }
@@ -140,15 +157,18 @@ Outcome receive(const Inbound &in, MemoryContext caller) {
     switch (phone_limit_hit(account_id, in.from_number)) {
         case LimitVerdict::limited:
             out.disposition = "rate_limited";
+            trace_received(account_id, in.request_id, 0, out.disposition);
             return out;
         case LimitVerdict::blocked:
             out.disposition = "blocked";
+            trace_received(account_id, in.request_id, 0, out.disposition);
             return out;
         case LimitVerdict::allowed:
             break;
     }
     if (hard_cap && !quota_allows_inbound(account_id, seg.segments)) {
         out.disposition = "over_quota";
+        trace_received(account_id, in.request_id, 0, out.disposition);
         return out;
     }
 
@@ -164,10 +184,13 @@ Outcome receive(const Inbound &in, MemoryContext caller) {
     bool routed = agent_id != 0 && !session.has_queued_messages;
     out.session_id = session.session_id;
     out.message_id = store_inbound(in, account_id, session.session_id, routed ? "routed" : "waiting", seg,
-                                   routed ? agent_id : 0);
+                                   routed ? agent_id : 0, routed ? nullptr : "queued");
     usage_add(account_id, "sms_in", seg.segments);
     if (routed) {
-        enqueue_agent_call(account_id, session.session_id, out.message_id, agent_id);
+        ReceivedTurn turn = {seg.segments, in.request_id != nullptr
+                                               ? in.request_id
+                                               : psprintf("msg-" INT64_FORMAT, out.message_id)};
+        enqueue_agent_call(account_id, session.session_id, out.message_id, agent_id, &turn);
         out.agent_id = agent_id;
         out.disposition = "routed";
     } else {

@@ -32,9 +32,10 @@ struct Inbound {
 Outcome receive(const Inbound &in, MemoryContext caller);
 // validate_inbound — the checks of receive_sms's arguments that are not NULL checks.
 void validate_inbound(const Inbound &in);
-// store_inbound — stores the message with its status; returns its id.
+// store_inbound — stores the message with its status and traces it as received with `disposition` (nullptr:
+// the caller routes it at once and its job's INSERT traces it, see enqueue_agent_call); returns its id.
 int64 store_inbound(const Inbound &in, int64 account_id, int64 session_id, const char *status,
-                    const Segments &seg, int64 agent_id);
+                    const Segments &seg, int64 agent_id, const char *disposition);
 // handle_keyword — STOP / START / HELP: consent recorded, the account's text as the reply (consent.cpp).
 Outcome handle_keyword(const Inbound &in, int64 account_id, Keyword keyword, const Segments &seg,
                        bool opted_out, char *help_text, char *opt_out_text, char *opt_in_text);

@@ -20,6 +20,7 @@
 #include "ext/sessions.hpp"
 #include "ext/settings.hpp"
 #include "ext/spi_plans.hpp"
+#include "ext/trace.hpp"
 
 #include "utils/fmgrprotos.h"
 
@@ -50,7 +51,10 @@ static Statement kExpireSessions = {
 
 // Expired leases: back to pending (the crashed attempt counts), or dead when out of attempts. A health probe
 // whose worker went away is simply done: it says nothing about the agent, and the next one is scheduled.
+// The same statement traces each reclaimed message job as a failed attempt (`<kind>_finished`, ok false, the
+// lease error) followed by `retry` or `dead_lettered`, as a failure the worker reported would be.
 static Statement kReclaim = {
+    "WITH r AS ("
     "UPDATE darkspere.jobs j SET state = CASE WHEN j.kind = 'health_probe' THEN 'done'"
     "                                         WHEN j.attempt >= j.max_attempts THEN 'dead' ELSE 'pending' END,"
     "       last_error = 'lease expired (worker ' || COALESCE(j.claimed_by, '?') || ' did not answer)',"
@@ -60,7 +64,20 @@ static Statement kReclaim = {
     " WHERE j.job_id IN (SELECT job_id FROM darkspere.jobs"
     "                     WHERE state = 'running' AND lease_until < pg_catalog.clock_timestamp()"
     "                     LIMIT $1 FOR UPDATE SKIP LOCKED)"
-    " RETURNING j.job_id, j.state, j.kind, j.agent_id, j.message_id",
+    " RETURNING j.job_id, j.state, j.kind, j.agent_id, j.message_id, j.attempt, j.last_error),"
+    " t AS ("
+    "  INSERT INTO darkspere.trace_events (account_id, request_id, step, agent_id, detail)"
+    "  SELECT m.account_id, " DS_TRACE_REQUEST
+    ", s.step, s.agent_id, s.detail"
+    "    FROM r JOIN darkspere.messages m ON m.message_id = r.message_id CROSS JOIN LATERAL (VALUES"
+    "      (1, r.kind || '_finished', r.agent_id, pg_catalog.jsonb_build_object('ok', false, 'job_id', r.job_id,"
+    "          'attempt', r.attempt, 'error', r.last_error, 'retryable', r.state = 'pending',"
+    "          'message_id', m.message_id)),"
+    "      (2, CASE r.state WHEN 'dead' THEN 'dead_lettered' ELSE 'retry' END, NULL::bigint,"
+    "          pg_catalog.jsonb_build_object('job_id', r.job_id, 'reason', 'lease_expired')))"
+    "      s(ord, step, agent_id, detail)"
+    "   WHERE r.kind IN ('agent_call', 'sms_send') ORDER BY r.job_id, s.ord)"
+    " SELECT job_id, state, kind, agent_id, message_id FROM r",
     1,
     {INT4OID},
     nullptr};
@@ -224,6 +241,10 @@ static Statement kPruneAgentEvents = {
 
 #undef DS_NOT_IN_FLIGHT
 
+// The alert rules (darkspere.evaluate_alerts in the upgrade script): {fired, resolved}, or {skipped} while
+// another tick evaluates them.
+static Statement kEvaluateAlerts = {"SELECT darkspere.evaluate_alerts()", 0, {}, nullptr};
+
 // The retention counts are reported only when not zero, so the report of a tick with nothing to prune (and
 // every caller reading the report whole) stays as it was before retention existed.
 static Statement kReport = {
@@ -234,10 +255,13 @@ static Statement kReport = {
     "      'pruned_messages', NULLIF($8, 0), 'redacted_bodies', NULLIF($9, 0), 'pruned_sessions', NULLIF($10, 0),"
     "      'pruned_delivery_events', NULLIF($11, 0), 'pruned_consent_events', NULLIF($12, 0),"
     "      'probes_scheduled', NULLIF($13, 0), 'pruned_agent_checks', NULLIF($14, 0),"
-    "      'pruned_stripe_events', NULLIF($15, 0), 'pruned_agent_events', NULLIF($16, 0)))",
-    16,
+    "      'pruned_stripe_events', NULLIF($15, 0), 'pruned_agent_events', NULLIF($16, 0),"
+    "      'pruned_trace_events', NULLIF($17, 0),"
+    "      'alerts_fired', NULLIF(($18)->>'fired', '0')::int,"
+    "      'alerts_resolved', NULLIF(($18)->>'resolved', '0')::int))",
+    18,
     {INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID,
-     INT8OID, INT8OID, INT8OID, INT8OID, INT8OID},
+     INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, JSONBOID},
     nullptr};
 
 // Billing (issue #15): the hourly meter reports and, after a month ends, its statements (billing_tick, SQL).
@@ -423,8 +447,12 @@ DARKSPERE_FUNCTION(darkspere_tick) {
     int64 pruned_agent_checks = prune_agent_checks(kTickBatch);
     int64 pruned_stripe_events = retain(kPruneStripeEvents, kStripeEventRetentionS);
     int64 pruned_agent_events = retain(kPruneAgentEvents, agent_event_retention_s);
+    int64 pruned_trace_events = trace_prune(trace_retention_s, kTickBatch);
+    // Last: the rules read what this tick changed (agents' status, reclaimed jobs' trace rows).
+    SpiResult evaluated = spi_run(kEvaluateAlerts, nullptr, nullptr, false, 1);
+    Datum alerts = evaluated.get_datum(0, 1, &isnull);
 
-    Datum report[16] = {Int64GetDatum(expired),
+    Datum report[18] = {Int64GetDatum(expired),
                         Int64GetDatum(reclaimed),
                         Int64GetDatum(dead),
                         Int64GetDatum(routed),
@@ -439,7 +467,9 @@ DARKSPERE_FUNCTION(darkspere_tick) {
                         Int64GetDatum(probes_scheduled),
                         Int64GetDatum(pruned_agent_checks),
                         Int64GetDatum(pruned_stripe_events),
-                        Int64GetDatum(pruned_agent_events)};
+                        Int64GetDatum(pruned_agent_events),
+                        Int64GetDatum(pruned_trace_events),
+                        alerts};
     SpiResult row = spi_run(kReport, report, nullptr, false, 1);
     SpiResult billing = spi_run(kBillingTick, nullptr, nullptr, false, 1);
     Datum result =

@@ -29,6 +29,7 @@ int message_retention_s = kMessageRetentionDefaultS;
 int body_retention_s = kBodyRetentionDefaultS;
 int consent_event_retention_s = kConsentEventRetentionDefaultS;
 int delivery_event_retention_s = kDeliveryEventRetentionDefaultS;
+int trace_retention_s = kTraceRetentionDefaultS;
 int session_retention_s = kSessionRetentionDefaultS;
 int payment_grace_s = kPaymentGraceDefaultS;
 int notify_interval_ms = kNotifyIntervalDefaultMs;
@@ -36,6 +37,7 @@ char *secret_key_file = nullptr;
 int agent_secret_grace_s = kAgentSecretGraceDefaultS;
 int max_reply_segments = kMaxReplySegmentsDefault;
 int probe_interval_s = kProbeIntervalDefaultS;
+int alert_interval_s = kAlertIntervalDefaultS;
 int auto_disable_after = kAutoDisableAfterDefault;
 int auto_recover_after = kAutoRecoverAfterDefault;
 int agent_check_retention_s = kAgentCheckRetentionDefaultS;
@@ -98,6 +100,10 @@ void _PG_init(void) {
         "Seconds delivery status events are kept before tick() deletes them (0: for ever).", nullptr,
         &delivery_event_retention_s, kDeliveryEventRetentionDefaultS, 0, INT_MAX / 2, kPolicyContext,
         GUC_UNIT_S, nullptr, nullptr, nullptr);
+    DefineCustomIntVariable("darkspere.trace_retention",
+                            "Seconds message trace events are kept before tick() deletes them (0: for ever).",
+                            nullptr, &trace_retention_s, kTraceRetentionDefaultS, 0, INT_MAX / 2,
+                            kPolicyContext, GUC_UNIT_S, nullptr, nullptr, nullptr);
     DefineCustomIntVariable(
         "darkspere.session_retention",
         "Seconds an ended session without messages is kept before tick() deletes it (0: for "
@@ -133,6 +139,13 @@ void _PG_init(void) {
                             "Seconds between two health probes of an agent (0: no probes).", nullptr,
                             &probe_interval_s, kProbeIntervalDefaultS, 0, 86400, kPolicyContext, GUC_UNIT_S,
                             nullptr, nullptr, nullptr);
+    // Alert rules (evaluate_alerts, read with current_setting): their cost grows with the agents, so tick()
+    // evaluates them at most this often.
+    DefineCustomIntVariable(
+        "darkspere.alert_interval",
+        "Minimum seconds between two evaluations of the alert rules by tick() (0: every tick).", nullptr,
+        &alert_interval_s, kAlertIntervalDefaultS, 0, 3600, kPolicyContext, GUC_UNIT_S, nullptr, nullptr,
+        nullptr);
     DefineCustomIntVariable("darkspere.auto_disable_after",
                             "Failed health probes in a row after which an active agent becomes unhealthy.",
                             nullptr, &auto_disable_after, kAutoDisableAfterDefault, 1, 100, kPolicyContext, 0,

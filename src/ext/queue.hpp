@@ -7,8 +7,16 @@
 
 namespace darkspere {
 
+// ReceivedTurn — what receive_sms knows of a message it routes at once, so the job's trace row can also be
+// the message's `received` row: its segments and its trace request id (the worker's, or msg-<message_id>).
+struct ReceivedTurn {
+    int32 segments;
+    const char *request_id;
+};
 // enqueue_agent_call — queues the turn's call (or hands it off, see handoff.cpp) and counts it on the agent.
-int64 enqueue_agent_call(int64 account_id, int64 session_id, int64 message_id, int64 agent_id);
+// received: set by receive_sms (the trace row is `received` with the routing), nullptr elsewhere (`queued`).
+int64 enqueue_agent_call(int64 account_id, int64 session_id, int64 message_id, int64 agent_id,
+                         const ReceivedTurn *received = nullptr);
 // ReplyChecks — what the caller already read about the recipient in this transaction, so enqueue_reply need
 // not read it again: whether the phone opted out, whether the plan has a hard cap.
 struct ReplyChecks {

@@ -29,6 +29,7 @@ constexpr int kMessageRetentionDefaultS = 0;
 constexpr int kBodyRetentionDefaultS = 0;
 constexpr int kConsentEventRetentionDefaultS = 0;
 constexpr int kDeliveryEventRetentionDefaultS = 30 * 24 * 60 * 60;
+constexpr int kTraceRetentionDefaultS = 7 * 24 * 60 * 60;
 constexpr int kSessionRetentionDefaultS = 30 * 24 * 60 * 60;
 // A backend sends NOTIFY darkspere at most this often: NOTIFY takes a database-wide lock at commit, so
 // notifying every transaction would serialise all commits (docs/architecture.md#wake-ups).
@@ -50,6 +51,7 @@ extern int message_retention_s;
 extern int body_retention_s;
 extern int consent_event_retention_s;
 extern int delivery_event_retention_s;
+extern int trace_retention_s;
 extern int session_retention_s;
 // Billing (sql/darkspere--0.1.0--0.2.0.sql, docs/billing.md): how long after a failed payment an account
 // keeps its plan's limits before it is held to the free plan's (read by darkspere.effective_plan); Stripe
@@ -73,6 +75,8 @@ extern int max_reply_segments;
 // active or unhealthy agent this often (0: no probes); this many failed probes in a row make an active agent
 // 'unhealthy', this many passing ones make it 'active' again; check results are kept this long.
 constexpr int kProbeIntervalDefaultS = 30;
+constexpr int kAlertIntervalDefaultS = 10;  // alert rules evaluated by tick() at most this often
+extern int alert_interval_s;
 constexpr int kAutoDisableAfterDefault = 3;
 constexpr int kAutoRecoverAfterDefault = 3;
 constexpr int kAgentCheckRetentionDefaultS = 7 * 24 * 60 * 60;

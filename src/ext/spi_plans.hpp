@@ -15,7 +15,7 @@
 
 namespace darkspere {
 
-constexpr int kMaxStatementArgs = 16;
+constexpr int kMaxStatementArgs = 20;
 
 struct Statement {
     const char *sql;

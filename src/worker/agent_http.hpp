@@ -27,6 +27,10 @@ class AgentHttp {
     // probe — the health probe of an http agent: GET {origin of turn.endpoint}{probe_path}, signed like a
     // turn (over an empty body); any 2xx passes.
     void probe(const AgentTurn &turn, const std::string &probe_path, AgentCallback on_done);
+    // send — any other request to the outside (alert webhooks) through the same client and egress policy.
+    void send(HttpRequest request, std::function<void(HttpResponse)> on_done) {
+        http_.send(std::move(request), std::move(on_done));
+    }
 
   private:
     HttpClient &http_;

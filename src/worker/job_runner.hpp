@@ -176,6 +176,7 @@ class JobRunner {
     void run_sms_send(ClaimedJob job);
     void run_health_probe(ClaimedJob job);
     void run_stripe_meter(ClaimedJob job);
+    void run_alert_notify(ClaimedJob job);
     // ack_of — the identity of a job (a ClaimedJob, or an Ack to replace), its outcome still to fill in.
     template <typename Job>
     static Ack ack_of(const Job &job) {

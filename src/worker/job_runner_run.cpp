@@ -3,6 +3,8 @@
 // job_runner.hpp).
 #include "job_runner.hpp"
 
+#include "alert_notify.hpp"
+
 #include <algorithm>
 
 #include <boost/asio/post.hpp>
@@ -135,6 +137,8 @@ void JobRunner::run(ClaimedJob job) {
             return;
         case JobKind::stripe_meter:
             run_stripe_meter(std::move(job));
+        case JobKind::alert_notify:
+            run_alert_notify(std::move(job));
             return;
     }
 }
@@ -183,6 +187,40 @@ void JobRunner::run_stripe_meter(ClaimedJob job) {
                  body["error"].value("message", "") != "")
             why += ": " + body["error"].value("message", "");
         job_finished(fail_ack(job, why.substr(0, 300), verdict == StripeMeterVerdict::retry));
+    });
+}
+
+// run_alert_notify — one alert webhook POST (alert_notify.hpp). A refused URL or an unusable payload is
+// final; a failed delivery is retried by the queue (5 attempts, with its backoff).
+void JobRunner::run_alert_notify(ClaimedJob job) {
+    HttpRequest request;
+    std::string error;
+    if (!alert_notify_request(job.payload, &request, &error)) {
+        job_finished(fail_ack(job, error, false));
+        return;
+    }
+    if (std::string refusal = url_scheme_refusal(request.url, settings_().allow_insecure_http);
+        !refusal.empty()) {
+        job_finished(fail_ack(job, refusal, false));
+        return;
+    }
+    agent_http_.send(std::move(request), [this, job](HttpResponse response) {
+        AlertNotifyOutcome outcome = alert_notify_outcome(response);
+        log_info("alert notification finished",
+                 {{"request_id", job.request_id},
+                  {"job_id", job.job_id},
+                  {"attempt", job.attempt},
+                  {"delivered", outcome.delivered},
+                  {"error", outcome.delivered ? nlohmann::json() : nlohmann::json(outcome.error)}});
+        if (!outcome.delivered) {
+            job_finished(fail_ack(job, outcome.error, true));
+            return;
+        }
+        Ack a = ack_of(job);
+        a.complete = true;
+        a.result = {{"status", response.status}};
+        a.outcome = "completed";
+        job_finished(std::move(a));
     });
 }
 
@@ -329,6 +367,9 @@ void JobRunner::run_sms_send(ClaimedJob job) {
                 Ack a = ack_of(job);
                 a.complete = true;
                 a.result = outcome.result;
+                // The Twilio request's time (without the SendGate wait), for darkspere.latency('sms_send').
+                if (a.result.is_object())
+                    a.result["latency_ms"] = static_cast<long>((secs - waited) * 1000);
                 a.outcome = "completed";
                 job_finished(std::move(a));
                 return;

@@ -16,7 +16,8 @@ struct KindName {
 constexpr KindName KIND_NAMES[] = {{JobKind::agent_call, "agent_call"},
                                    {JobKind::sms_send, "sms_send"},
                                    {JobKind::health_probe, "health_probe"},
-                                   {JobKind::stripe_meter, "stripe_meter"}};
+                                   {JobKind::stripe_meter, "stripe_meter"},
+                                   {JobKind::alert_notify, "alert_notify"}};
 
 struct StateName {
     JobState state;

@@ -15,7 +15,7 @@ using JobId = std::int64_t;
 using Attempt = std::int32_t;
 
 // JobKind — darkspere.jobs.kind.
-enum class JobKind { agent_call, sms_send, health_probe, stripe_meter };
+enum class JobKind { agent_call, sms_send, health_probe, stripe_meter, alert_notify };
 // JobState — darkspere.jobs.state.
 enum class JobState { pending, running, done, dead };
 

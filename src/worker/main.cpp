@@ -150,6 +150,9 @@ int run(const ConfigSources &sources, std::shared_ptr<const Config> config) {
     runner.stripe_http = &http;
     CallHandoff handoff{[&runner] { return runner.reserve_call_slot(); }};
     TwilioRoutes twilio_routes(pool, metrics, current, std::move(handoff));
+    // Refused webhook signatures, reported to the database once a second (the failed_signatures alert rule).
+    SignatureFailures signature_failures(io, pool);
+    twilio_routes.set_signature_failures(&signature_failures);
     Router router(io, pool, metrics, twilio_routes);
     // The spool (spool-dir): webhooks the database cannot take are kept on disk and stored once it is back.
     std::unique_ptr<Spool> spool;

@@ -168,6 +168,9 @@ void TwilioRoutes::store_then_answer(const Request &req, Responder respond, cons
     std::string request_id = new_request_id();
     WebhookCheck check = verify_twilio_webhook(req, config->public_url, config->twilio_accounts, required);
     if (check.status != 200) {
+        // A refused signature (or unknown account: the same answer) counts for the failed_signatures alert.
+        if (check.status == 403 && signature_failures_ != nullptr)
+            signature_failures_->add(std::string(req[PEER_ADDRESS_FIELD]));
         // A stranger can send refusals as fast as the network allows: one line a second per cause, carrying
         // how many were not logged since the last one.
         if (auto suppressed = refusal_log_.admit(std::string(route) + ": " + check.cause)) {

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "signature_failures.hpp"
 #include "call_handoff.hpp"
 #include "common/form.hpp"
 #include "config.hpp"
@@ -67,6 +68,9 @@ class TwilioRoutes {
     size_t inbound_waiting() const { return receiver_.waiting(); }
     // set_spool — from now on, webhooks the database cannot take are spooled (nullptr: refused with 503).
     void set_spool(Spool *spool) { spool_ = spool; }
+    // set_signature_failures — refused signatures are counted there per source address (nullptr: not
+    // counted).
+    void set_signature_failures(SignatureFailures *counter) { signature_failures_ = counter; }
     // store_replayed — the spool's way into the receive path: one replayed message, without a call slot (the
     // agent call waits for a claim like any other).
     void store_replayed(PgParams args, PgCallback done) {
@@ -94,6 +98,7 @@ class TwilioRoutes {
     CallHandoff handoff_;
     ReceiveBatcher receiver_;
     Spool *spool_ = nullptr;
+    SignatureFailures *signature_failures_ = nullptr;
     long in_progress_ = 0;
     LogThrottle refusal_log_;
 };

@@ -8,7 +8,7 @@
 using namespace darkspere::worker;
 
 TEST(JobTypes, EveryKindAndStateRoundTripsThroughItsSqlString) {
-    for (JobKind k : {JobKind::agent_call, JobKind::sms_send, JobKind::health_probe})
+    for (JobKind k : {JobKind::agent_call, JobKind::sms_send, JobKind::health_probe, JobKind::alert_notify})
         EXPECT_EQ(job_kind_from_sql(sql_text(k)), k) << sql_text(k);
     for (JobState s : {JobState::pending, JobState::running, JobState::done, JobState::dead})
         EXPECT_EQ(job_state_from_sql(sql_text(s)), s) << sql_text(s);

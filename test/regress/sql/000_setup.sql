@@ -18,3 +18,8 @@ $$;
 -- Health probes (150_health_probes) are off for the other files: tick() would otherwise queue a health_probe job
 -- per agent, and their claims would see it. Every later file runs in a new session of this database.
 DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET darkspere.probe_interval = 0', current_database()); END $$;
+-- Alert rules (185_alerts) are off for the other files: tick() would otherwise fire the seed rules on their data
+-- (failing agents, low health) and its report would change with the order the files run in.
+UPDATE darkspere.alert_rules SET enabled = false;
+-- Every tick() evaluates them (185_alerts checks each tick's effect; the default is at most every 10 s).
+DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET darkspere.alert_interval = 0', current_database()); END $$;

@@ -1,0 +1,102 @@
+// src/ext/trace.cpp — trace rows no existing statement writes: unstored dispositions, failed attempts, and
+// the retention of darkspere.trace_events (see trace.hpp; SQL functions trace/trace_message/latency are in
+// the upgrade script).
+#include "ext/trace.hpp"
+#include "ext/spi_plans.hpp"
+
+namespace darkspere {
+
+static Statement kTraceReceived = {
+    "INSERT INTO darkspere.trace_events (account_id, request_id, step, detail)"
+    " VALUES ($1, $2, 'received', pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object("
+    "         'disposition', $4::text, 'message_id', $3::bigint)))",
+    4,
+    {INT8OID, TEXTOID, INT8OID, TEXTOID},
+    nullptr};
+
+void trace_received(int64 account_id, const char *request_id, int64 message_id, const char *disposition) {
+    if (request_id == nullptr || account_id == 0) {
+        return;
+    }
+    Datum args[4] = {Int64GetDatum(account_id), text_datum(request_id), Int64GetDatum(message_id),
+                     text_datum(disposition)};
+    char nulls[4] = {' ', ' ', null_flag(message_id == 0), ' '};
+    spi_run(kTraceReceived, args, nulls, false, 0);
+}
+
+// $1 message, $2 job, $3 attempt, $4 kind, $5 agent, $6 error (first 500 characters kept), $7 retryable,
+// $8 next step, $9 next agent, $10 delay in seconds.
+static Statement kTraceJobFailed = {
+    "INSERT INTO darkspere.trace_events (account_id, request_id, step, agent_id, detail)"
+    " SELECT m.account_id, " DS_TRACE_REQUEST
+    ", s.step, s.agent_id, s.detail"
+    "   FROM darkspere.messages m CROSS JOIN LATERAL (VALUES"
+    "     (1, $4 || '_finished', $5::bigint, pg_catalog.jsonb_build_object('ok', false, 'job_id', $2::bigint,"
+    "         'attempt', $3::int, 'error', pg_catalog.left($6, 500), 'retryable', $7::boolean,"
+    "         'message_id', m.message_id)),"
+    "     (2, $8, $9::bigint, pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object('job_id', $2::bigint,"
+    "         'from_agent', $5::bigint, 'to_agent', $9::bigint,"
+    "         'delay_s', pg_catalog.round($10::numeric, 3))))) s(ord, step, agent_id, detail)"
+    "  WHERE m.message_id = $1 ORDER BY s.ord",
+    10,
+    {INT8OID, INT8OID, INT4OID, TEXTOID, INT8OID, TEXTOID, BOOLOID, TEXTOID, INT8OID, FLOAT8OID},
+    nullptr};
+
+void trace_job_failed(int64 message_id, int64 job_id, int32 attempt, const char *kind, int64 agent_id,
+                      const char *error, bool retryable, const char *next_step, int64 next_agent,
+                      double delay_s) {
+    if (message_id == 0) {
+        return;
+    }
+    Datum args[10] = {Int64GetDatum(message_id), Int64GetDatum(job_id),   Int32GetDatum(attempt),
+                      text_datum(kind),          Int64GetDatum(agent_id), text_datum(error),
+                      BoolGetDatum(retryable),   text_datum(next_step),   Int64GetDatum(next_agent),
+                      Float8GetDatum(delay_s)};
+    char nulls[10] = {' ',
+                      ' ',
+                      ' ',
+                      ' ',
+                      null_flag(agent_id == 0),
+                      ' ',
+                      ' ',
+                      ' ',
+                      null_flag(next_agent == 0),
+                      null_flag(delay_s <= 0)};
+    spi_run(kTraceJobFailed, args, nulls, false, 0);
+}
+
+static Statement kTraceNoReply = {
+    "INSERT INTO darkspere.trace_events (account_id, request_id, step, agent_id, detail)"
+    " VALUES ($1, COALESCE($2, 'msg-' || $3), 'no_reply', $4,"
+    "         pg_catalog.jsonb_build_object('reason', $5::text, 'message_id', $3::bigint))",
+    5,
+    {INT8OID, TEXTOID, INT8OID, INT8OID, TEXTOID},
+    nullptr};
+
+void trace_no_reply(int64 account_id, const char *request_id, int64 message_id, int64 agent_id,
+                    const char *reason) {
+    Datum args[5] = {Int64GetDatum(account_id), request_id ? text_datum(request_id) : (Datum)0,
+                     Int64GetDatum(message_id), Int64GetDatum(agent_id), text_datum(reason)};
+    char nulls[5] = {' ', null_flag(request_id == nullptr), ' ', null_flag(agent_id == 0), ' '};
+    spi_run(kTraceNoReply, args, nulls, false, 0);
+}
+
+static Statement kPruneTraceEvents = {
+    "DELETE FROM darkspere.trace_events t USING ("
+    "  SELECT account_id, request_id, event_id FROM darkspere.trace_events"
+    "   WHERE at < pg_catalog.now() - pg_catalog.make_interval(secs => $1)"
+    "   LIMIT $2 FOR UPDATE SKIP LOCKED) old"
+    " WHERE t.account_id = old.account_id AND t.request_id = old.request_id AND t.event_id = old.event_id",
+    2,
+    {INT4OID, INT4OID},
+    nullptr};
+
+int64 trace_prune(int retention_s, int batch) {
+    if (retention_s <= 0) {
+        return 0;
+    }
+    Datum args[2] = {Int32GetDatum(retention_s), Int32GetDatum(batch)};
+    return static_cast<int64>(spi_run(kPruneTraceEvents, args, nullptr, false, 0).rows());
+}
+
+}  // namespace darkspere
