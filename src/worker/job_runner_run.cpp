@@ -137,6 +137,7 @@ void JobRunner::run(ClaimedJob job) {
             return;
         case JobKind::stripe_meter:
             run_stripe_meter(std::move(job));
+            return;
         case JobKind::alert_notify:
             run_alert_notify(std::move(job));
             return;

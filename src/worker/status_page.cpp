@@ -185,8 +185,8 @@ void agents_section(std::string &out, const nlohmann::json &snapshot) {
     out += "</table>\n";
 }
 
-// The alerts table belongs to the alerting work and may change shape: its rows are shown column by column,
-// the columns named by the newest row (at most 8).
+// Alerts are shown column by column, at most 8: darkspere.alerts' columns that say what fired first (in this
+// order), then any others the newest row has, so that a column added to the table later still shows.
 void alerts_section(std::string &out, const nlohmann::json &snapshot) {
     out += "<h2>Recent alerts</h2>\n";
     if (field(snapshot, "alerting") != true) {
@@ -199,12 +199,20 @@ void alerts_section(std::string &out, const nlohmann::json &snapshot) {
         out += "<p id=\"alerts\" class=\"muted\">No alerts.</p>\n";
         return;
     }
+    static const std::vector<std::string> kFirst = {"fired_at", "severity", "rule",  "subject",
+                                                    "state",    "value",    "threshold", "acknowledged_by"};
     std::vector<std::string> columns;
+    for (const auto &c : kFirst)
+        if (alerts.front().contains(c))
+            columns.push_back(c);
     for (const auto &[key, value] : alerts.front().items()) {
-        if (columns.size() == 8)
+        if (columns.size() >= 8)
             break;
-        columns.push_back(key);
+        if (std::find(kFirst.begin(), kFirst.end(), key) == kFirst.end())
+            columns.push_back(key);
     }
+    if (columns.size() > 8)
+        columns.resize(8);
     out += "<table id=\"alerts\"><tr>";
     for (const auto &c : columns)
         out += "<th>" + html_escape(c) + "</th>";

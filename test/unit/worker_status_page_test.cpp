@@ -1,5 +1,5 @@
 // test/unit/worker_status_page_test.cpp — GET /status's HTML: every value from the snapshot is escaped (agent
-// names are tenant input), alerts show whatever columns darkspere.alerts has, sparklines break at missing
+// names are tenant input), alerts show what fired first, then any other columns darkspere.alerts has, sparklines break at missing
 // minutes, and nothing on the page points anywhere outside it.
 #include <gtest/gtest.h>
 
@@ -76,7 +76,7 @@ TEST(StatusPage, AlertsShowTheirOwnColumnsEscaped) {
                                             {"alert_id": 1, "rule": "p95", "state": "resolved"}])");
     std::string page = render_status_page(s, StatusLocal{});
     EXPECT_EQ(page.find("No alerting configured"), std::string::npos);
-    EXPECT_NE(page.find("<th>alert_id</th><th>rule</th><th>state</th>"), std::string::npos);
+    EXPECT_NE(page.find("<th>rule</th><th>state</th><th>alert_id</th>"), std::string::npos);
     EXPECT_NE(page.find("&lt;b&gt;error_rate&lt;/b&gt;"), std::string::npos);
     EXPECT_EQ(count(page, "<tr class=\"alert\">"), 2u);
     s["alerts"] = nlohmann::json::array();
