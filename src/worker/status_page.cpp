@@ -199,7 +199,7 @@ void alerts_section(std::string &out, const nlohmann::json &snapshot) {
         out += "<p id=\"alerts\" class=\"muted\">No alerts.</p>\n";
         return;
     }
-    static const std::vector<std::string> kFirst = {"fired_at", "severity", "rule",  "subject",
+    static const std::vector<std::string> kFirst = {"fired_at", "severity", "rule",      "subject",
                                                     "state",    "value",    "threshold", "acknowledged_by"};
     std::vector<std::string> columns;
     for (const auto &c : kFirst)

@@ -1,6 +1,6 @@
 // test/unit/worker_status_page_test.cpp — GET /status's HTML: every value from the snapshot is escaped (agent
-// names are tenant input), alerts show what fired first, then any other columns darkspere.alerts has, sparklines break at missing
-// minutes, and nothing on the page points anywhere outside it.
+// names are tenant input), alerts show what fired first, then any other columns darkspere.alerts has,
+// sparklines break at missing minutes, and nothing on the page points anywhere outside it.
 #include <gtest/gtest.h>
 
 #include <string>
