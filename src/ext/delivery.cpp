@@ -70,7 +70,8 @@ static Statement kApply = {
     "   AND ($3 < 4 OR status = 'delivered')"
     " RETURNING account_id, message_id, request_id, reply_to, agent_id),"
     " t AS (INSERT INTO darkspere.trace_events (account_id, request_id, step, agent_id, detail)"
-    "       SELECT m.account_id, " DS_TRACE_REQUEST ", 'delivery_status', m.agent_id,"
+    "       SELECT m.account_id, " DS_TRACE_REQUEST
+    ", 'delivery_status', m.agent_id,"
     "              pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object('status', $2::text,"
     "                  'error_code', $4::int, 'sid', $1::text, 'message_id', m.message_id))"
     "         FROM m)"
