@@ -2516,6 +2516,51 @@ REVOKE ALL ON FUNCTION darkspere.alert_rule_check(), darkspere.alert_channel_che
     darkspere.acknowledge_alert(bigint, text), darkspere.alert_channel_secret(text) FROM PUBLIC;
 
 ------------------------------------------------------------------------------------------------------------------
+-- Tenant keys (issue #16, item 1): every key of a tenant table includes account_id
+------------------------------------------------------------------------------------------------------------------
+--
+-- A table distributed by account_id (Citus) can only enforce a primary key, a unique constraint or a foreign
+-- key that includes account_id, because each is checked on one shard. 0.1.0 keyed agents, sessions, messages
+-- and consent_events by their id alone, agent_load had no account_id, and messages.message_sid was unique across
+-- all tenants. Every key below now carries account_id; the rule is checked for every table by
+-- test/regress/sql/190_tenant_keys.sql, so a table added later cannot break it unnoticed.
+--
+-- Column order: (id, account_id), not (account_id, id). Citus needs the distribution column in the key, in any
+-- position. With the id first, every statement that looks a row up by its id (an agent call's agent, an ack's
+-- message) keeps using the primary key with no second index, and ids drawn from a sequence append to the right
+-- edge of the index as before instead of splitting pages in the middle of each tenant's range. Per-account
+-- scans have their own indexes (agents (account_id, name), sessions_one_active, messages_waiting_account).
+--
+-- Left as they are, on purpose (docs/scaling.md, "Tenant keys"): jobs (the queue: where it lives on Citus is
+-- item 4's measured choice, and some jobs have no tenant), delivery_events (a status callback can arrive before
+-- its message is known, so its account is not known yet), numbers (the number -> account lookup, unique by
+-- number across tenants by design), and the global tables (plans, features, rate-limit rules, alert rules).
+
+-- Foreign keys first: they depend on the unique indexes that are replaced.
+ALTER TABLE darkspere.agent_load DROP CONSTRAINT agent_load_agent_id_fkey;
+ALTER TABLE darkspere.sessions DROP CONSTRAINT sessions_agent_id_fkey;
+ALTER TABLE darkspere.messages DROP CONSTRAINT messages_session_id_fkey;
+
+ALTER TABLE darkspere.agents DROP CONSTRAINT agents_pkey, ADD PRIMARY KEY (agent_id, account_id);
+ALTER TABLE darkspere.sessions DROP CONSTRAINT sessions_pkey, ADD PRIMARY KEY (session_id, account_id);
+ALTER TABLE darkspere.messages DROP CONSTRAINT messages_pkey, ADD PRIMARY KEY (message_id, account_id),
+    DROP CONSTRAINT messages_message_sid_key, ADD UNIQUE (message_sid, account_id);
+ALTER TABLE darkspere.consent_events DROP CONSTRAINT consent_events_pkey, ADD PRIMARY KEY (event_id, account_id);
+
+-- agent_load gains its agent's account (filled from agents for rows of an upgraded install).
+ALTER TABLE darkspere.agent_load ADD COLUMN account_id bigint;
+UPDATE darkspere.agent_load l SET account_id = a.account_id FROM darkspere.agents a WHERE a.agent_id = l.agent_id;
+ALTER TABLE darkspere.agent_load ALTER COLUMN account_id SET NOT NULL,
+    DROP CONSTRAINT agent_load_pkey, ADD PRIMARY KEY (agent_id, shard, account_id),
+    ADD FOREIGN KEY (agent_id, account_id) REFERENCES darkspere.agents (agent_id, account_id) ON DELETE CASCADE;
+
+-- A session's agent: deleting the agent clears only agent_id (PostgreSQL 15's column list), never account_id.
+ALTER TABLE darkspere.sessions ADD FOREIGN KEY (agent_id, account_id)
+    REFERENCES darkspere.agents (agent_id, account_id) ON DELETE SET NULL (agent_id);
+ALTER TABLE darkspere.messages ADD FOREIGN KEY (session_id, account_id)
+    REFERENCES darkspere.sessions (session_id, account_id) ON DELETE CASCADE;
+
+------------------------------------------------------------------------------------------------------------------
 -- Privileges: keep this block last; every function added above gets its line here
 ------------------------------------------------------------------------------------------------------------------
 --

@@ -56,10 +56,10 @@ static Statement kInsertAgent = {
     {INT8OID, TEXTOID, TEXTOID, TEXTOID, INT4OID, BYTEAOID},
     nullptr};
 static Statement kInsertAgentLoad = {
-    "INSERT INTO darkspere.agent_load (agent_id, shard)"
-    " SELECT $1, s FROM pg_catalog.generate_series(0, $2 - 1) s",
-    2,
-    {INT8OID, INT4OID},
+    "INSERT INTO darkspere.agent_load (agent_id, shard, account_id)"
+    " SELECT $1, s, $3 FROM pg_catalog.generate_series(0, $2 - 1) s",
+    3,
+    {INT8OID, INT4OID, INT8OID},
     nullptr};
 static Statement kAgentNameTaken = {
     "SELECT 1 FROM darkspere.agents WHERE account_id = $1 AND name = $2", 2, {INT8OID, TEXTOID}, nullptr};
@@ -266,7 +266,7 @@ DARKSPERE_FUNCTION(darkspere_register_agent) {
     Datum args[6] = {Int64GetDatum(account_id), text_datum(name),        text_datum(endpoint),
                      text_datum(protocol),      Int32GetDatum(capacity), PointerGetDatum(key_hash)};
     int64 agent_id = spi_run(kInsertAgent, args, nullptr, false, 1).get_int64(0, 1);
-    Datum load_args[2] = {Int64GetDatum(agent_id), Int32GetDatum(kCounterShards)};
+    Datum load_args[3] = {Int64GetDatum(agent_id), Int32GetDatum(kCounterShards), Int64GetDatum(account_id)};
     spi_run(kInsertAgentLoad, load_args, nullptr, false, 0);
 
     // The signing secret of generation 1 (the column's default): shown here once, derived again at each

@@ -50,10 +50,12 @@ static Statement kNumberLookup = {
 static Statement kDedupeLock = {
     "SELECT pg_catalog.pg_advisory_xact_lock($1, pg_catalog.hashtext($2))", 2, {INT4OID, TEXTOID}, nullptr};
 
+// Deduplication is per account (messages UNIQUE (message_sid, account_id)): the number told us the account, and
+// another tenant's message is never this one's duplicate, nor shown to it.
 static Statement kFindBySid = {
-    "SELECT message_id, session_id, agent_id FROM darkspere.messages WHERE message_sid = $1",
-    1,
-    {TEXTOID},
+    "SELECT message_id, session_id, agent_id FROM darkspere.messages WHERE message_sid = $1 AND account_id = $2",
+    2,
+    {TEXTOID, INT8OID},
     nullptr};
 
 // $1 account, $2 session, $3 service number, $4 phone, $5 body, $6 status, $7 sid, $8 media, $9 encoding,
@@ -131,7 +133,7 @@ Outcome receive(const Inbound &in, MemoryContext caller) {
 
     Datum lock_args[2] = {Int32GetDatum(kDedupeLockClass), text_datum(in.message_sid)};
     spi_run(kDedupeLock, lock_args, nullptr, false, 0);
-    Datum sid_args[1] = {text_datum(in.message_sid)};
+    Datum sid_args[2] = {text_datum(in.message_sid), Int64GetDatum(account_id)};
     SpiResult original = spi_run(kFindBySid, sid_args, nullptr, false, 1);
     if (!original.empty()) {
         out.disposition = "duplicate";

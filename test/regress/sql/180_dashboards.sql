@@ -39,8 +39,8 @@ SELECT disposition FROM darkspere.receive_sms('AC180', '+15551800001', '+1555750
 INSERT INTO darkspere.agent_checks (account_id, agent_id, ok, latency_ms) VALUES (:acct, :a2, true, 35);
 SELECT darkspere.rate_limit('ip', '203.0.113.175', 1000) AS allowed;
 SELECT darkspere.record_delivery_status('AC180', 'SM180nosuch', 'delivered');
-UPDATE darkspere.agent_load SET in_flight = 2 WHERE agent_id = :a1 AND shard = 0;
-INSERT INTO darkspere.agent_load (agent_id, shard, in_flight) VALUES (:a1, 0, 2) ON CONFLICT DO NOTHING;
+-- Two more calls in flight, added (the routed one above may already sit on shard 0: this backend's shard).
+UPDATE darkspere.agent_load SET in_flight = in_flight + 2 WHERE agent_id = :a1 AND shard = 0;
 
 -- Health: both agents, load against capacity, nothing an agent could be called or impersonated with.
 SELECT name, status, health_score, circuit, in_flight, capacity, load_pct

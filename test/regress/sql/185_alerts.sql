@@ -58,8 +58,7 @@ UPDATE darkspere.alert_rules SET enabled = false WHERE name IN ('agent_latency_p
 SELECT (darkspere.tick())->'alerts_resolved' AS resolved;
 
 -- capacity_use: 9 of 10 slots in flight (90 % > 85 %).
-INSERT INTO darkspere.agent_load (agent_id, shard, in_flight) VALUES (:a1, 0, 9)
-    ON CONFLICT (agent_id, shard) DO UPDATE SET in_flight = 9;
+UPDATE darkspere.agent_load SET in_flight = 9 WHERE agent_id = :a1 AND shard = 0;
 UPDATE darkspere.alert_rules SET enabled = true WHERE name = 'capacity';
 SELECT (darkspere.tick())->'alerts_fired' AS fired;
 SELECT rule, subject, value FROM darkspere.alerts WHERE state = 'firing';
