@@ -2554,9 +2554,12 @@ ALTER TABLE darkspere.agent_load ALTER COLUMN account_id SET NOT NULL,
     DROP CONSTRAINT agent_load_pkey, ADD PRIMARY KEY (agent_id, shard, account_id),
     ADD FOREIGN KEY (agent_id, account_id) REFERENCES darkspere.agents (agent_id, account_id) ON DELETE CASCADE;
 
--- A session's agent: deleting the agent clears only agent_id (PostgreSQL 15's column list), never account_id.
+-- A session's agent. 0.1.0 cleared sessions.agent_id when its agent was deleted (ON DELETE SET NULL); Citus
+-- refuses SET NULL on a foreign key that includes the distribution column, even PostgreSQL 15's SET NULL
+-- (agent_id). No function deletes agents (an agent is retired with set_agent_status(…, 'disabled')), so a
+-- DELETE of an agent that sessions still name is now refused; deleting its account still removes both.
 ALTER TABLE darkspere.sessions ADD FOREIGN KEY (agent_id, account_id)
-    REFERENCES darkspere.agents (agent_id, account_id) ON DELETE SET NULL (agent_id);
+    REFERENCES darkspere.agents (agent_id, account_id);
 ALTER TABLE darkspere.messages ADD FOREIGN KEY (session_id, account_id)
     REFERENCES darkspere.sessions (session_id, account_id) ON DELETE CASCADE;
 

@@ -2,8 +2,8 @@
 -- column, every primary key, unique constraint and unique index includes account_id, and every foreign key to
 -- another such table carries account_id on both sides. That is what lets Citus distribute the table by
 -- account_id and check each key on one shard. The listed exceptions are deliberate; a new table or key that
--- breaks the rule shows up here as a new row. Also: deduplication of inbound texts is per account, and a
--- session whose agent is deleted keeps its account.
+-- breaks the rule shows up here as a new row. Also: deduplication of inbound texts is per account, and what
+-- the composite foreign keys allow and refuse.
 \set VERBOSITY terse
 
 -- Keys (primary, unique, and unique indexes) of tables with an account_id, that leave account_id out. The
@@ -61,17 +61,20 @@ SELECT disposition FROM darkspere.receive_sms('AC190', '+15551900001', '+1555719
 SELECT account_id = :one AS first_account, count(*) AS stored FROM darkspere.messages
  WHERE message_sid = 'SM190same' GROUP BY 1 ORDER BY 1;
 
--- A session whose agent is deleted keeps its account (ON DELETE SET NULL clears agent_id only).
+-- An agent that sessions still name cannot be deleted (retire it with set_agent_status … 'disabled'); its
+-- account can, and takes its agents, sessions, messages and load rows with it.
 SELECT agent_id AS bot FROM darkspere.register_agent(:one, 'bot190', 'https://agent.example/190') \gset
 SELECT disposition FROM darkspere.receive_sms('AC190', '+15551900001', '+15557190002', 'hello bot', 'SM190bot');
 SELECT count(*) AS sessions_on_bot FROM darkspere.sessions WHERE agent_id = :bot;
-DELETE FROM darkspere.jobs WHERE agent_id = :bot;
 DELETE FROM darkspere.agents WHERE agent_id = :bot;
-SELECT account_id = :one AS same_account, agent_id IS NULL AS agent_cleared FROM darkspere.sessions
- WHERE phone = '+15557190002';
--- agent_load rows carry the agent's account, and went with the agent.
-SELECT count(*) AS load_rows_left FROM darkspere.agent_load WHERE agent_id = :bot;
+SELECT count(*) AS load_rows FROM darkspere.agent_load WHERE agent_id = :bot AND account_id = :one;
 -- A key that pairs an id with another tenant's account is refused.
 INSERT INTO darkspere.messages (account_id, session_id, direction, service_number, phone, body, status)
 SELECT :two, session_id, 'in', service_number, phone, 'cross-tenant', 'waiting' FROM darkspere.sessions
  WHERE phone = '+15557190002';
+DELETE FROM darkspere.jobs WHERE account_id = :one;
+DELETE FROM darkspere.accounts WHERE account_id = :one;
+SELECT (SELECT count(*) FROM darkspere.agents WHERE account_id = :one) AS agents,
+       (SELECT count(*) FROM darkspere.agent_load WHERE account_id = :one) AS load_rows,
+       (SELECT count(*) FROM darkspere.sessions WHERE account_id = :one) AS sessions,
+       (SELECT count(*) FROM darkspere.messages WHERE account_id = :one) AS messages;
