@@ -1,0 +1,25 @@
+-- test/citus/distribute.sql — the Citus layout of the darkspere schema that test/citus/run tries on a coordinator
+-- and two workers (docs/scaling.md, "Tried on Citus 13.2.2"). A test fixture, not yet an operator's tool: the
+-- message path does not run on this layout yet (its statements still read distributed tables through
+-- reference-table columns), and `jobs`, `delivery_events` and the alert tables stay on the coordinator.
+\set ON_ERROR_STOP 1
+SET client_min_messages = warning;
+-- Otherwise Citus converts every table linked by a foreign key to a reference table into a Citus local table,
+-- and stops at the extension's views.
+SET citus.enable_local_reference_table_foreign_keys = off;
+-- A table with a foreign key to a reference table cannot be distributed in parallel after it was touched.
+SET citus.multi_shard_modify_mode = 'sequential';
+
+-- Global tables, and the two every node must read locally: accounts and the number -> account lookup
+-- (a reference table may only reference reference tables, so numbers -> accounts makes accounts one).
+SELECT create_reference_table('darkspere.' || t)
+  FROM unnest(ARRAY['plans', 'features', 'plan_features', 'plan_prices', 'rate_limit_rules',
+                    'rate_limit_overrides', 'stripe_meters', 'accounts', 'numbers']) AS t;
+
+-- Tenant tables: distributed by account_id, colocated with agents (referenced tables first).
+SELECT create_distributed_table('darkspere.agents', 'account_id');
+SELECT create_distributed_table('darkspere.' || t, 'account_id', colocate_with => 'darkspere.agents')
+  FROM unnest(ARRAY['account_features', 'account_keys', 'account_plan_history', 'agent_load', 'agent_checks',
+                    'agent_events', 'sessions', 'messages', 'consent_events', 'opt_outs', 'usage_counters',
+                    'billing_calls', 'meter_reports', 'statements', 'statement_lines', 'subscriptions',
+                    'trace_events']) AS t;
