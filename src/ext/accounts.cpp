@@ -26,11 +26,13 @@ static Statement kAccountExists = {
 // the previous lock holder committed.
 static Statement kLockAccount = {
     "SELECT 1 FROM darkspere.accounts WHERE account_id = $1 FOR UPDATE", 1, {INT8OID}, nullptr};
+// Each table is filtered by the parameter, not by a column of another table, so that on Citus every reference
+// is pinned to the tenant's shard (docs/scaling.md).
 static Statement kAccountLimits = {
     "SELECT a.plan, p.max_agents, p.max_numbers,"
     "       (SELECT count(*) FROM darkspere.agents g"
-    "         WHERE g.account_id = a.account_id AND g.status <> 'disabled'),"
-    "       (SELECT count(*) FROM darkspere.numbers n WHERE n.account_id = a.account_id)"
+    "         WHERE g.account_id = $1 AND g.status <> 'disabled'),"
+    "       (SELECT count(*) FROM darkspere.numbers n WHERE n.account_id = $1)"
     "  FROM darkspere.accounts a JOIN darkspere.plans p ON p.plan = a.plan"
     " WHERE a.account_id = $1",
     1,
