@@ -84,15 +84,8 @@ HttpRequest agent_probe_request(const AgentTurn &turn, const std::string &probe_
 AgentOutcome agent_probe_outcome(const HttpResponse &response) {
     AgentOutcome out;
     out.latency_ms = static_cast<long>(response.elapsed.count());
-    if (response.too_large) {
-        out.error = "probe " + response.error;
-    } else if (response.status == 0) {
-        out.error = response.timed_out ? "timeout" : response.error.empty() ? "no response" : response.error;
-    } else if (response.status < 200 || response.status >= 300) {
-        out.error = "probe http " + std::to_string(response.status);
-    } else {
-        out.ok = true;
-    }
+    out.error = response.failure("probe");
+    out.ok = out.error.empty();
     return out;
 }
 

@@ -43,15 +43,8 @@ bool alert_notify_request(const nlohmann::json &payload, HttpRequest *request, s
 
 AlertNotifyOutcome alert_notify_outcome(const HttpResponse &response) {
     AlertNotifyOutcome out;
-    if (response.too_large) {
-        out.error = "webhook " + response.error;
-    } else if (response.status == 0) {
-        out.error = response.timed_out ? "timeout" : response.error.empty() ? "no response" : response.error;
-    } else if (response.status < 200 || response.status >= 300) {
-        out.error = "webhook http " + std::to_string(response.status);
-    } else {
-        out.delivered = true;
-    }
+    out.error = response.failure("webhook");
+    out.delivered = out.error.empty();
     return out;
 }
 

@@ -54,6 +54,10 @@ struct HttpResponse {
 
     // header — the first value of a header, compared case-insensitively; empty when absent.
     std::string header(std::string_view name) const;
+    // failure — why this is not a 2xx answer, prefixed with what was called ("probe", "webhook"): the size
+    // cap, "timeout", the transport error or "no response", or "<what> http <status>"; empty for a 2xx
+    // answer.
+    std::string failure(std::string_view what) const;
 };
 
 class HttpClient {

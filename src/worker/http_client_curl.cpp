@@ -26,6 +26,16 @@ std::string HttpResponse::header(std::string_view name) const {
     return {};
 }
 
+std::string HttpResponse::failure(std::string_view what) const {
+    if (too_large)
+        return std::string(what) + " " + error;
+    if (status == 0)
+        return timed_out ? "timeout" : error.empty() ? "no response" : error;
+    if (status < 200 || status >= 300)
+        return std::string(what) + " http " + std::to_string(status);
+    return {};
+}
+
 struct CurlHttpClient::Transfer {
     CurlHttpClient *client = nullptr;
     CURL *easy = nullptr;
