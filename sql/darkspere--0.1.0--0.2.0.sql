@@ -1508,8 +1508,8 @@ CREATE VIEW darkspere.dashboard_security AS
 --   generated_at; queue: [{kind, state, jobs, oldest_age_s}]; agents: at most 100, least healthy first
 --   (dashboard_health's columns), agents_total; traffic: inbound messages per minute over the last 60 minutes,
 --   oldest first (60 numbers); latency_p95: p95 of inbound_to_reply per minute over the same minutes (NULL for
---   a minute without replies); latency: dashboard_latency's '1 hour' rows; alerting: whether darkspere.alerts
---   exists, and alerts: its 10 newest rows (whole rows, as JSON objects) or [].
+--   a minute without replies); latency: dashboard_latency's '1 hour' rows; alerts: the 10 newest rows of
+--   darkspere.alerts (whole rows, as JSON objects), or [].
 -- Agent names are tenant input: the page escapes them. Cost: dashboard_health limited to 100 rows (after a
 -- pass over agents), an hour of messages_created and of latency_samples, the queue_depth view (partial
 -- indexes of pending and running jobs), 10 alerts.
@@ -1517,15 +1517,7 @@ CREATE FUNCTION darkspere.status_snapshot()
 RETURNS jsonb LANGUAGE plpgsql STABLE AS $fn$
 DECLARE
     snapshot jsonb;
-    alert_rows jsonb := '[]';
-    has_alerts boolean := pg_catalog.to_regclass('darkspere.alerts') IS NOT NULL;
 BEGIN
-    IF has_alerts THEN
-        -- The table belongs to the alerting work (issue #14); its columns are shown as they are. A constant
-        -- statement: EXECUTE only because the table may not exist when this function is created.
-        EXECUTE 'SELECT COALESCE(pg_catalog.jsonb_agg(pg_catalog.to_jsonb(a)), ''[]'')'
-                ' FROM (SELECT * FROM darkspere.alerts ORDER BY 1 DESC LIMIT 10) a' INTO alert_rows;
-    END IF;
     SELECT pg_catalog.jsonb_build_object(
         'generated_at', pg_catalog.now(),
         'queue', (SELECT COALESCE(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
@@ -1566,8 +1558,8 @@ BEGIN
                                       GROUP BY 1) l ON l.minute = g.minute),
         'latency', (SELECT COALESCE(pg_catalog.jsonb_agg(pg_catalog.to_jsonb(d) ORDER BY d.stage), '[]')
                       FROM darkspere.dashboard_latency d WHERE d."window" = '1 hour'),
-        'alerting', has_alerts,
-        'alerts', alert_rows)
+        'alerts', (SELECT COALESCE(pg_catalog.jsonb_agg(pg_catalog.to_jsonb(a) ORDER BY a.alert_id DESC), '[]')
+                     FROM (SELECT * FROM darkspere.alerts ORDER BY alert_id DESC LIMIT 10) a))
       INTO snapshot;
     RETURN snapshot;
 END
