@@ -33,7 +33,7 @@ PG_CONFIG ?= pg_config
 EXTVERSION := $(shell sed -n "s/^default_version = '\\(.*\\)'/\\1/p" $(dir $(firstword $(MAKEFILE_LIST)))darkspere.control)
 PG_CPPFLAGS = -Isrc -isystem $(shell $(PG_CONFIG) --includedir-server) -DDARKSPERE_VERSION='"$(EXTVERSION)"'
 # -MMD -MP: each object also records the headers it read (.d files), so changing a header rebuilds its users.
-PG_CXXFLAGS = -std=c++17 -Wno-register -Wall -Wextra -fno-omit-frame-pointer -MMD -MP
+PG_CXXFLAGS = -std=c++17 -Wno-register -Wall -Wextra -Werror=implicit-fallthrough -fno-omit-frame-pointer -MMD -MP
 SHLIB_LINK = -lstdc++ -lcrypto
 
 REGRESS = $(basename $(notdir $(wildcard test/regress/sql/*.sql)))
