@@ -122,13 +122,14 @@ static AccountLimits lock_account_limits(int64 account_id) {
 static void require_agent_slot(int64 account_id) {
     AccountLimits limits = lock_account_limits(account_id);
     if (!limits.agents_unlimited && limits.agents >= limits.max_agents) {
-        ereport(ERROR,
-                (errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-                 errmsg("plan \"%s\" allows %lld agent(s); account %lld has %lld", limits.plan,
-                        static_cast<long long>(limits.max_agents), static_cast<long long>(account_id),
-                        static_cast<long long>(limits.agents)),
-                 errhint("Disable an agent with set_agent_status(agent_id, 'disabled'), change plan, or add an "
-                         "account_features override of custom_agents.")));
+        ereport(
+            ERROR,
+            (errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+             errmsg("plan \"%s\" allows %lld agent(s); account %lld has %lld", limits.plan,
+                    static_cast<long long>(limits.max_agents), static_cast<long long>(account_id),
+                    static_cast<long long>(limits.agents)),
+             errhint("Disable an agent with set_agent_status(agent_id, 'disabled'), change plan, or add an "
+                     "account_features override of custom_agents.")));
     }
 }
 

@@ -53,7 +53,8 @@ void handoff_close() {
 }
 
 bool handoff_lease(int64 agent_id, Datum *worker, Datum *lease) {
-    if (open_scope == nullptr || open_scope->njobs >= open_scope->budget || (agent_id == 0 && !open_scope->sends)) {
+    if (open_scope == nullptr || open_scope->njobs >= open_scope->budget ||
+        (agent_id == 0 && !open_scope->sends)) {
         return false;
     }
     for (int i = 0; i < open_scope->nbusy; i++) {

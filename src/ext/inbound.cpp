@@ -42,8 +42,8 @@ constexpr int32 kDedupeLockClass = 0x44536d73;
 constexpr int32 kPlanLockClass = 0x4453706c;
 
 // Number → account, texts, whether the phone has opted out of this number, whether the effective plan (held
-// to free past a payment's grace, as darkspere.effective_plan) has a hard cap (only then are quotas read), the
-// agent tag the number requires (NULL: any agent) and whether the plan lock was taken without waiting ($4
+// to free past a payment's grace, as darkspere.effective_plan) has a hard cap (only then are quotas read),
+// the agent tag the number requires (NULL: any agent) and whether the plan lock was taken without waiting ($4
 // its class), in one lookup. The webhook was verified with $3's auth token: it may only speak for numbers
 // that AccountSid owns (provider_account is NOT NULL, so no number accepts every sender).
 static Statement kNumberLookup = {
@@ -331,6 +331,7 @@ DARKSPERE_FUNCTION(darkspere_receive_sms_leased) {
     }
     HandoffScope handoff;
     handoff_init(&handoff, CurrentMemoryContext, PG_GETARG_DATUM(7), PG_GETARG_DATUM(8), 1, busy);
-    handoff.sends = false;  // its result has no kind column: the worker takes what it returns for an agent call
+    handoff.sends =
+        false;  // its result has no kind column: the worker takes what it returns for an agent call
     PG_RETURN_DATUM(receive_row(fcinfo, &handoff));
 }

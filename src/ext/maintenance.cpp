@@ -119,8 +119,8 @@ static Statement kSetRouteCursor = {
 
 // The oldest waiting message of each session of one account (later ones wait behind it), the agent tag its
 // number requires, and the session's agent when that agent may keep serving it (sticky: capacity is not
-// checked; the tag and the plan's mcp_protocol gate are). Sticky sessions first — they need no pick — then the
-// oldest sessions.
+// checked; the tag and the plan's mcp_protocol gate are). Sticky sessions first — they need no pick — then
+// the oldest sessions.
 static Statement kAccountQueued = {
     "SELECT h.message_id, h.session_id, a.agent_id, n.agent_tag"
     "  FROM (SELECT DISTINCT ON (m.session_id) m.message_id, m.session_id, m.service_number"
@@ -130,8 +130,8 @@ static Statement kAccountQueued = {
     "  LEFT JOIN darkspere.numbers n ON n.number = h.service_number"
     "  LEFT JOIN darkspere.agents a ON a.agent_id = s.agent_id AND a.status = 'active'"
     "        AND a.circuit = 'closed' AND a.health_score >= $2"
-    "        AND (n.agent_tag IS NULL OR n.agent_tag = ANY (a.tags)) AND " DS_AGENT_PASSES_MCP_GATE("$1")
-    " ORDER BY a.agent_id IS NULL, h.session_id LIMIT $3",
+    "        AND (n.agent_tag IS NULL OR n.agent_tag = ANY (a.tags)) AND " DS_AGENT_PASSES_MCP_GATE(
+        "$1") " ORDER BY a.agent_id IS NULL, h.session_id LIMIT $3",
     3,
     {INT8OID, INT4OID, INT4OID},
     nullptr};

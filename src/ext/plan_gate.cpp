@@ -14,7 +14,7 @@
 namespace darkspere {
 
 // Agents that are not disabled may come back (maintenance, unhealthy): only those count.
-#define DS_GATE_AGENTS(protocol_test)                                                   \
+#define DS_GATE_AGENTS(protocol_test)                                                     \
     "SELECT 1 FROM darkspere.agents a WHERE a.account_id = $1 AND a.status <> 'disabled'" \
     "   AND a.protocol " protocol_test " AND ($2::text IS NULL OR $2 = ANY (a.tags))"
 
@@ -27,22 +27,25 @@ static Statement kGateBlocks = {
 
 #undef DS_GATE_AGENTS
 
-static Statement kGatedMessage = {
-    "SELECT" DS_FAILED_MESSAGE_COLUMNS " FROM darkspere.messages m WHERE m.message_id = $1",
-    1,
-    {INT8OID},
-    nullptr};
+static Statement kGatedMessage = {"SELECT" DS_FAILED_MESSAGE_COLUMNS
+                                  " FROM darkspere.messages m WHERE m.message_id = $1",
+                                  1,
+                                  {INT8OID},
+                                  nullptr};
 
 // The waiting message ends failed and its timeline says why, in one statement.
 static Statement kFailGatedWaiting = {
     "WITH m AS (UPDATE darkspere.messages m SET status = 'failed', updated_at = pg_catalog.now()"
     "            WHERE m.message_id = $1 AND m.status = 'waiting'"
-    "            RETURNING" DS_FAILED_MESSAGE_COLUMNS ", m.reply_to),"
+    "            RETURNING" DS_FAILED_MESSAGE_COLUMNS
+    ", m.reply_to),"
     " t AS (INSERT INTO darkspere.trace_events (account_id, request_id, step, detail)"
-    "       SELECT m.account_id, " DS_TRACE_REQUEST ", 'not_routed',"
+    "       SELECT m.account_id, " DS_TRACE_REQUEST
+    ", 'not_routed',"
     "              pg_catalog.jsonb_build_object('reason', 'mcp_not_in_plan', 'message_id', m.message_id)"
     "         FROM m)"
-    " SELECT * FROM m",  // the columns of DS_FAILED_MESSAGE_COLUMNS first, as enqueue_fallback_reply reads them
+    " SELECT * FROM m",  // the columns of DS_FAILED_MESSAGE_COLUMNS first, as enqueue_fallback_reply reads
+                         // them
     1,
     {INT8OID},
     nullptr};

@@ -9,8 +9,9 @@ namespace darkspere {
 // plan's row or an unexpired override (darkspere.account_features_now). It takes no column of the outer
 // query, so PostgreSQL plans it as an InitPlan, run only the first time it is reached: a statement that puts
 // it after `a.protocol <> 'mcp' OR` never runs it while the agents it looks at speak http.
-#define DS_MCP_ALLOWED(account)                                                                 \
-    "COALESCE((SELECT f.enabled FROM darkspere.account_features_now(" account ") f"             \
+#define DS_MCP_ALLOWED(account)                                               \
+    "COALESCE((SELECT f.enabled FROM darkspere.account_features_now(" account \
+    ") f"                                                                     \
     "           WHERE f.feature = 'mcp_protocol'), false)"
 // DS_AGENT_PASSES_MCP_GATE — the agent (alias a) may take turns of the account as far as its plan goes.
 #define DS_AGENT_PASSES_MCP_GATE(account) "(a.protocol <> 'mcp' OR " DS_MCP_ALLOWED(account) ")"

@@ -1,11 +1,10 @@
 // src/ext/routing.cpp — choosing an agent and counting the calls in flight on each.
 //
-// Eligible: active, carrying the number's agent tag when it requires one, allowed by the account's plan (an MCP
-// agent needs mcp_protocol: plan_gate.hpp), below capacity, and either healthy
-// (circuit closed, score ≥ darkspere.min_health_score) or due a trial call (circuit open or half-open past
-// its deadline, or a closed but unhealthy agent idle for the cool-down). Trial candidates come first, so a
-// recovered agent gets its single test call promptly; then the highest health score, the lowest load ratio,
-// the lowest recent latency.
+// Eligible: active, carrying the number's agent tag when it requires one, allowed by the account's plan (an
+// MCP agent needs mcp_protocol: plan_gate.hpp), below capacity, and either healthy (circuit closed, score ≥
+// darkspere.min_health_score) or due a trial call (circuit open or half-open past its deadline, or a closed
+// but unhealthy agent idle for the cool-down). Trial candidates come first, so a recovered agent gets its
+// single test call promptly; then the highest health score, the lowest load ratio, the lowest recent latency.
 //
 // Load is kept in darkspere.agent_load split over kCounterShards rows per agent, so concurrent routing to the
 // same few agents never waits on one row lock; a backend only writes its own shard.

@@ -27,7 +27,8 @@ static Statement kExpireIdleSession = {
 
 // Upsert plus, in the same statement, whether the bound agent may keep the session (sticky routing: capacity
 // is not checked, the session already counts against it; the number's agent tag is, $5, as it may have
-// changed since, and so is the plan's mcp_protocol gate) and whether earlier messages still wait for an agent.
+// changed since, and so is the plan's mcp_protocol gate) and whether earlier messages still wait for an
+// agent.
 static Statement kUpsertSession = {
     "WITH s AS ("
     "  INSERT INTO darkspere.sessions AS s (account_id, service_number, phone) VALUES ($1, $2, $3)"
