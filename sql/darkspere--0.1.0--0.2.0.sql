@@ -955,7 +955,9 @@ BEGIN
          WHERE u.account_id = p_account AND u.metric = v_metric
            AND u.period = pg_catalog.date_trunc('month', pg_catalog.now() AT TIME ZONE 'UTC')::date;
     ELSIF v_metric = 'agents' THEN
-        SELECT pg_catalog.count(*) INTO n FROM darkspere.agents g WHERE g.account_id = p_account;
+        -- As register_agent counts them (src/ext/accounts.cpp): a disabled agent takes no slot.
+        SELECT pg_catalog.count(*) INTO n FROM darkspere.agents g
+         WHERE g.account_id = p_account AND g.status <> 'disabled';
     ELSIF v_metric = 'numbers' THEN
         SELECT pg_catalog.count(*) INTO n FROM darkspere.numbers x WHERE x.account_id = p_account;
     END IF;
@@ -1480,7 +1482,7 @@ CREATE VIEW darkspere.dashboard_usage AS
     LEFT JOIN LATERAL (
         SELECT CASE f.metric
                    WHEN 'agents' THEN (SELECT pg_catalog.count(*) FROM darkspere.agents g
-                                        WHERE g.account_id = a.account_id)
+                                        WHERE g.account_id = a.account_id AND g.status <> 'disabled')
                    WHEN 'numbers' THEN (SELECT pg_catalog.count(*) FROM darkspere.numbers n
                                          WHERE n.account_id = a.account_id)
                    ELSE (SELECT COALESCE(pg_catalog.sum(c.used), 0)::bigint FROM darkspere.usage_counters c

@@ -34,6 +34,8 @@ SELECT regress.try(format($$SELECT darkspere.register_agent(%s, 'p3', 'https://a
 -- A disabled agent frees its slot.
 SELECT darkspere.set_agent_status(agent_id, 'disabled') FROM darkspere.agents WHERE account_id = :pro_acct AND name = 'p1';
 SELECT count(*) AS after_disable FROM darkspere.register_agent(:pro_acct, 'p3', 'https://agent.example/221-p3', 'http', 1);
+-- feature_access counts them the same way (p1 disabled: 2 of 2 used).
+SELECT allowed, monthly_limit, used, remaining FROM darkspere.feature_access(:pro_acct, 'custom_agents');
 UPDATE darkspere.plan_features SET monthly_limit = 5 WHERE plan = 'pro' AND feature = 'custom_agents';
 -- Held to free (payment past due beyond the grace): free's limits, one number.
 SELECT darkspere.add_number(:pro_acct, '+15552210011', 'AC221');
