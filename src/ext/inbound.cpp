@@ -222,7 +222,7 @@ Outcome receive(const Inbound &in, MemoryContext caller) {
         out.disposition = "mcp_not_in_plan";
         out.message_id = store_inbound(in, account_id, session.session_id, "failed", seg, 0, out.disposition);
         usage_add(account_id, "sms_in", seg.segments);
-        reply_gated(out.message_id);
+        reply_gated(account_id, out.message_id);
         return out;
     }
     out.message_id = store_inbound(in, account_id, session.session_id, routed ? "routed" : "waiting", seg,

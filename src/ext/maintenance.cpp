@@ -345,7 +345,7 @@ static int64 route_account(int64 account_id, int share) {
             }
             agent_id = pick_agent(account_id, agent_tag, nullptr, 0);
             if (agent_id == 0 && gate_blocks_cached(account_id, agent_tag, gate, &ngate)) {
-                fail_gated_waiting(message_id);
+                fail_gated_waiting(account_id, message_id);
                 continue;
             }
             if (agent_id == 0 && agent_tag == nullptr) {

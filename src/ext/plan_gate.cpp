@@ -28,15 +28,15 @@ static Statement kGateBlocks = {
 #undef DS_GATE_AGENTS
 
 static Statement kGatedMessage = {"SELECT" DS_FAILED_MESSAGE_COLUMNS
-                                  " FROM darkspere.messages m WHERE m.message_id = $1",
-                                  1,
-                                  {INT8OID},
+                                  " FROM darkspere.messages m WHERE m.message_id = $1 AND m.account_id = $2",
+                                  2,
+                                  {INT8OID, INT8OID},
                                   nullptr};
 
 // The waiting message ends failed and its timeline says why, in one statement.
 static Statement kFailGatedWaiting = {
     "WITH m AS (UPDATE darkspere.messages m SET status = 'failed', updated_at = pg_catalog.now()"
-    "            WHERE m.message_id = $1 AND m.status = 'waiting'"
+    "            WHERE m.message_id = $1 AND m.account_id = $2 AND m.status = 'waiting'"
     "            RETURNING" DS_FAILED_MESSAGE_COLUMNS
     ", m.reply_to),"
     " t AS (INSERT INTO darkspere.trace_events (account_id, request_id, step, detail)"
@@ -46,8 +46,8 @@ static Statement kFailGatedWaiting = {
     "         FROM m)"
     " SELECT * FROM m",  // the columns of DS_FAILED_MESSAGE_COLUMNS first, as enqueue_fallback_reply reads
                          // them
-    1,
-    {INT8OID},
+    2,
+    {INT8OID, INT8OID},
     nullptr};
 
 bool mcp_gate_blocks(int64 account_id, const char *agent_tag) {
@@ -57,16 +57,16 @@ bool mcp_gate_blocks(int64 account_id, const char *agent_tag) {
     return !row.empty() && !row.is_null(0, 1) && row.get_bool(0, 1);
 }
 
-void reply_gated(int64 message_id) {
-    Datum args[1] = {Int64GetDatum(message_id)};
+void reply_gated(int64 account_id, int64 message_id) {
+    Datum args[2] = {Int64GetDatum(message_id), Int64GetDatum(account_id)};
     SpiResult failed = spi_run(kGatedMessage, args, nullptr, false, 1);
     if (!failed.empty()) {
         enqueue_fallback_reply(failed);
     }
 }
 
-bool fail_gated_waiting(int64 message_id) {
-    Datum args[1] = {Int64GetDatum(message_id)};
+bool fail_gated_waiting(int64 account_id, int64 message_id) {
+    Datum args[2] = {Int64GetDatum(message_id), Int64GetDatum(account_id)};
     SpiResult failed = spi_run(kFailGatedWaiting, args, nullptr, false, 1);
     if (failed.empty()) {
         return false;

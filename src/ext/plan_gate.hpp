@@ -21,9 +21,9 @@ namespace darkspere {
 // disabled, and no http agent that is not disabled. Read only when no agent was found (the cold path).
 bool mcp_gate_blocks(int64 account_id, const char *agent_tag);
 // reply_gated — the inbound message (stored 'failed') gets the account's fallback text as its reply, if any.
-void reply_gated(int64 message_id);
+void reply_gated(int64 account_id, int64 message_id);
 // fail_gated_waiting — a waiting message of a gated account ends 'failed', traced `not_routed` (reason
 // mcp_not_in_plan), and gets the fallback text; false when it no longer waits.
-bool fail_gated_waiting(int64 message_id);
+bool fail_gated_waiting(int64 account_id, int64 message_id);
 
 }  // namespace darkspere
