@@ -802,6 +802,15 @@ SELECT v.plan, v.feature, v.enabled, v.monthly_limit, true
   ) v(plan, feature, enabled, monthly_limit)
   JOIN darkspere.plans p ON p.plan = v.plan;  -- an operator who deleted a seed plan in 0.1.0 gets no rows for it
 SELECT pg_catalog.pg_extension_config_dump('darkspere.plan_features', 'WHERE NOT is_seed');
+-- Agents and numbers are limited by custom_agents and multi_phone now (src/ext/accounts.cpp): a plan an operator
+-- made in 0.1.0 keeps the max_agents / max_numbers it had, as rows of its own (dumped). Without the feature an
+-- account has one agent and one number.
+INSERT INTO darkspere.plan_features (plan, feature, enabled, monthly_limit)
+SELECT p.plan, v.feature, true, v.monthly_limit
+  FROM darkspere.plans p
+ CROSS JOIN LATERAL (VALUES ('custom_agents', p.max_agents::bigint), ('multi_phone', p.max_numbers::bigint))
+       v(feature, monthly_limit)
+ WHERE NOT p.is_seed;
 
 -- Per-account exceptions to the plan (a trial of a feature, a raised limit): while not expired, a row replaces
 -- the plan's row for that feature. monthly_limit NULL: no limit.
@@ -946,7 +955,9 @@ BEGIN
          WHERE u.account_id = p_account AND u.metric = v_metric
            AND u.period = pg_catalog.date_trunc('month', pg_catalog.now() AT TIME ZONE 'UTC')::date;
     ELSIF v_metric = 'agents' THEN
-        SELECT pg_catalog.count(*) INTO n FROM darkspere.agents g WHERE g.account_id = p_account;
+        -- As register_agent counts them (src/ext/accounts.cpp): a disabled agent takes no slot.
+        SELECT pg_catalog.count(*) INTO n FROM darkspere.agents g
+         WHERE g.account_id = p_account AND g.status <> 'disabled';
     ELSIF v_metric = 'numbers' THEN
         SELECT pg_catalog.count(*) INTO n FROM darkspere.numbers x WHERE x.account_id = p_account;
     END IF;
@@ -981,8 +992,11 @@ DECLARE
     period_end timestamptz;
     old_plan text;
 BEGIN
-    -- The account first, then its subscription: the order checkout.session.completed takes them in.
-    PERFORM FROM darkspere.accounts a WHERE a.account_id = p_account FOR UPDATE;
+    -- The account first, then its subscription: the order checkout.session.completed takes them in. NO KEY
+    -- UPDATE, not UPDATE: it serializes the account's events all the same, and lets the messages in flight
+    -- (their foreign-key checks take KEY SHARE on the account) finish while a plan change waits for them
+    -- (darkspere.plan_change_lock).
+    PERFORM FROM darkspere.accounts a WHERE a.account_id = p_account FOR NO KEY UPDATE;
     SELECT * INTO cur FROM darkspere.subscriptions s WHERE s.account_id = p_account FOR UPDATE;
     IF FOUND AND cur.state_at IS NOT NULL
        AND (cur.state_at > at OR (cur.state_at = at AND cur.state_rank > rank)) THEN
@@ -1124,7 +1138,7 @@ BEGIN
                     USING ERRCODE = 'invalid_parameter_value';
             END IF;
             acct := ref::bigint;
-            PERFORM FROM darkspere.accounts a WHERE a.account_id = acct FOR UPDATE;
+            PERFORM FROM darkspere.accounts a WHERE a.account_id = acct FOR NO KEY UPDATE;  -- as above
             IF NOT FOUND THEN
                 RAISE EXCEPTION 'client_reference_id: account % does not exist', acct USING ERRCODE = 'undefined_object';
             END IF;
@@ -1468,7 +1482,7 @@ CREATE VIEW darkspere.dashboard_usage AS
     LEFT JOIN LATERAL (
         SELECT CASE f.metric
                    WHEN 'agents' THEN (SELECT pg_catalog.count(*) FROM darkspere.agents g
-                                        WHERE g.account_id = a.account_id)
+                                        WHERE g.account_id = a.account_id AND g.status <> 'disabled')
                    WHEN 'numbers' THEN (SELECT pg_catalog.count(*) FROM darkspere.numbers n
                                          WHERE n.account_id = a.account_id)
                    ELSE (SELECT COALESCE(pg_catalog.sum(c.used), 0)::bigint FROM darkspere.usage_counters c
@@ -2556,6 +2570,34 @@ ALTER TABLE darkspere.messages ADD FOREIGN KEY (session_id, account_id)
     REFERENCES darkspere.sessions (session_id, account_id) ON DELETE CASCADE;
 
 ------------------------------------------------------------------------------------------------------------------
+-- Issue #15 (last part): one plan per message (docs/billing.md "A plan change during traffic")
+------------------------------------------------------------------------------------------------------------------
+
+-- plan_change_lock — a trigger: whatever changes what an account's plan allows (its plan, a payment's past-due
+-- time, an override) takes the account's plan lock exclusively until its transaction ends. receive_sms holds
+-- the same lock shared from its first statement (src/ext/inbound.cpp, class "DSpl" = 1146318956, object
+-- hashint8(account_id)), so a change waits for the messages in flight and the messages that arrive meanwhile
+-- wait for the change: each message is decided and counted under one plan. A collision of two accounts' hashes
+-- only makes one wait for the other's change.
+CREATE FUNCTION darkspere.plan_change_lock() RETURNS trigger LANGUAGE plpgsql AS $fn$
+BEGIN
+    PERFORM pg_catalog.pg_advisory_xact_lock(1146318956, pg_catalog.hashint8(
+        CASE WHEN TG_OP = 'DELETE' THEN OLD.account_id ELSE NEW.account_id END));
+    RETURN NULL;
+END
+$fn$;
+CREATE TRIGGER accounts_plan_change AFTER UPDATE OF plan ON darkspere.accounts
+    FOR EACH ROW WHEN (OLD.plan IS DISTINCT FROM NEW.plan) EXECUTE FUNCTION darkspere.plan_change_lock();
+CREATE TRIGGER subscriptions_past_due_change AFTER UPDATE OF past_due_since ON darkspere.subscriptions
+    FOR EACH ROW WHEN (OLD.past_due_since IS DISTINCT FROM NEW.past_due_since)
+    EXECUTE FUNCTION darkspere.plan_change_lock();
+CREATE TRIGGER subscriptions_past_due_insert_delete AFTER INSERT OR DELETE ON darkspere.subscriptions
+    FOR EACH ROW EXECUTE FUNCTION darkspere.plan_change_lock();
+CREATE TRIGGER account_features_change AFTER INSERT OR UPDATE OR DELETE ON darkspere.account_features
+    FOR EACH ROW EXECUTE FUNCTION darkspere.plan_change_lock();
+REVOKE ALL ON FUNCTION darkspere.plan_change_lock() FROM PUBLIC;
+
+------------------------------------------------------------------------------------------------------------------
 -- Privileges: keep this block last; every function added above gets its line here
 ------------------------------------------------------------------------------------------------------------------
 --
@@ -2653,6 +2695,7 @@ ALTER FUNCTION darkspere.evaluate_alerts() SET search_path = pg_catalog, pg_temp
 ALTER FUNCTION darkspere.alert_announce(bigint) SET search_path = pg_catalog, pg_temp;
 ALTER FUNCTION darkspere.alert_rule_check() SET search_path = pg_catalog, pg_temp;
 ALTER FUNCTION darkspere.alert_channel_check() SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION darkspere.plan_change_lock() SET search_path = pg_catalog, pg_temp;
 -- sms_segments, twilio_signature, twilio_signature_valid and stripe_signature_valid touch no table: they stay
 -- SECURITY INVOKER and executable by PUBLIC, as in 0.1.0.
 

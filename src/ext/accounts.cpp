@@ -23,18 +23,21 @@ static Statement kAccountExists = {
     "SELECT 1 FROM darkspere.accounts WHERE account_id = $1", 1, {INT8OID}, nullptr};
 // The plan-limit check: lock the account, then read its limits and current counts. The lock is taken by its
 // own statement so that the counts are read by a later statement, whose snapshot (READ COMMITTED) sees what
-// the previous lock holder committed.
+// the previous lock holder committed. The limits are the features custom_agents and multi_phone as they apply
+// now (account_features_now: the effective plan's plan_features row or an unexpired account override; limit
+// NULL: none). Without the feature an account has one agent and one number: what "custom agents" and "multi
+// phone" add to. plans.max_agents / max_numbers no longer decide (the 0.2.0 upgrade copied operators' plans).
 static Statement kLockAccount = {
     "SELECT 1 FROM darkspere.accounts WHERE account_id = $1 FOR UPDATE", 1, {INT8OID}, nullptr};
 // Each table is filtered by the parameter, not by a column of another table, so that on Citus every reference
 // is pinned to the tenant's shard (docs/scaling.md).
 static Statement kAccountLimits = {
-    "SELECT a.plan, p.max_agents, p.max_numbers,"
-    "       (SELECT count(*) FROM darkspere.agents g"
-    "         WHERE g.account_id = $1 AND g.status <> 'disabled'),"
+    "SELECT ag.plan, CASE WHEN ag.enabled THEN ag.monthly_limit ELSE 1 END,"
+    "       CASE WHEN nb.enabled THEN nb.monthly_limit ELSE 1 END,"
+    "       (SELECT count(*) FROM darkspere.agents g WHERE g.account_id = $1 AND g.status <> 'disabled'),"
     "       (SELECT count(*) FROM darkspere.numbers n WHERE n.account_id = $1)"
-    "  FROM darkspere.accounts a JOIN darkspere.plans p ON p.plan = a.plan"
-    " WHERE a.account_id = $1",
+    "  FROM darkspere.account_features_now($1) ag, darkspere.account_features_now($1) nb"
+    " WHERE ag.feature = 'custom_agents' AND nb.feature = 'multi_phone'",
     1,
     {INT8OID},
     nullptr};
@@ -106,9 +109,9 @@ static AccountLimits lock_account_limits(int64 account_id) {
     AccountLimits limits;
     limits.plan = row.text_copy(0, 1, CurrentMemoryContext);
     limits.agents_unlimited = row.is_null(0, 2);
-    limits.max_agents = row.get_int32(0, 2);
+    limits.max_agents = limits.agents_unlimited ? 0 : row.get_int64(0, 2);
     limits.numbers_unlimited = row.is_null(0, 3);
-    limits.max_numbers = row.get_int32(0, 3);
+    limits.max_numbers = limits.numbers_unlimited ? 0 : row.get_int64(0, 3);
     limits.agents = row.get_int64(0, 4);
     limits.numbers = row.get_int64(0, 5);
     return limits;
@@ -119,12 +122,14 @@ static AccountLimits lock_account_limits(int64 account_id) {
 static void require_agent_slot(int64 account_id) {
     AccountLimits limits = lock_account_limits(account_id);
     if (!limits.agents_unlimited && limits.agents >= limits.max_agents) {
-        ereport(ERROR,
-                (errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-                 errmsg("plan \"%s\" allows %lld agent(s); account %lld has %lld", limits.plan,
-                        static_cast<long long>(limits.max_agents), static_cast<long long>(account_id),
-                        static_cast<long long>(limits.agents)),
-                 errhint("Disable an agent with set_agent_status(agent_id, 'disabled'), or change plan.")));
+        ereport(
+            ERROR,
+            (errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+             errmsg("plan \"%s\" allows %lld agent(s); account %lld has %lld", limits.plan,
+                    static_cast<long long>(limits.max_agents), static_cast<long long>(account_id),
+                    static_cast<long long>(limits.agents)),
+             errhint("Disable an agent with set_agent_status(agent_id, 'disabled'), change plan, or add an "
+                     "account_features override of custom_agents.")));
     }
 }
 
@@ -215,7 +220,8 @@ DARKSPERE_FUNCTION(darkspere_add_number) {
                         errmsg("plan \"%s\" allows %lld service number(s); account %lld has %lld",
                                limits.plan, static_cast<long long>(limits.max_numbers),
                                static_cast<long long>(account_id), static_cast<long long>(limits.numbers)),
-                        errhint("Move the account to a larger plan.")));
+                        errhint("Move the account to a larger plan, or add an account_features override of "
+                                "multi_phone.")));
     }
     Datum args[3] = {Int64GetDatum(account_id), text_datum(number), text_datum(provider_account)};
     spi_run(kInsertNumber, args, nullptr, false, 0);

@@ -28,6 +28,7 @@ void handoff_init(HandoffScope *scope, MemoryContext context, Datum worker, Datu
     scope->worker = worker;
     scope->lease = lease;
     scope->budget = budget;
+    scope->sends = true;
     scope->nbusy = 0;
     scope->busy = nullptr;
     if (busy_agents != nullptr) {
@@ -52,7 +53,8 @@ void handoff_close() {
 }
 
 bool handoff_lease(int64 agent_id, Datum *worker, Datum *lease) {
-    if (open_scope == nullptr || open_scope->njobs >= open_scope->budget) {
+    if (open_scope == nullptr || open_scope->njobs >= open_scope->budget ||
+        (agent_id == 0 && !open_scope->sends)) {
         return false;
     }
     for (int i = 0; i < open_scope->nbusy; i++) {

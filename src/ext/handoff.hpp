@@ -18,7 +18,8 @@ struct HandoffScope {
     MemoryContext context;
     Datum worker, lease;  // text, interval
     int budget;           // jobs the worker has room for
-    int64 *busy;          // agents at the worker's share: their calls wait for a claim
+    bool sends;  // sms_send jobs too (true after handoff_init); receive_sms_leased hands off agent calls only
+    int64 *busy;  // agents at the worker's share: their calls wait for a claim
     int nbusy;
     HandedJob *jobs;
     int njobs;

@@ -11,12 +11,14 @@
 //   4. an opted-out phone reaches no agent and gets no SMS;
 //   5. per-phone rate limit (per tenant, under a higher ceiling across tenants), then the plan's hard cap;
 //   6. session, agent (sticky unless ineligible), stored message, usage, agent_call job — or `queued` when no
-//      agent is eligible now (tick() routes it later).
+//      agent is eligible now (tick() routes it later) — or `mcp_not_in_plan` when the account's only agents
+//      speak MCP and its plan lost mcp_protocol (the message fails at once, answered by the fallback text).
 #include "ext/billing.hpp"
 #include "ext/consent.hpp"
 #include "ext/errors.hpp"
 #include "ext/handoff.hpp"
 #include "ext/inbound.hpp"
+#include "ext/plan_gate.hpp"
 #include "ext/queue.hpp"
 #include "ext/ratelimit.hpp"
 #include "ext/routing.hpp"
@@ -30,21 +32,42 @@ namespace darkspere {
 
 // Advisory-lock class for MessageSid deduplication ("DSms"); the object id is hashtext(MessageSid).
 constexpr int32 kDedupeLockClass = 0x44536d73;
+// Advisory-lock class of an account's plan ("DSpl"; object id hashint8(account_id)), in the upgrade script as
+// darkspere.plan_change_lock(). A message holds it shared from its first statement to its commit; whatever
+// changes what the account's plan allows (accounts.plan, subscriptions.past_due_since, account_features)
+// takes it exclusively, by trigger. So no plan change commits in the middle of a message: each message is
+// decided and counted under one plan — the one before the change or the one after (test/regress/specs/
+// plan_change_during_receive.spec). Shared locks never wait for each other; a message waits only while a plan
+// change of its account is being committed.
+constexpr int32 kPlanLockClass = 0x4453706c;
 
-// Number → account, texts, whether the phone has opted out of this number, whether the plan has a hard
-// cap (only then are quotas read) and the agent tag the number requires (NULL: any agent), in one lookup. The
-// webhook was verified with $3's auth token: it may only speak for numbers that AccountSid owns
-// (provider_account is NOT NULL, so no number accepts every sender).
+// Number → account, texts, whether the phone has opted out of this number, whether the effective plan (held
+// to free past a payment's grace, as darkspere.effective_plan) has a hard cap (only then are quotas read),
+// the agent tag the number requires (NULL: any agent) and whether the plan lock was taken without waiting ($4
+// its class), in one lookup. The webhook was verified with $3's auth token: it may only speak for numbers
+// that AccountSid owns (provider_account is NOT NULL, so no number accepts every sender).
 static Statement kNumberLookup = {
     "SELECT n.account_id, a.help_text, a.opt_out_text, a.opt_in_text,"
     "       EXISTS (SELECT 1 FROM darkspere.opt_outs o"
     "                WHERE o.account_id = n.account_id AND o.service_number = n.number AND o.phone = $2),"
-    "       p.hard_cap, n.agent_tag"
+    "       p.hard_cap, n.agent_tag,"
+    "       pg_catalog.pg_try_advisory_xact_lock_shared($4, pg_catalog.hashint8(n.account_id))"
     "  FROM darkspere.numbers n JOIN darkspere.accounts a ON a.account_id = n.account_id"
-    "  JOIN darkspere.plans p ON p.plan = a.plan"
+    "  LEFT JOIN darkspere.subscriptions s ON s.account_id = n.account_id"
+    "  JOIN darkspere.plans p ON p.plan = CASE"
+    "       WHEN s.past_due_since IS NOT NULL AND s.past_due_since"
+    "            + COALESCE(NULLIF(pg_catalog.current_setting('darkspere.payment_grace', true), ''),"
+    "                       '7 days')::interval <= pg_catalog.now() THEN 'free' ELSE a.plan END"
     " WHERE n.number = $1 AND n.provider_account = $3",
-    3,
-    {TEXTOID, TEXTOID, TEXTOID},
+    4,
+    {TEXTOID, TEXTOID, TEXTOID, INT4OID},
+    nullptr};
+
+// A plan change of the account is being committed: wait for it, then look again (a new snapshot sees it).
+static Statement kPlanLockWait = {
+    "SELECT pg_catalog.pg_advisory_xact_lock_shared($1, pg_catalog.hashint8($2))",
+    2,
+    {INT4OID, INT8OID},
     nullptr};
 
 static Statement kDedupeLock = {
@@ -116,12 +139,21 @@ int64 store_inbound(const Inbound &in, int64 account_id, int64 session_id, const
 Outcome receive(const Inbound &in, MemoryContext caller) {
     Outcome out = {nullptr, 0, 0, 0, nullptr};
 
-    Datum lookup_args[3] = {text_datum(in.to_number), text_datum(in.from_number),
-                            text_datum(in.provider_account)};
+    Datum lookup_args[4] = {text_datum(in.to_number), text_datum(in.from_number),
+                            text_datum(in.provider_account), Int32GetDatum(kPlanLockClass)};
     SpiResult number = spi_run(kNumberLookup, lookup_args, nullptr, false, 1);
     if (number.empty()) {
         out.disposition = "unknown_number";  // no such number, or not one of this AccountSid's
         return out;
+    }
+    if (!number.get_bool(0, 8)) {
+        Datum wait_args[2] = {Int32GetDatum(kPlanLockClass), Int64GetDatum(number.get_int64(0, 1))};
+        spi_run(kPlanLockWait, wait_args, nullptr, false, 0);
+        number = spi_run(kNumberLookup, lookup_args, nullptr, false, 1);
+        if (number.empty()) {
+            out.disposition = "unknown_number";  // the number moved while we waited
+            return out;
+        }
     }
     int64 account_id = number.get_int64(0, 1);
     char *help_text = number.text_copy(0, 2, caller);
@@ -185,6 +217,14 @@ Outcome receive(const Inbound &in, MemoryContext caller) {
     }
     bool routed = agent_id != 0 && !session.has_queued_messages;
     out.session_id = session.session_id;
+    // No agent now: waiting is pointless when the plan's gate alone is why (plan_gate.cpp). Read only here.
+    if (agent_id == 0 && mcp_gate_blocks(account_id, agent_tag)) {
+        out.disposition = "mcp_not_in_plan";
+        out.message_id = store_inbound(in, account_id, session.session_id, "failed", seg, 0, out.disposition);
+        usage_add(account_id, "sms_in", seg.segments);
+        reply_gated(account_id, out.message_id);
+        return out;
+    }
     out.message_id = store_inbound(in, account_id, session.session_id, routed ? "routed" : "waiting", seg,
                                    routed ? agent_id : 0, routed ? nullptr : "queued");
     usage_add(account_id, "sms_in", seg.segments);
@@ -291,5 +331,7 @@ DARKSPERE_FUNCTION(darkspere_receive_sms_leased) {
     }
     HandoffScope handoff;
     handoff_init(&handoff, CurrentMemoryContext, PG_GETARG_DATUM(7), PG_GETARG_DATUM(8), 1, busy);
+    handoff.sends =
+        false;  // its result has no kind column: the worker takes what it returns for an agent call
     PG_RETURN_DATUM(receive_row(fcinfo, &handoff));
 }

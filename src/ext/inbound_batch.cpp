@@ -204,6 +204,7 @@ DARKSPERE_FUNCTION(darkspere_receive_sms_batch) {
     if (handing_off) {
         // Room for one leased call per message; run_batch narrows the budget to the message at hand.
         handoff_init(&handoff, caller, PG_GETARG_DATUM(1), PG_GETARG_DATUM(2), nelems, busy);
+        handoff.sends = false;  // the worker takes each message's leased job for an agent call
     }
 
     SPI_connect();

@@ -14,6 +14,7 @@
 // index on its age in age order, and locked FOR UPDATE SKIP LOCKED, so a row another transaction holds is
 // passed over (taken by a later tick) instead of waited for, and a backlog is worked off a batch per tick.
 #include "ext/errors.hpp"
+#include "ext/plan_gate.hpp"
 #include "ext/probes.hpp"
 #include "ext/queue.hpp"
 #include "ext/routing.hpp"
@@ -118,7 +119,8 @@ static Statement kSetRouteCursor = {
 
 // The oldest waiting message of each session of one account (later ones wait behind it), the agent tag its
 // number requires, and the session's agent when that agent may keep serving it (sticky: capacity is not
-// checked; the tag is). Sticky sessions first — they need no pick — then the oldest sessions.
+// checked; the tag and the plan's mcp_protocol gate are). Sticky sessions first — they need no pick — then
+// the oldest sessions.
 static Statement kAccountQueued = {
     "SELECT h.message_id, h.session_id, a.agent_id, n.agent_tag"
     "  FROM (SELECT DISTINCT ON (m.session_id) m.message_id, m.session_id, m.service_number"
@@ -128,8 +130,8 @@ static Statement kAccountQueued = {
     "  LEFT JOIN darkspere.numbers n ON n.number = h.service_number"
     "  LEFT JOIN darkspere.agents a ON a.agent_id = s.agent_id AND a.status = 'active'"
     "        AND a.circuit = 'closed' AND a.health_score >= $2"
-    "        AND (n.agent_tag IS NULL OR n.agent_tag = ANY (a.tags))"
-    " ORDER BY a.agent_id IS NULL, h.session_id LIMIT $3",
+    "        AND (n.agent_tag IS NULL OR n.agent_tag = ANY (a.tags)) AND " DS_AGENT_PASSES_MCP_GATE(
+        "$1") " ORDER BY a.agent_id IS NULL, h.session_id LIMIT $3",
     3,
     {INT8OID, INT4OID, INT4OID},
     nullptr};
@@ -295,9 +297,30 @@ static int waiting_accounts(int64 cursor, int64 *accounts, int max) {
     return n;
 }
 
+// The mcp_protocol gate's verdict for one agent tag (nullptr: none) of an account, read once per
+// route_account call and only after a pick found no agent.
+struct GateVerdict {
+    const char *tag;
+    bool blocked;
+};
+
+static bool gate_blocks_cached(int64 account_id, const char *tag, GateVerdict *seen, int *nseen) {
+    for (int i = 0; i < *nseen; i++) {
+        if ((seen[i].tag == nullptr && tag == nullptr) ||
+            (seen[i].tag != nullptr && tag != nullptr && strcmp(seen[i].tag, tag) == 0)) {
+            return seen[i].blocked;
+        }
+    }
+    bool blocked = mcp_gate_blocks(account_id, tag);
+    seen[(*nseen)++] = {tag, blocked};
+    return blocked;
+}
+
 // route_account — routes up to `share` waiting messages of one account, oldest session first; returns how
 // many. A pick that finds no agent for a tag is not repeated for that tag in this call; one that finds no
-// agent at all (no tag) ends the call, as no tagged agent can be free then either.
+// agent at all (no tag) ends the call, as no tagged agent can be free then either — unless the account's
+// plan gate is why (MCP agents only, mcp_protocol off: plan_gate.cpp), when the message ends failed with the
+// fallback text instead of waiting for an agent that will never come.
 static int64 route_account(int64 account_id, int share) {
     MemoryContext caller = CurrentMemoryContext;
     Datum args[3] = {Int64GetDatum(account_id), Int32GetDatum(min_health_score), Int32GetDatum(share)};
@@ -305,6 +328,8 @@ static int64 route_account(int64 account_id, int share) {
     int64 routed = 0;
     char **full_tags = static_cast<char **>(palloc(sizeof(char *) * (queued.rows() + 1)));
     int nfull = 0;
+    GateVerdict *gate = static_cast<GateVerdict *>(palloc(sizeof(GateVerdict) * (queued.rows() + 1)));
+    int ngate = 0;
     for (uint64 r = 0; r < queued.rows(); r++) {
         int64 message_id = queued.get_int64(r, 1);
         int64 session_id = queued.get_int64(r, 2);
@@ -319,6 +344,10 @@ static int64 route_account(int64 account_id, int share) {
                 continue;
             }
             agent_id = pick_agent(account_id, agent_tag, nullptr, 0);
+            if (agent_id == 0 && gate_blocks_cached(account_id, agent_tag, gate, &ngate)) {
+                fail_gated_waiting(account_id, message_id);
+                continue;
+            }
             if (agent_id == 0 && agent_tag == nullptr) {
                 break;  // no eligible agent with room; the rest of the list has no sticky agent either
             }

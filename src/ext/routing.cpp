@@ -1,15 +1,16 @@
 // src/ext/routing.cpp — choosing an agent and counting the calls in flight on each.
 //
-// Eligible: active, carrying the number's agent tag when it requires one, below capacity, and either healthy
-// (circuit closed, score ≥ darkspere.min_health_score) or due a trial call (circuit open or half-open past
-// its deadline, or a closed but unhealthy agent idle for the cool-down). Trial candidates come first, so a
-// recovered agent gets its single test call promptly; then the highest health score, the lowest load ratio,
-// the lowest recent latency.
+// Eligible: active, carrying the number's agent tag when it requires one, allowed by the account's plan (an
+// MCP agent needs mcp_protocol: plan_gate.hpp), below capacity, and either healthy (circuit closed, score ≥
+// darkspere.min_health_score) or due a trial call (circuit open or half-open past its deadline, or a closed
+// but unhealthy agent idle for the cool-down). Trial candidates come first, so a recovered agent gets its
+// single test call promptly; then the highest health score, the lowest load ratio, the lowest recent latency.
 //
 // Load is kept in darkspere.agent_load split over kCounterShards rows per agent, so concurrent routing to the
 // same few agents never waits on one row lock; a backend only writes its own shard.
 #include "ext/counter_batch.hpp"
 #include "ext/health.hpp"
+#include "ext/plan_gate.hpp"
 #include "ext/routing.hpp"
 #include "ext/settings.hpp"
 #include "ext/spi_plans.hpp"
@@ -26,7 +27,7 @@ static Statement kPickAgent = {
     "                           WHERE p.agent_id = a.agent_id) AS in_flight"
     "                  FROM darkspere.agent_load l WHERE l.agent_id = a.agent_id) l"
     " WHERE a.account_id = $1 AND a.status = 'active' AND a.agent_id <> ALL ($3)"
-    "   AND ($7::text IS NULL OR $7 = ANY (a.tags))"
+    "   AND ($7::text IS NULL OR $7 = ANY (a.tags)) AND " DS_AGENT_PASSES_MCP_GATE("$1")
     "   AND l.in_flight < a.capacity"
     "   AND ((a.circuit = 'closed' AND a.health_score >= $2)"
     "     OR (a.circuit IN ('open', 'half_open') AND a.circuit_until <= pg_catalog.clock_timestamp())"

@@ -5,6 +5,7 @@
 // idle session is first marked expired, so it never blocks the new one.
 #include "ext/accounts.hpp"
 #include "ext/errors.hpp"
+#include "ext/plan_gate.hpp"
 #include "ext/sessions.hpp"
 #include "ext/settings.hpp"
 #include "ext/spi_plans.hpp"
@@ -26,7 +27,8 @@ static Statement kExpireIdleSession = {
 
 // Upsert plus, in the same statement, whether the bound agent may keep the session (sticky routing: capacity
 // is not checked, the session already counts against it; the number's agent tag is, $5, as it may have
-// changed since) and whether earlier messages still wait for an agent.
+// changed since, and so is the plan's mcp_protocol gate) and whether earlier messages still wait for an
+// agent.
 static Statement kUpsertSession = {
     "WITH s AS ("
     "  INSERT INTO darkspere.sessions AS s (account_id, service_number, phone) VALUES ($1, $2, $3)"
@@ -35,7 +37,7 @@ static Statement kUpsertSession = {
     "  RETURNING s.session_id, s.agent_id)"
     " SELECT s.session_id, s.agent_id,"
     "        (a.status = 'active' AND a.circuit = 'closed' AND a.health_score >= $4"
-    "         AND ($5::text IS NULL OR $5 = ANY (a.tags))),"
+    "         AND ($5::text IS NULL OR $5 = ANY (a.tags)) AND " DS_AGENT_PASSES_MCP_GATE("$1") "),"
     "        EXISTS (SELECT 1 FROM darkspere.messages q"
     "                 WHERE q.session_id = s.session_id AND q.status = 'waiting')"
     "   FROM s LEFT JOIN darkspere.agents a ON a.agent_id = s.agent_id",
