@@ -9,6 +9,10 @@ SET client_min_messages = warning;
 SET citus.enable_local_reference_table_foreign_keys = off;
 -- A table with a foreign key to a reference table cannot be distributed in parallel after it was touched.
 SET citus.multi_shard_modify_mode = 'sequential';
+-- accounts, subscriptions and account_features carry the plan-change lock trigger (docs/billing.md, "one plan per
+-- message"). Citus refuses triggers on distributed and reference tables unless told; the trigger takes an
+-- advisory lock, which on Citus holds on the node where it fires only (docs/scaling.md).
+SET citus.enable_unsafe_triggers = on;
 
 -- Global tables, and the two every node must read locally: accounts and the number -> account lookup
 -- (a reference table may only reference reference tables, so numbers -> accounts makes accounts one).
