@@ -890,22 +890,41 @@ SELECT pg_catalog.pg_extension_config_dump('darkspere.account_plan_history_histo
 
 -- effective_plan — the plan whose limits apply now: the account's plan, or 'free' while a payment is more than
 -- darkspere.payment_grace past due. NULL for an unknown account.
+-- PL/pgSQL, not SQL: it is never inlined (SECURITY DEFINER), and Citus cannot plan a SQL function's parameters
+-- against distributed tables ("could not create distributed plan"); both tables are pinned to the account, so on
+-- Citus it is one single-shard query.
 CREATE FUNCTION darkspere.effective_plan(account_id bigint)
-RETURNS text LANGUAGE sql STABLE AS $$
+RETURNS text LANGUAGE plpgsql STABLE AS $fn$
+#variable_conflict use_column
+DECLARE
+    v_plan text;
+BEGIN
     SELECT CASE WHEN s.past_due_since + COALESCE(NULLIF(pg_catalog.current_setting('darkspere.payment_grace', true),
                                                         ''), '7 days')::interval <= pg_catalog.now()
                 THEN 'free' ELSE a.plan END
-      FROM darkspere.accounts a LEFT JOIN darkspere.subscriptions s ON s.account_id = a.account_id
-     WHERE a.account_id = effective_plan.account_id
-$$;
+      INTO v_plan
+      FROM darkspere.accounts a
+      LEFT JOIN darkspere.subscriptions s ON s.account_id = a.account_id AND s.account_id = effective_plan.account_id
+     WHERE a.account_id = effective_plan.account_id;
+    RETURN v_plan;
+END
+$fn$;
 
 -- account_features_now — every feature for the account as it applies now: the effective plan's row, replaced
 -- by an unexpired override. A plan without rows for sms_inbound, sms_outbound or agent_routing (one an operator
 -- made before 0.2.0) keeps the limits of its *_included columns. For the functions above (owner only).
 CREATE FUNCTION darkspere.account_features_now(account_id bigint)
 RETURNS TABLE (feature text, plan text, enabled boolean, monthly_limit bigint, override_reason text)
-LANGUAGE sql STABLE AS $$
-    SELECT f.feature, ep.plan,
+LANGUAGE plpgsql STABLE ROWS 12 AS $fn$
+#variable_conflict use_column
+DECLARE
+    p_account bigint := account_features_now.account_id;
+    -- Read first, not inside the query below: on Citus that query runs on a worker node, where a function
+    -- that reads distributed tables cannot run ("cannot execute a distributed query from a query on a shard").
+    v_plan text := darkspere.effective_plan(p_account);
+BEGIN
+    RETURN QUERY
+    SELECT f.feature, v_plan,
            COALESCE(o.enabled, pf.enabled, f.feature IN ('sms_inbound', 'sms_outbound', 'agent_routing')),
            CASE WHEN o.feature IS NOT NULL THEN o.monthly_limit
                 WHEN pf.feature IS NOT NULL THEN pf.monthly_limit
@@ -913,13 +932,14 @@ LANGUAGE sql STABLE AS $$
                 WHEN f.feature = 'sms_outbound' THEN p.sms_out_included
                 WHEN f.feature = 'agent_routing' THEN p.agent_messages_included END,
            o.reason
-      FROM (SELECT darkspere.effective_plan(account_features_now.account_id) AS plan) ep
-      JOIN darkspere.plans p ON p.plan = ep.plan
+      FROM darkspere.plans p
      CROSS JOIN darkspere.features f
-      LEFT JOIN darkspere.plan_features pf ON pf.plan = ep.plan AND pf.feature = f.feature
-      LEFT JOIN darkspere.account_features o ON o.account_id = account_features_now.account_id
+      LEFT JOIN darkspere.plan_features pf ON pf.plan = v_plan AND pf.feature = f.feature
+      LEFT JOIN darkspere.account_features o ON o.account_id = p_account
            AND o.feature = f.feature AND (o.expires_at IS NULL OR o.expires_at > pg_catalog.now())
-$$;
+     WHERE p.plan = v_plan;
+END
+$fn$;
 
 -- feature_access — may the account use the feature now, and how much is left this month. used: this month's
 -- usage of a metered feature, the agents or numbers it has for custom_agents / multi_phone, NULL for an on/off

@@ -29,15 +29,20 @@ static Statement kAccountExists = {
 // phone" add to. plans.max_agents / max_numbers no longer decide (the 0.2.0 upgrade copied operators' plans).
 static Statement kLockAccount = {
     "SELECT 1 FROM darkspere.accounts WHERE account_id = $1 FOR UPDATE", 1, {INT8OID}, nullptr};
-// Each table is filtered by the parameter, not by a column of another table, so that on Citus every reference
-// is pinned to the tenant's shard (docs/scaling.md).
+// The limits and the counts are two statements, and each table is filtered by the parameter, not by a column
+// of another table: on Citus every reference is then pinned to the tenant's shard, and account_features_now
+// (which reads distributed tables) never runs inside a statement sent to a shard (docs/scaling.md).
 static Statement kAccountLimits = {
     "SELECT ag.plan, CASE WHEN ag.enabled THEN ag.monthly_limit ELSE 1 END,"
-    "       CASE WHEN nb.enabled THEN nb.monthly_limit ELSE 1 END,"
-    "       (SELECT count(*) FROM darkspere.agents g WHERE g.account_id = $1 AND g.status <> 'disabled'),"
-    "       (SELECT count(*) FROM darkspere.numbers n WHERE n.account_id = $1)"
+    "       CASE WHEN nb.enabled THEN nb.monthly_limit ELSE 1 END"
     "  FROM darkspere.account_features_now($1) ag, darkspere.account_features_now($1) nb"
     " WHERE ag.feature = 'custom_agents' AND nb.feature = 'multi_phone'",
+    1,
+    {INT8OID},
+    nullptr};
+static Statement kAccountCounts = {
+    "SELECT (SELECT count(*) FROM darkspere.agents g WHERE g.account_id = $1 AND g.status <> 'disabled'),"
+    "       (SELECT count(*) FROM darkspere.numbers n WHERE n.account_id = $1)",
     1,
     {INT8OID},
     nullptr};
@@ -112,8 +117,9 @@ static AccountLimits lock_account_limits(int64 account_id) {
     limits.max_agents = limits.agents_unlimited ? 0 : row.get_int64(0, 2);
     limits.numbers_unlimited = row.is_null(0, 3);
     limits.max_numbers = limits.numbers_unlimited ? 0 : row.get_int64(0, 3);
-    limits.agents = row.get_int64(0, 4);
-    limits.numbers = row.get_int64(0, 5);
+    SpiResult counts = spi_run(kAccountCounts, args, nullptr, false, 1);
+    limits.agents = counts.get_int64(0, 1);
+    limits.numbers = counts.get_int64(0, 2);
     return limits;
 }
 

@@ -27,54 +27,61 @@ static Statement kAddUsage = {
     {INT8OID, TEXTOID, INT2OID, INT8OID},
     nullptr};
 
-// Room left under a hard cap: NULL columns mean no cap applies. The limits are the features sms_inbound,
-// sms_outbound and agent_routing of the account now (darkspere.account_features_now: the effective plan, held
-// to free while a payment is past its grace, with the account's overrides); a disabled feature has no room.
-static Statement kRoom = {
-    // sum(bigint) is numeric: each difference is cast back so that it reads as int8.
-    "WITH f AS (SELECT * FROM darkspere.account_features_now($1)"
-    "            WHERE feature IN ('sms_inbound', 'sms_outbound', 'agent_routing')),"
-    " lim AS (SELECT max(plan) AS plan,"
-    "                max(CASE WHEN enabled THEN monthly_limit ELSE 0 END) FILTER (WHERE feature = 'sms_inbound')"
-    "                  AS sms_in,"
-    "                max(CASE WHEN enabled THEN monthly_limit ELSE 0 END) FILTER (WHERE feature = 'sms_outbound')"
-    "                  AS sms_out,"
-    "                max(CASE WHEN enabled THEN monthly_limit ELSE 0 END) FILTER (WHERE feature = 'agent_routing')"
-    "                  AS agent_messages"
-    "           FROM f)"
-    "SELECT (lim.sms_in - COALESCE(sum(u.used) FILTER (WHERE u.metric = 'sms_in'), 0))::bigint,"
-    "       (lim.sms_out - COALESCE(sum(u.used) FILTER (WHERE u.metric = 'sms_out'), 0))::bigint,"
-    "       (lim.agent_messages"
-    "        - COALESCE(sum(u.used) FILTER (WHERE u.metric = 'agent_messages'), 0))::bigint"
-    "  FROM lim JOIN darkspere.plans p ON p.plan = lim.plan"
-    "  LEFT JOIN darkspere.usage_counters u ON u.account_id = $1"
-    "       AND u.period = pg_catalog.date_trunc('month', pg_catalog.now() AT TIME ZONE 'UTC')::date"
-    " WHERE p.hard_cap"
-    " GROUP BY lim.sms_in, lim.sms_out, lim.agent_messages",
+// Room under a hard cap, in two statements: the caps, then (only when there is one) the month's usage. Two
+// because on Citus a statement that calls account_features_now beside a distributed table is sent whole to the
+// tenant's node, where the function cannot read distributed tables ("cannot execute a distributed query from a
+// query on a shard"); and most plans have no hard cap, so the usage is rarely read.
+// kRoomCaps: no row without a hard cap; otherwise the caps of sms_inbound, sms_outbound and agent_routing of the
+// account now (account_features_now: the effective plan, held to free while a payment is past its grace, with
+// the account's overrides), NULL for no cap; a disabled feature has a cap of 0.
+static Statement kRoomCaps = {
+    "SELECT max(CASE WHEN f.enabled THEN f.monthly_limit ELSE 0 END) FILTER (WHERE f.feature = 'sms_inbound'),"
+    "       max(CASE WHEN f.enabled THEN f.monthly_limit ELSE 0 END) FILTER (WHERE f.feature = 'sms_outbound'),"
+    "       max(CASE WHEN f.enabled THEN f.monthly_limit ELSE 0 END) FILTER (WHERE f.feature = 'agent_routing')"
+    "  FROM darkspere.account_features_now($1) f JOIN darkspere.plans p ON p.plan = f.plan"
+    " WHERE p.hard_cap AND f.feature IN ('sms_inbound', 'sms_outbound', 'agent_routing')"
+    " HAVING count(*) > 0",
+    1,
+    {INT8OID},
+    nullptr};
+// kRoomUsed: this month's sms_in, sms_out and agent_messages of the account (the sum of the counter shards).
+static Statement kRoomUsed = {
+    "SELECT COALESCE(sum(u.used) FILTER (WHERE u.metric = 'sms_in'), 0)::bigint,"
+    "       COALESCE(sum(u.used) FILTER (WHERE u.metric = 'sms_out'), 0)::bigint,"
+    "       COALESCE(sum(u.used) FILTER (WHERE u.metric = 'agent_messages'), 0)::bigint"
+    "  FROM darkspere.usage_counters u"
+    " WHERE u.account_id = $1"
+    "   AND u.period = pg_catalog.date_trunc('month', pg_catalog.now() AT TIME ZONE 'UTC')::date",
     1,
     {INT8OID},
     nullptr};
 
-// The included amounts come from the features of the account now, prices and hard_cap from its effective plan
-// (the plan itself, or free while a payment is past its grace).
-static Statement kUsageReport = {
-    "WITH f AS (SELECT * FROM darkspere.account_features_now($1)"
-    "            WHERE feature IN ('sms_inbound', 'sms_outbound', 'agent_routing'))"
-    "SELECT m.metric, COALESCE(sum(u.used), 0)::bigint AS used,"
-    "       CASE WHEN f.enabled THEN f.monthly_limit ELSE 0 END AS included,"
+// The usage report in two statements, for the reason given at kRoomCaps. kUsageTerms: per metric, in order,
+// the included amount (NULL: unlimited) from the features of the account now, and price and hard_cap of its
+// effective plan (the plan itself, or free while a payment is past its grace); no row for an unknown account.
+static Statement kUsageTerms = {
+    "SELECT m.metric, CASE WHEN f.enabled THEN f.monthly_limit ELSE 0 END AS included,"
     "       CASE m.metric WHEN 'agent_messages' THEN p.agent_overage_cents ELSE p.sms_overage_cents END"
     "         AS price,"
-    "       p.hard_cap"
+    "       p.hard_cap, m.ord"
     "  FROM (VALUES (1, 'sms_in', 'sms_inbound'), (2, 'sms_out', 'sms_outbound'),"
     "               (3, 'agent_messages', 'agent_routing')) m(ord, metric, feature)"
-    "  JOIN f ON f.feature = m.feature"
+    "  JOIN darkspere.account_features_now($1) f ON f.feature = m.feature"
     "  JOIN darkspere.plans p ON p.plan = f.plan"
-    "  LEFT JOIN darkspere.usage_counters u ON u.account_id = $1 AND u.metric = m.metric"
-    "       AND u.period = pg_catalog.date_trunc('month', COALESCE($2::timestamp,"
-    "                                                              pg_catalog.now() AT TIME ZONE 'UTC'))::date"
-    " GROUP BY m.ord, m.metric, f.enabled, f.monthly_limit, p.agent_overage_cents, p.sms_overage_cents,"
-    "          p.hard_cap"
     " ORDER BY m.ord",
+    1,
+    {INT8OID},
+    nullptr};
+// kUsageUsed: the account's sms_in, sms_out and agent_messages (columns in kUsageTerms' m.ord order) in the
+// month holding $2 (NULL: now, UTC).
+static Statement kUsageUsed = {
+    "SELECT COALESCE(sum(u.used) FILTER (WHERE u.metric = 'sms_in'), 0)::bigint,"
+    "       COALESCE(sum(u.used) FILTER (WHERE u.metric = 'sms_out'), 0)::bigint,"
+    "       COALESCE(sum(u.used) FILTER (WHERE u.metric = 'agent_messages'), 0)::bigint"
+    "  FROM darkspere.usage_counters u"
+    " WHERE u.account_id = $1"
+    "   AND u.period = pg_catalog.date_trunc('month', COALESCE($2::timestamp,"
+    "                                                         pg_catalog.now() AT TIME ZONE 'UTC'))::date",
     2,
     {INT8OID, DATEOID},
     nullptr};
@@ -102,16 +109,25 @@ struct Room {
 static Room room(int64 account_id) {
     Room r;
     Datum args[1] = {Int64GetDatum(account_id)};
-    SpiResult room_row = spi_run(kRoom, args, nullptr, false, 1);
-    if (room_row.empty()) {
+    SpiResult caps = spi_run(kRoomCaps, args, nullptr, false, 1);
+    if (caps.empty()) {
         return r;  // no hard cap
     }
+    bool any = false;
+    for (int i = 0; i < 3; i++) {
+        r.limited[i] = !caps.is_null(0, i + 1);
+        any = any || r.limited[i];
+    }
+    if (!any) {
+        return r;  // a hard-capped plan with unlimited allowances
+    }
+    SpiResult used = spi_run(kRoomUsed, args, nullptr, false, 1);
     // Usage an open batch has counted but not yet written is used all the same.
     static const char *const metrics[3] = {"sms_in", "sms_out", "agent_messages"};
     for (int i = 0; i < 3; i++) {
-        r.limited[i] = !room_row.is_null(0, i + 1);
-        r.left[i] =
-            r.limited[i] ? room_row.get_int64(0, i + 1) - batch_pending_usage(account_id, metrics[i]) : 0;
+        r.left[i] = r.limited[i] ? caps.get_int64(0, i + 1) - used.get_int64(0, i + 1) -
+                                       batch_pending_usage(account_id, metrics[i])
+                                 : 0;
     }
     return r;
 }
@@ -144,16 +160,17 @@ static Datum usage_report(FunctionCallInfo fcinfo, int64 account_id, Datum perio
     SPI_connect();
     Datum args[2] = {Int64GetDatum(account_id), period};
     char nulls_arg[2] = {' ', period_null ? 'n' : ' '};
-    SpiResult report = spi_run(kUsageReport, args, nulls_arg, true, 0);
+    SpiResult report = spi_run(kUsageTerms, args, nullptr, true, 0);
     if (report.empty()) {
         raise_missing("account", account_id);
     }
+    SpiResult usage = spi_run(kUsageUsed, args, nulls_arg, true, 0);
     for (uint64 r = 0; r < report.rows(); r++) {
-        int64 used = report.get_int64(r, 2);
-        bool unlimited = report.is_null(r, 3);
-        int64 included = report.get_int64(r, 3);
-        int64 price = report.get_int32(r, 4);
-        bool hard_cap = report.get_bool(r, 5);
+        int64 used = usage.get_int64(0, report.get_int32(r, 5));
+        bool unlimited = report.is_null(r, 2);
+        int64 included = report.get_int64(r, 2);
+        int64 price = report.get_int32(r, 3);
+        bool hard_cap = report.get_bool(r, 4);
         // Hard-capped plans never bill overage; unlimited metrics have none.
         int64 overage = (unlimited || hard_cap || used <= included) ? 0 : used - included;
         bool isnull;

@@ -41,29 +41,39 @@ constexpr int32 kDedupeLockClass = 0x44536d73;
 // change of its account is being committed.
 constexpr int32 kPlanLockClass = 0x4453706c;
 
-// Number → account, texts, whether the phone has opted out of this number, whether the effective plan (held
-// to free past a payment's grace, as darkspere.effective_plan) has a hard cap (only then are quotas read),
-// the agent tag the number requires (NULL: any agent) and whether the plan lock was taken without waiting ($4
-// its class), in one lookup. The webhook was verified with $3's auth token: it may only speak for numbers
-// that AccountSid owns (provider_account is NOT NULL, so no number accepts every sender).
+// Number → account, its texts and the agent tag the number requires (NULL: any agent). The webhook was verified
+// with $3's auth token: it may only speak for numbers that AccountSid owns (provider_account is NOT NULL, so no
+// number accepts every sender). Global tables only (on Citus, reference tables: read on the node it runs on),
+// because the account is what it finds: every statement after it is pinned to that account.
 static Statement kNumberLookup = {
-    "SELECT n.account_id, a.help_text, a.opt_out_text, a.opt_in_text,"
-    "       EXISTS (SELECT 1 FROM darkspere.opt_outs o"
-    "                WHERE o.account_id = n.account_id AND o.service_number = n.number AND o.phone = $2),"
-    "       p.hard_cap, n.agent_tag,"
-    "       pg_catalog.pg_try_advisory_xact_lock_shared($4, pg_catalog.hashint8(n.account_id))"
+    "SELECT n.account_id, a.help_text, a.opt_out_text, a.opt_in_text, n.agent_tag"
     "  FROM darkspere.numbers n JOIN darkspere.accounts a ON a.account_id = n.account_id"
-    "  LEFT JOIN darkspere.subscriptions s ON s.account_id = n.account_id"
+    " WHERE n.number = $1 AND n.provider_account = $3",
+    3,
+    {TEXTOID, TEXTOID, TEXTOID},
+    nullptr};
+
+// The tenant's side of the lookup ($1 the account, $2 our number, $3 the phone): whether the phone has opted out
+// of this number, whether the effective plan (held to free past a payment's grace, as darkspere.effective_plan)
+// has a hard cap (only then are quotas read), and whether the plan lock was taken without waiting ($4 its
+// class). The lock is taken by the statement that reads the plan, as the comment of kPlanLockClass requires.
+static Statement kTenantLookup = {
+    "SELECT EXISTS (SELECT 1 FROM darkspere.opt_outs o"
+    "                WHERE o.account_id = $1 AND o.service_number = $2 AND o.phone = $3),"
+    "       p.hard_cap,"
+    "       pg_catalog.pg_try_advisory_xact_lock_shared($4, pg_catalog.hashint8($1))"
+    "  FROM darkspere.accounts a"
+    "  LEFT JOIN darkspere.subscriptions s ON s.account_id = a.account_id AND s.account_id = $1"
     "  JOIN darkspere.plans p ON p.plan = CASE"
     "       WHEN s.past_due_since IS NOT NULL AND s.past_due_since"
     "            + COALESCE(NULLIF(pg_catalog.current_setting('darkspere.payment_grace', true), ''),"
     "                       '7 days')::interval <= pg_catalog.now() THEN 'free' ELSE a.plan END"
-    " WHERE n.number = $1 AND n.provider_account = $3",
+    " WHERE a.account_id = $1",
     4,
-    {TEXTOID, TEXTOID, TEXTOID, INT4OID},
+    {INT8OID, TEXTOID, TEXTOID, INT4OID},
     nullptr};
 
-// A plan change of the account is being committed: wait for it, then look again (a new snapshot sees it).
+// Waits for a plan change of the account ($2) being committed.
 static Statement kPlanLockWait = {
     "SELECT pg_catalog.pg_advisory_xact_lock_shared($1, pg_catalog.hashint8($2))",
     2,
@@ -139,29 +149,35 @@ int64 store_inbound(const Inbound &in, int64 account_id, int64 session_id, const
 Outcome receive(const Inbound &in, MemoryContext caller) {
     Outcome out = {nullptr, 0, 0, 0, nullptr};
 
-    Datum lookup_args[4] = {text_datum(in.to_number), text_datum(in.from_number),
-                            text_datum(in.provider_account), Int32GetDatum(kPlanLockClass)};
-    SpiResult number = spi_run(kNumberLookup, lookup_args, nullptr, false, 1);
-    if (number.empty()) {
-        out.disposition = "unknown_number";  // no such number, or not one of this AccountSid's
-        return out;
-    }
-    if (!number.get_bool(0, 8)) {
-        Datum wait_args[2] = {Int32GetDatum(kPlanLockClass), Int64GetDatum(number.get_int64(0, 1))};
-        spi_run(kPlanLockWait, wait_args, nullptr, false, 0);
+    Datum lookup_args[3] = {text_datum(in.to_number), text_datum(in.from_number),
+                            text_datum(in.provider_account)};
+    SpiResult number;
+    SpiResult tenant;
+    int64 account_id;
+    for (;;) {
         number = spi_run(kNumberLookup, lookup_args, nullptr, false, 1);
         if (number.empty()) {
-            out.disposition = "unknown_number";  // the number moved while we waited
+            out.disposition = "unknown_number";  // no such number, or not one of this AccountSid's
             return out;
         }
+        account_id = number.get_int64(0, 1);
+        Datum tenant_args[4] = {Int64GetDatum(account_id), text_datum(in.to_number), text_datum(in.from_number),
+                                Int32GetDatum(kPlanLockClass)};
+        tenant = spi_run(kTenantLookup, tenant_args, nullptr, false, 1);
+        if (tenant.get_bool(0, 3)) {
+            break;
+        }
+        // A plan change of the account is being committed: wait for it, then look again (a new snapshot sees
+        // the change, and the number's account if it moved meanwhile).
+        Datum wait_args[2] = {Int32GetDatum(kPlanLockClass), Int64GetDatum(account_id)};
+        spi_run(kPlanLockWait, wait_args, nullptr, false, 0);
     }
-    int64 account_id = number.get_int64(0, 1);
     char *help_text = number.text_copy(0, 2, caller);
     char *opt_out_text = number.text_copy(0, 3, caller);
     char *opt_in_text = number.text_copy(0, 4, caller);
-    bool opted_out = number.get_bool(0, 5);
-    bool hard_cap = number.get_bool(0, 6);
-    char *agent_tag = number.text_copy(0, 7, caller);  // nullptr: any agent
+    char *agent_tag = number.text_copy(0, 5, caller);  // nullptr: any agent
+    bool opted_out = tenant.get_bool(0, 1);
+    bool hard_cap = tenant.get_bool(0, 2);
 
     Datum lock_args[2] = {Int32GetDatum(kDedupeLockClass), text_datum(in.message_sid)};
     spi_run(kDedupeLock, lock_args, nullptr, false, 0);

@@ -38,6 +38,7 @@ SpiResult spi_run(Statement &statement, Datum *values, const char *nulls, bool r
 // destructible, so it lives in PostgreSQL-zone frames (docs/architecture.md#error-boundary).
 class SpiResult {
   public:
+    SpiResult() : table_(nullptr), rows_(0) {}  // no rows: what a variable holds before its first statement
     uint64 rows() const { return rows_; }
     bool empty() const { return rows_ == 0; }
 
