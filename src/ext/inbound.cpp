@@ -64,10 +64,7 @@ static Statement kTenantLookup = {
     "       pg_catalog.pg_try_advisory_xact_lock_shared($4, pg_catalog.hashint8($1))"
     "  FROM darkspere.accounts a"
     "  LEFT JOIN darkspere.subscriptions s ON s.account_id = a.account_id AND s.account_id = $1"
-    "  JOIN darkspere.plans p ON p.plan = CASE"
-    "       WHEN s.past_due_since IS NOT NULL AND s.past_due_since"
-    "            + COALESCE(NULLIF(pg_catalog.current_setting('darkspere.payment_grace', true), ''),"
-    "                       '7 days')::interval <= pg_catalog.now() THEN 'free' ELSE a.plan END"
+    "  JOIN darkspere.plans p ON p.plan = " DS_EFFECTIVE_PLAN("a", "s")
     " WHERE a.account_id = $1",
     4,
     {INT8OID, TEXTOID, TEXTOID, INT4OID},

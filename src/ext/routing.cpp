@@ -25,7 +25,7 @@ static Statement kPickAgent = {
     "                            FROM ROWS FROM (pg_catalog.unnest($5::bigint[]),"
     "                                            pg_catalog.unnest($6::int[])) AS p(agent_id, delta)"
     "                           WHERE p.agent_id = a.agent_id) AS in_flight"
-    "                  FROM darkspere.agent_load l WHERE l.agent_id = a.agent_id) l"
+    "                  FROM darkspere.agent_load l WHERE l.agent_id = a.agent_id AND l.account_id = $1) l"
     " WHERE a.account_id = $1 AND a.status = 'active' AND a.agent_id <> ALL ($3)"
     "   AND ($7::text IS NULL OR $7 = ANY (a.tags)) AND " DS_AGENT_PASSES_MCP_GATE("$1")
     "   AND l.in_flight < a.capacity"

@@ -13,36 +13,38 @@
 
 namespace darkspere {
 
-// Messages of the session still waiting for an agent end with it, as tick() ends them (maintenance.cpp).
+// Messages of the session still waiting for an agent end with it, as tick() ends them (maintenance.cpp). $5 is
+// the transaction's now(): a parameter, because Citus takes no volatile function in a distributed UPDATE.
 static Statement kExpireIdleSession = {
-    "WITH s AS (UPDATE darkspere.sessions SET state = 'expired', ended_at = pg_catalog.now()"
+    "WITH s AS (UPDATE darkspere.sessions SET state = 'expired', ended_at = $5"
     "            WHERE account_id = $1 AND service_number = $2 AND phone = $3 AND state = 'active'"
-    "              AND last_activity_at < pg_catalog.now() - pg_catalog.make_interval(secs => $4)"
+    "              AND last_activity_at < $5 - pg_catalog.make_interval(secs => $4)"
     "            RETURNING session_id)"
-    " UPDATE darkspere.messages m SET status = 'expired', updated_at = pg_catalog.now() FROM s"
-    "  WHERE m.session_id = s.session_id AND m.status = 'waiting'",
-    4,
-    {INT8OID, TEXTOID, TEXTOID, INT4OID},
+    " UPDATE darkspere.messages m SET status = 'expired', updated_at = $5 FROM s"
+    "  WHERE m.session_id = s.session_id AND m.account_id = $1 AND m.status = 'waiting'",
+    5,
+    {INT8OID, TEXTOID, TEXTOID, INT4OID, TIMESTAMPTZOID},
     nullptr};
 
 // Upsert plus, in the same statement, whether the bound agent may keep the session (sticky routing: capacity
 // is not checked, the session already counts against it; the number's agent tag is, $5, as it may have
 // changed since, and so is the plan's mcp_protocol gate) and whether earlier messages still wait for an
-// agent.
+// agent. Every table is pinned to the account and the time is a parameter ($6, the transaction's now()): on
+// Citus the statement then runs on the tenant's node, which takes no volatile function in DO UPDATE SET.
 static Statement kUpsertSession = {
     "WITH s AS ("
     "  INSERT INTO darkspere.sessions AS s (account_id, service_number, phone) VALUES ($1, $2, $3)"
     "  ON CONFLICT (account_id, service_number, phone) WHERE state = 'active'"
-    "  DO UPDATE SET last_activity_at = pg_catalog.now()"
+    "  DO UPDATE SET last_activity_at = $6"
     "  RETURNING s.session_id, s.agent_id)"
     " SELECT s.session_id, s.agent_id,"
     "        (a.status = 'active' AND a.circuit = 'closed' AND a.health_score >= $4"
     "         AND ($5::text IS NULL OR $5 = ANY (a.tags)) AND " DS_AGENT_PASSES_MCP_GATE("$1") "),"
     "        EXISTS (SELECT 1 FROM darkspere.messages q"
-    "                 WHERE q.session_id = s.session_id AND q.status = 'waiting')"
-    "   FROM s LEFT JOIN darkspere.agents a ON a.agent_id = s.agent_id",
-    5,
-    {INT8OID, TEXTOID, TEXTOID, INT4OID, TEXTOID},
+    "                 WHERE q.session_id = s.session_id AND q.account_id = $1 AND q.status = 'waiting')"
+    "   FROM s LEFT JOIN darkspere.agents a ON a.agent_id = s.agent_id AND a.account_id = $1",
+    6,
+    {INT8OID, TEXTOID, TEXTOID, INT4OID, TEXTOID, TIMESTAMPTZOID},
     nullptr};
 
 static Statement kBindAgent = {
@@ -53,14 +55,16 @@ static Statement kSessionRow = {
 
 SessionRef session_get_or_create(int64 account_id, const char *service_number, const char *phone,
                                  const char *agent_tag) {
-    Datum expire_args[4] = {Int64GetDatum(account_id), text_datum(service_number), text_datum(phone),
-                            Int32GetDatum(session_idle_timeout_s)};
+    Datum expire_args[5] = {Int64GetDatum(account_id), text_datum(service_number), text_datum(phone),
+                            Int32GetDatum(session_idle_timeout_s),
+                            TimestampTzGetDatum(GetCurrentTransactionStartTimestamp())};
     spi_run(kExpireIdleSession, expire_args, nullptr, false, 0);
 
-    Datum args[5] = {Int64GetDatum(account_id), text_datum(service_number), text_datum(phone),
+    Datum args[6] = {Int64GetDatum(account_id), text_datum(service_number), text_datum(phone),
                      Int32GetDatum(min_health_score),
-                     agent_tag != nullptr ? text_datum(agent_tag) : (Datum)0};
-    char nulls[5] = {' ', ' ', ' ', ' ', null_flag(agent_tag == nullptr)};
+                     agent_tag != nullptr ? text_datum(agent_tag) : (Datum)0,
+                     TimestampTzGetDatum(GetCurrentTransactionStartTimestamp())};
+    char nulls[6] = {' ', ' ', ' ', ' ', null_flag(agent_tag == nullptr), ' '};
     SpiResult row = spi_run(kUpsertSession, args, nulls, false, 1);
     SessionRef ref;
     ref.session_id = row.get_int64(0, 1);

@@ -16,9 +16,12 @@ SET citus.enable_unsafe_triggers = on;
 
 -- Global tables, and the two every node must read locally: accounts and the number -> account lookup
 -- (a reference table may only reference reference tables, so numbers -> accounts makes accounts one).
+-- The rate-limit rules and overrides stay coordinator tables beside rate_limit_state (unlogged, not
+-- distributable): the limit upsert joins the three, and Citus plans no upsert of a local table from a CTE over
+-- reference tables ("could not find CTE").
 SELECT create_reference_table('darkspere.' || t)
-  FROM unnest(ARRAY['plans', 'features', 'plan_features', 'plan_prices', 'rate_limit_rules',
-                    'rate_limit_overrides', 'stripe_meters', 'accounts', 'numbers']) AS t;
+  FROM unnest(ARRAY['plans', 'features', 'plan_features', 'plan_prices', 'stripe_meters', 'accounts',
+                    'numbers']) AS t;
 
 -- Tenant tables: distributed by account_id, colocated with agents (referenced tables first).
 SELECT create_distributed_table('darkspere.agents', 'account_id');

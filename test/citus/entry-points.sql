@@ -2,15 +2,16 @@
 -- line as `name|statement`. The account, number and agent of :acct / +15552000001 / :agent were made before
 -- the tables were distributed. Each runs in its own session; its outcome (ok, or the SQLSTATE and message) is
 -- compared with entry-points.expected, so a change either way — a call that starts working or one that breaks —
--- shows up and the list stays the true state of the port.
+-- shows up and the list stays the true state of the port. `1 / (…)::int` turns a wrong answer into an error
+-- (division by zero), so `ok` means the call ran and answered as it does on one node.
 create_account|SELECT darkspere.create_account('citus-two', 'pro')
 add_number|SELECT darkspere.add_number(:acct, '+15552000002', 'ACcitus')
 register_agent|SELECT agent_id FROM darkspere.register_agent(:acct, 'second', 'https://agent.example/citus2')
 set_agent_status|SELECT darkspere.set_agent_status(:agent, 'maintenance')
 feature_access|SELECT allowed FROM darkspere.feature_access(:acct, 'mcp_protocol')
 usage|SELECT count(*) FROM darkspere.usage(:acct)
-receive_sms|SELECT disposition FROM darkspere.receive_sms('ACcitus', '+15552000001', '+15557200001', 'hi', 'SMcitus1')
-receive_sms_stop|SELECT disposition FROM darkspere.receive_sms('ACcitus', '+15552000001', '+15557200002', 'STOP', 'SMcitus2')
+receive_sms|SELECT 1 / (disposition = 'routed')::int FROM darkspere.receive_sms('ACcitus', '+15552000001', '+15557200001', 'hi', 'SMcitus1')
+receive_sms_stop|SELECT 1 / (disposition = 'opted_out')::int FROM darkspere.receive_sms('ACcitus', '+15552000001', '+15557200002', 'STOP', 'SMcitus2')
 record_delivery_status|SELECT darkspere.record_delivery_status('ACcitus', 'SMcitusout', 'delivered')
 claim_jobs|SELECT count(*) FROM darkspere.claim_jobs('citus-worker', 10, '1 minute')
 tick|SELECT darkspere.tick() IS NOT NULL
