@@ -2,6 +2,11 @@
 # bench/ab-sql.sh — A/B of two versions of some SQL functions on the receive_sms benchmark, in one cluster.
 #
 #   bench/ab-sql.sh A.sql B.sql      ROUNDS=4 DURATION=15 CLIENTS=2 by default
+#   A_LIB=a/darkspere.so B_LIB=b/darkspere.so bench/ab-sql.sh A.sql B.sql
+#                                    also swap the extension's library (two builds of src/ext; each side's
+#                                    file is copied over the installed one before its run, and every pgbench
+#                                    run opens new connections, which load it; the installed one is put
+#                                    back at the end)
 #
 # A.sql and B.sql each hold CREATE OR REPLACE FUNCTION statements for the same functions (the two versions
 # compared). One throwaway cluster with the installed extension and bench/receive_sms/setup.sql; then, per
@@ -21,7 +26,16 @@ CLIENTS=${CLIENTS:-2}
 
 work=$(mktemp -d /tmp/darkspere-ab.XXXXXX)
 chmod 755 "$work"
-cleanup() { "$repo/scripts/pgcluster" stop "$work/pg" >/dev/null 2>&1 || true; rm -rf "$work"; }
+installed_lib="$(pg_config --pkglibdir)/darkspere.so"
+if [[ -n ${A_LIB:-}${B_LIB:-} ]]; then
+    [[ -f ${A_LIB:-} && -f ${B_LIB:-} ]] || { echo "A_LIB and B_LIB must both name a darkspere.so" >&2; exit 2; }
+    cp "$installed_lib" "$work/installed.so"
+fi
+cleanup() {
+    "$repo/scripts/pgcluster" stop "$work/pg" >/dev/null 2>&1 || true
+    [[ -f $work/installed.so ]] && cp "$work/installed.so" "$installed_lib"
+    rm -rf "$work"
+}
 trap cleanup EXIT
 eval "$("$repo/scripts/pgcluster" start "$work/pg" | sed 's/^/export /')"
 hardware
@@ -36,6 +50,7 @@ run() { # variant round
     case $1 in
     tpcb) out=$(pgbench -c "$CLIENTS" -j "$CLIENTS" -T "$DURATION" --log --log-prefix="$work/log" 2>&1) ;;
     *)
+        if [[ -n ${A_LIB:-} ]]; then cp "$([[ $1 == A ]] && echo "$A_LIB" || echo "$B_LIB")" "$installed_lib"; fi
         psql -qX -v ON_ERROR_STOP=1 -f "$([[ $1 == A ]] && echo "$a_sql" || echo "$b_sql")" >/dev/null
         out=$(pgbench -n -c "$CLIENTS" -j "$CLIENTS" -T "$DURATION" --log --log-prefix="$work/log" \
             -f "$here/receive_sms/spread.sql" 2>&1)
@@ -49,8 +64,8 @@ run() { # variant round
     printf '  %-4s round %s: tps %9.1f  p50 %7.3f ms\n' "$1" "$2" "$tps" "$p50"
 }
 
-echo "== A: $a_sql"
-echo "== B: $b_sql"
+echo "== A: $a_sql ${A_LIB:-}"
+echo "== B: $b_sql ${B_LIB:-}"
 echo "== $ROUNDS rounds, -c $CLIENTS -T $DURATION"
 for round in $(seq 1 "$ROUNDS"); do
     run tpcb "$round"
