@@ -75,16 +75,22 @@ static Statement kAgentNameTaken = {
     "SELECT 1 FROM darkspere.agents WHERE account_id = $1 AND name = $2", 2, {INT8OID, TEXTOID}, nullptr};
 // A person's status change starts the probes' runs afresh (probes.cpp counts them from here).
 static Statement kSetAgentStatus = {
-    "UPDATE darkspere.agents SET status = $2, probe_failures = 0, probe_passes = 0 WHERE agent_id = $1",
-    2,
-    {INT8OID, TEXTOID},
+    "UPDATE darkspere.agents SET status = $2, probe_failures = 0, probe_passes = 0"
+    " WHERE agent_id = $1 AND account_id = $3",
+    3,
+    {INT8OID, TEXTOID, INT8OID},
     nullptr};
+// The account of an agent, read without a lock (an agent never changes account): the calls that name an agent
+// alone find its tenant with it, so that their other statements name the account too (on Citus: reach one shard;
+// this read itself asks every shard, which is why the worker's calls carry the account instead).
+static Statement kAgentAccount = {
+    "SELECT account_id FROM darkspere.agents WHERE agent_id = $1", 1, {INT8OID}, nullptr};
 // Locked: a probe result (probes.cpp) locks the same row before it changes the status, so the two never
 // interleave and a person's 'maintenance' or 'disabled' is never overwritten by a probe.
 static Statement kAgentAccountStatus = {
-    "SELECT account_id, status = 'disabled', status FROM darkspere.agents WHERE agent_id = $1 FOR UPDATE",
-    1,
-    {INT8OID},
+    "SELECT status = 'disabled', status FROM darkspere.agents WHERE agent_id = $1 AND account_id = $2 FOR UPDATE",
+    2,
+    {INT8OID, INT8OID},
     nullptr};
 
 void require_account(int64 account_id) {
@@ -304,19 +310,24 @@ DARKSPERE_FUNCTION(darkspere_set_agent_status) {
     require_one_of(status, statuses, "status");
     SPI_connect();
     Datum id_arg[1] = {Int64GetDatum(agent_id)};
-    SpiResult agent = spi_run(kAgentAccountStatus, id_arg, nullptr, false, 1);
-    if (agent.empty()) {
+    SpiResult owner = spi_run(kAgentAccount, id_arg, nullptr, false, 1);
+    if (owner.empty()) {
         raise_missing("agent", agent_id);
     }
-    int64 account_id = agent.get_int64(0, 1);
-    bool was_disabled = agent.get_bool(0, 2);
-    char *was = agent.text_copy(0, 3, CurrentMemoryContext);
+    int64 account_id = owner.get_int64(0, 1);
+    Datum lock_args[2] = {Int64GetDatum(agent_id), Int64GetDatum(account_id)};
+    SpiResult agent = spi_run(kAgentAccountStatus, lock_args, nullptr, false, 1);
+    if (agent.empty()) {
+        raise_missing("agent", agent_id);  // deleted since (with its account)
+    }
+    bool was_disabled = agent.get_bool(0, 1);
+    char *was = agent.text_copy(0, 2, CurrentMemoryContext);
     // Bringing a disabled agent back takes a plan slot again: checked under the same account lock that
     // register_agent takes, so two concurrent calls cannot both squeeze past the limit.
     if (was_disabled && strcmp(status, "disabled") != 0) {
         require_agent_slot(account_id);
     }
-    Datum args[2] = {Int64GetDatum(agent_id), text_datum(status)};
+    Datum args[3] = {Int64GetDatum(agent_id), text_datum(status), Int64GetDatum(account_id)};
     spi_run(kSetAgentStatus, args, nullptr, false, 0);
     if (strcmp(was, status) != 0) {
         char *actor = psprintf("person:%s", GetUserNameFromId(GetSessionUserId(), false));

@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# bench/run-citus.sh — receive_sms on a 3-node Citus cluster against one plain node, in the same run.
+#
+#   bench/run-citus.sh            3 rounds, 15 s per run, 4 clients (ROUNDS=…, DURATION=…, CLIENTS=… to change)
+#
+# One plain cluster (scripts/pgcluster) and a Citus coordinator with two workers (test/citus/cluster.sh), all on
+# this machine's loopback. Both get bench/receive_sms/setup.sql (21 accounts, 55 agents, 10,000 phones warmed
+# up); the Citus one then gets test/citus/distribute.sql, so its tenant tables are spread over the two workers.
+# Per round: pgbench's TPC-B-like on the plain node (the baseline), the spread receive_sms script on the plain
+# node, the same script against the coordinator. Prints every run, the medians, and Citus/plain for TPS and
+# p50/p99 latency.
+#
+# On one 2-core machine the three Citus nodes share the cores the single node has to itself, so this measures
+# the overhead of distribution (remote statements, two-phase commit), not scale-out.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/.." && pwd)
+. "$here/lib.sh"
+. "$repo/test/citus/cluster.sh"
+ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-15}
+CLIENTS=${CLIENTS:-4}
+citus_installed || { echo "Citus is not installed (docs/scaling.md, \"Building Citus\")" >&2; exit 1; }
+
+work=$(mktemp -d /tmp/darkspere-bench-citus.XXXXXX)
+chmod 755 "$work"
+cleanup() {
+    "$repo/scripts/pgcluster" stop "$work/single" >/dev/null 2>&1 || true
+    citus_stop "$work"
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+echo "== plain node"
+"$repo/scripts/pgcluster" start "$work/single" >/dev/null
+single_port=$(cat "$work/single/port")
+single() { psql -h 127.0.0.1 -p "$single_port" -U postgres -d postgres -qXAt -v ON_ERROR_STOP=1 "$@"; }
+hardware
+single -f "$here/receive_sms/setup.sql" >/dev/null
+pgbench -h 127.0.0.1 -p "$single_port" -U postgres -i -q -s 10 postgres >/dev/null 2>&1
+
+echo "== Citus: coordinator + 2 workers"
+citus_start "$work"
+citus_on coordinator -f "$here/receive_sms/setup.sql" >/dev/null
+citus_on coordinator -f "$repo/test/citus/distribute.sql" >/dev/null
+citus_on coordinator -c "SELECT 'shards of messages per node: ' || string_agg(n || '=' || c, ' ' ORDER BY n)
+                           FROM (SELECT nodeport::text AS n, count(*) AS c FROM citus_shards
+                                  WHERE table_name = 'darkspere.messages'::regclass GROUP BY 1) s"
+psql -h 127.0.0.1 -p "${citus_port[coordinator]}" -U postgres -d postgres -qX -v ON_ERROR_STOP=1 \
+    -f "$here/receive_sms/smoke.sql" >/dev/null
+single -c CHECKPOINT
+for n in "${citus_nodes[@]}"; do citus_on "$n" -c CHECKPOINT; done
+
+results=$work/results.tsv
+: >"$results"
+run() { # variant round
+    local port out tps p50 p99
+    local args=(-h 127.0.0.1 -U postgres -c "$CLIENTS" -j 2 -T "$DURATION" --log --log-prefix="$work/log")
+    case $1 in
+    tpcb) out=$(pgbench "${args[@]}" -p "$single_port" postgres 2>&1) ;;
+    single) out=$(pgbench -n "${args[@]}" -p "$single_port" -f "$here/receive_sms/spread.sql" postgres 2>&1) ;;
+    citus) out=$(pgbench -n "${args[@]}" -p "${citus_port[coordinator]}" -f "$here/receive_sms/spread.sql" postgres 2>&1) ;;
+    esac
+    tps=$(sed -n 's/^tps = \([0-9.]*\) (without initial connection time)/\1/p' <<<"$out")
+    [[ -n $tps ]] || { echo "$out" >&2; exit 1; }
+    p50=$(cat "$work"/log.* | awk '{print $3/1000}' | percentile 50)
+    p99=$(cat "$work"/log.* | awk '{print $3/1000}' | percentile 99)
+    rm -f "$work"/log.*
+    printf '%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$tps" "$p50" "$p99" >>"$results"
+    printf '  %-6s round %s: tps %8.1f  p50 %7.3f ms  p99 %7.3f ms\n' "$1" "$2" "$tps" "$p50" "$p99"
+}
+echo "== $ROUNDS rounds: tpcb (plain), receive_sms spread on the plain node and on Citus; -c $CLIENTS -T $DURATION"
+for round in $(seq 1 "$ROUNDS"); do
+    for v in tpcb single citus; do run "$v" "$round"; done
+done
+med() { awk -F'\t' -v v="$1" -v c="$2" '$1 == v {print $c}' "$results" | median; }
+echo "== medians"
+for v in tpcb single citus; do
+    printf '%-6s tps %9s  p50 %8s ms  p99 %8s ms\n' "$v" "$(med "$v" 3)" "$(med "$v" 4)" "$(med "$v" 5)"
+done
+echo "single/TPC-B (TPS): $(ratio "$(med single 3)" "$(med tpcb 3)")   citus/single (TPS): $(ratio "$(med citus 3)" "$(med single 3)")"
+echo "citus/single latency: p50 $(ratio "$(med citus 4)" "$(med single 4)")x  p99 $(ratio "$(med citus 5)" "$(med single 5)")x   (issue #16 target: <= 2x)"
+citus_on coordinator -c "SELECT 'inbound on Citus by status: ' || string_agg(status || '=' || n, ' ')
+                           FROM (SELECT status, count(*) n FROM darkspere.messages WHERE direction = 'in'
+                                  GROUP BY 1 ORDER BY 1) s"

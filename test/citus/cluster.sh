@@ -1,0 +1,41 @@
+# test/citus/cluster.sh — sourced by test/citus/run and bench/run-citus.sh: a throwaway Citus cluster on loopback
+# (a coordinator and two workers, as the unprivileged PostgreSQL user, via scripts/pgcluster).
+#
+#   citus_start WORK [CONF]   start the three nodes under WORK (CONF: extra postgresql.conf lines for every
+#                             node), CREATE EXTENSION citus on each and add the workers to the coordinator.
+#                             Sets the array citus_nodes and the map citus_port; returns non-zero on failure.
+#   citus_stop WORK           stop the three nodes (the caller removes WORK).
+#   citus_on NODE ARGS...     psql as postgres on that node (-qXAt, ON_ERROR_STOP).
+# Needs Citus 13.2 installed into the PostgreSQL 15 that pg_config names (docs/scaling.md, "Building Citus").
+citus_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+citus_nodes=(coordinator worker1 worker2)
+declare -A citus_port
+
+citus_installed() { [[ -f "$(pg_config --pkglibdir)/citus.so" ]]; }
+
+citus_on() {
+    local node=$1
+    shift
+    psql -h 127.0.0.1 -p "${citus_port[$node]}" -U postgres -d postgres -qXAt -v ON_ERROR_STOP=1 "$@"
+}
+
+citus_start() {
+    local work=$1 conf=${2:-} n
+    for n in "${citus_nodes[@]}"; do
+        "$citus_root/scripts/pgcluster" start "$work/$n" >/dev/null || { echo "citus: could not start $n" >&2; return 1; }
+        # Citus must be preloaded; max_prepared_transactions for its two-phase commits.
+        printf "shared_preload_libraries = 'citus'\nmax_prepared_transactions = 100\n%s\n" "$conf" \
+            >>"$work/$n/data/postgresql.conf"
+        "$citus_root/scripts/pgcluster" restart "$work/$n" >/dev/null || { tail -20 "$work/$n/server.log" >&2; return 1; }
+        citus_port[$n]=$(cat "$work/$n/port")
+    done
+    for n in "${citus_nodes[@]}"; do citus_on "$n" -c 'CREATE EXTENSION citus' || return 1; done
+    citus_on coordinator -c "SELECT citus_set_coordinator_host('127.0.0.1', ${citus_port[coordinator]})" \
+        -c "SELECT citus_add_node('127.0.0.1', ${citus_port[worker1]})" \
+        -c "SELECT citus_add_node('127.0.0.1', ${citus_port[worker2]})" >/dev/null
+}
+
+citus_stop() {
+    local n
+    for n in "${citus_nodes[@]}"; do "$citus_root/scripts/pgcluster" stop "$1/$n" >/dev/null 2>&1; done
+}
