@@ -81,8 +81,8 @@ static Statement kSetAgentStatus = {
     {INT8OID, TEXTOID, INT8OID},
     nullptr};
 // The account of an agent, read without a lock (an agent never changes account): the calls that name an agent
-// alone find its tenant with it, so that their other statements name the account too (on Citus: reach one shard;
-// this read itself asks every shard, which is why the worker's calls carry the account instead).
+// alone find its tenant with it, so that their other statements name the account too (on Citus: reach one
+// shard; this read itself asks every shard, which is why the worker's calls carry the account instead).
 static Statement kAgentAccount = {
     "SELECT account_id FROM darkspere.agents WHERE agent_id = $1", 1, {INT8OID}, nullptr};
 // Locked: a probe result (probes.cpp) locks the same row before it changes the status, so the two never

@@ -181,8 +181,8 @@ static bool result_latency(Jsonb *result, int32 *latency_ms) {
     return true;
 }
 
-static void complete_agent_call(int64 job_id, int32 attempt, int64 message_id, int64 agent_id,
-                                Jsonb *result) {
+static void complete_agent_call(int64 job_id, int32 attempt, int64 account_id, int64 message_id,
+                                int64 agent_id, Jsonb *result) {
     MemoryContext caller = CurrentMemoryContext;
     // The agent's answer: reply a string or null (or missing), latency when a number (clamped to int range).
     JsonbValue *reply_value = jsonb_key(result, "reply");
@@ -198,7 +198,7 @@ static void complete_agent_call(int64 job_id, int32 attempt, int64 message_id, i
     int32 latency_ms = 0;
     bool latency_known = result_latency(result, &latency_ms);
 
-    agent_load_add(agent_id, -1);
+    agent_load_add(account_id, agent_id, -1);
     health_record(agent_id, true, latency_ms, latency_known);
 
     Datum args[5] = {Int64GetDatum(message_id), Int64GetDatum(job_id), Int32GetDatum(attempt),
@@ -208,7 +208,7 @@ static void complete_agent_call(int64 job_id, int32 attempt, int64 message_id, i
     if (turn.empty()) {
         return;  // the message is gone (account deleted): nothing to answer
     }
-    int64 account_id = turn.get_int64(0, 1);
+    account_id = turn.get_int64(0, 1);  // the message's: the same as the job's
     int64 session_id = turn.get_int64(0, 2);
     char *service_number = turn.text_copy(0, 3, caller);
     char *phone = turn.text_copy(0, 4, caller);
@@ -288,7 +288,7 @@ static char *turn_agent_tag(int64 message_id) {
 static void fail_agent_call(int64 job_id, int attempt, int max_attempts, int64 account_id, int64 session_id,
                             int64 message_id, int64 agent_id, ArrayType *tried, const char *error,
                             bool retryable) {
-    agent_load_add(agent_id, -1);
+    agent_load_add(account_id, agent_id, -1);
     if (agent_id != 0) {
         health_record(agent_id, false, 0, false);
     }
@@ -324,7 +324,7 @@ static void fail_agent_call(int64 job_id, int attempt, int max_attempts, int64 a
                      next != agent_id ? "failover" : "retry", next, delay);
     Datum args[4] = {Int64GetDatum(job_id), Int64GetDatum(next), Float8GetDatum(delay), text_datum(error)};
     spi_run(kRetryOnAgent, args, nullptr, false, 0);
-    agent_load_add(next, 1);
+    agent_load_add(account_id, next, 1);
     if (next != agent_id && session_id != 0) {
         Datum move[3] = {Int64GetDatum(session_id), Int64GetDatum(next), Int64GetDatum(message_id)};
         spi_run(kMoveSession, move, nullptr, false, 0);
@@ -393,7 +393,7 @@ bool job_complete(int64 job_id, int32 attempt, Jsonb *result) {
     int64 message_id = job.get_int64(0, 4);
     int64 agent_id = job.get_int64(0, 5);
     if (strcmp(kind, "agent_call") == 0) {
-        complete_agent_call(job_id, attempt, message_id, agent_id, result);
+        complete_agent_call(job_id, attempt, job.get_int64(0, 2), message_id, agent_id, result);
     } else if (strcmp(kind, "sms_send") == 0) {
         complete_sms_send(job_id, attempt, message_id, result);
     } else if (strcmp(kind, "health_probe") == 0) {
@@ -541,7 +541,7 @@ DARKSPERE_FUNCTION(darkspere_requeue_dead_job) {
         Datum msg[1] = {Int64GetDatum(message_id)};
         spi_run(kRequeuedMessage, msg, nullptr, false, 0);
     }
-    agent_load_add(agent_id, 1);
+    agent_load_add(account_id, agent_id, 1);
     notify_worker();
     SPI_finish();
     PG_RETURN_BOOL(true);

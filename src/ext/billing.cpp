@@ -28,12 +28,12 @@ static Statement kAddUsage = {
     nullptr};
 
 // Room under a hard cap, in two statements: the caps, then (only when there is one) the month's usage. Two
-// because on Citus a statement that calls account_features_now beside a distributed table is sent whole to the
-// tenant's node, where the function cannot read distributed tables ("cannot execute a distributed query from a
-// query on a shard"); and most plans have no hard cap, so the usage is rarely read.
-// kRoomCaps: no row without a hard cap; otherwise the caps of sms_inbound, sms_outbound and agent_routing of the
-// account now (account_features_now: the effective plan, held to free while a payment is past its grace, with
-// the account's overrides), NULL for no cap; a disabled feature has a cap of 0.
+// because on Citus a statement that calls account_features_now beside a distributed table is sent whole to
+// the tenant's node, where the function cannot read distributed tables ("cannot execute a distributed query
+// from a query on a shard"); and most plans have no hard cap, so the usage is rarely read. kRoomCaps: no row
+// without a hard cap; otherwise the caps of sms_inbound, sms_outbound and agent_routing of the account now
+// (account_features_now: the effective plan, held to free while a payment is past its grace, with the
+// account's overrides), NULL for no cap; a disabled feature has a cap of 0.
 static Statement kRoomCaps = {
     "SELECT max(CASE WHEN f.enabled THEN f.monthly_limit ELSE 0 END) FILTER (WHERE f.feature = 'sms_inbound'),"
     "       max(CASE WHEN f.enabled THEN f.monthly_limit ELSE 0 END) FILTER (WHERE f.feature = 'sms_outbound'),"

@@ -33,7 +33,7 @@ static Statement kClaim = {
     " UPDATE darkspere.jobs j SET state = 'running', attempt = j.attempt + 1, claimed_by = $1,"
     "        lease_until = pg_catalog.clock_timestamp() + $3"
     "   FROM ready WHERE j.job_id = ready.job_id"
-    " RETURNING j.job_id, j.attempt, j.kind, j.payload, j.message_id, j.agent_id, j.available_at),"
+    " RETURNING j.job_id, j.attempt, j.kind, j.payload, j.message_id, j.agent_id, j.available_at, j.account_id),"
     // The same statement traces `agent_call_started` (latency: the queue wait since the job became
     // available) and `sms_send_started`, one row per claimed job.
     " t AS ("
@@ -47,7 +47,7 @@ static Statement kClaim = {
     "             'worker', $1)"
     "    FROM c JOIN darkspere.messages m ON m.message_id = c.message_id"
     "   WHERE c.kind IN ('agent_call', 'sms_send') ORDER BY c.job_id)"
-    " SELECT job_id, attempt, kind, payload, message_id, agent_id FROM c",
+    " SELECT job_id, attempt, kind, payload, message_id, agent_id, account_id FROM c",
     5,
     {TEXTOID, INT4OID, INTERVALOID, INT8ARRAYOID, INT8ARRAYOID},
     nullptr};
@@ -170,7 +170,7 @@ DARKSPERE_FUNCTION(darkspere_claim_jobs) {
         if (strcmp(kind_name, "agent_call") == 0) {
             payload = build_agent_payload(message_id, agent_id);
             if (payload == (Datum)0) {
-                agent_load_add(agent_id, -1);
+                agent_load_add(claimed.get_int64(r, 7), agent_id, -1);
                 finish_unsent(job_id, "dead", "message or agent no longer exists", "failed");
                 continue;
             }

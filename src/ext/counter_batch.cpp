@@ -26,6 +26,7 @@ struct UsageDelta {
 
 struct LoadDelta {
     int64 agent_id;
+    int64 account_id;  // the agent's: the write names it (one shard on Citus)
     int delta;
 };
 
@@ -96,7 +97,7 @@ bool batch_defer_usage(int64 account_id, const char *metric, int64 amount) {
     return true;
 }
 
-bool batch_defer_load(int64 agent_id, int delta) {
+bool batch_defer_load(int64 account_id, int64 agent_id, int delta) {
     if (!deferring()) {
         return false;
     }
@@ -110,7 +111,7 @@ bool batch_defer_load(int64 agent_id, int delta) {
     if (b.nload == b.load_cap) {
         return false;
     }
-    b.load[b.nload++] = {agent_id, delta};
+    b.load[b.nload++] = {agent_id, account_id, delta};
     return true;
 }
 
@@ -177,7 +178,7 @@ void batch_flush() {
         qsort(b.load, b.nload, sizeof(LoadDelta), compare_load);
         for (int i = 0; i < b.nload; i++) {
             if (b.load[i].delta != 0) {
-                agent_load_write(b.load[i].agent_id, b.load[i].delta);
+                agent_load_write(b.load[i].account_id, b.load[i].agent_id, b.load[i].delta);
             }
         }
     }

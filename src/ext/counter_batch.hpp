@@ -16,7 +16,7 @@ namespace darkspere {
 void batch_open(int items);
 void batch_close();
 bool batch_defer_usage(int64 account_id, const char *metric, int64 amount);
-bool batch_defer_load(int64 agent_id, int delta);
+bool batch_defer_load(int64 account_id, int64 agent_id, int delta);
 bool batch_defer_health(int64 agent_id, const HealthResult &result);
 int64 batch_pending_usage(int64 account_id, const char *metric);
 bool batch_health_pending();

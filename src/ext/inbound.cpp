@@ -41,10 +41,10 @@ constexpr int32 kDedupeLockClass = 0x44536d73;
 // change of its account is being committed.
 constexpr int32 kPlanLockClass = 0x4453706c;
 
-// Number → account, its texts and the agent tag the number requires (NULL: any agent). The webhook was verified
-// with $3's auth token: it may only speak for numbers that AccountSid owns (provider_account is NOT NULL, so no
-// number accepts every sender). Global tables only (on Citus, reference tables: read on the node it runs on),
-// because the account is what it finds: every statement after it is pinned to that account.
+// Number → account, its texts and the agent tag the number requires (NULL: any agent). The webhook was
+// verified with $3's auth token: it may only speak for numbers that AccountSid owns (provider_account is NOT
+// NULL, so no number accepts every sender). Global tables only (on Citus, reference tables: read on the node
+// it runs on), because the account is what it finds: every statement after it is pinned to that account.
 static Statement kNumberLookup = {
     "SELECT n.account_id, a.help_text, a.opt_out_text, a.opt_in_text, n.agent_tag"
     "  FROM darkspere.numbers n JOIN darkspere.accounts a ON a.account_id = n.account_id"
@@ -53,19 +53,18 @@ static Statement kNumberLookup = {
     {TEXTOID, TEXTOID, TEXTOID},
     nullptr};
 
-// The tenant's side of the lookup ($1 the account, $2 our number, $3 the phone): whether the phone has opted out
-// of this number, whether the effective plan (held to free past a payment's grace, as darkspere.effective_plan)
-// has a hard cap (only then are quotas read), and whether the plan lock was taken without waiting ($4 its
-// class). The lock is taken by the statement that reads the plan, as the comment of kPlanLockClass requires.
+// The tenant's side of the lookup ($1 the account, $2 our number, $3 the phone): whether the phone has opted
+// out of this number, whether the effective plan (held to free past a payment's grace, as
+// darkspere.effective_plan) has a hard cap (only then are quotas read), and whether the plan lock was taken
+// without waiting ($4 its class). The lock is taken by the statement that reads the plan, as the comment of
+// kPlanLockClass requires.
 static Statement kTenantLookup = {
     "SELECT EXISTS (SELECT 1 FROM darkspere.opt_outs o"
     "                WHERE o.account_id = $1 AND o.service_number = $2 AND o.phone = $3),"
     "       p.hard_cap,"
     "       pg_catalog.pg_try_advisory_xact_lock_shared($4, pg_catalog.hashint8($1))"
-    "  FROM darkspere.accounts a"
-    "  LEFT JOIN darkspere.subscriptions s ON s.account_id = a.account_id AND s.account_id = $1"
-    "  JOIN darkspere.plans p ON p.plan = " DS_EFFECTIVE_PLAN("a", "s")
-    " WHERE a.account_id = $1",
+    "  FROM darkspere.plans p"
+    " WHERE p.plan = " DS_EFFECTIVE_PLAN("$1"),
     4,
     {INT8OID, TEXTOID, TEXTOID, INT4OID},
     nullptr};
@@ -80,8 +79,8 @@ static Statement kPlanLockWait = {
 static Statement kDedupeLock = {
     "SELECT pg_catalog.pg_advisory_xact_lock($1, pg_catalog.hashtext($2))", 2, {INT4OID, TEXTOID}, nullptr};
 
-// Deduplication is per account (messages UNIQUE (message_sid, account_id)): the number told us the account, and
-// another tenant's message is never this one's duplicate, nor shown to it.
+// Deduplication is per account (messages UNIQUE (message_sid, account_id)): the number told us the account,
+// and another tenant's message is never this one's duplicate, nor shown to it.
 static Statement kFindBySid = {
     "SELECT message_id, session_id, agent_id FROM darkspere.messages WHERE message_sid = $1 AND account_id = $2",
     2,
@@ -158,8 +157,8 @@ Outcome receive(const Inbound &in, MemoryContext caller) {
             return out;
         }
         account_id = number.get_int64(0, 1);
-        Datum tenant_args[4] = {Int64GetDatum(account_id), text_datum(in.to_number), text_datum(in.from_number),
-                                Int32GetDatum(kPlanLockClass)};
+        Datum tenant_args[4] = {Int64GetDatum(account_id), text_datum(in.to_number),
+                                text_datum(in.from_number), Int32GetDatum(kPlanLockClass)};
         tenant = spi_run(kTenantLookup, tenant_args, nullptr, false, 1);
         if (tenant.get_bool(0, 3)) {
             break;

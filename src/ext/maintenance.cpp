@@ -65,7 +65,7 @@ static Statement kReclaim = {
     " WHERE j.job_id IN (SELECT job_id FROM darkspere.jobs"
     "                     WHERE state = 'running' AND lease_until < pg_catalog.clock_timestamp()"
     "                     LIMIT $1 FOR UPDATE SKIP LOCKED)"
-    " RETURNING j.job_id, j.state, j.kind, j.agent_id, j.message_id, j.attempt, j.last_error),"
+    " RETURNING j.job_id, j.state, j.kind, j.agent_id, j.message_id, j.attempt, j.last_error, j.account_id),"
     " t AS ("
     "  INSERT INTO darkspere.trace_events (account_id, request_id, step, agent_id, detail)"
     "  SELECT m.account_id, " DS_TRACE_REQUEST
@@ -78,7 +78,7 @@ static Statement kReclaim = {
     "          pg_catalog.jsonb_build_object('job_id', r.job_id, 'reason', 'lease_expired')))"
     "      s(ord, step, agent_id, detail)"
     "   WHERE r.kind IN ('agent_call', 'sms_send') ORDER BY r.job_id, s.ord)"
-    " SELECT job_id, state, kind, agent_id, message_id FROM r",
+    " SELECT job_id, state, kind, agent_id, message_id, account_id FROM r",
     1,
     {INT4OID},
     nullptr};
@@ -398,6 +398,7 @@ static int64 reclaim_leases(int64 *dead) {
     }
     // Dead agent calls free their agent's slot and fail their message (with the fallback text, if any).
     int64 *dead_agents = static_cast<int64 *>(palloc(sizeof(int64) * rows));
+    int64 *dead_accounts = static_cast<int64 *>(palloc(sizeof(int64) * rows));
     int64 *dead_messages = static_cast<int64 *>(palloc(sizeof(int64) * rows));
     int ndead = 0;
     for (uint64 r = 0; r < rows; r++) {
@@ -406,12 +407,13 @@ static int64 reclaim_leases(int64 *dead) {
         if (strcmp(state, "dead") == 0) {
             (*dead)++;
             dead_agents[ndead] = strcmp(kind, "agent_call") == 0 ? reclaimed.get_int64(r, 4) : 0;
+            dead_accounts[ndead] = reclaimed.get_int64(r, 6);
             dead_messages[ndead] = reclaimed.get_int64(r, 5);
             ndead++;
         }
     }
     for (int i = 0; i < ndead; i++) {
-        agent_load_add(dead_agents[i], -1);
+        agent_load_add(dead_accounts[i], dead_agents[i], -1);
         if (dead_messages[i] == 0) {
             continue;
         }

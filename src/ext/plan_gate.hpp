@@ -5,29 +5,36 @@
 
 namespace darkspere {
 
-// DS_EFFECTIVE_PLAN — the plan whose limits apply now (as darkspere.effective_plan), from an accounts row `a`
-// and its subscriptions row `s` (NULL columns when it has none): the account's plan, or 'free' while a payment
-// is more than darkspere.payment_grace past due.
-#define DS_EFFECTIVE_PLAN(a, s)                                                                        \
-    "CASE WHEN " s ".past_due_since IS NOT NULL AND " s ".past_due_since"                               \
-    " + COALESCE(NULLIF(pg_catalog.current_setting('darkspere.payment_grace', true), ''),"              \
-    "            '7 days')::interval <= pg_catalog.now() THEN 'free' ELSE " a ".plan END"
+// DS_EFFECTIVE_PLAN — the plan whose limits apply now to the account (an SQL expression, e.g. "$1"), as
+// darkspere.effective_plan: its plan, or 'free' while a payment is more than darkspere.payment_grace past due.
+// Scalar subqueries, each pinned to the account, and no outer join: on Citus the statement that holds it stays
+// a single-shard statement (an outer join from a reference table to a distributed one would make Citus fetch
+// the tables to the coordinator first).
+// clang-format off
+#define DS_EFFECTIVE_PLAN(account)                                                                    \
+    "CASE WHEN EXISTS (SELECT 1 FROM darkspere.subscriptions sb"                                      \
+    "                   WHERE sb.account_id = " account " AND sb.past_due_since"                       \
+    "                         + COALESCE(NULLIF(pg_catalog.current_setting('darkspere.payment_grace',"  \
+    "                                                                      true), ''),"                \
+    "                                    '7 days')::interval <= pg_catalog.now())"                     \
+    "     THEN 'free'"                                                                                 \
+    "     ELSE (SELECT ac.plan FROM darkspere.accounts ac WHERE ac.account_id = " account ") END"
+// clang-format on
 // DS_MCP_ALLOWED — whether the account (an SQL expression, e.g. "$1") has mcp_protocol now: an unexpired
-// override, or its effective plan's row (what darkspere.account_features_now says of that one feature, written
-// out: on Citus a statement that calls that function beside a distributed table fails on the tenant's node,
-// while these joins, every distributed table pinned to the account, run there). It takes no column of the
-// outer query, so PostgreSQL plans it as an InitPlan, run only the first time it is reached: a statement that
-// puts it after `a.protocol <> 'mcp' OR` never runs it while the agents it looks at speak http.
+// override, or else its effective plan's row (what darkspere.account_features_now says of that one feature,
+// written out: on Citus a statement that calls that function beside a distributed table fails on the tenant's
+// node, while these subqueries, each pinned to the account, run there). It takes no column of the outer
+// query, so PostgreSQL plans it as an InitPlan, run only the first time it is reached: a statement that puts
+// it after `a.protocol <> 'mcp' OR` never runs it while the agents it looks at speak http.
+// clang-format off
 #define DS_MCP_ALLOWED(account)                                                                       \
-    "COALESCE((SELECT COALESCE(ov.enabled, pf.enabled, false)"                                        \
-    "            FROM darkspere.accounts ac"                                                          \
-    "            LEFT JOIN darkspere.subscriptions sb ON sb.account_id = " account                   \
-    "            LEFT JOIN darkspere.plan_features pf ON pf.feature = 'mcp_protocol'"                 \
-    "                 AND pf.plan = " DS_EFFECTIVE_PLAN("ac", "sb")                                    \
-    "            LEFT JOIN darkspere.account_features ov ON ov.account_id = " account                \
-    "                 AND ov.feature = 'mcp_protocol'"                                                \
-    "                 AND (ov.expires_at IS NULL OR ov.expires_at > pg_catalog.now())"                \
-    "           WHERE ac.account_id = " account "), false)"
+    "COALESCE((SELECT ov.enabled FROM darkspere.account_features ov"                                  \
+    "           WHERE ov.account_id = " account " AND ov.feature = 'mcp_protocol'"                     \
+    "             AND (ov.expires_at IS NULL OR ov.expires_at > pg_catalog.now())),"                   \
+    "          (SELECT pf.enabled FROM darkspere.plan_features pf"                                    \
+    "            WHERE pf.feature = 'mcp_protocol' AND pf.plan = " DS_EFFECTIVE_PLAN(account) "),"     \
+    "          false)"
+// clang-format on
 // DS_AGENT_PASSES_MCP_GATE — the agent (alias a) may take turns of the account as far as its plan goes.
 #define DS_AGENT_PASSES_MCP_GATE(account) "(a.protocol <> 'mcp' OR " DS_MCP_ALLOWED(account) ")"
 

@@ -54,10 +54,12 @@ static Statement kStartTrial = {
     {INT8OID, INT4OID, INT4OID},
     nullptr};
 
+// Pinned to the agent's account ($4): on Citus one shard, not every shard of agent_load.
 static Statement kAddLoad = {
-    "UPDATE darkspere.agent_load SET in_flight = in_flight + $2 WHERE agent_id = $1 AND shard = $3",
-    3,
-    {INT8OID, INT4OID, INT2OID},
+    "UPDATE darkspere.agent_load SET in_flight = in_flight + $2"
+    " WHERE agent_id = $1 AND account_id = $4 AND shard = $3",
+    4,
+    {INT8OID, INT4OID, INT2OID, INT8OID},
     nullptr};
 
 // Attempts to find an agent, skipping candidates whose trial slot a concurrent transaction just took.
@@ -110,15 +112,16 @@ int64 pick_agent(int64 account_id, const char *agent_tag, const int64 *exclude, 
     return 0;
 }
 
-void agent_load_add(int64 agent_id, int delta) {
-    if (agent_id == 0 || delta == 0 || batch_defer_load(agent_id, delta)) {
+void agent_load_add(int64 account_id, int64 agent_id, int delta) {
+    if (agent_id == 0 || delta == 0 || batch_defer_load(account_id, agent_id, delta)) {
         return;
     }
-    agent_load_write(agent_id, delta);
+    agent_load_write(account_id, agent_id, delta);
 }
 
-void agent_load_write(int64 agent_id, int delta) {
-    Datum args[3] = {Int64GetDatum(agent_id), Int32GetDatum(delta), Int16GetDatum(counter_shard())};
+void agent_load_write(int64 account_id, int64 agent_id, int delta) {
+    Datum args[4] = {Int64GetDatum(agent_id), Int32GetDatum(delta), Int16GetDatum(counter_shard()),
+                     Int64GetDatum(account_id)};
     spi_run(kAddLoad, args, nullptr, false, 0);
 }
 

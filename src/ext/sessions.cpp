@@ -13,8 +13,8 @@
 
 namespace darkspere {
 
-// Messages of the session still waiting for an agent end with it, as tick() ends them (maintenance.cpp). $5 is
-// the transaction's now(): a parameter, because Citus takes no volatile function in a distributed UPDATE.
+// Messages of the session still waiting for an agent end with it, as tick() ends them (maintenance.cpp). $5
+// is the transaction's now(): a parameter, because Citus takes no volatile function in a distributed UPDATE.
 static Statement kExpireIdleSession = {
     "WITH s AS (UPDATE darkspere.sessions SET state = 'expired', ended_at = $5"
     "            WHERE account_id = $1 AND service_number = $2 AND phone = $3 AND state = 'active'"
@@ -26,25 +26,30 @@ static Statement kExpireIdleSession = {
     {INT8OID, TEXTOID, TEXTOID, INT4OID, TIMESTAMPTZOID},
     nullptr};
 
-// Upsert plus, in the same statement, whether the bound agent may keep the session (sticky routing: capacity
-// is not checked, the session already counts against it; the number's agent tag is, $5, as it may have
-// changed since, and so is the plan's mcp_protocol gate) and whether earlier messages still wait for an
-// agent. Every table is pinned to the account and the time is a parameter ($6, the transaction's now()): on
-// Citus the statement then runs on the tenant's node, which takes no volatile function in DO UPDATE SET.
+// The upsert of the active session, then (kSessionState) whether its bound agent may keep it and whether
+// earlier messages still wait for an agent. Two statements: on Citus a data-modifying CTE joined to other
+// tables is not sent to the tenant's node as one statement (Citus fetches each table to the coordinator
+// first). The time is a parameter ($4, the transaction's now()): Citus takes no volatile function in DO
+// UPDATE SET.
 static Statement kUpsertSession = {
-    "WITH s AS ("
-    "  INSERT INTO darkspere.sessions AS s (account_id, service_number, phone) VALUES ($1, $2, $3)"
-    "  ON CONFLICT (account_id, service_number, phone) WHERE state = 'active'"
-    "  DO UPDATE SET last_activity_at = $6"
-    "  RETURNING s.session_id, s.agent_id)"
-    " SELECT s.session_id, s.agent_id,"
-    "        (a.status = 'active' AND a.circuit = 'closed' AND a.health_score >= $4"
-    "         AND ($5::text IS NULL OR $5 = ANY (a.tags)) AND " DS_AGENT_PASSES_MCP_GATE("$1") "),"
-    "        EXISTS (SELECT 1 FROM darkspere.messages q"
-    "                 WHERE q.session_id = s.session_id AND q.account_id = $1 AND q.status = 'waiting')"
-    "   FROM s LEFT JOIN darkspere.agents a ON a.agent_id = s.agent_id AND a.account_id = $1",
-    6,
-    {INT8OID, TEXTOID, TEXTOID, INT4OID, TEXTOID, TIMESTAMPTZOID},
+    "INSERT INTO darkspere.sessions AS s (account_id, service_number, phone) VALUES ($1, $2, $3)"
+    " ON CONFLICT (account_id, service_number, phone) WHERE state = 'active'"
+    " DO UPDATE SET last_activity_at = $4"
+    " RETURNING s.session_id, s.agent_id",
+    4,
+    {INT8OID, TEXTOID, TEXTOID, TIMESTAMPTZOID},
+    nullptr};
+// Sticky routing: the bound agent ($3, NULL: none) keeps the session if it is active, closed and healthy
+// (capacity is not checked, the session already counts against it), carries the number's agent tag ($5, as
+// it may have changed since) and passes the plan's mcp_protocol gate. Every table is pinned to the account.
+static Statement kSessionState = {
+    "SELECT COALESCE((SELECT a.status = 'active' AND a.circuit = 'closed' AND a.health_score >= $4"
+    "                        AND ($5::text IS NULL OR $5 = ANY (a.tags)) AND " DS_AGENT_PASSES_MCP_GATE("$1")
+    "                   FROM darkspere.agents a WHERE a.agent_id = $3 AND a.account_id = $1), false),"
+    "       EXISTS (SELECT 1 FROM darkspere.messages q"
+    "                WHERE q.session_id = $2 AND q.account_id = $1 AND q.status = 'waiting')",
+    5,
+    {INT8OID, INT8OID, INT8OID, INT4OID, TEXTOID},
     nullptr};
 
 static Statement kBindAgent = {
@@ -60,17 +65,19 @@ SessionRef session_get_or_create(int64 account_id, const char *service_number, c
                             TimestampTzGetDatum(GetCurrentTransactionStartTimestamp())};
     spi_run(kExpireIdleSession, expire_args, nullptr, false, 0);
 
-    Datum args[6] = {Int64GetDatum(account_id), text_datum(service_number), text_datum(phone),
-                     Int32GetDatum(min_health_score),
-                     agent_tag != nullptr ? text_datum(agent_tag) : (Datum)0,
+    Datum args[4] = {Int64GetDatum(account_id), text_datum(service_number), text_datum(phone),
                      TimestampTzGetDatum(GetCurrentTransactionStartTimestamp())};
-    char nulls[6] = {' ', ' ', ' ', ' ', null_flag(agent_tag == nullptr), ' '};
-    SpiResult row = spi_run(kUpsertSession, args, nulls, false, 1);
+    SpiResult row = spi_run(kUpsertSession, args, nullptr, false, 1);
     SessionRef ref;
     ref.session_id = row.get_int64(0, 1);
     ref.agent_id = row.get_int64(0, 2);
-    ref.agent_eligible = row.get_bool(0, 3);
-    ref.has_queued_messages = row.get_bool(0, 4);
+    Datum state_args[5] = {Int64GetDatum(account_id), Int64GetDatum(ref.session_id),
+                           Int64GetDatum(ref.agent_id), Int32GetDatum(min_health_score),
+                           agent_tag != nullptr ? text_datum(agent_tag) : (Datum)0};
+    char state_nulls[5] = {' ', ' ', null_flag(ref.agent_id == 0), ' ', null_flag(agent_tag == nullptr)};
+    SpiResult state = spi_run(kSessionState, state_args, state_nulls, false, 1);
+    ref.agent_eligible = state.get_bool(0, 1);
+    ref.has_queued_messages = state.get_bool(0, 2);
     return ref;
 }
 
