@@ -43,9 +43,12 @@ echo "== Citus: coordinator + 2 workers"
 citus_start "$work"
 citus_on coordinator -f "$here/receive_sms/setup.sql" >/dev/null
 citus_on coordinator -f "$repo/test/citus/distribute.sql" >/dev/null
-citus_on coordinator -c "SELECT 'shards of messages per node: ' || string_agg(n || '=' || c, ' ' ORDER BY n)
-                           FROM (SELECT nodeport::text AS n, count(*) AS c FROM citus_shards
-                                  WHERE table_name = 'darkspere.messages'::regclass GROUP BY 1) s"
+citus_on coordinator -c "SELECT 'shards of messages per node (port=count): '
+                                  || string_agg(n || '=' || c, ' ' ORDER BY n)
+                           FROM (SELECT d.nodeport::text AS n, count(*) AS c
+                                   FROM pg_dist_shard s JOIN pg_dist_placement p USING (shardid)
+                                   JOIN pg_dist_node d ON d.groupid = p.groupid
+                                  WHERE s.logicalrelid = 'darkspere.messages'::regclass GROUP BY 1) x"
 psql -h 127.0.0.1 -p "${citus_port[coordinator]}" -U postgres -d postgres -qX -v ON_ERROR_STOP=1 \
     -f "$here/receive_sms/smoke.sql" >/dev/null
 single -c CHECKPOINT

@@ -42,15 +42,15 @@ constexpr int32 kDedupeLockClass = 0x44536d73;
 constexpr int32 kPlanLockClass = 0x4453706c;
 
 // Number → account, its texts and the agent tag the number requires (NULL: any agent). The webhook was
-// verified with $3's auth token: it may only speak for numbers that AccountSid owns (provider_account is NOT
+// verified with $2's auth token: it may only speak for numbers that AccountSid owns (provider_account is NOT
 // NULL, so no number accepts every sender). Global tables only (on Citus, reference tables: read on the node
 // it runs on), because the account is what it finds: every statement after it is pinned to that account.
 static Statement kNumberLookup = {
     "SELECT n.account_id, a.help_text, a.opt_out_text, a.opt_in_text, n.agent_tag"
     "  FROM darkspere.numbers n JOIN darkspere.accounts a ON a.account_id = n.account_id"
-    " WHERE n.number = $1 AND n.provider_account = $3",
-    3,
-    {TEXTOID, TEXTOID, TEXTOID},
+    " WHERE n.number = $1 AND n.provider_account = $2",
+    2,
+    {TEXTOID, TEXTOID},
     nullptr};
 
 // The tenant's side of the lookup ($1 the account, $2 our number, $3 the phone): whether the phone has opted
@@ -145,8 +145,7 @@ int64 store_inbound(const Inbound &in, int64 account_id, int64 session_id, const
 Outcome receive(const Inbound &in, MemoryContext caller) {
     Outcome out = {nullptr, 0, 0, 0, nullptr};
 
-    Datum lookup_args[3] = {text_datum(in.to_number), text_datum(in.from_number),
-                            text_datum(in.provider_account)};
+    Datum lookup_args[2] = {text_datum(in.to_number), text_datum(in.provider_account)};
     SpiResult number;
     SpiResult tenant;
     int64 account_id;
@@ -160,6 +159,10 @@ Outcome receive(const Inbound &in, MemoryContext caller) {
         Datum tenant_args[4] = {Int64GetDatum(account_id), text_datum(in.to_number),
                                 text_datum(in.from_number), Int32GetDatum(kPlanLockClass)};
         tenant = spi_run(kTenantLookup, tenant_args, nullptr, false, 1);
+        if (tenant.empty()) {
+            out.disposition = "unknown_number";  // the account was deleted after the first statement
+            return out;
+        }
         if (tenant.get_bool(0, 3)) {
             break;
         }

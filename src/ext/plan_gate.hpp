@@ -6,10 +6,10 @@
 namespace darkspere {
 
 // DS_EFFECTIVE_PLAN — the plan whose limits apply now to the account (an SQL expression, e.g. "$1"), as
-// darkspere.effective_plan: its plan, or 'free' while a payment is more than darkspere.payment_grace past due.
-// Scalar subqueries, each pinned to the account, and no outer join: on Citus the statement that holds it stays
-// a single-shard statement (an outer join from a reference table to a distributed one would make Citus fetch
-// the tables to the coordinator first).
+// darkspere.effective_plan: its plan, or 'free' while a payment is more than darkspere.payment_grace past
+// due. Scalar subqueries, each pinned to the account, and no outer join: on Citus the statement that holds it
+// stays a single-shard statement (an outer join from a reference table to a distributed one would make Citus
+// fetch the tables to the coordinator first).
 // clang-format off
 #define DS_EFFECTIVE_PLAN(account)                                                                    \
     "CASE WHEN EXISTS (SELECT 1 FROM darkspere.subscriptions sb"                                      \
