@@ -27,9 +27,17 @@ describe('lock conflicts between statements', () => {
              SELECT $1, date_trunc('month', now() AT TIME ZONE 'UTC')::date, 'sms_in', s, 0
                FROM generate_series(0, 15) s ON CONFLICT DO NOTHING`, [stack.accountId]);
 
+        // Which of the two waiters PostgreSQL aborts depends on whose deadlock check runs while the cycle exists:
+        // each backend checks once, deadlock_timeout after it began to wait. The webhook begins to wait first,
+        // so it must not check before step 3 closes the cycle: 5 s for it (this file's own cluster, applied by
+        // the reload to the worker's open connections), where a slow build (ASan) took more than the default 1 s
+        // to get from step 2 to step 3. The holder checks only after 60 s, so it is never the one aborted.
+        await stack.db.query("ALTER SYSTEM SET deadlock_timeout = '5s'");
+        await stack.db.query('SELECT pg_reload_conf()');
         const holder = await stack.db.pool.connect();
         let answer;
         try {
+            await holder.query("SET deadlock_timeout = '60s'");
             await holder.query('BEGIN');
             // 1. The holder takes the agent's load rows (every shard).
             await holder.query('UPDATE darkspere.agent_load SET in_flight = in_flight WHERE agent_id = $1', [agentId]);
@@ -40,8 +48,8 @@ describe('lock conflicts between statements', () => {
                 `SELECT count(*)::int FROM pg_stat_activity
                   WHERE wait_event_type = 'Lock' AND query LIKE '%darkspere.receive_sms%'`)) === 1,
             { timeoutMs: 10000, message: "the webhook's statement waiting for the agent's load row" });
-            // 3. The holder now wants the counter rows: a cycle. The webhook's statement has waited longer, so its
-            //    deadlock check (deadlock_timeout, 1 s) runs first and aborts it; the holder's update goes through.
+            // 3. The holder now wants the counter rows: a cycle. The webhook's statement checks first (5 s after
+            //    it began to wait, against the holder's 60 s) and is aborted; the holder's update goes through.
             await holder.query(`UPDATE darkspere.usage_counters SET used = used WHERE account_id = $1 AND metric = 'sms_in'`,
                 [stack.accountId]);
             // 4. A second try waits behind the holder; without one the webhook has its answer (500) by now.
