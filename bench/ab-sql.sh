@@ -46,7 +46,7 @@ results=$work/results.tsv
 : >"$results"
 
 run() { # variant round
-    local out tps p50
+    local out tps p50 p99
     case $1 in
     tpcb) out=$(pgbench -c "$CLIENTS" -j "$CLIENTS" -T "$DURATION" --log --log-prefix="$work/log" 2>&1) ;;
     *)
@@ -56,10 +56,7 @@ run() { # variant round
             -f "$here/receive_sms/spread.sql" 2>&1)
         ;;
     esac
-    tps=$(sed -n 's/^tps = \([0-9.]*\) (without initial connection time)/\1/p' <<<"$out")
-    [[ -n $tps ]] || { echo "$out" >&2; exit 1; }
-    p50=$(cat "$work"/log.* | awk '{print $3/1000}' | percentile 50)
-    rm -f "$work"/log.*
+    read -r tps p50 p99 < <(pgbench_stats "$out" "$work/log") && [[ -n $tps ]] || exit 1
     printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$tps" "$p50" >>"$results"
     printf '  %-4s round %s: tps %9.1f  p50 %7.3f ms\n' "$1" "$2" "$tps" "$p50"
 }

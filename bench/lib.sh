@@ -16,3 +16,14 @@ hardware() {
     echo "kernel: $(uname -r)"
     echo "postgres: $(postgres --version 2>/dev/null || /usr/lib/postgresql/15/bin/postgres --version)"
 }
+# pgbench_stats OUTPUT LOG_PREFIX — prints "tps p50_ms p99_ms" of one pgbench run from its output and its
+# per-transaction logs (--log --log-prefix=LOG_PREFIX; removed after). Fails, printing the output, when pgbench
+# reported no tps.
+pgbench_stats() {
+    local tps ms
+    tps=$(sed -n 's/^tps = \([0-9.]*\) (without initial connection time)/\1/p' <<<"$1")
+    [[ -n $tps ]] || { echo "$1" >&2; return 1; }
+    ms=$(cat "$2".* | awk '{print $3/1000}')
+    rm -f "$2".*
+    echo "$tps $(percentile 50 <<<"$ms") $(percentile 99 <<<"$ms")"
+}

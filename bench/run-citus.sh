@@ -64,11 +64,7 @@ run() { # variant round
     single) out=$(pgbench -n "${args[@]}" -p "$single_port" -f "$here/receive_sms/spread.sql" postgres 2>&1) ;;
     citus) out=$(pgbench -n "${args[@]}" -p "${citus_port[coordinator]}" -f "$here/receive_sms/spread.sql" postgres 2>&1) ;;
     esac
-    tps=$(sed -n 's/^tps = \([0-9.]*\) (without initial connection time)/\1/p' <<<"$out")
-    [[ -n $tps ]] || { echo "$out" >&2; exit 1; }
-    p50=$(cat "$work"/log.* | awk '{print $3/1000}' | percentile 50)
-    p99=$(cat "$work"/log.* | awk '{print $3/1000}' | percentile 99)
-    rm -f "$work"/log.*
+    read -r tps p50 p99 < <(pgbench_stats "$out" "$work/log") && [[ -n $tps ]] || exit 1
     printf '%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$tps" "$p50" "$p99" >>"$results"
     printf '  %-6s round %s: tps %8.1f  p50 %7.3f ms  p99 %7.3f ms\n' "$1" "$2" "$tps" "$p50" "$p99"
 }

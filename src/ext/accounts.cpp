@@ -33,10 +33,11 @@ static Statement kLockAccount = {
 // of another table: on Citus every reference is then pinned to the tenant's shard, and account_features_now
 // (which reads distributed tables) never runs inside a statement sent to a shard (docs/scaling.md).
 static Statement kAccountLimits = {
-    "SELECT ag.plan, CASE WHEN ag.enabled THEN ag.monthly_limit ELSE 1 END,"
-    "       CASE WHEN nb.enabled THEN nb.monthly_limit ELSE 1 END"
-    "  FROM darkspere.account_features_now($1) ag, darkspere.account_features_now($1) nb"
-    " WHERE ag.feature = 'custom_agents' AND nb.feature = 'multi_phone'",
+    "SELECT max(f.plan),"
+    "       max(CASE WHEN f.enabled THEN f.monthly_limit ELSE 1 END) FILTER (WHERE f.feature = 'custom_agents'),"
+    "       max(CASE WHEN f.enabled THEN f.monthly_limit ELSE 1 END) FILTER (WHERE f.feature = 'multi_phone')"
+    "  FROM darkspere.account_features_now($1) f"
+    " WHERE f.feature IN ('custom_agents', 'multi_phone')",
     1,
     {INT8OID},
     nullptr};
