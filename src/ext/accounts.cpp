@@ -94,6 +94,15 @@ static Statement kAgentAccountStatus = {
     {INT8OID, INT8OID},
     nullptr};
 
+int64 agent_account(int64 agent_id) {
+    Datum args[1] = {Int64GetDatum(agent_id)};
+    SpiResult owner = spi_run(kAgentAccount, args, nullptr, false, 1);
+    if (owner.empty()) {
+        raise_missing("agent", agent_id);
+    }
+    return owner.get_int64(0, 1);
+}
+
 void require_account(int64 account_id) {
     Datum args[1] = {Int64GetDatum(account_id)};
     if (spi_run(kAccountExists, args, nullptr, false, 1).empty()) {
@@ -310,12 +319,7 @@ DARKSPERE_FUNCTION(darkspere_set_agent_status) {
     char *status = required_text(fcinfo, 1, "status");
     require_one_of(status, statuses, "status");
     SPI_connect();
-    Datum id_arg[1] = {Int64GetDatum(agent_id)};
-    SpiResult owner = spi_run(kAgentAccount, id_arg, nullptr, false, 1);
-    if (owner.empty()) {
-        raise_missing("agent", agent_id);
-    }
-    int64 account_id = owner.get_int64(0, 1);
+    int64 account_id = agent_account(agent_id);
     Datum lock_args[2] = {Int64GetDatum(agent_id), Int64GetDatum(account_id)};
     SpiResult agent = spi_run(kAgentAccountStatus, lock_args, nullptr, false, 1);
     if (agent.empty()) {

@@ -46,13 +46,15 @@ static Statement kFenceFail = {
 // Marks the turn answered and reads what the reply needs: the account's fallback text, whether the phone
 // opted out and whether the plan has a hard cap (only then is the quota read); traces `agent_call_finished`
 // ($2 job, $3 attempt, $4 agent, $5 latency reported by the worker). Touching the session also
-// serialises replies of one session, which keeps hand-offs of their sends in order.
+// serialises replies of one session, which keeps hand-offs of their sends in order. $6 is the job's account:
+// every tenant table is read by it (one shard on Citus), and the opt-out is a join, not a correlated EXISTS
+// (which Citus refuses beside a CTE).
 static Statement kAnswered = {
     "WITH m AS (UPDATE darkspere.messages SET status = 'answered', updated_at = pg_catalog.now()"
-    "            WHERE message_id = $1"
+    "            WHERE message_id = $1 AND account_id = $6"
     "            RETURNING account_id, session_id, service_number, phone, request_id, message_id, reply_to),"
     "     s AS (UPDATE darkspere.sessions SET last_activity_at = pg_catalog.now()"
-    "            WHERE session_id = (SELECT session_id FROM m)),"
+    "            WHERE account_id = $6 AND session_id = (SELECT session_id FROM m)),"
     "     t AS (INSERT INTO darkspere.trace_events (account_id, request_id, step, agent_id, latency_ms, detail)"
     "           SELECT m.account_id, " DS_TRACE_REQUEST
     ", 'agent_call_finished', $4, $5,"
@@ -60,23 +62,26 @@ static Statement kAnswered = {
     "                      'message_id', m.message_id)"
     "             FROM m)"
     " SELECT m.account_id, m.session_id, m.service_number, m.phone, m.request_id, a.fallback_text,"
-    "        EXISTS (SELECT 1 FROM darkspere.opt_outs o WHERE o.account_id = m.account_id"
-    "                   AND o.service_number = m.service_number AND o.phone = m.phone),"
-    "        p.hard_cap"
+    "        o.phone IS NOT NULL, p.hard_cap"
     "   FROM m JOIN darkspere.accounts a ON a.account_id = m.account_id"
-    "   JOIN darkspere.plans p ON p.plan = a.plan",
-    5,
-    {INT8OID, INT8OID, INT4OID, INT8OID, INT4OID},
+    "   JOIN darkspere.plans p ON p.plan = a.plan"
+    "   LEFT JOIN darkspere.opt_outs o ON o.account_id = $6 AND o.service_number = m.service_number"
+    "        AND o.phone = m.phone",
+    6,
+    {INT8OID, INT8OID, INT4OID, INT8OID, INT4OID, INT8OID},
     nullptr};
 
 // Stores the provider's answer and traces `sms_send_finished` (latency: the Twilio request as the worker
 // timed it, $5) and, for the first SMS of a reply to an inbound message, `replied` (latency: since that
-// message was received). $6 job, $7 attempt.
+// message was received). $6 job, $7 attempt, $8 the job's account (every tenant table is read by it: on Citus the
+// whole statement goes to the tenant's shard), $9 the time of the ack (a parameter: Citus refuses volatile
+// functions in a distributed modification).
 static Statement kSent = {
     "WITH m AS (UPDATE darkspere.messages SET message_sid = COALESCE($2, message_sid),"
     "       status = CASE WHEN delivery_rank = 0 THEN COALESCE($3, 'queued') ELSE status END,"
     "       segments = COALESCE($4, segments), updated_at = pg_catalog.now()"
-    " WHERE message_id = $1 RETURNING account_id, segments, message_id, request_id, reply_to, agent_id),"
+    " WHERE message_id = $1 AND account_id = $8"
+    " RETURNING account_id, segments, message_id, request_id, reply_to, agent_id),"
     " r AS (SELECT " DS_TRACE_REQUEST
     " AS trace_request, m.* FROM m),"
     " t AS (INSERT INTO darkspere.trace_events (account_id, request_id, step, agent_id, latency_ms, detail)"
@@ -86,17 +91,17 @@ static Statement kSent = {
     "               'ok', true, 'job_id', $6::bigint, 'attempt', $7::int, 'message_id', r.message_id,"
     "               'sid', $2::text, 'status', $3::text, 'segments', r.segments))),"
     "           (2, 'replied', (SELECT GREATEST(0, pg_catalog.round(EXTRACT(epoch FROM"
-    "                               pg_catalog.clock_timestamp() - i.created_at) * 1000))::int"
-    "                             FROM darkspere.messages i WHERE i.message_id = r.reply_to),"
+    "                               $9 - i.created_at) * 1000))::int"
+    "                             FROM darkspere.messages i WHERE i.account_id = $8 AND i.message_id = r.reply_to),"
     "               pg_catalog.jsonb_build_object('message_id', r.reply_to, 'reply_message_id', r.message_id)))"
     "           s(ord, step, latency_ms, detail)"
     "        WHERE s.ord = 1 OR (r.reply_to IS NOT NULL AND NOT EXISTS ("
-    "              SELECT 1 FROM darkspere.trace_events e WHERE e.account_id = r.account_id"
+    "              SELECT 1 FROM darkspere.trace_events e WHERE e.account_id = $8"
     "                 AND e.request_id = r.trace_request AND e.step = 'replied'))"
     "        ORDER BY s.ord)"
     " SELECT account_id, segments FROM m",
-    7,
-    {INT8OID, TEXTOID, TEXTOID, INT4OID, INT4OID, INT8OID, INT4OID},
+    9,
+    {INT8OID, TEXTOID, TEXTOID, INT4OID, INT4OID, INT8OID, INT4OID, INT8OID, TIMESTAMPTZOID},
     nullptr};
 
 static Statement kRetryOnAgent = {
@@ -199,16 +204,15 @@ static void complete_agent_call(int64 job_id, int32 attempt, int64 account_id, i
     bool latency_known = result_latency(result, &latency_ms);
 
     agent_load_add(account_id, agent_id, -1);
-    health_record(agent_id, true, latency_ms, latency_known);
+    health_record(account_id, agent_id, true, latency_ms, latency_known);
 
-    Datum args[5] = {Int64GetDatum(message_id), Int64GetDatum(job_id), Int32GetDatum(attempt),
-                     Int64GetDatum(agent_id), Int32GetDatum(latency_ms)};
-    char nulls[5] = {' ', ' ', ' ', null_flag(agent_id == 0), null_flag(!latency_known)};
+    Datum args[6] = {Int64GetDatum(message_id), Int64GetDatum(job_id), Int32GetDatum(attempt),
+                     Int64GetDatum(agent_id), Int32GetDatum(latency_ms), Int64GetDatum(account_id)};
+    char nulls[6] = {' ', ' ', ' ', null_flag(agent_id == 0), null_flag(!latency_known), ' '};
     SpiResult turn = spi_run(kAnswered, args, nulls, false, 1);
     if (turn.empty()) {
         return;  // the message is gone (account deleted): nothing to answer
     }
-    account_id = turn.get_int64(0, 1);  // the message's: the same as the job's
     int64 session_id = turn.get_int64(0, 2);
     char *service_number = turn.text_copy(0, 3, caller);
     char *phone = turn.text_copy(0, 4, caller);
@@ -230,7 +234,7 @@ static void complete_agent_call(int64 job_id, int32 attempt, int64 account_id, i
     }
 }
 
-static void complete_sms_send(int64 job_id, int32 attempt, int64 message_id, Jsonb *result) {
+static void complete_sms_send(int64 job_id, int32 attempt, int64 account_id, int64 message_id, Jsonb *result) {
     // The provider's answer: sid and status as text, segments when a number from 1 to 1000.
     char *sid = jsonb_text(jsonb_key(result, "sid"));
     char *status = jsonb_text(jsonb_key(result, "status"));
@@ -245,15 +249,22 @@ static void complete_sms_send(int64 job_id, int32 attempt, int64 message_id, Jso
 
     int32 latency_ms = 0;
     bool latency_known = result_latency(result, &latency_ms);
-    Datum args[7] = {
-        Int64GetDatum(message_id), sid ? text_datum(sid) : (Datum)0, status ? text_datum(status) : (Datum)0,
-        Int32GetDatum(segments),   Int32GetDatum(latency_ms),        Int64GetDatum(job_id),
-        Int32GetDatum(attempt)};
-    char nulls[7] = {' ',
+    Datum args[9] = {Int64GetDatum(message_id),
+                     sid ? text_datum(sid) : (Datum)0,
+                     status ? text_datum(status) : (Datum)0,
+                     Int32GetDatum(segments),
+                     Int32GetDatum(latency_ms),
+                     Int64GetDatum(job_id),
+                     Int32GetDatum(attempt),
+                     Int64GetDatum(account_id),
+                     TimestampTzGetDatum(GetCurrentTimestamp())};
+    char nulls[9] = {' ',
                      null_flag(sid == nullptr),
                      null_flag(status == nullptr),
                      null_flag(!segments_known),
                      null_flag(!latency_known),
+                     ' ',
+                     ' ',
                      ' ',
                      ' '};
     SpiResult sent = spi_run(kSent, args, nulls, false, 1);
@@ -290,10 +301,10 @@ static void fail_agent_call(int64 job_id, int attempt, int max_attempts, int64 a
                             bool retryable) {
     agent_load_add(account_id, agent_id, -1);
     if (agent_id != 0) {
-        health_record(agent_id, false, 0, false);
+        health_record(account_id, agent_id, false, 0, false);
     }
     if (!retryable || attempt >= max_attempts) {
-        trace_job_failed(message_id, job_id, attempt, "agent_call", agent_id, error, retryable,
+        trace_job_failed(account_id, message_id, job_id, attempt, "agent_call", agent_id, error, retryable,
                          "dead_lettered", 0, 0);
         dead_letter(job_id, error, true);
         return;
@@ -315,12 +326,12 @@ static void fail_agent_call(int64 job_id, int attempt, int max_attempts, int64 a
         delay = backoff_seconds(attempt);
     }
     if (next == 0) {
-        trace_job_failed(message_id, job_id, attempt, "agent_call", agent_id, error, retryable,
+        trace_job_failed(account_id, message_id, job_id, attempt, "agent_call", agent_id, error, retryable,
                          "dead_lettered", 0, 0);
         dead_letter(job_id, error, true);
         return;
     }
-    trace_job_failed(message_id, job_id, attempt, "agent_call", agent_id, error, retryable,
+    trace_job_failed(account_id, message_id, job_id, attempt, "agent_call", agent_id, error, retryable,
                      next != agent_id ? "failover" : "retry", next, delay);
     Datum args[4] = {Int64GetDatum(job_id), Int64GetDatum(next), Float8GetDatum(delay), text_datum(error)};
     spi_run(kRetryOnAgent, args, nullptr, false, 0);
@@ -363,7 +374,7 @@ static Jsonb *result_to_store(Jsonb *result) {
 
 // complete_health_probe — a probe's outcome: {"ok": bool, "latency_ms": number, "error": string}; anything
 // but ok = true is a failed probe.
-static void complete_health_probe(int64 agent_id, Jsonb *result) {
+static void complete_health_probe(int64 account_id, int64 agent_id, Jsonb *result) {
     JsonbValue *ok_value = jsonb_key(result, "ok");
     bool ok = ok_value != nullptr && ok_value->type == jbvBool && ok_value->val.boolean;
     int32 latency_ms = 0;
@@ -376,7 +387,7 @@ static void complete_health_probe(int64 agent_id, Jsonb *result) {
     if (!ok && error == nullptr) {
         error = pstrdup("probe failed");
     }
-    probe_record(agent_id, ok, latency_ms, latency_known, ok ? nullptr : error);
+    probe_record(account_id, agent_id, ok, latency_ms, latency_known, ok ? nullptr : error);
 }
 
 // job_complete — the body of complete_job (and of each completed row of ack_jobs), inside an SPI connection.
@@ -395,9 +406,9 @@ bool job_complete(int64 job_id, int32 attempt, Jsonb *result) {
     if (strcmp(kind, "agent_call") == 0) {
         complete_agent_call(job_id, attempt, job.get_int64(0, 2), message_id, agent_id, result);
     } else if (strcmp(kind, "sms_send") == 0) {
-        complete_sms_send(job_id, attempt, message_id, result);
+        complete_sms_send(job_id, attempt, job.get_int64(0, 2), message_id, result);
     } else if (strcmp(kind, "health_probe") == 0) {
-        complete_health_probe(agent_id, result);
+        complete_health_probe(job.get_int64(0, 2), agent_id, result);
     } else if (strcmp(kind, "stripe_meter") == 0) {
         Datum done[3] = {Int64GetDatum(job_id), BoolGetDatum(true), (Datum)0};
         spi_run(kMeterReportDone, done, "  n", false, 0);
@@ -427,7 +438,7 @@ bool job_fail(int64 job_id, int32 attempt, const char *error, bool retryable) {
     if (strcmp(kind, "health_probe") == 0) {
         // A probe the worker could not run (it does not know the kind, or the payload was unusable) counts as
         // a failed probe; it is not retried (the next one is scheduled) and not kept as a dead letter.
-        probe_record(agent_id, false, 0, false, error);
+        probe_record(account_id, agent_id, false, 0, false, error);
         Datum args2[2] = {Int64GetDatum(job_id), text_datum(error)};
         spi_run(kProbeFailed, args2, nullptr, false, 0);
     } else if (strcmp(kind, "agent_call") == 0) {
@@ -435,11 +446,11 @@ bool job_fail(int64 job_id, int32 attempt, const char *error, bool retryable) {
                         error, retryable);
     } else if (retryable && attempt < max_attempts) {
         double delay = backoff_seconds(attempt);
-        trace_job_failed(message_id, job_id, attempt, kind, 0, error, retryable, "retry", 0, delay);
+        trace_job_failed(account_id, message_id, job_id, attempt, kind, 0, error, retryable, "retry", 0, delay);
         Datum retry[3] = {Int64GetDatum(job_id), Float8GetDatum(delay), text_datum(error)};
         spi_run(kRetryLater, retry, nullptr, false, 0);
     } else {
-        trace_job_failed(message_id, job_id, attempt, kind, 0, error, retryable, "dead_lettered", 0, 0);
+        trace_job_failed(account_id, message_id, job_id, attempt, kind, 0, error, retryable, "dead_lettered", 0, 0);
         dead_letter(job_id, error, false);
         if (strcmp(kind, "stripe_meter") == 0) {
             Datum done[3] = {Int64GetDatum(job_id), BoolGetDatum(false), text_datum(error)};

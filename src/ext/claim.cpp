@@ -18,38 +18,46 @@ namespace darkspere {
 
 // Ready jobs in priority then id order, skipping rows other claimers hold, and jobs whose ordering key has an
 // earlier job still pending or running (that is what keeps one agent_call per session in flight, in order).
+// The statement reads and writes `jobs` only: on Citus `jobs` is a coordinator table and the tenant tables are
+// distributed, and one statement over both would be planned by Citus, which refuses clock_timestamp() in it
+// (docs/scaling.md). $6 is the claim's clock (clock_timestamp() taken once by the caller).
 static Statement kClaim = {
     "WITH ready AS ("
     "  SELECT j.job_id FROM darkspere.jobs j"
-    "   WHERE j.state = 'pending' AND j.available_at <= pg_catalog.clock_timestamp()"
+    "   WHERE j.state = 'pending' AND j.available_at <= $6"
     "     AND (j.kind <> 'agent_call' OR j.agent_id IS NULL OR j.agent_id <> ALL ($4))"
     "     AND (j.kind <> 'agent_call' OR j.account_id IS NULL OR j.account_id <> ALL ($5))"
     "     AND (j.ordering_key IS NULL OR NOT EXISTS ("
     "          SELECT 1 FROM darkspere.jobs o WHERE o.ordering_key = j.ordering_key AND o.job_id < j.job_id"
     "             AND o.state IN ('pending', 'running')))"
     "   ORDER BY j.priority, j.job_id"
-    "   LIMIT $2 FOR UPDATE SKIP LOCKED"
-    "), c AS ("
+    "   LIMIT $2 FOR UPDATE SKIP LOCKED)"
     " UPDATE darkspere.jobs j SET state = 'running', attempt = j.attempt + 1, claimed_by = $1,"
-    "        lease_until = pg_catalog.clock_timestamp() + $3"
+    "        lease_until = $6 + $3"
     "   FROM ready WHERE j.job_id = ready.job_id"
-    " RETURNING j.job_id, j.attempt, j.kind, j.payload, j.message_id, j.agent_id, j.available_at, j.account_id),"
-    // The same statement traces `agent_call_started` (latency: the queue wait since the job became
-    // available) and `sms_send_started`, one row per claimed job.
-    " t AS ("
-    "  INSERT INTO darkspere.trace_events (account_id, request_id, step, agent_id, latency_ms, detail)"
-    "  SELECT m.account_id, " DS_TRACE_REQUEST
+    " RETURNING j.job_id, j.attempt, j.kind, j.payload, j.message_id, j.agent_id, j.account_id,"
+    "           GREATEST(0, pg_catalog.round(EXTRACT(epoch FROM $6 - j.available_at) * 1000))::int",
+    6,
+    {TEXTOID, INT4OID, INTERVALOID, INT8ARRAYOID, INT8ARRAYOID, TIMESTAMPTZOID},
+    nullptr};
+
+// The claim's trace rows, one per claimed agent call or send, in job order: `agent_call_started` (latency:
+// the queue wait since the job became available) and `sms_send_started`. The claimed jobs come as arrays
+// (job, attempt, kind, message, agent, account, wait) and each message is read by its account, so that on Citus
+// every row is found on its tenant's shard.
+static Statement kClaimTrace = {
+    "INSERT INTO darkspere.trace_events (account_id, request_id, step, agent_id, latency_ms, detail)"
+    " SELECT m.account_id, " DS_TRACE_REQUEST
     ", c.kind || '_started',"
-    "         CASE WHEN c.kind = 'agent_call' THEN c.agent_id END,"
-    "         CASE WHEN c.kind = 'agent_call' THEN GREATEST(0, pg_catalog.round(EXTRACT(epoch FROM"
-    "             pg_catalog.clock_timestamp() - c.available_at) * 1000))::int END,"
-    "         pg_catalog.jsonb_build_object('job_id', c.job_id, 'attempt', c.attempt, 'message_id', m.message_id,"
-    "             'worker', $1)"
-    "    FROM c JOIN darkspere.messages m ON m.message_id = c.message_id"
-    "   WHERE c.kind IN ('agent_call', 'sms_send') ORDER BY c.job_id)"
-    " SELECT job_id, attempt, kind, payload, message_id, agent_id, account_id FROM c",
-    5,
-    {TEXTOID, INT4OID, INTERVALOID, INT8ARRAYOID, INT8ARRAYOID},
+    "        CASE WHEN c.kind = 'agent_call' THEN c.agent_id END, CASE WHEN c.kind = 'agent_call' THEN c.wait_ms END,"
+    "        pg_catalog.jsonb_build_object('job_id', c.job_id, 'attempt', c.attempt, 'message_id', m.message_id,"
+    "            'worker', $8)"
+    "   FROM unnest($1::bigint[], $2::int[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[], $7::int[])"
+    "        AS c(job_id, attempt, kind, message_id, agent_id, account_id, wait_ms)"
+    "   JOIN darkspere.messages m ON m.message_id = c.message_id AND m.account_id = c.account_id"
+    "  ORDER BY c.job_id",
+    8,
+    {INT8ARRAYOID, INT4ARRAYOID, TEXTARRAYOID, INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID, INT4ARRAYOID, TEXTOID},
     nullptr};
 
 // The agent_call payload, built at claim time so that a turn queued behind another turn of the same session
@@ -66,7 +74,8 @@ static Statement kAgentPayload = {
     "                               'role', CASE h.direction WHEN 'in' THEN 'user' ELSE 'assistant' END,"
     "                               'content', h.body) ORDER BY h.message_id)"
     "                         FROM (SELECT direction, body, message_id FROM darkspere.messages h"
-    "                                WHERE h.session_id = m.session_id AND h.message_id <> m.message_id"
+    "                                WHERE h.account_id = $5 AND h.session_id = m.session_id"
+    "                                  AND h.message_id <> m.message_id"
     "                                  AND h.body_redacted_at IS NULL"
     "                                  AND CASE h.direction WHEN 'in' THEN h.message_id < m.message_id"
     "                                      ELSE COALESCE(h.reply_to, h.message_id) < m.message_id END"
@@ -74,18 +83,18 @@ static Statement kAgentPayload = {
     "  a.secret_generation,"
     "  a.secret_rotated_at IS NOT NULL AND a.secret_generation > 1"
     "  AND a.secret_rotated_at + pg_catalog.make_interval(secs => $4) > pg_catalog.now()"
-    "  FROM darkspere.messages m JOIN darkspere.agents a ON a.agent_id = $2"
-    " WHERE m.message_id = $1",
-    4,
-    {INT8OID, INT8OID, INT4OID, FLOAT8OID},
+    "  FROM darkspere.messages m JOIN darkspere.agents a ON a.agent_id = $2 AND a.account_id = $5"
+    " WHERE m.message_id = $1 AND m.account_id = $5",
+    5,
+    {INT8OID, INT8OID, INT4OID, FLOAT8OID, INT8OID},
     nullptr};
 
 // build_agent_payload — the agent_call payload (kAgentPayload) with the agent's signing secrets, or 0 when
 // the message or the agent is gone. The secrets are derived here, at claim time, and never stored: the job
 // row keeps no payload for agent calls.
-Datum build_agent_payload(int64 message_id, int64 agent_id) {
-    Datum args[4] = {Int64GetDatum(message_id), Int64GetDatum(agent_id), Int32GetDatum(history_turns),
-                     Float8GetDatum(static_cast<double>(agent_secret_grace_s))};
+Datum build_agent_payload(int64 account_id, int64 message_id, int64 agent_id) {
+    Datum args[5] = {Int64GetDatum(message_id), Int64GetDatum(agent_id), Int32GetDatum(history_turns),
+                     Float8GetDatum(static_cast<double>(agent_secret_grace_s)), Int64GetDatum(account_id)};
     return payload_with_secrets(agent_id, spi_run(kAgentPayload, args, nullptr, false, 1));
 }
 
@@ -93,27 +102,75 @@ static Statement kReplyOptedOut = {
     "SELECT EXISTS (SELECT 1 FROM darkspere.messages m JOIN darkspere.opt_outs o"
     "                 ON o.account_id = m.account_id AND o.service_number = m.service_number"
     "                AND o.phone = m.phone"
-    "                WHERE m.message_id = $1)",
-    1,
-    {INT8OID},
+    "                WHERE m.message_id = $1 AND m.account_id = $2)",
+    2,
+    {INT8OID, INT8OID},
     nullptr};
 
-// Finishes a claimed job without handing it to the worker (its message was suppressed or is gone).
+// Finishes a claimed job without handing it to the worker (its message was suppressed or is gone), then its
+// message, by its account (two statements: `jobs` and `messages` live apart on Citus).
 static Statement kFinishUnsent = {
-    "WITH j AS (UPDATE darkspere.jobs SET state = $2, result = pg_catalog.jsonb_build_object('skipped', $3),"
-    "                  last_error = CASE WHEN $2 = 'dead' THEN $3 END, finished_at = pg_catalog.now(),"
-    "                  lease_until = NULL"
-    "            WHERE job_id = $1 RETURNING message_id)"
-    " UPDATE darkspere.messages m SET status = $4, updated_at = pg_catalog.now() FROM j"
-    "  WHERE m.message_id = j.message_id",
-    4,
-    {INT8OID, TEXTOID, TEXTOID, TEXTOID},
+    "UPDATE darkspere.jobs SET state = $2, result = pg_catalog.jsonb_build_object('skipped', $3),"
+    "       last_error = CASE WHEN $2 = 'dead' THEN $3 END, finished_at = pg_catalog.now(), lease_until = NULL"
+    " WHERE job_id = $1",
+    3,
+    {INT8OID, TEXTOID, TEXTOID},
     nullptr};
 
-static void finish_unsent(int64 job_id, const char *state, const char *reason, const char *message_status) {
-    Datum args[4] = {Int64GetDatum(job_id), text_datum(state), text_datum(reason),
-                     text_datum(message_status)};
+static Statement kFinishUnsentMessage = {
+    "UPDATE darkspere.messages SET status = $3, updated_at = pg_catalog.now()"
+    " WHERE message_id = $1 AND account_id = $2",
+    3,
+    {INT8OID, INT8OID, TEXTOID},
+    nullptr};
+
+static void finish_unsent(int64 job_id, int64 account_id, int64 message_id, const char *state, const char *reason,
+                          const char *message_status) {
+    Datum args[3] = {Int64GetDatum(job_id), text_datum(state), text_datum(reason)};
     spi_run(kFinishUnsent, args, nullptr, false, 0);
+    if (message_id != 0) {
+        Datum message[3] = {Int64GetDatum(message_id), Int64GetDatum(account_id), text_datum(message_status)};
+        spi_run(kFinishUnsentMessage, message, nullptr, false, 0);
+    }
+}
+
+// trace_claimed — kClaimTrace for the agent calls and sends among the claimed jobs (rows of kClaim).
+static void trace_claimed(const SpiResult &claimed, Datum worker) {
+    uint64 rows = claimed.rows();
+    Datum *cols[7];
+    for (auto &col : cols) {
+        col = static_cast<Datum *>(palloc(sizeof(Datum) * (rows + 1)));
+    }
+    int n = 0;
+    for (uint64 r = 0; r < rows; r++) {
+        bool isnull;
+        Datum kind = claimed.get_datum(r, 3, &isnull);
+        char *kind_name = TextDatumGetCString(kind);
+        if (strcmp(kind_name, "agent_call") != 0 && strcmp(kind_name, "sms_send") != 0) {
+            continue;
+        }
+        cols[0][n] = Int64GetDatum(claimed.get_int64(r, 1));
+        cols[1][n] = Int32GetDatum(claimed.get_int32(r, 2));
+        cols[2][n] = kind;
+        cols[3][n] = Int64GetDatum(claimed.get_int64(r, 5));
+        cols[4][n] = Int64GetDatum(claimed.get_int64(r, 6));
+        cols[5][n] = Int64GetDatum(claimed.get_int64(r, 7));
+        cols[6][n] = Int32GetDatum(claimed.get_int32(r, 8));
+        n++;
+    }
+    if (n == 0) {
+        return;
+    }
+    Datum args[8] = {
+        PointerGetDatum(construct_array(cols[0], n, INT8OID, sizeof(int64), true, TYPALIGN_DOUBLE)),
+        PointerGetDatum(construct_array(cols[1], n, INT4OID, sizeof(int32), true, TYPALIGN_INT)),
+        PointerGetDatum(construct_array(cols[2], n, TEXTOID, -1, false, TYPALIGN_INT)),
+        PointerGetDatum(construct_array(cols[3], n, INT8OID, sizeof(int64), true, TYPALIGN_DOUBLE)),
+        PointerGetDatum(construct_array(cols[4], n, INT8OID, sizeof(int64), true, TYPALIGN_DOUBLE)),
+        PointerGetDatum(construct_array(cols[5], n, INT8OID, sizeof(int64), true, TYPALIGN_DOUBLE)),
+        PointerGetDatum(construct_array(cols[6], n, INT4OID, sizeof(int32), true, TYPALIGN_INT)),
+        worker};
+    spi_run(kClaimTrace, args, nullptr, false, 0);
 }
 
 }  // namespace darkspere
@@ -155,8 +212,10 @@ DARKSPERE_FUNCTION(darkspere_claim_jobs) {
     }
 
     SPI_connect();
-    Datum args[5] = {text_datum(worker), Int32GetDatum(max_jobs), IntervalPGetDatum(lease), busy[0], busy[1]};
+    Datum args[6] = {text_datum(worker), Int32GetDatum(max_jobs), IntervalPGetDatum(lease), busy[0], busy[1],
+                     TimestampTzGetDatum(GetCurrentTimestamp())};
     SpiResult claimed = spi_run(kClaim, args, nullptr, false, 0);
+    trace_claimed(claimed, args[0]);
     for (uint64 r = 0; r < claimed.rows(); r++) {
         int64 job_id = claimed.get_int64(r, 1);
         int32 attempt = claimed.get_int32(r, 2);
@@ -165,20 +224,22 @@ DARKSPERE_FUNCTION(darkspere_claim_jobs) {
         Datum payload = claimed.get_datum(r, 4, &isnull);
         int64 message_id = claimed.get_int64(r, 5);
         int64 agent_id = claimed.get_int64(r, 6);
+        int64 account_id = claimed.get_int64(r, 7);
         char *kind_name = TextDatumGetCString(kind);
 
         if (strcmp(kind_name, "agent_call") == 0) {
-            payload = build_agent_payload(message_id, agent_id);
+            payload = build_agent_payload(account_id, message_id, agent_id);
             if (payload == (Datum)0) {
-                agent_load_add(claimed.get_int64(r, 7), agent_id, -1);
-                finish_unsent(job_id, "dead", "message or agent no longer exists", "failed");
+                agent_load_add(account_id, agent_id, -1);
+                finish_unsent(job_id, account_id, message_id, "dead", "message or agent no longer exists",
+                              "failed");
                 continue;
             }
         } else if (strcmp(kind_name, "health_probe") == 0) {
             // Built now, like an agent call's: the signing secrets are never stored in the job row.
-            payload = probe_payload(agent_id);
+            payload = probe_payload(account_id, agent_id);
             if (payload == (Datum)0) {
-                finish_unsent(job_id, "done", "agent no longer probed (maintenance, disabled or gone)",
+                finish_unsent(job_id, account_id, 0, "done", "agent no longer probed (maintenance, disabled or gone)",
                               "failed");
                 continue;
             }
@@ -186,13 +247,13 @@ DARKSPERE_FUNCTION(darkspere_claim_jobs) {
             // The channel's URL and signing secret are added now: neither is stored in the job.
             payload = alert_notify_payload(payload);
             if (payload == (Datum)0) {
-                finish_unsent(job_id, "done", "alert channel removed or disabled", "failed");
+                finish_unsent(job_id, account_id, 0, "done", "alert channel removed or disabled", "failed");
                 continue;
             }
         } else if (strcmp(kind_name, "sms_send") == 0) {
-            Datum opt_args[1] = {Int64GetDatum(message_id)};
+            Datum opt_args[2] = {Int64GetDatum(message_id), Int64GetDatum(account_id)};
             if (spi_run(kReplyOptedOut, opt_args, nullptr, false, 1).get_bool(0, 1)) {
-                finish_unsent(job_id, "done", "recipient opted out", "suppressed");
+                finish_unsent(job_id, account_id, message_id, "done", "recipient opted out", "suppressed");
                 continue;
             }
         }

@@ -32,6 +32,7 @@ struct LoadDelta {
 
 struct HealthEntry {
     int64 agent_id;
+    int64 account_id;  // the agent's
     int seq;  // arrival order: an agent's results are applied oldest first
     HealthResult result;
 };
@@ -115,12 +116,12 @@ bool batch_defer_load(int64 account_id, int64 agent_id, int delta) {
     return true;
 }
 
-bool batch_defer_health(int64 agent_id, const HealthResult &result) {
+bool batch_defer_health(int64 account_id, int64 agent_id, const HealthResult &result) {
     if (!deferring() || open_batch->nhealth == open_batch->health_cap) {
         return false;
     }
     Batch &b = *open_batch;
-    b.health[b.nhealth] = {agent_id, b.nhealth, result};
+    b.health[b.nhealth] = {agent_id, account_id, b.nhealth, result};
     b.nhealth++;
     return true;
 }
@@ -169,7 +170,7 @@ void batch_flush() {
                 results[end - start] = b.health[end].result;
                 end++;
             }
-            health_write(b.health[start].agent_id, results, end - start);
+            health_write(b.health[start].account_id, b.health[start].agent_id, results, end - start);
             start = end;
         }
         pfree(results);

@@ -17,7 +17,7 @@ void batch_open(int items);
 void batch_close();
 bool batch_defer_usage(int64 account_id, const char *metric, int64 amount);
 bool batch_defer_load(int64 account_id, int64 agent_id, int delta);
-bool batch_defer_health(int64 agent_id, const HealthResult &result);
+bool batch_defer_health(int64 account_id, int64 agent_id, const HealthResult &result);
 int64 batch_pending_usage(int64 account_id, const char *metric);
 bool batch_health_pending();
 // batch_pending_loads — the agent load changes not written yet, as bigint[] agents and int[] deltas (empty

@@ -150,7 +150,7 @@ int64 enqueue_agent_call(int64 account_id, int64 session_id, int64 message_id, i
     int64 job_id = job.get_int64(0, 1);
     int32 attempt = job.get_int32(0, 3);
     agent_load_add(account_id, agent_id, 1);
-    Datum payload = handed ? build_agent_payload(message_id, agent_id) : (Datum)0;
+    Datum payload = handed ? build_agent_payload(account_id, message_id, agent_id) : (Datum)0;
     if (payload != (Datum)0) {
         handoff_record(job_id, attempt, "agent_call", payload);
     } else if (!handed) {

@@ -6,10 +6,15 @@
 // Circuit: closed → open after kCircuitFailureThreshold consecutive failures, for kCircuitOpenSeconds; then
 // one trial call (half-open, claimed by routing.cpp): success closes it and starts a fresh health history,
 // failure opens it again.
+#include "ext/accounts.hpp"
 #include "ext/counter_batch.hpp"
+#include "ext/accounts.hpp"
 #include "ext/errors.hpp"
+#include "ext/accounts.hpp"
 #include "ext/health.hpp"
+#include "ext/accounts.hpp"
 #include "ext/spi_plans.hpp"
+#include "ext/accounts.hpp"
 #include "ext/validate.hpp"
 
 namespace darkspere {
@@ -109,25 +114,25 @@ static void apply_result(Health &h, bool ok, int latency_ms, bool latency_known)
 
 static Statement kLockHealth = {
     "SELECT results_mask, results_count, latency_ms, consecutive_failures, circuit"
-    "  FROM darkspere.agents WHERE agent_id = $1 FOR UPDATE",
-    1,
-    {INT8OID},
+    "  FROM darkspere.agents WHERE agent_id = $1 AND account_id = $2 FOR UPDATE",
+    2,
+    {INT8OID, INT8OID},
     nullptr};
 
 static Statement kStoreHealth = {
     "UPDATE darkspere.agents SET results_mask = $2, results_count = $3, latency_ms = $4,"
     "       consecutive_failures = $5, health_score = $6, circuit = $7,"
     "       circuit_until = CASE WHEN $8"
-    "                            THEN pg_catalog.clock_timestamp() + pg_catalog.make_interval(secs => $9)"
+    "                            THEN $9"
     "                            WHEN $7 = 'closed' THEN NULL ELSE circuit_until END,"
-    "       last_result_at = pg_catalog.clock_timestamp()"
-    " WHERE agent_id = $1",
-    9,
-    {INT8OID, INT8OID, INT4OID, INT4OID, INT4OID, INT4OID, TEXTOID, BOOLOID, INT4OID},
+    "       last_result_at = $11"
+    " WHERE agent_id = $1 AND account_id = $10",
+    11,
+    {INT8OID, INT8OID, INT4OID, INT4OID, INT4OID, INT4OID, TEXTOID, BOOLOID, TIMESTAMPTZOID, INT8OID, TIMESTAMPTZOID},
     nullptr};
 
-void health_write(int64 agent_id, const HealthResult *results, int nresults) {
-    Datum args[1] = {Int64GetDatum(agent_id)};
+void health_write(int64 account_id, int64 agent_id, const HealthResult *results, int nresults) {
+    Datum args[2] = {Int64GetDatum(agent_id), Int64GetDatum(account_id)};
     SpiResult row = spi_run(kLockHealth, args, nullptr, false, 1);
     if (row.empty()) {
         raise_missing("agent", agent_id);
@@ -146,7 +151,10 @@ void health_write(int64 agent_id, const HealthResult *results, int nresults) {
         apply_result(h, results[i].ok, results[i].latency_ms, results[i].latency_known);
     }
 
-    Datum store[9] = {Int64GetDatum(agent_id),
+    // Times are parameters, not clock_timestamp() in the statement: Citus refuses volatile functions in a
+    // distributed UPDATE.
+    TimestampTz now = GetCurrentTimestamp();
+    Datum store[11] = {Int64GetDatum(agent_id),
                       Int64GetDatum(static_cast<int64>(h.results_mask)),
                       Int32GetDatum(h.results_count),
                       Int32GetDatum(h.latency_ms),
@@ -154,17 +162,19 @@ void health_write(int64 agent_id, const HealthResult *results, int nresults) {
                       Int32GetDatum(health_score(h)),
                       text_datum(circuit_name(h.circuit)),
                       BoolGetDatum(h.reopen),
-                      Int32GetDatum(kCircuitOpenSeconds)};
-    char nulls[9] = {' ', ' ', ' ', null_flag(!h.has_latency), ' ', ' ', ' ', ' ', ' '};
+                      TimestampTzGetDatum(now + kCircuitOpenSeconds * USECS_PER_SEC),
+                      Int64GetDatum(account_id),
+                      TimestampTzGetDatum(now)};
+    char nulls[11] = {' ', ' ', ' ', null_flag(!h.has_latency), ' ', ' ', ' ', ' ', ' ', ' ', ' '};
     spi_run(kStoreHealth, store, nulls, false, 0);
 }
 
-void health_record(int64 agent_id, bool ok, int latency_ms, bool latency_known) {
+void health_record(int64 account_id, int64 agent_id, bool ok, int latency_ms, bool latency_known) {
     HealthResult result = {ok, latency_ms, latency_known};
-    if (batch_defer_health(agent_id, result)) {
+    if (batch_defer_health(account_id, agent_id, result)) {
         return;
     }
-    health_write(agent_id, &result, 1);
+    health_write(account_id, agent_id, &result, 1);
 }
 
 }  // namespace darkspere
@@ -185,7 +195,7 @@ DARKSPERE_FUNCTION(darkspere_record_agent_result) {
                         errmsg("latency_ms must not be negative: %d", latency_ms)));
     }
     SPI_connect();
-    health_record(agent_id, ok, latency_ms, latency_known);
+    health_record(agent_account(agent_id), agent_id, ok, latency_ms, latency_known);
     SPI_finish();
     PG_RETURN_VOID();
 }

@@ -15,9 +15,10 @@ struct HealthResult {
     int latency_ms;
     bool latency_known;
 };
+// Both name the agent's account, so that on Citus their statements reach the agent's shard only.
 // health_record — one call result into the agent's score and circuit; deferred inside an ack batch.
-void health_record(int64 agent_id, bool ok, int latency_ms, bool latency_known);
+void health_record(int64 account_id, int64 agent_id, bool ok, int latency_ms, bool latency_known);
 // health_write — applies results (oldest first) under the agent's row lock and stores the outcome once.
-void health_write(int64 agent_id, const HealthResult *results, int nresults);
+void health_write(int64 account_id, int64 agent_id, const HealthResult *results, int nresults);
 
 }  // namespace darkspere

@@ -68,23 +68,23 @@ static Statement kProbePayload = {
     "  a.secret_generation,"
     "  a.secret_rotated_at IS NOT NULL AND a.secret_generation > 1"
     "  AND a.secret_rotated_at + pg_catalog.make_interval(secs => $2) > pg_catalog.now()"
-    "  FROM darkspere.agents a WHERE a.agent_id = $1 AND a.status IN ('active', 'unhealthy')",
-    3,
-    {INT8OID, FLOAT8OID, INT4OID},
+    "  FROM darkspere.agents a WHERE a.agent_id = $1 AND a.account_id = $4 AND a.status IN ('active', 'unhealthy')",
+    4,
+    {INT8OID, FLOAT8OID, INT4OID, INT8OID},
     nullptr};
 
-Datum probe_payload(int64 agent_id) {
-    Datum args[3] = {Int64GetDatum(agent_id), Float8GetDatum(static_cast<double>(agent_secret_grace_s)),
-                     Int32GetDatum(kProbeDeadlineMs)};
+Datum probe_payload(int64 account_id, int64 agent_id) {
+    Datum args[4] = {Int64GetDatum(agent_id), Float8GetDatum(static_cast<double>(agent_secret_grace_s)),
+                     Int32GetDatum(kProbeDeadlineMs), Int64GetDatum(account_id)};
     return payload_with_secrets(agent_id, spi_run(kProbePayload, args, nullptr, false, 1));
 }
 
 // The agent row, locked (the same lock set_agent_status takes) before anything about the result is written.
 static Statement kLockAgent = {
-    "SELECT account_id, status, probe_failures, probe_passes FROM darkspere.agents WHERE agent_id = $1"
+    "SELECT status, probe_failures, probe_passes FROM darkspere.agents WHERE agent_id = $1 AND account_id = $2"
     " FOR UPDATE",
-    1,
-    {INT8OID},
+    2,
+    {INT8OID, INT8OID},
     nullptr};
 
 static Statement kInsertCheck = {
@@ -96,25 +96,25 @@ static Statement kInsertCheck = {
 
 static Statement kStoreRun = {
     "UPDATE darkspere.agents SET probe_failures = $2, probe_passes = $3, status = $4,"
-    "       last_probe_at = pg_catalog.clock_timestamp()"
-    " WHERE agent_id = $1",
-    4,
-    {INT8OID, INT4OID, INT4OID, TEXTOID},
+    "       last_probe_at = $6"
+    " WHERE agent_id = $1 AND account_id = $5",
+    6,
+    {INT8OID, INT4OID, INT4OID, TEXTOID, INT8OID, TIMESTAMPTZOID},
     nullptr};
 
-void probe_record(int64 agent_id, bool ok, int latency_ms, bool latency_known, const char *error) {
+void probe_record(int64 account_id, int64 agent_id, bool ok, int latency_ms, bool latency_known,
+                  const char *error) {
     MemoryContext caller = CurrentMemoryContext;
-    Datum id[1] = {Int64GetDatum(agent_id)};
+    Datum id[2] = {Int64GetDatum(agent_id), Int64GetDatum(account_id)};
     SpiResult agent = spi_run(kLockAgent, id, nullptr, false, 1);
     if (agent.empty()) {
         return;  // the agent is gone (its account was deleted): nothing to record
     }
-    int64 account_id = agent.get_int64(0, 1);
-    char *status = agent.text_copy(0, 2, caller);
-    int32 failures = agent.get_int32(0, 3);
-    int32 passes = agent.get_int32(0, 4);
+    char *status = agent.text_copy(0, 1, caller);
+    int32 failures = agent.get_int32(0, 2);
+    int32 passes = agent.get_int32(0, 3);
 
-    health_record(agent_id, ok, latency_ms, latency_known);
+    health_record(account_id, agent_id, ok, latency_ms, latency_known);
 
     Datum check[5] = {Int64GetDatum(account_id), Int64GetDatum(agent_id), BoolGetDatum(ok),
                       Int32GetDatum(latency_ms), error != nullptr ? text_datum(error) : (Datum)0};
@@ -133,8 +133,8 @@ void probe_record(int64 agent_id, bool ok, int latency_ms, bool latency_known, c
         to = "active";
         reason = psprintf("%d consecutive passing health probes", passes);
     }
-    Datum store[4] = {Int64GetDatum(agent_id), Int32GetDatum(failures), Int32GetDatum(passes),
-                      text_datum(to)};
+    Datum store[6] = {Int64GetDatum(agent_id), Int32GetDatum(failures), Int32GetDatum(passes), text_datum(to),
+                      Int64GetDatum(account_id), TimestampTzGetDatum(GetCurrentTimestamp())};
     spi_run(kStoreRun, store, nullptr, false, 0);
     if (reason != nullptr) {
         agent_event(account_id, agent_id, "probe", status, to, reason);

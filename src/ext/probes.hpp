@@ -15,10 +15,11 @@ constexpr int kProbeDeadlineMs = 5000;  // the worker gives a probe this long (t
 int64 schedule_probes();
 // probe_payload — the health_probe payload for an agent (endpoint, protocol, probe path, signing secrets), or
 // 0 when the agent is gone or no longer probed (maintenance, disabled).
-Datum probe_payload(int64 agent_id);
+Datum probe_payload(int64 account_id, int64 agent_id);
 // probe_record — one probe result: into the health score, darkspere.agent_checks, and the runs of failures /
 // passes that make an active agent 'unhealthy' or an unhealthy one 'active' again.
-void probe_record(int64 agent_id, bool ok, int latency_ms, bool latency_known, const char *error);
+void probe_record(int64 account_id, int64 agent_id, bool ok, int latency_ms, bool latency_known,
+                  const char *error);
 // prune_agent_checks — one batch of check results older than darkspere.agent_check_retention; rows deleted.
 int64 prune_agent_checks(int batch);
 

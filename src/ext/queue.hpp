@@ -48,7 +48,7 @@ inline void enqueue_reply(int64 account_id, int64 session_id, int64 reply_to, co
 void enqueue_fallback_reply(const SpiResult &failed);
 // build_agent_payload — the agent_call payload of (message, agent) with the agent's signing secrets, or 0
 // when the message or the agent is gone (claim.cpp).
-Datum build_agent_payload(int64 message_id, int64 agent_id);
+Datum build_agent_payload(int64 account_id, int64 message_id, int64 agent_id);
 // route_message — binds a stored inbound message to an agent and queues its agent_call; returns the agent or
 // 0.
 int64 route_message(int64 account_id, int64 session_id, int64 message_id, int64 agent_id);

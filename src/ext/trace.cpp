@@ -24,35 +24,43 @@ void trace_received(int64 account_id, const char *request_id, int64 message_id, 
     spi_run(kTraceReceived, args, nulls, false, 0);
 }
 
-// $1 message, $2 job, $3 attempt, $4 kind, $5 agent, $6 error (first 500 characters kept), $7 retryable,
-// $8 next step, $9 next agent, $10 delay in seconds.
-static Statement kTraceJobFailed = {
-    "INSERT INTO darkspere.trace_events (account_id, request_id, step, agent_id, detail)"
-    " SELECT m.account_id, " DS_TRACE_REQUEST
-    ", s.step, s.agent_id, s.detail"
-    "   FROM darkspere.messages m CROSS JOIN LATERAL (VALUES"
-    "     (1, $4 || '_finished', $5::bigint, pg_catalog.jsonb_build_object('ok', false, 'job_id', $2::bigint,"
-    "         'attempt', $3::int, 'error', pg_catalog.left($6, 500), 'retryable', $7::boolean,"
-    "         'message_id', m.message_id)),"
-    "     (2, $8, $9::bigint, pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object('job_id', $2::bigint,"
-    "         'from_agent', $5::bigint, 'to_agent', $9::bigint,"
-    "         'delay_s', pg_catalog.round($10::numeric, 3))))) s(ord, step, agent_id, detail)"
-    "  WHERE m.message_id = $1 ORDER BY s.ord",
-    10,
-    {INT8OID, INT8OID, INT4OID, TEXTOID, INT8OID, TEXTOID, BOOLOID, TEXTOID, INT8OID, FLOAT8OID},
+// The request id a message's trace rows are keyed by; no row when the message is gone.
+static Statement kTraceRequest = {
+    "SELECT " DS_TRACE_REQUEST " FROM darkspere.messages m WHERE m.message_id = $1 AND m.account_id = $2",
+    2,
+    {INT8OID, INT8OID},
     nullptr};
 
-void trace_job_failed(int64 message_id, int64 job_id, int32 attempt, const char *kind, int64 agent_id,
-                      const char *error, bool retryable, const char *next_step, int64 next_agent,
+// $1 message, $2 job, $3 attempt, $4 kind, $5 agent, $6 error (first 500 characters kept), $7 retryable,
+// $8 next step, $9 next agent, $10 delay in seconds, $11 account, $12 request id. Plain VALUES: Citus pushes
+// no INSERT … SELECT whose source has a VALUES list with non-immutable functions (jsonb_build_object).
+static Statement kTraceJobFailed = {
+    "INSERT INTO darkspere.trace_events (account_id, request_id, step, agent_id, detail) VALUES"
+    "  ($11, $12, $4 || '_finished', $5, pg_catalog.jsonb_build_object('ok', false, 'job_id', $2,"
+    "      'attempt', $3, 'error', pg_catalog.left($6, 500), 'retryable', $7, 'message_id', $1)),"
+    "  ($11, $12, $8, $9, pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object('job_id', $2,"
+    "      'from_agent', $5, 'to_agent', $9, 'delay_s', pg_catalog.round($10::numeric, 3))))",
+    12,
+    {INT8OID, INT8OID, INT4OID, TEXTOID, INT8OID, TEXTOID, BOOLOID, TEXTOID, INT8OID, FLOAT8OID, INT8OID, TEXTOID},
+    nullptr};
+
+void trace_job_failed(int64 account_id, int64 message_id, int64 job_id, int32 attempt, const char *kind,
+                      int64 agent_id, const char *error, bool retryable, const char *next_step, int64 next_agent,
                       double delay_s) {
     if (message_id == 0) {
         return;
     }
-    Datum args[10] = {Int64GetDatum(message_id), Int64GetDatum(job_id),   Int32GetDatum(attempt),
+    Datum key[2] = {Int64GetDatum(message_id), Int64GetDatum(account_id)};
+    SpiResult request = spi_run(kTraceRequest, key, nullptr, true, 1);
+    if (request.empty()) {
+        return;
+    }
+    Datum args[12] = {Int64GetDatum(message_id), Int64GetDatum(job_id),   Int32GetDatum(attempt),
                       text_datum(kind),          Int64GetDatum(agent_id), text_datum(error),
                       BoolGetDatum(retryable),   text_datum(next_step),   Int64GetDatum(next_agent),
-                      Float8GetDatum(delay_s)};
-    char nulls[10] = {' ',
+                      Float8GetDatum(delay_s),   Int64GetDatum(account_id),
+                      text_datum(request.text_copy(0, 1, CurrentMemoryContext))};
+    char nulls[12] = {' ',
                       ' ',
                       ' ',
                       ' ',
@@ -61,7 +69,9 @@ void trace_job_failed(int64 message_id, int64 job_id, int32 attempt, const char 
                       ' ',
                       ' ',
                       null_flag(next_agent == 0),
-                      null_flag(delay_s <= 0)};
+                      null_flag(delay_s <= 0),
+                      ' ',
+                      ' '};
     spi_run(kTraceJobFailed, args, nulls, false, 0);
 }
 

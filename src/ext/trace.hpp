@@ -16,7 +16,7 @@ namespace darkspere {
 void trace_received(int64 account_id, const char *request_id, int64 message_id, const char *disposition);
 // trace_job_failed — a failed attempt (<kind>_finished with ok false) and what follows it: `failover` (to
 // next_agent), `retry` or `dead_lettered`; nothing when the message is gone.
-void trace_job_failed(int64 message_id, int64 job_id, int32 attempt, const char *kind, int64 agent_id,
+void trace_job_failed(int64 account_id, int64 message_id, int64 job_id, int32 attempt, const char *kind, int64 agent_id,
                       const char *error, bool retryable, const char *next_step, int64 next_agent,
                       double delay_s);
 // trace_no_reply — `no_reply` for an answered turn that sends nothing (the agent's reply was empty, or

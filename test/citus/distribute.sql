@@ -30,3 +30,25 @@ SELECT create_distributed_table('darkspere.' || t, 'account_id', colocate_with =
                     'agent_events', 'sessions', 'messages', 'consent_events', 'opt_outs', 'usage_counters',
                     'billing_calls', 'meter_reports', 'statements', 'statement_lines', 'subscriptions',
                     'trace_events']) AS t;
+
+-- Ids drawn on a worker node. A statement that Citus sends whole to a shard (every table in it pinned to one
+-- tenant) evaluates its column defaults there, from that node's copy of the extension's sequences, which start
+-- at 1 like the coordinator's: the first trace row written that way collided with one written through the
+-- coordinator. Each worker node's group draws from its own range instead, as Citus does for the sequences it
+-- creates itself: group g from (g << 48) + 1 to (g + 1) << 48 (the coordinator is group 0). A node added later
+-- needs the same (docs/scaling.md). Ids stay unique; they do not follow arrival order across nodes, which nothing
+-- relies on (traces order by time, then id).
+SELECT 1 / (success AND result = 'DO')::int FROM run_command_on_workers($cmd$
+DO $do$
+DECLARE
+    g bigint := (SELECT groupid FROM pg_catalog.pg_dist_local_group);
+    s record;
+BEGIN
+    SET LOCAL citus.enable_ddl_propagation = off;
+    FOR s IN SELECT sequencename FROM pg_catalog.pg_sequences WHERE schemaname = 'darkspere' LOOP
+        EXECUTE pg_catalog.format('ALTER SEQUENCE darkspere.%I MINVALUE %s MAXVALUE %s START WITH %s RESTART',
+                                  s.sequencename, (g << 48) + 1, (g + 1) << 48, (g << 48) + 1);
+    END LOOP;
+END
+$do$
+$cmd$);
