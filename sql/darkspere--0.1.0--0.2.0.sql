@@ -2036,6 +2036,7 @@ DECLARE
     agent_c bigint;
     n int;
     made int := 0;
+    v_after bigint;
 BEGIN
     IF v_end > pg_catalog.now() THEN
         RAISE EXCEPTION 'period % has not ended yet', pg_catalog.to_char(v_period, 'YYYY-MM')
@@ -2044,10 +2045,12 @@ BEGIN
     IF max_accounts IS NULL OR max_accounts < 1 THEN
         RAISE EXCEPTION 'max_accounts must be at least 1: %', max_accounts USING ERRCODE = 'invalid_parameter_value';
     END IF;
+    -- Accounts are closed in account order, so the month's newest statement says where the last call stopped.
+    -- Two statements, not one with NOT EXISTS: on Citus `accounts` is a reference table and `statements` is
+    -- distributed, and Citus runs no correlated subquery beside a reference table.
+    SELECT pg_catalog.max(s.account_id) INTO v_after FROM darkspere.statements s WHERE s.period = v_period;
     FOR acct IN SELECT a.account_id, a.plan FROM darkspere.accounts a
-                 WHERE a.created_at < v_end
-                   AND NOT EXISTS (SELECT FROM darkspere.statements s
-                                    WHERE s.account_id = a.account_id AND s.period = v_period)
+                 WHERE a.created_at < v_end AND a.account_id > COALESCE(v_after, 0)
                  ORDER BY a.account_id LIMIT max_accounts LOOP
         -- The month's number counter, locked: a concurrent close_period of this month waits here, and then
         -- (a new statement, a new snapshot) sees the statements the other one made.
@@ -2388,46 +2391,61 @@ $fn$;
 -- and capacity_use read the agents (one row each, plus agent_load), failed_signatures the minutes of its window.
 CREATE FUNCTION darkspere.alert_values()
 RETURNS TABLE(rule text, subject text, value numeric, holds boolean)
-LANGUAGE sql STABLE AS $fn$
-    WITH m AS (
-        SELECT r.name, '' AS subject,
-               (SELECT 100.0 * pg_catalog.count(*) FILTER (WHERE NOT (e.detail->>'ok')::boolean)
-                       / NULLIF(pg_catalog.count(*), 0)
-                  FROM darkspere.trace_events e
-                 WHERE e.at >= pg_catalog.now() - r."window" AND e.step = 'agent_call_finished') AS value
-          FROM darkspere.alert_rules r WHERE r.enabled AND r.metric = 'error_rate'
-        UNION ALL
-        SELECT r.name, 'agent:' || e.agent_id,
-               pg_catalog.percentile_cont(0.95) WITHIN GROUP (ORDER BY e.latency_ms)::numeric
-          FROM darkspere.alert_rules r
-          JOIN darkspere.trace_events e ON e.at >= pg_catalog.now() - r."window"
-               AND e.step = 'agent_call_finished' AND e.latency_ms IS NOT NULL AND e.agent_id IS NOT NULL
-         WHERE r.enabled AND r.metric = 'agent_p95_ms'
-         GROUP BY r.name, e.agent_id
-        UNION ALL
-        SELECT r.name, 'agent:' || a.agent_id, a.health_score::numeric
-          FROM darkspere.alert_rules r CROSS JOIN darkspere.agents a
-         WHERE r.enabled AND r.metric = 'agent_health' AND a.status IN ('active', 'unhealthy')
-        UNION ALL
-        SELECT r.name, '',
-               (SELECT 100.0 * COALESCE(pg_catalog.sum(l.in_flight), 0)
-                       / NULLIF((SELECT pg_catalog.sum(a.capacity) FROM darkspere.agents a
-                                  WHERE a.status = 'active'), 0)
-                  FROM darkspere.agent_load l JOIN darkspere.agents a USING (agent_id)
-                 WHERE a.status = 'active')
-          FROM darkspere.alert_rules r WHERE r.enabled AND r.metric = 'capacity_use'
-        UNION ALL
-        SELECT r.name, 'source:' || pg_catalog.host(f.source), pg_catalog.sum(f.failures)::numeric
-          FROM darkspere.alert_rules r
-          JOIN darkspere.signature_failures f ON f.minute >= pg_catalog.date_trunc('minute', pg_catalog.now() - r."window")
-         WHERE r.enabled AND r.metric = 'failed_signatures'
-         GROUP BY r.name, f.source
-    )
-    SELECT m.name, m.subject, pg_catalog.round(m.value, 1),
-           CASE r.op WHEN '>' THEN m.value > r.threshold WHEN '>=' THEN m.value >= r.threshold
-                     WHEN '<' THEN m.value < r.threshold WHEN '<=' THEN m.value <= r.threshold END
-      FROM m JOIN darkspere.alert_rules r ON r.name = m.name
-     WHERE m.value IS NOT NULL
+LANGUAGE plpgsql STABLE AS $fn$
+DECLARE
+    r record;
+    subjects text[];
+    vals numeric[];
+    active_capacity numeric;
+BEGIN
+    -- A rule at a time, each metric read by a statement that joins no rule: on Citus the rules are a coordinator
+    -- table and the metrics read distributed tables, and Citus joins no distributed table with a local one.
+    FOR r IN SELECT ar.name, ar.metric, ar."window", ar.op, ar.threshold
+               FROM darkspere.alert_rules ar WHERE ar.enabled ORDER BY ar.name LOOP
+        IF r.metric = 'error_rate' THEN
+            SELECT ARRAY[''], ARRAY[100.0 * pg_catalog.count(*) FILTER (WHERE NOT (e.detail->>'ok')::boolean)
+                                    / NULLIF(pg_catalog.count(*), 0)]
+              INTO subjects, vals
+              FROM darkspere.trace_events e
+             WHERE e.at >= pg_catalog.now() - r."window" AND e.step = 'agent_call_finished';
+        ELSIF r.metric = 'agent_p95_ms' THEN
+            SELECT pg_catalog.array_agg('agent:' || p.agent_id), pg_catalog.array_agg(p.p95)
+              INTO subjects, vals
+              FROM (SELECT e.agent_id,
+                           pg_catalog.percentile_cont(0.95) WITHIN GROUP (ORDER BY e.latency_ms)::numeric AS p95
+                      FROM darkspere.trace_events e
+                     WHERE e.at >= pg_catalog.now() - r."window" AND e.step = 'agent_call_finished'
+                       AND e.latency_ms IS NOT NULL AND e.agent_id IS NOT NULL
+                     GROUP BY e.agent_id) p;
+        ELSIF r.metric = 'agent_health' THEN
+            SELECT pg_catalog.array_agg('agent:' || a.agent_id), pg_catalog.array_agg(a.health_score::numeric)
+              INTO subjects, vals
+              FROM darkspere.agents a WHERE a.status IN ('active', 'unhealthy');
+        ELSIF r.metric = 'capacity_use' THEN
+            SELECT pg_catalog.sum(a.capacity) INTO active_capacity FROM darkspere.agents a WHERE a.status = 'active';
+            SELECT ARRAY[''], ARRAY[100.0 * COALESCE(pg_catalog.sum(l.in_flight), 0) / NULLIF(active_capacity, 0)]
+              INTO subjects, vals
+              FROM darkspere.agent_load l
+              JOIN darkspere.agents a ON a.agent_id = l.agent_id AND a.account_id = l.account_id
+             WHERE a.status = 'active';
+        ELSIF r.metric = 'failed_signatures' THEN
+            SELECT pg_catalog.array_agg('source:' || pg_catalog.host(f.source)), pg_catalog.array_agg(f.failures)
+              INTO subjects, vals
+              FROM (SELECT sf.source, pg_catalog.sum(sf.failures)::numeric AS failures
+                      FROM darkspere.signature_failures sf
+                     WHERE sf.minute >= pg_catalog.date_trunc('minute', pg_catalog.now() - r."window")
+                     GROUP BY sf.source) f;
+        ELSE
+            CONTINUE;
+        END IF;
+        RETURN QUERY
+            SELECT r.name, m.subject, pg_catalog.round(m.value, 1),
+                   CASE r.op WHEN '>' THEN m.value > r.threshold WHEN '>=' THEN m.value >= r.threshold
+                             WHEN '<' THEN m.value < r.threshold WHEN '<=' THEN m.value <= r.threshold END
+              FROM ROWS FROM (pg_catalog.unnest(subjects), pg_catalog.unnest(vals)) m(subject, value)
+             WHERE m.value IS NOT NULL;
+    END LOOP;
+END
 $fn$;
 
 -- evaluate_alerts — called by tick(): fires the rules whose condition holds (once per subject, not again

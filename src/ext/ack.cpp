@@ -73,9 +73,9 @@ static Statement kAnswered = {
 
 // Stores the provider's answer and traces `sms_send_finished` (latency: the Twilio request as the worker
 // timed it, $5) and, for the first SMS of a reply to an inbound message, `replied` (latency: since that
-// message was received). $6 job, $7 attempt, $8 the job's account (every tenant table is read by it: on Citus the
-// whole statement goes to the tenant's shard), $9 the time of the ack (a parameter: Citus refuses volatile
-// functions in a distributed modification).
+// message was received). $6 job, $7 attempt, $8 the job's account (every tenant table is read by it: on Citus
+// the whole statement goes to the tenant's shard), $9 the time of the ack (a parameter: Citus refuses
+// volatile functions in a distributed modification).
 static Statement kSent = {
     "WITH m AS (UPDATE darkspere.messages SET message_sid = COALESCE($2, message_sid),"
     "       status = CASE WHEN delivery_rank = 0 THEN COALESCE($3, 'queued') ELSE status END,"
@@ -115,10 +115,11 @@ static Statement kRetryOnAgent = {
 
 static Statement kMoveSession = {
     "WITH s AS (UPDATE darkspere.sessions SET agent_id = $2"
-    "            WHERE session_id = $1 AND agent_id IS DISTINCT FROM $2)"
-    " UPDATE darkspere.messages SET agent_id = $2, updated_at = pg_catalog.now() WHERE message_id = $3",
-    3,
-    {INT8OID, INT8OID, INT8OID},
+    "            WHERE session_id = $1 AND account_id = $4 AND agent_id IS DISTINCT FROM $2)"
+    " UPDATE darkspere.messages SET agent_id = $2, updated_at = pg_catalog.now()"
+    "  WHERE message_id = $3 AND account_id = $4",
+    4,
+    {INT8OID, INT8OID, INT8OID, INT8OID},
     nullptr};
 
 static Statement kRetryLater = {
@@ -131,13 +132,19 @@ static Statement kRetryLater = {
     nullptr};
 
 static Statement kDeadLetter = {
-    "WITH j AS (UPDATE darkspere.jobs SET state = 'dead', last_error = $2, finished_at = pg_catalog.now(),"
-    "                  lease_until = NULL WHERE job_id = $1 RETURNING message_id)"
-    " UPDATE darkspere.messages m SET status = 'failed', updated_at = pg_catalog.now() FROM j"
-    "  WHERE m.message_id = j.message_id"
-    " RETURNING" DS_FAILED_MESSAGE_COLUMNS,
+    "UPDATE darkspere.jobs SET state = 'dead', last_error = $2, finished_at = pg_catalog.now(), lease_until = NULL"
+    " WHERE job_id = $1",
     2,
     {INT8OID, TEXTOID},
+    nullptr};
+
+// The dead job's message fails with it (a statement of its own: `jobs` and `messages` live apart on Citus).
+static Statement kDeadMessage = {
+    "UPDATE darkspere.messages m SET status = 'failed', updated_at = pg_catalog.now()"
+    " WHERE m.message_id = $1 AND m.account_id = $2"
+    " RETURNING" DS_FAILED_MESSAGE_COLUMNS,
+    2,
+    {INT8OID, INT8OID},
     nullptr};
 
 static Statement kProbeFailed = {
@@ -167,9 +174,15 @@ static double backoff_seconds(int attempt) {
 }
 
 // dead_letter — gives up on a job; a turn that no agent answered gets the account's fallback text instead.
-static void dead_letter(int64 job_id, const char *error, bool send_fallback) {
+static void dead_letter(int64 job_id, int64 account_id, int64 message_id, const char *error,
+                        bool send_fallback) {
     Datum args[2] = {Int64GetDatum(job_id), text_datum(error)};
-    SpiResult failed = spi_run(kDeadLetter, args, nullptr, false, 1);
+    spi_run(kDeadLetter, args, nullptr, false, 0);
+    if (message_id == 0) {
+        return;
+    }
+    Datum message[2] = {Int64GetDatum(message_id), Int64GetDatum(account_id)};
+    SpiResult failed = spi_run(kDeadMessage, message, nullptr, false, 1);
     if (!failed.empty() && send_fallback) {
         enqueue_fallback_reply(failed);
     }
@@ -206,8 +219,8 @@ static void complete_agent_call(int64 job_id, int32 attempt, int64 account_id, i
     agent_load_add(account_id, agent_id, -1);
     health_record(account_id, agent_id, true, latency_ms, latency_known);
 
-    Datum args[6] = {Int64GetDatum(message_id), Int64GetDatum(job_id), Int32GetDatum(attempt),
-                     Int64GetDatum(agent_id), Int32GetDatum(latency_ms), Int64GetDatum(account_id)};
+    Datum args[6] = {Int64GetDatum(message_id), Int64GetDatum(job_id),     Int32GetDatum(attempt),
+                     Int64GetDatum(agent_id),   Int32GetDatum(latency_ms), Int64GetDatum(account_id)};
     char nulls[6] = {' ', ' ', ' ', null_flag(agent_id == 0), null_flag(!latency_known), ' '};
     SpiResult turn = spi_run(kAnswered, args, nulls, false, 1);
     if (turn.empty()) {
@@ -234,7 +247,8 @@ static void complete_agent_call(int64 job_id, int32 attempt, int64 account_id, i
     }
 }
 
-static void complete_sms_send(int64 job_id, int32 attempt, int64 account_id, int64 message_id, Jsonb *result) {
+static void complete_sms_send(int64 job_id, int32 attempt, int64 account_id, int64 message_id,
+                              Jsonb *result) {
     // The provider's answer: sid and status as text, segments when a number from 1 to 1000.
     char *sid = jsonb_text(jsonb_key(result, "sid"));
     char *status = jsonb_text(jsonb_key(result, "status"));
@@ -281,17 +295,17 @@ static void complete_sms_send(int64 job_id, int32 attempt, int64 account_id, int
 // carry it.
 static Statement kTurnAgentTag = {
     "SELECT n.agent_tag FROM darkspere.messages m JOIN darkspere.numbers n ON n.number = m.service_number"
-    " WHERE m.message_id = $1",
-    1,
-    {INT8OID},
+    " WHERE m.message_id = $1 AND m.account_id = $2",
+    2,
+    {INT8OID, INT8OID},
     nullptr};
 
 // turn_agent_tag — numbers.agent_tag of the message's service number, or nullptr (none, or no message).
-static char *turn_agent_tag(int64 message_id) {
+static char *turn_agent_tag(int64 account_id, int64 message_id) {
     if (message_id == 0) {
         return nullptr;
     }
-    Datum args[1] = {Int64GetDatum(message_id)};
+    Datum args[2] = {Int64GetDatum(message_id), Int64GetDatum(account_id)};
     SpiResult tag = spi_run(kTurnAgentTag, args, nullptr, true, 1);
     return tag.empty() ? nullptr : tag.text_copy(0, 1, CurrentMemoryContext);
 }
@@ -306,7 +320,7 @@ static void fail_agent_call(int64 job_id, int attempt, int max_attempts, int64 a
     if (!retryable || attempt >= max_attempts) {
         trace_job_failed(account_id, message_id, job_id, attempt, "agent_call", agent_id, error, retryable,
                          "dead_lettered", 0, 0);
-        dead_letter(job_id, error, true);
+        dead_letter(job_id, account_id, message_id, error, true);
         return;
     }
     // Retry the turn on the next eligible agent not yet tried; if every agent was tried, the best eligible
@@ -319,7 +333,7 @@ static void fail_agent_call(int64 job_id, int attempt, int max_attempts, int64 a
         exclude[i] = DatumGetInt64(elems[i]);
     }
     double delay = 0;
-    char *agent_tag = turn_agent_tag(message_id);
+    char *agent_tag = turn_agent_tag(account_id, message_id);
     int64 next = pick_agent(account_id, agent_tag, exclude, nelems);
     if (next == 0) {
         next = pick_agent(account_id, agent_tag, nullptr, 0);
@@ -328,7 +342,7 @@ static void fail_agent_call(int64 job_id, int attempt, int max_attempts, int64 a
     if (next == 0) {
         trace_job_failed(account_id, message_id, job_id, attempt, "agent_call", agent_id, error, retryable,
                          "dead_lettered", 0, 0);
-        dead_letter(job_id, error, true);
+        dead_letter(job_id, account_id, message_id, error, true);
         return;
     }
     trace_job_failed(account_id, message_id, job_id, attempt, "agent_call", agent_id, error, retryable,
@@ -337,7 +351,8 @@ static void fail_agent_call(int64 job_id, int attempt, int max_attempts, int64 a
     spi_run(kRetryOnAgent, args, nullptr, false, 0);
     agent_load_add(account_id, next, 1);
     if (next != agent_id && session_id != 0) {
-        Datum move[3] = {Int64GetDatum(session_id), Int64GetDatum(next), Int64GetDatum(message_id)};
+        Datum move[4] = {Int64GetDatum(session_id), Int64GetDatum(next), Int64GetDatum(message_id),
+                         Int64GetDatum(account_id)};
         spi_run(kMoveSession, move, nullptr, false, 0);
     }
     notify_worker();
@@ -446,12 +461,14 @@ bool job_fail(int64 job_id, int32 attempt, const char *error, bool retryable) {
                         error, retryable);
     } else if (retryable && attempt < max_attempts) {
         double delay = backoff_seconds(attempt);
-        trace_job_failed(account_id, message_id, job_id, attempt, kind, 0, error, retryable, "retry", 0, delay);
+        trace_job_failed(account_id, message_id, job_id, attempt, kind, 0, error, retryable, "retry", 0,
+                         delay);
         Datum retry[3] = {Int64GetDatum(job_id), Float8GetDatum(delay), text_datum(error)};
         spi_run(kRetryLater, retry, nullptr, false, 0);
     } else {
-        trace_job_failed(account_id, message_id, job_id, attempt, kind, 0, error, retryable, "dead_lettered", 0, 0);
-        dead_letter(job_id, error, false);
+        trace_job_failed(account_id, message_id, job_id, attempt, kind, 0, error, retryable, "dead_lettered",
+                         0, 0);
+        dead_letter(job_id, account_id, message_id, error, false);
         if (strcmp(kind, "stripe_meter") == 0) {
             Datum done[3] = {Int64GetDatum(job_id), BoolGetDatum(false), text_datum(error)};
             spi_run(kMeterReportDone, done, nullptr, false, 0);
@@ -508,9 +525,9 @@ static Statement kDeadJob = {
     nullptr};
 static Statement kRequeuedMessage = {
     "UPDATE darkspere.messages SET status = CASE direction WHEN 'in' THEN 'routed' ELSE 'pending' END,"
-    "       updated_at = pg_catalog.now() WHERE message_id = $1",
-    1,
-    {INT8OID},
+    "       updated_at = pg_catalog.now() WHERE message_id = $1 AND account_id = $2",
+    2,
+    {INT8OID, INT8OID},
     nullptr};
 
 // darkspere_requeue_dead_job — an operator gives a dead-lettered job a fresh set of attempts. False, changing
@@ -531,7 +548,7 @@ DARKSPERE_FUNCTION(darkspere_requeue_dead_job) {
     int64 agent_id = 0;
     bool agent_call = strcmp(kind, "agent_call") == 0;
     if (agent_call) {
-        agent_id = pick_agent(account_id, turn_agent_tag(dead.get_int64(0, 3)), nullptr, 0);
+        agent_id = pick_agent(account_id, turn_agent_tag(account_id, dead.get_int64(0, 3)), nullptr, 0);
         if (agent_id == 0) {
             ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
                             errmsg("account %lld has no eligible agent to retry job %lld",
@@ -549,7 +566,7 @@ DARKSPERE_FUNCTION(darkspere_requeue_dead_job) {
     }
     int64 message_id = requeued.get_int64(0, 2);
     if (message_id != 0) {
-        Datum msg[1] = {Int64GetDatum(message_id)};
+        Datum msg[2] = {Int64GetDatum(message_id), Int64GetDatum(account_id)};
         spi_run(kRequeuedMessage, msg, nullptr, false, 0);
     }
     agent_load_add(account_id, agent_id, 1);

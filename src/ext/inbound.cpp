@@ -227,7 +227,7 @@ Outcome receive(const Inbound &in, MemoryContext caller) {
     if (agent_id == 0 && !session.has_queued_messages) {
         agent_id = pick_agent(account_id, agent_tag, nullptr, 0);
         if (agent_id != 0 && agent_id != session.agent_id) {
-            session_bind_agent(session.session_id, agent_id);
+            session_bind_agent(account_id, session.session_id, agent_id);
         }
     }
     bool routed = agent_id != 0 && !session.has_queued_messages;

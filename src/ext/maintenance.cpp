@@ -11,8 +11,18 @@
 // return {"skipped": true} at once.
 //
 // Retention (docs/operations.md, "Retention"): each kind is one LIMITed batch per call, found through an
-// index on its age in age order, and locked FOR UPDATE SKIP LOCKED, so a row another transaction holds is
-// passed over (taken by a later tick) instead of waited for, and a backlog is worked off a batch per tick.
+// index on its age in age order, so a backlog is worked off a batch per tick.
+//
+// A row another transaction holds is passed over (FOR UPDATE SKIP LOCKED), never waited for, and taken by a
+// later tick: a long transaction of an operator must not stall crash recovery and routing.
+//
+// Cross-tenant work on Citus (docs/scaling.md): the tenant tables are distributed by account, and Citus takes
+// no row locks in a statement that reads several shards. So a step that spans tenants and locks rows reads
+// its batch without locks (account and id), then locks and changes it with its condition checked again, in
+// one statement for the whole batch on one PostgreSQL and in one statement per account on Citus
+// (for_each_tenant, tenant_batch.hpp), where each stays on its tenant's shard. Rows nobody else ever locks
+// (events, checks, traces) are deleted in one statement by key. Times are parameters (retention_cutoff), and
+// `jobs` (a coordinator table on Citus) is never joined with a tenant table in one statement.
 #include "ext/errors.hpp"
 #include "ext/plan_gate.hpp"
 #include "ext/probes.hpp"
@@ -21,6 +31,7 @@
 #include "ext/sessions.hpp"
 #include "ext/settings.hpp"
 #include "ext/spi_plans.hpp"
+#include "ext/tenant_batch.hpp"
 #include "ext/trace.hpp"
 
 #include "utils/fmgrprotos.h"
@@ -34,28 +45,38 @@ constexpr int kRouteAccounts = 100;           // accounts with queued messages v
 
 static Statement kTryLock = {"SELECT pg_catalog.pg_try_advisory_xact_lock($1, 0)", 1, {INT4OID}, nullptr};
 
-// A message that waited for an agent for the whole life of its session ends with it: 'expired' (never
-// routed, never answered; kept like every message, not deleted). Returns the sessions and messages ended.
-static Statement kExpireSessions = {
-    "WITH s AS (UPDATE darkspere.sessions SET state = 'expired', ended_at = pg_catalog.now()"
-    "            WHERE session_id IN (SELECT session_id FROM darkspere.sessions"
-    "                                  WHERE state = 'active' AND last_activity_at < pg_catalog.now()"
-    "                                        - pg_catalog.make_interval(secs => $1)"
-    "                                  LIMIT $2 FOR UPDATE SKIP LOCKED)"
-    "            RETURNING session_id),"
-    "     m AS (UPDATE darkspere.messages m SET status = 'expired', updated_at = pg_catalog.now() FROM s"
-    "            WHERE m.session_id = s.session_id AND m.status = 'waiting' RETURNING 1)"
-    " SELECT (SELECT count(*) FROM s), (SELECT count(*) FROM m)",
+// Sessions idle since before $1: a batch of $2 (account, id), read without locks.
+static Statement kIdleSessions = {
+    "SELECT account_id, session_id FROM darkspere.sessions WHERE state = 'active' AND last_activity_at < $1"
+    " LIMIT $2",
     2,
-    {INT4OID, INT4OID},
+    {TIMESTAMPTZOID, INT4OID},
+    nullptr};
+
+// A message that waited for an agent for the whole life of its session ends with it: 'expired' (never
+// routed, never answered; kept like every message, not deleted). $1 accounts, $2 sessions, $3 the idle
+// cutoff, $4 now. Returns the sessions and messages ended.
+static Statement kExpireSessions = {
+    "WITH s AS (UPDATE darkspere.sessions s SET state = 'expired', ended_at = $4"
+    "            WHERE s.account_id = ANY ($1) AND s.session_id IN ("
+    "                  SELECT session_id FROM darkspere.sessions"
+    "                   WHERE account_id = ANY ($1) AND session_id = ANY ($2) AND state = 'active'"
+    "                     AND last_activity_at < $3 FOR UPDATE SKIP LOCKED)"
+    "            RETURNING s.account_id, s.session_id),"
+    "     m AS (UPDATE darkspere.messages m SET status = 'expired', updated_at = $4 FROM s"
+    "            WHERE m.account_id = s.account_id AND m.session_id = s.session_id AND m.status = 'waiting'"
+    "            RETURNING 1)"
+    " SELECT (SELECT count(*) FROM s), (SELECT count(*) FROM m)",
+    4,
+    {INT8ARRAYOID, INT8ARRAYOID, TIMESTAMPTZOID, TIMESTAMPTZOID},
     nullptr};
 
 // Expired leases: back to pending (the crashed attempt counts), or dead when out of attempts. A health probe
 // whose worker went away is simply done: it says nothing about the agent, and the next one is scheduled.
-// The same statement traces each reclaimed message job as a failed attempt (`<kind>_finished`, ok false, the
-// lease error) followed by `retry` or `dead_lettered`, as a failure the worker reported would be.
+// Each reclaimed message job is then traced as a failed attempt (`<kind>_finished`, ok false, the lease
+// error) followed by `retry` or `dead_lettered`, as a failure the worker reported would be (reclaim_leases).
+// $2 now.
 static Statement kReclaim = {
-    "WITH r AS ("
     "UPDATE darkspere.jobs j SET state = CASE WHEN j.kind = 'health_probe' THEN 'done'"
     "                                         WHEN j.attempt >= j.max_attempts THEN 'dead' ELSE 'pending' END,"
     "       last_error = 'lease expired (worker ' || COALESCE(j.claimed_by, '?') || ' did not answer)',"
@@ -63,50 +84,32 @@ static Statement kReclaim = {
     "                     END,"
     "       claimed_by = NULL, lease_until = NULL"
     " WHERE j.job_id IN (SELECT job_id FROM darkspere.jobs"
-    "                     WHERE state = 'running' AND lease_until < pg_catalog.clock_timestamp()"
+    "                     WHERE state = 'running' AND lease_until < $2"
     "                     LIMIT $1 FOR UPDATE SKIP LOCKED)"
-    " RETURNING j.job_id, j.state, j.kind, j.agent_id, j.message_id, j.attempt, j.last_error, j.account_id),"
-    " t AS ("
-    "  INSERT INTO darkspere.trace_events (account_id, request_id, step, agent_id, detail)"
-    "  SELECT m.account_id, " DS_TRACE_REQUEST
-    ", s.step, s.agent_id, s.detail"
-    "    FROM r JOIN darkspere.messages m ON m.message_id = r.message_id CROSS JOIN LATERAL (VALUES"
-    "      (1, r.kind || '_finished', r.agent_id, pg_catalog.jsonb_build_object('ok', false, 'job_id', r.job_id,"
-    "          'attempt', r.attempt, 'error', r.last_error, 'retryable', r.state = 'pending',"
-    "          'message_id', m.message_id)),"
-    "      (2, CASE r.state WHEN 'dead' THEN 'dead_lettered' ELSE 'retry' END, NULL::bigint,"
-    "          pg_catalog.jsonb_build_object('job_id', r.job_id, 'reason', 'lease_expired')))"
-    "      s(ord, step, agent_id, detail)"
-    "   WHERE r.kind IN ('agent_call', 'sms_send') ORDER BY r.job_id, s.ord)"
-    " SELECT job_id, state, kind, agent_id, message_id, account_id FROM r",
-    1,
-    {INT4OID},
+    " RETURNING j.job_id, j.state, j.kind, j.agent_id, j.message_id, j.account_id, j.attempt, j.last_error",
+    2,
+    {INT4OID, TIMESTAMPTZOID},
     nullptr};
 
 static Statement kDeadMessage = {
-    "UPDATE darkspere.messages m SET status = 'failed', updated_at = pg_catalog.now() WHERE message_id = $1"
+    "UPDATE darkspere.messages m SET status = 'failed', updated_at = pg_catalog.now()"
+    " WHERE message_id = $1 AND account_id = $2"
     " RETURNING" DS_FAILED_MESSAGE_COLUMNS,
-    1,
-    {INT8OID},
+    2,
+    {INT8OID, INT8OID},
     nullptr};
 
-// Routing takes accounts in turns: the accounts with waiting messages after $1 and up to $2, in order, at
-// most $3 of them (a loose index scan of messages_waiting_account: one probe per account, however many
-// messages wait). The last account served is kept in route_cursor, so the next tick starts after it and no
-// account's backlog can keep the others from their turn.
-static Statement kWaitingAccounts = {
-    "WITH RECURSIVE a(account_id) AS ("
-    "  (SELECT m.account_id FROM darkspere.messages m"
-    "    WHERE m.status = 'waiting' AND m.account_id > $1 AND m.account_id <= $2"
-    "    ORDER BY m.account_id LIMIT 1)"
-    "  UNION ALL"
-    "  SELECT (SELECT m.account_id FROM darkspere.messages m"
-    "           WHERE m.status = 'waiting' AND m.account_id > a.account_id AND m.account_id <= $2"
-    "           ORDER BY m.account_id LIMIT 1)"
-    "    FROM a WHERE a.account_id IS NOT NULL)"
-    " SELECT account_id FROM a WHERE account_id IS NOT NULL LIMIT $3",
-    3,
-    {INT8OID, INT8OID, INT4OID},
+// Routing takes accounts in turns: the next account with waiting messages after $1 and up to $2 (one probe of
+// messages_waiting_account, however many messages wait; waiting_accounts repeats it, which is the loose index
+// scan a recursive CTE would do — Citus runs no recursive CTE across shards). The last account served is kept
+// in route_cursor, so the next tick starts after it and no account's backlog can keep the others from their
+// turn.
+static Statement kNextWaitingAccount = {
+    "SELECT m.account_id FROM darkspere.messages m"
+    " WHERE m.status = 'waiting' AND m.account_id > $1 AND m.account_id <= $2"
+    " ORDER BY m.account_id LIMIT 1",
+    2,
+    {INT8OID, INT8OID},
     nullptr};
 
 static Statement kRouteCursor = {"SELECT account_id FROM darkspere.route_cursor", 0, {}, nullptr};
@@ -126,9 +129,9 @@ static Statement kAccountQueued = {
     "  FROM (SELECT DISTINCT ON (m.session_id) m.message_id, m.session_id, m.service_number"
     "          FROM darkspere.messages m"
     "         WHERE m.status = 'waiting' AND m.account_id = $1 ORDER BY m.session_id, m.message_id) h"
-    "  JOIN darkspere.sessions s ON s.session_id = h.session_id"
+    "  JOIN darkspere.sessions s ON s.session_id = h.session_id AND s.account_id = $1"
     "  LEFT JOIN darkspere.numbers n ON n.number = h.service_number"
-    "  LEFT JOIN darkspere.agents a ON a.agent_id = s.agent_id AND a.status = 'active'"
+    "  LEFT JOIN darkspere.agents a ON a.agent_id = s.agent_id AND a.account_id = $1 AND a.status = 'active'"
     "        AND a.circuit = 'closed' AND a.health_score >= $2"
     "        AND (n.agent_tag IS NULL OR n.agent_tag = ANY (a.tags)) AND " DS_AGENT_PASSES_MCP_GATE(
         "$1") " ORDER BY a.agent_id IS NULL, h.session_id LIMIT $3",
@@ -158,90 +161,119 @@ static Statement kPruneLimits = {
 
 // Retention. A message (or its body) stays while it may still be needed: while it waits for an agent
 // ('waiting', routed by tick()) and while a pending or running job refers to it (the job reads its body).
-// The job checks each read a partial index of the queue (jobs_ready, jobs_leases), i.e. cost in proportion to
-// the jobs in flight, and only run when a retention is set. `key = ANY (ARRAY(batch))`, not `key IN (batch)`:
-// with IN the planner may hash the batch and scan the whole table to join it; with ANY it probes the primary
-// key once per row of the batch.
-#define DS_NOT_IN_FLIGHT(column, outer)                                                                       \
-    " AND NOT EXISTS (SELECT 1 FROM darkspere.jobs j WHERE j.state = 'pending' AND j." column " = " outer     \
-    ")"                                                                                                       \
-    " AND NOT EXISTS (SELECT 1 FROM darkspere.jobs j WHERE j.lease_until IS NOT NULL AND j.state = 'running'" \
-    "                    AND j." column " = " outer ")"
+// So these three take three steps (retain_idle): the oldest candidates ($1 cutoff, $2 batch: account and id),
+// those of them no job in flight names (k…NotInFlight, on `jobs` alone: cost in proportion to the batch,
+// through the partial indexes of the queue), then the change ($1 accounts, $2 ids, $3 cutoff) on those rows
+// that are not locked, their condition checked again.
+static Statement kOldMessages = {
+    "SELECT m.account_id, m.message_id FROM darkspere.messages m"
+    " WHERE m.created_at < $1 AND m.status <> 'waiting' ORDER BY m.created_at LIMIT $2",
+    2,
+    {TIMESTAMPTZOID, INT4OID},
+    nullptr};
+
+#define DS_NOT_IN_FLIGHT(column)                                                                                \
+    "SELECT k.account_id, k.id FROM unnest($1::bigint[], $2::bigint[]) AS k(account_id, id)"                    \
+    " WHERE NOT EXISTS (SELECT 1 FROM darkspere.jobs j WHERE j.state = 'pending' AND j." column                 \
+    " = k.id)"                                                                                                  \
+    "   AND NOT EXISTS (SELECT 1 FROM darkspere.jobs j WHERE j.lease_until IS NOT NULL AND j.state = 'running'" \
+    "                      AND j." column " = k.id)"
+
+static Statement kMessagesNotInFlight = {
+    DS_NOT_IN_FLIGHT("message_id"), 2, {INT8ARRAYOID, INT8ARRAYOID}, nullptr};
+static Statement kSessionsNotInFlight = {
+    DS_NOT_IN_FLIGHT("session_id"), 2, {INT8ARRAYOID, INT8ARRAYOID}, nullptr};
+
+#undef DS_NOT_IN_FLIGHT
 
 static Statement kPruneMessages = {
-    "DELETE FROM darkspere.messages WHERE message_id = ANY (ARRAY("
-    "  SELECT m.message_id FROM darkspere.messages m"
-    "   WHERE m.created_at < pg_catalog.now() - pg_catalog.make_interval(secs => $1) AND m.status <> 'waiting'" DS_NOT_IN_FLIGHT(
-        "message_id", "m.message_id") "   ORDER BY m.created_at LIMIT $2 FOR UPDATE SKIP LOCKED))",
-    2,
-    {INT4OID, INT4OID},
+    "DELETE FROM darkspere.messages WHERE account_id = ANY ($1) AND message_id IN ("
+    "  SELECT message_id FROM darkspere.messages"
+    "   WHERE account_id = ANY ($1) AND message_id = ANY ($2) AND created_at < $3 AND status <> 'waiting'"
+    "   FOR UPDATE SKIP LOCKED)",
+    3,
+    {INT8ARRAYOID, INT8ARRAYOID, TIMESTAMPTZOID},
     nullptr};
 
 // The body goes; everything billing and usage read (direction, status, segments, encoding, account, number,
 // times) stays. body_redacted_at says when; messages_unredacted holds only the bodies still there.
+static Statement kUnredactedMessages = {
+    "SELECT m.account_id, m.message_id FROM darkspere.messages m"
+    " WHERE m.body_redacted_at IS NULL AND m.created_at < $1 AND m.status <> 'waiting'"
+    " ORDER BY m.created_at LIMIT $2",
+    2,
+    {TIMESTAMPTZOID, INT4OID},
+    nullptr};
+
 static Statement kRedactBodies = {
     "UPDATE darkspere.messages SET body = '', body_redacted_at = pg_catalog.now()"
-    " WHERE message_id = ANY (ARRAY("
-    "  SELECT m.message_id FROM darkspere.messages m"
-    "   WHERE m.body_redacted_at IS NULL"
-    "     AND m.created_at < pg_catalog.now() - pg_catalog.make_interval(secs => $1) AND m.status <> 'waiting'" DS_NOT_IN_FLIGHT(
-        "message_id", "m.message_id") "   ORDER BY m.created_at LIMIT $2 FOR UPDATE SKIP LOCKED))",
-    2,
-    {INT4OID, INT4OID},
+    " WHERE account_id = ANY ($1) AND message_id IN ("
+    "  SELECT message_id FROM darkspere.messages"
+    "   WHERE account_id = ANY ($1) AND message_id = ANY ($2) AND body_redacted_at IS NULL AND created_at < $3"
+    "     AND status <> 'waiting' FOR UPDATE SKIP LOCKED)",
+    3,
+    {INT8ARRAYOID, INT8ARRAYOID, TIMESTAMPTZOID},
     nullptr};
 
 // An ended session goes only once no message of it is left (messages would go with it: ON DELETE CASCADE)
 // and no job in flight names it; an active session never.
-static Statement kPruneSessions = {
-    "DELETE FROM darkspere.sessions WHERE session_id = ANY (ARRAY("
-    "  SELECT s.session_id FROM darkspere.sessions s"
-    "   WHERE s.ended_at IS NOT NULL AND s.state <> 'active'"
-    "     AND s.ended_at < pg_catalog.now() - pg_catalog.make_interval(secs => $1)"
-    "     AND NOT EXISTS (SELECT 1 FROM darkspere.messages m WHERE m.session_id = s.session_id)" DS_NOT_IN_FLIGHT(
-        "session_id", "s.session_id") "   ORDER BY s.ended_at LIMIT $2 FOR UPDATE SKIP LOCKED))",
+static Statement kEndedSessions = {
+    "SELECT s.account_id, s.session_id FROM darkspere.sessions s"
+    " WHERE s.ended_at IS NOT NULL AND s.state <> 'active' AND s.ended_at < $1"
+    "   AND NOT EXISTS (SELECT 1 FROM darkspere.messages m"
+    "                    WHERE m.account_id = s.account_id AND m.session_id = s.session_id)"
+    " ORDER BY s.ended_at LIMIT $2",
     2,
-    {INT4OID, INT4OID},
+    {TIMESTAMPTZOID, INT4OID},
     nullptr};
 
+static Statement kPruneSessions = {
+    "DELETE FROM darkspere.sessions WHERE account_id = ANY ($1) AND session_id IN ("
+    "  SELECT s.session_id FROM darkspere.sessions s"
+    "   WHERE s.account_id = ANY ($1) AND s.session_id = ANY ($2)"
+    "     AND s.ended_at IS NOT NULL AND s.state <> 'active' AND s.ended_at < $3"
+    "     AND NOT EXISTS (SELECT 1 FROM darkspere.messages m"
+    "                      WHERE m.account_id = s.account_id AND m.session_id = s.session_id)"
+    "   FOR UPDATE SKIP LOCKED)",
+    3,
+    {INT8ARRAYOID, INT8ARRAYOID, TIMESTAMPTZOID},
+    nullptr};
+
+// delivery_events and stripe_events are global tables (coordinator tables on Citus): locked rows are skipped.
 static Statement kPruneDeliveryEvents = {
     "DELETE FROM darkspere.delivery_events WHERE event_id = ANY (ARRAY("
     "  SELECT event_id FROM darkspere.delivery_events"
-    "   WHERE received_at < pg_catalog.now() - pg_catalog.make_interval(secs => $1)"
-    "   ORDER BY received_at LIMIT $2 FOR UPDATE SKIP LOCKED))",
+    "   WHERE received_at < $1 ORDER BY received_at LIMIT $2 FOR UPDATE SKIP LOCKED))",
     2,
-    {INT4OID, INT4OID},
+    {TIMESTAMPTZOID, INT4OID},
     nullptr};
 
+// Consent and agent events are written once and never updated: nothing to wait for.
 static Statement kPruneConsentEvents = {
-    "DELETE FROM darkspere.consent_events WHERE event_id = ANY (ARRAY("
-    "  SELECT event_id FROM darkspere.consent_events"
-    "   WHERE at < pg_catalog.now() - pg_catalog.make_interval(secs => $1)"
-    "   ORDER BY at LIMIT $2 FOR UPDATE SKIP LOCKED))",
+    "DELETE FROM darkspere.consent_events c USING ("
+    "  SELECT account_id, event_id FROM darkspere.consent_events WHERE at < $1 ORDER BY at LIMIT $2) old"
+    " WHERE c.account_id = old.account_id AND c.event_id = old.event_id",
     2,
-    {INT4OID, INT4OID},
+    {TIMESTAMPTZOID, INT4OID},
     nullptr};
 
 // Stripe events (darkspere.stripe_event) after 30 days: Stripe retries an event for 3 days at most.
 static Statement kPruneStripeEvents = {
     "DELETE FROM darkspere.stripe_events WHERE event_id = ANY (ARRAY("
     "  SELECT event_id FROM darkspere.stripe_events"
-    "   WHERE received_at < pg_catalog.now() - pg_catalog.make_interval(secs => $1)"
-    "   ORDER BY received_at LIMIT $2 FOR UPDATE SKIP LOCKED))",
+    "   WHERE received_at < $1 ORDER BY received_at LIMIT $2 FOR UPDATE SKIP LOCKED))",
     2,
-    {INT4OID, INT4OID},
+    {TIMESTAMPTZOID, INT4OID},
     nullptr};
 
 // Agent status changes (agent_events) after darkspere.agent_event_retention, through agent_events_at.
 static Statement kPruneAgentEvents = {
-    "DELETE FROM darkspere.agent_events WHERE ctid = ANY (ARRAY("
-    "  SELECT ctid FROM darkspere.agent_events"
-    "   WHERE at < pg_catalog.now() - pg_catalog.make_interval(secs => $1)"
-    "   ORDER BY at LIMIT $2 FOR UPDATE SKIP LOCKED))",
+    "DELETE FROM darkspere.agent_events e USING ("
+    "  SELECT account_id, agent_id, event_id FROM darkspere.agent_events WHERE at < $1 ORDER BY at LIMIT $2) old"
+    " WHERE e.account_id = old.account_id AND e.agent_id = old.agent_id AND e.event_id = old.event_id",
     2,
-    {INT4OID, INT4OID},
+    {TIMESTAMPTZOID, INT4OID},
     nullptr};
-
-#undef DS_NOT_IN_FLIGHT
 
 // The alert rules (darkspere.evaluate_alerts in the upgrade script): {fired, resolved}, or {skipped} while
 // another tick evaluates them.
@@ -285,13 +317,14 @@ static int waiting_accounts(int64 cursor, int64 *accounts, int max) {
     // After the cursor first, then from the start up to it.
     const int64 ranges[2][2] = {{cursor, PG_INT64_MAX}, {0, cursor}};
     for (const auto &range : ranges) {
-        if (n == max) {
-            break;
-        }
-        Datum args[3] = {Int64GetDatum(range[0]), Int64GetDatum(range[1]), Int32GetDatum(max - n)};
-        SpiResult waiting = spi_run(kWaitingAccounts, args, nullptr, false, 0);
-        for (uint64 r = 0; r < waiting.rows(); r++) {
-            accounts[n++] = waiting.get_int64(r, 1);
+        int64 after = range[0];
+        while (n < max) {
+            Datum args[2] = {Int64GetDatum(after), Int64GetDatum(range[1])};
+            SpiResult next = spi_run(kNextWaitingAccount, args, nullptr, true, 1);
+            if (next.empty()) {
+                break;
+            }
+            after = accounts[n++] = next.get_int64(0, 1);
         }
     }
     return n;
@@ -355,7 +388,7 @@ static int64 route_account(int64 account_id, int share) {
                 full_tags[nfull++] = agent_tag;
                 continue;
             }
-            session_bind_agent(session_id, agent_id);
+            session_bind_agent(account_id, session_id, agent_id);
         }
         route_message(account_id, session_id, message_id, agent_id);
         routed++;
@@ -390,49 +423,85 @@ static int64 route_queued() {
 // reclaim_leases — returns reclaimed jobs; counts dead-lettered ones in *dead.
 static int64 reclaim_leases(int64 *dead) {
     MemoryContext caller = CurrentMemoryContext;
-    Datum args[1] = {Int32GetDatum(kTickBatch)};
+    Datum args[2] = {Int32GetDatum(kTickBatch), TimestampTzGetDatum(GetCurrentTimestamp())};
     SpiResult reclaimed = spi_run(kReclaim, args, nullptr, false, 0);
     uint64 rows = reclaimed.rows();
-    if (rows == 0) {
-        return 0;
-    }
-    // Dead agent calls free their agent's slot and fail their message (with the fallback text, if any).
-    int64 *dead_agents = static_cast<int64 *>(palloc(sizeof(int64) * rows));
-    int64 *dead_accounts = static_cast<int64 *>(palloc(sizeof(int64) * rows));
-    int64 *dead_messages = static_cast<int64 *>(palloc(sizeof(int64) * rows));
-    int ndead = 0;
     for (uint64 r = 0; r < rows; r++) {
         char *state = reclaimed.text_copy(r, 2, caller);
         char *kind = reclaimed.text_copy(r, 3, caller);
-        if (strcmp(state, "dead") == 0) {
-            (*dead)++;
-            dead_agents[ndead] = strcmp(kind, "agent_call") == 0 ? reclaimed.get_int64(r, 4) : 0;
-            dead_accounts[ndead] = reclaimed.get_int64(r, 6);
-            dead_messages[ndead] = reclaimed.get_int64(r, 5);
-            ndead++;
+        int64 agent_id = reclaimed.get_int64(r, 4);
+        int64 message_id = reclaimed.get_int64(r, 5);
+        int64 account_id = reclaimed.get_int64(r, 6);
+        bool is_dead = strcmp(state, "dead") == 0;
+        bool agent_call = strcmp(kind, "agent_call") == 0;
+        if (agent_call || strcmp(kind, "sms_send") == 0) {
+            trace_job_failed(account_id, message_id, reclaimed.get_int64(r, 1), reclaimed.get_int32(r, 7),
+                             kind, agent_id, reclaimed.text_copy(r, 8, caller), !is_dead,
+                             is_dead ? "dead_lettered" : "retry", 0, 0, "lease_expired");
         }
-    }
-    for (int i = 0; i < ndead; i++) {
-        agent_load_add(dead_accounts[i], dead_agents[i], -1);
-        if (dead_messages[i] == 0) {
+        if (!is_dead) {
             continue;
         }
-        Datum msg[1] = {Int64GetDatum(dead_messages[i])};
+        // A dead agent call frees its agent's slot; a dead job fails its message, and a turn no agent
+        // answered gets the account's fallback text.
+        (*dead)++;
+        agent_load_add(account_id, agent_call ? agent_id : 0, -1);
+        if (message_id == 0) {
+            continue;
+        }
+        Datum msg[2] = {Int64GetDatum(message_id), Int64GetDatum(account_id)};
         SpiResult failed = spi_run(kDeadMessage, msg, nullptr, false, 1);
-        if (!failed.empty() && dead_agents[i] != 0) {
-            enqueue_fallback_reply(failed);  // a turn no agent answered
+        if (!failed.empty() && agent_call && agent_id != 0) {
+            enqueue_fallback_reply(failed);
         }
     }
-    return rows;
+    return static_cast<int64>(rows);
 }
 
-// retain — one batch of a retention statement when its period is set (0: keep for ever); rows affected.
+// retain — one batch of a retention statement ($1 cutoff, $2 batch) when its period is set (0: keep for
+// ever); rows affected.
 static int64 retain(Statement &statement, int period_s) {
     if (period_s <= 0) {
         return 0;
     }
-    Datum args[2] = {Int32GetDatum(period_s), Int32GetDatum(kTickBatch)};
+    Datum args[2] = {TimestampTzGetDatum(retention_cutoff(period_s)), Int32GetDatum(kTickBatch)};
     return static_cast<int64>(spi_run(statement, args, nullptr, false, 0).rows());
+}
+
+// retain_idle — one batch of a retention whose rows a job in flight may still need: the candidates (`old`: $1
+// cutoff, $2 batch → account, id), those no job in flight names (`idle`: $1 accounts, $2 ids → account, id),
+// then `change` on them ($1 accounts, $2 ids, $3 cutoff); rows changed.
+static int64 retain_idle(Statement &old, Statement &idle, Statement &change, int period_s, bool per_tenant) {
+    if (period_s <= 0) {
+        return 0;
+    }
+    TimestampTz cutoff = retention_cutoff(period_s);
+    Datum args[2] = {TimestampTzGetDatum(cutoff), Int32GetDatum(kTickBatch)};
+    SpiResult candidates = spi_run(old, args, nullptr, false, 0);
+    int64 changed = 0;
+    for_each_tenant(candidates, false, [&](Datum accounts, Datum ids) {
+        Datum keys[2] = {accounts, ids};
+        SpiResult unused = spi_run(idle, keys, nullptr, false, 0);
+        for_each_tenant(unused, per_tenant, [&](Datum tenant_accounts, Datum tenant_ids) {
+            Datum change_args[3] = {tenant_accounts, tenant_ids, TimestampTzGetDatum(cutoff)};
+            changed += static_cast<int64>(spi_run(change, change_args, nullptr, false, 0).rows());
+        });
+    });
+    return changed;
+}
+
+// expire_sessions — ends idle sessions and their waiting messages; counts both.
+static void expire_sessions(bool per_tenant, int64 *sessions, int64 *messages) {
+    TimestampTz cutoff = retention_cutoff(session_idle_timeout_s);
+    Datum args[2] = {TimestampTzGetDatum(cutoff), Int32GetDatum(kTickBatch)};
+    SpiResult idle = spi_run(kIdleSessions, args, nullptr, false, 0);
+    for_each_tenant(idle, per_tenant, [&](Datum accounts, Datum ids) {
+        Datum expire[4] = {accounts, ids, TimestampTzGetDatum(cutoff),
+                           TimestampTzGetDatum(GetCurrentTransactionStartTimestamp())};
+        SpiResult ended = spi_run(kExpireSessions, expire, nullptr, false, 1);
+        *sessions += ended.get_int64(0, 1);
+        *messages += ended.get_int64(0, 2);
+    });
 }
 
 }  // namespace darkspere
@@ -450,10 +519,10 @@ DARKSPERE_FUNCTION(darkspere_tick) {
         SPI_finish();
         PG_RETURN_DATUM(skipped);
     }
-    Datum expire[2] = {Int32GetDatum(session_idle_timeout_s), Int32GetDatum(kTickBatch)};
-    SpiResult ended = spi_run(kExpireSessions, expire, nullptr, false, 1);
-    int64 expired = ended.get_int64(0, 1);
-    int64 expired_messages = ended.get_int64(0, 2);
+    bool per_tenant = tenant_tables_distributed();
+    int64 expired = 0;
+    int64 expired_messages = 0;
+    expire_sessions(per_tenant, &expired, &expired_messages);
     int64 dead = 0;
     int64 reclaimed = reclaim_leases(&dead);
     int64 routed = route_queued();
@@ -466,15 +535,18 @@ DARKSPERE_FUNCTION(darkspere_tick) {
     // Messages before sessions (a session goes once its messages have); a session waits for its messages'
     // retention too, so with messages kept for ever (message_retention = 0) no session is looked at: every
     // ended session still holds its messages, and scanning them each tick would find nothing.
-    int64 pruned_messages = retain(kPruneMessages, message_retention_s);
-    int64 redacted_bodies = retain(kRedactBodies, body_retention_s);
+    int64 pruned_messages =
+        retain_idle(kOldMessages, kMessagesNotInFlight, kPruneMessages, message_retention_s, per_tenant);
+    int64 redacted_bodies =
+        retain_idle(kUnredactedMessages, kMessagesNotInFlight, kRedactBodies, body_retention_s, per_tenant);
     int64 pruned_sessions = 0;
     if (message_retention_s > 0 && session_retention_s > 0) {
-        pruned_sessions = retain(kPruneSessions, Max(session_retention_s, message_retention_s));
+        pruned_sessions = retain_idle(kEndedSessions, kSessionsNotInFlight, kPruneSessions,
+                                      Max(session_retention_s, message_retention_s), per_tenant);
     }
     int64 pruned_delivery_events = retain(kPruneDeliveryEvents, delivery_event_retention_s);
     int64 pruned_consent_events = retain(kPruneConsentEvents, consent_event_retention_s);
-    int64 probes_scheduled = schedule_probes();
+    int64 probes_scheduled = schedule_probes(per_tenant);
     int64 pruned_agent_checks = prune_agent_checks(kTickBatch);
     int64 pruned_stripe_events = retain(kPruneStripeEvents, kStripeEventRetentionS);
     int64 pruned_agent_events = retain(kPruneAgentEvents, agent_event_retention_s);

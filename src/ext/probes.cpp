@@ -11,53 +11,100 @@
 #include "ext/probes.hpp"
 #include "ext/settings.hpp"
 #include "ext/spi_plans.hpp"
+#include "ext/tenant_batch.hpp"
 #include "ext/validate.hpp"
+
+extern "C" {
+#include "common/pg_prng.h"
+}
 
 namespace darkspere {
 
 // Agents due: active or unhealthy, whose next probe time has come (never scheduled first, then the
-// longest-waiting), with no probe of theirs still pending or running. Locked SKIP LOCKED: an agent whose row
-// another transaction holds (an ack, a person's change) is taken by a later tick. Spreading: each job becomes
-// available at a random point of the first fifth of the interval, and the next probe time is the interval
-// ±10 % away, so agents registered together drift apart instead of being probed in step; kProbesPerTick
-// bounds a round. An active agent whose heartbeat is newer than the interval is not probed this round (the
-// heartbeat counted as a passing probe already); an unhealthy one always is, so only probes bring it back.
-static Statement kSchedule = {
-    "WITH due AS ("
-    "  SELECT a.agent_id, a.account_id,"
-    "         a.status = 'active' AND a.last_heartbeat_at IS NOT NULL"
-    "         AND a.last_heartbeat_at > pg_catalog.now() - pg_catalog.make_interval(secs => $1) AS heartbeat"
-    "    FROM darkspere.agents a"
-    "   WHERE a.status IN ('active', 'unhealthy')"
-    "     AND (a.next_probe_at IS NULL OR a.next_probe_at <= pg_catalog.now())"
-    "     AND NOT EXISTS (SELECT 1 FROM darkspere.jobs o WHERE o.ordering_key = 'probe:' || a.agent_id"
-    "                        AND o.state IN ('pending', 'running'))"
-    "   ORDER BY a.next_probe_at NULLS FIRST, a.agent_id"
-    "   LIMIT $2 FOR UPDATE OF a SKIP LOCKED),"
-    " moved AS (UPDATE darkspere.agents a"
-    "              SET next_probe_at = pg_catalog.now()"
-    "                                  + pg_catalog.make_interval(secs => $1 * (0.9 + 0.2 * pg_catalog.random()))"
-    "             FROM due WHERE a.agent_id = due.agent_id),"
-    " queued AS (INSERT INTO darkspere.jobs (account_id, kind, max_attempts, priority, available_at,"
-    "                                        idempotency_key, ordering_key, agent_id)"
-    "            SELECT due.account_id, 'health_probe', 1, 1,"
-    "                   pg_catalog.clock_timestamp()"
-    "                   + pg_catalog.make_interval(secs => $1 * 0.2 * pg_catalog.random()),"
-    "                   'health_probe:' || due.agent_id || ':' || pg_catalog.txid_current()"
-    "                   || ':' || pg_catalog.clock_timestamp(),"
-    "                   'probe:' || due.agent_id, due.agent_id"
-    "              FROM due WHERE NOT due.heartbeat RETURNING 1)"
-    " SELECT pg_catalog.count(*) FROM queued",
+// longest-waiting), read without locks as (account, agent); $1 now, $2 the batch.
+static Statement kDueAgents = {
+    "SELECT a.account_id, a.agent_id FROM darkspere.agents a"
+    " WHERE a.status IN ('active', 'unhealthy') AND (a.next_probe_at IS NULL OR a.next_probe_at <= $1)"
+    " ORDER BY a.next_probe_at NULLS FIRST, a.agent_id LIMIT $2",
     2,
-    {FLOAT8OID, INT4OID},
+    {TIMESTAMPTZOID, INT4OID},
     nullptr};
 
-int64 schedule_probes() {
+// Of those, the ones with no probe of theirs still pending or running (on `jobs` alone).
+static Statement kNoProbeInFlight = {
+    "SELECT k.account_id, k.agent_id FROM unnest($1::bigint[], $2::bigint[]) AS k(account_id, agent_id)"
+    " WHERE NOT EXISTS (SELECT 1 FROM darkspere.jobs o WHERE o.ordering_key = 'probe:' || k.agent_id"
+    "                      AND o.state IN ('pending', 'running'))",
+    2,
+    {INT8ARRAYOID, INT8ARRAYOID},
+    nullptr};
+
+// Locks them (SKIP LOCKED: an agent whose row another transaction holds — an ack, a person's change — is
+// taken by a later tick), checks again that they are due and moves their next probe time the interval ±10 %
+// away, so that agents registered together drift apart instead of being probed in step. The spread comes from
+// a hash of the agent and a per-tick seed ($5), not random(), and the time is to_timestamp() of now in Unix
+// seconds ($6): Citus refuses volatile functions in a distributed UPDATE, and stable ones (timestamptz +
+// interval) on columns. Returns the agents to probe now: an active agent whose heartbeat is newer than the
+// interval is not probed this round (the heartbeat counted as a passing probe already); an unhealthy one
+// always is, so only probes bring it back. $1 accounts, $2 agents, $3 now, $4 the interval in seconds.
+static Statement kMoveProbeTimes = {
+    "WITH due AS ("
+    "  SELECT a.account_id, a.agent_id,"
+    "         a.status = 'active' AND a.last_heartbeat_at IS NOT NULL"
+    "         AND a.last_heartbeat_at > $3 - pg_catalog.make_interval(secs => $4) AS heartbeat"
+    "    FROM darkspere.agents a"
+    "   WHERE a.account_id = ANY ($1) AND a.agent_id = ANY ($2) AND a.status IN ('active', 'unhealthy')"
+    "     AND (a.next_probe_at IS NULL OR a.next_probe_at <= $3)"
+    "   FOR UPDATE SKIP LOCKED),"
+    " moved AS (UPDATE darkspere.agents a"
+    "              SET next_probe_at = pg_catalog.to_timestamp($6 + $4 * (0.9 + 0.2"
+    "                  * ((pg_catalog.hashint8(a.agent_id # $5) & 65535) / 65535.0)))"
+    "             FROM due WHERE a.account_id = due.account_id AND a.agent_id = due.agent_id)"
+    " SELECT account_id, agent_id FROM due WHERE NOT heartbeat",
+    6,
+    {INT8ARRAYOID, INT8ARRAYOID, TIMESTAMPTZOID, FLOAT8OID, INT8OID, FLOAT8OID},
+    nullptr};
+
+// The probe jobs: each available at a random point of the first fifth of the interval. $3 the interval.
+static Statement kQueueProbes = {
+    "INSERT INTO darkspere.jobs (account_id, kind, max_attempts, priority, available_at, idempotency_key,"
+    "                            ordering_key, agent_id)"
+    " SELECT k.account_id, 'health_probe', 1, 1,"
+    "        pg_catalog.clock_timestamp() + pg_catalog.make_interval(secs => $3 * 0.2 * pg_catalog.random()),"
+    "        'health_probe:' || k.agent_id || ':' || pg_catalog.txid_current() || ':' || pg_catalog.clock_timestamp(),"
+    "        'probe:' || k.agent_id, k.agent_id"
+    "   FROM unnest($1::bigint[], $2::bigint[]) AS k(account_id, agent_id)",
+    3,
+    {INT8ARRAYOID, INT8ARRAYOID, FLOAT8OID},
+    nullptr};
+
+int64 schedule_probes(bool per_tenant) {
     if (probe_interval_s <= 0) {
         return 0;
     }
-    Datum args[2] = {Float8GetDatum(static_cast<double>(probe_interval_s)), Int32GetDatum(kProbesPerTick)};
-    return spi_run(kSchedule, args, nullptr, false, 1).get_int64(0, 1);
+    Datum interval = Float8GetDatum(static_cast<double>(probe_interval_s));
+    TimestampTz start = GetCurrentTransactionStartTimestamp();
+    Datum now = TimestampTzGetDatum(start);
+    Datum unix_now =
+        Float8GetDatum(static_cast<double>(start) / USECS_PER_SEC +
+                       static_cast<double>(POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY);
+    Datum seed = Int64GetDatum(static_cast<int64>(pg_prng_uint64(&pg_global_prng_state) >> 1));
+    Datum due_args[2] = {now, Int32GetDatum(kProbesPerTick)};
+    SpiResult due = spi_run(kDueAgents, due_args, nullptr, false, 0);
+    int64 queued = 0;
+    for_each_tenant(due, false, [&](Datum accounts, Datum agents) {
+        Datum keys[2] = {accounts, agents};
+        SpiResult free_agents = spi_run(kNoProbeInFlight, keys, nullptr, false, 0);
+        for_each_tenant(free_agents, per_tenant, [&](Datum tenant_accounts, Datum tenant_agents) {
+            Datum move[6] = {tenant_accounts, tenant_agents, now, interval, seed, unix_now};
+            SpiResult to_probe = spi_run(kMoveProbeTimes, move, nullptr, false, 0);
+            for_each_tenant(to_probe, false, [&](Datum probe_accounts, Datum probe_agents) {
+                Datum queue[3] = {probe_accounts, probe_agents, interval};
+                queued += static_cast<int64>(spi_run(kQueueProbes, queue, nullptr, false, 0).rows());
+            });
+        });
+    });
+    return queued;
 }
 
 static Statement kProbePayload = {
@@ -133,7 +180,8 @@ void probe_record(int64 account_id, int64 agent_id, bool ok, int latency_ms, boo
         to = "active";
         reason = psprintf("%d consecutive passing health probes", passes);
     }
-    Datum store[6] = {Int64GetDatum(agent_id), Int32GetDatum(failures), Int32GetDatum(passes), text_datum(to),
+    Datum store[6] = {Int64GetDatum(agent_id),   Int32GetDatum(failures),
+                      Int32GetDatum(passes),     text_datum(to),
                       Int64GetDatum(account_id), TimestampTzGetDatum(GetCurrentTimestamp())};
     spi_run(kStoreRun, store, nullptr, false, 0);
     if (reason != nullptr) {
@@ -141,20 +189,22 @@ void probe_record(int64 account_id, int64 agent_id, bool ok, int latency_ms, boo
     }
 }
 
+// Oldest first, by key (a row's ctid means nothing across Citus shards), without row locks (Citus takes none
+// across shards): a check result is never updated, so there is nothing to wait for.
 static Statement kPruneChecks = {
-    "DELETE FROM darkspere.agent_checks WHERE ctid = ANY (ARRAY("
-    "  SELECT ctid FROM darkspere.agent_checks"
-    "   WHERE checked_at < pg_catalog.now() - pg_catalog.make_interval(secs => $1)"
-    "   ORDER BY checked_at LIMIT $2 FOR UPDATE SKIP LOCKED))",
+    "DELETE FROM darkspere.agent_checks c USING ("
+    "  SELECT account_id, agent_id, check_id FROM darkspere.agent_checks"
+    "   WHERE checked_at < $1 ORDER BY checked_at LIMIT $2) old"
+    " WHERE c.account_id = old.account_id AND c.agent_id = old.agent_id AND c.check_id = old.check_id",
     2,
-    {INT4OID, INT4OID},
+    {TIMESTAMPTZOID, INT4OID},
     nullptr};
 
 int64 prune_agent_checks(int batch) {
     if (agent_check_retention_s <= 0) {
         return 0;
     }
-    Datum args[2] = {Int32GetDatum(agent_check_retention_s), Int32GetDatum(batch)};
+    Datum args[2] = {TimestampTzGetDatum(retention_cutoff(agent_check_retention_s)), Int32GetDatum(batch)};
     return static_cast<int64>(spi_run(kPruneChecks, args, nullptr, false, 0).rows());
 }
 

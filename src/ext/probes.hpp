@@ -11,8 +11,8 @@ constexpr int kProbeDeadlineMs = 5000;  // the worker gives a probe this long (t
 
 // schedule_probes — queues health_probe jobs for the agents due (never probed first); an agent whose
 // heartbeat is newer than the probe interval is passed over this round. Returns the jobs queued; 0 when
-// probes are off.
-int64 schedule_probes();
+// probes are off. per_tenant: lock and move the agents one account at a time (Citus, tenant_batch.hpp).
+int64 schedule_probes(bool per_tenant);
 // probe_payload — the health_probe payload for an agent (endpoint, protocol, probe path, signing secrets), or
 // 0 when the agent is gone or no longer probed (maintenance, disabled).
 Datum probe_payload(int64 account_id, int64 agent_id);

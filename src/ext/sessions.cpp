@@ -53,10 +53,16 @@ static Statement kSessionState = {
     nullptr};
 
 static Statement kBindAgent = {
-    "UPDATE darkspere.sessions SET agent_id = $2 WHERE session_id = $1", 2, {INT8OID, INT8OID}, nullptr};
+    "UPDATE darkspere.sessions SET agent_id = $2 WHERE session_id = $1 AND account_id = $3",
+    3,
+    {INT8OID, INT8OID, INT8OID},
+    nullptr};
 
 static Statement kSessionRow = {
-    "SELECT s.* FROM darkspere.sessions s WHERE s.session_id = $1", 1, {INT8OID}, nullptr};
+    "SELECT s.* FROM darkspere.sessions s WHERE s.session_id = $1 AND s.account_id = $2",
+    2,
+    {INT8OID, INT8OID},
+    nullptr};
 
 SessionRef session_get_or_create(int64 account_id, const char *service_number, const char *phone,
                                  const char *agent_tag) {
@@ -81,8 +87,8 @@ SessionRef session_get_or_create(int64 account_id, const char *service_number, c
     return ref;
 }
 
-void session_bind_agent(int64 session_id, int64 agent_id) {
-    Datum args[2] = {Int64GetDatum(session_id), Int64GetDatum(agent_id)};
+void session_bind_agent(int64 account_id, int64 session_id, int64 agent_id) {
+    Datum args[3] = {Int64GetDatum(session_id), Int64GetDatum(agent_id), Int64GetDatum(account_id)};
     spi_run(kBindAgent, args, nullptr, false, 0);
 }
 
@@ -103,7 +109,7 @@ DARKSPERE_FUNCTION(darkspere_get_or_create_session) {
     require_account(account_id);
     // The session row only: whether its agent may keep it (the tag) is not part of the answer.
     SessionRef ref = session_get_or_create(account_id, service_number, phone, nullptr);
-    Datum args[1] = {Int64GetDatum(ref.session_id)};
+    Datum args[2] = {Int64GetDatum(ref.session_id), Int64GetDatum(account_id)};
     SpiResult session = spi_run(kSessionRow, args, nullptr, false, 1);
     HeapTupleHeader row = SPI_returntuple(session.tuple(0), session.tupdesc());
     SPI_finish();

@@ -14,6 +14,6 @@ struct SessionRef {
 // agent_tag: the number's numbers.agent_tag (nullptr: none); a bound agent without it is not eligible.
 SessionRef session_get_or_create(int64 account_id, const char *service_number, const char *phone,
                                  const char *agent_tag);
-void session_bind_agent(int64 session_id, int64 agent_id);
+void session_bind_agent(int64 account_id, int64 session_id, int64 agent_id);
 
 }  // namespace darkspere

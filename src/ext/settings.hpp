@@ -91,5 +91,11 @@ extern int agent_event_retention_s;
 // Shards of the agent-load and usage counters; a backend always writes the shard of its process id.
 constexpr int kCounterShards = 16;
 int counter_shard();
+// retention_cutoff — the time before which a retention period of period_s lets rows go: now() (the
+// transaction's start) minus the period. Passed to statements as a parameter, not computed in them: Citus
+// refuses non-immutable expressions in some distributed modifications.
+inline TimestampTz retention_cutoff(int period_s) {
+    return GetCurrentTransactionStartTimestamp() - static_cast<TimestampTz>(period_s) * USECS_PER_SEC;
+}
 
 }  // namespace darkspere

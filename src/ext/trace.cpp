@@ -2,6 +2,7 @@
 // the retention of darkspere.trace_events (see trace.hpp; SQL functions trace/trace_message/latency are in
 // the upgrade script).
 #include "ext/trace.hpp"
+#include "ext/settings.hpp"
 #include "ext/spi_plans.hpp"
 
 namespace darkspere {
@@ -25,28 +26,30 @@ void trace_received(int64 account_id, const char *request_id, int64 message_id, 
 }
 
 // The request id a message's trace rows are keyed by; no row when the message is gone.
-static Statement kTraceRequest = {
-    "SELECT " DS_TRACE_REQUEST " FROM darkspere.messages m WHERE m.message_id = $1 AND m.account_id = $2",
-    2,
-    {INT8OID, INT8OID},
-    nullptr};
+static Statement kTraceRequest = {"SELECT " DS_TRACE_REQUEST
+                                  " FROM darkspere.messages m WHERE m.message_id = $1 AND m.account_id = $2",
+                                  2,
+                                  {INT8OID, INT8OID},
+                                  nullptr};
 
 // $1 message, $2 job, $3 attempt, $4 kind, $5 agent, $6 error (first 500 characters kept), $7 retryable,
-// $8 next step, $9 next agent, $10 delay in seconds, $11 account, $12 request id. Plain VALUES: Citus pushes
-// no INSERT … SELECT whose source has a VALUES list with non-immutable functions (jsonb_build_object).
+// $8 next step, $9 next agent, $10 delay in seconds, $11 account, $12 request id, $13 the agent the job moves
+// from (NULL when it does not move), $14 why (NULL: the worker reported the failure). Plain VALUES: Citus
+// pushes no INSERT … SELECT whose source has a VALUES list with non-immutable functions (jsonb_build_object).
 static Statement kTraceJobFailed = {
     "INSERT INTO darkspere.trace_events (account_id, request_id, step, agent_id, detail) VALUES"
     "  ($11, $12, $4 || '_finished', $5, pg_catalog.jsonb_build_object('ok', false, 'job_id', $2,"
     "      'attempt', $3, 'error', pg_catalog.left($6, 500), 'retryable', $7, 'message_id', $1)),"
     "  ($11, $12, $8, $9, pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object('job_id', $2,"
-    "      'from_agent', $5, 'to_agent', $9, 'delay_s', pg_catalog.round($10::numeric, 3))))",
-    12,
-    {INT8OID, INT8OID, INT4OID, TEXTOID, INT8OID, TEXTOID, BOOLOID, TEXTOID, INT8OID, FLOAT8OID, INT8OID, TEXTOID},
+    "      'from_agent', $13, 'to_agent', $9, 'delay_s', pg_catalog.round($10::numeric, 3), 'reason', $14)))",
+    14,
+    {INT8OID, INT8OID, INT4OID, TEXTOID, INT8OID, TEXTOID, BOOLOID, TEXTOID, INT8OID, FLOAT8OID, INT8OID,
+     TEXTOID, INT8OID, TEXTOID},
     nullptr};
 
 void trace_job_failed(int64 account_id, int64 message_id, int64 job_id, int32 attempt, const char *kind,
-                      int64 agent_id, const char *error, bool retryable, const char *next_step, int64 next_agent,
-                      double delay_s) {
+                      int64 agent_id, const char *error, bool retryable, const char *next_step,
+                      int64 next_agent, double delay_s, const char *reason) {
     if (message_id == 0) {
         return;
     }
@@ -55,12 +58,15 @@ void trace_job_failed(int64 account_id, int64 message_id, int64 job_id, int32 at
     if (request.empty()) {
         return;
     }
-    Datum args[12] = {Int64GetDatum(message_id), Int64GetDatum(job_id),   Int32GetDatum(attempt),
-                      text_datum(kind),          Int64GetDatum(agent_id), text_datum(error),
-                      BoolGetDatum(retryable),   text_datum(next_step),   Int64GetDatum(next_agent),
-                      Float8GetDatum(delay_s),   Int64GetDatum(account_id),
-                      text_datum(request.text_copy(0, 1, CurrentMemoryContext))};
-    char nulls[12] = {' ',
+    Datum args[14] = {Int64GetDatum(message_id), Int64GetDatum(job_id),
+                      Int32GetDatum(attempt),    text_datum(kind),
+                      Int64GetDatum(agent_id),   text_datum(error),
+                      BoolGetDatum(retryable),   text_datum(next_step),
+                      Int64GetDatum(next_agent), Float8GetDatum(delay_s),
+                      Int64GetDatum(account_id), text_datum(request.text_copy(0, 1, CurrentMemoryContext)),
+                      Int64GetDatum(agent_id),   reason != nullptr ? text_datum(reason) : (Datum)0};
+    // from_agent only for a failure the worker reported: a reclaimed lease (reason given) says why instead.
+    char nulls[14] = {' ',
                       ' ',
                       ' ',
                       ' ',
@@ -71,7 +77,9 @@ void trace_job_failed(int64 account_id, int64 message_id, int64 job_id, int32 at
                       null_flag(next_agent == 0),
                       null_flag(delay_s <= 0),
                       ' ',
-                      ' '};
+                      ' ',
+                      null_flag(agent_id == 0 || reason != nullptr),
+                      null_flag(reason == nullptr)};
     spi_run(kTraceJobFailed, args, nulls, false, 0);
 }
 
@@ -93,19 +101,18 @@ void trace_no_reply(int64 account_id, const char *request_id, int64 message_id, 
 
 static Statement kPruneTraceEvents = {
     "DELETE FROM darkspere.trace_events t USING ("
-    "  SELECT account_id, request_id, event_id FROM darkspere.trace_events"
-    "   WHERE at < pg_catalog.now() - pg_catalog.make_interval(secs => $1)"
-    "   LIMIT $2 FOR UPDATE SKIP LOCKED) old"
-    " WHERE t.account_id = old.account_id AND t.request_id = old.request_id AND t.event_id = old.event_id",
+    "  SELECT account_id, request_id, event_id FROM darkspere.trace_events WHERE at < $1 LIMIT $2) old"
+    " WHERE t.account_id = old.account_id AND t.request_id = old.request_id AND t.event_id = old.event_id"
+    "   AND t.at < $1",
     2,
-    {INT4OID, INT4OID},
+    {TIMESTAMPTZOID, INT4OID},
     nullptr};
 
 int64 trace_prune(int retention_s, int batch) {
     if (retention_s <= 0) {
         return 0;
     }
-    Datum args[2] = {Int32GetDatum(retention_s), Int32GetDatum(batch)};
+    Datum args[2] = {TimestampTzGetDatum(retention_cutoff(retention_s)), Int32GetDatum(batch)};
     return static_cast<int64>(spi_run(kPruneTraceEvents, args, nullptr, false, 0).rows());
 }
 

@@ -15,10 +15,11 @@ namespace darkspere {
 // over_quota); nothing without a request id.
 void trace_received(int64 account_id, const char *request_id, int64 message_id, const char *disposition);
 // trace_job_failed — a failed attempt (<kind>_finished with ok false) and what follows it: `failover` (to
-// next_agent), `retry` or `dead_lettered`; nothing when the message is gone.
-void trace_job_failed(int64 account_id, int64 message_id, int64 job_id, int32 attempt, const char *kind, int64 agent_id,
-                      const char *error, bool retryable, const char *next_step, int64 next_agent,
-                      double delay_s);
+// next_agent), `retry` or `dead_lettered`; nothing when the message is gone. reason: why, when the worker did
+// not report the failure itself (tick()'s "lease_expired").
+void trace_job_failed(int64 account_id, int64 message_id, int64 job_id, int32 attempt, const char *kind,
+                      int64 agent_id, const char *error, bool retryable, const char *next_step,
+                      int64 next_agent, double delay_s, const char *reason = nullptr);
 // trace_no_reply — `no_reply` for an answered turn that sends nothing (the agent's reply was empty, or
 // missing with no fallback text): without it the timeline would stop at agent_call_finished with no reason.
 void trace_no_reply(int64 account_id, const char *request_id, int64 message_id, int64 agent_id,
