@@ -2006,15 +2006,30 @@ END
 $fn$;
 
 -- meter_report_done — a stripe_meter job's end (owner only; the job acks call it): reported, or failed for good
--- (its amount is then reported with the next hour's).
-CREATE FUNCTION darkspere.meter_report_done(job_id bigint, ok boolean, error text DEFAULT NULL)
-RETURNS void LANGUAGE sql VOLATILE AS $$
-    UPDATE darkspere.meter_reports r
-       SET reported_at = CASE WHEN ok THEN pg_catalog.now() END,
-           failed_at = CASE WHEN NOT ok THEN pg_catalog.now() END,
-           error = CASE WHEN NOT ok THEN pg_catalog.left(meter_report_done.error, 200) END
-     WHERE r.job_id = meter_report_done.job_id
-$$;
+-- (its amount is then reported with the next hour's). The acks pass the job's account, so that on Citus the
+-- update reaches its tenant's shard only; without it every shard is asked. PL/pgSQL with the time in a variable:
+-- Citus plans no SQL-language function's parameters against a distributed table, and takes no now() inside a
+-- CASE of a distributed UPDATE.
+CREATE FUNCTION darkspere.meter_report_done(job_id bigint, ok boolean, error text DEFAULT NULL,
+                                            account_id bigint DEFAULT NULL)
+RETURNS void LANGUAGE plpgsql VOLATILE AS $fn$
+DECLARE
+    v_now timestamptz := pg_catalog.now();
+    v_error text := CASE WHEN NOT ok THEN pg_catalog.left(meter_report_done.error, 200) END;
+BEGIN
+    IF meter_report_done.account_id IS NULL THEN
+        UPDATE darkspere.meter_reports r
+           SET reported_at = CASE WHEN ok THEN v_now END, failed_at = CASE WHEN NOT ok THEN v_now END,
+               error = v_error
+         WHERE r.job_id = meter_report_done.job_id;
+    ELSE
+        UPDATE darkspere.meter_reports r
+           SET reported_at = CASE WHEN ok THEN v_now END, failed_at = CASE WHEN NOT ok THEN v_now END,
+               error = v_error
+         WHERE r.account_id = meter_report_done.account_id AND r.job_id = meter_report_done.job_id;
+    END IF;
+END
+$fn$;
 
 -- close_period — the statements of one month (default: the month before now, UTC) for up to max_accounts
 -- accounts that existed before it ended and have none yet: lines for the base price of the plan held at the
@@ -2115,7 +2130,7 @@ BEGIN
 END
 $fn$;
 REVOKE ALL ON FUNCTION darkspere.usage(bigint, date), darkspere.queue_meter_reports(timestamptz, int),
-    darkspere.meter_report_done(bigint, boolean, text), darkspere.close_period(date, int),
+    darkspere.meter_report_done(bigint, boolean, text, bigint), darkspere.close_period(date, int),
     darkspere.billing_tick() FROM PUBLIC;
 -- Issue #14: message traces and latency percentiles (src/ext/trace.cpp; docs/operations.md "Finding a message")
 ------------------------------------------------------------------------------------------------------------------

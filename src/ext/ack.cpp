@@ -156,7 +156,7 @@ static Statement kProbeFailed = {
 
 // A stripe_meter job's end: its meter_reports row is reported, or failed for good (billing, issue #15).
 static Statement kMeterReportDone = {
-    "SELECT darkspere.meter_report_done($1, $2, $3)", 3, {INT8OID, BOOLOID, TEXTOID}, nullptr};
+    "SELECT darkspere.meter_report_done($1, $2, $3, $4)", 4, {INT8OID, BOOLOID, TEXTOID, INT8OID}, nullptr};
 
 // Retry delays: exponential from kBackoffBaseS, capped at kBackoffMaxS, ±kBackoffJitter so that many jobs
 // that failed together do not all come back at the same instant.
@@ -425,8 +425,9 @@ bool job_complete(int64 job_id, int32 attempt, Jsonb *result) {
     } else if (strcmp(kind, "health_probe") == 0) {
         complete_health_probe(job.get_int64(0, 2), agent_id, result);
     } else if (strcmp(kind, "stripe_meter") == 0) {
-        Datum done[3] = {Int64GetDatum(job_id), BoolGetDatum(true), (Datum)0};
-        spi_run(kMeterReportDone, done, "  n", false, 0);
+        Datum done[4] = {Int64GetDatum(job_id), BoolGetDatum(true), (Datum)0,
+                         Int64GetDatum(job.get_int64(0, 2))};
+        spi_run(kMeterReportDone, done, "  n ", false, 0);
     }
     return true;
 }
@@ -470,7 +471,8 @@ bool job_fail(int64 job_id, int32 attempt, const char *error, bool retryable) {
                          0, 0);
         dead_letter(job_id, account_id, message_id, error, false);
         if (strcmp(kind, "stripe_meter") == 0) {
-            Datum done[3] = {Int64GetDatum(job_id), BoolGetDatum(false), text_datum(error)};
+            Datum done[4] = {Int64GetDatum(job_id), BoolGetDatum(false), text_datum(error),
+                             Int64GetDatum(account_id)};
             spi_run(kMeterReportDone, done, nullptr, false, 0);
         }
     }
