@@ -5,6 +5,7 @@ import { join, resolve } from 'node:path';
 
 export const REPO_ROOT = resolve(fileURLToPath(new URL('../../..', import.meta.url)));
 export const PGCLUSTER = join(REPO_ROOT, 'scripts', 'pgcluster');
+export const CITUS_NODES = join(REPO_ROOT, 'test', 'citus', 'nodes'); // the Citus mode's cluster (cluster.mjs)
 
 // workerBinary returns the darkspere-worker to test: $DARKSPERE_WORKER_BIN, else the CMake build output.
 export function workerBinary() {
