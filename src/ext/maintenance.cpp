@@ -216,7 +216,9 @@ static Statement kRedactBodies = {
     nullptr};
 
 // An ended session goes only once no message of it is left (messages would go with it: ON DELETE CASCADE)
-// and no job in flight names it; an active session never.
+// and no job in flight names it; an active session never. In kPruneSessions every table names the accounts
+// ($1), the messages too: Citus sends a statement that locks rows to one shard only when each table is
+// pinned.
 static Statement kEndedSessions = {
     "SELECT s.account_id, s.session_id FROM darkspere.sessions s"
     " WHERE s.ended_at IS NOT NULL AND s.state <> 'active' AND s.ended_at < $1"
@@ -233,7 +235,8 @@ static Statement kPruneSessions = {
     "   WHERE s.account_id = ANY ($1) AND s.session_id = ANY ($2)"
     "     AND s.ended_at IS NOT NULL AND s.state <> 'active' AND s.ended_at < $3"
     "     AND NOT EXISTS (SELECT 1 FROM darkspere.messages m"
-    "                      WHERE m.account_id = s.account_id AND m.session_id = s.session_id)"
+    "                      WHERE m.account_id = ANY ($1) AND m.account_id = s.account_id"
+    "                        AND m.session_id = s.session_id)"
     "   FOR UPDATE SKIP LOCKED)",
     3,
     {INT8ARRAYOID, INT8ARRAYOID, TIMESTAMPTZOID},
