@@ -18,9 +18,9 @@ namespace darkspere {
 
 // Ready jobs in priority then id order, skipping rows other claimers hold, and jobs whose ordering key has an
 // earlier job still pending or running (that is what keeps one agent_call per session in flight, in order).
-// The statement reads and writes `jobs` only: on Citus `jobs` is a coordinator table and the tenant tables are
-// distributed, and one statement over both would be planned by Citus, which refuses clock_timestamp() in it
-// (docs/scaling.md). $6 is the claim's clock (clock_timestamp() taken once by the caller).
+// The statement reads and writes `jobs` only: on Citus `jobs` is a coordinator table and the tenant tables
+// are distributed, and one statement over both would be planned by Citus, which refuses clock_timestamp() in
+// it (docs/scaling.md). $6 is the claim's clock (clock_timestamp() taken once by the caller).
 static Statement kClaim = {
     "WITH ready AS ("
     "  SELECT j.job_id FROM darkspere.jobs j"
@@ -43,8 +43,8 @@ static Statement kClaim = {
 
 // The claim's trace rows, one per claimed agent call or send, in job order: `agent_call_started` (latency:
 // the queue wait since the job became available) and `sms_send_started`. The claimed jobs come as arrays
-// (job, attempt, kind, message, agent, account, wait) and each message is read by its account, so that on Citus
-// every row is found on its tenant's shard.
+// (job, attempt, kind, message, agent, account, wait) and each message is read by its account, so that on
+// Citus every row is found on its tenant's shard.
 static Statement kClaimTrace = {
     "INSERT INTO darkspere.trace_events (account_id, request_id, step, agent_id, latency_ms, detail)"
     " SELECT m.account_id, " DS_TRACE_REQUEST
@@ -57,7 +57,8 @@ static Statement kClaimTrace = {
     "   JOIN darkspere.messages m ON m.message_id = c.message_id AND m.account_id = c.account_id"
     "  ORDER BY c.job_id",
     8,
-    {INT8ARRAYOID, INT4ARRAYOID, TEXTARRAYOID, INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID, INT4ARRAYOID, TEXTOID},
+    {INT8ARRAYOID, INT4ARRAYOID, TEXTARRAYOID, INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID, INT4ARRAYOID,
+     TEXTOID},
     nullptr};
 
 // The agent_call payload, built at claim time so that a turn queued behind another turn of the same session
@@ -124,8 +125,8 @@ static Statement kFinishUnsentMessage = {
     {INT8OID, INT8OID, TEXTOID},
     nullptr};
 
-static void finish_unsent(int64 job_id, int64 account_id, int64 message_id, const char *state, const char *reason,
-                          const char *message_status) {
+static void finish_unsent(int64 job_id, int64 account_id, int64 message_id, const char *state,
+                          const char *reason, const char *message_status) {
     Datum args[3] = {Int64GetDatum(job_id), text_datum(state), text_datum(reason)};
     spi_run(kFinishUnsent, args, nullptr, false, 0);
     if (message_id != 0) {
@@ -212,7 +213,11 @@ DARKSPERE_FUNCTION(darkspere_claim_jobs) {
     }
 
     SPI_connect();
-    Datum args[6] = {text_datum(worker), Int32GetDatum(max_jobs), IntervalPGetDatum(lease), busy[0], busy[1],
+    Datum args[6] = {text_datum(worker),
+                     Int32GetDatum(max_jobs),
+                     IntervalPGetDatum(lease),
+                     busy[0],
+                     busy[1],
                      TimestampTzGetDatum(GetCurrentTimestamp())};
     SpiResult claimed = spi_run(kClaim, args, nullptr, false, 0);
     trace_claimed(claimed, args[0]);
@@ -239,8 +244,8 @@ DARKSPERE_FUNCTION(darkspere_claim_jobs) {
             // Built now, like an agent call's: the signing secrets are never stored in the job row.
             payload = probe_payload(account_id, agent_id);
             if (payload == (Datum)0) {
-                finish_unsent(job_id, account_id, 0, "done", "agent no longer probed (maintenance, disabled or gone)",
-                              "failed");
+                finish_unsent(job_id, account_id, 0, "done",
+                              "agent no longer probed (maintenance, disabled or gone)", "failed");
                 continue;
             }
         } else if (strcmp(kind_name, "alert_notify") == 0) {

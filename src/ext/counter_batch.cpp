@@ -33,7 +33,7 @@ struct LoadDelta {
 struct HealthEntry {
     int64 agent_id;
     int64 account_id;  // the agent's
-    int seq;  // arrival order: an agent's results are applied oldest first
+    int seq;           // arrival order: an agent's results are applied oldest first
     HealthResult result;
 };
 

@@ -128,7 +128,8 @@ static Statement kStoreHealth = {
     "       last_result_at = $11"
     " WHERE agent_id = $1 AND account_id = $10",
     11,
-    {INT8OID, INT8OID, INT4OID, INT4OID, INT4OID, INT4OID, TEXTOID, BOOLOID, TIMESTAMPTZOID, INT8OID, TIMESTAMPTZOID},
+    {INT8OID, INT8OID, INT4OID, INT4OID, INT4OID, INT4OID, TEXTOID, BOOLOID, TIMESTAMPTZOID, INT8OID,
+     TIMESTAMPTZOID},
     nullptr};
 
 void health_write(int64 account_id, int64 agent_id, const HealthResult *results, int nresults) {
@@ -155,16 +156,16 @@ void health_write(int64 account_id, int64 agent_id, const HealthResult *results,
     // distributed UPDATE.
     TimestampTz now = GetCurrentTimestamp();
     Datum store[11] = {Int64GetDatum(agent_id),
-                      Int64GetDatum(static_cast<int64>(h.results_mask)),
-                      Int32GetDatum(h.results_count),
-                      Int32GetDatum(h.latency_ms),
-                      Int32GetDatum(h.consecutive_failures),
-                      Int32GetDatum(health_score(h)),
-                      text_datum(circuit_name(h.circuit)),
-                      BoolGetDatum(h.reopen),
-                      TimestampTzGetDatum(now + kCircuitOpenSeconds * USECS_PER_SEC),
-                      Int64GetDatum(account_id),
-                      TimestampTzGetDatum(now)};
+                       Int64GetDatum(static_cast<int64>(h.results_mask)),
+                       Int32GetDatum(h.results_count),
+                       Int32GetDatum(h.latency_ms),
+                       Int32GetDatum(h.consecutive_failures),
+                       Int32GetDatum(health_score(h)),
+                       text_datum(circuit_name(h.circuit)),
+                       BoolGetDatum(h.reopen),
+                       TimestampTzGetDatum(now + kCircuitOpenSeconds * USECS_PER_SEC),
+                       Int64GetDatum(account_id),
+                       TimestampTzGetDatum(now)};
     char nulls[11] = {' ', ' ', ' ', null_flag(!h.has_latency), ' ', ' ', ' ', ' ', ' ', ' ', ' '};
     spi_run(kStoreHealth, store, nulls, false, 0);
 }
