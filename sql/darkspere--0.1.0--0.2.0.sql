@@ -2651,6 +2651,186 @@ CREATE TRIGGER account_features_change AFTER INSERT OR UPDATE OR DELETE ON darks
 REVOKE ALL ON FUNCTION darkspere.plan_change_lock() FROM PUBLIC;
 
 ------------------------------------------------------------------------------------------------------------------
+-- Issue #16: the Citus layout as an operator's tool (docs/scaling.md "Deploying on Citus")
+------------------------------------------------------------------------------------------------------------------
+
+-- citus_layout — where each table of the extension goes on Citus, in the order distribute() places them (a
+-- referenced table before the tables that reference it): 'reference' (a copy on every node: global tables and the
+-- number -> account lookup every node must read locally), 'distributed' (by account_id, colocated with agents)
+-- or 'coordinator' (stays a local table of the coordinator). Every table of the schema is listed:
+-- test/regress/sql/225_citus_layout.sql fails when a new table is not.
+CREATE FUNCTION darkspere.citus_layout(OUT ord int, OUT table_name text, OUT placement text, OUT reason text)
+RETURNS SETOF record LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $fn$
+VALUES
+    (1, 'plans', 'reference', 'global: read by every tenant''s statements'),
+    (2, 'features', 'reference', 'global'),
+    (3, 'plan_features', 'reference', 'global'),
+    (4, 'plan_prices', 'reference', 'global'),
+    (5, 'stripe_meters', 'reference', 'global'),
+    (6, 'accounts', 'reference', 'numbers references it, and a reference table may only reference reference tables'),
+    (7, 'numbers', 'reference', 'the number -> account lookup that starts every webhook, read on any node'),
+    (10, 'agents', 'distributed', 'tenant table; the colocation group of every other'),
+    (11, 'account_features', 'distributed', 'tenant table'),
+    (12, 'account_keys', 'distributed', 'tenant table'),
+    (13, 'account_plan_history', 'distributed', 'tenant table'),
+    (14, 'agent_load', 'distributed', 'tenant table'),
+    (15, 'agent_checks', 'distributed', 'tenant table'),
+    (16, 'agent_events', 'distributed', 'tenant table'),
+    (17, 'sessions', 'distributed', 'tenant table'),
+    (18, 'messages', 'distributed', 'tenant table'),
+    (19, 'consent_events', 'distributed', 'tenant table'),
+    (20, 'opt_outs', 'distributed', 'tenant table'),
+    (21, 'usage_counters', 'distributed', 'tenant table'),
+    (22, 'billing_calls', 'distributed', 'tenant table'),
+    (23, 'meter_reports', 'distributed', 'tenant table'),
+    (24, 'statements', 'distributed', 'tenant table'),
+    (25, 'statement_lines', 'distributed', 'tenant table'),
+    (26, 'subscriptions', 'distributed', 'tenant table'),
+    (27, 'trace_events', 'distributed', 'tenant table'),
+    (40, 'jobs', 'coordinator', 'the queue: claimed across tenants with row locks, which Citus runs on one node only'),
+    (41, 'delivery_events', 'coordinator', 'no account_id: a status callback may come before its message''s sid'),
+    (42, 'rate_limit_state', 'coordinator', 'unlogged, which Citus cannot distribute; the per-phone ceiling spans tenants'),
+    (43, 'rate_limit_rules', 'coordinator', 'joined with rate_limit_state in the limit upsert'),
+    (44, 'rate_limit_overrides', 'coordinator', 'joined with rate_limit_state in the limit upsert'),
+    (45, 'route_cursor', 'coordinator', 'one row per installation: tick()''s hint'),
+    (46, 'stripe_events', 'coordinator', 'Stripe''s global event ids'),
+    (47, 'billing_progress', 'coordinator', 'one row per installation'),
+    (48, 'statement_numbers', 'coordinator', 'one counter per installation'),
+    (49, 'signature_failures', 'coordinator', 'per source address, not per tenant'),
+    (50, 'alert_rules', 'coordinator', 'carries validation triggers, which Citus refuses'),
+    (51, 'alert_channels', 'coordinator', 'carries validation triggers, which Citus refuses'),
+    (52, 'alerts', 'coordinator', 'global, evaluated by tick() on the coordinator'),
+    (53, 'alert_evaluation', 'coordinator', 'global, evaluated by tick() on the coordinator')
+$fn$;
+
+-- require_citus — raises unless the citus extension is in this database (for the Citus tools below).
+CREATE FUNCTION darkspere.require_citus(tool text) RETURNS void LANGUAGE plpgsql AS $fn$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'citus') THEN
+        RAISE EXCEPTION '% needs the citus extension in database "%"', tool, pg_catalog.current_database()
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Add citus to shared_preload_libraries, CREATE EXTENSION citus and add the worker nodes '
+                         'first (docs/scaling.md, "Deploying on Citus").';
+    END IF;
+END
+$fn$;
+
+-- use_node_id_range — on a Citus worker node: moves each of the extension's sequences on this node to the node
+-- group's own range, (g << 48) + 1 .. (g + 1) << 48, as Citus does for the sequences it creates. A statement Citus
+-- sends whole to a shard evaluates its column defaults on that node, from the node's copy of the sequences, which
+-- start at 1 like the coordinator's: without the range, ids drawn there collide with ids drawn on the
+-- coordinator. Idempotent: a sequence already in its range is left where it is (a restart would hand out its ids
+-- again). Does nothing on the coordinator (group 0 keeps the ids it has). Returns what it did.
+CREATE FUNCTION darkspere.use_node_id_range() RETURNS text LANGUAGE plpgsql AS $fn$
+DECLARE
+    g bigint;
+    lo bigint;
+    hi bigint;
+    s record;
+    moved int := 0;
+    kept int := 0;
+BEGIN
+    PERFORM darkspere.require_citus('darkspere.use_node_id_range()');
+    g := (SELECT groupid FROM pg_catalog.pg_dist_local_group);
+    IF g = 0 THEN
+        RETURN 'coordinator: sequences left as they are';
+    END IF;
+    lo := (g << 48) + 1;
+    hi := (g + 1) << 48;
+    -- The coordinator propagates its DDL; this is one node's own setting.
+    PERFORM pg_catalog.set_config('citus.enable_ddl_propagation', 'off', true);
+    FOR s IN SELECT sequencename, min_value FROM pg_catalog.pg_sequences WHERE schemaname = 'darkspere'
+              ORDER BY sequencename LOOP
+        IF s.min_value = lo THEN
+            kept := kept + 1;
+        ELSE
+            EXECUTE pg_catalog.format('ALTER SEQUENCE darkspere.%I MINVALUE %s MAXVALUE %s START WITH %s RESTART',
+                                      s.sequencename, lo, hi, lo);
+            moved := moved + 1;
+        END IF;
+    END LOOP;
+    RETURN pg_catalog.format('group %s: %s sequences moved to ids %s..%s, %s already there', g, moved, lo, hi,
+                             kept);
+END
+$fn$;
+
+-- distribute — on the Citus coordinator, after the worker nodes were added: places every table as citus_layout()
+-- says (create_reference_table, create_distributed_table by account_id colocated with agents; rows already there
+-- move into the shards) and gives each worker node its id range (use_node_id_range). shard_count: shards per
+-- distributed table (NULL: citus.shard_count); it applies to the first placement only. Idempotent: a table
+-- already placed is left as it is, so running it again after citus_add_node (before rebalancing) gives the new
+-- node its id range. The rows a table had are copied into its shards and removed from the coordinator's
+-- table. Returns one row per step.
+CREATE FUNCTION darkspere.distribute(shard_count int DEFAULT NULL)
+RETURNS TABLE (object text, action text) LANGUAGE plpgsql AS $fn$
+DECLARE
+    t record;
+    rel regclass;
+    placed regclass[] := '{}';
+    n record;
+BEGIN
+    PERFORM darkspere.require_citus('darkspere.distribute()');
+    IF shard_count IS NOT NULL AND (shard_count < 1 OR shard_count > 64000) THEN
+        RAISE EXCEPTION 'shard_count must be between 1 and 64000: %', shard_count
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF NOT pg_catalog.citus_is_coordinator() THEN
+        RAISE EXCEPTION 'darkspere.distribute() runs on the Citus coordinator, not on a worker node'
+            USING ERRCODE = 'object_not_in_prerequisite_state';
+    END IF;
+    -- Otherwise Citus turns every table linked to a reference table by a foreign key into a Citus local table,
+    -- and stops at the extension's views.
+    PERFORM pg_catalog.set_config('citus.enable_local_reference_table_foreign_keys', 'off', true);
+    -- A table with a foreign key to a reference table cannot be distributed in parallel in this transaction.
+    PERFORM pg_catalog.set_config('citus.multi_shard_modify_mode', 'sequential', true);
+    -- accounts, subscriptions and account_features carry the plan-change lock trigger; Citus distributes tables
+    -- with triggers only when told (its advisory lock holds per node: docs/scaling.md).
+    PERFORM pg_catalog.set_config('citus.enable_unsafe_triggers', 'on', true);
+    IF shard_count IS NOT NULL THEN
+        PERFORM pg_catalog.set_config('citus.shard_count', shard_count::text, true);
+    END IF;
+    FOR t IN SELECT l.table_name, l.placement FROM darkspere.citus_layout() l ORDER BY l.ord LOOP
+        rel := pg_catalog.to_regclass(pg_catalog.format('darkspere.%I', t.table_name));
+        object := 'darkspere.' || t.table_name;
+        IF t.placement = 'coordinator' THEN
+            action := 'stays on the coordinator';
+        ELSIF EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition WHERE logicalrelid = rel) THEN
+            action := 'already placed';
+        ELSIF t.placement = 'reference' THEN
+            PERFORM pg_catalog.create_reference_table(rel);
+            action := 'reference table';
+        ELSIF t.table_name = 'agents' THEN
+            PERFORM pg_catalog.create_distributed_table(rel, 'account_id');
+            action := 'distributed by account_id';
+        ELSE
+            PERFORM pg_catalog.create_distributed_table(rel, 'account_id', colocate_with => 'darkspere.agents');
+            action := 'distributed by account_id, colocated with agents';
+        END IF;
+        IF action NOT IN ('stays on the coordinator', 'already placed') THEN
+            placed := placed || rel;
+        END IF;
+        RETURN NEXT;
+    END LOOP;
+    -- Citus copies the rows a table had into its shards and leaves them in the coordinator's table as well,
+    -- unread; removed here, the referencing tables first.
+    FOR i IN REVERSE COALESCE(pg_catalog.array_upper(placed, 1), 0)..1 LOOP
+        PERFORM pg_catalog.truncate_local_data_after_distributing_table(placed[i]);
+    END LOOP;
+    FOR n IN SELECT r.nodename, r.nodeport, r.success, r.result
+               FROM pg_catalog.run_command_on_workers('SELECT darkspere.use_node_id_range()') r
+              ORDER BY r.nodename, r.nodeport LOOP
+        IF NOT n.success THEN
+            RAISE EXCEPTION 'could not give worker node %:% its id range: %', n.nodename, n.nodeport, n.result
+                USING ERRCODE = 'object_not_in_prerequisite_state';
+        END IF;
+        object := pg_catalog.format('node %s:%s', n.nodename, n.nodeport);
+        action := n.result;
+        RETURN NEXT;
+    END LOOP;
+END
+$fn$;
+
+------------------------------------------------------------------------------------------------------------------
 -- Privileges: keep this block last; every function added above gets its line here
 ------------------------------------------------------------------------------------------------------------------
 --
@@ -2749,6 +2929,11 @@ ALTER FUNCTION darkspere.alert_announce(bigint) SET search_path = pg_catalog, pg
 ALTER FUNCTION darkspere.alert_rule_check() SET search_path = pg_catalog, pg_temp;
 ALTER FUNCTION darkspere.alert_channel_check() SET search_path = pg_catalog, pg_temp;
 ALTER FUNCTION darkspere.plan_change_lock() SET search_path = pg_catalog, pg_temp;
+-- The Citus tools (issue #16): for the extension's owner, run by hand; pinned search_path.
+ALTER FUNCTION darkspere.citus_layout() SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION darkspere.require_citus(text) SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION darkspere.use_node_id_range() SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION darkspere.distribute(int) SET search_path = pg_catalog, pg_temp;
 -- sms_segments, twilio_signature, twilio_signature_valid and stripe_signature_valid touch no table: they stay
 -- SECURITY INVOKER and executable by PUBLIC, as in 0.1.0.
 
