@@ -25,7 +25,8 @@ EXT_OBJS = src/ext/module.o src/ext/errors.o src/ext/spi_plans.o src/ext/validat
            src/ext/maintenance.o src/ext/notify.o \
            src/ext/crypto_sql.o src/ext/sms_sql.o src/ext/common_bridge.o src/ext/agent_secrets.o \
            src/ext/version_check.o src/ext/api_keys.o src/ext/probes.o src/ext/agent_events.o \
-           src/ext/trace.o src/ext/alerts.o src/ext/plan_gate.o src/ext/tenant_batch.o
+           src/ext/trace.o src/ext/alerts.o src/ext/plan_gate.o src/ext/tenant_batch.o \
+           src/ext/citus_commit.o
 OBJS = $(EXT_OBJS) $(COMMON_OBJS)
 
 PG_CONFIG ?= pg_config

@@ -7,7 +7,8 @@
 # this machine's loopback. Both get bench/receive_sms/setup.sql (21 accounts, 55 agents, 10,000 phones warmed
 # up); the Citus one then gets test/citus/distribute.sql, so its tenant tables are spread over the two workers.
 # Per round: pgbench's TPC-B-like on the plain node (the baseline), the spread receive_sms script on the plain
-# node, the same script against the coordinator. Prints every run, the medians, and Citus/plain for TPS and
+# node, the same script against the coordinator, and the same texts through a function Citus delegates to the
+# account's node (spread_delegated.sql: what issue #16's item 3 would make of a message). Prints every run, the medians, and Citus/plain for TPS and
 # p50/p99 latency.
 #
 # On one 2-core machine the three Citus nodes share the cores the single node has to itself, so this measures
@@ -51,6 +52,20 @@ citus_on coordinator -c "SELECT 'shards of messages per node (port=count): '
                                   WHERE s.logicalrelid = 'darkspere.messages'::regclass GROUP BY 1) x"
 psql -h 127.0.0.1 -p "${citus_port[coordinator]}" -U postgres -d postgres -qX -v ON_ERROR_STOP=1 \
     -f "$here/receive_sms/smoke.sql" >/dev/null
+# The delegated variant: the whole receive_sms on the node of the account's shards (issue #16, item 3). Account
+# ids 1..20 are the spread accounts (setup.sql creates them first). On that node the statements on coordinator
+# tables (jobs, the rate-limit state and rules) reach the node's own copies of them: the rules are raised there
+# too, and the jobs it writes stay on that node (nothing claims them in this benchmark).
+citus_on coordinator -c "
+    CREATE FUNCTION bench.receive_sms_for(account_id bigint, provider text, to_number text, from_number text,
+                                          body text, sid text) RETURNS text LANGUAGE sql
+        AS \$\$ SELECT disposition FROM darkspere.receive_sms(provider, to_number, from_number, body, sid) \$\$" \
+    -c "SELECT create_distributed_function('bench.receive_sms_for(bigint, text, text, text, text, text)',
+                                           'account_id', colocate_with => 'darkspere.agents')" \
+    -c "SELECT run_command_on_workers(\$\$UPDATE darkspere.rate_limit_rules SET max_hits = 1000000
+                                         WHERE scope IN ('phone', 'phone_ceiling')\$\$)" >/dev/null
+[[ "$(citus_on coordinator -c "SELECT bench.receive_sms_for(3, 'ACbench03', '+15551000003', '+16660000042', 'smoke', 'SMdsmoke')")" == routed ]] ||
+    { echo "delegated smoke: not routed" >&2; exit 1; }
 single -c CHECKPOINT
 for n in "${citus_nodes[@]}"; do citus_on "$n" -c CHECKPOINT; done
 
@@ -63,6 +78,7 @@ run() { # variant round
     tpcb) out=$(pgbench "${args[@]}" -p "$single_port" postgres 2>&1) ;;
     single) out=$(pgbench -n "${args[@]}" -p "$single_port" -f "$here/receive_sms/spread.sql" postgres 2>&1) ;;
     citus) out=$(pgbench -n "${args[@]}" -p "${citus_port[coordinator]}" -f "$here/receive_sms/spread.sql" postgres 2>&1) ;;
+    delegated) out=$(pgbench -n "${args[@]}" -p "${citus_port[coordinator]}" -f "$here/receive_sms/spread_delegated.sql" postgres 2>&1) ;;
     esac
     read -r tps p50 p99 < <(pgbench_stats "$out" "$work/log") && [[ -n $tps ]] || exit 1
     printf '%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$tps" "$p50" "$p99" >>"$results"
@@ -70,15 +86,16 @@ run() { # variant round
 }
 echo "== $ROUNDS rounds: tpcb (plain), receive_sms spread on the plain node and on Citus; -c $CLIENTS -T $DURATION"
 for round in $(seq 1 "$ROUNDS"); do
-    for v in tpcb single citus; do run "$v" "$round"; done
+    for v in tpcb single citus delegated; do run "$v" "$round"; done
 done
 med() { awk -F'\t' -v v="$1" -v c="$2" '$1 == v {print $c}' "$results" | median; }
 echo "== medians"
-for v in tpcb single citus; do
+for v in tpcb single citus delegated; do
     printf '%-6s tps %9s  p50 %8s ms  p99 %8s ms\n' "$v" "$(med "$v" 3)" "$(med "$v" 4)" "$(med "$v" 5)"
 done
 echo "single/TPC-B (TPS): $(ratio "$(med single 3)" "$(med tpcb 3)")   citus/single (TPS): $(ratio "$(med citus 3)" "$(med single 3)")"
 echo "citus/single latency: p50 $(ratio "$(med citus 4)" "$(med single 4)")x  p99 $(ratio "$(med citus 5)" "$(med single 5)")x   (issue #16 target: <= 2x)"
+echo "delegated/single latency: p50 $(ratio "$(med delegated 4)" "$(med single 4)")x  p99 $(ratio "$(med delegated 5)" "$(med single 5)")x   delegated/single (TPS): $(ratio "$(med delegated 3)" "$(med single 3)")"
 citus_on coordinator -c "SELECT 'inbound on Citus by status: ' || string_agg(status || '=' || n, ' ')
                            FROM (SELECT status, count(*) n FROM darkspere.messages WHERE direction = 'in'
                                   GROUP BY 1 ORDER BY 1) s"

@@ -27,12 +27,7 @@ namespace darkspere {
 
 // $6 hand-off worker, $7 hand-off lease: with a worker, a call that may run now (no earlier call of the
 // session pending or running) is stored already leased to it as attempt 1.
-// The same statement traces the turn in one row: `received` (routed at once by receive_sms: $8 the segments,
-// $9 the request id the caller knows) or `queued` (routed later by tick()), plus, handed off,
-// `agent_call_started` (queue wait 0). One row instead of received + routed + queued keeps the hot path's
-// cost of tracing to one heap row and its index entries (docs/benchmarks.md section 5).
 static Statement kInsertAgentCall = {
-    "WITH j AS ("
     "INSERT INTO darkspere.jobs (account_id, kind, max_attempts, idempotency_key, ordering_key, session_id,"
     "                            message_id, agent_id, tried_agents, state, attempt, claimed_by, lease_until,"
     "                            priority)"
@@ -42,31 +37,44 @@ static Statement kInsertAgentCall = {
     "   FROM (SELECT $6::text IS NOT NULL"
     "                AND NOT EXISTS (SELECT 1 FROM darkspere.jobs o WHERE o.ordering_key = 'session:' || $2"
     "                                   AND o.state IN ('pending', 'running')) AS now) h"
-    " RETURNING job_id, state = 'running' AS running, attempt),"
-    " t AS ("
-    "  INSERT INTO darkspere.trace_events (account_id, request_id, step, agent_id, latency_ms, detail)"
-    "  SELECT $1, COALESCE($9::text, (SELECT " DS_TRACE_REQUEST
-    " FROM darkspere.messages m"
-    "                                   WHERE m.message_id = $3)), s.step, $4, s.latency_ms, s.detail"
-    "    FROM j CROSS JOIN LATERAL (VALUES"
-    "      (1, CASE WHEN $8::int IS NULL THEN 'queued' ELSE 'received' END, NULL::int,"
-    "          CASE WHEN $8::int IS NULL"
-    "               THEN pg_catalog.jsonb_build_object('job_id', j.job_id, 'kind', 'agent_call')"
-    "               ELSE pg_catalog.jsonb_build_object('disposition', 'routed', 'message_id', $3,"
-    "                        'segments', $8::int, 'session_id', $2, 'job_id', j.job_id) END),"
-    "      (2, 'agent_call_started', 0, pg_catalog.jsonb_build_object('job_id', j.job_id, 'attempt', j.attempt,"
-    "          'worker', $6::text, 'handoff', true))) s(ord, step, latency_ms, detail)"
-    "   WHERE s.ord = 1 OR j.running ORDER BY s.ord)"
-    " SELECT job_id, running, attempt FROM j",
+    " RETURNING job_id, state = 'running' AS running, attempt",
+    7,
+    {INT8OID, INT8OID, INT8OID, INT8OID, INT4OID, TEXTOID, INTERVALOID},
+    nullptr};
+
+// The turn's trace, in one row: `received` (routed at once by receive_sms: $5 the segments) or `queued`
+// (routed later by tick(): $5 NULL), plus, handed off, `agent_call_started` (queue wait 0). One row instead
+// of received + routed + queued keeps the hot path's cost of tracing to one heap row and its index entries
+// (docs/benchmarks.md section 5). $1 account, $2 request id, $3 agent, $4 job, $5 segments, $6 message,
+// $7 session; handed off also $8 attempt, $9 worker. Not part of the job's INSERT: jobs and trace_events live
+// on different nodes on Citus, and a data-modifying CTE's rows would go to every node as an intermediate
+// result.
+#define DS_AGENT_CALL_TRACE_ROW                                                                    \
+    "($1, $2, CASE WHEN $5::int IS NULL THEN 'queued' ELSE 'received' END, $3::bigint, NULL::int," \
+    " CASE WHEN $5::int IS NULL"                                                                   \
+    "      THEN pg_catalog.jsonb_build_object('job_id', $4::bigint, 'kind', 'agent_call')"         \
+    "      ELSE pg_catalog.jsonb_build_object('disposition', 'routed', 'message_id', $6::bigint,"  \
+    "               'segments', $5::int, 'session_id', $7::bigint, 'job_id', $4::bigint) END)"
+#define DS_TRACE_COLUMNS \
+    "INSERT INTO darkspere.trace_events (account_id, request_id, step, agent_id, latency_ms, detail)"
+static Statement kTraceAgentCall = {DS_TRACE_COLUMNS " VALUES " DS_AGENT_CALL_TRACE_ROW,
+                                    7,
+                                    {INT8OID, TEXTOID, INT8OID, INT8OID, INT4OID, INT8OID, INT8OID},
+                                    nullptr};
+static Statement kTraceAgentCallHanded = {
+    DS_TRACE_COLUMNS
+    " VALUES " DS_AGENT_CALL_TRACE_ROW
+    ", ($1, $2, 'agent_call_started', $3, 0, pg_catalog.jsonb_build_object('job_id', $4::bigint,"
+    "   'attempt', $8::int, 'worker', $9::text, 'handoff', true))",
     9,
-    {INT8OID, INT8OID, INT8OID, INT8OID, INT4OID, TEXTOID, INTERVALOID, INT4OID, TEXTOID},
+    {INT8OID, TEXTOID, INT8OID, INT8OID, INT4OID, INT8OID, INT8OID, INT4OID, TEXTOID},
     nullptr};
 
 static Statement kMarkRouted = {
     "UPDATE darkspere.messages SET status = 'routed', agent_id = $2, updated_at = pg_catalog.now()"
-    " WHERE message_id = $1",
-    2,
-    {INT8OID, INT8OID},
+    " WHERE message_id = $1 AND account_id = $3",
+    3,
+    {INT8OID, INT8OID, INT8OID},
     nullptr};
 
 // $1 account, $2 session, $3 service number, $4 phone, $5 body, $6 status, $7 encoding, $8 segments,
@@ -127,28 +135,33 @@ int64 enqueue_agent_call(int64 account_id, int64 session_id, int64 message_id, i
                          const ReceivedTurn *received) {
     Datum worker = (Datum)0, lease = (Datum)0;
     bool handoff = handoff_lease(agent_id, &worker, &lease);
-    Datum args[9] = {Int64GetDatum(account_id),
+    Datum args[7] = {Int64GetDatum(account_id),
                      Int64GetDatum(session_id),
                      Int64GetDatum(message_id),
                      Int64GetDatum(agent_id),
                      Int32GetDatum(agent_call_max_attempts),
                      worker,
-                     lease,
-                     received != nullptr ? Int32GetDatum(received->segments) : (Datum)0,
-                     received != nullptr ? text_datum(received->request_id) : (Datum)0};
-    char nulls[9] = {' ',
-                     ' ',
-                     ' ',
-                     ' ',
-                     ' ',
-                     null_flag(!handoff),
-                     null_flag(!handoff),
-                     null_flag(received == nullptr),
-                     null_flag(received == nullptr)};
+                     lease};
+    char nulls[7] = {' ', ' ', ' ', ' ', ' ', null_flag(!handoff), null_flag(!handoff)};
     SpiResult job = spi_run(kInsertAgentCall, args, nulls, false, 1);
     bool handed = job.get_bool(0, 2);
     int64 job_id = job.get_int64(0, 1);
     int32 attempt = job.get_int32(0, 3);
+    const char *request_id =
+        received != nullptr ? received->request_id : trace_request(account_id, message_id);
+    if (request_id != nullptr) {
+        Datum trace[9] = {Int64GetDatum(account_id),
+                          text_datum(request_id),
+                          Int64GetDatum(agent_id),
+                          Int64GetDatum(job_id),
+                          received != nullptr ? Int32GetDatum(received->segments) : (Datum)0,
+                          Int64GetDatum(message_id),
+                          Int64GetDatum(session_id),
+                          Int32GetDatum(attempt),
+                          worker};
+        char trace_nulls[9] = {' ', ' ', ' ', ' ', null_flag(received == nullptr), ' ', ' ', ' ', ' '};
+        spi_run(handed ? kTraceAgentCallHanded : kTraceAgentCall, trace, trace_nulls, false, 0);
+    }
     agent_load_add(account_id, agent_id, 1);
     Datum payload = handed ? build_agent_payload(account_id, message_id, agent_id) : (Datum)0;
     if (payload != (Datum)0) {
@@ -160,7 +173,7 @@ int64 enqueue_agent_call(int64 account_id, int64 session_id, int64 message_id, i
 }
 
 int64 route_message(int64 account_id, int64 session_id, int64 message_id, int64 agent_id) {
-    Datum args[2] = {Int64GetDatum(message_id), Int64GetDatum(agent_id)};
+    Datum args[3] = {Int64GetDatum(message_id), Int64GetDatum(agent_id), Int64GetDatum(account_id)};
     spi_run(kMarkRouted, args, nullptr, false, 0);
     return enqueue_agent_call(account_id, session_id, message_id, agent_id);
 }

@@ -8,10 +8,12 @@
 // scripts/check-ext-boundary (ctest) holds src/ext to both rules.
 //
 // Every SQL-callable function is declared with DARKSPERE_FUNCTION, which first checks, once per backend, that
-// the installed extension version is the library's (version_check.hpp).
+// the installed extension version is the library's (version_check.hpp), and on Citus asks for two-phase
+// commit (citus_commit.hpp).
 #pragma once
 
 #include "ext/pg.hpp"
+#include "ext/citus_commit.hpp"
 #include "ext/version_check.hpp"
 
 namespace darkspere {
@@ -38,6 +40,7 @@ inline int check_bridge_status(int status, const char *subject) {
     }                                                  \
     Datum name(PG_FUNCTION_ARGS) {                     \
         darkspere::require_installed_version();        \
+        darkspere::commit_atomically_on_citus();       \
         return name##_impl(fcinfo);                    \
     }                                                  \
     static Datum name##_impl([[maybe_unused]] FunctionCallInfo fcinfo)

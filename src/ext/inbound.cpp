@@ -88,32 +88,22 @@ static Statement kFindBySid = {
     nullptr};
 
 // $1 account, $2 session, $3 service number, $4 phone, $5 body, $6 status, $7 sid, $8 media, $9 encoding,
-// $10 segments, $11 agent, $12 request id, $13 disposition (NULL: not traced here). The same statement
-// records the trace step `received` (disposition); a message routed at once is traced by its job's INSERT
-// instead (enqueue_agent_call), in one row with the agent and the job.
+// $10 segments, $11 agent, $12 request id. A plain INSERT, one shard's statement on Citus: its trace row is
+// written by its own statement (trace_stored) when the message is not routed at once; a routed message is
+// traced by its job's trace row instead (enqueue_agent_call), with the agent and the job.
 static Statement kInsertInbound = {
-    "WITH m AS ("
-    "  INSERT INTO darkspere.messages (account_id, session_id, direction, service_number, phone, body, status,"
-    "                                  message_sid, num_media, encoding, segments, agent_id, request_id)"
-    "  VALUES ($1, $2, 'in', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
-    "  RETURNING message_id, request_id, reply_to),"
-    " t AS ("
-    "  INSERT INTO darkspere.trace_events (account_id, request_id, step, agent_id, detail)"
-    "  SELECT $1, " DS_TRACE_REQUEST
-    ", s.step, s.agent_id, s.detail"
-    "    FROM m CROSS JOIN LATERAL (VALUES"
-    "      (1, 'received', NULL::bigint, pg_catalog.jsonb_build_object('disposition', $13::text,"
-    "          'message_id', m.message_id, 'segments', $10::int))) s(ord, step, agent_id, detail)"
-    "   WHERE $13::text IS NOT NULL)"
-    " SELECT message_id FROM m",
-    13,
+    "INSERT INTO darkspere.messages (account_id, session_id, direction, service_number, phone, body, status,"
+    "                                message_sid, num_media, encoding, segments, agent_id, request_id)"
+    " VALUES ($1, $2, 'in', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+    " RETURNING message_id",
+    12,
     {INT8OID, INT8OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT4OID, TEXTOID, INT4OID, INT8OID,
-     TEXTOID, TEXTOID},
+     TEXTOID},
     nullptr};
 
 int64 store_inbound(const Inbound &in, int64 account_id, int64 session_id, const char *status,
                     const Segments &seg, int64 agent_id, const char *disposition) {
-    Datum args[13] = {Int64GetDatum(account_id),
+    Datum args[12] = {Int64GetDatum(account_id),
                       Int64GetDatum(session_id),
                       text_datum(in.to_number),
                       text_datum(in.from_number),
@@ -124,9 +114,8 @@ int64 store_inbound(const Inbound &in, int64 account_id, int64 session_id, const
                       text_datum(seg.ucs2 ? "UCS-2" : "GSM-7"),
                       Int32GetDatum(seg.segments),
                       Int64GetDatum(agent_id),
-                      in.request_id ? text_datum(in.request_id) : (Datum)0,
-                      disposition != nullptr ? text_datum(disposition) : (Datum)0};
-    char nulls[13] = {' ',
+                      in.request_id ? text_datum(in.request_id) : (Datum)0};
+    char nulls[12] = {' ',
                       null_flag(session_id == 0),
                       ' ',
                       ' ',
@@ -137,9 +126,12 @@ int64 store_inbound(const Inbound &in, int64 account_id, int64 session_id, const
                       ' ',
                       ' ',
                       null_flag(agent_id == 0),
-                      null_flag(in.request_id == nullptr),
-                      null_flag(disposition == nullptr)};
-    return spi_run(kInsertInbound, args, nulls, false, 1).get_int64(0, 1);
+                      null_flag(in.request_id == nullptr)};
+    int64 message_id = spi_run(kInsertInbound, args, nulls, false, 1).get_int64(0, 1);
+    if (disposition != nullptr) {
+        trace_stored(account_id, in.request_id, message_id, disposition, seg.segments);
+    }
+    return message_id;
 }
 
 Outcome receive(const Inbound &in, MemoryContext caller) {

@@ -25,12 +25,37 @@ void trace_received(int64 account_id, const char *request_id, int64 message_id, 
     spi_run(kTraceReceived, args, nulls, false, 0);
 }
 
+// $1 account, $2 request id (NULL: keyed by the message), $3 message, $4 disposition, $5 segments. Its own
+// statement, not part of the message's INSERT: Citus turns the rows of a data-modifying CTE into an
+// intermediate result sent to every node, which made each text a transaction over all of them.
+static Statement kTraceStored = {
+    "INSERT INTO darkspere.trace_events (account_id, request_id, step, detail)"
+    " VALUES ($1, COALESCE($2, 'msg-' || $3::bigint), 'received', pg_catalog.jsonb_build_object("
+    "         'disposition', $4::text, 'message_id', $3::bigint, 'segments', $5::int))",
+    5,
+    {INT8OID, TEXTOID, INT8OID, TEXTOID, INT4OID},
+    nullptr};
+
+void trace_stored(int64 account_id, const char *request_id, int64 message_id, const char *disposition,
+                  int32 segments) {
+    Datum args[5] = {Int64GetDatum(account_id), request_id != nullptr ? text_datum(request_id) : (Datum)0,
+                     Int64GetDatum(message_id), text_datum(disposition), Int32GetDatum(segments)};
+    char nulls[5] = {' ', null_flag(request_id == nullptr), ' ', ' ', ' '};
+    spi_run(kTraceStored, args, nulls, false, 0);
+}
+
 // The request id a message's trace rows are keyed by; no row when the message is gone.
 static Statement kTraceRequest = {"SELECT " DS_TRACE_REQUEST
                                   " FROM darkspere.messages m WHERE m.message_id = $1 AND m.account_id = $2",
                                   2,
                                   {INT8OID, INT8OID},
                                   nullptr};
+
+char *trace_request(int64 account_id, int64 message_id) {
+    Datum key[2] = {Int64GetDatum(message_id), Int64GetDatum(account_id)};
+    SpiResult request = spi_run(kTraceRequest, key, nullptr, true, 1);
+    return request.empty() ? nullptr : request.text_copy(0, 1, CurrentMemoryContext);
+}
 
 // $1 message, $2 job, $3 attempt, $4 kind, $5 agent, $6 error (first 500 characters kept), $7 retryable,
 // $8 next step, $9 next agent, $10 delay in seconds, $11 account, $12 request id, $13 the agent the job moves
@@ -53,9 +78,8 @@ void trace_job_failed(int64 account_id, int64 message_id, int64 job_id, int32 at
     if (message_id == 0) {
         return;
     }
-    Datum key[2] = {Int64GetDatum(message_id), Int64GetDatum(account_id)};
-    SpiResult request = spi_run(kTraceRequest, key, nullptr, true, 1);
-    if (request.empty()) {
+    char *request_id = trace_request(account_id, message_id);
+    if (request_id == nullptr) {
         return;
     }
     Datum args[14] = {Int64GetDatum(message_id), Int64GetDatum(job_id),
@@ -63,7 +87,7 @@ void trace_job_failed(int64 account_id, int64 message_id, int64 job_id, int32 at
                       Int64GetDatum(agent_id),   text_datum(error),
                       BoolGetDatum(retryable),   text_datum(next_step),
                       Int64GetDatum(next_agent), Float8GetDatum(delay_s),
-                      Int64GetDatum(account_id), text_datum(request.text_copy(0, 1, CurrentMemoryContext)),
+                      Int64GetDatum(account_id), text_datum(request_id),
                       Int64GetDatum(agent_id),   reason != nullptr ? text_datum(reason) : (Datum)0};
     // from_agent only for a failure the worker reported: a reclaimed lease (reason given) says why instead.
     char nulls[14] = {' ',

@@ -14,6 +14,13 @@ namespace darkspere {
 // trace_received — `received` for a message that was not stored (duplicate, rate_limited, blocked,
 // over_quota); nothing without a request id.
 void trace_received(int64 account_id, const char *request_id, int64 message_id, const char *disposition);
+// trace_stored — `received` for an inbound message stored but not routed at once (queued, opted_out, a
+// keyword, mcp_not_in_plan), keyed by request_id or, without one, by the message ("msg-<id>").
+void trace_stored(int64 account_id, const char *request_id, int64 message_id, const char *disposition,
+                  int32 segments);
+// trace_request — the request id a message's trace rows are keyed by (DS_TRACE_REQUEST), allocated in the
+// current memory context; nullptr when the message is gone.
+char *trace_request(int64 account_id, int64 message_id);
 // trace_job_failed — a failed attempt (<kind>_finished with ok false) and what follows it: `failover` (to
 // next_agent), `retry` or `dead_lettered`; nothing when the message is gone. reason: why, when the worker did
 // not report the failure itself (tick()'s "lease_expired").
