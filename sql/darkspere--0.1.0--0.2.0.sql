@@ -80,20 +80,25 @@ UPDATE darkspere.messages m SET status = 'expired', updated_at = pg_catalog.now(
 -- Item 16, status callbacks: a callback names the AccountSid it was signed for; it changes a message only when
 -- that account owns the message's number. Every callback keeps its AccountSid (NULL: recorded by 0.1.0).
 ALTER TABLE darkspere.delivery_events ADD COLUMN provider_account text;
+-- And the tenant its From number (ours) names for that AccountSid (issue #16: the statements on messages are then
+-- pinned to one account). NULL: recorded without From (0.1.0, or a caller that does not pass it), or a From that
+-- is no number of that AccountSid.
+ALTER TABLE darkspere.delivery_events ADD COLUMN account_id bigint;
 -- The signature and the result change (the outcome is returned), so the 0.1.0 function goes: an old caller
 -- without an AccountSid must fail loudly rather than bypass the check.
 DROP FUNCTION darkspere.record_delivery_status(text, text, int);
 -- record_delivery_status — records one status callback signed for provider_account and returns what became of it:
 -- 'applied' (the message's delivery state moved forward), 'unchanged' (an older or repeated status), 'pending' (no
--- outbound message has this sid yet; weighed when one does), 'account_mismatch' (the message's number belongs to
--- another AccountSid: nothing changes).
+-- outbound message has this sid yet; weighed when one does), 'account_mismatch' (the message's number, or the
+-- callback's From, belongs to another AccountSid: nothing changes). from_number: the callback's From, our number
+-- that sent the message (NULL: the message is found by its sid alone).
 CREATE FUNCTION darkspere.record_delivery_status(provider_account text, message_sid text, status text,
-                                                 error_code int DEFAULT NULL)
+                                                 error_code int DEFAULT NULL, from_number text DEFAULT NULL)
 -- A new C symbol: a 0.1.0 database that loads this library before it is updated reaches the old symbol, which
 -- refuses (the old arguments carry no AccountSid) instead of reading them as the new ones.
 RETURNS text AS 'MODULE_PATHNAME', 'darkspere_record_delivery_status_v2' LANGUAGE C VOLATILE PARALLEL UNSAFE;
 -- Like every tenant-facing function (0.1.0 revoked them all from PUBLIC); the role grants come in the last block.
-REVOKE ALL ON FUNCTION darkspere.record_delivery_status(text, text, text, int) FROM PUBLIC;
+REVOKE ALL ON FUNCTION darkspere.record_delivery_status(text, text, text, int, text) FROM PUBLIC;
 
 ------------------------------------------------------------------------------------------------------------------
 -- Tenant isolation (issue #10, items 12–14)
@@ -2688,7 +2693,7 @@ VALUES
     (26, 'subscriptions', 'distributed', 'tenant table'),
     (27, 'trace_events', 'distributed', 'tenant table'),
     (40, 'jobs', 'coordinator', 'the queue: claimed across tenants with row locks, which Citus runs on one node only'),
-    (41, 'delivery_events', 'coordinator', 'no account_id: a status callback may come before its message''s sid'),
+    (41, 'delivery_events', 'coordinator', 'account_id may be NULL: a callback without From, or from no number of its AccountSid'),
     (42, 'rate_limit_state', 'coordinator', 'unlogged, which Citus cannot distribute; the per-phone ceiling spans tenants'),
     (43, 'rate_limit_rules', 'coordinator', 'joined with rate_limit_state in the limit upsert'),
     (44, 'rate_limit_overrides', 'coordinator', 'joined with rate_limit_state in the limit upsert'),
@@ -2893,7 +2898,7 @@ ALTER FUNCTION darkspere.complete_job(bigint, int, jsonb) SECURITY DEFINER SET s
 ALTER FUNCTION darkspere.fail_job(bigint, int, text, boolean) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 ALTER FUNCTION darkspere.ack_jobs(jsonb, text, interval, int) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 ALTER FUNCTION darkspere.requeue_dead_job(bigint) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
-ALTER FUNCTION darkspere.record_delivery_status(text, text, text, int)
+ALTER FUNCTION darkspere.record_delivery_status(text, text, text, int, text)
     SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 ALTER FUNCTION darkspere.record_provider_opt_out(text, text) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 ALTER FUNCTION darkspere.rate_limit(text, text, int) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
@@ -2952,7 +2957,7 @@ GRANT EXECUTE ON FUNCTION
     darkspere.claim_jobs(text, int, interval, bigint[], bigint[]),
     darkspere.ack_jobs(jsonb, text, interval, int),
     darkspere.record_provider_opt_out(text, text),
-    darkspere.record_delivery_status(text, text, text, int),
+    darkspere.record_delivery_status(text, text, text, int, text),
     darkspere.tick(),
     darkspere.api_call(text, text, text, bigint, jsonb),
     darkspere.stripe_event(jsonb),

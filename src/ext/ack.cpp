@@ -287,7 +287,7 @@ static void complete_sms_send(int64 job_id, int32 attempt, int64 account_id, int
     }
     usage_add(sent.get_int64(0, 1), "sms_out", Max(sent.get_int32(0, 2), 1));
     if (sid != nullptr) {
-        apply_pending_delivery_events(sid);
+        apply_pending_delivery_events(sid, account_id);
     }
 }
 

@@ -10,6 +10,11 @@
 // signature with that account's token) owns the message's service number: otherwise one tenant with its own
 // Twilio account could mark another tenant's messages delivered or failed. A callback of another account is
 // recorded with its AccountSid and changes nothing.
+//
+// The worker also passes the callback's From, our number that sent the message: the number and the AccountSid
+// name the tenant before any message is read, so every statement on messages is pinned to that account (one
+// shard on Citus) and delivery_events keeps it. A From that is not a number of that AccountSid is refused
+// as another account's. Without From (a caller of 0.2.0's first form) the message is found by its sid alone.
 #include "ext/delivery.hpp"
 #include "ext/errors.hpp"
 #include "ext/spi_plans.hpp"
@@ -39,45 +44,67 @@ static int status_rank(const char *status) {
 }
 
 static Statement kRecordEvent = {
-    "INSERT INTO darkspere.delivery_events (message_sid, status, error_code, provider_account)"
-    " VALUES ($1, $2, $3, $4) RETURNING event_id",
-    4,
-    {TEXTOID, TEXTOID, INT4OID, TEXTOID},
+    "INSERT INTO darkspere.delivery_events (message_sid, status, error_code, provider_account, account_id)"
+    " VALUES ($1, $2, $3, $4, $5) RETURNING event_id",
+    5,
+    {TEXTOID, TEXTOID, INT4OID, TEXTOID, INT8OID},
+    nullptr};
+
+// The tenant a callback speaks for: the account of its From number, if that number is one of the AccountSid's
+// ($2). Global tables only (reference tables on Citus).
+static Statement kSenderAccount = {
+    "SELECT account_id FROM darkspere.numbers WHERE number = $1 AND provider_account = $2",
+    2,
+    {TEXTOID, TEXTOID},
     nullptr};
 
 // Who may speak for the outbound message with this sid: its service number, still the account's, and that
 // number's AccountSid (NULL: a number registered without one, which any configured account may speak for
 // until provider_account is required). No row: no outbound message has this sid yet.
+// Its owner is read in two statements, the message's (pinned to the account when it is known: kOwnerIn) and
+// its number's: on Citus an outer join from a tenant table to a reference table is not sent to one shard.
 static Statement kOwner = {
-    "SELECT n.number IS NOT NULL, n.provider_account"
-    "  FROM darkspere.messages m"
-    "  LEFT JOIN darkspere.numbers n ON n.number = m.service_number AND n.account_id = m.account_id"
+    "SELECT m.service_number, m.account_id FROM darkspere.messages m"
     " WHERE m.message_sid = $1 AND m.direction = 'out'",
     1,
     {TEXTOID},
+    nullptr};
+static Statement kOwnerIn = {
+    "SELECT m.service_number, m.account_id FROM darkspere.messages m"
+    " WHERE m.message_sid = $1 AND m.direction = 'out' AND m.account_id = $2",
+    2,
+    {TEXTOID, INT8OID},
+    nullptr};
+static Statement kNumberHolder = {
+    "SELECT n.provider_account FROM darkspere.numbers n WHERE n.number = $1 AND n.account_id = $2",
+    2,
+    {TEXTOID, INT8OID},
     nullptr};
 
 static Statement kMarkEventApplied = {
     "UPDATE darkspere.delivery_events SET applied = true WHERE event_id = $1", 1, {INT8OID}, nullptr};
 
-// Applies one status if it moves the message forward. `read` (rank 4) only after `delivered`.
-// The same statement traces the change as `delivery_status` (trace.hpp).
+// Applies one status if it moves the message forward. `read` (rank 4) only after `delivered`. The change is
+// traced as `delivery_status` (trace.hpp) by kTraceApplied.
+// $5 the message's account (known once its owner was read), $6 the time: one shard's UPDATE on Citus, which
+// takes no function of the clock in a distributed UPDATE, nor a non-immutable one in RETURNING (so the trace
+// request, DS_TRACE_REQUEST, is put together here from its parts). Then the change is traced (kTraceApplied).
 static Statement kApply = {
-    "WITH m AS ("
-    "UPDATE darkspere.messages SET status = $2, delivery_rank = $3, error_code = COALESCE($4, error_code),"
-    "       updated_at = pg_catalog.now()"
-    " WHERE message_sid = $1 AND direction = 'out' AND status <> 'suppressed' AND delivery_rank < $3"
-    "   AND ($3 < 4 OR status = 'delivered')"
-    " RETURNING account_id, message_id, request_id, reply_to, agent_id),"
-    " t AS (INSERT INTO darkspere.trace_events (account_id, request_id, step, agent_id, detail)"
-    "       SELECT m.account_id, " DS_TRACE_REQUEST
-    ", 'delivery_status', m.agent_id,"
-    "              pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object('status', $2::text,"
-    "                  'error_code', $4::int, 'sid', $1::text, 'message_id', m.message_id))"
-    "         FROM m)"
-    " SELECT 1 FROM m",
-    4,
-    {TEXTOID, TEXTOID, INT2OID, INT4OID},
+    "UPDATE darkspere.messages m SET status = $2, delivery_rank = $3, error_code = COALESCE($4, m.error_code),"
+    "       updated_at = $6"
+    " WHERE m.message_sid = $1 AND m.account_id = $5 AND m.direction = 'out' AND m.status <> 'suppressed'"
+    "   AND m.delivery_rank < $3 AND ($3 < 4 OR m.status = 'delivered')"
+    " RETURNING m.message_id, m.request_id, m.agent_id, COALESCE(m.reply_to, m.message_id)",
+    6,
+    {TEXTOID, TEXTOID, INT2OID, INT4OID, INT8OID, TIMESTAMPTZOID},
+    nullptr};
+
+static Statement kTraceApplied = {
+    "INSERT INTO darkspere.trace_events (account_id, request_id, step, agent_id, detail)"
+    " VALUES ($1, $2, 'delivery_status', $3, pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object("
+    "         'status', $4::text, 'error_code', $5::int, 'sid', $6::text, 'message_id', $7::bigint)))",
+    7,
+    {INT8OID, TEXTOID, INT8OID, TEXTOID, INT4OID, TEXTOID, INT8OID},
     nullptr};
 
 static Statement kMarkApplied = {
@@ -87,35 +114,64 @@ static Statement kMarkApplied = {
     nullptr};
 
 static Statement kPendingEvents = {
-    "SELECT status, error_code, provider_account FROM darkspere.delivery_events"
+    "SELECT status, error_code, provider_account, account_id FROM darkspere.delivery_events"
     " WHERE message_sid = $1 AND NOT applied ORDER BY event_id",
     1,
     {TEXTOID},
     nullptr};
 
-// apply_status — true when the status moved the message forward.
-static bool apply_status(const char *sid, const char *status, bool has_error, int32 error_code) {
-    Datum args[4] = {text_datum(sid), text_datum(status), Int16GetDatum(status_rank(status)),
-                     Int32GetDatum(error_code)};
-    char nulls[4] = {' ', ' ', ' ', null_flag(!has_error)};
-    return !spi_run(kApply, args, nulls, false, 0).empty();
-}
-
 struct Owner {
-    bool known;              // an outbound message has this sid
+    bool known;              // an outbound message has this sid (in the callback's account, when known)
+    int64 account_id;        // the message's account
     bool number_held;        // its service number still belongs to its account
     char *provider_account;  // that number's AccountSid; nullptr when registered without one
 };
 
-static Owner message_owner(const char *sid, MemoryContext context) {
-    Datum args[1] = {text_datum(sid)};
-    Owner owner = {false, false, nullptr};
-    SpiResult row = spi_run(kOwner, args, nullptr, false, 1);
-    if (!row.empty()) {
-        owner.known = true;
-        owner.number_held = row.get_bool(0, 1);
-        owner.provider_account = row.text_copy(0, 2, context);
+// apply_status — true when the status moved the owner's message forward; traces the change.
+static bool apply_status(const Owner &owner, const char *sid, const char *status, bool has_error,
+                         int32 error_code) {
+    Datum args[6] = {text_datum(sid),
+                     text_datum(status),
+                     Int16GetDatum(status_rank(status)),
+                     Int32GetDatum(error_code),
+                     Int64GetDatum(owner.account_id),
+                     TimestampTzGetDatum(GetCurrentTransactionStartTimestamp())};
+    char nulls[6] = {' ', ' ', ' ', null_flag(!has_error), ' ', ' '};
+    SpiResult applied = spi_run(kApply, args, nulls, false, 0);
+    for (uint64 r = 0; r < applied.rows(); r++) {
+        char *request_id = applied.text_copy(r, 2, CurrentMemoryContext);
+        if (request_id == nullptr) {
+            request_id = psprintf("msg-" INT64_FORMAT, applied.get_int64(r, 4));
+        }
+        Datum trace[7] = {Int64GetDatum(owner.account_id),
+                          text_datum(request_id),
+                          Int64GetDatum(applied.get_int64(r, 3)),
+                          text_datum(status),
+                          Int32GetDatum(error_code),
+                          text_datum(sid),
+                          Int64GetDatum(applied.get_int64(r, 1))};
+        char trace_nulls[7] = {' ', ' ', null_flag(applied.is_null(r, 3)), ' ', null_flag(!has_error),
+                               ' ', ' '};
+        spi_run(kTraceApplied, trace, trace_nulls, false, 0);
     }
+    return applied.rows() > 0;
+}
+
+// message_owner — the outbound message with this sid, in account_id when it is known (0: any account).
+static Owner message_owner(const char *sid, int64 account_id, MemoryContext context) {
+    Owner owner = {false, 0, false, nullptr};
+    Datum args[2] = {text_datum(sid), Int64GetDatum(account_id)};
+    // Not read-only: a read-only statement would not see the sid complete_job stored a statement earlier.
+    SpiResult row = spi_run(account_id != 0 ? kOwnerIn : kOwner, args, nullptr, false, 1);
+    if (row.empty()) {
+        return owner;
+    }
+    owner.known = true;
+    owner.account_id = row.get_int64(0, 2);
+    Datum number[2] = {text_datum(row.text_copy(0, 1, context)), Int64GetDatum(owner.account_id)};
+    SpiResult holder = spi_run(kNumberHolder, number, nullptr, false, 1);
+    owner.number_held = !holder.empty();
+    owner.provider_account = owner.number_held ? holder.text_copy(0, 1, context) : nullptr;
     return owner;
 }
 
@@ -129,18 +185,19 @@ static bool may_speak_for(const Owner &owner, const char *provider_account) {
            (owner.provider_account == nullptr || strcmp(owner.provider_account, provider_account) == 0);
 }
 
-void apply_pending_delivery_events(const char *message_sid) {
+void apply_pending_delivery_events(const char *message_sid, int64 account_id) {
     MemoryContext caller = CurrentMemoryContext;
     Datum args[1] = {text_datum(message_sid)};
     SpiResult events = spi_run(kPendingEvents, args, nullptr, false, 0);
     if (events.empty()) {
         return;
     }
-    Owner owner = message_owner(message_sid, caller);
+    Owner owner = message_owner(message_sid, account_id, caller);
     for (uint64 r = 0; r < events.rows(); r++) {
-        // Another account's callback is weighed and refused.
-        if (may_speak_for(owner, events.text_copy(r, 3, caller))) {
-            apply_status(message_sid, events.text_copy(r, 1, caller), !events.is_null(r, 2),
+        // Another account's callback (by its From, or by its AccountSid) is weighed and refused.
+        bool same_account = events.is_null(r, 4) || events.get_int64(r, 4) == owner.account_id;
+        if (owner.known && same_account && may_speak_for(owner, events.text_copy(r, 3, caller))) {
+            apply_status(owner, message_sid, events.text_copy(r, 1, caller), !events.is_null(r, 2),
                          events.get_int32(r, 2));
         }
     }
@@ -151,19 +208,23 @@ void apply_pending_delivery_events(const char *message_sid) {
 
 using namespace darkspere;
 
-// darkspere_record_delivery_status — records a provider status callback, signed for provider_account, and
-// applies it when that account owns the message's number and the status moves its delivery state forward.
-// Returns what became of it: 'applied'; 'unchanged' (an older or repeated status); 'pending' (no outbound
-// message has this sid yet: weighed when one does); 'account_mismatch' (the message is another account's:
-// nothing changes).
+// darkspere_record_delivery_status — records a provider status callback, signed for provider_account and
+// sent from from_number (our number; NULL: not given), and applies it when that account owns the message's
+// number and the status moves its delivery state forward. Returns what became of it: 'applied'; 'unchanged'
+// (an older or repeated status); 'pending' (no outbound message has this sid yet: weighed when one does);
+// 'account_mismatch' (the message, or the From number, is another account's: nothing changes).
 DARKSPERE_FUNCTION(darkspere_record_delivery_status_v2) {
     char *provider_account = required_text(fcinfo, 0, "provider_account");
     char *sid = required_text(fcinfo, 1, "message_sid");
     char *status = required_text(fcinfo, 2, "status");
     bool has_error = !PG_ARGISNULL(3);
     int32 error_code = has_error ? PG_GETARG_INT32(3) : 0;
+    char *from_number = PG_NARGS() > 4 ? optional_text(fcinfo, 4) : nullptr;
     require_non_empty(provider_account, "provider_account");
     require_non_empty(sid, "message_sid");
+    if (from_number != nullptr) {
+        require_non_empty(from_number, "from_number");
+    }
     if (status_rank(status) < 0) {
         ereport(ERROR,
                 (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("invalid delivery status: \"%s\"", status),
@@ -171,20 +232,33 @@ DARKSPERE_FUNCTION(darkspere_record_delivery_status_v2) {
                          "undelivered, failed, canceled, read.")));
     }
     SPI_connect();
-    Datum event[4] = {text_datum(sid), text_datum(status), Int32GetDatum(error_code),
-                      text_datum(provider_account)};
-    char event_nulls[4] = {' ', ' ', null_flag(!has_error), ' '};
+    // The tenant the From number names (0: not given, or not a number of this AccountSid).
+    int64 account_id = 0;
+    if (from_number != nullptr) {
+        Datum sender[2] = {text_datum(from_number), text_datum(provider_account)};
+        SpiResult number = spi_run(kSenderAccount, sender, nullptr, true, 1);
+        account_id = number.empty() ? 0 : number.get_int64(0, 1);
+    }
+    Datum event[5] = {text_datum(sid), text_datum(status), Int32GetDatum(error_code),
+                      text_datum(provider_account), Int64GetDatum(account_id)};
+    char event_nulls[5] = {' ', ' ', null_flag(!has_error), ' ', null_flag(account_id == 0)};
     int64 event_id = spi_run(kRecordEvent, event, event_nulls, false, 1).get_int64(0, 1);
     const char *outcome = "pending";
-    Owner owner = message_owner(sid, CurrentMemoryContext);
-    if (owner.known && !may_speak_for(owner, provider_account)) {
-        Datum refused[1] = {Int64GetDatum(event_id)};
+    Datum refused[1] = {Int64GetDatum(event_id)};
+    if (from_number != nullptr && account_id == 0) {
+        // From is no number of this AccountSid (another's, or released): it speaks for no message.
         spi_run(kMarkEventApplied, refused, nullptr, false, 0);
         outcome = "account_mismatch";
-    } else if (owner.known) {
-        outcome = apply_status(sid, status, has_error, error_code) ? "applied" : "unchanged";
-        Datum known[1] = {text_datum(sid)};
-        spi_run(kMarkApplied, known, nullptr, false, 0);
+    } else {
+        Owner owner = message_owner(sid, account_id, CurrentMemoryContext);
+        if (owner.known && !may_speak_for(owner, provider_account)) {
+            spi_run(kMarkEventApplied, refused, nullptr, false, 0);
+            outcome = "account_mismatch";
+        } else if (owner.known) {
+            outcome = apply_status(owner, sid, status, has_error, error_code) ? "applied" : "unchanged";
+            Datum known[1] = {text_datum(sid)};
+            spi_run(kMarkApplied, known, nullptr, false, 0);
+        }
     }
     SPI_finish();
     PG_RETURN_TEXT_P(cstring_to_text(outcome));

@@ -20,7 +20,10 @@ namespace {
 
 // The AccountSid whose token verified the callback goes along: the extension applies a status only to
 // messages of that account's numbers.
-const char *const SQL_DELIVERY_STATUS = "SELECT darkspere.record_delivery_status($1, $2, $3, $4) AS outcome";
+// From is our number that sent the message: with the AccountSid it names the tenant, so the database reads
+// one account's messages (one shard on Citus). A callback without From is still recorded (NULL).
+const char *const SQL_DELIVERY_STATUS =
+    "SELECT darkspere.record_delivery_status($1, $2, $3, $4, $5) AS outcome";
 
 const char *const TWIML_TYPE = "text/xml; charset=utf-8";
 const char *const TEXT_TYPE = "text/plain; charset=utf-8";
@@ -306,11 +309,13 @@ void TwilioRoutes::status(Request &&req, Responder respond) {
         "record_delivery_status",
         [this](const WebhookCheck &check, const std::string &, PgCallback done) {
             std::string error_code = form_value(check.params, "ErrorCode").value_or("");
+            std::string from = form_value(check.params, "From").value_or("");
             pool_.query(SQL_DELIVERY_STATUS,
                         {form_value(check.params, "AccountSid").value_or(""),
                          form_value(check.params, "MessageSid").value_or(""),
                          form_value(check.params, "MessageStatus").value_or(""),
-                         error_code.empty() ? std::nullopt : std::optional<std::string>(error_code)},
+                         error_code.empty() ? std::nullopt : std::optional<std::string>(error_code),
+                         from.empty() ? std::nullopt : std::optional<std::string>(from)},
                         std::move(done), PgPriority::interactive);
         },
         [](const PgResult &r, const WebhookCheck &check, const std::string &request_id) {

@@ -90,7 +90,23 @@ describe('status callbacks update delivery status', () => {
             'SELECT status, provider_account, applied FROM darkspere.delivery_events WHERE message_sid = $1 ORDER BY event_id', [reply.sid]);
         assert.deepEqual(events.map((e) => [e.status, e.provider_account, e.applied]), [['failed', otherSid, true]],
             'the forged callback is kept with the account it was signed for');
+        // Naming the first account's number as From does not help: that number is not one of the other
+        // AccountSid's, so the callback speaks for no tenant.
+        const forgedFrom = await signedPost({
+            target: stack.statusUrl,
+            authToken: otherToken,
+            params: { AccountSid: otherSid, From: stack.number, MessageSid: reply.sid, MessageStatus: 'undelivered', ErrorCode: '30005' },
+        });
+        assert.equal(forgedFrom.status, 200, forgedFrom.text);
+        assert.equal((await outbound(stack, reply.sid)).status, stored.status, 'the forged From changed nothing');
+        const named = await stack.db.query(
+            "SELECT account_id, applied FROM darkspere.delivery_events WHERE message_sid = $1 AND status = 'undelivered'", [reply.sid]);
+        assert.deepEqual(named.map((e) => [e.account_id, e.applied]), [[null, true]], 'recorded for no tenant, refused');
         assert.equal((await stack.api.postStatus(reply.sid, 'delivered')).answered, 200);
         assert.equal((await outbound(stack, reply.sid)).status, 'delivered');
+        // The owner's callbacks carry From: their events name the tenant.
+        const owners = await stack.db.query(
+            "SELECT count(*)::int AS n FROM darkspere.delivery_events WHERE message_sid = $1 AND provider_account = $2 AND account_id IS NOT NULL", [reply.sid, stack.sid]);
+        assert.ok(owners[0].n >= 1, 'the genuine callback names its tenant');
     });
 });

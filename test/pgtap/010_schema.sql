@@ -21,7 +21,7 @@ SELECT has_function('darkspere', 'claim_jobs', ARRAY['text', 'integer', 'interva
 SELECT has_function('darkspere', 'rotate_agent_secret', ARRAY['bigint']);
 SELECT has_function('darkspere', 'complete_job', ARRAY['bigint', 'integer', 'jsonb']);
 SELECT has_function('darkspere', 'fail_job', ARRAY['bigint', 'integer', 'text', 'boolean']);
-SELECT has_function('darkspere', 'record_delivery_status', ARRAY['text', 'text', 'text', 'integer']);
+SELECT has_function('darkspere', 'record_delivery_status', ARRAY['text', 'text', 'text', 'integer', 'text']);
 SELECT has_function('darkspere', 'rate_limit', ARRAY['text', 'text', 'integer']);
 SELECT has_function('darkspere', 'usage', ARRAY['bigint', 'date']);
 SELECT has_function('darkspere', 'sms_segments', ARRAY['text']);
@@ -84,7 +84,7 @@ SELECT ok(NOT has_function_privilege('darkspere_pgtap_nobody', f, 'EXECUTE'), 'P
                     'darkspere.get_or_create_session(bigint,text,text)', 'darkspere.history(bigint,integer)',
                     'darkspere.claim_jobs(text,integer,interval)',
                     'darkspere.claim_jobs(text,integer,interval,bigint[])', 'darkspere.complete_job(bigint,integer,jsonb)',
-                    'darkspere.fail_job(bigint,integer,text,boolean)', 'darkspere.record_delivery_status(text,text,text,integer)',
+                    'darkspere.fail_job(bigint,integer,text,boolean)', 'darkspere.record_delivery_status(text,text,text,integer,text)',
                     'darkspere.rate_limit(text,text,integer)', 'darkspere.usage(bigint,date)', 'darkspere.tick()',
                     'darkspere.requeue_dead_job(bigint)', 'darkspere.rotate_agent_secret(bigint)',
                     'darkspere.claim_jobs(text,integer,interval,bigint[],bigint[])']) f;

@@ -1,7 +1,7 @@
 -- 020_validation — every validation error of every function raises a class-22 SQLSTATE naming the argument;
 -- keyword handling (STOP / stop / " Stop " / "STOP PLEASE").
 BEGIN;
-SELECT plan(76);
+SELECT plan(77);
 
 SELECT darkspere.create_account('pgtap', 'pro', 'pgtap help') AS acct \gset
 SELECT darkspere.add_number(:acct, '+15559200001', 'ACtap');
@@ -75,6 +75,7 @@ SELECT throws_ok($$SELECT darkspere.requeue_dead_job(NULL)$$, '22004', 'job_id m
 -- delivery, limits, usage, signatures
 SELECT throws_ok($$SELECT darkspere.record_delivery_status('AC1', 'SM1', 'bounced')$$, '22023', 'invalid delivery status: "bounced"', 'record_delivery_status: unknown status');
 SELECT throws_ok($$SELECT darkspere.record_delivery_status('AC1', '', 'sent')$$, '22023', 'message_sid must not be empty', 'record_delivery_status: empty sid');
+SELECT throws_ok($$SELECT darkspere.record_delivery_status('AC1', 'SM1', 'sent', NULL, '')$$, '22023', 'from_number must not be empty', 'record_delivery_status: empty From');
 SELECT throws_ok($$SELECT darkspere.rate_limit('nope', 'x')$$, '42704', 'unknown rate limit scope: "nope"', 'rate_limit: unknown scope');
 SELECT throws_ok($$SELECT darkspere.rate_limit('ip', '')$$, '22023', 'subject must not be empty', 'rate_limit: empty subject');
 SELECT throws_ok($$SELECT darkspere.rate_limit('ip', 'x', 0)$$, '22023', 'cost must be positive: 0', 'rate_limit: zero cost');

@@ -108,6 +108,29 @@ SELECT darkspere.record_delivery_status('AC060', 'SM060-I', 'delivered') AS rele
 SELECT * FROM pg_temp.st('SM060-I');
 SELECT darkspere.add_number(:acct, '+15550600001', 'AC060');
 
+-- With From (our number that sent the message, as the worker passes it): the number and the AccountSid name the
+-- tenant first, and only that tenant's messages are read; the event keeps the tenant.
+SELECT pg_temp.send('+16660600011', 'SM060-J');
+SELECT darkspere.record_delivery_status('AC060', 'SM060-J', 'delivered', NULL, '+15550600001') AS with_from;
+SELECT * FROM pg_temp.st('SM060-J');
+SELECT status, account_id = :acct AS named_tenant, applied FROM darkspere.delivery_events WHERE message_sid = 'SM060-J';
+-- Another AccountSid naming this tenant's number as From speaks for nobody: refused, recorded without a tenant.
+SELECT darkspere.record_delivery_status('AC060other', 'SM060-J', 'failed', 30008, '+15550600001') AS forged_from;
+-- ... and naming its own number, it reaches only its own messages: this sid is none of them (pending, unapplied).
+SELECT darkspere.record_delivery_status('AC060other', 'SM060-J', 'undelivered', 30005, '+15550600002') AS own_from;
+SELECT * FROM pg_temp.st('SM060-J');
+SELECT status, account_id = :other AS other_tenant, account_id IS NULL AS no_tenant, applied
+  FROM darkspere.delivery_events WHERE message_sid = 'SM060-J' ORDER BY event_id;
+-- Early callbacks with From: this tenant's is applied when the sid is stored, the other tenant's refused.
+SELECT darkspere.record_delivery_status('AC060other', 'SM060-K', 'failed', 30008, '+15550600002') AS early_other;
+SELECT darkspere.record_delivery_status('AC060', 'SM060-K', 'sent', NULL, '+15550600001') AS early_own;
+SELECT pg_temp.send('+16660600012', 'SM060-K');
+SELECT * FROM pg_temp.st('SM060-K');
+SELECT status, applied FROM darkspere.delivery_events WHERE message_sid = 'SM060-K' ORDER BY event_id;
+-- A From that is no number at all: refused like another account's.
+SELECT darkspere.record_delivery_status('AC060', 'SM060-K', 'delivered', NULL, '+15559999999') AS unknown_from;
+SELECT * FROM pg_temp.st('SM060-K');
+
 -- Bad input.
 SELECT regress.try($$SELECT darkspere.record_delivery_status('AC060', 'SM060-A', 'bounced')$$) AS unknown_status;
 SELECT regress.try($$SELECT darkspere.record_delivery_status('AC060', 'SM060-A', 'Delivered')$$) AS status_is_case_sensitive;
@@ -117,4 +140,5 @@ SELECT regress.try($$SELECT darkspere.record_delivery_status('AC060', NULL, 'sen
 SELECT regress.try($$SELECT darkspere.record_delivery_status('AC060', '', 'sent')$$) AS empty_sid;
 SELECT regress.try($$SELECT darkspere.record_delivery_status(NULL, 'SM060-A', 'sent')$$) AS null_account;
 SELECT regress.try($$SELECT darkspere.record_delivery_status('', 'SM060-A', 'sent')$$) AS empty_account;
+SELECT regress.try($$SELECT darkspere.record_delivery_status('AC060', 'SM060-A', 'sent', NULL, '')$$) AS empty_from;
 SELECT count(*) AS events_of_bad_calls FROM darkspere.delivery_events WHERE status IN ('bounced', 'Delivered', '') OR message_sid = '' OR provider_account = '';

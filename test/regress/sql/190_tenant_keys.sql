@@ -7,7 +7,8 @@
 \set VERBOSITY terse
 
 -- Keys (primary, unique, and unique indexes) of tables with an account_id, that leave account_id out. The
--- exceptions: jobs (the queue; where it lives on Citus is measured separately, and some jobs have no tenant),
+-- exceptions: delivery_events (its account_id is the callback's From's tenant, NULL when it names none: it stays
+-- a coordinator table), jobs (the queue; where it lives on Citus is measured separately, and some jobs have no tenant),
 -- numbers (the number -> account lookup: a number belongs to one tenant across all of them), route_cursor (one
 -- row, tick()'s hint) and stripe_events (Stripe's event ids are global; the account is read from the event).
 SELECT c.relname AS table_name, i.relname AS key_name,
