@@ -2789,7 +2789,7 @@ BEGIN
     -- A table with a foreign key to a reference table cannot be distributed in parallel in this transaction.
     PERFORM pg_catalog.set_config('citus.multi_shard_modify_mode', 'sequential', true);
     -- accounts, subscriptions and account_features carry the plan-change lock trigger; Citus distributes tables
-    -- with triggers only when told (its advisory lock holds per node: docs/scaling.md).
+    -- with triggers only when told (its advisory lock is taken on the tenant's node, as a text's: docs/scaling.md).
     PERFORM pg_catalog.set_config('citus.enable_unsafe_triggers', 'on', true);
     IF shard_count IS NOT NULL THEN
         PERFORM pg_catalog.set_config('citus.shard_count', shard_count::text, true);

@@ -57,23 +57,30 @@ static Statement kNumberLookup = {
 // out of this number, whether the effective plan (held to free past a payment's grace, as
 // darkspere.effective_plan) has a hard cap (only then are quotas read), and whether the plan lock was taken
 // without waiting ($4 its class). The lock is taken by the statement that reads the plan, as the comment of
-// kPlanLockClass requires.
+// kPlanLockClass requires. On Citus the statement runs on the tenant's node (its tables are pinned to the
+// account), and so does the lock, where the plan-change trigger takes it too: on the tenant's shards of
+// subscriptions and account_features, and on every node's copy of accounts (a reference table).
+#define DS_TENANT_LOOKUP(lock)                                                             \
+    "SELECT EXISTS (SELECT 1 FROM darkspere.opt_outs o"                                    \
+    "                WHERE o.account_id = $1 AND o.service_number = $2 AND o.phone = $3)," \
+    "       p.hard_cap,"                                                                   \
+    "       " lock                                                                         \
+    "  FROM darkspere.plans p"                                                             \
+    " WHERE p.plan = " DS_EFFECTIVE_PLAN("$1")
 static Statement kTenantLookup = {
-    "SELECT EXISTS (SELECT 1 FROM darkspere.opt_outs o"
-    "                WHERE o.account_id = $1 AND o.service_number = $2 AND o.phone = $3),"
-    "       p.hard_cap,"
-    "       pg_catalog.pg_try_advisory_xact_lock_shared($4, pg_catalog.hashint8($1))"
-    "  FROM darkspere.plans p"
-    " WHERE p.plan = " DS_EFFECTIVE_PLAN("$1"),
+    DS_TENANT_LOOKUP("pg_catalog.pg_try_advisory_xact_lock_shared($4, pg_catalog.hashint8($1))"),
     4,
     {INT8OID, TEXTOID, TEXTOID, INT4OID},
     nullptr};
 
-// Waits for a plan change of the account ($2) being committed.
+// Waits for a plan change of the account being committed: the same statement with the waiting lock, so that
+// on Citus it waits on the tenant's node, where the change holds the lock (a lock statement of its own would
+// run on the coordinator, where it never conflicts, and the loop in receive() would spin until the change
+// committed). What it reads is not used: it was read before the wait.
 static Statement kPlanLockWait = {
-    "SELECT pg_catalog.pg_advisory_xact_lock_shared($1, pg_catalog.hashint8($2))",
-    2,
-    {INT4OID, INT8OID},
+    DS_TENANT_LOOKUP("pg_catalog.pg_advisory_xact_lock_shared($4, pg_catalog.hashint8($1)) IS NULL"),
+    4,
+    {INT8OID, TEXTOID, TEXTOID, INT4OID},
     nullptr};
 
 static Statement kDedupeLock = {
@@ -160,8 +167,7 @@ Outcome receive(const Inbound &in, MemoryContext caller) {
         }
         // A plan change of the account is being committed: wait for it, then look again (a new snapshot sees
         // the change, and the number's account if it moved meanwhile).
-        Datum wait_args[2] = {Int32GetDatum(kPlanLockClass), Int64GetDatum(account_id)};
-        spi_run(kPlanLockWait, wait_args, nullptr, false, 0);
+        spi_run(kPlanLockWait, tenant_args, nullptr, false, 0);
     }
     char *help_text = number.text_copy(0, 2, caller);
     char *opt_out_text = number.text_copy(0, 3, caller);
