@@ -482,13 +482,9 @@ static int64 retain_idle(Statement &old, Statement &idle, Statement &change, int
     Datum args[2] = {TimestampTzGetDatum(cutoff), Int32GetDatum(kTickBatch)};
     SpiResult candidates = spi_run(old, args, nullptr, false, 0);
     int64 changed = 0;
-    for_each_tenant(candidates, false, [&](Datum accounts, Datum ids) {
-        Datum keys[2] = {accounts, ids};
-        SpiResult unused = spi_run(idle, keys, nullptr, false, 0);
-        for_each_tenant(unused, per_tenant, [&](Datum tenant_accounts, Datum tenant_ids) {
-            Datum change_args[3] = {tenant_accounts, tenant_ids, TimestampTzGetDatum(cutoff)};
-            changed += static_cast<int64>(spi_run(change, change_args, nullptr, false, 0).rows());
-        });
+    for_each_tenant_kept(candidates, idle, per_tenant, [&](Datum accounts, Datum ids) {
+        Datum change_args[3] = {accounts, ids, TimestampTzGetDatum(cutoff)};
+        changed += static_cast<int64>(spi_run(change, change_args, nullptr, false, 0).rows());
     });
     return changed;
 }

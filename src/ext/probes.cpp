@@ -92,16 +92,12 @@ int64 schedule_probes(bool per_tenant) {
     Datum due_args[2] = {now, Int32GetDatum(kProbesPerTick)};
     SpiResult due = spi_run(kDueAgents, due_args, nullptr, false, 0);
     int64 queued = 0;
-    for_each_tenant(due, false, [&](Datum accounts, Datum agents) {
-        Datum keys[2] = {accounts, agents};
-        SpiResult free_agents = spi_run(kNoProbeInFlight, keys, nullptr, false, 0);
-        for_each_tenant(free_agents, per_tenant, [&](Datum tenant_accounts, Datum tenant_agents) {
-            Datum move[6] = {tenant_accounts, tenant_agents, now, interval, seed, unix_now};
-            SpiResult to_probe = spi_run(kMoveProbeTimes, move, nullptr, false, 0);
-            for_each_tenant(to_probe, false, [&](Datum probe_accounts, Datum probe_agents) {
-                Datum queue[3] = {probe_accounts, probe_agents, interval};
-                queued += static_cast<int64>(spi_run(kQueueProbes, queue, nullptr, false, 0).rows());
-            });
+    for_each_tenant_kept(due, kNoProbeInFlight, per_tenant, [&](Datum accounts, Datum agents) {
+        Datum move[6] = {accounts, agents, now, interval, seed, unix_now};
+        SpiResult to_probe = spi_run(kMoveProbeTimes, move, nullptr, false, 0);
+        for_each_tenant(to_probe, false, [&](Datum probe_accounts, Datum probe_agents) {
+            Datum queue[3] = {probe_accounts, probe_agents, interval};
+            queued += static_cast<int64>(spi_run(kQueueProbes, queue, nullptr, false, 0).rows());
         });
     });
     return queued;

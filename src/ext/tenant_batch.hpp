@@ -44,4 +44,17 @@ void for_each_tenant(const SpiResult &rows, bool per_tenant, Write write) {
     }
 }
 
+// for_each_tenant_kept — for_each_tenant over the rows `keep` keeps of `rows`: `keep` is a statement on jobs
+// alone ($1 accounts, $2 ids → account, id; e.g. the rows no job in flight names), run once for all of them
+// (jobs is not a tenant table, and Citus joins none with one), then write as for_each_tenant. Nothing runs
+// when `rows` is empty.
+template <typename Write>
+void for_each_tenant_kept(const SpiResult &rows, Statement &keep, bool per_tenant, Write write) {
+    for_each_tenant(rows, false, [&](Datum accounts, Datum ids) {
+        Datum keys[2] = {accounts, ids};
+        SpiResult kept = spi_run(keep, keys, nullptr, false, 0);
+        for_each_tenant(kept, per_tenant, write);
+    });
+}
+
 }  // namespace darkspere
