@@ -313,6 +313,7 @@ DECLARE
     api_limit bigint;
     api_plan text;
 BEGIN
+    PERFORM darkspere.commit_atomically();  -- on Citus: one atomic commit over the nodes it writes
     IF p_route IS NULL OR p_route NOT IN ('agents.create', 'agents.list', 'agents.get', 'agents.update',
                                           'agents.delete', 'agents.rotate_key', 'agents.heartbeat',
                                           'agents.health', 'usage', 'billing.checkout', 'billing.portal',
@@ -1108,6 +1109,7 @@ DECLARE
     rank smallint;
     sub record;
 BEGIN
+    PERFORM darkspere.commit_atomically();  -- on Citus: one atomic commit over the nodes it writes
     IF event IS NULL THEN
         RAISE EXCEPTION 'event must not be null' USING ERRCODE = 'null_value_not_allowed';
     END IF;
@@ -1307,6 +1309,7 @@ DECLARE
     p_tools jsonb := record_agent_tools.tools;
     kept jsonb;
 BEGIN
+    PERFORM darkspere.commit_atomically();  -- on Citus: one atomic commit over the nodes it writes
     IF p_agent IS NULL OR p_tools IS NULL THEN
         RAISE EXCEPTION 'agent_id and tools must not be null' USING ERRCODE = 'null_value_not_allowed';
     END IF;
@@ -1777,6 +1780,7 @@ DECLARE
     message text;
     err_type text;
 BEGIN
+    PERFORM darkspere.commit_atomically();  -- on Citus: one atomic commit over the nodes it writes
     IF p_account IS NULL OR p_route IS NULL OR request IS NULL OR stripe_status IS NULL THEN
         RAISE EXCEPTION 'account_id, route, request and stripe_status must not be null'
             USING ERRCODE = 'null_value_not_allowed';
@@ -2058,6 +2062,7 @@ DECLARE
     made int := 0;
     v_after bigint;
 BEGIN
+    PERFORM darkspere.commit_atomically();  -- on Citus: one atomic commit over the nodes it writes
     IF v_end > pg_catalog.now() THEN
         RAISE EXCEPTION 'period % has not ended yet', pg_catalog.to_char(v_period, 'YYYY-MM')
             USING ERRCODE = 'invalid_parameter_value';
@@ -2708,6 +2713,13 @@ VALUES
     (53, 'alert_evaluation', 'coordinator', 'global, evaluated by tick() on the coordinator')
 $fn$;
 
+-- commit_atomically — asks Citus, when it is loaded, for two-phase commit of the calling transaction (nothing on
+-- plain PostgreSQL). Citus does not count writes to the coordinator's own tables (jobs, stripe_events, …), and
+-- would commit a single worker node with a one-phase COMMIT before them. Every C function of the extension does
+-- it on entry (src/ext/citus_commit.hpp); the PL/pgSQL entry points that write call this first.
+CREATE FUNCTION darkspere.commit_atomically() RETURNS void
+AS 'MODULE_PATHNAME', 'darkspere_commit_atomically' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
 -- require_citus — raises unless the citus extension is in this database (for the Citus tools below).
 CREATE FUNCTION darkspere.require_citus(tool text) RETURNS void LANGUAGE plpgsql AS $fn$
 BEGIN
@@ -2937,6 +2949,7 @@ ALTER FUNCTION darkspere.plan_change_lock() SET search_path = pg_catalog, pg_tem
 -- The Citus tools (issue #16): for the extension's owner, run by hand; pinned search_path.
 ALTER FUNCTION darkspere.citus_layout() SET search_path = pg_catalog, pg_temp;
 ALTER FUNCTION darkspere.require_citus(text) SET search_path = pg_catalog, pg_temp;
+-- commit_atomically: called by SECURITY DEFINER functions (as the owner); no grants.
 ALTER FUNCTION darkspere.use_node_id_range() SET search_path = pg_catalog, pg_temp;
 ALTER FUNCTION darkspere.distribute(int) SET search_path = pg_catalog, pg_temp;
 -- sms_segments, twilio_signature, twilio_signature_valid and stripe_signature_valid touch no table: they stay

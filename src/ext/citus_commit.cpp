@@ -1,6 +1,7 @@
 // src/ext/citus_commit.cpp — finds Citus's two-phase-commit switch (see citus_commit.hpp).
 #include "ext/citus_commit.hpp"
 
+#include "ext/errors.hpp"
 #include "ext/pg.hpp"
 
 extern "C" {
@@ -15,8 +16,10 @@ bool citus_commit_resolved = false;
 void resolve_citus_commit() {
     citus_commit_resolved = true;
     // Only a Citus already loaded (shared_preload_libraries) is asked: loading it here would fail, and
-    // without it no transaction has a remote part.
-    if (GetConfigOption("citus.shard_count", true, false) == nullptr) {
+    // without it no transaction has a remote part. A loaded Citus has defined its settings; a placeholder
+    // someone SET without it does not count.
+    int flags = GetConfigOptionFlags("citus.shard_count", true);
+    if (flags == 0 || (flags & GUC_CUSTOM_PLACEHOLDER) != 0) {
         return;
     }
     void *found = reinterpret_cast<void *>(
@@ -32,3 +35,9 @@ void resolve_citus_commit() {
 }
 
 }  // namespace darkspere
+
+// darkspere_commit_atomically — darkspere.commit_atomically(), for the PL/pgSQL entry points that write:
+// DARKSPERE_FUNCTION asks Citus for two-phase commit before the (empty) body runs.
+DARKSPERE_FUNCTION(darkspere_commit_atomically) {
+    PG_RETURN_VOID();
+}
