@@ -18,8 +18,8 @@ void resolve_citus_commit() {
     // Only a Citus already loaded (shared_preload_libraries) is asked: loading it here would fail, and
     // without it no transaction has a remote part. A loaded Citus has defined its settings; a placeholder
     // someone SET without it does not count.
-    int flags = GetConfigOptionFlags("citus.shard_count", true);
-    if (flags == 0 || (flags & GUC_CUSTOM_PLACEHOLDER) != 0) {
+    if (GetConfigOption("citus.shard_count", true, false) == nullptr ||
+        (GetConfigOptionFlags("citus.shard_count", true) & GUC_CUSTOM_PLACEHOLDER) != 0) {
         return;
     }
     void *found = reinterpret_cast<void *>(

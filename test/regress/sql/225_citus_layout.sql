@@ -4,6 +4,13 @@
 -- it references (Citus places a referenced table first). Without Citus, the tools refuse with a clear error.
 \set VERBOSITY terse
 
+-- On plain PostgreSQL asking for two-phase commit does nothing, even when a setting named like Citus's exists as a
+-- placeholder (set without Citus loaded): the library looks for Citus's switch only in a loaded Citus. This is
+-- this session's first call of a C function, where the library looks once.
+SET citus.shard_count = 4;
+SELECT regress.try($$SELECT darkspere.commit_atomically()$$) AS placeholder_setting;
+RESET citus.shard_count;
+
 -- Tables of the schema that the layout does not name, and names of the layout that are no table: none.
 SELECT c.relname AS unplaced
   FROM pg_class c
