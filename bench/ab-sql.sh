@@ -31,9 +31,15 @@ if [[ -n ${A_LIB:-}${B_LIB:-} ]]; then
     [[ -f ${A_LIB:-} && -f ${B_LIB:-} ]] || { echo "A_LIB and B_LIB must both name a darkspere.so" >&2; exit 2; }
     cp "$installed_lib" "$work/installed.so"
 fi
+# put_lib FILE — installs FILE as the library by renaming a copy over it: a new file, so that a server already
+# running from the old one (another cluster on this machine, a test suite) keeps its mapping. Copying over the
+# file in place changes the code under its backends, which crash.
+put_lib() {
+    cp "$1" "$installed_lib.ab.$$" && mv -f "$installed_lib.ab.$$" "$installed_lib"
+}
 cleanup() {
     "$repo/scripts/pgcluster" stop "$work/pg" >/dev/null 2>&1 || true
-    [[ -f $work/installed.so ]] && cp "$work/installed.so" "$installed_lib"
+    [[ -f $work/installed.so ]] && put_lib "$work/installed.so"
     rm -rf "$work"
 }
 trap cleanup EXIT
@@ -50,7 +56,7 @@ run() { # variant round
     case $1 in
     tpcb) out=$(pgbench -c "$CLIENTS" -j "$CLIENTS" -T "$DURATION" --log --log-prefix="$work/log" 2>&1) ;;
     *)
-        if [[ -n ${A_LIB:-} ]]; then cp "$([[ $1 == A ]] && echo "$A_LIB" || echo "$B_LIB")" "$installed_lib"; fi
+        if [[ -n ${A_LIB:-} ]]; then put_lib "$([[ $1 == A ]] && echo "$A_LIB" || echo "$B_LIB")"; fi
         psql -qX -v ON_ERROR_STOP=1 -f "$([[ $1 == A ]] && echo "$a_sql" || echo "$b_sql")" >/dev/null
         out=$(pgbench -n -c "$CLIENTS" -j "$CLIENTS" -T "$DURATION" --log --log-prefix="$work/log" \
             -f "$here/receive_sms/spread.sql" 2>&1)
