@@ -7,41 +7,38 @@
 
 namespace darkspere {
 
+// `received` for one inbound text: $1 account, $2 request id (NULL: keyed by the message, "msg-<id>"),
+// $3 message (NULL: not stored), $4 disposition, $5 segments (NULL: not counted, -1 in C). A
+// statement of its own, not part of the message's INSERT: Citus turns the rows of a data-modifying CTE into
+// an intermediate result sent to every node, which made each text a transaction over all of them.
 static Statement kTraceReceived = {
     "INSERT INTO darkspere.trace_events (account_id, request_id, step, detail)"
-    " VALUES ($1, $2, 'received', pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object("
-    "         'disposition', $4::text, 'message_id', $3::bigint)))",
-    4,
-    {INT8OID, TEXTOID, INT8OID, TEXTOID},
+    " VALUES ($1, COALESCE($2, 'msg-' || $3::bigint), 'received',"
+    "         pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object("
+    "             'disposition', $4::text, 'message_id', $3::bigint, 'segments', $5::int)))",
+    5,
+    {INT8OID, TEXTOID, INT8OID, TEXTOID, INT4OID},
     nullptr};
+
+static void trace_received_row(int64 account_id, const char *request_id, int64 message_id,
+                               const char *disposition, int32 segments) {
+    Datum args[5] = {Int64GetDatum(account_id), request_id != nullptr ? text_datum(request_id) : (Datum)0,
+                     Int64GetDatum(message_id), text_datum(disposition), Int32GetDatum(segments)};
+    char nulls[5] = {' ', null_flag(request_id == nullptr), null_flag(message_id == 0), ' ',
+                     null_flag(segments < 0)};
+    spi_run(kTraceReceived, args, nulls, false, 0);
+}
 
 void trace_received(int64 account_id, const char *request_id, int64 message_id, const char *disposition) {
     if (request_id == nullptr || account_id == 0) {
         return;
     }
-    Datum args[4] = {Int64GetDatum(account_id), text_datum(request_id), Int64GetDatum(message_id),
-                     text_datum(disposition)};
-    char nulls[4] = {' ', ' ', null_flag(message_id == 0), ' '};
-    spi_run(kTraceReceived, args, nulls, false, 0);
+    trace_received_row(account_id, request_id, message_id, disposition, -1);
 }
-
-// $1 account, $2 request id (NULL: keyed by the message), $3 message, $4 disposition, $5 segments. Its own
-// statement, not part of the message's INSERT: Citus turns the rows of a data-modifying CTE into an
-// intermediate result sent to every node, which made each text a transaction over all of them.
-static Statement kTraceStored = {
-    "INSERT INTO darkspere.trace_events (account_id, request_id, step, detail)"
-    " VALUES ($1, COALESCE($2, 'msg-' || $3::bigint), 'received', pg_catalog.jsonb_build_object("
-    "         'disposition', $4::text, 'message_id', $3::bigint, 'segments', $5::int))",
-    5,
-    {INT8OID, TEXTOID, INT8OID, TEXTOID, INT4OID},
-    nullptr};
 
 void trace_stored(int64 account_id, const char *request_id, int64 message_id, const char *disposition,
                   int32 segments) {
-    Datum args[5] = {Int64GetDatum(account_id), request_id != nullptr ? text_datum(request_id) : (Datum)0,
-                     Int64GetDatum(message_id), text_datum(disposition), Int32GetDatum(segments)};
-    char nulls[5] = {' ', null_flag(request_id == nullptr), ' ', ' ', ' '};
-    spi_run(kTraceStored, args, nulls, false, 0);
+    trace_received_row(account_id, request_id, message_id, disposition, segments);
 }
 
 // The request id a message's trace rows are keyed by; no row when the message is gone.
