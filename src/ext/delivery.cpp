@@ -59,10 +59,9 @@ static Statement kSenderAccount = {
     nullptr};
 
 // Who may speak for the outbound message with this sid: its service number, still the account's, and that
-// number's AccountSid (NULL: a number registered without one, which any configured account may speak for
-// until provider_account is required). No row: no outbound message has this sid yet.
-// Its owner is read in two statements, the message's (pinned to the account when it is known: kOwnerIn) and
-// its number's: on Citus an outer join from a tenant table to a reference table is not sent to one shard.
+// number's AccountSid. No row: no outbound message has this sid yet (in the callback's account: kOwnerIn).
+// Read in two statements, the message's and its number's: on Citus an outer join from a tenant table to a
+// reference table is not sent to one shard.
 static Statement kOwner = {
     "SELECT m.service_number, m.account_id FROM darkspere.messages m"
     " WHERE m.message_sid = $1 AND m.direction = 'out'",
@@ -84,11 +83,11 @@ static Statement kNumberHolder = {
 static Statement kMarkEventApplied = {
     "UPDATE darkspere.delivery_events SET applied = true WHERE event_id = $1", 1, {INT8OID}, nullptr};
 
-// Applies one status if it moves the message forward. `read` (rank 4) only after `delivered`. The change is
-// traced as `delivery_status` (trace.hpp) by kTraceApplied.
-// $5 the message's account (known once its owner was read), $6 the time: one shard's UPDATE on Citus, which
-// takes no function of the clock in a distributed UPDATE, nor a non-immutable one in RETURNING (so the trace
-// request, DS_TRACE_REQUEST, is put together here from its parts). Then the change is traced (kTraceApplied).
+// Applies one status if it moves the message forward. `read` (rank 4) only after `delivered`. $5 the
+// message's account (known once its owner was read), $6 the time: one shard's UPDATE on Citus, which takes no
+// function of the clock in a distributed UPDATE, nor a non-immutable one in RETURNING, so the parts of the
+// trace request (DS_TRACE_REQUEST) are returned and kTraceApplied puts them together when it traces the
+// change as `delivery_status` (trace.hpp).
 static Statement kApply = {
     "UPDATE darkspere.messages m SET status = $2, delivery_rank = $3, error_code = COALESCE($4, m.error_code),"
     "       updated_at = $6"
@@ -99,12 +98,14 @@ static Statement kApply = {
     {TEXTOID, TEXTOID, INT2OID, INT4OID, INT8OID, TIMESTAMPTZOID},
     nullptr};
 
+// $2 the message's request id (NULL: keyed by $8, its inbound message, "msg-<id>").
 static Statement kTraceApplied = {
     "INSERT INTO darkspere.trace_events (account_id, request_id, step, agent_id, detail)"
-    " VALUES ($1, $2, 'delivery_status', $3, pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object("
-    "         'status', $4::text, 'error_code', $5::int, 'sid', $6::text, 'message_id', $7::bigint)))",
-    7,
-    {INT8OID, TEXTOID, INT8OID, TEXTOID, INT4OID, TEXTOID, INT8OID},
+    " VALUES ($1, COALESCE($2, 'msg-' || $8::bigint), 'delivery_status', $3,"
+    "         pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object("
+    "             'status', $4::text, 'error_code', $5::int, 'sid', $6::text, 'message_id', $7::bigint)))",
+    8,
+    {INT8OID, TEXTOID, INT8OID, TEXTOID, INT4OID, TEXTOID, INT8OID, INT8OID},
     nullptr};
 
 static Statement kMarkApplied = {
@@ -124,7 +125,7 @@ struct Owner {
     bool known;              // an outbound message has this sid (in the callback's account, when known)
     int64 account_id;        // the message's account
     bool number_held;        // its service number still belongs to its account
-    char *provider_account;  // that number's AccountSid; nullptr when registered without one
+    char *provider_account;  // that number's AccountSid (NOT NULL since 0.2.0); nullptr when not held
 };
 
 // apply_status — true when the status moved the owner's message forward; traces the change.
@@ -139,19 +140,13 @@ static bool apply_status(const Owner &owner, const char *sid, const char *status
     char nulls[6] = {' ', ' ', ' ', null_flag(!has_error), ' ', ' '};
     SpiResult applied = spi_run(kApply, args, nulls, false, 0);
     for (uint64 r = 0; r < applied.rows(); r++) {
-        char *request_id = applied.text_copy(r, 2, CurrentMemoryContext);
-        if (request_id == nullptr) {
-            request_id = psprintf("msg-" INT64_FORMAT, applied.get_int64(r, 4));
-        }
-        Datum trace[7] = {Int64GetDatum(owner.account_id),
-                          text_datum(request_id),
-                          Int64GetDatum(applied.get_int64(r, 3)),
-                          text_datum(status),
-                          Int32GetDatum(error_code),
-                          text_datum(sid),
-                          Int64GetDatum(applied.get_int64(r, 1))};
-        char trace_nulls[7] = {' ', ' ', null_flag(applied.is_null(r, 3)), ' ', null_flag(!has_error),
-                               ' ', ' '};
+        bool no_request = false, no_agent = false, unused = false;
+        Datum trace[8] = {Int64GetDatum(owner.account_id),    applied.get_datum(r, 2, &no_request),
+                          applied.get_datum(r, 3, &no_agent), text_datum(status),
+                          Int32GetDatum(error_code),          text_datum(sid),
+                          applied.get_datum(r, 1, &unused),   applied.get_datum(r, 4, &unused)};
+        char trace_nulls[8] = {
+            ' ', null_flag(no_request), null_flag(no_agent), ' ', null_flag(!has_error), ' ', ' ', ' '};
         spi_run(kTraceApplied, trace, trace_nulls, false, 0);
     }
     return applied.rows() > 0;
@@ -181,8 +176,7 @@ static bool may_speak_for(const Owner &owner, const char *provider_account) {
     if (provider_account == nullptr) {
         return true;
     }
-    return owner.number_held &&
-           (owner.provider_account == nullptr || strcmp(owner.provider_account, provider_account) == 0);
+    return owner.number_held && strcmp(owner.provider_account, provider_account) == 0;
 }
 
 void apply_pending_delivery_events(const char *message_sid, int64 account_id) {
