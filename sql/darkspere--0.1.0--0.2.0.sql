@@ -1272,6 +1272,7 @@ ALTER TABLE darkspere.numbers ADD COLUMN agent_tag text
 CREATE FUNCTION darkspere.set_number_agent_tag(number text, agent_tag text)
 RETURNS void LANGUAGE plpgsql VOLATILE AS $fn$
 BEGIN
+    PERFORM darkspere.commit_atomically();  -- on Citus: one atomic commit over the nodes it writes
     IF number IS NULL THEN
         RAISE EXCEPTION 'number must not be null' USING ERRCODE = 'null_value_not_allowed';
     END IF;
@@ -2394,6 +2395,7 @@ SELECT pg_catalog.pg_extension_config_dump('darkspere.signature_failures', '');
 CREATE FUNCTION darkspere.report_signature_failures(sources inet[], counts int[])
 RETURNS void LANGUAGE plpgsql AS $fn$
 BEGIN
+    PERFORM darkspere.commit_atomically();  -- on Citus: one atomic commit over the nodes it writes
     IF sources IS NULL OR counts IS NULL OR pg_catalog.cardinality(sources) <> pg_catalog.cardinality(counts) THEN
         RAISE EXCEPTION USING ERRCODE = '22023',
             MESSAGE = pg_catalog.format('sources and counts must be arrays of one length: %s and %s',
@@ -2566,6 +2568,7 @@ RETURNS darkspere.alerts LANGUAGE plpgsql AS $fn$
 DECLARE
     al darkspere.alerts;
 BEGIN
+    PERFORM darkspere.commit_atomically();  -- on Citus: one atomic commit over the nodes it writes
     IF acknowledge_alert.by IS NULL OR pg_catalog.btrim(acknowledge_alert.by) = '' THEN
         RAISE EXCEPTION USING ERRCODE = '22004', MESSAGE = 'by must name who acknowledges, not be null or empty';
     END IF;
@@ -2716,7 +2719,8 @@ $fn$;
 -- commit_atomically — asks Citus, when it is loaded, for two-phase commit of the calling transaction (nothing on
 -- plain PostgreSQL). Citus does not count writes to the coordinator's own tables (jobs, stripe_events, …), and
 -- would commit a single worker node with a one-phase COMMIT before them. Every C function of the extension does
--- it on entry (src/ext/citus_commit.hpp); the PL/pgSQL entry points that write call this first.
+-- it on entry (src/ext/citus_commit.hpp); every SECURITY DEFINER PL/pgSQL function that writes calls this first
+-- (test/regress/sql/225_citus_layout.sql lists any that does not).
 CREATE FUNCTION darkspere.commit_atomically() RETURNS void
 AS 'MODULE_PATHNAME', 'darkspere_commit_atomically' LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
@@ -2813,17 +2817,16 @@ BEGIN
             action := 'stays on the coordinator';
         ELSIF EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition WHERE logicalrelid = rel) THEN
             action := 'already placed';
-        ELSIF t.placement = 'reference' THEN
-            PERFORM pg_catalog.create_reference_table(rel);
-            action := 'reference table';
-        ELSIF t.table_name = 'agents' THEN
-            PERFORM pg_catalog.create_distributed_table(rel, 'account_id');
-            action := 'distributed by account_id';
         ELSE
-            PERFORM pg_catalog.create_distributed_table(rel, 'account_id', colocate_with => 'darkspere.agents');
-            action := 'distributed by account_id, colocated with agents';
-        END IF;
-        IF action NOT IN ('stays on the coordinator', 'already placed') THEN
+            IF t.placement = 'reference' THEN
+                PERFORM pg_catalog.create_reference_table(rel);
+                action := 'reference table';
+            ELSE
+                -- agents starts the colocation group every other tenant table joins.
+                PERFORM pg_catalog.create_distributed_table(rel, 'account_id', colocate_with =>
+                    CASE WHEN t.table_name = 'agents' THEN 'default' ELSE 'darkspere.agents' END);
+                action := 'distributed by account_id, colocated with agents';
+            END IF;
             placed := placed || rel;
         END IF;
         RETURN NEXT;

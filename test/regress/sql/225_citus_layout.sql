@@ -10,6 +10,15 @@
 SET citus.shard_count = 4;
 SELECT regress.try($$SELECT darkspere.commit_atomically()$$) AS placeholder_setting;
 RESET citus.shard_count;
+-- The C entry points ask on entry (DARKSPERE_FUNCTION); a PL/pgSQL entry point (SECURITY DEFINER) that writes
+-- must call darkspere.commit_atomically() itself. Those that do not: none. (The building blocks without
+-- SECURITY DEFINER run inside an entry point, which has asked.)
+SELECT p.proname AS writes_without_asking
+  FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang
+ WHERE p.pronamespace = 'darkspere'::regnamespace AND l.lanname = 'plpgsql' AND p.prosecdef
+   AND p.prosrc ~* '\m(INSERT\s+INTO|UPDATE\s+darkspere|DELETE\s+FROM)'
+   AND p.prosrc !~ 'darkspere\.commit_atomically\(\)'
+ ORDER BY 1;
 
 -- Tables of the schema that the layout does not name, and names of the layout that are no table: none.
 SELECT c.relname AS unplaced
