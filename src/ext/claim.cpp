@@ -5,6 +5,7 @@
 // ordering_key (one session's agent calls, one phone's replies) run one at a time in job_id order.
 #include "ext/agent_secrets.hpp"
 #include "ext/errors.hpp"
+#include "ext/jsonb_fields.hpp"
 #include "ext/probes.hpp"
 #include "ext/queue.hpp"
 #include "ext/routing.hpp"
@@ -43,22 +44,22 @@ static Statement kClaim = {
 
 // The claim's trace rows, one per claimed agent call or send, in job order: `agent_call_started` (latency:
 // the queue wait since the job became available) and `sms_send_started`. The claimed jobs come as arrays
-// (job, attempt, kind, message, agent, account, wait) and each message is read by its account, so that on
-// Citus every row is found on its tenant's shard.
+// (job, attempt, kind, message, agent, account, wait, trace request id): no tenant table is read, so on Citus
+// each row goes to its tenant's shard and no other shard is touched (a join with `messages` here read every
+// shard of it on every claim).
 static Statement kClaimTrace = {
     "INSERT INTO darkspere.trace_events (account_id, request_id, step, agent_id, latency_ms, detail)"
-    " SELECT m.account_id, " DS_TRACE_REQUEST
-    ", c.kind || '_started',"
+    " SELECT c.account_id, c.request_id, c.kind || '_started',"
     "        CASE WHEN c.kind = 'agent_call' THEN c.agent_id END, CASE WHEN c.kind = 'agent_call' THEN c.wait_ms END,"
-    "        pg_catalog.jsonb_build_object('job_id', c.job_id, 'attempt', c.attempt, 'message_id', m.message_id,"
-    "            'worker', $8)"
-    "   FROM unnest($1::bigint[], $2::int[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[], $7::int[])"
-    "        AS c(job_id, attempt, kind, message_id, agent_id, account_id, wait_ms)"
-    "   JOIN darkspere.messages m ON m.message_id = c.message_id AND m.account_id = c.account_id"
+    "        pg_catalog.jsonb_build_object('job_id', c.job_id, 'attempt', c.attempt, 'message_id', c.message_id,"
+    "            'worker', $9)"
+    "   FROM unnest($1::bigint[], $2::int[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[], $7::int[],"
+    "               $8::text[])"
+    "        AS c(job_id, attempt, kind, message_id, agent_id, account_id, wait_ms, request_id)"
     "  ORDER BY c.job_id",
-    8,
+    9,
     {INT8ARRAYOID, INT4ARRAYOID, TEXTARRAYOID, INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID, INT4ARRAYOID,
-     TEXTOID},
+     TEXTARRAYOID, TEXTOID},
     nullptr};
 
 // The agent_call payload, built at claim time so that a turn queued behind another turn of the same session
@@ -135,10 +136,27 @@ static void finish_unsent(int64 job_id, int64 account_id, int64 message_id, cons
     }
 }
 
-// trace_claimed — kClaimTrace for the agent calls and sends among the claimed jobs (rows of kClaim).
+// payload_request — the trace request id a claimed job's stored payload carries (agent calls and sends keep
+// it there, enqueue.cpp); for a job queued by an older version without it, the message's (DS_TRACE_REQUEST,
+// read by account: one shard). nullptr when the message is gone.
+static const char *payload_request(const SpiResult &claimed, uint64 r) {
+    bool isnull;
+    Datum payload = claimed.get_datum(r, 4, &isnull);
+    if (!isnull) {
+        if (char *request_id = jsonb_text(jsonb_key(DatumGetJsonbP(payload), "request_id"))) {
+            return request_id;
+        }
+    }
+    return trace_request(claimed.get_int64(r, 7), claimed.get_int64(r, 5));
+}
+
+// trace_claimed — kClaimTrace for the agent calls and sends among the claimed jobs (rows of kClaim). It runs
+// before the payloads are built: on Citus its write must be the first command the claim sends to a tenant's
+// node. Citus commits a node whose connection first served a read and then only a COPY with a one-phase
+// COMMIT even when two-phase commit was asked for (test/citus/run checks every node written is prepared).
 static void trace_claimed(const SpiResult &claimed, Datum worker) {
     uint64 rows = claimed.rows();
-    Datum *cols[7];
+    Datum *cols[8];
     for (auto &col : cols) {
         col = static_cast<Datum *>(palloc(sizeof(Datum) * (rows + 1)));
     }
@@ -150,6 +168,10 @@ static void trace_claimed(const SpiResult &claimed, Datum worker) {
         if (strcmp(kind_name, "agent_call") != 0 && strcmp(kind_name, "sms_send") != 0) {
             continue;
         }
+        const char *request_id = payload_request(claimed, r);
+        if (request_id == nullptr) {
+            continue;  // the message is gone: its job is finished unsent, untraced
+        }
         cols[0][n] = Int64GetDatum(claimed.get_int64(r, 1));
         cols[1][n] = Int32GetDatum(claimed.get_int32(r, 2));
         cols[2][n] = kind;
@@ -157,20 +179,24 @@ static void trace_claimed(const SpiResult &claimed, Datum worker) {
         cols[4][n] = Int64GetDatum(claimed.get_int64(r, 6));
         cols[5][n] = Int64GetDatum(claimed.get_int64(r, 7));
         cols[6][n] = Int32GetDatum(claimed.get_int32(r, 8));
+        cols[7][n] = text_datum(request_id);
         n++;
     }
     if (n == 0) {
         return;
     }
-    Datum args[8] = {
-        PointerGetDatum(construct_array(cols[0], n, INT8OID, sizeof(int64), true, TYPALIGN_DOUBLE)),
-        PointerGetDatum(construct_array(cols[1], n, INT4OID, sizeof(int32), true, TYPALIGN_INT)),
-        PointerGetDatum(construct_array(cols[2], n, TEXTOID, -1, false, TYPALIGN_INT)),
-        PointerGetDatum(construct_array(cols[3], n, INT8OID, sizeof(int64), true, TYPALIGN_DOUBLE)),
-        PointerGetDatum(construct_array(cols[4], n, INT8OID, sizeof(int64), true, TYPALIGN_DOUBLE)),
-        PointerGetDatum(construct_array(cols[5], n, INT8OID, sizeof(int64), true, TYPALIGN_DOUBLE)),
-        PointerGetDatum(construct_array(cols[6], n, INT4OID, sizeof(int32), true, TYPALIGN_INT)),
-        worker};
+    auto array = [n](Datum *values, Oid type, int len, bool byval, char align) {
+        return PointerGetDatum(construct_array(values, n, type, len, byval, align));
+    };
+    Datum args[9] = {array(cols[0], INT8OID, sizeof(int64), true, TYPALIGN_DOUBLE),
+                     array(cols[1], INT4OID, sizeof(int32), true, TYPALIGN_INT),
+                     array(cols[2], TEXTOID, -1, false, TYPALIGN_INT),
+                     array(cols[3], INT8OID, sizeof(int64), true, TYPALIGN_DOUBLE),
+                     array(cols[4], INT8OID, sizeof(int64), true, TYPALIGN_DOUBLE),
+                     array(cols[5], INT8OID, sizeof(int64), true, TYPALIGN_DOUBLE),
+                     array(cols[6], INT4OID, sizeof(int32), true, TYPALIGN_INT),
+                     array(cols[7], TEXTOID, -1, false, TYPALIGN_INT),
+                     worker};
     spi_run(kClaimTrace, args, nullptr, false, 0);
 }
 

@@ -26,20 +26,25 @@ namespace darkspere {
     " THEN -1 ELSE 0 END"
 
 // $6 hand-off worker, $7 hand-off lease: with a worker, a call that may run now (no earlier call of the
-// session pending or running) is stored already leased to it as attempt 1.
+// session pending or running) is stored already leased to it as attempt 1. The payload keeps only the turn's
+// trace request id ($8, else the message's: DS_TRACE_REQUEST): the claim traces the call under it without
+// reading the message (on Citus that read would come before the trace's write on the tenant's node, and Citus
+// then commits the node's write in one phase; docs/scaling.md). The rest of the payload is built at claim
+// time.
 static Statement kInsertAgentCall = {
     "INSERT INTO darkspere.jobs (account_id, kind, max_attempts, idempotency_key, ordering_key, session_id,"
     "                            message_id, agent_id, tried_agents, state, attempt, claimed_by, lease_until,"
-    "                            priority)"
+    "                            priority, payload)"
     " SELECT $1, 'agent_call', $5, 'agent_call:' || $3, 'session:' || $2, $2, $3, $4, ARRAY[$4],"
     "        CASE WHEN h.now THEN 'running' ELSE 'pending' END, CASE WHEN h.now THEN 1 ELSE 0 END,"
     "        CASE WHEN h.now THEN $6 END, CASE WHEN h.now THEN pg_catalog.clock_timestamp() + $7 END, " DS_PRIORITY_OF_ACCOUNT
+    ",       pg_catalog.jsonb_build_object('request_id', COALESCE($8::text, 'msg-' || $3::text))"
     "   FROM (SELECT $6::text IS NOT NULL"
     "                AND NOT EXISTS (SELECT 1 FROM darkspere.jobs o WHERE o.ordering_key = 'session:' || $2"
     "                                   AND o.state IN ('pending', 'running')) AS now) h"
     " RETURNING job_id, state = 'running' AS running, attempt",
-    7,
-    {INT8OID, INT8OID, INT8OID, INT8OID, INT4OID, TEXTOID, INTERVALOID},
+    8,
+    {INT8OID, INT8OID, INT8OID, INT8OID, INT4OID, TEXTOID, INTERVALOID, TEXTOID},
     nullptr};
 
 // The turn's trace, in one row: `received` (routed at once by receive_sms: $5 the segments) or `queued`
@@ -84,8 +89,8 @@ static Statement kMarkRouted = {
 // needs. With a hand-off worker, a job that may run now (not held by the rate limit, no earlier send to the
 // same phone pending or running) is stored already leased to that worker as attempt 1; otherwise it waits
 // for a claim.
-// The same statement traces `reply_stored` (`fallback_stored` when no agent wrote it) and, handed off,
-// `sms_send_started`.
+// The reply's trace rows are a statement of their own (kTraceReply): as a CTE here, Citus would copy their
+// rows to every node. This statement reaches the tenant's node (the message) and the coordinator's `jobs`.
 static Statement kInsertReply = {
     "WITH m AS ("
     "  INSERT INTO darkspere.messages (account_id, session_id, direction, service_number, phone, body,"
@@ -107,48 +112,59 @@ static Statement kInsertReply = {
     "        pg_catalog.jsonb_build_object('message_id', m.message_id, 'account_id', $1,"
     "            'provider_account',"
     "                (SELECT n.provider_account FROM darkspere.numbers n WHERE n.number = $3),"
-    "            'from', $3, 'to', $4, 'body', $5, 'request_id', $11),"
+    "            'from', $3, 'to', $4, 'body', $5, 'request_id', " DS_TRACE_REQUEST
+    "),"
     "        CASE WHEN h.now THEN 'running' ELSE 'pending' END, CASE WHEN h.now THEN 1 ELSE 0 END,"
     "        CASE WHEN h.now THEN $14 END,"
     "        CASE WHEN h.now THEN pg_catalog.clock_timestamp() + $15 END, " DS_PRIORITY_OF_ACCOUNT
     "   FROM m, h WHERE $6 = 'pending'"
-    " RETURNING job_id, state = 'running' AS running, attempt, payload),"
-    " t AS ("
-    "  INSERT INTO darkspere.trace_events (account_id, request_id, step, agent_id, detail)"
-    "  SELECT $1, " DS_TRACE_REQUEST
-    ", s.step, $9, s.detail"
-    "    FROM m LEFT JOIN j ON true CROSS JOIN LATERAL (VALUES"
-    "      (1, CASE WHEN $9 IS NULL THEN 'fallback_stored' ELSE 'reply_stored' END,"
-    "          pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object('message_id', m.message_id,"
-    "              'status', $6, 'segments', $8, 'job_id', j.job_id,"
-    "              'truncated_from_bytes', $16, 'held_until', $13))),"
-    "      (2, 'sms_send_started', pg_catalog.jsonb_build_object('job_id', j.job_id, 'attempt', j.attempt,"
-    "          'message_id', m.message_id, 'worker', $14, 'handoff', true))) s(ord, step, detail)"
-    "   WHERE s.ord = 1 OR j.running ORDER BY s.ord)"
-    " SELECT job_id, running, attempt, payload FROM j",
+    " RETURNING job_id, state = 'running' AS running, attempt, payload)"
+    " SELECT j.job_id, j.running, j.attempt, j.payload, m.message_id, " DS_TRACE_REQUEST
+    "   FROM m LEFT JOIN j ON true",
     16,
     {INT8OID, INT8OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT4OID, INT8OID, INT8OID, TEXTOID,
      INT4OID, TIMESTAMPTZOID, TEXTOID, INTERVALOID, INT8OID},
+    nullptr};
+
+// A stored reply's trace: `reply_stored` (`fallback_stored` when no agent wrote it) and, handed off,
+// `sms_send_started`. $1 account, $2 trace request id, $3 agent, $4 message, $5 status, $6 segments, $7 job,
+// $8 truncated from bytes, $9 held until, $10 attempt, $11 hand-off worker (NULL: not handed off).
+static Statement kTraceReply = {
+    "INSERT INTO darkspere.trace_events (account_id, request_id, step, agent_id, detail)"
+    " SELECT $1, $2, s.step, $3, s.detail"
+    "   FROM (VALUES"
+    "      (1, CASE WHEN $3::bigint IS NULL THEN 'fallback_stored' ELSE 'reply_stored' END,"
+    "          pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object('message_id', $4::bigint,"
+    "              'status', $5::text, 'segments', $6::int, 'job_id', $7::bigint,"
+    "              'truncated_from_bytes', $8::bigint, 'held_until', $9::timestamptz))),"
+    "      (2, 'sms_send_started', pg_catalog.jsonb_build_object('job_id', $7::bigint, 'attempt', $10::int,"
+    "          'message_id', $4::bigint, 'worker', $11::text, 'handoff', true))) s(ord, step, detail)"
+    "  WHERE s.ord = 1 OR $11::text IS NOT NULL ORDER BY s.ord",
+    11,
+    {INT8OID, TEXTOID, INT8OID, INT8OID, TEXTOID, INT4OID, INT8OID, INT8OID, TIMESTAMPTZOID, INT4OID,
+     TEXTOID},
     nullptr};
 
 int64 enqueue_agent_call(int64 account_id, int64 session_id, int64 message_id, int64 agent_id,
                          const ReceivedTurn *received) {
     Datum worker = (Datum)0, lease = (Datum)0;
     bool handoff = handoff_lease(agent_id, &worker, &lease);
-    Datum args[7] = {Int64GetDatum(account_id),
+    const char *request_id =
+        received != nullptr ? received->request_id : trace_request(account_id, message_id);
+    Datum args[8] = {Int64GetDatum(account_id),
                      Int64GetDatum(session_id),
                      Int64GetDatum(message_id),
                      Int64GetDatum(agent_id),
                      Int32GetDatum(agent_call_max_attempts),
                      worker,
-                     lease};
-    char nulls[7] = {' ', ' ', ' ', ' ', ' ', null_flag(!handoff), null_flag(!handoff)};
+                     lease,
+                     request_id != nullptr ? text_datum(request_id) : (Datum)0};
+    char nulls[8] = {
+        ' ', ' ', ' ', ' ', ' ', null_flag(!handoff), null_flag(!handoff), null_flag(request_id == nullptr)};
     SpiResult job = spi_run(kInsertAgentCall, args, nulls, false, 1);
     bool handed = job.get_bool(0, 2);
     int64 job_id = job.get_int64(0, 1);
     int32 attempt = job.get_int32(0, 3);
-    const char *request_id =
-        received != nullptr ? received->request_id : trace_request(account_id, message_id);
     if (request_id != nullptr) {
         Datum trace[9] = {Int64GetDatum(account_id),
                           text_datum(request_id),
@@ -247,14 +263,40 @@ void enqueue_reply(int64 account_id, int64 session_id, int64 reply_to, const cha
                           null_flag(!handoff),
                           null_flag(!handoff),
                           null_flag(!cut_here)};
-        SpiResult job = spi_run(kInsertReply, args, nulls, false, 0);
-        if (job.empty()) {
+        SpiResult stored = spi_run(kInsertReply, args, nulls, false, 0);
+        bool no_job;
+        Datum job_id = stored.get_datum(0, 1, &no_job);
+        bool running = !no_job && stored.get_bool(0, 2);
+        bool isnull;
+        Datum trace[11] = {Int64GetDatum(account_id),
+                           stored.get_datum(0, 6, &isnull),
+                           Int64GetDatum(agent_id),
+                           stored.get_datum(0, 5, &isnull),
+                           text_datum(status),
+                           Int32GetDatum(seg.segments),
+                           job_id,
+                           Int64GetDatum(static_cast<int64>(body_len)),
+                           TimestampTzGetDatum(available_at),
+                           Int32GetDatum(stored.get_int32(0, 3)),
+                           worker};
+        char trace_nulls[11] = {' ',
+                                ' ',
+                                null_flag(agent_id == 0),
+                                ' ',
+                                ' ',
+                                ' ',
+                                null_flag(no_job),
+                                null_flag(!cut_here),
+                                null_flag(available_at == 0),
+                                ' ',
+                                null_flag(!running)};
+        spi_run(kTraceReply, trace, trace_nulls, false, 0);
+        if (no_job) {
             continue;  // suppressed: no job
         }
-        if (job.get_bool(0, 2)) {
-            bool isnull;
-            handoff_record(job.get_int64(0, 1), job.get_int32(0, 3), "sms_send",
-                           job.get_datum(0, 4, &isnull));
+        if (running) {
+            handoff_record(DatumGetInt64(job_id), stored.get_int32(0, 3), "sms_send",
+                           stored.get_datum(0, 4, &isnull));
         } else {
             queued = true;
         }

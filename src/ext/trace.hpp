@@ -9,7 +9,9 @@ namespace darkspere {
 
 // DS_TRACE_REQUEST — a message's request id as traces key it (alias m): the worker's, else one made from the
 // inbound message's id (the claim payload's fallback; a reply points at its inbound message).
-#define DS_TRACE_REQUEST "COALESCE(m.request_id, 'msg-' || COALESCE(m.reply_to, m.message_id))"
+// The explicit ::text keeps it immutable (text || bigint is only stable), which Citus requires in a
+// distributed statement's RETURNING.
+#define DS_TRACE_REQUEST "COALESCE(m.request_id, 'msg-' || COALESCE(m.reply_to, m.message_id)::text)"
 
 // trace_received — `received` for a message that was not stored (duplicate, rate_limited, blocked,
 // over_quota); nothing without a request id.

@@ -38,7 +38,8 @@ SELECT darkspere.set_agent_status(agent_id, 'disabled') FROM darkspere.agents WH
 SELECT disposition FROM darkspere.receive_sms('AC125', '+15551250001', '+16661250001', 'first', 'SM125-1');
 SELECT payload->'signing_secrets' = jsonb_build_array(:'secret1') AS claim_has_current_secret
   FROM darkspere.claim_jobs('w-125', 10, '30 seconds') WHERE kind = 'agent_call';
-SELECT payload = '{}' AS job_row_keeps_no_payload FROM darkspere.jobs
+-- The job row keeps its trace request id and nothing else: no secret, no endpoint.
+SELECT payload = jsonb_build_object('request_id', 'msg-' || message_id) AS job_row_keeps_request_id_only FROM darkspere.jobs
  WHERE message_id = (SELECT message_id FROM darkspere.messages WHERE message_sid = 'SM125-1');
 
 -- Rotation: a new secret, returned once; the generation and time are stored.
