@@ -2,6 +2,9 @@
 # bench/ab-sql.sh — A/B of two versions of some SQL functions on the receive_sms benchmark, in one cluster.
 #
 #   bench/ab-sql.sh A.sql B.sql      ROUNDS=4 DURATION=15 CLIENTS=2 by default
+#   SCRIPT=path.sql bench/ab-sql.sh A.sql B.sql
+#                                    another pgbench script of bench/receive_sms (default spread.sql; path.sql:
+#                                    each text's whole path — receive, claims, the agent's answer, the send's ack)
 #   A_LIB=a/darkspere.so B_LIB=b/darkspere.so bench/ab-sql.sh A.sql B.sql
 #                                    also swap the extension's library (two builds of src/ext; each side's
 #                                    file is copied over the installed one before its run, and every pgbench
@@ -23,6 +26,8 @@ b_sql=$(realpath "${2:?usage: bench/ab-sql.sh A.sql B.sql}")
 ROUNDS=${ROUNDS:-4}
 DURATION=${DURATION:-15}
 CLIENTS=${CLIENTS:-2}
+SCRIPT=${SCRIPT:-spread.sql}
+[[ -f $here/receive_sms/$SCRIPT ]] || { echo "no pgbench script bench/receive_sms/$SCRIPT" >&2; exit 2; }
 
 work=$(mktemp -d /tmp/darkspere-ab.XXXXXX)
 chmod 755 "$work"
@@ -46,6 +51,10 @@ trap cleanup EXIT
 eval "$("$repo/scripts/pgcluster" start "$work/pg" | sed 's/^/export /')"
 hardware
 psql -qX -v ON_ERROR_STOP=1 -f "$here/receive_sms/setup.sql" >/dev/null
+# A script's own setup, when it has one (path.sql: path-setup.sql).
+if [[ -f $here/receive_sms/${SCRIPT%.sql}-setup.sql ]]; then
+    psql -qX -v ON_ERROR_STOP=1 -f "$here/receive_sms/${SCRIPT%.sql}-setup.sql" >/dev/null
+fi
 pgbench -i -q -s 10 >/dev/null 2>&1
 psql -qAtX -c CHECKPOINT >/dev/null
 results=$work/results.tsv
@@ -59,7 +68,7 @@ run() { # variant round
         if [[ -n ${A_LIB:-} ]]; then put_lib "$([[ $1 == A ]] && echo "$A_LIB" || echo "$B_LIB")"; fi
         psql -qX -v ON_ERROR_STOP=1 -f "$([[ $1 == A ]] && echo "$a_sql" || echo "$b_sql")" >/dev/null
         out=$(pgbench -n -c "$CLIENTS" -j "$CLIENTS" -T "$DURATION" --log --log-prefix="$work/log" \
-            -f "$here/receive_sms/spread.sql" 2>&1)
+            -f "$here/receive_sms/$SCRIPT" 2>&1)
         ;;
     esac
     read -r tps p50 p99 < <(pgbench_stats "$out" "$work/log") && [[ -n $tps ]] || exit 1
@@ -69,7 +78,7 @@ run() { # variant round
 
 echo "== A: $a_sql ${A_LIB:-}"
 echo "== B: $b_sql ${B_LIB:-}"
-echo "== $ROUNDS rounds, -c $CLIENTS -T $DURATION"
+echo "== $ROUNDS rounds, -c $CLIENTS -T $DURATION, bench/receive_sms/$SCRIPT"
 for round in $(seq 1 "$ROUNDS"); do
     run tpcb "$round"
     if ((round % 2)); then run A "$round"; run B "$round"; else run B "$round"; run A "$round"; fi

@@ -2775,9 +2775,22 @@ BEGIN
 END
 $fn$;
 
+-- receive_sms_for — receive_sms keyed by the account the number belongs to (looked up by the caller in
+-- darkspere.numbers): the same decision and result row; a number of another account is refused (22023). On Citus,
+-- distribute() registers it with create_distributed_function by account_id, so that the whole call runs on the
+-- node that holds the account's shards: no two-phase commit, no coordinator in the text's transaction. Its agent
+-- call is queued in that node's own jobs table (docs/scaling.md, "One queue per node").
+CREATE FUNCTION darkspere.receive_sms_for(account_id bigint, provider_account text, to_number text,
+                                          from_number text, body text, message_sid text, num_media int DEFAULT 0,
+                                          request_id text DEFAULT NULL)
+RETURNS TABLE (disposition text, session_id bigint, message_id bigint, agent_id bigint, reply text)
+AS 'MODULE_PATHNAME', 'darkspere_receive_sms_for' LANGUAGE C VOLATILE PARALLEL UNSAFE ROWS 1
+SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+
 -- distribute — on the Citus coordinator, after the worker nodes were added: places every table as citus_layout()
 -- says (create_reference_table, create_distributed_table by account_id colocated with agents; rows already there
--- move into the shards) and gives each worker node its id range (use_node_id_range). shard_count: shards per
+-- move into the shards), registers receive_sms_for with create_distributed_function by account_id, and gives each
+-- worker node its id range (use_node_id_range). shard_count: shards per
 -- distributed table (NULL: citus.shard_count); it applies to the first placement only. Idempotent: a table
 -- already placed is left as it is, so running it again after citus_add_node (before rebalancing) gives the new
 -- node its id range. The rows a table had are copied into its shards and removed from the coordinator's
@@ -2836,6 +2849,20 @@ BEGIN
     FOR i IN REVERSE COALESCE(pg_catalog.array_upper(placed, 1), 0)..1 LOOP
         PERFORM pg_catalog.truncate_local_data_after_distributing_table(placed[i]);
     END LOOP;
+    -- The entry point keyed by account: Citus sends each call to the node of its account_id.
+    object := 'darkspere.receive_sms_for(bigint, text, text, text, text, text, integer, text)';
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_dist_object o
+                WHERE o.classid = 'pg_catalog.pg_proc'::regclass
+                  AND o.objid = 'darkspere.receive_sms_for(bigint, text, text, text, text, text, integer, text)'::regprocedure
+                  AND o.distribution_argument_index IS NOT NULL) THEN
+        action := 'already delegated';
+    ELSE
+        PERFORM pg_catalog.create_distributed_function(
+            'darkspere.receive_sms_for(bigint, text, text, text, text, text, integer, text)'::regprocedure,
+            'account_id', colocate_with => 'darkspere.agents');
+        action := 'delegated to the node of its account_id';
+    END IF;
+    RETURN NEXT;
     FOR n IN SELECT r.nodename, r.nodeport, r.success, r.result
                FROM pg_catalog.run_command_on_workers('SELECT darkspere.use_node_id_range()') r
               ORDER BY r.nodename, r.nodeport LOOP
@@ -2970,6 +2997,7 @@ GRANT EXECUTE ON FUNCTION
     darkspere.receive_sms(text, text, text, text, text, int, text),
     darkspere.receive_sms_leased(text, text, text, text, text, int, text, text, interval, bigint[]),
     darkspere.receive_sms_batch(jsonb, text, interval, bigint[]),
+    darkspere.receive_sms_for(bigint, text, text, text, text, text, int, text),
     darkspere.claim_jobs(text, int, interval, bigint[], bigint[]),
     darkspere.ack_jobs(jsonb, text, interval, int),
     darkspere.record_provider_opt_out(text, text),

@@ -155,6 +155,13 @@ Outcome receive(const Inbound &in, MemoryContext caller) {
             return out;
         }
         account_id = number.get_int64(0, 1);
+        if (in.account_id != 0 && account_id != in.account_id) {
+            ereport(ERROR,
+                    (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                     errmsg("to_number %s is not a number of account %lld", in.to_number,
+                            static_cast<long long>(in.account_id)),
+                     errhint("Look the number's account up again (darkspere.numbers): it may have moved.")));
+        }
         Datum tenant_args[4] = {Int64GetDatum(account_id), text_datum(in.to_number),
                                 text_datum(in.from_number), Int32GetDatum(kPlanLockClass)};
         tenant = spi_run(kTenantLookup, tenant_args, nullptr, false, 1);
@@ -276,18 +283,20 @@ static void receive_handing_off(const Inbound &in, MemoryContext caller, Handoff
     PG_END_TRY();
 }
 
-// receive_row — the body of receive_sms and receive_sms_leased: reads the inbound SMS (arguments 0–6),
-// decides its fate and returns the one result row. With a hand-off scope, its agent_call may come back leased
-// (the last three columns).
-static Datum receive_row(FunctionCallInfo fcinfo, HandoffScope *handoff) {
+// receive_row — the body of receive_sms, receive_sms_leased and receive_sms_for: reads the inbound SMS
+// (arguments first … first + 6; receive_sms_for's account before them), decides its fate and returns the one
+// result row. With a hand-off scope, its agent_call may come back leased (the last three columns).
+static Datum receive_row(FunctionCallInfo fcinfo, HandoffScope *handoff, int first = 0,
+                         int64 account_id = 0) {
     Inbound in;
-    in.provider_account = required_text(fcinfo, 0, "provider_account");
-    in.to_number = required_text(fcinfo, 1, "to_number");
-    in.from_number = required_text(fcinfo, 2, "from_number");
-    in.body = required_text(fcinfo, 3, "body");
-    in.message_sid = required_text(fcinfo, 4, "message_sid");
-    in.num_media = PG_ARGISNULL(5) ? 0 : PG_GETARG_INT32(5);
-    in.request_id = optional_text(fcinfo, 6);
+    in.provider_account = required_text(fcinfo, first, "provider_account");
+    in.to_number = required_text(fcinfo, first + 1, "to_number");
+    in.from_number = required_text(fcinfo, first + 2, "from_number");
+    in.body = required_text(fcinfo, first + 3, "body");
+    in.message_sid = required_text(fcinfo, first + 4, "message_sid");
+    in.num_media = PG_ARGISNULL(first + 5) ? 0 : PG_GETARG_INT32(first + 5);
+    in.request_id = optional_text(fcinfo, first + 6);
+    in.account_id = account_id;
     validate_inbound(in);
 
     TupleDesc desc;
@@ -328,6 +337,18 @@ using namespace darkspere;
 // darkspere_receive_sms — decides the fate of one inbound SMS; returns exactly one row.
 DARKSPERE_FUNCTION(darkspere_receive_sms) {
     PG_RETURN_DATUM(receive_row(fcinfo, nullptr));
+}
+
+// darkspere_receive_sms_for — receive_sms keyed by the number's account (account_id first): on Citus,
+// distribute() registers it with create_distributed_function, so that Citus runs the whole call on the node
+// that holds the account's shards. A number of another account is refused (22023).
+DARKSPERE_FUNCTION(darkspere_receive_sms_for) {
+    int64 account_id = required_int64(fcinfo, 0, "account_id");
+    if (account_id <= 0) {
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                        errmsg("account_id must be positive: %lld", static_cast<long long>(account_id))));
+    }
+    PG_RETURN_DATUM(receive_row(fcinfo, nullptr, 1, account_id));
 }
 
 // darkspere_receive_sms_leased — receive_sms for a worker with room: a routed message's agent_call that may

@@ -25,6 +25,9 @@ struct Inbound {
     char *message_sid;
     int32 num_media;
     char *request_id;
+    // The account the caller says the number belongs to (receive_sms_for, the entry point Citus delegates to
+    // that account's node); 0: whichever account the number belongs to.
+    int64 account_id = 0;
 };
 
 // receive — everything DarkSpere decides about one inbound SMS, inside the caller's SPI connection; texts of

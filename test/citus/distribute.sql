@@ -4,6 +4,6 @@
 \set ON_ERROR_STOP 1
 SET client_min_messages = warning;
 SELECT object, action FROM darkspere.distribute();
-SELECT 1 / (count(*) FILTER (WHERE action NOT IN ('already placed', 'stays on the coordinator')
+SELECT 1 / (count(*) FILTER (WHERE action NOT IN ('already placed', 'stays on the coordinator', 'already delegated')
                                    AND action NOT LIKE 'group %: 0 sequences moved%') = 0)::int
   FROM darkspere.distribute();
