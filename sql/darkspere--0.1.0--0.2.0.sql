@@ -2787,6 +2787,46 @@ RETURNS TABLE (disposition text, session_id bigint, message_id bigint, agent_id 
 AS 'MODULE_PATHNAME', 'darkspere_receive_sms_for' LANGUAGE C VOLATILE PARALLEL UNSAFE ROWS 1
 SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 
+-- number_account — the account a number belongs to, for the AccountSid that speaks for it (NULL: no such number of
+-- that AccountSid). The worker looks it up before calling receive_sms_for, the entry point Citus delegates by
+-- account (on Citus numbers is a reference table: read on the node the worker is connected to).
+CREATE FUNCTION darkspere.number_account(provider_account text, to_number text) RETURNS bigint
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+    -- Positional: in a SQL function a column's name hides a parameter's, and both are named alike here.
+    SELECT n.account_id FROM darkspere.numbers n WHERE n.number = $2 AND n.provider_account = $1
+$fn$;
+
+-- queue_nodes — the worker nodes whose own job queues a worker must serve: on Citus once distribute() delegated
+-- receive_sms_for (texts then queue their agent calls on their tenant's node), every active primary worker node
+-- as the coordinator reaches it. No rows on plain PostgreSQL, nor on Citus before distribute(): every job is in
+-- the coordinator's queue then. The worker calls it on the coordinator (docs/scaling.md, "One queue per node").
+CREATE FUNCTION darkspere.queue_nodes(OUT node_name text, OUT node_port int) RETURNS SETOF record
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+BEGIN
+    IF pg_catalog.to_regclass('pg_catalog.pg_dist_node') IS NULL
+       OR pg_catalog.to_regclass('pg_catalog.pg_dist_object') IS NULL THEN
+        RETURN;
+    END IF;
+    -- Citus's catalogs are read with EXECUTE: on plain PostgreSQL they do not exist, and a static reference
+    -- would fail when the function is first called.
+    RETURN QUERY EXECUTE
+        'SELECT d.nodename::text, d.nodeport::int FROM pg_catalog.pg_dist_node d
+          WHERE d.isactive AND d.noderole = ''primary'' AND d.groupid <> 0
+            AND EXISTS (SELECT 1 FROM pg_catalog.pg_dist_object o
+                         WHERE o.classid = ''pg_catalog.pg_proc''::regclass
+                           AND o.objid = ''darkspere.receive_sms_for(bigint, text, text, text, text, text, integer, text)''::regprocedure
+                           AND o.distribution_argument_index IS NOT NULL)
+          ORDER BY d.nodename, d.nodeport';
+END
+$fn$;
+
+-- tick_queue — tick()'s queue steps alone, over the jobs of the node it runs on (expired leases reclaimed or
+-- dead-lettered, finished jobs and stale rate-limit rows pruned): the worker calls it on every queue node
+-- (queue_nodes), while tick() on the coordinator does the rest. Skipped ({"skipped": true}) while a tick runs there.
+CREATE FUNCTION darkspere.tick_queue() RETURNS jsonb
+AS 'MODULE_PATHNAME', 'darkspere_tick_queue' LANGUAGE C VOLATILE PARALLEL UNSAFE
+SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+
 -- distribute — on the Citus coordinator, after the worker nodes were added: places every table as citus_layout()
 -- says (create_reference_table, create_distributed_table by account_id colocated with agents; rows already there
 -- move into the shards), registers receive_sms_for with create_distributed_function by account_id, and gives each
@@ -3003,6 +3043,9 @@ GRANT EXECUTE ON FUNCTION
     darkspere.record_provider_opt_out(text, text),
     darkspere.record_delivery_status(text, text, text, int, text),
     darkspere.tick(),
+    darkspere.tick_queue(),
+    darkspere.queue_nodes(),
+    darkspere.number_account(text, text),
     darkspere.api_call(text, text, text, bigint, jsonb),
     darkspere.stripe_event(jsonb),
     darkspere.record_agent_tools(bigint, jsonb),

@@ -314,6 +314,13 @@ static Statement kBillingTick = {
 
 static Statement kSkipped = {"SELECT '{\"skipped\": true}'::jsonb", 0, {}, nullptr};
 
+static Statement kQueueReport = {
+    "SELECT pg_catalog.jsonb_build_object('reclaimed_jobs', $1, 'dead_lettered', $2, 'pruned_jobs', $3,"
+    "                                     'pruned_rate_limits', $4)",
+    4,
+    {INT8OID, INT8OID, INT8OID, INT8OID},
+    nullptr};
+
 // waiting_accounts — up to max accounts with waiting messages, in turn after the cursor (wrapping around).
 static int waiting_accounts(int64 cursor, int64 *accounts, int max) {
     int n = 0;
@@ -508,15 +515,52 @@ static void expire_sessions(bool per_tenant, int64 *sessions, int64 *messages) {
 using namespace darkspere;
 
 // darkspere_tick — one round of housekeeping; returns what it did as jsonb.
+// tick_locked — takes tick()'s advisory lock (transaction-level) in the caller's SPI connection; false when
+// another tick holds it.
+static bool tick_locked() {
+    Datum lock[1] = {Int32GetDatum(kTickLockClass)};
+    return spi_run(kTryLock, lock, nullptr, false, 1).get_bool(0, 1);
+}
+
+// skipped_tick — {"skipped": true}, outside SPI (SPI is finished here).
+static Datum skipped_tick() {
+    bool isnull;
+    SpiResult skipped_row = spi_run(kSkipped, nullptr, nullptr, true, 1);
+    Datum skipped = SPI_datumTransfer(skipped_row.get_datum(0, 1, &isnull), false, -1);
+    SPI_finish();
+    return skipped;
+}
+
+// darkspere_tick_queue — tick()'s queue steps alone, over the jobs of the node it runs on: expired leases
+// reclaimed (or dead-lettered), finished jobs and stale rate-limit rows pruned. On Citus with one queue per
+// node (docs/scaling.md) the worker calls it on every worker node, where delegated texts queue their jobs;
+// tick() on the coordinator does the same for the coordinator's queue and everything that spans tenants.
+DARKSPERE_FUNCTION(darkspere_tick_queue) {
+    SPI_connect();
+    if (!tick_locked()) {
+        PG_RETURN_DATUM(skipped_tick());
+    }
+    int64 dead = 0;
+    int64 reclaimed = reclaim_leases(&dead);
+    Datum prune[3] = {Int32GetDatum(job_retention_s), Int32GetDatum(dead_job_retention_s),
+                      Int32GetDatum(kTickBatch * 5)};
+    int64 pruned_jobs = static_cast<int64>(spi_run(kPruneJobs, prune, nullptr, false, 0).rows());
+    Datum prune_limits[1] = {Int32GetDatum(kTickBatch * 5)};
+    int64 pruned_limits = static_cast<int64>(spi_run(kPruneLimits, prune_limits, nullptr, false, 0).rows());
+    Datum report[4] = {Int64GetDatum(reclaimed), Int64GetDatum(dead), Int64GetDatum(pruned_jobs),
+                       Int64GetDatum(pruned_limits)};
+    bool isnull;
+    Datum result = SPI_datumTransfer(
+        spi_run(kQueueReport, report, nullptr, false, 1).get_datum(0, 1, &isnull), false, -1);
+    SPI_finish();
+    PG_RETURN_DATUM(result);
+}
+
 DARKSPERE_FUNCTION(darkspere_tick) {
     SPI_connect();
-    Datum lock[1] = {Int32GetDatum(kTickLockClass)};
     bool isnull;
-    if (!spi_run(kTryLock, lock, nullptr, false, 1).get_bool(0, 1)) {
-        SpiResult skipped_row = spi_run(kSkipped, nullptr, nullptr, true, 1);
-        Datum skipped = SPI_datumTransfer(skipped_row.get_datum(0, 1, &isnull), false, -1);
-        SPI_finish();
-        PG_RETURN_DATUM(skipped);
+    if (!tick_locked()) {
+        PG_RETURN_DATUM(skipped_tick());
     }
     bool per_tenant = tenant_tables_distributed();
     int64 expired = 0;

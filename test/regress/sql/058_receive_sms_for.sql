@@ -30,3 +30,16 @@ SELECT step FROM darkspere.trace_events WHERE request_id = 'req-058-1' ORDER BY 
 -- A duplicate MessageSid and a STOP go the same way as through receive_sms.
 SELECT disposition FROM darkspere.receive_sms_for(:acct, 'AC058', '+15550580001', '+16660580001', 'What time is it?', 'SM058-1');
 SELECT disposition, reply IS NOT NULL AS replied FROM darkspere.receive_sms_for(:acct, 'AC058', '+15550580001', '+16660580001', 'STOP', 'SM058-2');
+
+-- What the worker needs around it: the number's account (NULL for a number the AccountSid does not own or that
+-- does not exist), the nodes whose queues it serves (none on plain PostgreSQL: every job is in this queue), and
+-- the queue's part of tick() for each node: an expired lease is reclaimed as tick() would.
+SELECT darkspere.number_account('AC058', '+15550580001') = :acct AS own_number,
+       darkspere.number_account('ACother', '+15550580001') AS other_account_sid,
+       darkspere.number_account('AC058', '+15550589999') AS unknown_number;
+SELECT count(*) AS queue_nodes FROM darkspere.queue_nodes();
+SELECT count(*) AS claimed FROM darkspere.claim_jobs('w-058', 10, '30 seconds');
+UPDATE darkspere.jobs SET lease_until = now() - interval '1 second' WHERE claimed_by = 'w-058' AND state = 'running';
+SELECT darkspere.tick_queue() - 'pruned_jobs' - 'pruned_rate_limits' AS tick_queue;
+SELECT state, attempt, last_error FROM darkspere.jobs
+ WHERE message_id = (SELECT message_id FROM darkspere.messages WHERE message_sid = 'SM058-1');
