@@ -21,6 +21,19 @@ const char *const SQL_RECEIVE_SMS_BATCH =
     "SELECT ord, disposition, session_id, message_id, agent_id, reply, job_id, attempt, payload "
     "FROM darkspere.receive_sms_batch($1::jsonb, $2, $3::interval, $4::bigint[]) ORDER BY ord";
 
+// The delegated path (set_delegated): the number's account, then the message stored through the entry point
+// Citus runs whole on that account's node. The FROM form is the one Citus delegates.
+const char *const SQL_NUMBER_ACCOUNT = "SELECT darkspere.number_account($1, $2)";
+const char *const SQL_RECEIVE_SMS_FOR =
+    "SELECT disposition, session_id, message_id, agent_id, reply "
+    "FROM darkspere.receive_sms_for($1::bigint, $2, $3, $4, $5, $6, $7, $8)";
+
+// moved_number — receive_sms_for's refusal of a number that is not the given account's (22023): the number
+// moved since it was looked up.
+bool moved_number(const PgResult &r) {
+    return !r.ok && r.sqlstate == "22023" && r.error.find("is not a number of account") != std::string::npos;
+}
+
 const char *const ARG_NAMES[] = {"provider_account", "to_number", "from_number", "body",
                                  "message_sid",      "num_media", "request_id"};
 
@@ -78,7 +91,7 @@ void ReceiveBatcher::submit(InboundSms sms, PgCallback done) {
 
 void ReceiveBatcher::pump() {
     while (!waiting_.empty() && has_turn()) {
-        if (waiting_.size() == 1) {
+        if (waiting_.size() == 1 || delegated_) {
             Waiting w = std::move(waiting_.front());
             waiting_.pop_front();
             run_alone(std::move(w), true);
@@ -100,9 +113,13 @@ void ReceiveBatcher::run_alone(Waiting w, bool counted) {
     store_alone(std::make_shared<Waiting>(std::move(w)), counted, 1);
 }
 
-// store_alone — runs the message's statement; one that lost a lock conflict runs again (a webhook answered 500
-// is not retried by Twilio without a fallback URL, so giving up here would lose the text).
+// store_alone — runs the message's statement; one that lost a lock conflict runs again (a webhook answered
+// 500 is not retried by Twilio without a fallback URL, so giving up here would lose the text).
 void ReceiveBatcher::store_alone(std::shared_ptr<Waiting> w, bool counted, int attempt) {
+    if (delegated_) {
+        store_delegated(std::move(w), counted, attempt);
+        return;
+    }
     const InboundSms &sms = w->sms;
     PgParams params = sms.args;
     if (sms.slot)
@@ -124,6 +141,79 @@ void ReceiveBatcher::store_alone(std::shared_ptr<Waiting> w, bool counted, int a
                 --running_;
                 pump();
             }
+        },
+        PgPriority::interactive);
+}
+
+void ReceiveBatcher::finish(const std::shared_ptr<Waiting> &w, bool counted, PgResult r) {
+    w->done(std::move(r));
+    if (counted) {
+        --running_;
+        pump();
+    }
+}
+
+void ReceiveBatcher::remember_account(const std::string &key, const std::string &account) {
+    if (accounts_.size() >= NUMBER_ACCOUNTS_MAX)
+        accounts_.clear();
+    accounts_[key] = {account, std::chrono::steady_clock::now() + NUMBER_ACCOUNT_TTL};
+}
+
+// store_delegated — the message through receive_sms_for with its number's account (known, or looked up); a
+// number that is no AccountSid's goes to receive_sms, which answers unknown_number as it always does.
+void ReceiveBatcher::store_delegated(std::shared_ptr<Waiting> w, bool counted, int attempt) {
+    w->sms.slot.reset();  // no hand-off: the call is queued on the tenant's node
+    const PgParams &args = w->sms.args;
+    std::string key = args[0].value_or("") + '\0' + args[1].value_or("");
+    auto known = accounts_.find(key);
+    if (known != accounts_.end() && known->second.until > std::chrono::steady_clock::now()) {
+        store_for_account(std::move(w), counted, attempt, known->second.account);
+        return;
+    }
+    pool_.query(
+        SQL_NUMBER_ACCOUNT, {args[0], args[1]},
+        [this, w, counted, attempt, key](PgResult r) {
+            if (!r.ok) {
+                finish(w, counted, std::move(r));
+                return;
+            }
+            std::optional<std::string> account = r.rows.empty() ? std::nullopt : r.value(0, "number_account");
+            if (!account) {
+                // Not a number of this AccountSid: receive_sms answers for it (unknown_number), storing
+                // nothing.
+                pool_.query(
+                    SQL_RECEIVE_SMS, w->sms.args,
+                    [this, w, counted](PgResult unknown) { finish(w, counted, std::move(unknown)); },
+                    PgPriority::interactive);
+                return;
+            }
+            remember_account(key, *account);
+            store_for_account(w, counted, attempt, *account);
+        },
+        PgPriority::interactive);
+}
+
+void ReceiveBatcher::store_for_account(std::shared_ptr<Waiting> w, bool counted, int attempt,
+                                       const std::string &account) {
+    PgParams params{account};
+    params.insert(params.end(), w->sms.args.begin(), w->sms.args.end());
+    pool_.query(
+        SQL_RECEIVE_SMS_FOR, std::move(params),
+        [this, w, counted, attempt](PgResult r) {
+            bool again = !r.ok && !r.unavailable && attempt < RECEIVE_CONFLICT_ATTEMPTS &&
+                         (sqlstate_is_lock_conflict(r.sqlstate) || moved_number(r));
+            if (again) {
+                log_warn("receive_sms_for did not store the message; storing it again",
+                         {{"sqlstate", r.sqlstate},
+                          {"error", r.error},
+                          {"attempt", attempt},
+                          {"message_sid", w->sms.args[4].value_or("")}});
+                if (moved_number(r))
+                    accounts_.erase(w->sms.args[0].value_or("") + '\0' + w->sms.args[1].value_or(""));
+                store_delegated(w, counted, attempt + 1);
+                return;
+            }
+            finish(w, counted, std::move(r));
         },
         PgPriority::interactive);
 }

@@ -6,6 +6,7 @@
 #include <deque>
 
 #include "job_runner.hpp"
+#include "scripted_pg.hpp"
 
 using darkspere::worker::tenant_of;
 
@@ -54,42 +55,9 @@ TEST(JobRunner, TransientSqlstatesAreConnectionConflictResourceAndShutdownErrors
 namespace {
 
 using namespace darkspere::worker;
+using darkspere::worker::testing::ScriptedPg;
+using darkspere::worker::testing::Statement;
 using Row = std::vector<std::optional<std::string>>;
-
-struct Statement {
-    std::string sql;
-    PgParams params;
-    PgCallback on_done;
-};
-
-class ScriptedPg : public PgClient {
-  public:
-    void query(std::string sql, PgParams params, PgCallback on_done, PgPriority) override {
-        sent.push_back({std::move(sql), std::move(params), std::move(on_done)});
-    }
-    size_t connected() const override { return up; }
-
-    // count — statements sent and not answered yet whose text contains `what`.
-    size_t count(const std::string &what) const {
-        return std::count_if(sent.begin(), sent.end(),
-                             [&](const Statement &s) { return s.sql.find(what) != std::string::npos; });
-    }
-    // take — the oldest unanswered statement whose text contains `what` (the test fails without one).
-    Statement take(const std::string &what) {
-        auto it = std::find_if(sent.begin(), sent.end(),
-                               [&](const Statement &s) { return s.sql.find(what) != std::string::npos; });
-        if (it == sent.end()) {
-            ADD_FAILURE() << "no statement with " << what << " was sent";
-            return {what, {}, [](PgResult) {}};
-        }
-        Statement s = std::move(*it);
-        sent.erase(it);
-        return s;
-    }
-
-    size_t up = 1;
-    std::deque<Statement> sent;
-};
 
 // Agents and Twilio: every request waits until the test answers it.
 class ScriptedHttp : public HttpClient {
