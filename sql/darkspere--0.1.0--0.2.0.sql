@@ -2827,6 +2827,12 @@ CREATE FUNCTION darkspere.tick_queue() RETURNS jsonb
 AS 'MODULE_PATHNAME', 'darkspere_tick_queue' LANGUAGE C VOLATILE PARALLEL UNSAFE
 SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 
+-- secret_key_fingerprint — 16 hex digits that tell this server's master key (darkspere.secret_key_file) from
+-- another's and say nothing about it. distribute() compares the nodes' fingerprints: a node with another key would
+-- sign agent calls with other secrets than register_agent returned. Superuser only.
+CREATE FUNCTION darkspere.secret_key_fingerprint() RETURNS text
+AS 'MODULE_PATHNAME', 'darkspere_secret_key_fingerprint' LANGUAGE C VOLATILE PARALLEL SAFE;
+
 -- distribute — on the Citus coordinator, after the worker nodes were added: places every table as citus_layout()
 -- says (create_reference_table, create_distributed_table by account_id colocated with agents; rows already there
 -- move into the shards), registers receive_sms_for with create_distributed_function by account_id, and gives each
@@ -2852,6 +2858,22 @@ BEGIN
         RAISE EXCEPTION 'darkspere.distribute() runs on the Citus coordinator, not on a worker node'
             USING ERRCODE = 'object_not_in_prerequisite_state';
     END IF;
+    -- Every node derives agents' signing secrets from its own key file: they must all hold the coordinator's, or
+    -- a call claimed on a worker node would be signed with secrets the agent never got.
+    FOR n IN SELECT r.nodename, r.nodeport, r.success, r.result
+               FROM pg_catalog.run_command_on_workers('SELECT darkspere.secret_key_fingerprint()') r
+              ORDER BY r.nodename, r.nodeport LOOP
+        IF NOT n.success OR n.result IS DISTINCT FROM darkspere.secret_key_fingerprint() THEN
+            RAISE EXCEPTION 'worker node %:% does not hold the coordinator''s master key (darkspere.secret_key_file)',
+                    n.nodename, n.nodeport
+                USING ERRCODE = 'object_not_in_prerequisite_state',
+                      DETAIL = CASE WHEN n.success THEN 'Its key''s fingerprint differs from the coordinator''s.'
+                                    ELSE 'It could not be asked: ' || n.result END,
+                      HINT = 'Copy the coordinator''s key file (darkspere_secret.key in its data directory, unless '
+                             'darkspere.secret_key_file says otherwise) to the same place on every node, mode 0600 '
+                             'and owned by the server''s user; then run distribute() again.';
+        END IF;
+    END LOOP;
     -- Otherwise Citus turns every table linked to a reference table by a foreign key into a Citus local table,
     -- and stops at the extension's views.
     PERFORM pg_catalog.set_config('citus.enable_local_reference_table_foreign_keys', 'off', true);

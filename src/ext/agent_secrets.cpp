@@ -222,3 +222,15 @@ DARKSPERE_FUNCTION(darkspere_rotate_agent_secret) {
     explicit_bzero(secret, sizeof secret);
     PG_RETURN_TEXT_P(result);
 }
+
+// darkspere_secret_key_fingerprint — 16 hex digits derived from the master key (an HMAC of a fixed label: it
+// tells two keys apart and nothing about either). On Citus every node derives agents' secrets with its own
+// key file, so distribute() compares the nodes' fingerprints and refuses to go on while they differ.
+DARKSPERE_FUNCTION(darkspere_secret_key_fingerprint) {
+    static const char label[] = "darkspere:secret-key-fingerprint";
+    char derived[kAgentSecretChars + 1];
+    derived_secret(label, static_cast<int>(sizeof label - 1), derived);
+    text *result = cstring_to_text_with_len(derived + 4, 16);  // after "dsk_"
+    explicit_bzero(derived, sizeof derived);
+    PG_RETURN_TEXT_P(result);
+}

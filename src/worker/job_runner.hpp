@@ -71,6 +71,9 @@ struct RunnerSettings {
     bool allow_insecure_http = false;  // agent URLs may be http:// (otherwise only https://)
     long poll_interval_ms = 1000;
     long tick_interval_ms = 1000;
+    // tick_queue() instead of tick(): the runner of a Citus worker node's own queue (node_queues.hpp), whose
+    // tick is its leases and pruning only; tick() runs once, on the coordinator.
+    bool queue_tick_only = false;
     std::string stripe_base = "https://api.stripe.com";  // stripe_meter jobs (billing meter events)
     std::string stripe_api_key;                          // empty: stripe_meter jobs fail and are retried
 };

@@ -18,6 +18,7 @@ inline constexpr const char *SQL_ACK_BATCH =
     "  FROM darkspere.ack_jobs($1::jsonb, $2, $3::interval, $4::int)";
 inline constexpr const char *SQL_OPT_OUT = "SELECT darkspere.record_provider_opt_out($1, $2)";
 inline constexpr const char *SQL_TICK = "SELECT darkspere.tick()";
+inline constexpr const char *SQL_TICK_QUEUE = "SELECT darkspere.tick_queue()";
 // An MCP agent's tool list as its server gave it (mcp_tools_summary: bounded before it is sent).
 inline constexpr const char *SQL_RECORD_AGENT_TOOLS =
     "SELECT darkspere.record_agent_tools($1::bigint, $2::jsonb)";

@@ -11,6 +11,7 @@ namespace darkspere::worker {
 
 namespace asio = boost::asio;
 using job_runner_internal::SQL_TICK;
+using job_runner_internal::SQL_TICK_QUEUE;
 using std::chrono::milliseconds;
 
 void JobRunner::arm_poll() {
@@ -31,7 +32,7 @@ void JobRunner::arm_tick() {
         // One tick at a time: a slow tick (many expired leases) must not pile up behind itself.
         if (!tick_running_ && pool_.connected() > 0) {
             tick_running_ = true;
-            query(SQL_TICK, {}, [this](PgResult r) {
+            query(settings_().queue_tick_only ? SQL_TICK_QUEUE : SQL_TICK, {}, [this](PgResult r) {
                 tick_running_ = false;
                 if (!r.ok && !r.unavailable)
                     log_warn("tick failed", {{"sqlstate", r.sqlstate}, {"error", r.error}});

@@ -33,6 +33,7 @@
 #include "log.hpp"
 #include "mcp_client.hpp"
 #include "metrics.hpp"
+#include "node_queues.hpp"
 #include "pg_pool.hpp"
 #include "routes.hpp"
 #include "routes_twilio.hpp"
@@ -131,7 +132,7 @@ int run(const ConfigSources &sources, std::shared_ptr<const Config> config) {
     });
     PgPool pool(io, config->db, static_cast<size_t>(config->pool_size));
     Listener listener(io, config->db);
-    JobRunner runner(io, pool, agent_http, mcp, twilio, metrics, [&config] {
+    auto runner_settings = [&config] {
         RunnerSettings s;
         s.worker_name = config->worker_name;
         s.max_in_flight = config->max_in_flight;
@@ -146,9 +147,18 @@ int run(const ConfigSources &sources, std::shared_ptr<const Config> config) {
         s.stripe_base = config->stripe_base;
         s.stripe_api_key = config->stripe_api_key;
         return s;
-    });
+    };
+    // On Citus with one queue per node, a runner for each worker node's queue beside the coordinator's; the
+    // runners share the worker's limits (node_queues.hpp). None on one PostgreSQL.
+    NodeQueues node_queues({io, pool, config->db, static_cast<size_t>(config->pool_size), agent_http, mcp,
+                            twilio, metrics, &http, runner_settings});
+    JobRunner runner(io, pool, agent_http, mcp, twilio, metrics,
+                     [&] { return share(runner_settings(), node_queues.nodes() + 1); });
     runner.stripe_http = &http;
-    CallHandoff handoff{[&runner] { return runner.reserve_call_slot(); }};
+    // No hand-offs once texts are queued on the nodes: a call leased by the coordinator's statement would be
+    // in the coordinator's queue, which a delegated text never writes.
+    CallHandoff handoff{
+        [&runner, &node_queues] { return node_queues.nodes() > 0 ? nullptr : runner.reserve_call_slot(); }};
     TwilioRoutes twilio_routes(pool, metrics, current, std::move(handoff));
     // Refused webhook signatures, reported to the database once a second (the failed_signatures alert rule).
     SignatureFailures signature_failures(io, pool);
@@ -211,9 +221,13 @@ int run(const ConfigSources &sources, std::shared_ptr<const Config> config) {
         };
         s->on_refused = [&metrics](const char *reason) { ++metrics.http_connections_refused[reason]; };
     }
+    node_queues.on_serving = [&twilio_routes] {
+        twilio_routes.delegate_to_nodes();
+        log_info("texts are stored on their tenant's node (receive_sms_for) and queued there");
+    };
     router.before_metrics = [&] {
         metrics.db_connections = static_cast<long>(pool.connected());
-        metrics.acks_pending = static_cast<long>(runner.acks_parked());
+        metrics.acks_pending = static_cast<long>(runner.acks_parked() + node_queues.acks_parked());
         metrics.inbound_waiting = static_cast<long>(twilio_routes.inbound_waiting());
         metrics.twilio_sends_waiting = twilio.sends_waiting();
     };
@@ -258,8 +272,9 @@ int run(const ConfigSources &sources, std::shared_ptr<const Config> config) {
         }
     };
     listener.on_wake = [&runner] { runner.wake(); };
-    pool.on_connected = [&runner, &spool] {
+    pool.on_connected = [&runner, &spool, &node_queues] {
         runner.database_reconnected();
+        node_queues.discover();
         if (spool)
             spool->wake();
     };
@@ -267,33 +282,44 @@ int run(const ConfigSources &sources, std::shared_ptr<const Config> config) {
     pool.start();
     listener.start();
     runner.start();
+    node_queues.start();
 
-    // Queue depth for /metrics, read from the extension's view.
+    // Queue depth for /metrics, read from the extension's view: the coordinator's queue and, on Citus with
+    // one queue per node, every node's, added together.
     asio::steady_timer depth_timer(io);
     bool depth_running = false;
+    const char *const depth_sql = "SELECT kind, state, jobs FROM darkspere.queue_depth";
+    auto add_depth = [&metrics](const PgResult &r) {
+        if (!r.ok) {
+            log_debug("queue_depth refresh failed", {{"error", r.error}});
+            return;
+        }
+        for (size_t i = 0; i < r.rows.size(); ++i) {
+            double jobs = 0;
+            try {
+                jobs = std::stod(r.value(i, "jobs").value_or("0"));
+            } catch (const std::exception &) {
+            }
+            metrics.queue_depth[{job_kind_label(job_kind_from_sql(r.value(i, "kind").value_or(""))),
+                                 job_state_label(job_state_from_sql(r.value(i, "state").value_or("")))}] +=
+                jobs;
+        }
+    };
     every(
         depth_timer, [] { return QUEUE_DEPTH_REFRESH; },
         [&] {
             if (depth_running || pool.connected() == 0)
                 return;
             depth_running = true;
-            pool.query("SELECT kind, state, jobs FROM darkspere.queue_depth", {}, [&](PgResult r) {
+            pool.query(depth_sql, {}, [&](PgResult r) {
                 depth_running = false;
                 if (!r.ok) {
-                    log_debug("queue_depth refresh failed", {{"error", r.error}});
+                    add_depth(r);  // logs; the last figures stay
                     return;
                 }
                 metrics.queue_depth.clear();
-                for (size_t i = 0; i < r.rows.size(); ++i) {
-                    double jobs = 0;
-                    try {
-                        jobs = std::stod(r.value(i, "jobs").value_or("0"));
-                    } catch (const std::exception &) {
-                    }
-                    metrics.queue_depth[{
-                        job_kind_label(job_kind_from_sql(r.value(i, "kind").value_or(""))),
-                        job_state_label(job_state_from_sql(r.value(i, "state").value_or("")))}] += jobs;
-                }
+                add_depth(r);
+                node_queues.query_each(depth_sql, add_depth);
             });
         });
 
@@ -309,6 +335,8 @@ int run(const ConfigSources &sources, std::shared_ptr<const Config> config) {
             s["db_queued"] = pool.queued();
             s["listening"] = listener.listening();
             s["outbound_in_flight"] = http.in_flight();
+            if (node_queues.nodes() > 0)
+                s["queue_nodes"] = node_queues.stats();
             log_info("stats", s);
         });
 
@@ -357,20 +385,24 @@ int run(const ConfigSources &sources, std::shared_ptr<const Config> config) {
             }
             if (stopping) {
                 log_warn("second stop signal: exiting without waiting",
-                         {{"jobs_in_flight", runner.in_flight()}});
+                         {{"jobs_in_flight", runner.in_flight() + node_queues.in_flight()}});
                 io.stop();
                 return;
             }
             stopping = true;
             notify_systemd("STOPPING=1\nSTATUS=draining");
             log_info("shutting down", {{"signal", signo == SIGTERM ? "SIGTERM" : "SIGINT"},
-                                       {"jobs_in_flight", runner.in_flight()},
+                                       {"jobs_in_flight", runner.in_flight() + node_queues.in_flight()},
                                        {"drain_timeout_ms", config->drain_timeout_ms}});
             server.stop_accepting();
             admin_server.stop_accepting();
             depth_timer.cancel();
             auto drain_deadline = std::chrono::steady_clock::now() + milliseconds(config->drain_timeout_ms);
-            runner.drain(milliseconds(config->drain_timeout_ms), [&, drain_deadline] {
+            // The coordinator's runner and the nodes' drain side by side; the rest waits for both.
+            auto draining = std::make_shared<int>(2);
+            auto drained = [&, draining, drain_deadline] {
+                if (--*draining > 0)
+                    return;
                 // Webhooks already verified are answered before the pool closes: an unanswered webhook is a
                 // text Twilio will not send again.
                 answer_webhooks_then(drain_timer, drain_deadline, twilio_routes, [&] {
@@ -378,11 +410,14 @@ int run(const ConfigSources &sources, std::shared_ptr<const Config> config) {
                     stats_timer.cancel();
                     if (spool)
                         spool->stop();
+                    node_queues.stop();
                     listener.stop();
                     pool.stop();
                     io.stop();
                 });
-            });
+            };
+            runner.drain(milliseconds(config->drain_timeout_ms), drained);
+            node_queues.drain(milliseconds(config->drain_timeout_ms), drained);
             wait_signal();
         });
     };

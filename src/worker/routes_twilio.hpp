@@ -76,6 +76,9 @@ class TwilioRoutes {
     void store_replayed(PgParams args, PgCallback done) {
         receiver_.submit(InboundSms{std::move(args), nullptr}, std::move(done));
     }
+    // delegate_to_nodes — from now on each text is stored through receive_sms_for on its tenant's node
+    // (Citus, one queue per node: node_queues.hpp, ReceiveBatcher::set_delegated).
+    void delegate_to_nodes() { receiver_.set_delegated(true); }
     // webhooks_in_progress — verified webhooks not yet answered (the drain answers them before it ends).
     long webhooks_in_progress() const { return in_progress_; }
 

@@ -47,8 +47,12 @@ citus_setup() {
 
 citus_start() {
     local work=$1 conf=${2:-} n
+    # One master key for every node (darkspere.secret_key_file): agents' signing secrets are derived from it on
+    # whichever node claims the call, and distribute() refuses nodes whose keys differ (docs/scaling.md).
+    head -c 32 /dev/urandom >"$work/secret.key"
     for n in "${citus_nodes[@]}"; do
         "$citus_root/scripts/pgcluster" start "$work/$n" >/dev/null || { echo "citus: could not start $n" >&2; return 1; }
+        install -m 0600 -o "$(stat -c %U "$work/$n/data")" "$work/secret.key" "$work/$n/data/darkspere_secret.key"
         # Citus must be preloaded; max_prepared_transactions for its two-phase commits.
         printf "shared_preload_libraries = 'citus'\nmax_prepared_transactions = 100\n%s\n" "$conf" \
             >>"$work/$n/data/postgresql.conf"

@@ -7,7 +7,7 @@
 // fails, and must be answered by B.
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
-import { startCluster } from './lib/cluster.mjs';
+import { everyQueue, startCluster } from './lib/cluster.mjs';
 import { phone, useStack } from './lib/stack.mjs';
 import { assertAccepted } from './lib/twiml.mjs';
 
@@ -101,7 +101,7 @@ describe('when no agent can answer', () => {
         assert.equal(settled.length, 1, 'the fallback is sent once');
         const attempts = stack.agents.reduce((n, a) => n + a.peer.requests.length, 0);
         assert.ok(attempts >= 2 && attempts <= 3, `both agents tried, at most 3 attempts (max_attempts), got ${attempts}`);
-        const dead = await stack.db.query("SELECT kind, last_error FROM darkspere.dead_jobs WHERE kind = 'agent_call'");
+        const dead = await everyQueue(stack.db, "SELECT kind, last_error FROM darkspere.dead_jobs WHERE kind = 'agent_call'");
         assert.equal(dead.length, 1, 'the turn is visible in darkspere.dead_jobs');
     });
 });

@@ -22,6 +22,22 @@ const CITUS = process.env.DARKSPERE_E2E_CITUS === '1';
 // (docs/security.md): a worker that needed one more privilege fails its e2e tests. Test setup keeps running as
 // the cluster's superuser.
 export const WORKER_LOGIN = 'darkspere_e2e_worker';
+
+// everyQueue — the rows of `sql` (a query of the job queue's tables or views, e.g. darkspere.dead_jobs) over every
+// queue: the database's own and, in Citus mode, each worker node's, where delegated texts queue their jobs (one
+// queue per node, docs/scaling.md). db: a connection to the coordinator.
+export async function everyQueue(db, sql) {
+    const rows = await db.query(sql);
+    if (!CITUS) return rows;
+    const nodes = await db.query('SELECT success, result FROM pg_catalog.run_command_on_workers($1)', [
+        `SELECT coalesce(json_agg(q), '[]') FROM (${sql}) q`,
+    ]);
+    for (const node of nodes) {
+        if (!node.success) throw new Error(`everyQueue on a worker node: ${node.result}`);
+        rows.push(...JSON.parse(node.result));
+    }
+    return rows;
+}
 const CREATE_WORKER_LOGIN = `DO $$
 BEGIN
     IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = '${WORKER_LOGIN}') THEN
