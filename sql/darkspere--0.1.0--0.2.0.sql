@@ -2841,7 +2841,7 @@ AS 'MODULE_PATHNAME', 'darkspere_secret_key_fingerprint' LANGUAGE C VOLATILE PAR
 -- already placed is left as it is, so running it again after citus_add_node (before rebalancing) gives the new
 -- node its id range. The rows a table had are copied into its shards and removed from the coordinator's
 -- table. Returns one row per step.
-CREATE FUNCTION darkspere.distribute(shard_count int DEFAULT NULL)
+CREATE FUNCTION darkspere.distribute(shard_count int DEFAULT NULL, delegate boolean DEFAULT true)
 RETURNS TABLE (object text, action text) LANGUAGE plpgsql AS $fn$
 DECLARE
     t record;
@@ -2911,9 +2911,17 @@ BEGIN
     FOR i IN REVERSE COALESCE(pg_catalog.array_upper(placed, 1), 0)..1 LOOP
         PERFORM pg_catalog.truncate_local_data_after_distributing_table(placed[i]);
     END LOOP;
-    -- The entry point keyed by account: Citus sends each call to the node of its account_id.
+    -- The entry point keyed by account: Citus sends each call to the node of its account_id. delegate => false
+    -- leaves it alone, and with it every text's transaction through the coordinator and one queue there (the
+    -- worker serves node queues only once it is delegated: queue_nodes()).
     object := 'darkspere.receive_sms_for(bigint, text, text, text, text, text, integer, text)';
-    IF EXISTS (SELECT 1 FROM pg_catalog.pg_dist_object o
+    IF NOT delegate THEN
+        action := CASE WHEN EXISTS (SELECT 1 FROM pg_catalog.pg_dist_object o
+                                     WHERE o.classid = 'pg_catalog.pg_proc'::regclass
+                                       AND o.objid = 'darkspere.receive_sms_for(bigint, text, text, text, text, text, integer, text)'::regprocedure
+                                       AND o.distribution_argument_index IS NOT NULL)
+                       THEN 'already delegated (delegate => false does not undo it)' ELSE 'not delegated' END;
+    ELSIF EXISTS (SELECT 1 FROM pg_catalog.pg_dist_object o
                 WHERE o.classid = 'pg_catalog.pg_proc'::regclass
                   AND o.objid = 'darkspere.receive_sms_for(bigint, text, text, text, text, text, integer, text)'::regprocedure
                   AND o.distribution_argument_index IS NOT NULL) THEN
@@ -3043,7 +3051,7 @@ ALTER FUNCTION darkspere.citus_layout() SET search_path = pg_catalog, pg_temp;
 ALTER FUNCTION darkspere.require_citus(text) SET search_path = pg_catalog, pg_temp;
 -- commit_atomically: called by SECURITY DEFINER functions (as the owner); no grants.
 ALTER FUNCTION darkspere.use_node_id_range() SET search_path = pg_catalog, pg_temp;
-ALTER FUNCTION darkspere.distribute(int) SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION darkspere.distribute(int, boolean) SET search_path = pg_catalog, pg_temp;
 -- sms_segments, twilio_signature, twilio_signature_valid and stripe_signature_valid touch no table: they stay
 -- SECURITY INVOKER and executable by PUBLIC, as in 0.1.0.
 

@@ -3,7 +3,14 @@
 -- operator to run it, then its result once more to show that a second run changes nothing.
 \set ON_ERROR_STOP 1
 SET client_min_messages = warning;
-SELECT object, action FROM darkspere.distribute();
-SELECT 1 / (count(*) FILTER (WHERE action NOT IN ('already placed', 'stays on the coordinator', 'already delegated')
+-- :delegate (psql -v delegate=false; default true): false keeps every text through the coordinator and its one
+-- queue, the layout bench/run-e2e.sh compares one queue per node with.
+\if :{?delegate}
+\else
+\set delegate true
+\endif
+SELECT object, action FROM darkspere.distribute(delegate => :'delegate');
+SELECT 1 / (count(*) FILTER (WHERE action NOT IN ('already placed', 'stays on the coordinator', 'already delegated',
+                                                  'not delegated')
                                    AND action NOT LIKE 'group %: 0 sequences moved%') = 0)::int
-  FROM darkspere.distribute();
+  FROM darkspere.distribute(delegate => :'delegate');
