@@ -164,6 +164,11 @@ BEGIN
 END
 $$;
 
+-- A state row keeps the rule in force at its last hit: the limit upsert reads the rule in its own SELECT and the
+-- update takes it from EXCLUDED, so no CTE stands between the rule and the ON CONFLICT (on Citus the rules are
+-- reference tables, and Citus plans such a CTE apart from the update that reads it). NULL until the next hit.
+ALTER TABLE darkspere.rate_limit_state ADD COLUMN max_hits int, ADD COLUMN window_s int, ADD COLUMN block_s int;
+
 ------------------------------------------------------------------------------------------------------------------
 -- Monitoring: agent health without the agents table's keys (read by darkspere_monitor, granted below)
 ------------------------------------------------------------------------------------------------------------------
@@ -2682,6 +2687,8 @@ VALUES
     (5, 'stripe_meters', 'reference', 'global'),
     (6, 'accounts', 'reference', 'numbers references it, and a reference table may only reference reference tables'),
     (7, 'numbers', 'reference', 'the number -> account lookup that starts every webhook, read on any node'),
+    (8, 'rate_limit_rules', 'reference', 'read by every node''s limit upsert: an operator''s change reaches them all'),
+    (9, 'rate_limit_overrides', 'reference', 'read by every node''s limit upsert: an operator''s change reaches them all'),
     (10, 'agents', 'distributed', 'tenant table; the colocation group of every other'),
     (11, 'account_features', 'distributed', 'tenant table'),
     (12, 'account_keys', 'distributed', 'tenant table'),
@@ -2703,8 +2710,6 @@ VALUES
     (40, 'jobs', 'coordinator', 'the queue: claimed across tenants with row locks, which Citus runs on one node only'),
     (41, 'delivery_events', 'coordinator', 'account_id may be NULL: a callback without From, or from no number of its AccountSid'),
     (42, 'rate_limit_state', 'coordinator', 'unlogged, which Citus cannot distribute; the per-phone ceiling spans tenants'),
-    (43, 'rate_limit_rules', 'coordinator', 'joined with rate_limit_state in the limit upsert'),
-    (44, 'rate_limit_overrides', 'coordinator', 'joined with rate_limit_state in the limit upsert'),
     (45, 'route_cursor', 'coordinator', 'one row per installation: tick()''s hint'),
     (46, 'stripe_events', 'coordinator', 'Stripe''s global event ids'),
     (47, 'billing_progress', 'coordinator', 'one row per installation'),

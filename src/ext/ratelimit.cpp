@@ -15,39 +15,41 @@ namespace darkspere {
 // $1 scope, $2 subject, $3 cost, $4 now. No row back means the scope has no rule.
 // A rule with block_s = 0 blocks nobody: hits go on counting and every hit past max_hits is refused until the
 // window ends. A rule with a block period stops counting and refuses everything until blocked_until.
+// The rule in force travels in the row (max_hits, window_s, block_s: EXCLUDED in the update), not in a CTE
+// the update reads: on Citus the rules are reference tables, and Citus plans such a CTE apart from the ON
+// CONFLICT that reads it ("could not find CTE"); read in the INSERT's own SELECT they stay one local
+// statement.
+#define DS_RULE_OF(scope, subject)                                                                       \
+    "SELECT COALESCE(o.max_hits, r.max_hits) AS max_hits, COALESCE(o.window_s, r.window_s) AS window_s," \
+    "       COALESCE(o.block_s, r.block_s) AS block_s"                                                   \
+    "  FROM darkspere.rate_limit_rules r"                                                                \
+    "  LEFT JOIN darkspere.rate_limit_overrides o ON o.scope = r.scope AND o.subject = " subject         \
+    " WHERE r.scope = " scope
+// The window has passed at $now for the row s (as its rule says).
+#define DS_WINDOW_OVER(now) "s.window_start + pg_catalog.make_interval(secs => EXCLUDED.window_s) <= " now
 static Statement kHit = {
-    "WITH rl AS ("
-    "  SELECT COALESCE(o.max_hits, r.max_hits) AS max_hits, COALESCE(o.window_s, r.window_s) AS window_s,"
-    "         COALESCE(o.block_s, r.block_s) AS block_s"
-    "    FROM darkspere.rate_limit_rules r"
-    "    LEFT JOIN darkspere.rate_limit_overrides o ON o.scope = r.scope AND o.subject = $2"
-    "   WHERE r.scope = $1)"
-    " INSERT INTO darkspere.rate_limit_state AS s (scope, subject, window_start, hits, blocked_until)"
+    "INSERT INTO darkspere.rate_limit_state AS s (scope, subject, window_start, hits, blocked_until, max_hits,"
+    "                                             window_s, block_s)"
     " SELECT $1, $2, $4, $3,"
     "        CASE WHEN $3 > rl.max_hits AND rl.block_s > 0"
-    "             THEN $4 + pg_catalog.make_interval(secs => rl.block_s) END"
-    "   FROM rl"
+    "             THEN $4 + pg_catalog.make_interval(secs => rl.block_s) END,"
+    "        rl.max_hits, rl.window_s, rl.block_s"
+    "   FROM (" DS_RULE_OF("$1", "$2") ") rl"
     " ON CONFLICT (scope, subject) DO UPDATE SET"
     "   window_start = CASE WHEN s.blocked_until > $4 THEN s.window_start"
-    "                       WHEN s.window_start"
-    "                            + pg_catalog.make_interval(secs => (SELECT window_s FROM rl)) <= $4"
-    "                       THEN $4 ELSE s.window_start END,"
+    "                       WHEN " DS_WINDOW_OVER("$4") " THEN $4 ELSE s.window_start END,"
     "   hits = CASE WHEN s.blocked_until > $4 THEN s.hits"
-    "               WHEN s.window_start + pg_catalog.make_interval(secs => (SELECT window_s FROM rl)) <= $4"
-    "               THEN $3"
-    "               ELSE s.hits + $3 END,"
+    "               WHEN " DS_WINDOW_OVER("$4") " THEN $3 ELSE s.hits + $3 END,"
     "   blocked_until = CASE WHEN s.blocked_until > $4 THEN s.blocked_until"
-    "                        WHEN (SELECT block_s FROM rl) > 0"
-    "                         AND (CASE WHEN s.window_start"
-    "                                        + pg_catalog.make_interval(secs => (SELECT window_s FROM rl))"
-    "                                        <= $4 THEN $3 ELSE s.hits + $3 END) > (SELECT max_hits FROM rl)"
-    "                        THEN $4 + pg_catalog.make_interval(secs => (SELECT block_s FROM rl))"
-    "                        ELSE NULL END"
-    " RETURNING COALESCE(s.blocked_until > $4, false)"
-    "             OR ((SELECT block_s FROM rl) = 0 AND s.hits > (SELECT max_hits FROM rl)),"
-    "           COALESCE(s.blocked_until = $4 + pg_catalog.make_interval(secs => (SELECT block_s FROM rl)),"
-    "                    false)"
-    "             OR ((SELECT block_s FROM rl) = 0 AND s.hits > (SELECT max_hits FROM rl)),"
+    "                        WHEN EXCLUDED.block_s > 0"
+    "                         AND (CASE WHEN " DS_WINDOW_OVER("$4") " THEN $3 ELSE s.hits + $3 END)"
+    "                             > EXCLUDED.max_hits"
+    "                        THEN $4 + pg_catalog.make_interval(secs => EXCLUDED.block_s)"
+    "                        ELSE NULL END,"
+    "   max_hits = EXCLUDED.max_hits, window_s = EXCLUDED.window_s, block_s = EXCLUDED.block_s"
+    " RETURNING COALESCE(s.blocked_until > $4, false) OR (s.block_s = 0 AND s.hits > s.max_hits),"
+    "           COALESCE(s.blocked_until = $4 + pg_catalog.make_interval(secs => s.block_s), false)"
+    "             OR (s.block_s = 0 AND s.hits > s.max_hits),"
     "           s.blocked_until",
     4,
     {TEXTOID, TEXTOID, INT4OID, TIMESTAMPTZOID},
@@ -85,45 +87,31 @@ char *tenant_subject(int64 account_id, const char *phone) {
 // $2 subject, $3 cost of the first hit; $4 scope, $5 subject, $6 cost of the second; $7 now. A row comes back
 // per hit whose scope has a rule: its scope, whether it is refused, whether this hit blocked it.
 static Statement kHitPair = {
-    "WITH h (ord, scope, subject, cost) AS (VALUES (1, $1, $2, $3), (2, $4, $5, $6)),"
-    " rl AS ("
-    "  SELECT h.ord, h.scope, h.subject, h.cost,"
-    "         COALESCE(o.max_hits, r.max_hits) AS max_hits, COALESCE(o.window_s, r.window_s) AS window_s,"
-    "         COALESCE(o.block_s, r.block_s) AS block_s"
-    "    FROM h JOIN darkspere.rate_limit_rules r ON r.scope = h.scope"
-    "    LEFT JOIN darkspere.rate_limit_overrides o ON o.scope = h.scope AND o.subject = h.subject)"
-    " INSERT INTO darkspere.rate_limit_state AS s (scope, subject, window_start, hits, blocked_until)"
-    " SELECT rl.scope, rl.subject, CASE WHEN rl.cost = 0 THEN '-infinity' ELSE $7 END, rl.cost,"
-    "        CASE WHEN rl.cost > rl.max_hits AND rl.block_s > 0"
-    "             THEN $7 + pg_catalog.make_interval(secs => rl.block_s) END"
-    "   FROM rl ORDER BY rl.ord"
+    "INSERT INTO darkspere.rate_limit_state AS s (scope, subject, window_start, hits, blocked_until, max_hits,"
+    "                                             window_s, block_s)"
+    " SELECT h.scope, h.subject, CASE WHEN h.cost = 0 THEN '-infinity' ELSE $7 END, h.cost,"
+    "        CASE WHEN h.cost > rl.max_hits AND rl.block_s > 0"
+    "             THEN $7 + pg_catalog.make_interval(secs => rl.block_s) END,"
+    "        rl.max_hits, rl.window_s, rl.block_s"
+    "   FROM (VALUES (1, $1, $2, $3), (2, $4, $5, $6)) h (ord, scope, subject, cost)"
+    "   CROSS JOIN LATERAL (" DS_RULE_OF("h.scope", "h.subject") ") rl"
+    "  ORDER BY h.ord"
     " ON CONFLICT (scope, subject) DO UPDATE SET"
     "   window_start = CASE WHEN EXCLUDED.hits = 0 OR s.blocked_until > $7 THEN s.window_start"
-    "                       WHEN s.window_start + pg_catalog.make_interval(secs => (SELECT rl.window_s"
-    "                             FROM rl WHERE rl.scope = s.scope AND rl.subject = s.subject)) <= $7"
-    "                       THEN $7 ELSE s.window_start END,"
+    "                       WHEN " DS_WINDOW_OVER("$7") " THEN $7 ELSE s.window_start END,"
     "   hits = CASE WHEN EXCLUDED.hits = 0 OR s.blocked_until > $7 THEN s.hits"
-    "               WHEN s.window_start + pg_catalog.make_interval(secs => (SELECT rl.window_s FROM rl"
-    "                     WHERE rl.scope = s.scope AND rl.subject = s.subject)) <= $7"
-    "               THEN EXCLUDED.hits ELSE s.hits + EXCLUDED.hits END,"
+    "               WHEN " DS_WINDOW_OVER("$7") " THEN EXCLUDED.hits ELSE s.hits + EXCLUDED.hits END,"
     "   blocked_until = CASE WHEN EXCLUDED.hits = 0 OR s.blocked_until > $7 THEN s.blocked_until"
-    "                        WHEN (SELECT rl.block_s FROM rl"
-    "                               WHERE rl.scope = s.scope AND rl.subject = s.subject) > 0"
-    "                         AND (CASE WHEN s.window_start"
-    "                                        + pg_catalog.make_interval(secs => (SELECT rl.window_s FROM rl"
-    "                                   WHERE rl.scope = s.scope AND rl.subject = s.subject)) <= $7"
-    "                                   THEN EXCLUDED.hits ELSE s.hits + EXCLUDED.hits END)"
-    "                             > (SELECT rl.max_hits FROM rl"
-    "                                 WHERE rl.scope = s.scope AND rl.subject = s.subject)"
-    "                        THEN $7 + pg_catalog.make_interval(secs => (SELECT rl.block_s FROM rl"
-    "                              WHERE rl.scope = s.scope AND rl.subject = s.subject))"
-    "                        ELSE NULL END"
+    "                        WHEN EXCLUDED.block_s > 0"
+    "                         AND (CASE WHEN " DS_WINDOW_OVER("$7") " THEN EXCLUDED.hits"
+    "                                   ELSE s.hits + EXCLUDED.hits END) > EXCLUDED.max_hits"
+    "                        THEN $7 + pg_catalog.make_interval(secs => EXCLUDED.block_s)"
+    "                        ELSE NULL END,"
+    "   max_hits = EXCLUDED.max_hits, window_s = EXCLUDED.window_s, block_s = EXCLUDED.block_s"
     " RETURNING s.scope,"
-    "           COALESCE(s.blocked_until > $7, false) OR (SELECT rl.block_s = 0 AND s.hits > rl.max_hits"
-    "             FROM rl WHERE rl.scope = s.scope AND rl.subject = s.subject),"
-    "           (SELECT COALESCE(s.blocked_until = $7 + pg_catalog.make_interval(secs => rl.block_s), false)"
-    "                   OR (rl.block_s = 0 AND s.hits > rl.max_hits)"
-    "              FROM rl WHERE rl.scope = s.scope AND rl.subject = s.subject)",
+    "           COALESCE(s.blocked_until > $7, false) OR (s.block_s = 0 AND s.hits > s.max_hits),"
+    "           COALESCE(s.blocked_until = $7 + pg_catalog.make_interval(secs => s.block_s), false)"
+    "             OR (s.block_s = 0 AND s.hits > s.max_hits)",
     7,
     {TEXTOID, TEXTOID, INT4OID, TEXTOID, TEXTOID, INT4OID, TIMESTAMPTZOID},
     nullptr};
