@@ -34,6 +34,11 @@ bool moved_number(const PgResult &r) {
     return !r.ok && r.sqlstate == "22023" && r.error.find("is not a number of account") != std::string::npos;
 }
 
+// number_key — the key of a message's number in the batcher's account map: its AccountSid and our number.
+std::string number_key(const PgParams &args) {
+    return args[0].value_or("") + '\0' + args[1].value_or("");
+}
+
 const char *const ARG_NAMES[] = {"provider_account", "to_number", "from_number", "body",
                                  "message_sid",      "num_media", "request_id"};
 
@@ -164,7 +169,7 @@ void ReceiveBatcher::remember_account(const std::string &key, const std::string 
 void ReceiveBatcher::store_delegated(std::shared_ptr<Waiting> w, bool counted, int attempt) {
     w->sms.slot.reset();  // no hand-off: the call is queued on the tenant's node
     const PgParams &args = w->sms.args;
-    std::string key = args[0].value_or("") + '\0' + args[1].value_or("");
+    std::string key = number_key(args);
     auto known = accounts_.find(key);
     if (known != accounts_.end() && known->second.until > std::chrono::steady_clock::now()) {
         store_for_account(std::move(w), counted, attempt, known->second.account);
@@ -209,7 +214,7 @@ void ReceiveBatcher::store_for_account(std::shared_ptr<Waiting> w, bool counted,
                           {"attempt", attempt},
                           {"message_sid", w->sms.args[4].value_or("")}});
                 if (moved_number(r))
-                    accounts_.erase(w->sms.args[0].value_or("") + '\0' + w->sms.args[1].value_or(""));
+                    accounts_.erase(number_key(w->sms.args));
                 store_delegated(w, counted, attempt + 1);
                 return;
             }
