@@ -20,9 +20,9 @@ COMMON_OBJS = src/common/crypto.o src/common/form.o src/common/twilio_signature.
 EXT_OBJS = src/ext/module.o src/ext/errors.o src/ext/spi_plans.o src/ext/validate.o \
            src/ext/accounts.o src/ext/sessions.o src/ext/routing.o src/ext/health.o src/ext/ratelimit.o \
            src/ext/billing.o src/ext/consent.o src/ext/inbound.o src/ext/inbound_batch.o src/ext/enqueue.o \
-           src/ext/claim.o src/ext/ack.o src/ext/ack_batch.o \
+           src/ext/claim.o src/ext/ack.o src/ext/turn_complete.o src/ext/ack_batch.o \
            src/ext/counter_batch.o src/ext/handoff.o src/ext/jsonb_fields.o src/ext/delivery.o \
-           src/ext/maintenance.o src/ext/notify.o \
+           src/ext/maintenance.o src/ext/route_waiting.o src/ext/notify.o \
            src/ext/crypto_sql.o src/ext/sms_sql.o src/ext/common_bridge.o src/ext/agent_secrets.o \
            src/ext/version_check.o src/ext/api_keys.o src/ext/probes.o src/ext/agent_events.o \
            src/ext/trace.o src/ext/alerts.o src/ext/plan_gate.o src/ext/tenant_batch.o \

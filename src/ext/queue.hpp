@@ -49,6 +49,9 @@ void enqueue_fallback_reply(const SpiResult &failed);
 // build_agent_payload — the agent_call payload of (message, agent) with the agent's signing secrets, or 0
 // when the message or the agent is gone (claim.cpp).
 Datum build_agent_payload(int64 account_id, int64 message_id, int64 agent_id);
+// route_queued — tick()'s routing of waiting messages, accounts in turns (route_waiting.cpp); returns how
+// many were routed.
+int64 route_queued();
 // route_message — binds a stored inbound message to an agent and queues its agent_call; returns the agent or
 // 0.
 int64 route_message(int64 account_id, int64 session_id, int64 message_id, int64 agent_id);
