@@ -19,33 +19,31 @@
 
 namespace darkspere {
 
-// An account with the priority_routing feature (issue #15) gets priority -1: claim_jobs takes jobs in
-// priority, then id order, so under contention its calls and replies run before other accounts' (0).
-#define DS_PRIORITY_OF_ACCOUNT                                                                                    \
-    "CASE WHEN (SELECT f.enabled FROM darkspere.account_features_now($1) f WHERE f.feature = 'priority_routing')" \
-    " THEN -1 ELSE 0 END"
-
 // $6 hand-off worker, $7 hand-off lease: with a worker, a call that may run now (no earlier call of the
 // session pending or running) is stored already leased to it as attempt 1. The payload keeps only the turn's
 // trace request id ($8, else the message's: DS_TRACE_REQUEST): the claim traces the call under it without
 // reading the message (on Citus that read would come before the trace's write on the tenant's node, and Citus
 // then commits the node's write in one phase; docs/scaling.md). The rest of the payload is built at claim
-// time.
+// time. $9 is the account's priority (DS_PRIORITY_OF_ACCOUNT, read by the caller): the statement reads the
+// queue only, which on Citus is a plain table of the node, so Citus does not plan it at all.
 static Statement kInsertAgentCall = {
     "INSERT INTO darkspere.jobs (account_id, kind, max_attempts, idempotency_key, ordering_key, session_id,"
     "                            message_id, agent_id, tried_agents, state, attempt, claimed_by, lease_until,"
     "                            priority, payload)"
     " SELECT $1, 'agent_call', $5, 'agent_call:' || $3, 'session:' || $2, $2, $3, $4, ARRAY[$4],"
     "        CASE WHEN h.now THEN 'running' ELSE 'pending' END, CASE WHEN h.now THEN 1 ELSE 0 END,"
-    "        CASE WHEN h.now THEN $6 END, CASE WHEN h.now THEN pg_catalog.clock_timestamp() + $7 END, " DS_PRIORITY_OF_ACCOUNT
-    ",       pg_catalog.jsonb_build_object('request_id', COALESCE($8::text, 'msg-' || $3::text))"
+    "        CASE WHEN h.now THEN $6 END, CASE WHEN h.now THEN pg_catalog.clock_timestamp() + $7 END, $9,"
+    "        pg_catalog.jsonb_build_object('request_id', COALESCE($8::text, 'msg-' || $3::text))"
     "   FROM (SELECT $6::text IS NOT NULL"
     "                AND NOT EXISTS (SELECT 1 FROM darkspere.jobs o WHERE o.ordering_key = 'session:' || $2"
     "                                   AND o.state IN ('pending', 'running')) AS now) h"
     " RETURNING job_id, state = 'running' AS running, attempt",
-    8,
-    {INT8OID, INT8OID, INT8OID, INT8OID, INT4OID, TEXTOID, INTERVALOID, TEXTOID},
+    9,
+    {INT8OID, INT8OID, INT8OID, INT8OID, INT4OID, TEXTOID, INTERVALOID, TEXTOID, INT4OID},
     nullptr};
+
+// The account's job priority, for a turn routed later (tick()): receive_sms reads it with the plan.
+static Statement kAccountPriority = {"SELECT " DS_PRIORITY_OF_ACCOUNT, 1, {INT8OID}, nullptr};
 
 // The turn's trace, in one row: `received` (routed at once by receive_sms: $5 the segments) or `queued`
 // (routed later by tick(): $5 NULL), plus, handed off, `agent_call_started` (queue wait 0). One row instead
@@ -84,7 +82,8 @@ static Statement kMarkRouted = {
 
 // $1 account, $2 session, $3 service number, $4 phone, $5 body, $6 status, $7 encoding, $8 segments,
 // $9 agent, $10 reply_to, $11 request id, $12 max attempts, $13 available at, $14 hand-off worker,
-// $15 hand-off lease, $16 the whole reply's length in bytes when this message is where it was cut.
+// $15 hand-off lease, $16 the whole reply's length in bytes when this message is where it was cut, $17 the
+// account's job priority (DS_PRIORITY_OF_ACCOUNT, read once per reply).
 // Stores one outbound message and, unless it is suppressed, its sms_send job with everything the worker
 // needs. With a hand-off worker, a job that may run now (not held by the rate limit, no earlier send to the
 // same phone pending or running) is stored already leased to that worker as attempt 1; otherwise it waits
@@ -116,14 +115,14 @@ static Statement kInsertReply = {
     "),"
     "        CASE WHEN h.now THEN 'running' ELSE 'pending' END, CASE WHEN h.now THEN 1 ELSE 0 END,"
     "        CASE WHEN h.now THEN $14 END,"
-    "        CASE WHEN h.now THEN pg_catalog.clock_timestamp() + $15 END, " DS_PRIORITY_OF_ACCOUNT
+    "        CASE WHEN h.now THEN pg_catalog.clock_timestamp() + $15 END, $17"
     "   FROM m, h WHERE $6 = 'pending'"
     " RETURNING job_id, state = 'running' AS running, attempt, payload)"
     " SELECT j.job_id, j.running, j.attempt, j.payload, m.message_id, " DS_TRACE_REQUEST
     "   FROM m LEFT JOIN j ON true",
-    16,
+    17,
     {INT8OID, INT8OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT4OID, INT8OID, INT8OID, TEXTOID,
-     INT4OID, TIMESTAMPTZOID, TEXTOID, INTERVALOID, INT8OID},
+     INT4OID, TIMESTAMPTZOID, TEXTOID, INTERVALOID, INT8OID, INT4OID},
     nullptr};
 
 // A stored reply's trace: `reply_stored` (`fallback_stored` when no agent wrote it) and, handed off,
@@ -145,22 +144,30 @@ static Statement kTraceReply = {
      TEXTOID},
     nullptr};
 
+static int32 account_priority(int64 account_id) {
+    Datum args[1] = {Int64GetDatum(account_id)};
+    return spi_run(kAccountPriority, args, nullptr, true, 1).get_int32(0, 1);
+}
+
 int64 enqueue_agent_call(int64 account_id, int64 session_id, int64 message_id, int64 agent_id,
                          const ReceivedTurn *received) {
     Datum worker = (Datum)0, lease = (Datum)0;
     bool handoff = handoff_lease(agent_id, &worker, &lease);
     const char *request_id =
         received != nullptr ? received->request_id : trace_request(account_id, message_id);
-    Datum args[8] = {Int64GetDatum(account_id),
+    int32 priority = received != nullptr ? received->priority : account_priority(account_id);
+    Datum args[9] = {Int64GetDatum(account_id),
                      Int64GetDatum(session_id),
                      Int64GetDatum(message_id),
                      Int64GetDatum(agent_id),
                      Int32GetDatum(agent_call_max_attempts),
                      worker,
                      lease,
-                     request_id != nullptr ? text_datum(request_id) : (Datum)0};
-    char nulls[8] = {
-        ' ', ' ', ' ', ' ', ' ', null_flag(!handoff), null_flag(!handoff), null_flag(request_id == nullptr)};
+                     request_id != nullptr ? text_datum(request_id) : (Datum)0,
+                     Int32GetDatum(priority)};
+    char nulls[9] = {
+        ' ', ' ', ' ', ' ', ' ', null_flag(!handoff), null_flag(!handoff), null_flag(request_id == nullptr),
+        ' '};
     SpiResult job = spi_run(kInsertAgentCall, args, nulls, false, 1);
     bool handed = job.get_bool(0, 2);
     int64 job_id = job.get_int64(0, 1);
@@ -211,6 +218,8 @@ void enqueue_reply(int64 account_id, int64 session_id, int64 reply_to, const cha
     bool opted_out = known ? checks->opted_out : is_opted_out(account_id, service_number, phone);
     bool capped = known ? checks->hard_cap : true;  // unknown: let the quota check find out
     bool queued = false;                            // a job waits for a claim: wake the worker
+    int32 priority = 0;                             // of the sms_send jobs: read once, when one is stored
+    bool priority_read = false;
     bridge::ReplyChunk chunks[kMaxReplySegmentsLimit];
     bool truncated = false;
     int nchunks = plan_or_raise(body, body_len, chunks, &truncated);
@@ -231,7 +240,11 @@ void enqueue_reply(int64 account_id, int64 session_id, int64 reply_to, const cha
         Datum worker = (Datum)0, lease = (Datum)0;
         bool handoff =
             strcmp(status, "pending") == 0 && available_at == 0 && handoff_lease(0, &worker, &lease);
-        Datum args[16] = {Int64GetDatum(account_id),
+        if (!priority_read && strcmp(status, "pending") == 0) {
+            priority = account_priority(account_id);
+            priority_read = true;
+        }
+        Datum args[17] = {Int64GetDatum(account_id),
                           Int64GetDatum(session_id),
                           text_datum(service_number),
                           text_datum(phone),
@@ -246,8 +259,9 @@ void enqueue_reply(int64 account_id, int64 session_id, int64 reply_to, const cha
                           TimestampTzGetDatum(available_at),
                           worker,
                           lease,
-                          Int64GetDatum(static_cast<int64>(body_len))};
-        char nulls[16] = {' ',
+                          Int64GetDatum(static_cast<int64>(body_len)),
+                          Int32GetDatum(priority)};
+        char nulls[17] = {' ',
                           null_flag(session_id == 0),
                           ' ',
                           ' ',
@@ -262,7 +276,8 @@ void enqueue_reply(int64 account_id, int64 session_id, int64 reply_to, const cha
                           null_flag(available_at == 0),
                           null_flag(!handoff),
                           null_flag(!handoff),
-                          null_flag(!cut_here)};
+                          null_flag(!cut_here),
+                          ' '};
         SpiResult stored = spi_run(kInsertReply, args, nulls, false, 0);
         bool no_job;
         Datum job_id = stored.get_datum(0, 1, &no_job);

@@ -55,22 +55,38 @@ static Statement kNumberLookup = {
 
 // The tenant's side of the lookup ($1 the account, $2 our number, $3 the phone): whether the phone has opted
 // out of this number, whether the effective plan (held to free past a payment's grace, as
-// darkspere.effective_plan) has a hard cap (only then are quotas read), and whether the plan lock was taken
-// without waiting ($4 its class). The lock is taken by the statement that reads the plan, as the comment of
-// kPlanLockClass requires. On Citus the statement runs on the tenant's node (its tables are pinned to the
-// account), and so does the lock, where the plan-change trigger takes it too: on the tenant's shards of
-// subscriptions and account_features, and on every node's copy of accounts (a reference table).
-#define DS_TENANT_LOOKUP(lock)                                                             \
-    "SELECT EXISTS (SELECT 1 FROM darkspere.opt_outs o"                                    \
-    "                WHERE o.account_id = $1 AND o.service_number = $2 AND o.phone = $3)," \
-    "       p.hard_cap,"                                                                   \
-    "       " lock                                                                         \
-    "  FROM darkspere.plans p"                                                             \
+// darkspere.effective_plan) has a hard cap (only then are quotas read), whether the plan lock was taken
+// without waiting ($4 its class), whether the account has mcp_protocol now, the priority of its jobs
+// (priority_routing), and the rate-limit rules of the message's two hits (columns 6–8 the phone's ceiling, $5
+// its scope; 9–11 the tenant's rule, $6 its scope and $7 its subject; NULL when a scope has none). The lock
+// is taken by the statement that reads the plan, as the comment of kPlanLockClass requires. What the plan
+// and the rules allow is read here, once, so that the statements after it need no subqueries of their own: on
+// Citus a statement on one table filtered by account_id is a "fast path" query, planned on the tenant's node
+// straight against its shard, while one with subqueries is planned twice (for the distributed table, then
+// again from its text for the shard) — docs/scaling.md. On Citus the statement runs on the tenant's node (its
+// tables are pinned to the account), and so does the lock, where the plan-change trigger takes it too: on the
+// tenant's shards of subscriptions and account_features, and on every node's copy of accounts (a reference
+// table).
+#define DS_TENANT_LOOKUP(lock) \
+    "SELECT EXISTS (SELECT 1 FROM darkspere.opt_outs o"                                                 \
+    "                WHERE o.account_id = $1 AND o.service_number = $2 AND o.phone = $3),"              \
+    "       p.hard_cap,"                                                                                \
+    "       " lock ","                                                                                  \
+    "       COALESCE(" DS_FEATURE_OVERRIDE_NOW("$1", "'mcp_protocol'") ", mcp.enabled, false),"         \
+    "       CASE WHEN COALESCE(" DS_FEATURE_OVERRIDE_NOW("$1", "'priority_routing'") ", pri.enabled,"   \
+    "                          false) THEN -1 ELSE 0 END,"                                              \
+    "       ceiling.max_hits, ceiling.window_s, ceiling.block_s,"                                       \
+    "       tenant.max_hits, tenant.window_s, tenant.block_s"                                           \
+    "  FROM darkspere.plans p"                                                                          \
+    "  LEFT JOIN darkspere.plan_features mcp ON mcp.plan = p.plan AND mcp.feature = 'mcp_protocol'"     \
+    "  LEFT JOIN darkspere.plan_features pri ON pri.plan = p.plan AND pri.feature = 'priority_routing'" \
+    "  LEFT JOIN LATERAL (" DS_LIMIT_RULE_OF("$5", "$3") ") ceiling ON true"                            \
+    "  LEFT JOIN LATERAL (" DS_LIMIT_RULE_OF("$6", "$7") ") tenant ON true"                             \
     " WHERE p.plan = " DS_EFFECTIVE_PLAN("$1")
 static Statement kTenantLookup = {
     DS_TENANT_LOOKUP("pg_catalog.pg_try_advisory_xact_lock_shared($4, pg_catalog.hashint8($1))"),
-    4,
-    {INT8OID, TEXTOID, TEXTOID, INT4OID},
+    7,
+    {INT8OID, TEXTOID, TEXTOID, INT4OID, TEXTOID, TEXTOID, TEXTOID},
     nullptr};
 
 // Waits for a plan change of the account being committed: the same statement with the waiting lock, so that
@@ -79,8 +95,8 @@ static Statement kTenantLookup = {
 // committed). What it reads is not used: it was read before the wait.
 static Statement kPlanLockWait = {
     DS_TENANT_LOOKUP("pg_catalog.pg_advisory_xact_lock_shared($4, pg_catalog.hashint8($1)) IS NULL"),
-    4,
-    {INT8OID, TEXTOID, TEXTOID, INT4OID},
+    7,
+    {INT8OID, TEXTOID, TEXTOID, INT4OID, TEXTOID, TEXTOID, TEXTOID},
     nullptr};
 
 static Statement kDedupeLock = {
@@ -141,6 +157,16 @@ int64 store_inbound(const Inbound &in, int64 account_id, int64 session_id, const
     return message_id;
 }
 
+// limit_rule — the rule in columns first … first + 2 of the tenant lookup's row (max_hits NULL: no rule).
+static LimitRule limit_rule(const SpiResult &tenant, int first) {
+    bool none;
+    Datum max_hits = tenant.get_datum(0, first, &none);
+    if (none) {
+        return {false, 0, 0, 0};
+    }
+    return {true, DatumGetInt32(max_hits), tenant.get_int32(0, first + 1), tenant.get_int32(0, first + 2)};
+}
+
 Outcome receive(const Inbound &in, MemoryContext caller) {
     Outcome out = {nullptr, 0, 0, 0, nullptr};
 
@@ -162,8 +188,13 @@ Outcome receive(const Inbound &in, MemoryContext caller) {
                             static_cast<long long>(in.account_id)),
                      errhint("Look the number's account up again (darkspere.numbers): it may have moved.")));
         }
-        Datum tenant_args[4] = {Int64GetDatum(account_id), text_datum(in.to_number),
-                                text_datum(in.from_number), Int32GetDatum(kPlanLockClass)};
+        Datum tenant_args[7] = {Int64GetDatum(account_id),
+                                text_datum(in.to_number),
+                                text_datum(in.from_number),
+                                Int32GetDatum(kPlanLockClass),
+                                text_datum(kPhoneCeilingScope),
+                                text_datum(kPhoneScope),
+                                text_datum(tenant_subject(account_id, in.from_number))};
         tenant = spi_run(kTenantLookup, tenant_args, nullptr, false, 1);
         if (tenant.empty()) {
             out.disposition = "unknown_number";  // the account was deleted after the first statement
@@ -182,6 +213,9 @@ Outcome receive(const Inbound &in, MemoryContext caller) {
     char *agent_tag = number.text_copy(0, 5, caller);  // nullptr: any agent
     bool opted_out = tenant.get_bool(0, 1);
     bool hard_cap = tenant.get_bool(0, 2);
+    bool mcp_allowed = tenant.get_bool(0, 4);
+    int32 priority = tenant.get_int32(0, 5);
+    PhoneRules rules = {limit_rule(tenant, 6), limit_rule(tenant, 9)};
 
     Datum lock_args[2] = {Int32GetDatum(kDedupeLockClass), text_datum(in.message_sid)};
     spi_run(kDedupeLock, lock_args, nullptr, false, 0);
@@ -208,7 +242,7 @@ Outcome receive(const Inbound &in, MemoryContext caller) {
         return out;
     }
 
-    switch (phone_limit_hit(account_id, in.from_number)) {
+    switch (phone_limit_hit(account_id, in.from_number, rules)) {
         case LimitVerdict::limited:
             out.disposition = "rate_limited";
             trace_received(account_id, in.request_id, 0, out.disposition);
@@ -226,7 +260,8 @@ Outcome receive(const Inbound &in, MemoryContext caller) {
         return out;
     }
 
-    SessionRef session = session_get_or_create(account_id, in.to_number, in.from_number, agent_tag);
+    SessionRef session = session_get_or_create(account_id, in.to_number, in.from_number);
+    session_routing_state(account_id, agent_tag, mcp_allowed, &session);
     int64 agent_id = session.agent_eligible ? session.agent_id : 0;
     // Earlier messages of this session still wait for an agent: this one queues behind them to keep order.
     if (agent_id == 0 && !session.has_queued_messages) {
@@ -249,9 +284,10 @@ Outcome receive(const Inbound &in, MemoryContext caller) {
                                    routed ? agent_id : 0, routed ? nullptr : "queued");
     usage_add(account_id, "sms_in", seg.segments);
     if (routed) {
-        ReceivedTurn turn = {seg.segments, in.request_id != nullptr
-                                               ? in.request_id
-                                               : psprintf("msg-" INT64_FORMAT, out.message_id)};
+        ReceivedTurn turn = {
+            seg.segments,
+            in.request_id != nullptr ? in.request_id : psprintf("msg-" INT64_FORMAT, out.message_id),
+            priority};
         enqueue_agent_call(account_id, session.session_id, out.message_id, agent_id, &turn);
         out.agent_id = agent_id;
         out.disposition = "routed";

@@ -20,21 +20,27 @@ namespace darkspere {
     "     THEN 'free'"                                                                                 \
     "     ELSE (SELECT ac.plan FROM darkspere.accounts ac WHERE ac.account_id = " account ") END"
 // clang-format on
-// DS_MCP_ALLOWED — whether the account (an SQL expression, e.g. "$1") has mcp_protocol now: an unexpired
-// override, or else its effective plan's row (what darkspere.account_features_now says of that one feature,
-// written out: on Citus a statement that calls that function beside a distributed table fails on the tenant's
-// node, while these subqueries, each pinned to the account, run there). It takes no column of the outer
-// query, so PostgreSQL plans it as an InitPlan, run only the first time it is reached: a statement that puts
-// it after `a.protocol <> 'mcp' OR` never runs it while the agents it looks at speak http.
+// DS_FEATURE_OVERRIDE_NOW — the account's unexpired override of a feature (enabled or not), NULL without one.
+#define DS_FEATURE_OVERRIDE_NOW(account, feature)                   \
+    "(SELECT ov.enabled FROM darkspere.account_features ov"         \
+    "  WHERE ov.account_id = " account " AND ov.feature = " feature \
+    "    AND (ov.expires_at IS NULL OR ov.expires_at > pg_catalog.now()))"
+// DS_FEATURE_NOW — whether the account (an SQL expression, e.g. "$1") has an on/off feature (an SQL string
+// literal, e.g. "'mcp_protocol'") now: an unexpired override, or else its effective plan's row (what
+// darkspere.account_features_now says of that one feature, written out: on Citus a statement that calls that
+// function beside a distributed table fails on the tenant's node, while these subqueries, each pinned to the
+// account, run there). It takes no column of the outer query, so PostgreSQL plans it as an InitPlan, run only
+// the first time it is reached: a statement that puts it after `a.protocol <> 'mcp' OR` never runs it while
+// the agents it looks at speak http.
 // clang-format off
-#define DS_MCP_ALLOWED(account)                                                                       \
-    "COALESCE((SELECT ov.enabled FROM darkspere.account_features ov"                                  \
-    "           WHERE ov.account_id = " account " AND ov.feature = 'mcp_protocol'"                     \
-    "             AND (ov.expires_at IS NULL OR ov.expires_at > pg_catalog.now())),"                   \
+#define DS_FEATURE_NOW(account, feature)                                                              \
+    "COALESCE(" DS_FEATURE_OVERRIDE_NOW(account, feature) ","                                         \
     "          (SELECT pf.enabled FROM darkspere.plan_features pf"                                    \
-    "            WHERE pf.feature = 'mcp_protocol' AND pf.plan = " DS_EFFECTIVE_PLAN(account) "),"     \
+    "            WHERE pf.feature = " feature " AND pf.plan = " DS_EFFECTIVE_PLAN(account) "),"        \
     "          false)"
 // clang-format on
+// DS_MCP_ALLOWED — whether the account has mcp_protocol now (the gate of MCP agents, issue #15).
+#define DS_MCP_ALLOWED(account) DS_FEATURE_NOW(account, "'mcp_protocol'")
 // DS_AGENT_PASSES_MCP_GATE — the agent (alias a) may take turns of the account as far as its plan goes.
 #define DS_AGENT_PASSES_MCP_GATE(account) "(a.protocol <> 'mcp' OR " DS_MCP_ALLOWED(account) ")"
 

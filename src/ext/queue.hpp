@@ -3,15 +3,23 @@
 #pragma once
 
 #include "ext/pg.hpp"
+#include "ext/plan_gate.hpp"
 #include "ext/spi_plans.hpp"
 
 namespace darkspere {
 
+// DS_PRIORITY_OF_ACCOUNT — the priority of the account's jobs (an SQL expression of the account, $1): -1 with
+// the priority_routing feature (issue #15), else 0. claim_jobs takes jobs in priority, then id order, so
+// under contention its calls and replies run before other accounts'.
+#define DS_PRIORITY_OF_ACCOUNT "CASE WHEN " DS_FEATURE_NOW("$1", "'priority_routing'") " THEN -1 ELSE 0 END"
+
 // ReceivedTurn — what receive_sms knows of a message it routes at once, so the job's trace row can also be
-// the message's `received` row: its segments and its trace request id (the worker's, or msg-<message_id>).
+// the message's `received` row: its segments and its trace request id (the worker's, or msg-<message_id>);
+// and the account's job priority (DS_PRIORITY_OF_ACCOUNT), read with its plan.
 struct ReceivedTurn {
     int32 segments;
     const char *request_id;
+    int32 priority;
 };
 // enqueue_agent_call — queues the turn's call (or hands it off, see handoff.cpp) and counts it on the agent.
 // received: set by receive_sms (the trace row is `received` with the routing), nullptr elsewhere (`queued`).

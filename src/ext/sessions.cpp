@@ -5,7 +5,6 @@
 // idle session is first marked expired, so it never blocks the new one.
 #include "ext/accounts.hpp"
 #include "ext/errors.hpp"
-#include "ext/plan_gate.hpp"
 #include "ext/sessions.hpp"
 #include "ext/settings.hpp"
 #include "ext/spi_plans.hpp"
@@ -13,8 +12,9 @@
 
 namespace darkspere {
 
-// Messages of the session still waiting for an agent end with it, as tick() ends them (maintenance.cpp). $5
-// is the transaction's now(): a parameter, because Citus takes no volatile function in a distributed UPDATE.
+// An idle session ends (marked expired) and the messages of it still waiting for an agent end with it, as
+// tick() ends them (maintenance.cpp). $5 is the transaction's now(): a parameter, because Citus takes no
+// volatile function in a distributed UPDATE. Run only when kUpsertSession found the active session idle.
 static Statement kExpireIdleSession = {
     "WITH s AS (UPDATE darkspere.sessions SET state = 'expired', ended_at = $5"
     "            WHERE account_id = $1 AND service_number = $2 AND phone = $3 AND state = 'active'"
@@ -26,30 +26,38 @@ static Statement kExpireIdleSession = {
     {INT8OID, TEXTOID, TEXTOID, INT4OID, TIMESTAMPTZOID},
     nullptr};
 
-// The upsert of the active session, then (kSessionState) whether its bound agent may keep it and whether
-// earlier messages still wait for an agent. Two statements: on Citus a data-modifying CTE joined to other
-// tables is not sent to the tenant's node as one statement (Citus fetches each table to the coordinator
-// first). The time is a parameter ($4, the transaction's now()): Citus takes no volatile function in DO
-// UPDATE SET.
+// The upsert of the active session: a new one, or the active one touched ($4, the transaction's now()) —
+// unless it has been idle since before $5 (now minus darkspere.session_idle_timeout). Then no row comes back
+// and the conflicting row stays locked by this transaction, which expires it (kExpireIdleSession) and runs
+// the upsert again. One plain INSERT in the common case: on Citus a "fast path" statement, planned straight
+// against the tenant's shard. The times are parameters: Citus takes no volatile function in DO UPDATE.
 static Statement kUpsertSession = {
     "INSERT INTO darkspere.sessions AS s (account_id, service_number, phone) VALUES ($1, $2, $3)"
     " ON CONFLICT (account_id, service_number, phone) WHERE state = 'active'"
-    " DO UPDATE SET last_activity_at = $4"
+    " DO UPDATE SET last_activity_at = $4 WHERE s.last_activity_at >= $5"
     " RETURNING s.session_id, s.agent_id",
-    4,
-    {INT8OID, TEXTOID, TEXTOID, TIMESTAMPTZOID},
-    nullptr};
-// Sticky routing: the bound agent ($3, NULL: none) keeps the session if it is active, closed and healthy
-// (capacity is not checked, the session already counts against it), carries the number's agent tag ($5, as
-// it may have changed since) and passes the plan's mcp_protocol gate. Every table is pinned to the account.
-static Statement kSessionState = {
-    "SELECT COALESCE((SELECT a.status = 'active' AND a.circuit = 'closed' AND a.health_score >= $4"
-    "                        AND ($5::text IS NULL OR $5 = ANY (a.tags)) AND " DS_AGENT_PASSES_MCP_GATE("$1")
-    "                   FROM darkspere.agents a WHERE a.agent_id = $3 AND a.account_id = $1), false),"
-    "       EXISTS (SELECT 1 FROM darkspere.messages q"
-    "                WHERE q.session_id = $2 AND q.account_id = $1 AND q.status = 'waiting')",
     5,
-    {INT8OID, INT8OID, INT8OID, INT4OID, TEXTOID},
+    {INT8OID, TEXTOID, TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID},
+    nullptr};
+
+// Sticky routing: the bound agent ($2) keeps the session if it is active, closed and healthy (capacity is not
+// checked, the session already counts against it), carries the number's agent tag ($4, as it may have
+// changed since) and passes the plan's mcp_protocol gate ($5: whether the account has it now, read by the
+// caller). No row: the agent is gone. One table, pinned to the account: a fast-path statement on Citus.
+static Statement kAgentKeepsSession = {
+    "SELECT a.status = 'active' AND a.circuit = 'closed' AND a.health_score >= $3"
+    "       AND ($4::text IS NULL OR $4 = ANY (a.tags)) AND (a.protocol <> 'mcp' OR $5)"
+    "  FROM darkspere.agents a WHERE a.account_id = $1 AND a.agent_id = $2",
+    5,
+    {INT8OID, INT8OID, INT4OID, TEXTOID, BOOLOID},
+    nullptr};
+
+// Whether earlier messages of the session ($2) still wait for an agent. One table, pinned to the account.
+static Statement kSessionHasWaiting = {
+    "SELECT 1 FROM darkspere.messages q WHERE q.account_id = $1 AND q.session_id = $2 AND q.status = 'waiting'"
+    " LIMIT 1",
+    2,
+    {INT8OID, INT8OID},
     nullptr};
 
 static Statement kBindAgent = {
@@ -64,27 +72,42 @@ static Statement kSessionRow = {
     {INT8OID, INT8OID},
     nullptr};
 
-SessionRef session_get_or_create(int64 account_id, const char *service_number, const char *phone,
-                                 const char *agent_tag) {
-    Datum expire_args[5] = {Int64GetDatum(account_id), text_datum(service_number), text_datum(phone),
-                            Int32GetDatum(session_idle_timeout_s),
-                            TimestampTzGetDatum(GetCurrentTransactionStartTimestamp())};
-    spi_run(kExpireIdleSession, expire_args, nullptr, false, 0);
-
-    Datum args[4] = {Int64GetDatum(account_id), text_datum(service_number), text_datum(phone),
-                     TimestampTzGetDatum(GetCurrentTransactionStartTimestamp())};
+SessionRef session_get_or_create(int64 account_id, const char *service_number, const char *phone) {
+    TimestampTz now = GetCurrentTransactionStartTimestamp();
+    Datum args[5] = {
+        Int64GetDatum(account_id), text_datum(service_number), text_datum(phone), TimestampTzGetDatum(now),
+        TimestampTzGetDatum(now - static_cast<TimestampTz>(session_idle_timeout_s) * USECS_PER_SEC)};
     SpiResult row = spi_run(kUpsertSession, args, nullptr, false, 1);
+    if (row.empty()) {
+        Datum expire_args[5] = {args[0], args[1], args[2], Int32GetDatum(session_idle_timeout_s),
+                                TimestampTzGetDatum(now)};
+        spi_run(kExpireIdleSession, expire_args, nullptr, false, 0);
+        row = spi_run(kUpsertSession, args, nullptr, false, 1);
+        if (row.empty()) {
+            ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
+                            errmsg("the idle session of %s with %s did not end", phone, service_number)));
+        }
+    }
     SessionRef ref;
     ref.session_id = row.get_int64(0, 1);
     ref.agent_id = row.get_int64(0, 2);
-    Datum state_args[5] = {Int64GetDatum(account_id), Int64GetDatum(ref.session_id),
-                           Int64GetDatum(ref.agent_id), Int32GetDatum(min_health_score),
-                           agent_tag != nullptr ? text_datum(agent_tag) : (Datum)0};
-    char state_nulls[5] = {' ', ' ', null_flag(ref.agent_id == 0), ' ', null_flag(agent_tag == nullptr)};
-    SpiResult state = spi_run(kSessionState, state_args, state_nulls, false, 1);
-    ref.agent_eligible = state.get_bool(0, 1);
-    ref.has_queued_messages = state.get_bool(0, 2);
+    ref.agent_eligible = false;
+    ref.has_queued_messages = false;
     return ref;
+}
+
+void session_routing_state(int64 account_id, const char *agent_tag, bool mcp_allowed, SessionRef *ref) {
+    ref->agent_eligible = false;
+    if (ref->agent_id != 0) {
+        Datum args[5] = {Int64GetDatum(account_id), Int64GetDatum(ref->agent_id),
+                         Int32GetDatum(min_health_score),
+                         agent_tag != nullptr ? text_datum(agent_tag) : (Datum)0, BoolGetDatum(mcp_allowed)};
+        char nulls[5] = {' ', ' ', ' ', null_flag(agent_tag == nullptr), ' '};
+        SpiResult keeps = spi_run(kAgentKeepsSession, args, nulls, false, 1);
+        ref->agent_eligible = !keeps.empty() && keeps.get_bool(0, 1);
+    }
+    Datum waiting_args[2] = {Int64GetDatum(account_id), Int64GetDatum(ref->session_id)};
+    ref->has_queued_messages = !spi_run(kSessionHasWaiting, waiting_args, nullptr, false, 1).empty();
 }
 
 void session_bind_agent(int64 account_id, int64 session_id, int64 agent_id) {
@@ -108,7 +131,7 @@ DARKSPERE_FUNCTION(darkspere_get_or_create_session) {
     SPI_connect();
     require_account(account_id);
     // The session row only: whether its agent may keep it (the tag) is not part of the answer.
-    SessionRef ref = session_get_or_create(account_id, service_number, phone, nullptr);
+    SessionRef ref = session_get_or_create(account_id, service_number, phone);
     Datum args[2] = {Int64GetDatum(ref.session_id), Int64GetDatum(account_id)};
     SpiResult session = spi_run(kSessionRow, args, nullptr, false, 1);
     HeapTupleHeader row = SPI_returntuple(session.tuple(0), session.tupdesc());
