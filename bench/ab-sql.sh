@@ -36,12 +36,6 @@ if [[ -n ${A_LIB:-}${B_LIB:-} ]]; then
     [[ -f ${A_LIB:-} && -f ${B_LIB:-} ]] || { echo "A_LIB and B_LIB must both name a darkspere.so" >&2; exit 2; }
     cp "$installed_lib" "$work/installed.so"
 fi
-# put_lib FILE — installs FILE as the library by renaming a copy over it: a new file, so that a server already
-# running from the old one (another cluster on this machine, a test suite) keeps its mapping. Copying over the
-# file in place changes the code under its backends, which crash.
-put_lib() {
-    cp "$1" "$installed_lib.ab.$$" && mv -f "$installed_lib.ab.$$" "$installed_lib"
-}
 cleanup() {
     "$repo/scripts/pgcluster" stop "$work/pg" >/dev/null 2>&1 || true
     [[ -f $work/installed.so ]] && put_lib "$work/installed.so"

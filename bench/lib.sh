@@ -27,3 +27,14 @@ pgbench_stats() {
     rm -f "$2".*
     echo "$tps $(percentile 50 <<<"$ms") $(percentile 99 <<<"$ms")"
 }
+
+# put_lib FILE — installs FILE as the extension's library by renaming a copy over it: a new file, so that a
+# server already running from the old one (another cluster on this machine, a test suite) keeps its mapping.
+# Copying over the file in place changes the code under its backends, which crash. Every pgbench run opens
+# new connections, which load the library installed then.
+put_lib() {
+    local installed
+    installed="$(pg_config --pkglibdir)/darkspere.so"
+    cp "$1" "$installed.ab.$$" && mv -f "$installed.ab.$$" "$installed"
+}
+

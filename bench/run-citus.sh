@@ -2,6 +2,10 @@
 # bench/run-citus.sh — receive_sms on a 3-node Citus cluster against one plain node, in the same run.
 #
 #   bench/run-citus.sh            3 rounds, 15 s per run, 4 clients (ROUNDS=…, DURATION=…, CLIENTS=… to change)
+#   A_LIB=a/darkspere.so B_LIB=b/darkspere.so bench/run-citus.sh
+#                                 every receive_sms run twice per round, with library A and with library B
+#                                 (alternating which goes first; put_lib in lib.sh), on the same clusters: two
+#                                 builds of src/ext compared in one run, each against the plain node with it
 #
 # One plain cluster (scripts/pgcluster) and a Citus coordinator with two workers (test/citus/cluster.sh), all on
 # this machine's loopback. Both get bench/receive_sms/setup.sql (21 accounts, 55 agents, 10,000 phones warmed
@@ -25,9 +29,16 @@ citus_installed || { echo "Citus is not installed (docs/scaling.md, \"Building C
 
 work=$(mktemp -d /tmp/darkspere-bench-citus.XXXXXX)
 chmod 755 "$work"
+libs=("")
+if [[ -n ${A_LIB:-}${B_LIB:-} ]]; then
+    [[ -f ${A_LIB:-} && -f ${B_LIB:-} ]] || { echo "A_LIB and B_LIB must both name a darkspere.so" >&2; exit 2; }
+    cp "$(pg_config --pkglibdir)/darkspere.so" "$work/installed.so"
+    libs=(A B)
+fi
 cleanup() {
     "$repo/scripts/pgcluster" stop "$work/single" >/dev/null 2>&1 || true
     citus_stop "$work"
+    [[ -f $work/installed.so ]] && put_lib "$work/installed.so"
     rm -rf "$work"
 }
 trap cleanup EXIT
@@ -63,8 +74,12 @@ for n in "${citus_nodes[@]}"; do citus_on "$n" -c CHECKPOINT; done
 
 results=$work/results.tsv
 : >"$results"
-run() { # variant round
-    local port out tps p50 p99
+run() { # variant round [library: A or B]
+    local port out tps p50 p99 name=$1${3:+_$3}
+    case ${3:-} in
+    A) put_lib "$A_LIB" ;;
+    B) put_lib "$B_LIB" ;;
+    esac
     local args=(-h 127.0.0.1 -U postgres -c "$CLIENTS" -j 2 -T "$DURATION" --log --log-prefix="$work/log")
     case $1 in
     tpcb) out=$(pgbench "${args[@]}" -p "$single_port" postgres 2>&1) ;;
@@ -73,21 +88,36 @@ run() { # variant round
     delegated) out=$(pgbench -n "${args[@]}" -p "${citus_port[coordinator]}" -f "$here/receive_sms/spread_delegated.sql" postgres 2>&1) ;;
     esac
     read -r tps p50 p99 < <(pgbench_stats "$out" "$work/log") && [[ -n $tps ]] || exit 1
-    printf '%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$tps" "$p50" "$p99" >>"$results"
-    printf '  %-6s round %s: tps %8.1f  p50 %7.3f ms  p99 %7.3f ms\n' "$1" "$2" "$tps" "$p50" "$p99"
+    printf '%s\t%s\t%s\t%s\t%s\n' "$name" "$2" "$tps" "$p50" "$p99" >>"$results"
+    printf '  %-11s round %s: tps %8.1f  p50 %7.3f ms  p99 %7.3f ms\n' "$name" "$2" "$tps" "$p50" "$p99"
 }
 echo "== $ROUNDS rounds: tpcb (plain), receive_sms spread on the plain node and on Citus; -c $CLIENTS -T $DURATION"
 for round in $(seq 1 "$ROUNDS"); do
-    for v in tpcb single citus delegated; do run "$v" "$round"; done
+    run tpcb "$round"
+    order=("${libs[@]}")
+    # With two libraries, which runs first alternates between rounds.
+    if ((${#libs[@]} == 2 && round % 2 == 0)); then order=(B A); fi
+    for lib in "${order[@]}"; do
+        for v in single citus delegated; do run "$v" "$round" "$lib"; done
+    done
 done
 med() { awk -F'\t' -v v="$1" -v c="$2" '$1 == v {print $c}' "$results" | median; }
 echo "== medians"
-for v in tpcb single citus delegated; do
-    printf '%-6s tps %9s  p50 %8s ms  p99 %8s ms\n' "$v" "$(med "$v" 3)" "$(med "$v" 4)" "$(med "$v" 5)"
+printf '%-11s tps %9s  p50 %8s ms  p99 %8s ms\n' tpcb "$(med tpcb 3)" "$(med tpcb 4)" "$(med tpcb 5)"
+for lib in "${libs[@]}"; do
+    s=${lib:+_$lib}
+    for v in single citus delegated; do
+        printf '%-11s tps %9s  p50 %8s ms  p99 %8s ms\n' "$v$s" "$(med "$v$s" 3)" "$(med "$v$s" 4)" "$(med "$v$s" 5)"
+    done
+    echo "${lib:+library $lib: }single/TPC-B (TPS): $(ratio "$(med "single$s" 3)" "$(med tpcb 3)")   citus/single (TPS): $(ratio "$(med "citus$s" 3)" "$(med "single$s" 3)")"
+    echo "${lib:+library $lib: }citus/single latency: p50 $(ratio "$(med "citus$s" 4)" "$(med "single$s" 4)")x  p99 $(ratio "$(med "citus$s" 5)" "$(med "single$s" 5)")x   (issue #16 target: <= 2x)"
+    echo "${lib:+library $lib: }delegated/single latency: p50 $(ratio "$(med "delegated$s" 4)" "$(med "single$s" 4)")x  p99 $(ratio "$(med "delegated$s" 5)" "$(med "single$s" 5)")x   delegated/single (TPS): $(ratio "$(med "delegated$s" 3)" "$(med "single$s" 3)")"
 done
-echo "single/TPC-B (TPS): $(ratio "$(med single 3)" "$(med tpcb 3)")   citus/single (TPS): $(ratio "$(med citus 3)" "$(med single 3)")"
-echo "citus/single latency: p50 $(ratio "$(med citus 4)" "$(med single 4)")x  p99 $(ratio "$(med citus 5)" "$(med single 5)")x   (issue #16 target: <= 2x)"
-echo "delegated/single latency: p50 $(ratio "$(med delegated 4)" "$(med single 4)")x  p99 $(ratio "$(med delegated 5)" "$(med single 5)")x   delegated/single (TPS): $(ratio "$(med delegated 3)" "$(med single 3)")"
+if ((${#libs[@]} == 2)); then
+    for v in single citus delegated; do
+        echo "B/A $v: TPS $(ratio "$(med "${v}_B" 3)" "$(med "${v}_A" 3)")  p50 $(ratio "$(med "${v}_B" 4)" "$(med "${v}_A" 4)")"
+    done
+fi
 citus_on coordinator -c "SELECT 'inbound on Citus by status: ' || string_agg(status || '=' || n, ' ')
                            FROM (SELECT status, count(*) n FROM darkspere.messages WHERE direction = 'in'
                                   GROUP BY 1 ORDER BY 1) s"

@@ -12,6 +12,7 @@ namespace darkspere {
 
 void (*citus_use_two_phase_commit)() = nullptr;
 bool citus_commit_resolved = false;
+bool citus_loaded = false;
 
 void resolve_citus_commit() {
     citus_commit_resolved = true;
@@ -22,6 +23,7 @@ void resolve_citus_commit() {
         (GetConfigOptionFlags("citus.shard_count", true) & GUC_CUSTOM_PLACEHOLDER) != 0) {
         return;
     }
+    citus_loaded = true;
     void *found = reinterpret_cast<void *>(
         load_external_function("citus", "Use2PCForCoordinatedTransaction", false, nullptr));
     if (found == nullptr) {

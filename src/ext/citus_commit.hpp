@@ -17,9 +17,20 @@ namespace darkspere {
 extern void (*citus_use_two_phase_commit)();
 extern bool citus_commit_resolved;
 
+// Whether Citus is loaded in this backend (set by resolve_citus_commit).
+extern bool citus_loaded;
+
 // resolve_citus_commit — finds Citus's switch when Citus is loaded (it registers its settings when it is:
 // citus.shard_count is one); warns once if a loaded Citus lacks it (another major version).
 void resolve_citus_commit();
+
+// citus_is_loaded — whether Citus is loaded in this backend, looked up once.
+inline bool citus_is_loaded() {
+    if (__builtin_expect(!citus_commit_resolved, 0)) {
+        resolve_citus_commit();
+    }
+    return citus_loaded;
+}
 
 // commit_atomically_on_citus — called by every SQL-callable function (DARKSPERE_FUNCTION); on plain
 // PostgreSQL it is one load and one branch.

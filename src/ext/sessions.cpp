@@ -2,7 +2,8 @@
 //
 // The partial unique index sessions_one_active is the arbiter: two first messages from one phone at the same
 // instant both run the upsert below; one inserts, the other waits for it and then updates the same row. An
-// idle session is first marked expired, so it never blocks the new one.
+// idle session is left untouched by the upsert (and locked), marked expired, and then the upsert inserts the
+// new one; a concurrent message waits on the old row and joins the new session (one_session.spec).
 #include "ext/accounts.hpp"
 #include "ext/errors.hpp"
 #include "ext/sessions.hpp"

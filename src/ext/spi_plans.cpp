@@ -1,11 +1,21 @@
 // src/ext/spi_plans.cpp — prepared-statement cache and the result of each statement, over SPI.
 #include "ext/spi_plans.hpp"
 
+#include "ext/citus_commit.hpp"
+
 namespace darkspere {
 
+// With Citus loaded, every statement is planned with its parameters' values (a custom plan), never
+// generically. For a generic plan of a statement on one shard, Citus 13.2 picks the shard at execution and
+// keeps a plan of the shard's statement for the next call, which it then never finds: every call deparses,
+// parses and plans the shard's statement again and keeps one more plan in the statement's memory, so a
+// backend of a long-lived connection grows with every text (citusdata/citus#8824, fixed after 13.2.2;
+// docs/scaling.md). With the values, Citus plans a one-table statement straight against the shard. On plain
+// PostgreSQL the choice stays PostgreSQL's.
 static SPIPlanPtr prepared_plan(Statement &statement) {
     if (statement.plan == nullptr) {
-        SPIPlanPtr plan = SPI_prepare(statement.sql, statement.nargs, statement.argtypes);
+        SPIPlanPtr plan = SPI_prepare_cursor(statement.sql, statement.nargs, statement.argtypes,
+                                             citus_is_loaded() ? CURSOR_OPT_CUSTOM_PLAN : 0);
         if (plan == nullptr) {
             elog(ERROR, "darkspere: could not prepare statement: %s", SPI_result_code_string(SPI_result));
         }
