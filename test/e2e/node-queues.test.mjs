@@ -36,7 +36,7 @@ describe('one queue per node', { skip: CITUS ? false : 'Citus mode only (test/ci
         // depth (every 5 s) well within the call's deadline.
         const stack = await useStack(t, cluster, {
             agents: [{ kind: 'http', mode: 'hold' }],
-            worker: { extraArgs: ['--agent-deadline-ms', '60000'] },
+            worker: { agentDeadlineMs: 30000 },
         });
         const from = phone(1);
         assertAccepted(await stack.sms(from, 'a slow question'));
