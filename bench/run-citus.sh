@@ -12,8 +12,9 @@
 # up); the Citus one then gets test/citus/distribute.sql, so its tenant tables are spread over the two workers.
 # Per round: pgbench's TPC-B-like on the plain node (the baseline), the spread receive_sms script on the plain
 # node, the same script against the coordinator, and the same texts through a function Citus delegates to the
-# account's node (spread_delegated.sql: what issue #16's item 3 would make of a message). Prints every run, the medians, and Citus/plain for TPS and
-# p50/p99 latency.
+# account's node (spread_delegated.sql: what issue #16's item 3 would make of a message), and an empty function
+# delegated the same way (delegated_floor.sql: the round trip every delegated text pays before any work). Prints
+# every run, the medians, and Citus/plain for TPS and p50/p99 latency.
 #
 # On one 2-core machine the three Citus nodes share the cores the single node has to itself, so this measures
 # the overhead of distribution (remote statements, two-phase commit), not scale-out.
@@ -69,6 +70,12 @@ psql -h 127.0.0.1 -p "${citus_port[coordinator]}" -U postgres -d postgres -qX -v
 # claims them in this benchmark); the rate-limit rules setup.sql raised are reference tables, the same there.
 [[ "$(citus_on coordinator -c "SELECT disposition FROM darkspere.receive_sms_for(3, 'ACbench03', '+15551000003', '+16660000042', 'smoke', 'SMdsmoke')")" == routed ]] ||
     { echo "delegated smoke: not routed" >&2; exit 1; }
+# The floor: a PL/pgSQL function that returns its argument (not SQL, which the coordinator would inline instead
+# of delegating), registered like receive_sms_for.
+citus_on coordinator -c "CREATE FUNCTION public.bench_call_floor(account_id bigint) RETURNS bigint LANGUAGE plpgsql
+                           AS \$\$ BEGIN RETURN account_id; END \$\$" >/dev/null
+citus_on coordinator -c "SELECT create_distributed_function('public.bench_call_floor(bigint)', 'account_id',
+                                                            colocate_with => 'darkspere.agents')" >/dev/null
 single -c CHECKPOINT
 for n in "${citus_nodes[@]}"; do citus_on "$n" -c CHECKPOINT; done
 
@@ -86,6 +93,7 @@ run() { # variant round [library: A or B]
     single) out=$(pgbench -n "${args[@]}" -p "$single_port" -f "$here/receive_sms/spread.sql" postgres 2>&1) ;;
     citus) out=$(pgbench -n "${args[@]}" -p "${citus_port[coordinator]}" -f "$here/receive_sms/spread.sql" postgres 2>&1) ;;
     delegated) out=$(pgbench -n "${args[@]}" -p "${citus_port[coordinator]}" -f "$here/receive_sms/spread_delegated.sql" postgres 2>&1) ;;
+    floor) out=$(pgbench -n "${args[@]}" -p "${citus_port[coordinator]}" -f "$here/receive_sms/delegated_floor.sql" postgres 2>&1) ;;
     esac
     read -r tps p50 p99 < <(pgbench_stats "$out" "$work/log") && [[ -n $tps ]] || exit 1
     printf '%s\t%s\t%s\t%s\t%s\n' "$name" "$2" "$tps" "$p50" "$p99" >>"$results"
@@ -98,7 +106,7 @@ for round in $(seq 1 "$ROUNDS"); do
     # With two libraries, which runs first alternates between rounds.
     if ((${#libs[@]} == 2 && round % 2 == 0)); then order=(B A); fi
     for lib in "${order[@]}"; do
-        for v in single citus delegated; do run "$v" "$round" "$lib"; done
+        for v in single citus delegated floor; do run "$v" "$round" "$lib"; done
     done
 done
 med() { awk -F'\t' -v v="$1" -v c="$2" '$1 == v {print $c}' "$results" | median; }
@@ -106,12 +114,13 @@ echo "== medians"
 printf '%-11s tps %9s  p50 %8s ms  p99 %8s ms\n' tpcb "$(med tpcb 3)" "$(med tpcb 4)" "$(med tpcb 5)"
 for lib in "${libs[@]}"; do
     s=${lib:+_$lib}
-    for v in single citus delegated; do
+    for v in single citus delegated floor; do
         printf '%-11s tps %9s  p50 %8s ms  p99 %8s ms\n' "$v$s" "$(med "$v$s" 3)" "$(med "$v$s" 4)" "$(med "$v$s" 5)"
     done
     echo "${lib:+library $lib: }single/TPC-B (TPS): $(ratio "$(med "single$s" 3)" "$(med tpcb 3)")   citus/single (TPS): $(ratio "$(med "citus$s" 3)" "$(med "single$s" 3)")"
     echo "${lib:+library $lib: }citus/single latency: p50 $(ratio "$(med "citus$s" 4)" "$(med "single$s" 4)")x  p99 $(ratio "$(med "citus$s" 5)" "$(med "single$s" 5)")x   (issue #16 target: <= 2x)"
     echo "${lib:+library $lib: }delegated/single latency: p50 $(ratio "$(med "delegated$s" 4)" "$(med "single$s" 4)")x  p99 $(ratio "$(med "delegated$s" 5)" "$(med "single$s" 5)")x   delegated/single (TPS): $(ratio "$(med "delegated$s" 3)" "$(med "single$s" 3)")"
+    echo "${lib:+library $lib: }floor/single latency: p50 $(ratio "$(med "floor$s" 4)" "$(med "single$s" 4)")x   (an empty delegated call against a whole text on one node)"
 done
 if ((${#libs[@]} == 2)); then
     for v in single citus delegated; do
