@@ -10,11 +10,12 @@
 # One plain cluster (scripts/pgcluster) and a Citus coordinator with two workers (test/citus/cluster.sh), all on
 # this machine's loopback. Both get bench/receive_sms/setup.sql (21 accounts, 55 agents, 10,000 phones warmed
 # up); the Citus one then gets test/citus/distribute.sql, so its tenant tables are spread over the two workers.
-# Per round: pgbench's TPC-B-like on the plain node (the baseline), the spread receive_sms script on the plain
-# node, the same script against the coordinator, and the same texts through a function Citus delegates to the
-# account's node (spread_delegated.sql: what issue #16's item 3 would make of a message), and an empty function
-# delegated the same way (delegated_floor.sql: the round trip every delegated text pays before any work). Prints
-# every run, the medians, and Citus/plain for TPS and p50/p99 latency.
+# Per round: pgbench's TPC-B-like on the plain node (the baseline); an empty function Citus delegates to an
+# account's node (delegated_floor.sql: the round trip every delegated text pays before any work); the spread
+# receive_sms script on the plain node, the same script against the coordinator, and the same texts through
+# receive_sms_for, which Citus delegates to the account's node (spread_delegated.sql). Both delegated calls are
+# checked first to reach a node as one command. Prints every run, the medians, and Citus/plain for TPS and
+# p50/p99 latency.
 #
 # On one 2-core machine the three Citus nodes share the cores the single node has to itself, so this measures
 # the overhead of distribution (remote statements, two-phase commit), not scale-out.
@@ -68,14 +69,23 @@ psql -h 127.0.0.1 -p "${citus_port[coordinator]}" -U postgres -d postgres -qX -v
 # the whole text on the node of the account's shards (issue #16, item 3). Account ids 1..20 are the spread
 # accounts (setup.sql creates them first). On that node the jobs it writes stay in that node's own queue (nothing
 # claims them in this benchmark); the rate-limit rules setup.sql raised are reference tables, the same there.
-[[ "$(citus_on coordinator -c "SELECT disposition FROM darkspere.receive_sms_for(3, 'ACbench03', '+15551000003', '+16660000042', 'smoke', 'SMdsmoke')")" == routed ]] ||
-    { echo "delegated smoke: not routed" >&2; exit 1; }
-# The floor: a PL/pgSQL function that returns its argument (not SQL, which the coordinator would inline instead
-# of delegating), registered like receive_sms_for.
+# delegated_smoke FUNCTION ANSWER SQL: SQL must reach a node as one command calling FUNCTION (Citus logs what it
+# sends) and answer ANSWER; otherwise the variant would measure a call run on the coordinator.
+delegated_smoke() {
+    local log
+    log=$(citus_on coordinator -c "SET citus.log_remote_commands = on" -c "SET client_min_messages = log" -c "$3" 2>&1)
+    [[ $(grep -c "NOTICE:  issuing" <<<"$log") == 1 ]] && grep -q "issuing SELECT .*$1(" <<<"$log" &&
+        [[ $(tail -n 1 <<<"$log") == "$2" ]] ||
+        { echo "$1 was not delegated as one command answering $2:" >&2; echo "$log" >&2; exit 1; }
+}
+delegated_smoke darkspere.receive_sms_for routed \
+    "SELECT disposition FROM darkspere.receive_sms_for(3, 'ACbench03', '+15551000003', '+16660000042', 'smoke', 'SMdsmoke')"
+# The floor: a function that only returns its argument, registered like receive_sms_for.
 citus_on coordinator -c "CREATE FUNCTION public.bench_call_floor(account_id bigint) RETURNS bigint LANGUAGE plpgsql
                            AS \$\$ BEGIN RETURN account_id; END \$\$" >/dev/null
 citus_on coordinator -c "SELECT create_distributed_function('public.bench_call_floor(bigint)', 'account_id',
                                                             colocate_with => 'darkspere.agents')" >/dev/null
+delegated_smoke public.bench_call_floor 3 "SELECT public.bench_call_floor(3)"
 single -c CHECKPOINT
 for n in "${citus_nodes[@]}"; do citus_on "$n" -c CHECKPOINT; done
 
@@ -102,25 +112,28 @@ run() { # variant round [library: A or B]
 echo "== $ROUNDS rounds: tpcb (plain), receive_sms spread on the plain node and on Citus; -c $CLIENTS -T $DURATION"
 for round in $(seq 1 "$ROUNDS"); do
     run tpcb "$round"
+    run floor "$round" # calls no darkspere code: once per round, whatever the library
     order=("${libs[@]}")
     # With two libraries, which runs first alternates between rounds.
     if ((${#libs[@]} == 2 && round % 2 == 0)); then order=(B A); fi
     for lib in "${order[@]}"; do
-        for v in single citus delegated floor; do run "$v" "$round" "$lib"; done
+        for v in single citus delegated; do run "$v" "$round" "$lib"; done
     done
 done
 med() { awk -F'\t' -v v="$1" -v c="$2" '$1 == v {print $c}' "$results" | median; }
 echo "== medians"
-printf '%-11s tps %9s  p50 %8s ms  p99 %8s ms\n' tpcb "$(med tpcb 3)" "$(med tpcb 4)" "$(med tpcb 5)"
+for v in tpcb floor; do
+    printf '%-11s tps %9s  p50 %8s ms  p99 %8s ms\n' "$v" "$(med "$v" 3)" "$(med "$v" 4)" "$(med "$v" 5)"
+done
 for lib in "${libs[@]}"; do
     s=${lib:+_$lib}
-    for v in single citus delegated floor; do
+    for v in single citus delegated; do
         printf '%-11s tps %9s  p50 %8s ms  p99 %8s ms\n' "$v$s" "$(med "$v$s" 3)" "$(med "$v$s" 4)" "$(med "$v$s" 5)"
     done
     echo "${lib:+library $lib: }single/TPC-B (TPS): $(ratio "$(med "single$s" 3)" "$(med tpcb 3)")   citus/single (TPS): $(ratio "$(med "citus$s" 3)" "$(med "single$s" 3)")"
     echo "${lib:+library $lib: }citus/single latency: p50 $(ratio "$(med "citus$s" 4)" "$(med "single$s" 4)")x  p99 $(ratio "$(med "citus$s" 5)" "$(med "single$s" 5)")x   (issue #16 target: <= 2x)"
     echo "${lib:+library $lib: }delegated/single latency: p50 $(ratio "$(med "delegated$s" 4)" "$(med "single$s" 4)")x  p99 $(ratio "$(med "delegated$s" 5)" "$(med "single$s" 5)")x   delegated/single (TPS): $(ratio "$(med "delegated$s" 3)" "$(med "single$s" 3)")"
-    echo "${lib:+library $lib: }floor/single latency: p50 $(ratio "$(med "floor$s" 4)" "$(med "single$s" 4)")x   (an empty delegated call against a whole text on one node)"
+    echo "${lib:+library $lib: }floor/single latency: p50 $(ratio "$(med floor 4)" "$(med "single$s" 4)")x   (an empty delegated call against a whole text on one node)"
 done
 if ((${#libs[@]} == 2)); then
     for v in single citus delegated; do
